@@ -1,0 +1,38 @@
+# vid2mp3: `make up` runs the service, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONVERT_WORKERS ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: install up test test-unit test-integration test-e2e clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Run API, workers (CONVERT_WORKERS=N convert workers), sweeper and Flower; Ctrl-C stops all.
+up: install
+	$(BIN)/python scripts/devstack.py --convert-workers $(CONVERT_WORKERS)
+
+## The whole suite: unit, integration and end-to-end.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

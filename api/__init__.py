@@ -1,0 +1,51 @@
+"""The vid2mp3 HTTP API: an app factory wiring blueprints to the services of the container."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import Flask
+
+from core.bootstrap import Container
+from core.settings import Settings
+
+
+def create_app(config: Mapping[str, Any] | None = None,
+               container: Container | None = None) -> Flask:
+    """Build the app; `config` overrides settings (by field or variable name) for tests."""
+    settings = container.settings if container else Settings.from_env(overrides=config)
+    app = Flask(__name__)
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_json_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_json_bytes,
+        JSON_SORT_KEYS=False,
+        API_TITLE="vid2mp3",
+        API_VERSION=version(),
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    )
+    app.extensions["vid2mp3"] = container or Container(settings)
+
+    from api import errors, items, jobs, meta, openapi, users, auth
+
+    app.json = errors.SafeJSONProvider(app)
+    api = openapi.create_api(app)
+    for module in (meta, auth, users, items, jobs):
+        api.register_blueprint(module.blp)
+    errors.register(app)
+    return app
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("vid2mp3")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,36 @@
+"""Login with HTTP Basic for a JWT, and token validation."""
+from __future__ import annotations
+
+from flask import request
+from flask_smorest import Blueprint
+
+from api.deps import bearer_token, container
+from api.openapi import BASIC, BEARER
+from api.schemas import ClaimsSchema, TokenSchema
+from core.domain import Unauthorized
+
+blp = Blueprint("auth", __name__, description="Log in and check tokens")
+
+
+@blp.route("/login", methods=["POST"])
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, description="missing or wrong credentials")
+@blp.doc(security=BASIC)
+def login():
+    """Exchange HTTP Basic credentials (email, password) for a Bearer token."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic" or not credentials.username:
+        raise Unauthorized("send HTTP Basic credentials: email and password")
+    return container().auth.login(credentials.username, credentials.password or "")
+
+
+@blp.route("/validate", methods=["POST"])
+@blp.response(200, ClaimsSchema)
+@blp.alt_response(401, description="missing, malformed, expired, forged or revoked token")
+@blp.doc(security=BEARER)
+def validate():
+    """The claims of a valid token."""
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return container().auth.claims(token)

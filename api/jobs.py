@@ -1,0 +1,161 @@
+"""Upload a video, watch its job, download the MP3, delete it."""
+from __future__ import annotations
+
+import re
+from typing import BinaryIO, Iterator
+from urllib.parse import quote
+
+from flask import Response, request, url_for
+from flask_smorest import Blueprint
+
+from api.deps import container, login_required
+from api.errors import error_response
+from api.openapi import BEARER
+from api.schemas import (DownloadQuerySchema, JobPageSchema, JobSchema, PageQuerySchema,
+                         UploadAcceptedSchema)
+from api.uploads import MultipartUpload
+from core.domain import BITRATES, InvalidInput, TooLarge, UnsupportedMedia
+from core.services.jobs import Download
+
+blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
+
+MULTIPART_OVERHEAD = 1024 * 1024
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the video"},
+        "bitrate": {"type": "string", "enum": list(BITRATES), "default": "192k"}}}}}}
+
+
+@blp.route("/upload", methods=["POST"])
+@login_required
+@blp.response(202, UploadAcceptedSchema)
+@blp.alt_response(400, description="no file part, empty file or malformed body")
+@blp.alt_response(413, description="larger than MAX_UPLOAD_MB")
+@blp.alt_response(415, description="not multipart, or not a video or audio file")
+@blp.alt_response(422, description="invalid bitrate")
+@blp.alt_response(503, description="storage or database unavailable")
+@blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
+def upload(actor):
+    """Upload a video as multipart field `file`; its conversion is queued."""
+    services = container()
+    limit = services.settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
+        raise TooLarge(f"uploads are limited to {limit // 2**20} MiB")
+    if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
+        raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
+    request.max_content_length = limit + MULTIPART_OVERHEAD
+    form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
+    form.find_file()
+    bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
+    if bitrate is not None and bitrate not in BITRATES:
+        raise InvalidInput("invalid bitrate", {"fields": {"bitrate": [
+            f"one of {', '.join(BITRATES)}"]}})
+    job = services.jobs.submit(actor, form.filename, form,
+                               bitrate=lambda: bitrate or form.fields.get("bitrate"))
+    return {"job_id": job.id, "status": job.status.value,
+            "status_url": url_for("jobs.get_job", job_id=job.id)}
+
+
+@blp.route("/jobs", methods=["GET"])
+@login_required
+@blp.arguments(PageQuerySchema, location="query")
+@blp.response(200, JobPageSchema)
+@blp.doc(security=BEARER)
+def list_jobs(actor, query):
+    """Your jobs, newest first."""
+    return container().jobs.list(actor, query["page"], query["per_page"])
+
+
+@blp.route("/jobs/<job_id>", methods=["GET"])
+@login_required
+@blp.response(200, JobSchema)
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.doc(security=BEARER)
+def get_job(actor, job_id):
+    """Status, progress, error, sizes, duration and links of a job."""
+    return container().jobs.get(actor, job_id)
+
+
+@blp.route("/jobs/<job_id>", methods=["DELETE"])
+@login_required
+@blp.response(204)
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.doc(security=BEARER)
+def delete_job(actor, job_id):
+    """Delete a job with its video and MP3."""
+    container().jobs.delete(actor, job_id)
+
+
+MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@blp.route("/jobs/<job_id>/mp3", methods=["GET"])
+@login_required
+@blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
+@blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(404, description="no such job, not yours, or not done")
+@blp.alt_response(416, description="range not satisfiable")
+@blp.doc(security=BEARER)
+def job_mp3(actor, job_id):
+    """Download a job's MP3 (HTTP Range supported)."""
+    services = container()
+    return stream_download(services.jobs.download(actor, job_id))
+
+
+@blp.route("/download", methods=["GET"])
+@login_required
+@blp.arguments(DownloadQuerySchema, location="query")
+@blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
+@blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(404, description="no such file, or not yours")
+@blp.alt_response(416, description="range not satisfiable")
+@blp.doc(security=BEARER)
+def download(actor, query):
+    """Download an MP3 by its file id (`mp3_fid` of a job)."""
+    return stream_download(container().jobs.download_by_fid(actor, query["fid"]))
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name in filename*."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", filename) or "audio.mp3"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def stream_download(item: Download) -> Response:
+    size = item.blob.size
+    etag = f"{item.blob.fid}-{size}"
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{etag}"',
+               "Content-Disposition": content_disposition(item.filename),
+               "Cache-Control": "private, max-age=0"}
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    start, stop, status = 0, size, 200
+    if request.range and (not request.if_range or request.if_range.etag == etag):
+        span = request.range.range_for_length(size)
+        if span is None or request.range.units != "bytes":
+            headers["Content-Range"] = f"bytes */{size}"
+            response = error_response(416, "range not satisfiable")
+            response.headers.update(headers)
+            return response
+        start, stop = span
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    headers["Content-Length"] = str(stop - start)
+    opened = container().jobs.open(item)
+    reader = opened.__enter__()  # opened before the headers go out, so errors are still JSON
+    response = Response(_read_range(reader, start, stop), status=status, headers=headers,
+                        mimetype="audio/mpeg", direct_passthrough=True)
+    response.call_on_close(lambda: opened.__exit__(None, None, None))
+    return response
+
+
+def _read_range(reader: BinaryIO, start: int, stop: int,
+                chunk: int = 256 * 1024) -> Iterator[bytes]:
+    reader.seek(start)
+    remaining = stop - start
+    while remaining > 0:
+        data = reader.read(min(chunk, remaining))
+        if not data:
+            break
+        remaining -= len(data)
+        yield data

@@ -1,0 +1,148 @@
+"""Request and response shapes; they validate input and feed the OpenAPI document."""
+from __future__ import annotations
+
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+
+from core.domain import BITRATES
+
+
+class ErrorSchema(Schema):
+    status = fields.Integer(required=True, metadata={"example": 404})
+    code = fields.String(required=True, metadata={"example": "not_found"})
+    message = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "per-field messages, where input was invalid"})
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TokenSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
+
+
+class ClaimsSchema(Schema):
+    sub = fields.String(required=True, metadata={"description": "user id"})
+    role = fields.String(required=True)
+    ver = fields.Integer()
+    iat = fields.Integer(required=True)
+    exp = fields.Integer(required=True)
+
+
+class UserCreateSchema(StrictSchema):
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    password = fields.String(required=True, load_only=True)
+    phone = fields.String(allow_none=True)
+    role = fields.String(validate=validate.OneOf(["user", "admin"]),
+                         metadata={"description": "admins only"})
+
+
+class UserUpdateSchema(StrictSchema):
+    name = fields.String()
+    email = fields.String()
+    password = fields.String(load_only=True)
+    phone = fields.String(allow_none=True)
+    role = fields.String(validate=validate.OneOf(["user", "admin"]),
+                         metadata={"description": "admins only"})
+
+
+class UserSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    role = fields.Function(lambda u: u.role.value, required=True)
+    since = fields.DateTime(attribute="created_at", format="iso")
+
+
+class PublicUserSchema(Schema):
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    since = fields.DateTime(attribute="created_at", format="iso")
+
+
+class PageQuerySchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PageSchema(Schema):
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class UserPageSchema(PageSchema):
+    items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class ItemSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    last_updated = fields.Integer(required=True, metadata={"description": "epoch seconds"})
+    ttl = fields.Integer(required=True, metadata={"description": "seconds left"})
+
+
+class ItemQuerySchema(StrictSchema):
+    ttl = fields.Integer(validate=validate.Range(min=1),
+                         metadata={"description": "seconds; default one year"})
+
+
+class IndexSchema(Schema):
+    service = fields.String(required=True)
+    version = fields.String(required=True)
+    hits = fields.Integer(required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class JobLinksSchema(Schema):
+    self = fields.String()
+    mp3 = fields.String(allow_none=True)
+
+
+class JobSchema(Schema):
+    id = fields.String(required=True)
+    status = fields.Function(lambda j: j.status.value, required=True)
+    progress = fields.Float(required=True, metadata={"description": "percent of the duration"})
+    error = fields.String(allow_none=True)
+    filename = fields.String(attribute="video_filename")
+    video_size = fields.Integer()
+    bitrate = fields.String(metadata={"enum": list(BITRATES)})
+    mp3_fid = fields.String(allow_none=True)
+    mp3_size = fields.Integer(allow_none=True)
+    duration_s = fields.Float(allow_none=True)
+    attempts = fields.Integer()
+    created_at = fields.DateTime(format="iso")
+    updated_at = fields.DateTime(format="iso")
+    started_at = fields.DateTime(format="iso", allow_none=True)
+    finished_at = fields.DateTime(format="iso", allow_none=True)
+    notified_at = fields.DateTime(format="iso", allow_none=True)
+    notify_error = fields.String(allow_none=True)
+    links = fields.Method("_links")
+
+    def _links(self, job) -> dict:
+        return {"self": f"/jobs/{job.id}",
+                "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None}
+
+
+class JobPageSchema(PageSchema):
+    items = fields.List(fields.Nested(JobSchema), required=True)
+
+
+class UploadAcceptedSchema(Schema):
+    job_id = fields.String(required=True)
+    status = fields.String(required=True)
+    status_url = fields.String(required=True)
+
+
+class DownloadQuerySchema(StrictSchema):
+    fid = fields.String(required=True)

@@ -1,0 +1,192 @@
+"""MySQL connections: one lazily created pool per process, schema migrations, error mapping."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import mysql.connector
+from mysql.connector import errorcode, errors, pooling
+
+from core.domain import Conflict, Unavailable
+
+log = logging.getLogger(__name__)
+
+# Versioned, idempotent migrations: each runs once, recorded in schema_migrations.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "users", [
+        """CREATE TABLE IF NOT EXISTS users (
+            id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+            name VARCHAR(64) NOT NULL,
+            email VARCHAR(254) NOT NULL,
+            phone VARCHAR(32) NULL,
+            role ENUM('user','admin') NOT NULL DEFAULT 'user',
+            password_hash VARCHAR(255) NOT NULL,
+            token_version INT UNSIGNED NOT NULL DEFAULT 0,
+            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            updated_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            UNIQUE KEY uq_users_name (name),
+            UNIQUE KEY uq_users_email (email)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    ]),
+    (2, "jobs", [
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id CHAR(32) NOT NULL PRIMARY KEY,
+            owner_id BIGINT UNSIGNED NOT NULL,
+            status ENUM('queued','converting','done','failed') NOT NULL,
+            progress DOUBLE NOT NULL DEFAULT 0,
+            error VARCHAR(1000) NULL,
+            video_fid VARCHAR(64) NOT NULL,
+            video_filename VARCHAR(255) NOT NULL,
+            video_size BIGINT UNSIGNED NOT NULL,
+            bitrate VARCHAR(8) NOT NULL,
+            mp3_fid VARCHAR(64) NULL,
+            mp3_size BIGINT UNSIGNED NULL,
+            duration_s DOUBLE NULL,
+            attempts INT UNSIGNED NOT NULL DEFAULT 0,
+            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            updated_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            started_at DATETIME(6) NULL,
+            finished_at DATETIME(6) NULL,
+            notified_at DATETIME(6) NULL,
+            notify_error VARCHAR(1000) NULL,
+            KEY ix_jobs_owner_created (owner_id, created_at),
+            KEY ix_jobs_status_updated (status, updated_at),
+            CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    ]),
+]
+
+_UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
+
+
+class MySQLDatabase:
+    """Owns the per-process pool; creates the database and schema on first connection."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, database: str,
+                 pool_size: int = 5, on_first_connect: Callable[[], None] | None = None,
+                 connect_timeout: int = 3):
+        self._config = dict(host=host, port=port, user=user, password=password,
+                            connection_timeout=connect_timeout, autocommit=True,
+                            charset="utf8mb4", collation="utf8mb4_unicode_ci")
+        self.database = database
+        self._pool_size = pool_size
+        self._pool: pooling.MySQLConnectionPool | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._on_first_connect = on_first_connect
+
+    def _get_pool(self) -> pooling.MySQLConnectionPool:
+        if self._pool is not None and self._pid == os.getpid():
+            return self._pool
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self.create_schema()
+                self._pool = pooling.MySQLConnectionPool(
+                    pool_name=f"vid2mp3_{os.getpid()}_{id(self)}", pool_size=self._pool_size,
+                    pool_reset_session=False, database=self.database, **self._config)
+                self._pid = os.getpid()
+                if self._on_first_connect:
+                    try:
+                        self._on_first_connect()
+                    except BaseException:
+                        self._pool = None  # run the start-up hook again on the next call
+                        raise
+        return self._pool
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A pooled connection, returned on exit; outages become Unavailable('mysql')."""
+        try:
+            cnx = self._get_pool().get_connection()
+        except _UNAVAILABLE as exc:
+            raise Unavailable("mysql") from exc
+        try:
+            yield cnx
+        except errors.IntegrityError as exc:
+            if exc.errno == errorcode.ER_DUP_ENTRY:
+                raise Conflict(_duplicate_message(str(exc))) from None
+            raise
+        except _UNAVAILABLE as exc:
+            raise Unavailable("mysql") from exc
+        finally:
+            try:
+                cnx.close()
+            except Exception:  # a dead connection still goes back to the pool, to reconnect
+                log.debug("closing a broken MySQL connection", exc_info=True)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        with self.connection() as cnx:
+            cur = cnx.cursor(dictionary=True)
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def create_schema(self) -> None:
+        """Create the database if missing and apply pending migrations, under a named lock."""
+        try:
+            cnx = mysql.connector.connect(**self._config)
+        except _UNAVAILABLE as exc:
+            raise Unavailable("mysql") from exc
+        try:
+            cur = cnx.cursor()
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(f"USE `{_ident(self.database)}`")
+            cur.execute("SELECT GET_LOCK(%s, 30)", (f"{self.database}.migrate",))
+            cur.fetchall()
+            try:
+                cur.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INT PRIMARY KEY, name VARCHAR(64) NOT NULL,
+                    applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))""")
+                cur.execute("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in cur.fetchall()}
+                for version, name, statements in MIGRATIONS:
+                    if version in applied:
+                        continue
+                    for statement in statements:
+                        cur.execute(statement)
+                    cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                                (version, name))
+                    log.info("applied migration %s (%s)", version, name)
+            finally:
+                cur.execute("SELECT RELEASE_LOCK(%s)", (f"{self.database}.migrate",))
+                cur.fetchall()
+                cur.close()
+        except _UNAVAILABLE as exc:
+            raise Unavailable("mysql") from exc
+        finally:
+            cnx.close()
+
+    def ping(self) -> None:
+        with self.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+
+    def drop_database(self) -> None:
+        """Remove the whole database: for test teardown of a throwaway database only."""
+        cnx = mysql.connector.connect(**self._config)
+        try:
+            cur = cnx.cursor()
+            cur.execute(f"DROP DATABASE IF EXISTS `{_ident(self.database)}`")
+            cur.close()
+        finally:
+            cnx.close()
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name {name!r}")
+    return name
+
+
+def _duplicate_message(text: str) -> str:
+    for column in ("name", "email"):
+        if f"uq_users_{column}" in text:
+            return f"that {column} is taken"
+    return "already exists"

@@ -1,0 +1,160 @@
+"""User and job repositories on MySQL: parameterized SQL only."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from core.adapters.mysql_db import MySQLDatabase
+from core.domain import Job, JobStatus, NewUser, Role, User
+from core.ports import JobRepository, UserRepository
+
+USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
+USER_UPDATABLE = {"name", "email", "phone", "role", "password_hash", "token_version"}
+
+
+def _utc(value: Any) -> Any:
+    """MySQL hands back naive datetimes; they are UTC."""
+    return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) else value
+
+
+def _user(row: dict[str, Any] | None) -> User | None:
+    if row is None:
+        return None
+    return User(id=int(row["id"]), name=row["name"], email=row["email"], phone=row["phone"],
+                role=Role(row["role"]), password_hash=row["password_hash"],
+                token_version=int(row["token_version"]), created_at=_utc(row["created_at"]))
+
+
+class MySQLUserRepository(UserRepository):
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
+
+    def _one(self, where: str, value: Any) -> User | None:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {USER_COLUMNS} FROM users WHERE {where} = %s", (value,))
+            return _user(cur.fetchone())
+
+    def add(self, user: NewUser) -> User:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO users (name, email, phone, role, password_hash) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (user.name, user.email, user.phone, user.role.value, user.password_hash))
+            new_id = cur.lastrowid
+        created = self.get(new_id)
+        assert created is not None
+        return created
+
+    def get(self, user_id: int) -> User | None:
+        return self._one("id", user_id)
+
+    def get_by_email(self, email: str) -> User | None:
+        return self._one("email", email)
+
+    def get_by_name(self, name: str) -> User | None:
+        return self._one("name", name)
+
+    def list(self, offset: int, limit: int) -> tuple[list[User], int]:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT %s OFFSET %s",
+                        (limit, offset))
+            users = [_user(row) for row in cur.fetchall()]
+            cur.execute("SELECT COUNT(*) AS n FROM users")
+            total = int(cur.fetchone()["n"])
+        return [u for u in users if u], total
+
+    def update(self, user_id: int, changes: dict[str, Any]) -> User | None:
+        unknown = set(changes) - USER_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        if changes:
+            assignments = ", ".join(f"{column} = %s" for column in changes)
+            with self.db.cursor() as cur:
+                cur.execute(f"UPDATE users SET {assignments}, updated_at = UTC_TIMESTAMP(6) "
+                            "WHERE id = %s", (*changes.values(), user_id))
+        return self.get(user_id)
+
+    def delete(self, user_id: int) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
+            return cur.rowcount > 0
+
+
+JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
+               "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
+               "created_at", "updated_at", "started_at", "finished_at", "notified_at",
+               "notify_error")
+JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at"}
+
+
+def _job(row: dict[str, Any] | None) -> Job | None:
+    if row is None:
+        return None
+    values = {key: _utc(value) for key, value in row.items()}
+    values["status"] = JobStatus(values["status"])
+    values["owner_id"] = int(values["owner_id"])
+    return Job(**values)
+
+
+class MySQLJobRepository(JobRepository):
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
+
+    def add(self, job: Job) -> Job:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
+                "bitrate) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
+                 job.video_size, job.bitrate))
+        created = self.get(job.id)
+        assert created is not None
+        return created
+
+    def get(self, job_id: str) -> Job | None:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = %s", (job_id,))
+            return _job(cur.fetchone())
+
+    def list_for_owner(self, owner_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE owner_id = %s "
+                        "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                        (owner_id, limit, offset))
+            jobs = [_job(row) for row in cur.fetchall()]
+            cur.execute("SELECT COUNT(*) AS n FROM jobs WHERE owner_id = %s", (owner_id,))
+            total = int(cur.fetchone()["n"])
+        return [j for j in jobs if j], total
+
+    def list_ids_for_owner(self, owner_id: int) -> list[str]:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT id FROM jobs WHERE owner_id = %s", (owner_id,))
+            return [row["id"] for row in cur.fetchall()]
+
+    def update(self, job_id: str, changes: dict[str, Any],
+               only_if_status: tuple[JobStatus, ...] | None = None) -> bool:
+        unknown = set(changes) - JOB_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = [v.value if isinstance(v, JobStatus) else v for v in changes.values()]
+        assignments = "".join(f"{column} = %s, " for column in changes)
+        sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s"
+        params: list[Any] = [*values, job_id]
+        if only_if_status:
+            sql += f" AND status IN ({', '.join(['%s'] * len(only_if_status))})"
+            params += [s.value for s in only_if_status]
+        with self.db.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount > 0
+
+    def delete(self, job_id: str) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
+            return cur.rowcount > 0
+
+    def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE status IN "
+                        f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
+                        "ORDER BY updated_at LIMIT 500",
+                        (*[s.value for s in statuses], older_than))
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]

@@ -1,0 +1,69 @@
+"""TTL items and the hit counter in Redis."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import redis
+
+from core.domain import Unavailable
+from core.ports import ItemStore
+
+_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
+    """A client that connects on first command (redis-py pools are fork-aware)."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                health_check_interval=30, decode_responses=False)
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except _DOWN as exc:
+            raise Unavailable("redis") from exc
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+class RedisItemStore(ItemStore):
+    """Keys are `<prefix>item:<owner>:<key>`: owners never share a key space."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "vid2mp3:"):
+        self.client = client
+        self.prefix = prefix
+
+    def _key(self, owner_id: int, key: str) -> str:
+        return f"{self.prefix}item:{int(owner_id)}:{key}"
+
+    @_guard
+    def put(self, owner_id: int, key: str, value: dict[str, Any], ttl: int) -> bool:
+        payload = json.dumps(value, separators=(",", ":"))
+        previous = self.client.set(self._key(owner_id, key), payload, ex=ttl, get=True)
+        return previous is None
+
+    @_guard
+    def get(self, owner_id: int, key: str) -> tuple[dict[str, Any], int] | None:
+        pipe = self.client.pipeline(transaction=False)
+        name = self._key(owner_id, key)
+        pipe.get(name)
+        pipe.ttl(name)
+        payload, ttl = pipe.execute()
+        if payload is None or ttl == -2:
+            return None
+        return json.loads(payload), max(int(ttl), 0)
+
+    @_guard
+    def delete(self, owner_id: int, key: str) -> bool:
+        return bool(self.client.delete(self._key(owner_id, key)))
+
+    @_guard
+    def incr_hits(self) -> int:
+        return int(self.client.incr(f"{self.prefix}hits"))
+
+    @_guard
+    def ping(self) -> None:
+        self.client.ping()

@@ -1,0 +1,151 @@
+"""The composition root: builds real adapters from the settings and wires the services.
+
+Everything is created on first use, so importing or constructing opens no connection, and
+each process (gunicorn worker, Celery child) builds its own after fork.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from typing import Any
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Container:
+    def __init__(self, settings: Settings, **overrides: Any):
+        self.settings = settings
+        for name, value in overrides.items():  # tests may pass ready-made adapters
+            self.__dict__[name] = value
+
+    # --- adapters ----------------------------------------------------------------------
+
+    @cached_property
+    def db(self):
+        from core.adapters.mysql_db import MySQLDatabase
+
+        s = self.settings
+        return MySQLDatabase(s.mysql_host, s.mysql_port, s.mysql_user, s.mysql_password,
+                             s.mysql_database, s.mysql_pool_size,
+                             on_first_connect=self._ensure_admin)
+
+    def _ensure_admin(self) -> None:
+        self.users.ensure_admin(self.settings.admin_email, self.settings.admin_password)
+
+    @cached_property
+    def user_repo(self):
+        from core.adapters.mysql_repos import MySQLUserRepository
+
+        return MySQLUserRepository(self.db)
+
+    @cached_property
+    def job_repo(self):
+        from core.adapters.mysql_repos import MySQLJobRepository
+
+        return MySQLJobRepository(self.db)
+
+    @cached_property
+    def redis(self):
+        from core.adapters.redis_items import redis_client
+
+        return redis_client(self.settings.redis_url)
+
+    @cached_property
+    def item_store(self):
+        from core.adapters.redis_items import RedisItemStore
+
+        return RedisItemStore(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def blob_store(self):
+        s = self.settings
+        if s.mongo_uri:
+            from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
+
+            return GridFSBlobStore(mongo_client_factory(s.mongo_uri), s.mongo_database)
+        from core.adapters.dir_store import DirectoryBlobStore
+
+        return DirectoryBlobStore(os.path.join(s.data_dir, "blobs"))
+
+    @cached_property
+    def mailer(self):
+        from core.adapters.mail import OutboxMailer, SMTPMailer
+
+        s = self.settings
+        if s.smtp_url:
+            return SMTPMailer(s.smtp_url, s.mail_from)
+        return OutboxMailer(os.path.join(s.data_dir, "outbox"), s.mail_from)
+
+    @cached_property
+    def celery(self):
+        from core.adapters.celery_queue import create_celery_app
+
+        return create_celery_app(self.settings)
+
+    @cached_property
+    def queue(self):
+        from core.adapters.celery_queue import CeleryTaskQueue
+
+        return CeleryTaskQueue(self.celery)
+
+    # --- services ----------------------------------------------------------------------
+
+    @cached_property
+    def passwords(self):
+        from core.services.auth import Passwords
+
+        return Passwords()
+
+    @cached_property
+    def auth(self):
+        from core.services.auth import AuthService, Tokens
+
+        s = self.settings
+        return AuthService(self.user_repo, self.passwords,
+                           Tokens(s.jwt_secret, s.jwt_ttl_seconds))
+
+    @cached_property
+    def users(self):
+        from core.services.users import UserService
+
+        return UserService(self.user_repo, self.passwords, self.settings.open_signup,
+                           before_delete=lambda user_id: self.jobs.purge_owner(user_id))
+
+    @cached_property
+    def items(self):
+        from core.services.items import ItemService
+
+        s = self.settings
+        return ItemService(self.item_store, s.item_default_ttl, s.item_max_bytes)
+
+    @cached_property
+    def jobs(self):
+        from core.services.jobs import JobService
+
+        s = self.settings
+        return JobService(self.job_repo, self.user_repo, self.blob_store, self.queue,
+                          self.mailer, os.path.join(s.data_dir, "scratch"), s.base_url,
+                          s.max_upload_bytes)
+
+    # --- health ------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, str]:
+        """'ok' or the reason, per backing service the API needs."""
+        from core.domain import Unavailable
+
+        checks = {"mysql": self.db.ping, "redis": self.item_store.ping,
+                  "blob_store": self.blob_store.ping}
+        report = {}
+        for name, check in checks.items():
+            try:
+                check()
+                report[name] = "ok"
+            except Unavailable as exc:
+                report[name] = exc.message
+            except Exception as exc:  # a readiness probe reports, it never raises
+                log.warning("readiness check %s failed", name, exc_info=True)
+                report[name] = f"{type(exc).__name__}"
+        return report

@@ -1,0 +1,94 @@
+"""Passwords (argon2id), access tokens (JWT HS256) and login."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import argon2
+import jwt
+
+from core.domain import Principal, Role, Unauthorized, User
+from core.ports import UserRepository
+
+JWT_ALGORITHM = "HS256"
+
+
+class Passwords:
+    """Hashes and checks passwords with argon2id; never stores or returns the plain text."""
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None):
+        self._hasher = hasher or argon2.PasswordHasher(type=argon2.Type.ID)
+        self._dummy_hash: str | None = None
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Check a password; with no hash, spend the same time and fail (no user enumeration)."""
+        if password_hash is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = self._hasher.hash("not-a-real-password")
+            password_hash = self._dummy_hash
+            password = password + "\0"
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+
+class Tokens:
+    """Issues and checks HS256 access tokens carrying sub, role, ver, iat and exp."""
+
+    def __init__(self, secret: str, ttl_seconds: int):
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, user: User, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        claims = {"sub": str(user.id), "role": user.role.value, "ver": user.token_version,
+                  "iat": issued, "exp": issued + self.ttl_seconds}
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
+
+    def decode(self, token: str) -> dict[str, Any]:
+        """The token's claims; Unauthorized when forged, expired, malformed or unsigned."""
+        try:
+            return jwt.decode(token, self._secret, algorithms=[JWT_ALGORITHM],
+                              options={"require": ["sub", "role", "iat", "exp"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid token") from None
+
+
+class AuthService:
+    def __init__(self, users: UserRepository, passwords: Passwords, tokens: Tokens):
+        self.users = users
+        self.passwords = passwords
+        self.tokens = tokens
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        """An access token for valid credentials; Unauthorized otherwise, same for every cause."""
+        user = self.users.get_by_email(email.strip().lower()) if email else None
+        if not self.passwords.verify(user.password_hash if user else None, password or ""):
+            raise Unauthorized("invalid email or password")
+        assert user is not None
+        return {"access_token": self.tokens.issue(user), "token_type": "Bearer",
+                "expires_in": self.tokens.ttl_seconds}
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """Claims of a token that is well signed, unexpired and still current for its user."""
+        claims = self.tokens.decode(token)
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError):
+            raise Unauthorized("invalid token") from None
+        user = self.users.get(user_id)
+        # A deleted user, a password change or a role change retires every earlier token.
+        if user is None or claims.get("ver", 0) != user.token_version \
+                or claims["role"] != user.role.value:
+            raise Unauthorized("token revoked")
+        return claims
+
+    def authenticate(self, token: str) -> Principal:
+        claims = self.claims(token)
+        return Principal(user_id=int(claims["sub"]), role=Role(claims["role"]))

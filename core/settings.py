@@ -1,0 +1,168 @@
+"""Typed settings read once from the environment (over a .env file) and validated at start."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+_REQUIRED = object()
+
+
+def _opt(env: str, default: Any = _REQUIRED, secret: bool = False, doc: str = "") -> Any:
+    return field(default=None if default is _REQUIRED else default,
+                 metadata={"env": env, "required": default is _REQUIRED, "secret": secret,
+                           "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    mysql_host: str = _opt("MYSQL_HOST", "127.0.0.1", doc="MySQL/MariaDB host")
+    mysql_port: int = _opt("MYSQL_PORT", 3306, doc="MySQL port")
+    mysql_user: str = _opt("MYSQL_USER", "root", doc="MySQL user")
+    mysql_password: str = _opt("MYSQL_PASSWORD", "", secret=True, doc="MySQL password")
+    mysql_database: str = _opt("MYSQL_DATABASE", "vid2mp3", doc="database, created if missing")
+    mysql_pool_size: int = _opt("MYSQL_POOL_SIZE", 5, doc="connections per process")
+    redis_url: str = _opt("REDIS_URL", "redis://127.0.0.1:6379/0",
+                          doc="Redis for TTL items, hit counter and rate limits")
+    redis_prefix: str = _opt("REDIS_PREFIX", "vid2mp3:", doc="prefix of every key the API writes")
+    jwt_secret: str = _opt("JWT_SECRET", secret=True, doc="HS256 signing key (required, 32+ chars)")
+    jwt_ttl_seconds: int = _opt("JWT_TTL_SECONDS", 3600, doc="lifetime of an access token")
+    admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
+    admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
+    open_signup: bool = _opt("OPEN_SIGNUP", False,
+                             doc="true: anyone may POST /users; false: only admins")
+    api_port: int = _opt("API_PORT", 8080, doc="port gunicorn listens on")
+    public_base_url: str = _opt("PUBLIC_BASE_URL", "",
+                                doc="base of links in emails (default http://127.0.0.1:API_PORT)")
+    item_default_ttl: int = _opt("ITEM_DEFAULT_TTL", 365 * 24 * 3600, doc="TTL of items, seconds")
+    item_max_bytes: int = _opt("ITEM_MAX_BYTES", 64 * 1024, doc="largest item body")
+    max_json_bytes: int = _opt("MAX_JSON_BYTES", 1024 * 1024, doc="largest JSON request body")
+    max_upload_mb: int = _opt("MAX_UPLOAD_MB", 2048, doc="largest video upload, MiB")
+    data_dir: str = _opt("DATA_DIR", "./data",
+                         doc="directory store, mail outbox and scratch files")
+    mongo_uri: str = _opt("MONGO_URI", "", secret=True,
+                          doc="set: videos and MP3s in GridFS; unset: directory store")
+    mongo_database: str = _opt("MONGO_DATABASE", "vid2mp3", doc="GridFS database")
+    celery_broker_url: str = _opt("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1",
+                                  doc="Celery broker (not the items database)")
+    celery_key_prefix: str = _opt("CELERY_KEY_PREFIX", "",
+                                  doc="prefix of the broker's Redis keys (tests isolate runs)")
+    smtp_url: str = _opt("SMTP_URL", "", secret=True,
+                         doc="smtp://user:pass@host:port (smtps:// for TLS, ?starttls=1); "
+                             "unset: .eml files in DATA_DIR/outbox")
+    mail_from: str = _opt("MAIL_FROM", "vid2mp3 <noreply@localhost>", doc="sender of emails")
+    convert_soft_time_limit: int = _opt("CONVERT_SOFT_TIME_LIMIT", 1800,
+                                        doc="seconds before a conversion is asked to stop")
+    convert_time_limit: int = _opt("CONVERT_TIME_LIMIT", 1900,
+                                   doc="seconds before a conversion is killed")
+    convert_concurrency: int = _opt("CONVERT_CONCURRENCY", 1,
+                                    doc="conversions at once per convert worker")
+    notify_concurrency: int = _opt("NOTIFY_CONCURRENCY", 4, doc="emails at once per notify worker")
+    notify_max_retries: int = _opt("NOTIFY_MAX_RETRIES", 8, doc="SMTP retries before giving up")
+    notify_retry_base: float = _opt("NOTIFY_RETRY_BASE_SECONDS", 10.0,
+                                    doc="first SMTP retry delay; doubles each time, up to 600 s")
+    sweep_after_seconds: int = _opt("SWEEP_AFTER_SECONDS", 900,
+                                    doc="a job idle this long in queued/converting is re-enqueued")
+    flower_port: int = _opt("FLOWER_PORT", 5555, doc="Flower dashboard port")
+    flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
+                                  doc="user:password for Flower; Flower refuses to start without")
+    log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 dotenv_path: str | os.PathLike | None = ".env",
+                 overrides: Mapping[str, Any] | None = None) -> "Settings":
+        """Read every setting: overrides, then the environment, then the .env file."""
+        source: dict[str, str] = {}
+        if dotenv_path and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            source.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        source.update(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            env = f.metadata["env"]
+            if overrides and f.name in overrides:
+                values[f.name] = overrides[f.name]
+            elif overrides and env in overrides:
+                values[f.name] = overrides[env]
+            elif env in source and source[env] != "":
+                values[f.name] = _parse(env, f.type, source[env])
+            elif f.metadata["required"]:
+                raise ConfigError(f"{env} is required but not set")
+            else:
+                values[f.name] = f.default
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first variable whose value cannot work."""
+        if len(self.jwt_secret or "") < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters")
+        if len(self.admin_password or "") < 8:
+            raise ConfigError("ADMIN_PASSWORD must be at least 8 characters")
+        if "@" not in (self.admin_email or ""):
+            raise ConfigError("ADMIN_EMAIL must be an email address")
+        for name in ("jwt_ttl_seconds", "item_default_ttl", "item_max_bytes", "max_json_bytes",
+                     "max_upload_mb", "mysql_pool_size", "convert_soft_time_limit",
+                     "convert_concurrency", "notify_concurrency", "sweep_after_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_of(name)} must be positive")
+        if self.convert_time_limit <= self.convert_soft_time_limit:
+            raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
+        if not 1 <= self.api_port <= 65535:
+            raise ConfigError("API_PORT must be a TCP port")
+        if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
+            raise ConfigError("REDIS_URL must be a redis:// URL")
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @classmethod
+    def documented(cls) -> list[dict[str, Any]]:
+        """Every variable with its default and meaning, for the README and the consistency test."""
+        return [{"env": f.metadata["env"], "required": f.metadata["required"],
+                 "secret": f.metadata["secret"], "default": f.default, "doc": f.metadata["doc"]}
+                for f in fields(cls)]
+
+
+def _env_of(name: str) -> str:
+    return next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+
+
+def _parse(env: str, type_: Any, raw: str) -> Any:
+    kind = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    raw = raw.strip()
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be an integer, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be a number, got {raw!r}") from None
+    if kind == "bool":
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env} must be true or false, got {raw!r}")
+    return raw

@@ -1,0 +1,40 @@
+"""Celery tasks: thin wrappers that take a job id, call a service and own the retries."""
+from __future__ import annotations
+
+from celery import Celery
+
+from core.adapters.celery_queue import create_celery_app
+from core.bootstrap import Container
+from core.settings import Settings
+
+_container: Container | None = None
+
+
+def container() -> Container:
+    """The services of this worker process (built lazily, so after the fork)."""
+    global _container
+    if _container is None:
+        _container = Container(Settings.from_env())
+    return _container
+
+
+def use_container(new: Container | None) -> None:
+    """Swap the services the tasks use (tests pass one built on fakes)."""
+    global _container
+    _container = new
+
+
+def create_worker_app(settings: Settings | None = None) -> Celery:
+    """A Celery app with every task registered, for a worker or beat process."""
+    settings = settings or Settings.from_env()
+    use_container(Container(settings))
+    app = create_celery_app(settings)
+    app.set_default()
+    from tasks import convert, notify, sweep  # noqa: F401  registers the tasks
+
+    return app
+
+
+def backoff(retries: int, base: float, cap: float = 600.0) -> float:
+    """Exponential delay for the n-th retry, capped."""
+    return min(cap, base * (2 ** retries))

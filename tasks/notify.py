@@ -1,0 +1,34 @@
+"""`notify.job_done`: email the owner that the MP3 is ready."""
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from celeryconfig import NOTIFY_TASK
+from core.domain import Unavailable
+from core.ports import MailError
+from tasks import backoff, container
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=NOTIFY_TASK, bind=True, max_retries=None, acks_late=True)
+def job_done(self, job_id: str) -> bool:
+    """Send the email once; SMTP trouble retries with exponential backoff up to a cap."""
+    services = container()
+    settings = services.settings
+    try:
+        return services.jobs.notify(job_id)
+    except (MailError, Unavailable) as exc:
+        if self.request.retries >= settings.notify_max_retries:
+            log.error("job %s: giving up on the email after %s retries: %s",
+                      job_id, self.request.retries, exc)
+            services.jobs.record_notify_failure(job_id, str(exc))
+            return False
+        delay = backoff(self.request.retries, settings.notify_retry_base)
+        delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede
+        log.warning("job %s: email failed (%s), retry %s in %.1f s",
+                    job_id, exc, self.request.retries + 1, delay)
+        raise self.retry(exc=exc, countdown=delay)

@@ -1,0 +1,31 @@
+"""Settings for test runs: throwaway names per run, test-only secrets, real local services."""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+TEST_ENV: dict[str, str] = {
+    "JWT_SECRET": "test-only-secret-" + "x" * 32,
+    "ADMIN_EMAIL": "admin@example.com",
+    "ADMIN_PASSWORD": "admin-password-1",
+    "MYSQL_HOST": os.environ.get("TEST_MYSQL_HOST", "127.0.0.1"),
+    "MYSQL_PORT": os.environ.get("TEST_MYSQL_PORT", "3306"),
+    "MYSQL_USER": os.environ.get("TEST_MYSQL_USER", "root"),
+    "MYSQL_PASSWORD": os.environ.get("TEST_MYSQL_PASSWORD", ""),
+    "MYSQL_DATABASE": f"vid2mp3_test_{RUN_ID}",
+    "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "REDIS_PREFIX": f"vid2mp3-test-{RUN_ID}:",
+    "CELERY_BROKER_URL": os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/1"),
+    "CELERY_KEY_PREFIX": f"vid2mp3-test-{RUN_ID}:",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def test_env(**extra: Any) -> dict[str, str]:
+    """The test environment plus overrides, all as strings (for child processes too)."""
+    env = dict(TEST_ENV)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

@@ -1,0 +1,141 @@
+"""Generate small test media with the bundled ffmpeg (lavfi testsrc/sine), and inspect MP3 output."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from core.media import ffmpeg_exe, probe
+
+GENERATE_TIMEOUT_S = 120.0
+_X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
+_AAC = ["-c:a", "aac", "-b:a", "64k"]
+# Video and audio codecs per container, from what the bundled ffmpeg can encode.
+_VIDEO_CODECS: dict[str, list[str]] = {
+    "mp4": _X264 + _AAC,
+    "mov": _X264 + _AAC,
+    "3gp": _X264 + _AAC + ["-ar", "16000"],
+    "mkv": _X264 + _AAC,
+    "ts": _X264 + _AAC,
+    "flv": _X264 + _AAC,
+    "avi": ["-c:v", "mpeg4", "-q:v", "10", "-c:a", "libmp3lame", "-b:a", "64k"],
+    "mpg": ["-c:v", "mpeg2video", "-q:v", "10", "-c:a", "mp2", "-b:a", "64k"],
+    "wmv": ["-c:v", "msmpeg4", "-q:v", "10", "-c:a", "wmav2", "-b:a", "64k"],
+    "ogv": ["-c:v", "libtheora", "-q:v", "3", "-c:a", "libvorbis", "-q:a", "0"],
+}
+_AUDIO_CODECS: dict[str, list[str]] = {
+    "m4a": ["-c:a", "aac", "-b:a", "48k"],
+    "wav": ["-c:a", "pcm_s16le"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "64k"],
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "0"],
+    "opus": ["-c:a", "libopus", "-b:a", "32k"],
+    "aac": ["-c:a", "aac", "-b:a", "48k", "-f", "adts"],
+}
+
+
+def _ffmpeg(*args: str, stdout: int | None = None) -> None:
+    """Run the bundled ffmpeg quietly; raise with its stderr on failure."""
+    done = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                           *args], stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=GENERATE_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
+
+
+def _video_source(seconds: float, size: str) -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}"]
+
+
+def _audio_source(seconds: float, rate: int = 44100) -> list[str]:
+    return ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}:duration={seconds}"]
+
+
+def make_video(directory: str | os.PathLike[str], seconds: float = 3.0, size: str = "160x120",
+               fmt: str = "mp4", faststart: bool = False) -> str:
+    """A testsrc video with a 440 Hz tone; mp4/mov keep ffmpeg's default moov-at-end unless faststart."""
+    if fmt not in _VIDEO_CODECS:
+        raise ValueError(f"unsupported test container {fmt!r}; one of {sorted(_VIDEO_CODECS)}")
+    suffix = "_faststart" if faststart else ""
+    path = Path(directory) / f"video_{seconds:g}s_{size}{suffix}.{fmt}"
+    flags = ["-movflags", "+faststart"] if faststart and fmt in ("mp4", "mov", "3gp") else []
+    _ffmpeg(*_video_source(seconds, size), *_audio_source(seconds), *_VIDEO_CODECS[fmt],
+            *flags, str(path))
+    return str(path)
+
+
+def make_webm(directory: str | os.PathLike[str], seconds: float = 3.0,
+              streamed: bool = False) -> str:
+    """A VP8 + Opus WebM; streamed=True writes it to a pipe, as a browser recorder does: no duration."""
+    path = Path(directory) / f"video_{seconds:g}s{'_streamed' if streamed else ''}.webm"
+    args = [*_video_source(seconds, "160x120"), *_audio_source(seconds, 48000),
+            "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k",
+            "-c:a", "libopus", "-b:a", "32k", "-f", "webm"]
+    if streamed:
+        with open(path, "wb") as out:
+            _ffmpeg(*args, "pipe:1", stdout=out.fileno())
+    else:
+        _ffmpeg(*args, str(path))
+    return str(path)
+
+
+def make_silent_video(directory: str | os.PathLike[str], seconds: float = 3.0) -> str:
+    """An H.264 mp4 with no audio stream at all."""
+    path = Path(directory) / f"silent_{seconds:g}s.mp4"
+    _ffmpeg(*_video_source(seconds, "160x120"), *_X264, str(path))
+    return str(path)
+
+
+def make_audio_only(directory: str | os.PathLike[str], seconds: float = 3.0,
+                    fmt: str = "m4a") -> str:
+    """A 440 Hz tone with no video stream (m4a, wav, mp3, flac, ogg, opus or ADTS aac)."""
+    if fmt not in _AUDIO_CODECS:
+        raise ValueError(f"unsupported test audio format {fmt!r}; one of {sorted(_AUDIO_CODECS)}")
+    path = Path(directory) / f"audio_{seconds:g}s.{fmt}"
+    rate = 48000 if fmt == "opus" else 44100
+    _ffmpeg(*_audio_source(seconds, rate), *_AUDIO_CODECS[fmt], str(path))
+    return str(path)
+
+
+def make_truncated_mp4(directory: str | os.PathLike[str], fraction: float = 0.4,
+                       faststart: bool = False) -> str:
+    """A real 3 s mp4 cut to `fraction` of its bytes (moov at the end is lost unless faststart)."""
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        data = Path(make_video(scratch, 3.0, faststart=faststart)).read_bytes()
+    path = Path(directory) / f"truncated{'_faststart' if faststart else ''}.mp4"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return str(path)
+
+
+def make_text_as_mp4(directory: str | os.PathLike[str]) -> str:
+    """A plain text file named .mp4."""
+    path = Path(directory) / "notes.mp4"
+    path.write_text("These are meeting notes, not a video.\n" * 20, encoding="utf-8")
+    return str(path)
+
+
+def make_empty(directory: str | os.PathLike[str]) -> str:
+    """A 0-byte file named .mp4."""
+    path = Path(directory) / "empty.mp4"
+    path.write_bytes(b"")
+    return str(path)
+
+
+def mp3_duration(path: str | os.PathLike[str]) -> float:
+    """Duration in seconds of an audio file, as ffmpeg reads it."""
+    info = probe(str(path))
+    if not info.has_audio or info.duration is None:
+        raise AssertionError(f"{path} has no audio with a known duration: {info}")
+    return info.duration
+
+
+def is_mpeg_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts with an ID3v2 tag or an MPEG audio frame sync (after the tag)."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:
+            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+            f.seek(10 + size + (10 if head[5] & 0x10 else 0))
+            head = f.read(2)
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0

@@ -1,0 +1,61 @@
+import pytest
+
+from core.domain import InvalidInput, NotFound, TooLarge
+
+
+def test_put_adds_last_updated_and_default_ttl(items):
+    stored, created = items.put(1, "prefs/theme", {"color": "blue"}, now=1000)
+    assert created and stored == {"color": "blue", "last_updated": 1000, "ttl": 365 * 24 * 3600}
+    again, created = items.put(1, "prefs/theme", {"color": "red"}, ttl=60)
+    assert not created and again["ttl"] == 60
+    read = items.get(1, "prefs/theme")
+    assert read["color"] == "red" and 0 < read["ttl"] <= 60
+
+
+def test_owners_do_not_share_items(items):
+    items.put(1, "k", {"secret": 1})
+    with pytest.raises(NotFound):
+        items.get(2, "k")
+
+
+@pytest.mark.parametrize("key", ["..", "a/../b", "a/./b", "*", "a*b", "a?", "has space",
+                                 "new\nline", "", "/lead", "trail/", "a//b", "x" * 201])
+def test_unsafe_keys_are_refused(items, key):
+    with pytest.raises(InvalidInput):
+        items.put(1, key, {"v": 1})
+
+
+@pytest.mark.parametrize("value", [[1, 2], "text", 3, None])
+def test_only_objects_are_stored(items, value):
+    with pytest.raises(InvalidInput):
+        items.put(1, "k", value)
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 10 * 365 * 24 * 3600 + 1])
+def test_ttl_must_be_sane(items, ttl):
+    with pytest.raises(InvalidInput):
+        items.put(1, "k", {"v": 1}, ttl=ttl)
+
+
+def test_items_are_size_capped(items):
+    with pytest.raises(TooLarge):
+        items.put(1, "k", {"v": "x" * 2000})
+    with pytest.raises(NotFound):
+        items.get(1, "k")
+
+
+def test_expired_items_are_gone(items):
+    items.put(1, "k", {"v": 1}, ttl=5)
+    store = items.store
+    store.now = lambda: __import__("time").time() + 10
+    with pytest.raises(NotFound):
+        items.get(1, "k")
+
+
+def test_delete_missing_is_not_found(items):
+    with pytest.raises(NotFound):
+        items.delete(1, "k")
+
+
+def test_hits_grow_by_one(items):
+    assert [items.hit(), items.hit(), items.hit()] == [1, 2, 3]

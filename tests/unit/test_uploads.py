@@ -1,0 +1,64 @@
+import io
+
+import pytest
+
+from api.jobs import content_disposition
+from api.uploads import MultipartUpload
+from core.domain import InvalidInput
+
+BOUNDARY = b"XyZ123"
+
+
+def body(*parts: tuple[str, str | None, bytes]) -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        out += b"--" + BOUNDARY + b"\r\nContent-Disposition: " + disposition.encode() + b"\r\n"
+        if filename is not None:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + data + b"\r\n"
+    return out + b"--" + BOUNDARY + b"--\r\n"
+
+
+def read(raw: bytes):
+    upload = MultipartUpload(io.BytesIO(raw), BOUNDARY)
+    upload.find_file()
+    data = b"".join(upload)
+    return upload, data
+
+
+def test_file_streams_and_later_fields_are_seen():
+    payload = bytes(range(256)) * 5000
+    upload, data = read(body(("file", "clip.mp4", payload), ("bitrate", None, b"320k")))
+    assert data == payload and upload.filename == "clip.mp4"
+    assert upload.fields == {"bitrate": "320k"}
+
+
+def test_fields_before_the_file_are_seen_first():
+    raw = body(("bitrate", None, b"128k"), ("file", "a.mp4", b"abc"))
+    upload = MultipartUpload(io.BytesIO(raw), BOUNDARY)
+    upload.find_file()
+    assert upload.fields == {"bitrate": "128k"}
+    assert b"".join(upload) == b"abc"
+
+
+def test_missing_file_part_is_invalid_input():
+    with pytest.raises(InvalidInput, match="file"):
+        read(body(("other", None, b"x")))
+
+
+def test_truncated_body_is_invalid_input():
+    raw = body(("file", "a.mp4", b"x" * 1000))[:500]
+    with pytest.raises(InvalidInput):
+        read(raw)
+
+
+def test_content_disposition_is_rfc6266_safe():
+    value = content_disposition('Été "quoted"\\/.mp3')
+    assert value.startswith('attachment; filename="')
+    ascii_part = value.split(";")[1]
+    assert all(32 <= ord(ch) < 127 for ch in value)
+    assert '"quoted"' not in ascii_part
+    assert "filename*=UTF-8''%C3%89t%C3%A9" in value

@@ -1,0 +1,12 @@
+"""The scheduler that runs the stale-job sweeper: `python -m workers.beat`."""
+import os
+import sys
+
+from tasks import container, create_worker_app
+
+app = create_worker_app()
+
+if __name__ == "__main__":
+    schedule = os.path.join(container().settings.data_dir, "celerybeat-schedule")
+    os.makedirs(os.path.dirname(schedule), exist_ok=True)
+    app.start(["beat", "--loglevel", "INFO", "--schedule", schedule, *sys.argv[1:]])

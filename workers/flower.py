@@ -1,0 +1,14 @@
+"""Flower, the task dashboard, never without HTTP basic auth: `python -m workers.flower`."""
+import sys
+
+from core.adapters.celery_queue import create_celery_app
+from core.settings import Settings
+
+settings = Settings.from_env()
+app = create_celery_app(settings)
+
+if __name__ == "__main__":
+    if ":" not in settings.flower_basic_auth:
+        sys.exit("FLOWER_BASIC_AUTH must be set to user:password; Flower is never open without it")
+    app.start(["flower", f"--port={settings.flower_port}",
+               f"--basic-auth={settings.flower_basic_auth}", *sys.argv[1:]])
