@@ -130,7 +130,9 @@ def stream_download(item: Download) -> Response:
     if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
     start, stop, status = 0, size, 200
-    if request.range and (not request.if_range or request.if_range.etag == etag):
+    # If-Range: a range only while the client's copy is still current, else the whole file.
+    range_valid = "If-Range" not in request.headers or request.if_range.etag == etag
+    if request.range and range_valid:
         span = request.range.range_for_length(size)
         if span is None or request.range.units != "bytes":
             headers["Content-Range"] = f"bytes */{size}"

@@ -71,7 +71,9 @@ def _run(args: list[str], timeout: float | None, on_stdout_line: Callable[[str],
                             stderr += data[: max(0, stderr_limit - len(stderr))]
                         else:
                             stderr += data
-                            del stderr[:-stderr_limit]
+                            if len(stderr) > stderr_limit:
+                                del stderr[:-stderr_limit]
+                                del stderr[:stderr.find(b"\n") + 1]  # drop the cut line
                         continue
                     pending += data
                     *lines, pending = pending.split(b"\n")
@@ -92,19 +94,16 @@ def _run(args: list[str], timeout: float | None, on_stdout_line: Callable[[str],
     return code, stderr.decode("utf-8", "replace")
 
 
+_GENERIC_LINES = ("Error opening input file", "Error opening output file", "Error opening input files",
+                  "Error opening output files", "Conversion failed", "Input #")
+
+
 def _reason(stderr: str, default: str) -> str:
     """The most telling line of ffmpeg's stderr, without the '[demuxer @ 0x..]' prefixes."""
-    lines = []
-    for raw in stderr.splitlines():
-        line = _LOG_PREFIX.sub("", raw).strip()
-        if not line or "misdetection possible" in line or line.startswith("Input #"):
-            continue
-        if line.startswith(("Error opening input", "Error opening output", "Conversion failed")):
-            continue
-        lines.append(line)
-    if not lines:
-        return default
-    reason = lines[0]
+    lines = [_LOG_PREFIX.sub("", raw).strip() for raw in stderr.splitlines()]
+    lines = [line for line in lines if line and "misdetection possible" not in line]
+    specific = [line for line in lines if not line.startswith(_GENERIC_LINES)]
+    reason = specific[0] if specific else lines[-1] if lines else default
     return reason if len(reason) <= 200 else reason[:197] + "..."
 
 
@@ -196,10 +195,8 @@ class _ProgressReporter:
 
 
 def _remove(path: str) -> None:
-    try:
+    if os.path.isfile(path) or os.path.islink(path):
         os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def encode_mp3(src: str, dst: str, bitrate: str = "192k",
@@ -208,6 +205,8 @@ def encode_mp3(src: str, dst: str, bitrate: str = "192k",
     """Encode the first audio track of src into an MP3 at dst; return the MP3's MediaInfo."""
     if bitrate not in BITRATES:
         raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, not {bitrate!r}")
+    if os.path.isdir(dst):
+        raise IsADirectoryError(dst)
     dst_dir = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(dst_dir):
         raise FileNotFoundError(dst_dir)

@@ -5,7 +5,7 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 import pytest
@@ -177,7 +177,8 @@ def test_silent_video_fails_with_a_message_about_audio(media_dir: Path, dst: str
     (make_empty, "empty"),
     (make_truncated_mp4, "not a media file"),  # the moov index at the end was cut off
 ])
-def test_unreadable_input_fails_clearly(media_dir: Path, dst: str, make, expected: str) -> None:
+def test_unreadable_input_fails_clearly(media_dir: Path, dst: str, make: Callable[[Path], str],
+                                      expected: str) -> None:
     with pytest.raises(MediaError, match=expected) as caught:
         encode_mp3(make(media_dir), dst)
     assert_clear_error(caught.value)
@@ -252,7 +253,8 @@ def head_of(path: str) -> bytes:
     (lambda d: make_audio_only(d, 1.0, fmt="aac"), "aac"),
 ], ids=["mp4", "mp4-faststart", "mov", "3gp", "mkv", "webm", "webm-streamed", "avi", "ts",
         "mpg", "flv", "ogv", "wmv", "silent-mp4", "m4a", "wav", "mp3", "flac", "ogg", "adts"])
-def test_sniff_recognizes_generated_media(tmp_path: Path, make, expected: str) -> None:
+def test_sniff_recognizes_generated_media(tmp_path: Path, make: Callable[[Path], str],
+                                         expected: str) -> None:
     assert sniff(head_of(make(tmp_path))) == expected
 
 
@@ -277,7 +279,7 @@ def zip_bytes() -> bytes:
     lambda d: make_text_as_mp4(d),
     lambda d: make_empty(d),
 ], ids=["text-as-mp4", "empty"])
-def test_sniff_rejects_generated_non_media(tmp_path: Path, make) -> None:
+def test_sniff_rejects_generated_non_media(tmp_path: Path, make: Callable[[Path], str]) -> None:
     assert sniff(head_of(make(tmp_path))) is None
 
 

@@ -1,0 +1,87 @@
+"""End-to-end fixtures: a running stack per blob store, a real SMTP server, test media."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.support import media
+from tests.support.mongo import running_mongo
+from tests.support.smtp import smtp_server
+from tests.support.stack import running_stack
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    with smtp_server() as (inbox, port):
+        yield inbox, port
+
+
+@pytest.fixture(scope="session")
+def mongo_uri():
+    with running_mongo() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session", params=["directory", "gridfs"])
+def stack(request, tmp_path_factory, smtp):
+    _, smtp_port = smtp
+    extra = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
+    if request.param == "gridfs":
+        extra["MONGO_URI"] = request.getfixturevalue("mongo_uri")
+        extra["MONGO_DATABASE"] = f"vid2mp3_e2e_{tmp_path_factory.mktemp('x').name}"
+    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with running_stack(tmp, extra, flower=request.param == "directory") as running:
+        running.blob_store = request.param
+        yield running
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def clip(media_dir):
+    """A 3 s H.264/AAC MP4 with its index at the end, as phones write them."""
+    return media.make_video(media_dir, seconds=3.0)
+
+
+class Client:
+    """The API as a user reaches it: over HTTP, with a Bearer token."""
+
+    def __init__(self, stack, token: str | None = None):
+        self.stack = stack
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __getattr__(self, method):
+        call = getattr(self.session, method)
+        return lambda path, **kw: call(self.stack.url(path), timeout=kw.pop("timeout", 30), **kw)
+
+
+def login(stack, email: str, password: str) -> Client:
+    response = requests.post(stack.url("/login"), auth=(email, password), timeout=10)
+    assert response.status_code == 200, response.text
+    return Client(stack, response.json()["access_token"])
+
+
+@pytest.fixture(scope="session")
+def admin(stack):
+    settings = stack.settings
+    return login(stack, settings.admin_email, settings.admin_password)
+
+
+_users = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def new_user(stack, admin):
+    def make():
+        n = next(_users)
+        email = f"e2e{n}-{stack.blob_store}@example.com"
+        created = admin.post("/users", json={"name": f"e2e{n}-{stack.blob_store}",
+                                             "email": email, "password": "password-1"})
+        assert created.status_code == 201, created.text
+        return login(stack, email, "password-1"), email
+    return make

@@ -1,0 +1,75 @@
+"""The MySQL repositories on a real MariaDB, in the run's throwaway database."""
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
+from core.services.jobs import utcnow
+from core.adapters.mysql_db import MySQLDatabase
+
+
+@pytest.fixture
+def owner(container):
+    suffix = uuid.uuid4().hex[:8]
+    return container.user_repo.add(NewUser(name=f"owner-{suffix}", email=f"{suffix}@example.com",
+                                           password_hash="$argon2id$fake"))
+
+
+def new_job(container, owner, **fields):
+    job = Job(id=uuid.uuid4().hex, owner_id=owner.id, status=JobStatus.QUEUED,
+              video_fid="f" * 32, video_filename="clip.mp4", video_size=123, **fields)
+    return container.job_repo.add(job)
+
+
+def test_migrations_are_idempotent(container):
+    container.db.create_schema()
+    container.db.create_schema()
+    with container.db.cursor() as cur:
+        cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+        assert [row["version"] for row in cur.fetchall()] == [1, 2]
+
+
+def test_sql_metacharacters_are_data(container):
+    name = "x'; DROP TABLE users; --"
+    user = container.user_repo.add(NewUser(name=name, email="meta@example.com",
+                                           password_hash="h", role=Role.USER))
+    assert container.user_repo.get_by_name(name).id == user.id
+    assert container.user_repo.get_by_name("' OR '1'='1") is None
+
+
+def test_unique_name_and_email(container, owner):
+    with pytest.raises(Conflict, match="name"):
+        container.user_repo.add(NewUser(name=owner.name, email="x@example.com", password_hash="h"))
+    with pytest.raises(Conflict, match="email"):
+        container.user_repo.add(NewUser(name="another", email=owner.email, password_hash="h"))
+
+
+def test_job_update_respects_expected_status(container, owner):
+    job = new_job(container, owner)
+    repo = container.job_repo
+    assert repo.update(job.id, {"status": JobStatus.CONVERTING},
+                       only_if_status=(JobStatus.QUEUED,))
+    assert not repo.update(job.id, {"status": JobStatus.DONE}, only_if_status=(JobStatus.QUEUED,))
+    assert repo.get(job.id).status is JobStatus.CONVERTING
+
+
+def test_stale_and_listing(container, owner):
+    first, second = new_job(container, owner), new_job(container, owner)
+    jobs, total = container.job_repo.list_for_owner(owner.id, 0, 10)
+    assert total == 2 and [j.id for j in jobs] == [second.id, first.id]
+    future = utcnow() + timedelta(seconds=5)
+    stale_ids = {j.id for j in container.job_repo.stale((JobStatus.QUEUED,), future)}
+    assert {first.id, second.id} <= stale_ids
+
+
+def test_deleting_a_user_deletes_their_job_rows(container, owner):
+    job = new_job(container, owner)
+    container.user_repo.delete(owner.id)
+    assert container.job_repo.get(job.id) is None
+
+
+def test_unreachable_server_is_unavailable():
+    db = MySQLDatabase("127.0.0.1", 1, "root", "", "nowhere", connect_timeout=1)
+    with pytest.raises(Unavailable):
+        db.ping()

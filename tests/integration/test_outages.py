@@ -1,0 +1,52 @@
+"""MySQL or Redis going away: 503 JSON on the routes that need them, recovery without restart."""
+import pytest
+
+from api import create_app
+from core.bootstrap import Container
+from tests.support.proxy import Outage
+
+
+@pytest.fixture
+def flaky(settings, container):
+    """An app whose MySQL and Redis connections pass through proxies the test can cut."""
+    mysql = Outage(settings.mysql_host, settings.mysql_port).up()
+    redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    redis = Outage("127.0.0.1", redis_port).up()
+    flaky_settings = settings.with_overrides(
+        mysql_port=mysql.port, redis_url=f"redis://127.0.0.1:{redis.port}/0")
+    app = create_app(container=Container(flaky_settings, passwords=container.passwords))
+    yield app.test_client(), mysql, redis
+    mysql.down()
+    redis.down()
+
+
+def login(client, settings):
+    from tests.conftest import basic
+
+    return client.post("/login", headers=basic(settings.admin_email, settings.admin_password))
+
+
+def test_mysql_down_is_503_and_recovers(flaky, settings):
+    client, mysql, _ = flaky
+    assert login(client, settings).status_code == 200
+    mysql.down()
+    response = login(client, settings)
+    assert response.status_code == 503 and response.is_json
+    assert response.get_json()["code"] == "unavailable" and "mysql" in response.get_json()["message"]
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["mysql"] != "ok"
+    mysql.up()
+    assert login(client, settings).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_redis_down_is_503_and_recovers(flaky, settings):
+    client, _, redis = flaky
+    assert client.get("/").status_code == 200
+    redis.down()
+    down = client.get("/")
+    assert down.status_code == 503 and "redis" in down.get_json()["message"]
+    assert client.get("/readyz").get_json()["checks"]["redis"] != "ok"
+    redis.up()
+    assert client.get("/").status_code == 200
