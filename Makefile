@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONVERT_WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-integration test-e2e clean
+.PHONY: install up test test-unit test-integration test-e2e faults bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+## Benchmarks against the issue's targets (not part of CI); writes bench/results/latest.md.
+bench: install
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -34,12 +34,18 @@ def container(settings):
 
 def cleanup(built) -> None:
     """Drop the run's database and delete only the keys under the run's prefixes."""
+    from core.adapters.redis_items import redis_client
+
     built.db.drop_database()
-    client = built.redis
-    for prefix in (built.settings.redis_prefix, built.settings.celery_key_prefix):
-        if prefix:
-            for key in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=500):
-                client.delete(key)
+    settings = built.settings
+    for url, prefix in ((settings.redis_url, settings.redis_prefix),
+                        (settings.celery_broker_url, settings.celery_key_prefix)):
+        if not prefix:
+            continue
+        client = redis_client(url)
+        for key in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=500):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture(scope="session")
