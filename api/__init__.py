@@ -31,13 +31,19 @@ def create_app(config: Mapping[str, Any] | None = None,
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
-    from api import errors, items, jobs, meta, openapi, users, auth
+    from api import auth, cors, errors, items, jobs, meta, openapi, users
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
     for module in (meta, auth, users, items, jobs):
         api.register_blueprint(module.blp)
     errors.register(app)
+    cors.enable(app, settings.cors_origins)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore
+                                x_proto=settings.trusted_proxies)
     return app
 
 

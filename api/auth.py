@@ -15,13 +15,15 @@ blp = Blueprint("auth", __name__, description="Log in and check tokens")
 @blp.route("/login", methods=["POST"])
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, description="missing or wrong credentials")
+@blp.alt_response(429, description="too many failed logins; see Retry-After")
 @blp.doc(security=BASIC)
 def login():
     """Exchange HTTP Basic credentials (email, password) for a Bearer token."""
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
         raise Unauthorized("send HTTP Basic credentials: email and password")
-    return container().auth.login(credentials.username, credentials.password or "")
+    return container().auth.login(credentials.username, credentials.password or "",
+                                  request.remote_addr)
 
 
 @blp.route("/validate", methods=["POST"])

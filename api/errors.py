@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.domain import DomainError, Unauthorized, Unavailable
+from core.domain import DomainError, TooManyRequests, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ def _domain_error(exc: DomainError) -> Response:
     headers = None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": "5"}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         scheme = "Basic" if request.endpoint == "auth.login" else "Bearer"
         headers = {"WWW-Authenticate": f'{scheme} realm="vid2mp3"'}

@@ -105,7 +105,16 @@ class Container:
 
         s = self.settings
         return AuthService(self.user_repo, self.passwords,
-                           Tokens(s.jwt_secret, s.jwt_ttl_seconds))
+                           Tokens(s.jwt_secret, s.jwt_ttl_seconds), self.login_throttle)
+
+    @cached_property
+    def login_throttle(self):
+        from core.adapters.redis_items import RedisRateLimiter
+        from core.services.auth import LoginThrottle
+
+        s = self.settings
+        return LoginThrottle(RedisRateLimiter(self.redis, s.redis_prefix), s.login_max_failures,
+                             s.login_max_failures_per_address, s.login_window_seconds)
 
     @cached_property
     def users(self):

@@ -156,6 +156,15 @@ class UnsupportedMedia(DomainError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(DomainError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, {"retry_after": retry_after})
+        self.retry_after = max(1, int(retry_after))
+
+
 class Unavailable(DomainError):
     """A backing service (MySQL, Redis, blob store, broker) cannot be reached."""
 

@@ -1,12 +1,15 @@
 """The ffmpeg driver: probe a media file, encode its first audio track to MP3, sniff containers."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import re
 import selectors
+import signal
 import struct
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,7 +44,16 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+PR_SET_PDEATHSIG = 1
+
 # --- running ffmpeg ---------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux kills ffmpeg if its parent dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _run(args: list[str], timeout: float | None, on_stdout_line: Callable[[str], None] | None,
@@ -49,7 +61,8 @@ def _run(args: list[str], timeout: float | None, on_stdout_line: Callable[[str],
     """Run ffmpeg as one child; return (exit code, bounded stderr). The child never outlives this call."""
     deadline = None if timeout is None else time.monotonic() + timeout
     proc = subprocess.Popen([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)
     stderr = bytearray()
     pending = b""
     try:

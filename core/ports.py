@@ -117,6 +117,21 @@ class ItemStore(abc.ABC):
     def ping(self) -> None: ...
 
 
+class RateLimiter(abc.ABC):
+    """Counters that expire a fixed window after their first hit."""
+
+    @abc.abstractmethod
+    def count(self, key: str) -> tuple[int, int]:
+        """Hits so far and seconds until the window ends (0, 0 when none)."""
+
+    @abc.abstractmethod
+    def hit(self, key: str, window: int) -> int:
+        """Count one more; the window starts at the first hit. Returns the new count."""
+
+    @abc.abstractmethod
+    def reset(self, key: str) -> None: ...
+
+
 class Mailer(abc.ABC):
     @abc.abstractmethod
     def send(self, email: Email) -> None:
@@ -136,4 +151,4 @@ class MailError(Exception):
 
 
 __all__ = ["UserRepository", "JobRepository", "BlobStore", "BlobWriter", "ItemStore",
-           "Mailer", "TaskQueue", "MailError", "Iterator"]
+           "Mailer", "RateLimiter", "TaskQueue", "MailError", "Iterator"]

@@ -35,6 +35,16 @@ class Settings:
     jwt_ttl_seconds: int = _opt("JWT_TTL_SECONDS", 3600, doc="lifetime of an access token")
     admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
     admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
+    login_max_failures: int = _opt("LOGIN_MAX_FAILURES", 5,
+                                   doc="failed logins per account within the window before 429")
+    login_max_failures_per_address: int = _opt(
+        "LOGIN_MAX_FAILURES_PER_ADDRESS", 20,
+        doc="failed logins per client address within the window before 429")
+    login_window_seconds: int = _opt("LOGIN_WINDOW_SECONDS", 300, doc="login rate-limit window")
+    trusted_proxies: int = _opt("TRUSTED_PROXIES", 0,
+                                doc="proxies in front of the API whose X-Forwarded-For is trusted")
+    cors_origins: str = _opt("CORS_ORIGINS", "",
+                             doc="comma-separated origins allowed by CORS; empty: CORS off")
     open_signup: bool = _opt("OPEN_SIGNUP", False,
                              doc="true: anyone may POST /users; false: only admins")
     api_port: int = _opt("API_PORT", 8080, doc="port gunicorn listens on")
@@ -112,11 +122,15 @@ class Settings:
             raise ConfigError("ADMIN_EMAIL must be an email address")
         for name in ("jwt_ttl_seconds", "item_default_ttl", "item_max_bytes", "max_json_bytes",
                      "max_upload_mb", "mysql_pool_size", "convert_soft_time_limit",
-                     "convert_concurrency", "notify_concurrency", "sweep_after_seconds"):
+                     "convert_concurrency", "notify_concurrency", "sweep_after_seconds",
+                     "login_max_failures", "login_max_failures_per_address",
+                     "login_window_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if self.convert_time_limit <= self.convert_soft_time_limit:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
+        if self.trusted_proxies < 0:
+            raise ConfigError("TRUSTED_PROXIES must be 0 or more")
         if not 1 <= self.api_port <= 65535:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import redis
 
 from core.domain import Unavailable
-from core.ports import ItemStore
+from core.ports import ItemStore, RateLimiter
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -67,3 +67,34 @@ class RedisItemStore(ItemStore):
     @_guard
     def ping(self) -> None:
         self.client.ping()
+
+
+class RedisRateLimiter(RateLimiter):
+    """Fixed-window counters: INCR, with the expiry set by the first hit only."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "vid2mp3:"):
+        self.client = client
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}rate:{key}"
+
+    @_guard
+    def count(self, key: str) -> tuple[int, int]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self._key(key))
+        pipe.ttl(self._key(key))
+        hits, ttl = pipe.execute()
+        return (int(hits), max(int(ttl), 1)) if hits is not None else (0, 0)
+
+    @_guard
+    def hit(self, key: str, window: int) -> int:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(self._key(key))
+        pipe.expire(self._key(key), window, nx=True)
+        hits, _ = pipe.execute()
+        return int(hits)
+
+    @_guard
+    def reset(self, key: str) -> None:
+        self.client.delete(self._key(key))

@@ -7,8 +7,8 @@ from typing import Any
 import argon2
 import jwt
 
-from core.domain import Principal, Role, Unauthorized, User
-from core.ports import UserRepository
+from core.domain import Principal, Role, TooManyRequests, Unauthorized, User
+from core.ports import RateLimiter, UserRepository
 
 JWT_ALGORITHM = "HS256"
 
@@ -60,18 +60,57 @@ class Tokens:
             raise Unauthorized("invalid token") from None
 
 
+class LoginThrottle:
+    """Limits failed logins per account and per client address within a window."""
+
+    def __init__(self, limiter: RateLimiter, per_account: int, per_address: int, window: int):
+        self.limiter = limiter
+        self.per_account = per_account
+        self.per_address = per_address
+        self.window = window
+
+    def _keys(self, email: str, address: str | None) -> list[tuple[str, int]]:
+        keys = [(f"login:account:{email}", self.per_account)]
+        if address:
+            keys.append((f"login:address:{address}", self.per_address))
+        return keys
+
+    def check(self, email: str, address: str | None) -> None:
+        for key, limit in self._keys(email, address):
+            hits, seconds_left = self.limiter.count(key)
+            if hits >= limit:
+                raise TooManyRequests("too many failed logins; try again later", seconds_left)
+
+    def failed(self, email: str, address: str | None) -> None:
+        for key, _ in self._keys(email, address):
+            self.limiter.hit(key, self.window)
+
+    def succeeded(self, email: str) -> None:
+        self.limiter.reset(f"login:account:{email}")
+
+
 class AuthService:
-    def __init__(self, users: UserRepository, passwords: Passwords, tokens: Tokens):
+    def __init__(self, users: UserRepository, passwords: Passwords, tokens: Tokens,
+                 throttle: LoginThrottle | None = None):
         self.users = users
         self.passwords = passwords
         self.tokens = tokens
+        self.throttle = throttle
 
-    def login(self, email: str, password: str) -> dict[str, Any]:
-        """An access token for valid credentials; Unauthorized otherwise, same for every cause."""
-        user = self.users.get_by_email(email.strip().lower()) if email else None
+    def login(self, email: str, password: str, address: str | None = None) -> dict[str, Any]:
+        """An access token for valid credentials; Unauthorized otherwise, same for every cause.
+        Too many failures for the account or the client address -> TooManyRequests."""
+        email = (email or "").strip().lower()
+        if self.throttle:
+            self.throttle.check(email, address)
+        user = self.users.get_by_email(email) if email else None
         if not self.passwords.verify(user.password_hash if user else None, password or ""):
+            if self.throttle:
+                self.throttle.failed(email, address)
             raise Unauthorized("invalid email or password")
         assert user is not None
+        if self.throttle:
+            self.throttle.succeeded(email)
         return {"access_token": self.tokens.issue(user), "token_type": "Bearer",
                 "expires_in": self.tokens.ttl_seconds}
 

@@ -1,9 +1,11 @@
 """The media pipeline: accept an upload, convert it, tell the owner, serve and delete results."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 import uuid
@@ -175,7 +177,7 @@ class JobService:
         self.jobs.update(job_id, {"status": JobStatus.CONVERTING, "started_at": utcnow(),
                                   "attempts": job.attempts + 1, "progress": 0.0, "error": None},
                          only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING))
-        os.makedirs(self.scratch_dir, exist_ok=True)
+        self._clear_scratch(job_id)
         with tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=self.scratch_dir) as tmp:
             output = os.path.join(tmp, "out.mp3")
             try:
@@ -202,6 +204,12 @@ class JobService:
             return current.status if current else None
         self.queue.enqueue_notify(job_id)
         return JobStatus.DONE
+
+    def _clear_scratch(self, job_id: str) -> None:
+        """Remove what an earlier, killed attempt at this job left in the scratch directory."""
+        os.makedirs(self.scratch_dir, exist_ok=True)
+        for leftover in glob.glob(os.path.join(self.scratch_dir, f"job-{job_id}-*")):
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def _progress(self, job_id: str, percent: float) -> None:
         self.jobs.update(job_id, {"progress": round(min(max(percent, 0.0), 99.9), 1)},

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.domain import Blob, Conflict, Email, Job, JobStatus, NewUser, NotFound, User
-from core.ports import BlobStore, ItemStore, JobRepository, Mailer, MailError, TaskQueue, UserRepository
+from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
+                        TaskQueue, UserRepository)
 
 
 class FakeUsers(UserRepository):
@@ -203,3 +204,18 @@ class FakeQueue(TaskQueue):
 
     def enqueue_notify(self, job_id):
         self.notifies.append(job_id)
+
+
+class FakeLimiter(RateLimiter):
+    def __init__(self):
+        self.hits: dict[str, int] = {}
+
+    def count(self, key):
+        return (self.hits.get(key, 0), 60) if key in self.hits else (0, 0)
+
+    def hit(self, key, window):
+        self.hits[key] = self.hits.get(key, 0) + 1
+        return self.hits[key]
+
+    def reset(self, key):
+        self.hits.pop(key, None)

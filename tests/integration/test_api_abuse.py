@@ -1,0 +1,38 @@
+"""Brute force, CORS and ownership over the API, on real Redis and MariaDB."""
+import pytest
+
+from api import create_app
+from core.bootstrap import Container
+from tests.conftest import basic
+
+
+@pytest.fixture
+def strict_client(settings, container):
+    """An app with a tight login limit and CORS for one origin."""
+    tight = settings.with_overrides(login_max_failures=3, login_max_failures_per_address=100,
+                                    cors_origins="https://app.example.com",
+                                    redis_prefix=settings.redis_prefix + "strict:")
+    return create_app(container=Container(tight, passwords=container.passwords)).test_client()
+
+
+def test_brute_force_gets_429_with_retry_after(strict_client, auth):
+    auth.new_user(email="target@example.com", password="right-password")
+    for _ in range(3):
+        assert strict_client.post("/login", headers=basic("target@example.com", "guess-guess"),
+                                  environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 401
+    blocked = strict_client.post("/login", headers=basic("target@example.com", "right-password"),
+                                 environ_base={"REMOTE_ADDR": "10.1.1.2"})
+    assert blocked.status_code == 429 and blocked.get_json()["code"] == "too_many_requests"
+    assert 0 < int(blocked.headers["Retry-After"]) <= 300
+
+
+def test_cors_only_for_configured_origins(strict_client, client):
+    allowed = strict_client.get("/healthz", headers={"Origin": "https://app.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    other = strict_client.get("/healthz", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = strict_client.options("/items/k", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"})
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+    default = client.get("/healthz", headers={"Origin": "https://app.example.com"})
+    assert "Access-Control-Allow-Origin" not in default.headers  # off unless configured
