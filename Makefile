@@ -34,6 +34,10 @@ test-integration: install
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+## The fault suite alone: kills, outages and restarts under a running stack (also in `make test`).
+faults: install
+	$(BIN)/python -m pytest tests/faults -v $(PYTEST_ARGS)
+
 ## Benchmarks against the issue's targets (not part of CI); writes bench/results/latest.md.
 bench: install
 	$(BIN)/python -m bench

@@ -25,33 +25,55 @@ class MongoStartError(RuntimeError):
     """The test server did not come up."""
 
 
+class MongoServer:
+    """An nx-27017 process that can be stopped and started again on the same port and data."""
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        self.data_dir = os.path.join(workdir, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.port = _free_port()
+        self.uri = f"mongodb://{HOST}:{self.port}/"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> str:
+        command = [
+            sys.executable, "-c", _LAUNCH,
+            "--host", HOST, "--port", str(self.port),
+            # One SQLite file per logical database, so dropping a test database is real.
+            "--data-dir", self.data_dir,
+            # The defaults are fixed names in /tmp; a live pid in /tmp/nx_27017.pid makes a
+            # second server refuse to start, so every server gets its own.
+            "--pid-file", os.path.join(self.workdir, "server.pid"),
+            "--log-file", os.path.join(self.workdir, "server.log"),
+        ]
+        output_path = os.path.join(self.workdir, "stdout.log")
+        with open(output_path, "ab") as output:
+            self.process = subprocess.Popen(command, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                            stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_ready(self.process, self.port, self.uri, time.monotonic() + timeout,
+                              output_path)
+        except BaseException:
+            self.stop()
+            raise
+        return self.uri
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+
 @contextmanager
 def running_mongo(timeout: float = START_TIMEOUT_S) -> Iterator[str]:
     """Run nx-27017 on a free port with its data in a temp dir; yield its URI, stop it after."""
     with tempfile.TemporaryDirectory(prefix="nx-27017-") as workdir:
-        data_dir = os.path.join(workdir, "data")
-        os.mkdir(data_dir)
-        log_path = os.path.join(workdir, "server.log")
-        port = _free_port()
-        command = [
-            sys.executable, "-c", _LAUNCH,
-            "--host", HOST, "--port", str(port),
-            # One SQLite file per logical database, so dropping a test database is real.
-            "--data-dir", data_dir,
-            # The defaults are fixed names in /tmp; a live pid in /tmp/nx_27017.pid makes a
-            # second server refuse to start, so every server gets its own.
-            "--pid-file", os.path.join(workdir, "server.pid"),
-            "--log-file", log_path,
-        ]
-        with open(os.path.join(workdir, "stdout.log"), "wb") as output:
-            process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL,
-                                       stdout=output, stderr=subprocess.STDOUT)
-            try:
-                uri = f"mongodb://{HOST}:{port}/"
-                _wait_until_ready(process, port, uri, time.monotonic() + timeout, output.name)
-                yield uri
-            finally:
-                _stop(process)
+        server = MongoServer(workdir)
+        try:
+            yield server.start(timeout)
+        finally:
+            server.stop()
 
 
 def _free_port() -> int:

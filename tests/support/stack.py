@@ -34,13 +34,17 @@ class Stack:
     base_url: str
     log_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
     _logs: list = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
         return Settings.from_env(self.env, dotenv_path=None)
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str] | None = None) -> subprocess.Popen:
+        """Start a process, or start it again with the command it had (as a supervisor would)."""
+        argv = argv or self.commands[name]
+        self.commands[name] = argv
         log = open(self.log_dir / f"{name}.log", "ab")
         self._logs.append(log)
         process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
@@ -81,16 +85,17 @@ def _python(*args: str) -> list[str]:
 
 @contextmanager
 def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
-                  flower: bool = False) -> Iterator[Stack]:
+                  flower: bool = False, beat: bool = False) -> Iterator[Stack]:
     """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after."""
     run = uuid.uuid4().hex[:8]
     api_port = free_port()
-    env = test_env(
-        MYSQL_DATABASE=f"vid2mp3_e2e_{run}", REDIS_PREFIX=f"vid2mp3-e2e-{run}:",
-        CELERY_KEY_PREFIX=f"vid2mp3-e2e-{run}:", API_PORT=api_port, DATA_DIR=tmp / "data",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}", WEB_CONCURRENCY=2, LOG_LEVEL="INFO",
-        NOTIFY_RETRY_BASE_SECONDS="0.5", FLOWER_PORT=free_port(),
-        FLOWER_BASIC_AUTH="flower:flower-test-password", **(extra_env or {}))
+    env = test_env(**{
+        "MYSQL_DATABASE": f"vid2mp3_e2e_{run}", "REDIS_PREFIX": f"vid2mp3-e2e-{run}:",
+        "CELERY_KEY_PREFIX": f"vid2mp3-e2e-{run}:", "API_PORT": api_port,
+        "DATA_DIR": tmp / "data", "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        "WEB_CONCURRENCY": 2, "LOG_LEVEL": "INFO", "NOTIFY_RETRY_BASE_SECONDS": "0.5",
+        "FLOWER_PORT": free_port(), "FLOWER_BASIC_AUTH": "flower:flower-test-password",
+        **(extra_env or {})})
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(env=env, base_url=f"http://127.0.0.1:{api_port}", log_dir=log_dir)
@@ -100,10 +105,13 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
         stack.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"))
         stack.start("worker-convert", _python("-m", "workers.convert"))
         stack.start("worker-notify", _python("-m", "workers.notify"))
+        if beat:
+            stack.start("beat", _python("-m", "workers.beat"))
         if flower:
             stack.start("flower", _python("-m", "workers.flower", "--address=127.0.0.1"))
         wait_for(lambda: _ready(stack), timeout=30, what="the API to be ready")
-        wait_for(lambda: _workers_answer(container), timeout=60, what="both workers")
+        wait_for(lambda: workers_answer(container), timeout=60, what="both workers")
+        stack.container = container
         yield stack
     except BaseException:
         for name in stack.processes:
@@ -126,8 +134,12 @@ def _ready(stack: Stack) -> bool:
         return False
 
 
-def _workers_answer(container: Container) -> bool:
+def workers_answer(container: Container, queues: tuple[str, ...] = ("convert", "notify")) -> bool:
+    """True once this host's worker of every queue answers a Celery ping."""
     host = socket.gethostname()
-    replies = container.celery.control.ping(timeout=1.0)
+    try:
+        replies = container.celery.control.ping(timeout=1.0)
+    except Exception:  # the broker is restarting: ask again on the next poll
+        return False
     names = {name for reply in replies for name in reply}
-    return {f"convert@{host}", f"notify@{host}"} <= names
+    return {f"{queue}@{host}" for queue in queues} <= names

@@ -1,0 +1,137 @@
+"""Faults injected into a running stack; each test states what a user sees afterwards."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import requests
+
+from tests.faults.conftest import (api_up, converting_ffmpeg, job_of, mp3_files_of,
+                                   no_ffmpeg_left, upload, wait_status)
+from tests.support.stack import workers_answer
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.faults
+
+
+def assert_delivered_once(stack, services, user, job_id):
+    """Done, exactly one MP3 stored, exactly one email, and the MP3 downloads."""
+    _, _, smtp = services
+    job = wait_status(user, job_id)
+    assert job["status"] == "done", job
+    wait_for(lambda: smtp.mails_about(job_id), timeout=30, what="the email")
+    assert len(mp3_files_of(stack, job_id)) == 1
+    assert len(smtp.mails_about(job_id)) == 1
+    assert user.get(f"/jobs/{job_id}/mp3").status_code == 200
+    return job
+
+
+def replace_convert_worker(stack):
+    stack.start("worker-convert")
+    wait_for(lambda: workers_answer(stack.container, ("convert",)), timeout=60,
+             what="the new convert worker")
+
+
+def test_kill_9_of_the_converting_process(stack, services, user, long_input):
+    job_id = upload(user, long_input)
+    ffmpeg = converting_ffmpeg(job_id)
+    pool_child = ffmpeg.parent()
+    os.kill(pool_child.pid, signal.SIGKILL)  # the process running the task, mid-conversion
+    job = assert_delivered_once(stack, services, user, job_id)
+    assert job["attempts"] >= 2
+    wait_for(lambda: no_ffmpeg_left(job_id), timeout=10, what="the orphaned ffmpeg to die")
+
+
+def test_kill_9_of_the_whole_worker(stack, services, user, long_input):
+    job_id = upload(user, long_input)
+    converting_ffmpeg(job_id)
+    stack.stop("worker-convert", signal.SIGKILL)  # worker, pool and ffmpeg, all at once
+    wait_for(lambda: no_ffmpeg_left(job_id), timeout=10, what="ffmpeg to die with its parent")
+    replace_convert_worker(stack)  # as `make up` or Kubernetes would
+    assert_delivered_once(stack, services, user, job_id)
+
+
+def test_sigterm_during_a_job_finishes_it(stack, services, user, long_input):
+    job_id = upload(user, long_input)
+    converting_ffmpeg(job_id)
+    worker = stack.processes["worker-convert"]
+    worker.send_signal(signal.SIGTERM)  # a Kubernetes scale-down: warm shutdown
+    assert worker.wait(timeout=120) == 0
+    job = job_of(user, job_id)
+    assert job["status"] == "done", job  # it finished before the worker left
+    replace_convert_worker(stack)
+    assert_delivered_once(stack, services, user, job_id)
+
+
+def test_broker_restarted_empty_loses_no_job(stack, services, user, clip):
+    redis, _, _ = services
+    stack.stop("worker-convert")
+    queued = [upload(user, clip) for _ in range(3)]
+    redis.stop()
+    redis.start()  # no persistence: the queue is gone, the jobs are still in MySQL
+    replace_convert_worker(stack)
+    for job_id in queued:
+        assert_delivered_once(stack, services, user, job_id)
+
+
+def test_smtp_down_then_back_delivers_once(stack, services, user, clip):
+    _, _, smtp = services
+    smtp.stop()
+    job_id = upload(user, clip)
+    wait_status(user, job_id)
+    wait_for(lambda: "retry" in stack.log("worker-notify") and job_id in stack.log("worker-notify"),
+             timeout=30, what="a notify retry")
+    smtp.start()
+    assert_delivered_once(stack, services, user, job_id)
+    assert job_of(user, job_id)["notify_error"] is None
+
+
+def test_smtp_down_past_the_retry_cap(stack, services, user, clip):
+    _, _, smtp = services
+    smtp.stop()
+    try:
+        job_id = upload(user, clip)
+        job = wait_for(lambda: (j := job_of(user, job_id))["notify_error"] and j,
+                       timeout=60, what="the notification to be given up")
+        assert job["status"] == "done" and job["notified_at"] is None
+        assert "SMTP" in job["notify_error"]
+        assert user.get(f"/jobs/{job_id}/mp3").status_code == 200
+    finally:
+        smtp.start()
+    assert not smtp.mails_about(job_id)
+
+
+def test_mysql_down_503_then_recovers(stack, services, user):
+    _, mysql, _ = services
+    mysql.down()
+    try:
+        jobs = user.get("/jobs")
+        assert jobs.status_code == 503 and jobs.json()["code"] == "unavailable"
+        login = requests.post(stack.url("/login"), auth=("faulty@example.com", "password-1"),
+                              timeout=10)
+        assert login.status_code == 503
+        assert requests.get(stack.url("/healthz"), timeout=5).status_code == 200
+        ready = requests.get(stack.url("/readyz"), timeout=10)
+        assert ready.status_code == 503 and ready.json()["checks"]["mysql"] != "ok"
+    finally:
+        mysql.up()
+    wait_for(lambda: user.get("/jobs").status_code == 200, timeout=30, what="recovery")
+    assert requests.get(stack.url("/readyz"), timeout=10).status_code == 200
+
+
+def test_poison_input_fails_once(stack, user, media_dir):
+    from tests.support import media
+
+    job_id = upload(user, media.make_truncated_mp4(media_dir))
+    job = wait_status(user, job_id)
+    assert job["status"] == "failed" and job["error"]
+    sweeps = stack.log("beat").count("sweep.stale_jobs")
+    wait_for(lambda: stack.log("beat").count("sweep.stale_jobs") >= sweeps + 2, timeout=30,
+             what="two more sweeps")
+    again = job_of(user, job_id)
+    assert again["status"] == "failed" and again["attempts"] == 1
+
+
+def test_api_survives_everything(stack):
+    assert api_up(stack)
