@@ -20,6 +20,7 @@ from core.services.jobs import Download
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 
 MULTIPART_OVERHEAD = 1024 * 1024
+DRAIN_LIMIT = 64 * 1024 * 1024
 UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "the video"},
@@ -37,6 +38,16 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
 def upload(actor):
     """Upload a video as multipart field `file`; its conversion is queued."""
+    try:
+        return _accept_upload(actor)
+    except Exception:
+        # Read (a bounded amount of) what the client is still sending, so it gets to see
+        # the error response instead of a connection reset mid-upload.
+        _discard_body(DRAIN_LIMIT)
+        raise
+
+
+def _accept_upload(actor) -> dict:
     services = container()
     limit = services.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
@@ -54,6 +65,22 @@ def upload(actor):
                                bitrate=lambda: bitrate or form.fields.get("bitrate"))
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
+
+
+def _discard_body(max_bytes: int) -> None:
+    stream = request.environ.get("wsgi.input")
+    declared = request.content_length
+    if stream is None or (declared is not None and declared > max_bytes):
+        return  # too much to read: let the server close the connection
+    read = 0
+    try:
+        while read < max_bytes:
+            chunk = stream.read(min(256 * 1024, max_bytes - read))
+            if not chunk:
+                return
+            read += len(chunk)
+    except OSError:
+        return
 
 
 @blp.route("/jobs", methods=["GET"])

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from bench.client import ApiClient
 from core.bootstrap import Container
+from core.domain import Job, JobStatus
 from tests.support.config import test_env
 from tests.support.stack import Stack, _ready, free_port
 from tests.support.wait import wait_for
@@ -58,6 +59,18 @@ class BenchStack:
 
     def stop(self, name: str) -> None:
         self.stack.stop(name)
+
+    def wait_job(self, job_id: str, timeout: float, notified: bool = False,
+                 interval: float = 0.02) -> Job:
+        """Read the job row straight from MySQL (no API load) until it is finished."""
+        def finished() -> Job | None:
+            job = self.container.job_repo.get(job_id)
+            if job is None or job.status not in (JobStatus.DONE, JobStatus.FAILED):
+                return None
+            if notified and job.status is JobStatus.DONE and job.notified_at is None:
+                return None
+            return job
+        return wait_for(finished, timeout=timeout, interval=interval, what=f"job {job_id}")
 
 
 def _python(*args: str) -> list[str]:

@@ -8,7 +8,7 @@ import argon2
 import pytest
 
 from core.settings import Settings
-from tests.support.config import test_env
+from tests.support.config import service_env
 
 _counter = itertools.count(1)
 
@@ -16,7 +16,7 @@ _counter = itertools.count(1)
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
     data_dir = tmp_path_factory.mktemp("data")
-    return Settings.from_env(test_env(DATA_DIR=data_dir), dotenv_path=None)
+    return Settings.from_env(service_env(DATA_DIR=data_dir), dotenv_path=None)
 
 
 @pytest.fixture(scope="session")

@@ -236,30 +236,35 @@ def _is_os_environ(node: ast.AST) -> bool:
             and isinstance(node.value, ast.Name) and node.value.id == "os")
 
 
-def scan_environ_reads() -> tuple[dict[str, set[str]], list[str]]:
-    """Literal names read through os.environ[...], os.environ.get(...) and os.getenv(...),
-    with the files reading them; and the places that read a name that is not a literal."""
-    found: dict[str, set[str]] = {}
+def environ_reads(tree: ast.AST) -> Iterator[tuple[ast.AST, ast.AST, ast.AST | None]]:
+    """(node, key, default) for each os.environ[key], os.environ.get(key, default) and
+    os.getenv(key, default) in a module."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_os_environ(node.value):
+            yield node, node.slice, None
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            environ_method = (isinstance(func, ast.Attribute)
+                              and func.attr in ("get", "pop", "setdefault")
+                              and _is_os_environ(func.value))
+            getenv = (isinstance(func, ast.Attribute) and func.attr == "getenv"
+                      and isinstance(func.value, ast.Name) and func.value.id == "os")
+            if environ_method or getenv:
+                default = node.args[1] if len(node.args) > 1 else None
+                yield node, node.args[0], default
+
+
+def scan_environ_reads() -> tuple[dict[str, dict[str, str | None]], list[str]]:
+    """Literal names the project's modules read from the environment -> {file: default or
+    None}; and the places that read a name that is not a literal (which no scan can follow)."""
+    found: dict[str, dict[str, str | None]] = {}
     dynamic: list[str] = []
     for path in _python_files():
-        tree = ast.parse(path.read_text(), filename=str(path))
         rel = str(path.relative_to(ROOT))
-        for node in ast.walk(tree):
-            key = None
-            if isinstance(node, ast.Subscript) and _is_os_environ(node.value):
-                key = node.slice
-            elif isinstance(node, ast.Call) and node.args:
-                func = node.func
-                if isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") \
-                        and _is_os_environ(func.value):
-                    key = node.args[0]
-                elif isinstance(func, ast.Attribute) and func.attr == "getenv" \
-                        and isinstance(func.value, ast.Name) and func.value.id == "os":
-                    key = node.args[0]
-            if key is None:
-                continue
+        for node, key, default in environ_reads(ast.parse(path.read_text(), filename=rel)):
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                found.setdefault(key.value, set()).add(rel)
+                literal = default.value if isinstance(default, ast.Constant) else None
+                found.setdefault(key.value, {})[rel] = None if literal is None else str(literal)
             else:
                 dynamic.append(f"{rel}:{node.lineno}")
     return found, dynamic

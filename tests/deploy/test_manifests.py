@@ -180,16 +180,6 @@ def test_each_worker_has_its_own_deployment_probe_and_resources(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_convert_worker_outlives_a_running_conversion(overlay):
-    """A scale-down sends SIGTERM; the grace period must cover the conversion's time limits."""
-    docs = built(overlay)
-    settings = configmap(docs)
-    grace = pod_spec(one(docs, "Deployment", "worker-convert"))["terminationGracePeriodSeconds"]
-    assert grace > int(settings["CONVERT_SOFT_TIME_LIMIT"]), "grace must exceed the soft limit"
-    assert grace > int(settings["CONVERT_TIME_LIMIT"]), "grace should exceed the hard limit too"
-
-
-@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_beat_is_a_single_replica_recreated_never_scaled(overlay):
     docs = built(overlay)
     beat = one(docs, "Deployment", "beat")

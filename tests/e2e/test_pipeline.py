@@ -157,3 +157,27 @@ def _flower_up(url):
         return requests.get(url, timeout=2).status_code in (200, 401)
     except requests.RequestException:
         return False
+
+
+@pytest.mark.parametrize("filename,expected", [
+    ("../../etc/passwd.mp4", "passwd.mp3"),
+    ("Été à Paris.mp4", "Été à Paris.mp3"),
+    ("ünïcödé 😀.mov", "ünïcödé 😀.mp3"),
+])
+def test_download_names_are_safe(stack, new_user, clip, filename, expected):
+    from urllib.parse import quote, unquote
+
+    if stack.blob_store != "directory":
+        pytest.skip("naming does not depend on the blob store")
+    user, _ = new_user()
+    with open(clip, "rb") as fh:
+        accepted = user.post("/upload", files={"file": (filename, fh)})
+    assert accepted.status_code == 202, accepted.text
+    job = wait_job(user, accepted.json()["job_id"])
+    header = user.get(f"/jobs/{job['id']}/mp3").headers["Content-Disposition"]
+    assert all(32 <= ord(ch) < 127 for ch in header)  # nothing raw reaches the header
+    disposition, fallback, extended = (part.strip() for part in header.split(";"))
+    assert disposition == "attachment"
+    assert fallback.startswith('filename="') and "/" not in fallback and "\\" not in fallback
+    assert extended == f"filename*=UTF-8''{quote(expected, safe='')}"
+    assert unquote(extended.split("''", 1)[1]) == expected

@@ -24,7 +24,7 @@ TEST_ENV: dict[str, str] = {
 }
 
 
-def test_env(**extra: Any) -> dict[str, str]:
+def service_env(**extra: Any) -> dict[str, str]:
     """The test environment plus overrides, all as strings (for child processes too)."""
     env = dict(TEST_ENV)
     env.update({k: str(v) for k, v in extra.items()})

@@ -16,7 +16,7 @@ import requests
 
 from core.bootstrap import Container
 from core.settings import Settings
-from tests.support.config import test_env
+from tests.support.config import service_env
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
     """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after."""
     run = uuid.uuid4().hex[:8]
     api_port = free_port()
-    env = test_env(**{
+    env = service_env(**{
         "MYSQL_DATABASE": f"vid2mp3_e2e_{run}", "REDIS_PREFIX": f"vid2mp3-e2e-{run}:",
         "CELERY_KEY_PREFIX": f"vid2mp3-e2e-{run}:", "API_PORT": api_port,
         "DATA_DIR": tmp / "data", "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",

@@ -1,0 +1,98 @@
+"""`make bench` / `python -m bench [--quick] [--only NAMES]`: measure the issue's targets."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from bench import api_load, conversion, inputs, isolation, overhead, procs, report, scaleout
+from bench import stack as bench_stack
+from bench import streaming
+from bench.report import Row, Section
+
+MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer runs and only the 60 s input (a smoke run, not the figures)")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS),
+                        help=f"comma-separated subset of {', '.join(MEASUREMENTS)}")
+    parser.add_argument("--output", type=Path, default=report.RESULTS / "latest.md",
+                        help="where the Markdown report goes (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(args.only) - set(MEASUREMENTS)
+    if unknown:
+        parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`: processes stop, names go
+
+
+def main(argv: list[str]) -> int:
+    args = _parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    quick = args.quick
+    if quick:
+        print("QUICK MODE: fewer runs, 60 s input only; not the figures to quote.", flush=True)
+    clips = [inputs.CLIP_60S_720P] if quick else [inputs.CLIP_60S_720P, inputs.CLIP_600S_360P]
+    for clip in {*clips, inputs.CLIP_60S_720P, inputs.CLIP_10S_360P}:
+        inputs.ensure(clip)
+    started_at, started = report.now(), time.monotonic()
+    reps = 3
+    sections: list[Section] = []
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="vid2mp3-bench-") as tmp, \
+            bench_stack.running(Path(tmp)) as st:
+        print(f"stack up on port {st.port} (logs in {tmp}/logs)", flush=True)
+        warm = st.client()
+        try:  # the first job pays one-off imports in the pool process
+            st.wait_job(warm.upload_file(inputs.ensure(inputs.CLIP_10S_360P))["job_id"], 120,
+                        notified=True)
+        finally:
+            warm.close()
+        time.sleep(1)
+        idle_rate = procs.idle_cpu_rate(st.all_pids(), 5.0)
+        extra.append(f"stack idle CPU: {idle_rate * 1000:.1f} ms per second (all its processes)")
+        steps: dict[str, Callable[[], Section]] = {
+            "conversion": lambda: conversion.measure(st, clips, reps, idle_rate),
+            "overhead": lambda: overhead.measure(st),
+            "isolation": lambda: isolation.measure(st, 1 if quick else reps),
+            "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),
+            "streaming": lambda: streaming.measure(st, 1 if quick else reps),
+            "api": lambda: api_load.measure(st, reps, 4.0 if quick else 10.0),
+        }
+        for name in MEASUREMENTS:
+            if name not in args.only:
+                continue
+            print(f"--- {name} ...", flush=True)
+            began = time.monotonic()
+            try:
+                section = steps[name]()
+            except Exception as exc:  # one broken measurement must not hide the others
+                traceback.print_exc()
+                section = Section(name, [Row(name, f"error: {type(exc).__name__}: {exc}"[:300],
+                                             "-", None)])
+            sections.append(section)
+            print(report.table(section.rows), f"\n({time.monotonic() - began:.0f} s)",
+                  flush=True)
+    command = f"python -m bench {' '.join(argv)}" if argv else "make bench"
+    text = report.render(sections, command, quick, started_at, time.monotonic() - started, extra)
+    path = report.write(text, args.output)
+    print("\n" + report.table([row for s in sections for row in s.rows]))
+    print(f"\nwritten to {path}")
+    failed = [row for s in sections for row in s.rows if row.passed is None]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
