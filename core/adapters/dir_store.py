@@ -1,7 +1,6 @@
 """A BlobStore keeping each file on local disk, with a JSON sidecar for its metadata."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import uuid
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, Iterator
 
+from core.adapters.blob_writer import ChecksumWriter
 from core.domain import Blob, NotFound, Unavailable
 from core.ports import BlobStore
 
@@ -17,29 +17,6 @@ _FID = re.compile(r"[0-9a-f]{32}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _SIDECAR = ".json"
 _PART = ".part"
-
-
-class DirectoryWriter:
-    """Streams bytes into an open temp file, counting size and md5 as it goes."""
-
-    def __init__(self, fid: str, target: BinaryIO):
-        self.fid = fid
-        self.size = 0
-        self._target = target
-        self._md5 = hashlib.md5(usedforsecurity=False)
-
-    def write(self, data: bytes) -> int:
-        """Append data; returns the number of bytes written."""
-        self._target.write(data)
-        self._md5.update(data)
-        written = memoryview(data).nbytes
-        self.size += written
-        return written
-
-    @property
-    def md5(self) -> str:
-        """Hex md5 of everything written so far."""
-        return self._md5.hexdigest()
 
 
 class DirectoryBlobStore(BlobStore):
@@ -55,7 +32,7 @@ class DirectoryBlobStore(BlobStore):
 
     @contextmanager
     def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[DirectoryWriter]:
+               metadata: dict[str, Any] | None = None) -> Iterator[ChecksumWriter]:
         """Stream a new file into a temp name; publish it atomically on a clean exit."""
         directory = self._bucket_dir(bucket)
         extra = dict(metadata or {})
@@ -68,7 +45,7 @@ class DirectoryBlobStore(BlobStore):
         leftovers = [data_tmp]
         try:
             with os.fdopen(fd, "wb") as target:
-                blob_writer = DirectoryWriter(fid, target)
+                blob_writer = ChecksumWriter(fid, target.write)
                 yield blob_writer
                 target.flush()
                 os.fsync(target.fileno())

@@ -1,7 +1,6 @@
 """A BlobStore on MongoDB GridFS: one GridFS bucket per blob-store bucket."""
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -20,6 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import (AutoReconnect, ConnectionFailure, PyMongoError,
                             ServerSelectionTimeoutError)
 
+from core.adapters.blob_writer import ChecksumWriter
 from core.domain import Blob, NotFound, Unavailable
 from core.ports import BlobStore
 
@@ -49,28 +49,11 @@ def _translate_errors() -> Iterator[None]:
         raise Unavailable(SERVICE) from exc
 
 
-class GridFSWriter:
-    """Streams bytes into a GridFS upload, counting size and md5 as it goes."""
-
-    def __init__(self, upload: gridfs.GridIn):
-        self.fid = str(upload._id)
-        self.size = 0
-        self._upload = upload
-        self._md5 = hashlib.md5(usedforsecurity=False)
-
-    def write(self, data: bytes) -> int:
-        """Append data; returns the number of bytes written."""
+def _guarded_write(upload: gridfs.GridIn) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
         with _translate_errors():
-            self._upload.write(data)
-        self._md5.update(data)
-        written = memoryview(data).nbytes
-        self.size += written
-        return written
-
-    @property
-    def md5(self) -> str:
-        """Hex md5 of everything written so far."""
-        return self._md5.hexdigest()
+            upload.write(data)
+    return write
 
 
 class GridFSReader(io.BufferedIOBase):
@@ -150,13 +133,13 @@ class GridFSBlobStore(BlobStore):
 
     @contextmanager
     def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[GridFSWriter]:
+               metadata: dict[str, Any] | None = None) -> Iterator[ChecksumWriter]:
         """Stream a new file into GridFS; on an exception the partial upload is removed."""
         grid_bucket = self._bucket(bucket)
         stored = {"content_type": content_type, "metadata": dict(metadata or {})}
         with _translate_errors():
             upload = grid_bucket.open_upload_stream(filename, metadata=stored)
-        blob_writer = GridFSWriter(upload)
+        blob_writer = ChecksumWriter(str(upload._id), _guarded_write(upload))
         try:
             yield blob_writer
             # The files document is only sent on close, so the md5 can still join it.

@@ -11,7 +11,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from core import media
 from core.domain import (BITRATES, DEFAULT_BITRATE, Blob, Email, InvalidInput, Job, JobStatus,

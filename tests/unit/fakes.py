@@ -8,9 +8,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
 
-from core.domain import Blob, Conflict, Email, Job, JobStatus, NewUser, NotFound, User
+
+from core.domain import Blob, Conflict, Email, Job, NewUser, NotFound, User
 from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
                         TaskQueue, UserRepository)
 

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import InvalidInput, JobStatus, NotFound, Principal, Role, TooLarge, UnsupportedMedia
+from core.domain import InvalidInput, JobStatus, NotFound, TooLarge, UnsupportedMedia
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
