@@ -1,4 +1,4 @@
-"""What the deployment tests share: the tools, the built overlays, compose, and the code's env vars."""
+"""Shared by the deployment tests: the tools, the built overlays, compose, the code's env vars."""
 from __future__ import annotations
 
 import ast
@@ -63,7 +63,8 @@ def kubectl() -> str:
     return found
 
 
-def run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run(argv: list[str], stdin: str | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT)
 
@@ -92,7 +93,8 @@ def built(overlay: str) -> list[dict[str, Any]]:
 
 
 def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
-    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    return [d for d in docs
+            if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
 
 
 def one(docs: list[dict], kind: str, name: str) -> dict:
@@ -118,7 +120,8 @@ def app_container(docs: list[dict], component: str) -> dict:
 
 def configmap(docs: list[dict]) -> dict[str, str]:
     """The settings ConfigMap (its generated name carries a hash suffix)."""
-    (cm,) = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith("vid2mp3-config")]
+    (cm,) = [d for d in find(docs, "ConfigMap")
+             if d["metadata"]["name"].startswith("vid2mp3-config")]
     return cm["data"]
 
 
@@ -146,7 +149,8 @@ def container_env(docs: list[dict], container: dict) -> dict[str, tuple[str, str
     for var in container.get("env", []):
         ref = var.get("valueFrom", {})
         if "secretKeyRef" in ref:
-            env[var["name"]] = ("secret", secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]])
+            key_ref = ref["secretKeyRef"]
+            env[var["name"]] = ("secret", secrets[key_ref["name"]][key_ref["key"]])
         elif "configMapKeyRef" in ref:
             env[var["name"]] = ("configmap", cm[ref["configMapKeyRef"]["key"]])
         else:

@@ -168,6 +168,9 @@ def test_image_runs_as_a_non_root_user_with_a_healthcheck():
     assert any(keyword == "HEALTHCHECK" for keyword, _ in final)
     env = " ".join(args for keyword, args in final if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
+    # gunicorn >= 25 puts a control socket under $HOME unless XDG_RUNTIME_DIR is set; with a
+    # read-only root (Kubernetes) it must land in /tmp, which is an emptyDir there.
+    assert "XDG_RUNTIME_DIR=/tmp" in env
     copied = " ".join(args for keyword, args in final if keyword == "COPY")
     assert "gunicorn.conf.py" in copied, "gunicorn reads gunicorn.conf.py from the workdir"
 

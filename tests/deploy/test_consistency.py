@@ -80,7 +80,8 @@ def test_modules_reading_the_same_variable_agree_on_its_default():
 
 def test_exemptions_are_few_explained_and_really_left_out():
     assert set(EXEMPT_FROM_DEPLOYMENT) <= set(code_variables()), "exempting an unread variable"
-    assert len(EXEMPT_FROM_DEPLOYMENT) <= 1 and all(len(r) > 40 for r in EXEMPT_FROM_DEPLOYMENT.values())
+    assert len(EXEMPT_FROM_DEPLOYMENT) <= 1
+    assert all(len(reason) > 40 for reason in EXEMPT_FROM_DEPLOYMENT.values())
     for var in EXEMPT_FROM_DEPLOYMENT:
         assert var not in env_example()
         for name in APP_COMPONENTS:
@@ -247,9 +248,13 @@ def test_keda_reads_each_queue_where_the_broker_keeps_it():
 
 
 def test_one_image_for_every_process():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
     services = compose()["services"]
     compose_images = {services[name]["image"] for name in APP_COMPONENTS}
     assert len(compose_images) == 1
+    assert next(iter(compose_images)).split(":")[0] == project
     for name in APP_COMPONENTS:
         assert services[name]["build"]["context"] == "."
     local = {app_container(built("local"), c)["image"] for c in APP_COMPONENTS}
@@ -257,7 +262,7 @@ def test_one_image_for_every_process():
     production = {app_container(built("production"), c)["image"] for c in APP_COMPONENTS}
     (image,) = production
     repository, _, tag = image.rpartition(":")
-    assert repository.rsplit("/", 1)[-1] == "vid2mp3" and tag not in ("", "dev", "latest")
+    assert repository.rsplit("/", 1)[-1] == project and tag not in ("", "dev", "latest")
 
 
 @pytest.mark.parametrize("component, variable, port_name", [
