@@ -44,8 +44,8 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid vid2mp3 --home-dir /app --no-create-home \
                --shell /usr/sbin/nologin vid2mp3
 
-# The root filesystem may be read-only (Kubernetes): nothing writes bytecode, and gunicorn's
-# control socket (default: $HOME/.gunicorn) goes to XDG_RUNTIME_DIR, the writable /tmp.
+# The root filesystem may be read-only (Kubernetes): nothing writes bytecode; gunicorn's
+# control socket is off (gunicorn.conf.py), and XDG_RUNTIME_DIR points at the writable /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -120,7 +120,8 @@ def _by_role(st: BenchStack, before: procs.CpuSnapshot, after: procs.CpuSnapshot
     return roles
 
 
-def measure(st: BenchStack, clips: list[Clip], reps: int, idle_rate: float) -> Section:
+def measure(st: BenchStack, clips: list[Clip], reps: dict[Clip, int], idle_rate: float
+            ) -> Section:
     section = Section("Conversion cost and worker memory (targets 1, 2)")
     section.details.append(
         f"Stack CPU = user+system seconds of every process of the API, the convert worker "
@@ -134,7 +135,7 @@ def measure(st: BenchStack, clips: list[Clip], reps: int, idle_rate: float) -> S
             src = ensure(clip)
             direct_ffmpeg(src, scratch)  # page cache warm for both sides
             direct, stack = [], []
-            for _ in range(reps):
+            for _ in range(reps[clip]):
                 direct.append(direct_ffmpeg(src, scratch))
                 stack.append(stack_job(st, src, idle_rate))
             d = Figure.of([r.cpu_s for r in direct])

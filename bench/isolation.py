@@ -8,9 +8,8 @@ import uuid
 
 from bench.inputs import CLIP_60S_720P, ensure
 from bench.report import Figure, Row, Section, percentile
-from bench.stack import BenchStack
+from bench.stack import BenchStack, wait_for
 from celeryconfig import NOTIFY_QUEUE, NOTIFY_TASK
-from tests.support.wait import wait_for
 
 P95_LIMIT_MS = 100
 QUEUED = 20

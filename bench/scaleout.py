@@ -6,9 +6,8 @@ import time
 
 from bench.inputs import CLIP_60S_720P, ensure
 from bench.report import Figure, Row, Section
-from bench.stack import BenchStack
+from bench.stack import BenchStack, wait_for
 from celeryconfig import CONVERT_QUEUE
-from tests.support.wait import wait_for
 
 RATIO_LIMIT = 1.7
 BATCH = 8
@@ -21,11 +20,11 @@ def _consuming(st: BenchStack) -> set[str]:
             if any(q["name"] == CONVERT_QUEUE for q in queues)}
 
 
-def one_batch(st: BenchStack, workers: set[str]) -> float:
-    """Jobs per minute for a batch queued while no worker consumed, then released at once."""
+def one_batch(st: BenchStack, every: set[str], workers: set[str]) -> float:
+    """Jobs per minute for a batch queued while no worker consumed, then given to `workers`."""
     control = st.container.celery.control
-    control.cancel_consumer(CONVERT_QUEUE, destination=list(workers), reply=True, timeout=5)
-    wait_for(lambda: not (_consuming(st) & workers), timeout=20, what="consumers to stop")
+    control.cancel_consumer(CONVERT_QUEUE, destination=list(every), reply=True, timeout=5)
+    wait_for(lambda: not (_consuming(st) & every), timeout=20, what="consumers to stop")
     src = ensure(CLIP_60S_720P)
     api = st.client()
     try:
@@ -34,6 +33,8 @@ def one_batch(st: BenchStack, workers: set[str]) -> float:
         api.close()
     released = time.time()
     control.add_consumer(CONVERT_QUEUE, destination=list(workers), reply=True, timeout=5)
+    wait_for(lambda: _consuming(st) & every == workers, timeout=10,
+             what=f"exactly {sorted(workers)} to consume")
     jobs = [st.wait_job(job_id, timeout=600) for job_id in job_ids]
     failed = [job for job in jobs if job.status.value != "done"]
     if failed:
@@ -50,11 +51,9 @@ def measure(st: BenchStack, reps: int) -> Section:
     single, double = [], []
     st.start_convert_worker(2)
     try:
-        st.container.celery.control.cancel_consumer(
-            CONVERT_QUEUE, destination=[f"convert-2@{host}"], reply=True, timeout=5)
         for _ in range(reps):
-            single.append(one_batch(st, one))
-            double.append(one_batch(st, two))
+            single.append(one_batch(st, two, one))
+            double.append(one_batch(st, two, two))
     finally:
         st.stop("worker-convert-2")
         st.container.celery.control.add_consumer(

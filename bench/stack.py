@@ -1,64 +1,167 @@
-"""The real service as processes (gunicorn, convert and notify workers) on throwaway names."""
+"""The real service as processes (gunicorn, convert and notify workers) on throwaway names.
+
+Self-contained on purpose: it depends on the service's own modules, not on the test support,
+so the benchmark keeps running while the tests change.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Callable, Iterator, TypeVar
 
 from bench.client import ApiClient
 from core.bootstrap import Container
 from core.domain import Job, JobStatus
-from tests.support.config import test_env
-from tests.support.stack import Stack, _ready, free_port
-from tests.support.wait import wait_for
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Call check until it returns something truthy; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_env(run: str, port: int, data_dir: Path) -> dict[str, str]:
+    """Settings of one benchmark run: throwaway names, local services, bench-only secrets."""
+    return {
+        "JWT_SECRET": "bench-only-secret-" + uuid.uuid4().hex,
+        "ADMIN_EMAIL": "bench-admin@example.com",
+        "ADMIN_PASSWORD": "bench-" + uuid.uuid4().hex[:16],
+        "MYSQL_HOST": os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1"),
+        "MYSQL_PORT": os.environ.get("BENCH_MYSQL_PORT", "3306"),
+        "MYSQL_USER": os.environ.get("BENCH_MYSQL_USER", "root"),
+        "MYSQL_PASSWORD": os.environ.get("BENCH_MYSQL_PASSWORD", ""),
+        "MYSQL_DATABASE": f"vid2mp3_bench_{run}",
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_PREFIX": f"vid2mp3-bench-{run}:",
+        "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/1"),
+        "CELERY_KEY_PREFIX": f"vid2mp3-bench-{run}:",
+        "API_PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "INFO",  # the production default
+        # Directory store and outbox mail whatever a developer's .env says.
+        "MONGO_URI": "",
+        "SMTP_URL": "",
+    }
+
+
+@dataclass
+class Processes:
+    """Child processes, each in its own session so a stop reaches its whole tree."""
+
+    env: dict[str, str]
+    log_dir: Path
+    running: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self._logs.append(log)
+        env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "API_THREADS")}
+        process = subprocess.Popen(argv, cwd=ROOT, env={**env, **self.env}, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        self.running[name] = process
+        return process
+
+    def stop(self, name: str, timeout: float = 30) -> None:
+        process = self.running.pop(name, None)
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+        for log in self._logs:
+            log.close()
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def check_alive(self) -> None:
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n"
+                                   f"{self.log(name)[-3000:]}")
 
 
 @dataclass
 class BenchStack:
     """The running processes, the settings they share and an admin client."""
 
-    stack: Stack
+    processes: Processes
     container: Container
     port: int
     admin: ApiClient
 
     @property
-    def settings(self):
+    def settings(self) -> Settings:
         return self.container.settings
 
     def pid(self, name: str) -> int:
-        return self.stack.processes[name].pid
+        return self.processes.running[name].pid
 
     @property
     def api_pid(self) -> int:
         return self.pid("api")
 
     def convert_pids(self) -> list[int]:
-        return [p.pid for n, p in self.stack.processes.items() if n.startswith("worker-convert")]
+        return [p.pid for n, p in self.processes.running.items()
+                if n.startswith("worker-convert")]
 
     def all_pids(self) -> list[int]:
-        return [p.pid for p in self.stack.processes.values()]
+        return [p.pid for p in self.processes.running.values()]
 
     def client(self) -> ApiClient:
-        """A new connection logged in with the admin's token."""
+        """A new connection with the admin's token."""
         api = ApiClient("127.0.0.1", self.port)
         api.token = self.admin.token
         return api
 
-    def start_convert_worker(self, index: int) -> None:
-        """Start another convert worker, `convert-<index>@host`, and wait until it answers."""
-        node = f"convert-{index}@%h"
-        self.stack.start(f"worker-convert-{index}", _python("-m", "workers.convert", "-n", node))
-        expected = f"convert-{index}@{socket.gethostname()}"
-        wait_for(lambda: expected in _worker_names(self.container), timeout=60,
-                 what=f"worker {expected}")
+    def start_convert_worker(self, index: int) -> str:
+        """Start another convert worker, `convert-<index>@host`; its node name once it answers."""
+        self.processes.start(f"worker-convert-{index}",
+                             _python("-m", "workers.convert", "-n", f"convert-{index}@%h"))
+        node = f"convert-{index}@{socket.gethostname()}"
+        wait_for(lambda: node in worker_names(self.container), timeout=60, what=node)
+        return node
 
     def stop(self, name: str) -> None:
-        self.stack.stop(name)
+        self.processes.stop(name)
 
     def wait_job(self, job_id: str, timeout: float, notified: bool = False,
                  interval: float = 0.02) -> Job:
@@ -77,44 +180,70 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _worker_names(container: Container) -> set[str]:
-    replies = container.celery.control.ping(timeout=1.0)
+def worker_names(container: Container) -> set[str]:
+    try:
+        replies = container.celery.control.ping(timeout=1.0)
+    except Exception:  # broker hiccup: ask again on the next poll
+        return set()
     return {name for reply in replies for name in reply}
 
 
+def _api_ready(processes: Processes, port: int) -> bool:
+    processes.check_alive()
+    try:
+        with ApiClient("127.0.0.1", port, timeout=2) as probe:
+            return probe.request("GET", "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+def cleanup(container: Container) -> None:
+    """Drop the run's database and delete only the Redis keys under the run's prefixes."""
+    from core.adapters.redis_items import redis_client
+
+    settings = container.settings
+    try:
+        container.db.drop_database()
+    finally:
+        for url, prefix in ((settings.redis_url, settings.redis_prefix),
+                            (settings.celery_broker_url, settings.celery_key_prefix)):
+            client = redis_client(url)
+            try:
+                for key in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=500):
+                    client.delete(key)
+            finally:
+                client.close()
+
+
 @contextmanager
-def running(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
+def running(tmp: Path) -> Iterator[BenchStack]:
     """API (production gunicorn.conf.py) + one convert + one notify worker; all removed after."""
     run = uuid.uuid4().hex[:8]
     port = free_port()
-    env = test_env(
-        MYSQL_DATABASE=f"vid2mp3_bench_{run}", REDIS_PREFIX=f"vid2mp3-bench-{run}:",
-        CELERY_KEY_PREFIX=f"vid2mp3-bench-{run}:", API_PORT=port, DATA_DIR=tmp / "data",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="INFO",
-        **(extra_env or {}))
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=env, base_url=f"http://127.0.0.1:{port}", log_dir=log_dir)
-    container = Container(stack.settings)
+    env = bench_env(run, port, tmp / "data")
+    processes = Processes(env, log_dir)
+    container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
         container.db.ping()  # database, schema and admin before the processes race for them
-        stack.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"))
-        stack.start("worker-convert", _python("-m", "workers.convert"))
-        stack.start("worker-notify", _python("-m", "workers.notify"))
-        wait_for(lambda: _ready(stack), timeout=60, what="the API to be ready")
+        processes.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py",
+                                       "api.wsgi:app"))
+        processes.start("worker-convert", _python("-m", "workers.convert"))
+        processes.start("worker-notify", _python("-m", "workers.notify"))
+        wait_for(lambda: _api_ready(processes, port), timeout=60, what="the API to be ready")
         host = socket.gethostname()
-        wait_for(lambda: {f"convert@{host}", f"notify@{host}"} <= _worker_names(container),
+        wait_for(lambda: {f"convert@{host}", f"notify@{host}"} <= worker_names(container),
                  timeout=60, what="both workers")
-        admin.login(stack.settings.admin_email, stack.settings.admin_password)
-        yield BenchStack(stack, container, port, admin)
+        admin.login(env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
+        yield BenchStack(processes, container, port, admin)
     except BaseException:
-        for name in stack.processes:
-            print(f"----- {name} log (tail) -----\n{stack.log(name)[-3000:]}", file=sys.stderr)
+        for name in processes.running:
+            print(f"----- {name} log (tail) -----\n{processes.log(name)[-3000:]}",
+                  file=sys.stderr)
         raise
     finally:
         admin.close()
-        stack.stop_all()
-        from tests.conftest import cleanup
-
+        processes.stop_all()
         cleanup(container)
