@@ -83,7 +83,7 @@ def stack_job(st: BenchStack, src: Path, idle_rate: float) -> StackRun:
             before = procs.cpu_snapshot(roots)
             started = time.monotonic()
             job_id = api.upload_file(src)["job_id"]
-            job = st.wait_job(job_id, timeout=900, notified=True)
+            job = st.wait_job(job_id, timeout=900, notified=True, interval=0.1)
             time.sleep(SETTLE_S)
             after = procs.cpu_snapshot(roots)
             window = time.monotonic() - started
@@ -151,7 +151,9 @@ def measure(st: BenchStack, clips: list[Clip], reps: dict[Clip, int], idle_rate:
             section.details.append(
                 f"- {clip.name}: stack CPU by process (median): "
                 + ", ".join(f"{k} {v:.3f} s" for k, v in roles.items())
-                + f"; direct ffmpeg wall {Figure.of([r.wall_s for r in direct]).fmt('s')}, "
+                + f"; direct ffmpeg wall {Figure.of([r.wall_s for r in direct]).fmt('s')} "
+                f"(CPU/wall {d.median / Figure.of([r.wall_s for r in direct]).median:.2f} "
+                f"cores), "
                 f"max RSS {max(r.max_rss_kb for r in direct) / 1024:.0f} MB; "
                 f"job created->finished {Figure.of([r.job_s for r in stack]).fmt('s')}")
             rss_rows.append((clip, Figure.of([r.peak_rss for r in stack]),
