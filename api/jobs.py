@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 from urllib.parse import quote
 
 from flask import Response, request, url_for
+from werkzeug.wsgi import wrap_file
 from flask_smorest import Blueprint
 
 from api.deps import container, login_required
@@ -21,6 +22,7 @@ blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 
 MULTIPART_OVERHEAD = 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
+CHUNK = 256 * 1024
 UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "the video"},
@@ -172,19 +174,43 @@ def stream_download(item: Download) -> Response:
     headers["Content-Length"] = str(stop - start)
     opened = container().jobs.open(item)
     reader = opened.__enter__()  # opened before the headers go out, so errors are still JSON
-    response = Response(_read_range(reader, start, stop), status=status, headers=headers,
-                        mimetype="audio/mpeg", direct_passthrough=True)
-    response.call_on_close(lambda: opened.__exit__(None, None, None))
-    return response
+    try:
+        reader.seek(start)
+        if stop == size and _has_fileno(reader):
+            # A file on local disk, read to its end: gunicorn sends it with sendfile(2).
+            body = wrap_file(request.environ, reader, CHUNK)
+        else:
+            body = _RangeBody(reader, stop - start, lambda: opened.__exit__(None, None, None))
+    except BaseException:
+        opened.__exit__(None, None, None)
+        raise
+    return Response(body, status=status, headers=headers, mimetype="audio/mpeg",
+                    direct_passthrough=True)
 
 
-def _read_range(reader: BinaryIO, start: int, stop: int,
-                chunk: int = 256 * 1024) -> Iterator[bytes]:
-    reader.seek(start)
-    remaining = stop - start
-    while remaining > 0:
-        data = reader.read(min(chunk, remaining))
-        if not data:
-            break
-        remaining -= len(data)
-        yield data
+def _has_fileno(reader: BinaryIO) -> bool:
+    try:
+        reader.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _RangeBody:
+    """Yields `length` bytes from a reader; the WSGI server's close() releases it."""
+
+    def __init__(self, reader: BinaryIO, length: int, release: Callable[[], None]):
+        self._reader = reader
+        self._remaining = length
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self._remaining > 0:
+            data = self._reader.read(min(CHUNK, self._remaining))
+            if not data:
+                return
+            self._remaining -= len(data)
+            yield data
+
+    def close(self) -> None:
+        self._release()

@@ -95,7 +95,6 @@ class Blob:
     content_type: str = "application/octet-stream"
     filename: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    md5: str | None = None
 
 
 @dataclass

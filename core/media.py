@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -123,22 +122,30 @@ def _reason(stderr: str, default: str) -> str:
 # --- probe ------------------------------------------------------------------------------
 
 
-def _parse_infos(text: str, path: str) -> dict:
-    """Parse `ffmpeg -i` stderr with moviepy's prober; a 'Duration: N/A' file gets duration None."""
-    from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+_DURATION = re.compile(r"^\s*Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)", re.M)
+_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (Audio|Video): ([\w-]+)(.*)$", re.M)
+_FRAME_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_ATTACHED_PICTURE = "(attached pic)"
 
-    lines = "\n".join(line for line in text.splitlines() if line.strip())
-    with warnings.catch_warnings():
-        # moviepy warns, with the whole ffmpeg output, on subtitle/attachment streams.
-        warnings.simplefilter("ignore")
-        try:
-            return FFmpegInfosParser(lines, path, check_duration=True).parse()
-        except Exception:
-            if not re.search(r"^\s*Duration: N/A", lines, re.M):
-                raise
-        result = FFmpegInfosParser(lines, path, check_duration=False).parse()
-    result["duration"] = None
-    return result
+
+def _describe(text: str) -> MediaInfo:
+    """Read duration and streams from `ffmpeg -i` output (cover art is not a video)."""
+    duration = None
+    found = _DURATION.search(text)
+    if found and found.group(1) is not None:
+        hours, minutes, seconds = found.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    audio_codec = video_size = None
+    has_audio = has_video = False
+    for kind, codec, rest in _STREAM.findall(text):
+        if kind == "Audio" and not has_audio:
+            has_audio, audio_codec = True, codec
+        elif kind == "Video" and not has_video and _ATTACHED_PICTURE not in rest:
+            has_video = True
+            size = _FRAME_SIZE.search(rest)
+            video_size = (int(size.group(1)), int(size.group(2))) if size else None
+    return MediaInfo(duration=duration, has_audio=has_audio, has_video=has_video,
+                     audio_codec=audio_codec, video_size=video_size)
 
 
 def probe(path: str, timeout: float | None = PROBE_TIMEOUT_S) -> MediaInfo:
@@ -158,21 +165,7 @@ def probe(path: str, timeout: float | None = PROBE_TIMEOUT_S) -> MediaInfo:
         raise MediaError("not a media file ffmpeg can read: " + _reason(text, "unknown format"))
     if set(header.group(1).split(",")) & _INDIRECT_FORMATS:
         raise MediaError("playlists and manifests are not accepted; upload the media file itself")
-    try:
-        infos = _parse_infos(text, path)
-    except Exception:
-        raise MediaError("ffmpeg could not describe this file: "
-                         + _reason(text, "unreadable stream information")) from None
-    audio = re.search(r"^\s*Stream #0:\d+\S*: Audio: ([\w-]+)", text, re.M)
-    size = infos.get("video_size") if infos.get("video_found") else None
-    duration = infos.get("duration")
-    return MediaInfo(
-        duration=float(duration) if duration is not None else None,
-        has_audio=bool(infos.get("audio_found")),
-        has_video=bool(infos.get("video_found")),
-        audio_codec=audio.group(1) if audio else None,
-        video_size=(int(size[0]), int(size[1])) if size else None,
-    )
+    return _describe(text)
 
 
 # --- encode -----------------------------------------------------------------------------
@@ -187,13 +180,16 @@ class _ProgressReporter:
         self.last_percent = -1.0
         self.last_time = 0.0
         self.percent = 0.0
+        self.out_seconds = 0.0
 
     def feed(self, line: str) -> None:
         key, _, value = line.partition("=")
         if key in ("out_time_us", "out_time_ms"):
             # Both keys carry microseconds (out_time_ms is misnamed in ffmpeg).
-            if value.lstrip("-").isdigit() and self.duration:
-                self.percent = min(100.0, max(0.0, int(value) / 1e6 / self.duration * 100))
+            if value.lstrip("-").isdigit():
+                self.out_seconds = max(self.out_seconds, int(value) / 1e6)
+                if self.duration:
+                    self.percent = min(100.0, self.out_seconds / self.duration * 100)
         elif key == "progress":
             self._emit(final=value == "end")
 
@@ -237,21 +233,20 @@ def encode_mp3(src: str, dst: str, bitrate: str = "192k",
         if code != 0:
             raise MediaError("ffmpeg could not convert this file: "
                              + _reason(stderr, f"exit code {code}"))
-        try:
-            output = probe(dst)
-        except MediaError:
-            raise MediaError("the conversion produced no playable audio") from None
-        if not output.has_audio or not output.duration:
+        # ffmpeg's last progress report is how much audio it wrote: no second probe needed.
+        written = reporter.out_seconds
+        if written <= 0 or not os.path.getsize(dst):
             raise MediaError("the conversion produced no playable audio")
         if source.duration is not None:
             tolerance = max(0.5, 0.02 * source.duration)
-            if abs(output.duration - source.duration) > tolerance:
-                raise MediaError(f"output duration mismatch: {output.duration:.2f} s of audio "
+            if abs(written - source.duration) > tolerance:
+                raise MediaError(f"output duration mismatch: {written:.2f} s of audio "
                                  f"from a {source.duration:.2f} s input (truncated or damaged file?)")
     except BaseException:
         _remove(dst)
         raise
-    return output
+    return MediaInfo(duration=round(written, 3), has_audio=True, has_video=False,
+                     audio_codec="mp3")
 
 
 # --- sniff ------------------------------------------------------------------------------

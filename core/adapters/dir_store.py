@@ -9,7 +9,7 @@ import uuid
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, Iterator
 
-from core.adapters.blob_writer import ChecksumWriter
+from core.adapters.blob_writer import CountingWriter
 from core.domain import Blob, NotFound, Unavailable
 from core.ports import BlobStore
 
@@ -32,7 +32,7 @@ class DirectoryBlobStore(BlobStore):
 
     @contextmanager
     def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[ChecksumWriter]:
+               metadata: dict[str, Any] | None = None) -> Iterator[CountingWriter]:
         """Stream a new file into a temp name; publish it atomically on a clean exit."""
         directory = self._bucket_dir(bucket)
         extra = dict(metadata or {})
@@ -45,12 +45,12 @@ class DirectoryBlobStore(BlobStore):
         leftovers = [data_tmp]
         try:
             with os.fdopen(fd, "wb") as target:
-                blob_writer = ChecksumWriter(fid, target.write)
+                blob_writer = CountingWriter(fid, target.write)
                 yield blob_writer
                 target.flush()
                 os.fsync(target.fileno())
             record = {"filename": filename, "content_type": content_type, "metadata": extra,
-                      "size": blob_writer.size, "md5": blob_writer.md5}
+                      "size": blob_writer.size}
             sidecar_tmp = _write_durably(directory, f".{fid}{_SIDECAR}.", json.dumps(record))
             leftovers.append(sidecar_tmp)
             # The data file goes first: the sidecar's appearance is what makes the blob exist.
@@ -76,8 +76,7 @@ class DirectoryBlobStore(BlobStore):
             return None
         return Blob(fid=fid, size=int(record["size"]),
                     content_type=record.get("content_type") or "application/octet-stream",
-                    filename=record.get("filename"), metadata=dict(record.get("metadata") or {}),
-                    md5=record.get("md5"))
+                    filename=record.get("filename"), metadata=dict(record.get("metadata") or {}))
 
     def open(self, bucket: str, fid: str) -> BinaryIO:
         """The file opened for binary reading; raises NotFound for an unknown id."""

@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import (AutoReconnect, ConnectionFailure, PyMongoError,
                             ServerSelectionTimeoutError)
 
-from core.adapters.blob_writer import ChecksumWriter
+from core.adapters.blob_writer import CountingWriter
 from core.domain import Blob, NotFound, Unavailable
 from core.ports import BlobStore
 
@@ -133,17 +133,15 @@ class GridFSBlobStore(BlobStore):
 
     @contextmanager
     def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[ChecksumWriter]:
+               metadata: dict[str, Any] | None = None) -> Iterator[CountingWriter]:
         """Stream a new file into GridFS; on an exception the partial upload is removed."""
         grid_bucket = self._bucket(bucket)
         stored = {"content_type": content_type, "metadata": dict(metadata or {})}
         with _translate_errors():
             upload = grid_bucket.open_upload_stream(filename, metadata=stored)
-        blob_writer = ChecksumWriter(str(upload._id), _guarded_write(upload))
+        blob_writer = CountingWriter(str(upload._id), _guarded_write(upload))
         try:
             yield blob_writer
-            # The files document is only sent on close, so the md5 can still join it.
-            upload.metadata = {**stored, "md5": blob_writer.md5}
             with _translate_errors():
                 upload.close()
         except BaseException:
@@ -164,8 +162,7 @@ class GridFSBlobStore(BlobStore):
         return Blob(fid=str(doc["_id"]), size=int(doc.get("length") or 0),
                     content_type=(stored.get("content_type") or doc.get("contentType")
                                   or "application/octet-stream"),
-                    filename=doc.get("filename"), metadata=dict(stored.get("metadata") or {}),
-                    md5=stored.get("md5") or doc.get("md5"))
+                    filename=doc.get("filename"), metadata=dict(stored.get("metadata") or {}))
 
     def open(self, bucket: str, fid: str) -> GridFSReader:
         """A seekable reader over the stored file; raises NotFound for an unknown id."""

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from core.media import ffmpeg_exe, probe
+from core.media import ffmpeg_exe
 
 GENERATE_TIMEOUT_S = 120.0
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
@@ -123,11 +123,13 @@ def make_empty(directory: str | os.PathLike[str]) -> str:
 
 
 def mp3_duration(path: str | os.PathLike[str]) -> float:
-    """Duration in seconds of an audio file, as ffmpeg reads it."""
-    info = probe(str(path))
-    if not info.has_audio or info.duration is None:
-        raise AssertionError(f"{path} has no audio with a known duration: {info}")
-    return info.duration
+    """Duration in seconds of an audio file, read by moviepy: an oracle independent of core.media."""
+    from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
+
+    infos = ffmpeg_parse_infos(str(path))
+    if not infos.get("audio_found") or not infos.get("duration"):
+        raise AssertionError(f"{path} has no audio with a known duration: {infos}")
+    return float(infos["duration"])
 
 
 def is_mpeg_audio(path: str | os.PathLike[str]) -> bool:

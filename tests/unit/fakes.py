@@ -1,7 +1,6 @@
 """In-memory fakes of the ports, for unit tests of the services only."""
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import time
@@ -118,7 +117,7 @@ class FakeBlobs(BlobStore):
         data = writer.buffer.getvalue()
         self.files[(bucket, writer.fid)] = (data, Blob(
             fid=writer.fid, size=len(data), content_type=content_type, filename=filename,
-            metadata=dict(metadata or {}), md5=hashlib.md5(data).hexdigest()))
+            metadata=dict(metadata or {})))
 
     def stat(self, bucket, fid):
         found = self.files.get((bucket, fid))
