@@ -105,7 +105,14 @@ class Container:
 
         s = self.settings
         return AuthService(self.user_repo, self.passwords,
-                           Tokens(s.jwt_secret, s.jwt_ttl_seconds), self.login_throttle)
+                           Tokens(s.jwt_secret, s.jwt_ttl_seconds), self.login_throttle,
+                           self.token_states)
+
+    @cached_property
+    def token_states(self):
+        from core.adapters.redis_items import RedisTokenStates
+
+        return RedisTokenStates(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def login_throttle(self):
@@ -121,7 +128,9 @@ class Container:
         from core.services.users import UserService
 
         return UserService(self.user_repo, self.passwords, self.settings.open_signup,
-                           before_delete=lambda user_id: self.jobs.purge_owner(user_id))
+                           before_delete=lambda user_id: self.jobs.purge_owner(user_id),
+                           tokens_changed=lambda user_id, user: self.auth.publish_state(
+                               user_id, user))
 
     @cached_property
     def items(self):

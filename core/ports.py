@@ -132,6 +132,26 @@ class RateLimiter(abc.ABC):
     def reset(self, key: str) -> None: ...
 
 
+TokenState = tuple[int, str]  # (token_version, role) of a user
+
+
+class TokenStates(abc.ABC):
+    """A shared cache of each user's token state, so checking a token needs no SQL.
+    `None` records a deleted user."""
+
+    @abc.abstractmethod
+    def get(self, user_id: int) -> tuple[bool, TokenState | None]:
+        """(found, state); found is False on a miss."""
+
+    @abc.abstractmethod
+    def offer(self, user_id: int, state: TokenState | None) -> None:
+        """Cache a state read from the repository, unless one is cached already."""
+
+    @abc.abstractmethod
+    def publish(self, user_id: int, state: TokenState | None) -> None:
+        """Record a state that just changed, replacing whatever is cached."""
+
+
 class Mailer(abc.ABC):
     @abc.abstractmethod
     def send(self, email: Email) -> None:
@@ -151,4 +171,4 @@ class MailError(Exception):
 
 
 __all__ = ["UserRepository", "JobRepository", "BlobStore", "BlobWriter", "ItemStore",
-           "Mailer", "RateLimiter", "TaskQueue", "MailError", "Iterator"]
+           "Mailer", "RateLimiter", "TaskQueue", "TokenState", "TokenStates", "MailError", "Iterator"]

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import redis
 
 from core.domain import Unavailable
-from core.ports import ItemStore, RateLimiter
+from core.ports import ItemStore, RateLimiter, TokenState, TokenStates
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -98,3 +98,37 @@ class RedisRateLimiter(RateLimiter):
     @_guard
     def reset(self, key: str) -> None:
         self.client.delete(self._key(key))
+
+
+class RedisTokenStates(TokenStates):
+    """`<prefix>token-state:<user>` = "<version>:<role>", or "-" for a deleted user."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "vid2mp3:", ttl: int = 300):
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
+
+    def _key(self, user_id: int) -> str:
+        return f"{self.prefix}token-state:{int(user_id)}"
+
+    @staticmethod
+    def _encode(state: TokenState | None) -> str:
+        return "-" if state is None else f"{state[0]}:{state[1]}"
+
+    @_guard
+    def get(self, user_id: int) -> tuple[bool, TokenState | None]:
+        raw = self.client.get(self._key(user_id))
+        if raw is None:
+            return False, None
+        if raw == b"-":
+            return True, None
+        version, _, role = raw.decode().partition(":")
+        return True, (int(version), role)
+
+    @_guard
+    def offer(self, user_id: int, state: TokenState | None) -> None:
+        self.client.set(self._key(user_id), self._encode(state), ex=self.ttl, nx=True)
+
+    @_guard
+    def publish(self, user_id: int, state: TokenState | None) -> None:
+        self.client.set(self._key(user_id), self._encode(state), ex=self.ttl)

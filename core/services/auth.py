@@ -1,14 +1,17 @@
 """Passwords (argon2id), access tokens (JWT HS256) and login."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import argon2
 import jwt
 
-from core.domain import Principal, Role, TooManyRequests, Unauthorized, User
-from core.ports import RateLimiter, UserRepository
+from core.domain import Principal, Role, TooManyRequests, Unauthorized, Unavailable, User
+from core.ports import RateLimiter, TokenState, TokenStates, UserRepository
+
+log = logging.getLogger(__name__)
 
 JWT_ALGORITHM = "HS256"
 
@@ -91,11 +94,12 @@ class LoginThrottle:
 
 class AuthService:
     def __init__(self, users: UserRepository, passwords: Passwords, tokens: Tokens,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle | None = None, states: TokenStates | None = None):
         self.users = users
         self.passwords = passwords
         self.tokens = tokens
         self.throttle = throttle
+        self.states = states
 
     def login(self, email: str, password: str, address: str | None = None) -> dict[str, Any]:
         """An access token for valid credentials; Unauthorized otherwise, same for every cause.
@@ -121,12 +125,38 @@ class AuthService:
             user_id = int(claims["sub"])
         except (TypeError, ValueError):
             raise Unauthorized("invalid token") from None
-        user = self.users.get(user_id)
         # A deleted user, a password change or a role change retires every earlier token.
-        if user is None or claims.get("ver", 0) != user.token_version \
-                or claims["role"] != user.role.value:
+        if (claims.get("ver", 0), claims["role"]) != self._token_state(user_id):
             raise Unauthorized("token revoked")
         return claims
+
+    def _token_state(self, user_id: int) -> TokenState | None:
+        """The user's current (token_version, role), or None when deleted; cached if possible."""
+        if self.states is not None:
+            try:
+                found, state = self.states.get(user_id)
+                if found:
+                    return state
+            except Unavailable:
+                log.warning("token state cache unavailable; reading MySQL")
+        user = self.users.get(user_id)
+        state = (user.token_version, user.role.value) if user else None
+        if self.states is not None:
+            try:
+                self.states.offer(user_id, state)
+            except Unavailable:
+                pass
+        return state
+
+    def publish_state(self, user_id: int, user: User | None) -> None:
+        """Tell the cache that a user's tokens changed (new password or role, or deleted)."""
+        if self.states is None:
+            return
+        try:
+            self.states.publish(user_id, (user.token_version, user.role.value) if user else None)
+        except Unavailable:
+            log.warning("could not publish the token state of user %s; earlier tokens stay "
+                        "valid until the cached state expires", user_id)
 
     def authenticate(self, token: str) -> Principal:
         claims = self.claims(token)

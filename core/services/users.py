@@ -62,11 +62,13 @@ class Page:
 
 class UserService:
     def __init__(self, users: UserRepository, passwords: Passwords, open_signup: bool = False,
-                 before_delete: Callable[[int], None] | None = None):
+                 before_delete: Callable[[int], None] | None = None,
+                 tokens_changed: Callable[[int, User | None], None] | None = None):
         self.users = users
         self.passwords = passwords
         self.open_signup = open_signup
         self.before_delete = before_delete
+        self.tokens_changed = tokens_changed
 
     def create(self, actor: Principal | None, fields: dict[str, Any]) -> User:
         """Create a user; admins may set the role, and anonymous callers only with open sign-up."""
@@ -133,6 +135,8 @@ class UserService:
         updated = self.users.update(user_id, changes)
         if updated is None:
             raise NotFound("user not found")
+        if "token_version" in changes and self.tokens_changed:
+            self.tokens_changed(user_id, updated)
         return updated
 
     def delete(self, actor: Principal, user_id: int) -> User:
@@ -140,6 +144,8 @@ class UserService:
         if self.before_delete:  # e.g. remove the user's jobs and files first
             self.before_delete(user_id)
         self.users.delete(user_id)
+        if self.tokens_changed:
+            self.tokens_changed(user_id, None)
         return user
 
     def find_by_name(self, name: str) -> User:

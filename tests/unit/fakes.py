@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from core.domain import Blob, Conflict, Email, Job, NewUser, NotFound, User
 from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
-                        TaskQueue, UserRepository)
+                        TaskQueue, TokenStates, UserRepository)
 
 
 class FakeUsers(UserRepository):
@@ -218,3 +218,19 @@ class FakeLimiter(RateLimiter):
 
     def reset(self, key):
         self.hits.pop(key, None)
+
+
+class FakeTokenStates(TokenStates):
+    def __init__(self):
+        self.cached: dict[int, object] = {}
+        self.lookups = 0
+
+    def get(self, user_id):
+        self.lookups += 1
+        return (True, self.cached[user_id]) if user_id in self.cached else (False, None)
+
+    def offer(self, user_id, state):
+        self.cached.setdefault(user_id, state)
+
+    def publish(self, user_id, state):
+        self.cached[user_id] = state
