@@ -40,7 +40,7 @@ faults: install
 
 ## Benchmarks against the issue's targets (not part of CI); writes bench/results/latest.md.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Callable
 
 import redis
@@ -39,22 +40,25 @@ class RedisItemStore(ItemStore):
     def _key(self, owner_id: int, key: str) -> str:
         return f"{self.prefix}item:{int(owner_id)}:{key}"
 
+    # The stored JSON is {"v": value, "exp": epoch seconds}: Redis expires the key at the same
+    # moment, and one GET answers both the value and its remaining TTL.
+
     @_guard
     def put(self, owner_id: int, key: str, value: dict[str, Any], ttl: int) -> bool:
-        payload = json.dumps(value, separators=(",", ":"))
+        payload = json.dumps({"v": value, "exp": time.time() + ttl}, separators=(",", ":"))
         previous = self.client.set(self._key(owner_id, key), payload, ex=ttl, get=True)
         return previous is None
 
     @_guard
     def get(self, owner_id: int, key: str) -> tuple[dict[str, Any], int] | None:
-        pipe = self.client.pipeline(transaction=False)
-        name = self._key(owner_id, key)
-        pipe.get(name)
-        pipe.ttl(name)
-        payload, ttl = pipe.execute()
-        if payload is None or ttl == -2:
+        payload = self.client.get(self._key(owner_id, key))
+        if payload is None:
             return None
-        return json.loads(payload), max(int(ttl), 0)
+        stored = json.loads(payload)
+        remaining = int(stored["exp"] - time.time())
+        if remaining <= 0:
+            return None
+        return stored["v"], remaining
 
     @_guard
     def delete(self, owner_id: int, key: str) -> bool:
