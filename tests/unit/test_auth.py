@@ -61,7 +61,7 @@ def test_alg_none_is_refused(auth, admin):
 
 def test_other_algorithm_is_refused(auth, admin):
     with pytest.raises(Unauthorized):
-        auth.authenticate(forge(fresh_claims(admin.user_id), algorithm="HS512"))
+        auth.authenticate(forge(fresh_claims(admin.user_id), key=SECRET * 2, algorithm="HS512"))
 
 
 def test_token_without_exp_is_refused(auth, admin):
