@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
 from tests.support import media
 from tests.support.mongo import running_mongo
 from tests.support.smtp import smtp_server
+from tests.support.client import login
 from tests.support.stack import running_stack
 
 
@@ -44,26 +44,6 @@ def media_dir(tmp_path_factory):
 def clip(media_dir):
     """A 3 s H.264/AAC MP4 with its index at the end, as phones write them."""
     return media.make_video(media_dir, seconds=3.0)
-
-
-class Client:
-    """The API as a user reaches it: over HTTP, with a Bearer token."""
-
-    def __init__(self, stack, token: str | None = None):
-        self.stack = stack
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def __getattr__(self, method):
-        call = getattr(self.session, method)
-        return lambda path, **kw: call(self.stack.url(path), timeout=kw.pop("timeout", 30), **kw)
-
-
-def login(stack, email: str, password: str) -> Client:
-    response = requests.post(stack.url("/login"), auth=(email, password), timeout=10)
-    assert response.status_code == 200, response.text
-    return Client(stack, response.json()["access_token"])
 
 
 @pytest.fixture(scope="session")

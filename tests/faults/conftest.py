@@ -8,7 +8,7 @@ import psutil
 import pytest
 import requests
 
-from tests.e2e.conftest import Client, login
+from tests.support.client import Client, login
 from tests.support import media
 from tests.support.proxy import Outage
 from tests.support.servers import RedisServer, SMTPServer
