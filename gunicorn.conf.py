@@ -14,3 +14,20 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn >= 25 opens a control socket under $HOME by default; containers run read-only.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Check the settings and create the database and admin account before any worker starts."""
+    import sys
+
+    from core.bootstrap import prepare
+    from core.domain import Unavailable
+    from core.settings import ConfigError, Settings
+
+    try:
+        prepare(Settings.from_env(), wait_seconds=10)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    except Unavailable:
+        server.log.warning("MySQL is not reachable at start; the schema and the admin account "
+                           "are created on first use, and /readyz reports 503 until then")

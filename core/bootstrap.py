@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import cached_property
 from typing import Any
 
@@ -167,3 +168,29 @@ class Container:
                 log.warning("readiness check %s failed", name, exc_info=True)
                 report[name] = f"{type(exc).__name__}"
         return report
+
+    def close(self) -> None:
+        """Release the connections this container opened."""
+        if "db" in self.__dict__:
+            self.db.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:
+    """At start-up: create the database, its schema and the admin account, waiting up to
+    wait_seconds for MySQL. Raises Unavailable when it does not answer in time."""
+    from core.domain import Unavailable
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        container = Container(settings)
+        try:
+            container.db.ping()  # the first connection migrates and ensures the admin
+            return
+        except Unavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1)
+        finally:
+            container.close()

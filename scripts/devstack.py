@@ -87,7 +87,7 @@ def children(convert_workers: int) -> list[Child]:
 def prepare(env: dict[str, str]) -> None:
     """Validate the settings and create the database, schema and admin before serving."""
     os.environ.update(env)
-    from core.bootstrap import Container
+    from core.bootstrap import prepare as prepare_database
     from core.domain import Unavailable
     from core.settings import ConfigError, Settings
 
@@ -97,15 +97,10 @@ def prepare(env: dict[str, str]) -> None:
         sys.exit(f"configuration error: {exc}")
     if ":" not in settings.flower_basic_auth:
         sys.exit("configuration error: FLOWER_BASIC_AUTH must be user:password")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            Container(settings).db.ping()  # creates database, schema and admin account
-            break
-        except Unavailable:
-            if time.monotonic() > deadline:
-                sys.exit(f"MySQL at {settings.mysql_host}:{settings.mysql_port} is not reachable")
-            time.sleep(1)
+    try:
+        prepare_database(settings, wait_seconds=30)
+    except Unavailable:
+        sys.exit(f"MySQL at {settings.mysql_host}:{settings.mysql_port} is not reachable")
     print(f"[devstack] API on http://127.0.0.1:{settings.api_port} "
           f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}", flush=True)
 

@@ -6,6 +6,17 @@ import sys
 from celery import Celery
 
 
+def build_app() -> Celery:
+    """The worker's Celery app; a bad setting stops the process with one line naming it."""
+    from core.settings import ConfigError
+    from tasks import create_worker_app
+
+    try:
+        return create_worker_app()
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+
+
 def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None = None) -> None:
     """Start a worker that consumes only `queue`, named `<queue>@<host>`."""
     args = ["worker", "-Q", queue, "-n", f"{queue}@%h", "-c", str(concurrency),

@@ -2,9 +2,10 @@
 import os
 import sys
 
-from tasks import container, create_worker_app
+from tasks import container
+from workers import build_app
 
-app = create_worker_app()
+app = build_app()
 
 if __name__ == "__main__":
     schedule = os.path.join(container().settings.data_dir, "celerybeat-schedule")

@@ -2,9 +2,12 @@
 import sys
 
 from core.adapters.celery_queue import create_celery_app
-from core.settings import Settings
+from core.settings import ConfigError, Settings
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
 app = create_celery_app(settings)
 
 if __name__ == "__main__":

@@ -163,6 +163,16 @@ class MySQLDatabase:
         finally:
             cnx.close()
 
+    def close(self) -> None:
+        """Close this process's pooled connections; the next use opens new ones."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            try:
+                pool._remove_connections()  # the public API has no other way to empty a pool
+            except errors.Error:
+                log.debug("closing pooled MySQL connections", exc_info=True)
+
     def ping(self) -> None:
         with self.cursor() as cur:
             cur.execute("SELECT 1")
