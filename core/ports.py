@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, BinaryIO, Iterator, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from core.domain import Blob, Email, Job, JobStatus, NewUser, User
 
@@ -64,6 +64,11 @@ class JobRepository(abc.ABC):
 
 
 class BlobWriter(Protocol):
+    """What a blob store's writer() yields: the new file's id, and a sink for its bytes."""
+
+    fid: str
+    size: int
+
     def write(self, data: bytes) -> int: ...
 
 
@@ -168,7 +173,3 @@ class TaskQueue(abc.ABC):
 
 class MailError(Exception):
     """Mail could not be delivered now; worth retrying."""
-
-
-__all__ = ["UserRepository", "JobRepository", "BlobStore", "BlobWriter", "ItemStore",
-           "Mailer", "RateLimiter", "TaskQueue", "TokenState", "TokenStates", "MailError", "Iterator"]
