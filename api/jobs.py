@@ -15,8 +15,8 @@ from api.openapi import BEARER
 from api.schemas import (DownloadQuerySchema, JobPageSchema, JobSchema, PageQuerySchema,
                          UploadAcceptedSchema)
 from api.uploads import MultipartUpload
-from core.domain import BITRATES, InvalidInput, TooLarge, UnsupportedMedia
-from core.services.jobs import Download
+from core.domain import BITRATES, TooLarge, UnsupportedMedia
+from core.services.jobs import Download, check_bitrate
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 
@@ -60,9 +60,8 @@ def _accept_upload(actor) -> dict:
     form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
     form.find_file()
     bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
-    if bitrate is not None and bitrate not in BITRATES:
-        raise InvalidInput("invalid bitrate", {"fields": {"bitrate": [
-            f"one of {', '.join(BITRATES)}"]}})
+    if bitrate is not None:
+        check_bitrate(bitrate)  # fail before the video is read when the field comes first
     job = services.jobs.submit(actor, form.filename, form,
                                bitrate=lambda: bitrate or form.fields.get("bitrate"))
     return {"job_id": job.id, "status": job.status.value,

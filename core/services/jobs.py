@@ -39,6 +39,15 @@ def safe_filename(name: str | None, fallback: str = "video") -> str:
     return name or fallback
 
 
+def check_bitrate(value: str | None) -> str:
+    """The MP3 bitrate asked for, or the default; InvalidInput for any other value."""
+    chosen = value or DEFAULT_BITRATE
+    if chosen not in BITRATES:
+        raise InvalidInput("invalid bitrate", {"fields": {"bitrate": [
+            f"one of {', '.join(BITRATES)}"]}})
+    return chosen
+
+
 def mp3_name(original: str) -> str:
     stem = os.path.splitext(safe_filename(original))[0] or "audio"
     return f"{stem}.mp3"
@@ -78,11 +87,11 @@ class JobService:
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
         blob_fid, size = self._store_upload(actor, job_id, original, iter(chunks))
-        bitrate = (bitrate() if callable(bitrate) else bitrate) or DEFAULT_BITRATE
-        if bitrate not in BITRATES:
+        try:
+            bitrate = check_bitrate(bitrate() if callable(bitrate) else bitrate)
+        except InvalidInput:
             self.blobs.delete(VIDEOS, blob_fid)
-            raise InvalidInput("invalid bitrate", {"fields": {"bitrate": [
-                f"one of {', '.join(BITRATES)}"]}})
+            raise
         job = Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED, video_fid=blob_fid,
                   video_filename=original, video_size=size, bitrate=bitrate)
         try:
@@ -142,9 +151,10 @@ class JobService:
         blob = self.blobs.stat(MP3S, fid) if fid else None
         job_id = str((blob.metadata or {}).get("job_id", "")) if blob else ""
         job = self.jobs.get(job_id) if _is_job_id(job_id) else None
-        if job is None or job.mp3_fid != fid or not actor.can_access(job.owner_id):
+        if blob is None or job is None or job.mp3_fid != fid or job.status is not JobStatus.DONE \
+                or not actor.can_access(job.owner_id):
             raise NotFound("file not found")
-        return self.download(actor, job.id)
+        return Download(job, blob, mp3_name(job.video_filename))
 
     def open(self, download: Download) -> Any:
         return self.blobs.open(MP3S, download.blob.fid)
