@@ -58,6 +58,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ]),
+    (3, "job leases", [
+        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
+           ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
+        "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
