@@ -21,6 +21,7 @@ from bench.client import ApiClient
 from core.bootstrap import Container
 from core.domain import Job, JobStatus
 from core.settings import Settings
+from tests.support.config import drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -203,7 +204,7 @@ def cleanup(container: Container) -> None:
 
     settings = container.settings
     try:
-        container.db.drop_database()
+        drop_database(container.settings)
     finally:
         for url, prefix in ((settings.redis_url, settings.redis_prefix),
                             (settings.celery_broker_url, settings.celery_key_prefix)):
