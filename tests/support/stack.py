@@ -14,7 +14,7 @@ from typing import Iterator
 
 import requests
 
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.settings import Settings
 from tests.support.config import service_env
 from tests.support.wait import wait_for
@@ -101,7 +101,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
     stack = Stack(env=env, base_url=f"http://127.0.0.1:{api_port}", log_dir=log_dir)
     container = Container(stack.settings)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does
         stack.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"))
         stack.start("worker-convert", _python("-m", "workers.convert"))
         stack.start("worker-notify", _python("-m", "workers.notify"))
