@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator, TypeVar
 
 from bench.client import ApiClient
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.domain import Job, JobStatus
 from core.settings import Settings
 from tests.support.config import drop_database
@@ -228,7 +228,7 @@ def running(tmp: Path) -> Iterator[BenchStack]:
     container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(container.settings)  # database, schema and admin, as the API does at start
         processes.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py",
                                        "api.wsgi:app"))
         processes.start("worker-convert", _python("-m", "workers.convert"))
