@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -110,7 +110,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
-                 dotenv_path: str | os.PathLike | None = ".env",
+                 dotenv_path: str | os.PathLike[str] | None = ".env",
                  overrides: Mapping[str, Any] | None = None) -> "Settings":
         """Read every setting: overrides, then the environment, then the .env file."""
         source: dict[str, str] = {}
@@ -229,7 +229,7 @@ def check_flower_auth(value: str) -> None:
 
 
 def _env_of(name: str) -> str:
-    return next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))
 
 
 def _parse(env: str, type_: Any, raw: str) -> Any:

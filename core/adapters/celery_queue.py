@@ -55,7 +55,7 @@ class CeleryTaskQueue(TaskQueue):
         except redis.RedisError:
             log.warning("could not read the convert queue", exc_info=True)
             return None
-        return {job_id for job_id in map(_job_id_of, messages) if job_id}
+        return {job_id for job_id in map(_job_id_of, messages) if job_id}  # type: ignore[arg-type]
 
 
 def _job_id_of(message: bytes) -> str | None:

@@ -141,7 +141,7 @@ class MySQLDatabase:
                     version INT PRIMARY KEY, name VARCHAR(64) NOT NULL,
                     applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))""")
                 cur.execute("SELECT version FROM schema_migrations")
-                applied = {row[0] for row in cur.fetchall()}
+                applied = {row[0] for row in cur.fetchall()}  # type: ignore[index]
                 for version, name, statements in MIGRATIONS:
                     if version in applied:
                         continue

@@ -76,7 +76,7 @@ class MySQLUserRepository(UserRepository):
     def delete(self, user_id: int) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
 
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
@@ -150,7 +150,7 @@ class MySQLJobRepository(JobRepository):
         sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
         with self.db.cursor() as cur:
             cur.execute(sql, [*values, job_id, *(where_params or [])])
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
         with self.db.cursor() as cur:
@@ -161,7 +161,7 @@ class MySQLJobRepository(JobRepository):
                 "WHERE id = %s AND (status = 'queued' OR (status = 'converting' AND "
                 "(lease_expires_at IS NULL OR lease_expires_at < %s)))",
                 (lease_id, expires_at, job_id, now))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
         with self.db.cursor() as cur:
@@ -196,7 +196,7 @@ class MySQLJobRepository(JobRepository):
     def delete(self, job_id: str) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
         with self.db.cursor() as cur:
