@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import stat
 import threading
