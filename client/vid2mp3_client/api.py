@@ -67,7 +67,13 @@ class Api:
                 return self._token
             if self._from_env:
                 assert self._config.email and self._config.password
-                body = self.login(self._config.email, self._config.password)
+                try:
+                    body = self.login(self._config.email, self._config.password)
+                except ApiError as exc:
+                    if exc.status != 401:
+                        raise
+                    raise ApiError(401, f"{exc.message}: check VID2MP3_EMAIL and "
+                                   "VID2MP3_PASSWORD", exc.code) from None
                 self._token = body["access_token"]
                 self._expires_at = time.time() + float(body.get("expires_in") or 300)
                 return self._token

@@ -12,6 +12,7 @@ class ApiError(ClientError):
     def __init__(self, status: int, message: str, code: str | None = None,
                  retry_after: str | None = None):
         self.status = status
+        self.message = message
         self.code = code
         self.retry_after = retry_after
         text = f"{message} (HTTP {status})"

@@ -225,3 +225,13 @@ def test_the_client_depends_on_an_http_client_and_a_progress_library_only():
              for dep in project["dependencies"]}
     assert names == {"httpx", "rich"}
     assert project["scripts"] == {"vid2mp3": "vid2mp3_client.cli:main"}
+
+
+def test_a_wrong_env_password_names_the_variables(tmp_path):
+    def handler(request):
+        return httpx.Response(401, json={"status": 401, "code": "unauthorized",
+                                         "message": "wrong email or password"})
+
+    with pytest.raises(ApiError, match="wrong email or password: check VID2MP3_EMAIL and "
+                                       r"VID2MP3_PASSWORD \(HTTP 401\)"):
+        _api(tmp_path, handler).jobs()
