@@ -6,9 +6,10 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Self
 from urllib.parse import quote, unquote
 
 import httpx
@@ -44,7 +45,7 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "Api":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -108,12 +109,11 @@ class Api:
     @contextmanager
     def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         kwargs["headers"] = self._auth_headers(kwargs.get("headers"))
-        with self._transport_errors():
-            with self.http.stream(method, path, **kwargs) as response:
-                if response.is_error:
-                    response.read()
-                    self._check_unauthorized(response)
-                yield response
+        with self._transport_errors(), self.http.stream(method, path, **kwargs) as response:
+            if response.is_error:
+                response.read()
+                self._check_unauthorized(response)
+            yield response
 
     @contextmanager
     def _transport_errors(self) -> Iterator[None]:
@@ -313,7 +313,8 @@ def _message(response: httpx.Response) -> str | None:
             for field, problems in location.items():
                 text = "; ".join(map(str, problems)) if isinstance(problems, list) else problems
                 details.append(f"{field}: {text}")
-    return body["message"] + (f" ({', '.join(details)})" if details else "")
+    message: str = body["message"]
+    return message + (f" ({', '.join(details)})" if details else "")
 
 
 def _reason(exc: Exception) -> str:

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -17,7 +18,12 @@ from vid2mp3_client.api import Api
 from vid2mp3_client.config import DEFAULT_URL, Config, TokenStore
 from vid2mp3_client.convert import Converter
 from vid2mp3_client.errors import ClientError
-from vid2mp3_client.options import add_upload_options, parse_duration, positive_int, upload_fields
+from vid2mp3_client.options import (
+    add_upload_options,
+    parse_duration,
+    positive_int,
+    upload_fields,
+)
 from vid2mp3_client.progress import Bars
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -275,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # usage errors exit 2
     ctx = Context(args, Config.from_env(os.environ, args.url))
     try:
-        return args.handler(ctx)
+        handler: Callable[[Context], int] = args.handler
+        return handler(ctx)
     except ClientError as exc:
         ctx.fail(str(exc))
         return EXIT_FAILED

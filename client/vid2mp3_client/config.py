@@ -5,9 +5,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from vid2mp3_client.errors import ClientError
@@ -26,7 +27,7 @@ class Config:
     config_dir: Path
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], url: str | None = None) -> "Config":
+    def from_env(cls, environ: Mapping[str, str], url: str | None = None) -> Config:
         base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
         return cls(url=url or environ.get("VID2MP3_URL") or DEFAULT_URL,
                    email=environ.get("VID2MP3_EMAIL") or None,
@@ -40,7 +41,7 @@ class Config:
             raise ClientError(f"the server URL {self.url!r} is not an http:// or https:// URL "
                               "(set VID2MP3_URL or --url)")
         try:
-            parts.port
+            _ = parts.port  # raises on a port that is not a number in range
         except ValueError:
             raise ClientError(f"the server URL {self.url!r} has an invalid port") from None
         return self.url.rstrip("/")

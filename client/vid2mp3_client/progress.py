@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any, Self
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import (BarColumn, Progress, ProgressColumn, Task, TaskID,
-                           TaskProgressColumn, TextColumn)
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+)
 from rich.text import Text
 
 
@@ -31,7 +39,7 @@ class Bars:
                                   TaskProgressColumn(), _DetailColumn(), console=console,
                                   transient=False, refresh_per_second=8, disable=not enabled)
 
-    def __enter__(self) -> "Bars":
+    def __enter__(self) -> Self:
         if self.enabled:
             self._progress.start()
         return self
@@ -41,7 +49,7 @@ class Bars:
         if self.enabled:
             self._progress.stop()
 
-    def row(self, label: str) -> "Row":
+    def row(self, label: str) -> Row:
         return Row(self._progress, label, self.enabled)
 
 
@@ -54,7 +62,7 @@ class Row:
         self._enabled = enabled
         self._task: TaskID | None = None
 
-    def _phase(self, verb: str, total: float | None, **fields: object) -> None:
+    def _phase(self, verb: str, total: float | None, **fields: Any) -> None:
         if not self._enabled:
             return
         description = f"{verb:<10} {self._label}"
@@ -74,7 +82,7 @@ class Row:
 
     def update(self, completed: float, note: str | None = None) -> None:
         if self._enabled and self._task is not None:
-            extra = {} if note is None else {"note": note}
+            extra: dict[str, Any] = {} if note is None else {"note": note}
             self._progress.update(self._task, completed=completed, **extra)
 
     def finish(self, verb: str, note: str) -> None:

@@ -36,7 +36,7 @@ def vid2mp3(env: dict[str, str], *args: str, cwd: Path | None = None,
             timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI as a script runs it: pipes, not a terminal."""
     return subprocess.run([VID2MP3, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          input=stdin, timeout=timeout)
+                          input=stdin, check=False, timeout=timeout)
 
 
 @pytest.fixture

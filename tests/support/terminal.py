@@ -11,6 +11,7 @@ import struct
 import termios
 import time
 from pathlib import Path
+from typing import Self
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 
@@ -92,7 +93,7 @@ class Terminal:
         self.kill()
         os.close(self.fd)
 
-    def __enter__(self) -> "Terminal":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from vid2mp3_client.api import Api, safe_name
 from vid2mp3_client.cli import build_parser
 from vid2mp3_client.config import Config, TokenStore
