@@ -11,6 +11,7 @@ NOTIFY_QUEUE = "notify"
 CONVERT_TASK = "convert.video_to_mp3"
 NOTIFY_TASK = "notify.job_done"
 SWEEP_TASK = "sweep.stale_jobs"
+PURGE_UPLOADS_TASK = "uploads.purge_expired"
 
 _soft_limit = int(os.environ.get("CONVERT_SOFT_TIME_LIMIT", "1800"))
 _hard_limit = int(os.environ.get("CONVERT_TIME_LIMIT", "1900"))
@@ -61,4 +62,5 @@ enable_utc = True
 beat_schedule = {
     "requeue-stale-jobs": {"task": SWEEP_TASK,
                            "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))},
+    "purge-expired-uploads": {"task": PURGE_UPLOADS_TASK, "schedule": 600.0},
 }

@@ -176,6 +176,35 @@ class Container:
         if "redis" in self.__dict__:
             self.redis.close()
 
+    # --- resumable uploads (tus) -------------------------------------------------------
+
+    @cached_property
+    def upload_repo(self):
+        from core.adapters.redis_uploads import RedisUploadRepository
+
+        return RedisUploadRepository(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def partial_uploads(self):
+        """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
+        from core.adapters.dir_store import DirectoryBlobStore
+
+        if isinstance(self.blob_store, DirectoryBlobStore):
+            from core.adapters.dir_partial import DirectoryPartialUploads
+
+            return DirectoryPartialUploads(self.blob_store)
+        from core.adapters.gridfs_partial import GridFSPartialUploads
+
+        return GridFSPartialUploads(self.blob_store)
+
+    @cached_property
+    def uploads(self):
+        from core.services.uploads import ResumableUploads
+
+        s = self.settings
+        return ResumableUploads(self.upload_repo, self.partial_uploads, self.jobs,
+                                s.max_upload_bytes, s.upload_expires_seconds)
+
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:
     """At start-up: create the database, its schema and the admin account, waiting up to

@@ -269,6 +269,36 @@ class JobService:
                 requeued.append(job.id)
         return requeued
 
+    # --- a video already in the blob store (resumable uploads) ------------------------
+
+    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
+                      bitrate: str | None = None) -> Job:
+        """Queue a job for a video already stored in the videos bucket (a finished resumable
+        upload): the same checks as `submit`, and the blob is deleted when one fails."""
+        original = safe_filename(filename)
+        job_id = uuid.uuid4().hex
+        try:
+            if size > self.max_upload_bytes:
+                raise TooLarge(f"uploads are limited to {self.max_upload_bytes // 2**20} MiB")
+            if size <= 0:
+                raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
+            with self.blobs.open(VIDEOS, video_fid) as source:
+                head = source.read(SNIFF_BYTES)
+            if self.sniffer(head) is None:
+                raise UnsupportedMedia("the upload is not a video or audio file")
+            chosen = check_bitrate(bitrate)
+            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
+                                    video_fid=video_fid, video_filename=original,
+                                    video_size=size, bitrate=chosen))
+        except BaseException:
+            self.blobs.delete(VIDEOS, video_fid)
+            raise
+        try:
+            self.queue.enqueue_convert(job.id)
+        except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
+            log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
+        return job
+
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield head
