@@ -210,8 +210,8 @@ class PartialUploadStore(abc.ABC):
     @abc.abstractmethod
     def finish(self, handle: str, filename: str, content_type: str,
                metadata: dict[str, Any] | None = None) -> Blob:
-        """Publish the bytes as a file of the bucket given at creation, without copying them;
-        the Blob's fid is the handle."""
+        """Publish the bytes as a file of the bucket given at creation (without copying them
+        when the store can) and forget the partial upload."""
 
     @abc.abstractmethod
     def delete(self, handle: str) -> bool: ...

@@ -45,6 +45,8 @@ class DirectoryPartialUploads(PartialUploadStore):
         except FileNotFoundError:
             raise NotFound("upload not found") from None
         with target:
+            if os.fstat(target.fileno()).st_size < offset:
+                raise NotFound("the stored upload is shorter than its offset")
             target.truncate(offset)
             target.seek(offset)
             writer = CountingWriter(handle, target.write)

@@ -1,10 +1,12 @@
-"""Partial uploads of the GridFS store, written straight into the bucket's chunks collection.
+"""Partial uploads of the GridFS store: each PATCH body is one GridFS file (a segment) of the
+`partials` bucket; finishing copies the segments, in order, into one file of the target bucket.
 
-An upload's chunks are ordinary GridFS chunks (`files_id`, `n`, `data`) of a file whose
-`files` document does not exist yet, so no reader sees them; only the last chunk may be
-short, and the next append rewrites it. Finishing inserts the `files` document: the bytes
-are never copied. `partial_uploads` records each unfinished one (bucket, last write) so
-the purge can find uploads whose state was lost.
+The copy costs one more read and write of the whole video inside MongoDB, once, during the
+last PATCH (about as long as the upload's own writes; streamed 1 MiB at a time, never whole
+in memory). Writing into the target bucket's chunks directly would avoid it, but needs
+updates and partial deletes of GridFS chunks that the test server (nx-27017) does not do.
+`partial_uploads` lists each upload's bucket, segments and last write, so appends, the
+purge and orphan sweeps need no query on GridFS metadata.
 """
 from __future__ import annotations
 
@@ -12,51 +14,20 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from bson import Binary, ObjectId
+from bson import ObjectId
 
+from core.adapters.blob_writer import CountingWriter
 from core.adapters.gridfs_store import GridFSBlobStore, _object_id, _translate_errors
 from core.domain import Blob, NotFound
-
 from core.ports import PartialUploadStore
 
-CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size
-PARTIALS = "partial_uploads"
+SEGMENTS = "partials"  # the GridFS bucket of segments; never a bucket of the blob store's users
+STATE = "partial_uploads"
+COPY_CHUNK = 1 << 20
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-class _ChunkAppender:
-    """Buffers at most one chunk: full chunks are written as they fill, the tail on close."""
-
-    def __init__(self, chunks: Any, oid: ObjectId, offset: int, head: bytes):
-        self._chunks = chunks
-        self._oid = oid
-        self._n = offset // CHUNK_SIZE
-        self._buffer = bytearray(head)
-        self._start = offset
-        self.size = 0  # bytes past offset that are stored
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= CHUNK_SIZE:
-            self._put(bytes(self._buffer[:CHUNK_SIZE]))
-            del self._buffer[:CHUNK_SIZE]
-            self._n += 1
-            self.size = self._n * CHUNK_SIZE - self._start
-        return len(data)
-
-    def close(self) -> None:
-        if self._buffer:
-            self._put(bytes(self._buffer))
-            self.size = self._n * CHUNK_SIZE + len(self._buffer) - self._start
-
-    def _put(self, data: bytes) -> None:
-        with _translate_errors():
-            self._chunks.replace_one({"files_id": self._oid, "n": self._n},
-                                     {"files_id": self._oid, "n": self._n, "data": Binary(data)},
-                                     upsert=True)
 
 
 class GridFSPartialUploads(PartialUploadStore):
@@ -67,65 +38,68 @@ class GridFSPartialUploads(PartialUploadStore):
         self._blobs._check_bucket(bucket)
         oid = ObjectId()
         with _translate_errors():
-            self._db()[PARTIALS].insert_one({"_id": oid, "bucket": bucket, "updated_at": _now()})
+            self._db()[STATE].insert_one({"_id": oid, "bucket": bucket, "segments": [],
+                                          "updated_at": _now()})
         return str(oid)
 
     @contextmanager
-    def appender(self, handle: str, offset: int) -> Iterator[_ChunkAppender]:
-        oid, bucket = self._find(handle)
-        chunks = self._db()[f"{bucket}.chunks"]
-        head = self._cut(chunks, oid, offset)
-        writer = _ChunkAppender(chunks, oid, offset, head)
-        try:
-            yield writer
-        finally:  # keep what arrived, whatever ended the block
-            writer.close()
-            with _translate_errors():
-                self._db()[PARTIALS].update_one({"_id": oid}, {"$set": {"updated_at": _now()}})
+    def appender(self, handle: str, offset: int) -> Iterator[CountingWriter]:
+        oid, doc = self._find(handle)
+        segments = self._cut(oid, doc["segments"], offset)
+        with self._blobs.writer(SEGMENTS, handle, "application/octet-stream",
+                                {"upload": handle, "start": offset}) as sink:
+            try:
+                yield sink
+            except BaseException as exc:
+                # Keep what arrived: let the segment close normally, then re-raise below.
+                error: BaseException | None = exc
+            else:
+                error = None
+        if sink.size:
+            segments.append({"fid": sink.fid, "start": offset, "size": sink.size})
+        else:
+            self._blobs.delete(SEGMENTS, sink.fid)
+        self._save(oid, segments)
+        if error is not None:
+            raise error
 
     def truncate(self, handle: str, size: int) -> None:
-        oid, bucket = self._find(handle)
-        chunks = self._db()[f"{bucket}.chunks"]
-        head = self._cut(chunks, oid, size)
-        if head:
-            _ChunkAppender(chunks, oid, size - len(head), head).close()
+        oid, doc = self._find(handle)
+        self._save(oid, self._cut(oid, doc["segments"], size))
 
     def size(self, handle: str) -> int | None:
         try:
-            oid, bucket = self._find(handle)
+            _, doc = self._find(handle)
         except NotFound:
             return None
-        with _translate_errors():
-            last = self._db()[f"{bucket}.chunks"].find_one({"files_id": oid}, sort=[("n", -1)])
-        return 0 if last is None else last["n"] * CHUNK_SIZE + len(last["data"])
+        return sum(int(segment["size"]) for segment in doc["segments"])
 
     def finish(self, handle: str, filename: str, content_type: str,
                metadata: dict[str, Any] | None = None) -> Blob:
-        oid, bucket = self._find(handle)
-        size = self.size(handle) or 0
-        extra = dict(metadata or {})
-        with _translate_errors():
-            self._db()[f"{bucket}.files"].insert_one({
-                "_id": oid, "length": size, "chunkSize": CHUNK_SIZE, "uploadDate": _now(),
-                "filename": filename,
-                "metadata": {"content_type": content_type, "metadata": extra}})
-            self._db()[PARTIALS].delete_one({"_id": oid})
-        return Blob(fid=handle, size=size, content_type=content_type, filename=filename,
-                    metadata=extra)
+        oid, doc = self._find(handle)
+        with self._blobs.writer(doc["bucket"], filename, content_type, metadata) as target:
+            for segment in doc["segments"]:
+                with self._blobs.open(SEGMENTS, segment["fid"]) as source:
+                    while chunk := source.read(COPY_CHUNK):
+                        target.write(chunk)
+        self.delete(handle)
+        return Blob(fid=target.fid, size=target.size, content_type=content_type,
+                    filename=filename, metadata=dict(metadata or {}))
 
     def delete(self, handle: str) -> bool:
         try:
-            oid, bucket = self._find(handle)
+            oid, doc = self._find(handle)
         except NotFound:
             return False
+        for segment in doc["segments"]:
+            self._blobs.delete(SEGMENTS, segment["fid"])
         with _translate_errors():
-            self._db()[f"{bucket}.chunks"].delete_many({"files_id": oid})
-            self._db()[PARTIALS].delete_one({"_id": oid})
+            self._db()[STATE].delete_one({"_id": oid})
         return True
 
     def stale(self, older_than: datetime) -> list[str]:
         with _translate_errors():
-            docs = self._db()[PARTIALS].find({"updated_at": {"$lt": older_than}}, {"_id": 1})
+            docs = self._db()[STATE].find({"updated_at": {"$lt": older_than}}, {"_id": 1})
             return sorted(str(doc["_id"]) for doc in docs)
 
     # --- helpers ---------------------------------------------------------------------------
@@ -133,27 +107,41 @@ class GridFSPartialUploads(PartialUploadStore):
     def _db(self) -> Any:
         return self._blobs._database()  # the store's per-process client, never a second one
 
-    def _find(self, handle: str) -> tuple[ObjectId, str]:
+    def _find(self, handle: str) -> tuple[ObjectId, dict[str, Any]]:
         oid = _object_id(handle)
         if oid is None:
             raise NotFound("upload not found")
         with _translate_errors():
-            doc = self._db()[PARTIALS].find_one({"_id": oid})
+            doc = self._db()[STATE].find_one({"_id": oid})
         if doc is None:
             raise NotFound("upload not found")
-        return oid, str(doc["bucket"])
+        return oid, doc
 
-    @staticmethod
-    def _cut(chunks: Any, oid: ObjectId, offset: int) -> bytes:
-        """Drop the bytes at and past offset; returns the kept head of the chunk offset is in."""
-        n, within = divmod(offset, CHUNK_SIZE)
-        with _translate_errors():
-            chunks.delete_many({"files_id": oid, "n": {"$gt": n}})
-            if within == 0:
-                chunks.delete_many({"files_id": oid, "n": n})
-                return b""
-            doc = chunks.find_one({"files_id": oid, "n": n})
-        data = bytes(doc["data"]) if doc else b""
-        if len(data) < within:
+    def _cut(self, oid: ObjectId, segments: list[dict[str, Any]], offset: int) -> list[dict]:
+        """Delete the segments at or past offset; the ones kept must end exactly there."""
+        kept = [s for s in segments if s["start"] < offset]
+        for segment in segments:
+            if segment["start"] >= offset:
+                self._blobs.delete(SEGMENTS, segment["fid"])
+        end = kept[-1]["start"] + kept[-1]["size"] if kept else 0
+        if end > offset:  # a segment spans the offset: keep its head in a new segment
+            last = kept.pop()
+            with self._blobs.open(SEGMENTS, last["fid"]) as source, self._blobs.writer(
+                    SEGMENTS, str(oid), "application/octet-stream",
+                    {"upload": str(oid), "start": last["start"]}) as head:
+                left = offset - last["start"]
+                while left and (chunk := source.read(min(COPY_CHUNK, left))):
+                    head.write(chunk)
+                    left -= len(chunk)
+            kept.append({"fid": head.fid, "start": last["start"], "size": head.size})
+            self._blobs.delete(SEGMENTS, last["fid"])
+        elif end < offset:
             raise NotFound("the stored upload is shorter than its offset")
-        return data[:within]
+        if len(kept) != len(segments):
+            self._save(oid, kept)
+        return kept
+
+    def _save(self, oid: ObjectId, segments: list[dict[str, Any]]) -> None:
+        with _translate_errors():
+            self._db()[STATE].update_one({"_id": oid}, {"$set": {"segments": segments,
+                                                                "updated_at": _now()}})
