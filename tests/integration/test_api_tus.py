@@ -138,3 +138,27 @@ def test_expired_upload_is_410(client, auth, container):
     assert patch(client, headers, location, 0, MP4).status_code == 410
     assert container.uploads.purge_expired() >= 1
     assert client.head(location, headers={**headers, **TUS}).status_code == 404
+
+
+def test_browser_tus_clients_pass_cors(settings, container):
+    from api import create_app
+    from core.bootstrap import Container
+
+    browser = create_app(container=Container(
+        settings.with_overrides(cors_origins="https://app.example.com"),
+        passwords=container.passwords)).test_client()
+    origin = {"Origin": "https://app.example.com"}
+    for path, method in (("/uploads/", "POST"), ("/uploads/" + "0" * 32, "PATCH"),
+                         ("/uploads/" + "0" * 32, "HEAD")):
+        preflight = browser.options(path, headers={**origin, "Access-Control-Request-Method":
+                                                   method})
+        assert preflight.status_code in (200, 204)
+        assert method in preflight.headers["Access-Control-Allow-Methods"]
+        allowed = {h.strip().lower() for h in
+                   preflight.headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"tus-resumable", "upload-length", "upload-metadata", "upload-offset",
+                "upload-checksum"} <= allowed
+    exposed = browser.options("/uploads/", headers=origin).headers[
+        "Access-Control-Expose-Headers"]
+    for name in ("Location", "Upload-Offset", "Vid2mp3-Job-Id", "Tus-Resumable"):
+        assert name in exposed
