@@ -117,7 +117,8 @@ class GridFSPartialUploads(PartialUploadStore):
             raise NotFound("upload not found")
         return oid, doc
 
-    def _cut(self, oid: ObjectId, segments: list[dict[str, Any]], offset: int) -> list[dict]:
+    def _cut(self, oid: ObjectId, segments: list[dict[str, Any]],
+             offset: int) -> list[dict[str, Any]]:
         """Delete the segments at or past offset; the ones kept must end exactly there."""
         kept = [s for s in segments if s["start"] < offset]
         for segment in segments:

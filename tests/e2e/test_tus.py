@@ -10,7 +10,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 

@@ -17,7 +17,8 @@ def b64(text: str | bytes) -> str:
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
 
 
-def create(client, headers, length=len(MP4), metadata=None, **extra):
+def create(client, headers, length=None, metadata=None, **extra):
+    length = len(MP4) if length is None else length
     meta = ",".join(f"{k} {b64(v)}" for k, v in (metadata or {"filename": "clip.mp4"}).items())
     return client.post("/uploads/", headers={**headers, **TUS, "Upload-Length": str(length),
                                              "Upload-Metadata": meta, **extra})
@@ -57,7 +58,8 @@ def test_create_head_patch_to_a_job(client, auth):
     assert first.status_code == 204 and first.headers["Upload-Offset"] == "1000"
     assert "Vid2mp3-Job-Id" not in first.headers
     digest = b64(hashlib.sha1(MP4[1000:]).digest())
-    last = patch(client, headers, location, 1000, MP4[1000:], **{"Upload-Checksum": f"sha1 {digest}"})
+    last = patch(client, headers, location, 1000, MP4[1000:],
+                 **{"Upload-Checksum": f"sha1 {digest}"})
     assert last.status_code == 204 and last.headers["Upload-Offset"] == str(len(MP4))
     job_id = last.headers["Vid2mp3-Job-Id"]
     assert last.headers["Vid2mp3-Job-Location"] == f"/jobs/{job_id}"

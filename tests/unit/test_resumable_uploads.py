@@ -1,4 +1,4 @@
-"""ResumableUploads on fakes: offsets, checksums, ceilings, ownership, expiry, the job at the end."""
+"""ResumableUploads on fakes: offsets, checksums, ceilings, ownership, expiry, the job."""
 from __future__ import annotations
 
 import base64
@@ -190,3 +190,22 @@ def test_parse_helpers():
     for bad in ("crc32 AAAA", "sha1 not-base64!", ""):
         with pytest.raises(InvalidInput):
             parse_checksum(bad)
+
+
+def test_the_beat_task_purges_through_the_service(tus, alice, settings):
+    import celeryconfig
+    import tasks
+    from core.bootstrap import Container
+    from tasks.uploads import purge_expired
+
+    assert {"task": celeryconfig.PURGE_UPLOADS_TASK, "schedule": 600.0} in \
+        celeryconfig.beat_schedule.values()
+    assert purge_expired.name == celeryconfig.PURGE_UPLOADS_TASK
+    tus.create(alice, len(MP4), {})
+    tus.clock_.now += DAY + 1
+    tasks.use_container(Container(settings, uploads=tus))
+    try:
+        assert purge_expired() == 1
+    finally:
+        tasks.use_container(None)
+    assert tus.repo.rows == {} and tus.store.parts == {}
