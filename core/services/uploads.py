@@ -9,11 +9,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
-from core.domain import (ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, Principal,
-                         TooLarge, Upload)
-from core.ports import PartialUploadStore, UploadRepository
+from core.domain import (ChecksumMismatch, Conflict, Gone, InvalidInput, Job, NotFound,
+                         Principal, TooLarge, Upload)
+from core.ports import PartialAppender, PartialUploadStore, UploadRepository
 from core.services.jobs import VIDEOS, check_bitrate, safe_filename
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,11 @@ def parse_checksum(header: str) -> tuple[str, bytes]:
         raise InvalidInput("Upload-Checksum is not base64") from None
 
 
-class _Submitter:
-    """What the uploads need of the job service (JobService.submit_stored)."""
+class JobSubmitter(Protocol):
+    """What the uploads need of the job service: JobService.submit_stored."""
 
     def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      bitrate: str | None = None) -> Any: ...
+                      bitrate: str | None = None) -> Job: ...
 
 
 @dataclass
@@ -63,7 +63,7 @@ class AppendResult:
 
 
 class ResumableUploads:
-    def __init__(self, repo: UploadRepository, store: PartialUploadStore, jobs: _Submitter,
+    def __init__(self, repo: UploadRepository, store: PartialUploadStore, jobs: JobSubmitter,
                  max_length: int, expires_seconds: int, clock: Callable[[], float] = time.time):
         self.repo = repo
         self.store = store
@@ -127,7 +127,8 @@ class ResumableUploads:
     def _write(self, upload: Upload, lease: Any, chunks: Iterable[bytes], room: int,
                checksum: tuple[str, bytes] | None) -> None:
         digest = hashlib.new(checksum[0]) if checksum else None
-        start, stored, complete, mismatch = upload.offset, 0, False, False
+        start, complete, mismatch = upload.offset, False, False
+        sink: PartialAppender | None = None
         try:
             with self.store.appender(upload.handle, start) as sink:
                 since_renewal = 0
@@ -145,7 +146,7 @@ class ResumableUploads:
         finally:
             # Runs however the body ended, a dropped connection included: record what was
             # stored, unless a checksum cannot vouch for it.
-            stored = sink.size if "sink" in locals() else 0
+            stored = sink.size if sink is not None else 0
             kept = stored
             if checksum is not None and digest is not None:
                 mismatch = complete and digest.digest() != checksum[1]
