@@ -31,11 +31,11 @@ def create_app(config: Mapping[str, Any] | None = None,
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
-    from api import auth, cors, errors, items, jobs, meta, openapi, users
+    from api import auth, cors, errors, items, jobs, meta, openapi, tus, users
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs):
+    for module in (meta, auth, users, items, jobs, tus):
         api.register_blueprint(module.blp)
     errors.register(app)
     cors.enable(app, settings.cors_origins)

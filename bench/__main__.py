@@ -12,10 +12,10 @@ from typing import Callable
 
 from bench import api_load, conversion, inputs, isolation, overhead, procs, report, scaleout
 from bench import stack as bench_stack
-from bench import streaming
+from bench import streaming, tus
 from bench.report import Row, Section
 
-MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api")
+MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api", "tus")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -72,6 +72,7 @@ def main(argv: list[str]) -> int:
             "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),
             "streaming": lambda: streaming.measure(st, 1 if quick else reps),
             "api": lambda: api_load.measure(st, reps, 4.0 if quick else 10.0),
+            "tus": lambda: tus.measure(st, 1 if quick else reps),
         }
         for name in MEASUREMENTS:
             if name not in args.only:

@@ -106,6 +106,9 @@ class Settings:
     flower_port: int = _opt("FLOWER_PORT", 5555, doc="Flower dashboard port")
     flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
                                   doc="user:password for Flower; Flower refuses to start without")
+    upload_expires_seconds: int = _opt(
+        "UPLOAD_EXPIRES_SECONDS", 24 * 3600,
+        doc="an unfinished resumable (tus) upload expires this long after its last PATCH")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
 
     @classmethod
@@ -180,6 +183,8 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if self.upload_expires_seconds <= 0:
+            raise ConfigError("UPLOAD_EXPIRES_SECONDS must be positive")
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from typing import cast
 
 import redis
 from celery import Celery
@@ -47,15 +48,15 @@ class CeleryTaskQueue(TaskQueue):
         try:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
             try:
-                if client.llen(key) > PENDING_SCAN_LIMIT:
+                if cast(int, client.llen(key)) > PENDING_SCAN_LIMIT:
                     return None
-                messages = client.lrange(key, 0, -1)
+                messages = cast(list[bytes], client.lrange(key, 0, -1))
             finally:
                 client.close()
         except redis.RedisError:
             log.warning("could not read the convert queue", exc_info=True)
             return None
-        return {job_id for job_id in map(_job_id_of, messages) if job_id}  # type: ignore[arg-type]
+        return {job_id for job_id in map(_job_id_of, messages) if job_id}
 
 
 def _job_id_of(message: bytes) -> str | None:
