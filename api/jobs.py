@@ -64,6 +64,7 @@ def _accept_upload(actor) -> dict:
         check_bitrate(bitrate)  # fail before the video is read when the field comes first
     job = services.jobs.submit(actor, form.filename, form,
                                bitrate=lambda: bitrate or form.fields.get("bitrate"))
+    services.metrics.upload_received(job.video_size)
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
 

@@ -176,6 +176,27 @@ class Container:
         if "redis" in self.__dict__:
             self.redis.close()
 
+    # --- observability -----------------------------------------------------------------
+
+    @cached_property
+    def metrics(self):
+        """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
+        from core.adapters.prometheus_metrics import PrometheusMetrics
+
+        return PrometheusMetrics()
+
+    @cached_property
+    def queue_collector(self):
+        """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
+        import celeryconfig
+        from core.adapters.prometheus_metrics import BrokerQueueCollector
+        from core.adapters.redis_items import redis_client
+
+        s = self.settings
+        return BrokerQueueCollector(lambda: redis_client(s.celery_broker_url),
+                                    s.celery_key_prefix,
+                                    [queue.name for queue in celeryconfig.task_queues])
+
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:
     """At start-up: create the database, its schema and the admin account, waiting up to

@@ -84,6 +84,7 @@ class Job:
     finished_at: datetime | None = None
     notified_at: datetime | None = None
     notify_error: str | None = None
+    request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
 
 
 @dataclass

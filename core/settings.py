@@ -83,6 +83,18 @@ class Settings:
     flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
                                   doc="user:password for Flower; Flower refuses to start without")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
+    log_format: str = _opt("LOG_FORMAT", "text",
+                           doc="text, or json: one JSON object per line with request_id, job_id")
+    metrics_token: str = _opt("METRICS_TOKEN", "", secret=True,
+                              doc="set: GET /metrics needs `Authorization: Bearer <token>`")
+    metrics_dir: str = _opt("METRICS_DIR", "",
+                            doc="per-process metric files (Prometheus multiprocess mode); "
+                                "default DATA_DIR/metrics")
+    worker_metrics_port: int = _opt("WORKER_METRICS_PORT", 0,
+                                    doc="port of a worker's /metrics (each worker needs its "
+                                        "own); 0: off")
+    worker_metrics_host: str = _opt("WORKER_METRICS_HOST", "127.0.0.1",
+                                    doc="address a worker's metrics port listens on")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -135,6 +147,10 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError("WORKER_METRICS_PORT must be 0 (off) or a TCP port")
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -58,6 +58,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ]),
+    (3, "jobs.request_id", [
+        "ALTER TABLE jobs ADD COLUMN request_id VARCHAR(128) NULL",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
