@@ -149,6 +149,8 @@ class Settings:
             raise ConfigError("REDIS_URL must be a redis:// URL")
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT must be text or json")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters when set")
         if not 0 <= self.worker_metrics_port <= 65535:
             raise ConfigError("WORKER_METRICS_PORT must be 0 (off) or a TCP port")
 
