@@ -32,6 +32,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help=f"comma-separated subset of {', '.join(MEASUREMENTS)}")
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent clients of the load and chaos scenarios")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="sample the stack with py-spy during the load scenario into DIR")
     parser.add_argument("--output", type=Path, default=None,
                         help="where the Markdown report goes (default: bench/results/latest.md, "
                              "or latest-<names>.md for a subset)")
@@ -92,7 +94,7 @@ def main(argv: list[str]) -> int:
             "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),
             "streaming": lambda: streaming.measure(st, 1 if quick else reps),
             "api": lambda: api_load.measure(st, reps, 4.0 if quick else 10.0),
-            "load": lambda: sustained.measure_load(st, quick, args.clients),
+            "load": lambda: sustained.measure_load(st, quick, args.clients, args.profile),
             "chaos": lambda: sustained.measure_chaos(st, quick, args.clients),
         }
         for name in MEASUREMENTS:

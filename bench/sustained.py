@@ -4,19 +4,24 @@ The chaos variant repeats the load while a converting pool process is SIGKILLed 
 seconds, and checks that nothing is lost, nothing is doubled and no answer is a 5xx."""
 from __future__ import annotations
 
+import collections
 import glob
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 
@@ -331,7 +336,8 @@ def _cpu_line(run: LoadRun) -> str:
     return f"{total / n:.2f} CPU-s per job ({parts})"
 
 
-def measure_load(st: BenchStack, quick: bool, clients: int = 8) -> Section:
+def measure_load(st: BenchStack, quick: bool, clients: int = 8,
+                 profile_dir: Path | None = None) -> Section:
     """The no-fault scenario: the service's jobs/min against bare ffmpeg's, in the same run."""
     clip = inputs_for(quick)
     src = ensure(clip)
@@ -341,7 +347,8 @@ def measure_load(st: BenchStack, quick: bool, clients: int = 8) -> Section:
     st.start_convert_worker(2)
     try:
         bare = run_bare(src, jobs)
-        load = run_load(st, src, expected, clients, jobs)
+        with profiled(st, profile_dir, section):
+            load = run_load(st, src, expected, clients, jobs)
         bare_after = run_bare(src, jobs)
     finally:
         st.stop("worker-convert-2")
@@ -371,6 +378,86 @@ def measure_load(st: BenchStack, quick: bool, clients: int = 8) -> Section:
         f"GET /jobs/<id>/mp3 -> duration of the MP3 read back by ffmpeg within "
         f"{DURATION_TOLERANCE_S} s of the input's; jobs/min = jobs done / wall time.")
     return section
+
+
+@contextmanager
+def profiled(st: BenchStack, out_dir: Path | None, section: Section) -> Iterator[None]:
+    """With out_dir: py-spy samples the API, the convert workers and the notify worker (each
+    with its children) for the block; the top frames by role go into the report."""
+    if out_dir is None:
+        yield
+        return
+    tool = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+    if tool is None:
+        raise RuntimeError("--profile needs py-spy (`pip install -e '.[test]'` installs it)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = {"api": st.api_pid, "notify": st.pid("worker-notify"),
+               **{f"convert-{i}": pid for i, pid in enumerate(st.convert_pids(), 1)}}
+    samplers = {name: subprocess.Popen(
+        [tool, "record", "--pid", str(pid), "--subprocesses", "--rate", "100", "--nonblocking",
+         "--format", "raw", "--output", str(out_dir / f"{name}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in targets.items()}
+    time.sleep(1.0)  # py-spy attaches (a fixed pause, bench only: nothing to poll for)
+    try:
+        yield
+    finally:
+        for sampler in samplers.values():
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        for sampler in samplers.values():
+            try:
+                sampler.wait(60)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+    roles: dict[str, list[Path]] = {}
+    for name in targets:
+        roles.setdefault(name.split("-")[0], []).append(out_dir / f"{name}.txt")
+    for role, paths in roles.items():
+        total, leaves, ours = top_frames([p for p in paths if p.exists()])
+        if total:
+            section.details.append(
+                f"- py-spy, {role} ({total} samples at 100 Hz of its Python processes; ffmpeg "
+                f"is not Python): self time "
+                + "; ".join(f"{share:.0%} {frame}" for frame, share in leaves)
+                + ". Project code on the stack: "
+                + "; ".join(f"{share:.0%} {frame}" for frame, share in ours))
+    section.details.append(f"- raw py-spy samples: {out_dir}")
+
+
+def top_frames(paths: list[Path], n: int = 8
+               ) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
+    """From py-spy's raw (folded) output: the samples, the n leaf functions where the CPU
+    went (self time), and the n functions of this project most often on the stack."""
+    leaf: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()
+    total = 0
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            frames = [_short(f) for f in stack.split(";")
+                      if not f.startswith(("process ", "thread "))]
+            if not frames:
+                continue
+            total += int(count)
+            leaf[frames[-1]] += int(count)
+            for frame in set(frames):
+                if re.search(r"\((api|core|tasks|workers)/", frame):
+                    ours[frame] += int(count)
+    def shares(counter: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(frame, count / total) for frame, count in counter.most_common(n)]
+    return total, shares(leaf), shares(ours)
+
+
+def _short(frame: str) -> str:
+    match = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
+    if not match:
+        return frame
+    function, path = match.groups()
+    path = re.sub(r".*/site-packages/", "", path)
+    path = re.sub(r".*/lib/python3\.\d+/", "", path)
+    path = path.replace(str(Path(__file__).resolve().parent.parent) + "/", "")
+    return f"{function} ({path})"
 
 
 def measure_chaos(st: BenchStack, quick: bool, clients: int = 8) -> Section:
