@@ -35,6 +35,7 @@ from core.media import ffmpeg_exe, probe
 RATIO_TARGET = 0.85
 POLL_S = 0.25  # how often a client asks for its job, as a browser would
 DURATION_TOLERANCE_S = 0.3
+JOB_DEADLINE_S = 300  # a job not done by then counts as lost
 CLIP_42S_720P = Clip(42, 1280, 720, 2500)  # the 40-45 s clips
 
 
@@ -97,13 +98,13 @@ def _one_job(client: _Client, src: Path, expected_s: float, scratch: str) -> Out
     started = time.perf_counter()
     try:
         outcome.job_id = client.upload_file(src)["job_id"]
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + JOB_DEADLINE_S
         while True:
             job = client.job(outcome.job_id)
             if job["status"] in ("done", "failed"):
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {outcome.job_id} not done after 900 s")
+                raise TimeoutError(f"job {outcome.job_id} not done after {JOB_DEADLINE_S} s")
             time.sleep(POLL_S)
         if job["status"] != "done":
             raise RuntimeError(f"job {outcome.job_id} failed: {job.get('error')}")
@@ -488,12 +489,18 @@ def chaos(st: BenchStack, src: Path, expected: float, clients: int, jobs: int,
     five_xx = sum(n for s, n in run.statuses.items() if s >= 500)
     ok = (run.kills > 0 and not lost and not doubled_mp3 and not doubled_mail and not five_xx
           and len(job_ids) == jobs)
+    unsent = [j for j in doubled_mail if not emails.get(j)]
+    jobs_now = {j: st.container.job_repo.get(j) for j in doubled_mail}
     section.details.append(
         f"- chaos: {run.kills} SIGKILLs of a converting pool process (one every {every:g} s) "
         f"during {jobs} jobs; done {len(run.done)}/{jobs}"
         + (f", lost: {lost[0].error}" if lost else "")
-        + f"; jobs without exactly one stored MP3: {len(doubled_mp3)}; without exactly one "
-        f"email: {len(doubled_mail)}; HTTP answers {dict(sorted(run.statuses.items()))}; "
+        + f"; jobs without exactly one stored MP3: {len(doubled_mp3)} "
+        f"({sum(1 for j in doubled_mp3 if not mp3s.get(j))} with none); without exactly one "
+        f"email after {120} s: {len(doubled_mail)} ({len(unsent)} with none: "
+        + ", ".join(f"{j} attempts={getattr(jobs_now[j], 'attempts', '?')} "
+                    f"notified_at={getattr(jobs_now[j], 'notified_at', '?')}" for j in unsent)
+        + f"); HTTP answers {dict(sorted(run.statuses.items()))}; "
         + _latency_row("latency", run) + ".")
     return [Row(f"chaos: {clients} clients x {jobs} jobs, SIGKILL a converting pool process "
                 f"every {every:g} s",
