@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
 
     from core.adapters.mysql_db import MySQLDatabase
     from core.domain import MediaLimits
-    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, PartialUploadStore,
+    from core.adapters.prometheus_metrics import BrokerQueueCollector
+    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, Metrics,
+                            PartialUploadStore,
                             RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
                             Transcoder, UploadRepository, UserRepository)
     from core.services.auth import AuthService, LoginThrottle, Passwords
@@ -286,6 +288,27 @@ class Container:
         s = self.settings
         return ResumableUploads(self.upload_repo, self.partial_uploads, self.intake,
                                 s.max_upload_bytes, s.upload_expires_seconds)
+
+    # --- observability -----------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
+        from core.adapters.prometheus_metrics import PrometheusMetrics
+
+        return PrometheusMetrics()
+
+    @cached_property
+    def queue_collector(self) -> BrokerQueueCollector:
+        """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
+        import celeryconfig
+        from core.adapters.prometheus_metrics import BrokerQueueCollector
+        from core.adapters.redis_items import redis_client
+
+        s = self.settings
+        return BrokerQueueCollector(lambda: redis_client(s.celery_broker_url),
+                                    s.celery_key_prefix,
+                                    list(celeryconfig.QUEUES))
 
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:

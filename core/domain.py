@@ -86,6 +86,7 @@ class Job:
     notify_error: str | None = None
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
+    request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
 
     @property
     def active(self) -> bool:

@@ -62,9 +62,11 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    env: dict[str, str] = field(default_factory=dict)  # on top of the shared environment
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env={**env, **self.env},
+                                        start_new_session=True)
         self.started_at = time.monotonic()
         print(f"[devstack] started {self.name} (pid {self.process.pid})", flush=True)
 
@@ -86,6 +88,15 @@ def children(convert_workers: int) -> list[Child]:
     procs.append(Child("beat", [py, "-m", "workers.beat"]))
     procs.append(Child("flower", [py, "-m", "workers.flower", "--address=127.0.0.1"]))
     return procs
+
+
+def metrics_ports(procs: list[Child], base: int) -> None:
+    """WORKER_METRICS_PORT=P: the workers on this one host serve /metrics on P, P+1, ..."""
+    workers = [child for child in procs if child.name.startswith("worker-")]
+    for offset, child in enumerate(workers):
+        child.env["WORKER_METRICS_PORT"] = str(base + offset)
+        print(f"[devstack] {child.name} metrics on http://127.0.0.1:{base + offset}/metrics",
+              flush=True)
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -160,7 +171,11 @@ def main() -> int:
     write_env_file()
     env = load_environment()
     prepare(env)
-    return supervise(children(max(1, args.convert_workers)), env)
+    procs = children(max(1, args.convert_workers))
+    base = int(env.get("WORKER_METRICS_PORT") or 9808)  # 0 in .env or the environment: off
+    if base:
+        metrics_ports(procs, base)
+    return supervise(procs, env)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
 from core.domain import Job, JobStatus, NewUser, Role, User
+from core.observability import current_request_id
 from core.ports import JobRepository, UserRepository
 
 USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
@@ -82,9 +83,9 @@ class MySQLUserRepository(UserRepository):
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at")
+               "notify_error", "lease_id", "lease_expires_at", "request_id")
 JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
-                                    "lease_expires_at"}
+                                    "lease_expires_at", "request_id"}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 
@@ -105,9 +106,9 @@ class MySQLJobRepository(JobRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
-                "bitrate) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "bitrate, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
-                 job.video_size, job.bitrate))
+                 job.video_size, job.bitrate, job.request_id or current_request_id()))
         created = self.get(job.id)
         assert created is not None
         return created
