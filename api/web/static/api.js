@@ -65,7 +65,7 @@ export function describeError(error, { what = "", action = "" } = {}) {
     case 413:
       return `${subject} is too large${detail}.`;
     case 415:
-      return `${subject} is not a video we accept. Choose a video or audio file${detail}.`;
+      return `${subject} is not a video we accept${error.message ? `: ${error.message}` : ""}.`;
     case 422: {
       const fields = error.fields && error.fields.form ? error.fields.form : error.fields;
       const named = fields ? ` ${Object.keys(fields).join(", ")}` : "";
