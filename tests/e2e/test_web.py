@@ -10,6 +10,8 @@ from api.web import CONTENT_SECURITY_POLICY
 from tests.support import media
 from tests.support.browser import DESKTOP, PHONE, Trouble, chromium, screenshot
 from tests.support.client import login
+from tests.support.stack import workers_answer
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e,
               # The page is the same whatever the blob store: one stack is enough.
@@ -183,6 +185,34 @@ def test_phone_keyboard_and_a_file_that_is_not_a_video(open_page, stack, account
         box = job_row(page, "video_3s_160x120.mp4").get_by_role("button", name=name).bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     screenshot(page, "web-phone", tmp_path)
+
+
+def test_cancel_a_job_that_waits_for_a_worker(open_page, stack, account, clip):
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    sign_in(page, stack, email)
+    stack.stop("worker-convert")  # nobody converts: the job stays queued until cancelled
+    try:
+        page.get_by_label("Drop videos here").set_input_files(clip)
+        row = job_row(page, "video_3s_160x120.mp4")
+        expect(row).to_have_attribute("data-status", "queued")
+        expect(row.locator(".status")).to_have_text("Queued")
+        expect(row.get_by_role("button", name="Download")).to_be_hidden()
+        job_id = row.get_attribute("data-job-id")
+        row.get_by_role("button", name="Cancel").click()
+        user = login(stack, email, PASSWORD)
+        paths = requests.get(stack.url("/openapi.json"), timeout=10).json()["paths"]
+        if "/jobs/{job_id}/cancel" in paths:
+            expect(row.get_by_role("button", name="Cancel")).to_be_hidden()
+            assert user.get(f"/jobs/{job_id}").json()["status"] not in ("queued", "converting")
+        else:  # no cancel endpoint yet: the page falls back to deleting the job
+            expect(row).to_have_count(0)
+            expect(page.locator("#notice")).to_have_text("Cancelled “video_3s_160x120.mp4”.")
+            assert user.get(f"/jobs/{job_id}").status_code == 404
+    finally:
+        stack.start("worker-convert")
+        wait_for(lambda: workers_answer(stack.container, ("convert",)), timeout=60,
+                 what="the convert worker to come back")
 
 
 def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, account, admin):
