@@ -1,7 +1,9 @@
 """The web page at /app/ and the API docs at /docs, in Debian's Chromium against the real stack."""
 from __future__ import annotations
 
+import base64
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -131,12 +133,27 @@ def test_sign_in_convert_download_delete_sign_out(open_page, stack, account, cli
     assert page.evaluate("() => sessionStorage.getItem('vid2mp3.token')") is None
 
 
+def drop_file(page, selector, path):
+    """Drag a file from the desktop onto an element, as a person does."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    transfer = page.evaluate_handle("""([name, data]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+        return transfer;
+    }""", [Path(path).name, data])
+    page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
 def test_copy_link_is_offered_only_when_the_server_has_links(open_page, stack, account, clip):
     email, _ = account
     page, _ = open_page(DESKTOP)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, stack, email)
-    page.get_by_label("Drop videos here").set_input_files(clip)
+    drop_file(page, "#drop-zone", clip)
+    expect(upload_row(page, "video_3s_160x120.mp4").locator(".status")).to_contain_text(
+        "Uploaded 100%")
     row = job_row(page, "video_3s_160x120.mp4")
     expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
     button = row.get_by_role("button", name="Copy link")
@@ -255,14 +272,16 @@ def test_error_messages_in_words(open_page, stack):
           tooMany: describeError(new ApiError(429, 'slow down', {retryAfter: 30}), {what}),
           expired: describeError(new ApiError(401, 'token expired'), {what}),
           offline: describeError(new ApiError(0, ''), {what}),
+          cutOff: describeError(new ApiError(0, ''), {what, action: 'upload'}),
           dated: parseRetryAfter(new Date(Date.now() + 120000).toUTCString()),
         };
     }""")
     assert words["tooLarge"] == "“big.mp4” is too large (uploads are limited to 2048 MiB)."
-    assert words["notVideo"].startswith("“big.mp4” is not a video we accept.")
+    assert words["notVideo"] == "“big.mp4” is not a video we accept: not a video."
     assert words["tooMany"].startswith("Too many requests. Please try again in 30 seconds (at ")
     assert words["expired"].startswith("You have been signed out because your session expired")
     assert words["offline"].startswith("Could not reach the server.")
+    assert words["cutOff"].startswith("The upload of “big.mp4” was cut off")
     assert 118 <= words["dated"] <= 121
 
 

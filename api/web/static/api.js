@@ -53,7 +53,10 @@ export function describeError(error, { what = "", action = "" } = {}) {
   const subject = what || "This file";
   switch (error.status) {
     case 0:
-      return "Could not reach the server. Check your connection and try again.";
+      return action === "upload"
+        ? `The upload of ${subject} was cut off: the network failed, or the server closed the `
+          + "connection (a file far larger than it accepts is refused that way)."
+        : "Could not reach the server. Check your connection and try again.";
     case 401:
       return action === "sign-in"
         ? "Wrong email or password."
