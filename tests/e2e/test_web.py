@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from api.web import CONTENT_SECURITY_POLICY
 from tests.support import media
@@ -19,7 +20,8 @@ pytestmark = [pytest.mark.e2e,
               # The page is the same whatever the blob store: one stack is enough.
               pytest.mark.parametrize("stack", ["directory"], indirect=True)]
 
-expect = pytest.importorskip("playwright.sync_api").expect
+# A loaded machine hashes a password (argon2) or answers a poll slowly: deadlines, not sleeps.
+expect.set_options(timeout=20_000)
 PASSWORD = "password-1"
 CONVERSION_TIMEOUT_MS = 90_000
 
