@@ -11,23 +11,28 @@ import argparse
 import os
 import secrets
 import signal
-import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/devstack.py`: devtools sits at the root
+    sys.path.insert(0, str(ROOT))
+
+from devtools.processes import Processes, service_commands  # noqa: E402
+
 ENV_FILE = ROOT / ".env"
 
 
-def write_env_file() -> None:
+def write_env_file(env_file: Path = ENV_FILE) -> None:
     """Create .env with generated secrets on the first run, and print the logins once."""
-    if ENV_FILE.exists():
+    if env_file.exists():
         return
     admin_password = secrets.token_urlsafe(12)
     flower_password = secrets.token_urlsafe(12)
-    ENV_FILE.write_text(
+    env_file.write_text(
         "# Written by `make up` on the first run. Variables set in the environment win.\n"
         f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
         "ADMIN_EMAIL=admin@example.com\n"
@@ -36,52 +41,18 @@ def write_env_file() -> None:
         "API_PORT=8080\n"
         "FLOWER_PORT=5555\n"
         "DATA_DIR=./data\n")
-    ENV_FILE.chmod(0o600)
-    print(f"wrote {ENV_FILE.name}: admin login admin@example.com / {admin_password}, "
+    env_file.chmod(0o600)
+    print(f"wrote {env_file.name}: admin login admin@example.com / {admin_password}, "
           f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
 
 
-def load_environment() -> dict[str, str]:
+def load_environment(env_file: Path = ENV_FILE) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    env = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None}
+    env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     env.update(os.environ)  # the environment wins over .env
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    process: subprocess.Popen | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started_at: float = field(default=0.0)
-
-    def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True)
-        self.started_at = time.monotonic()
-        print(f"[devstack] started {self.name} (pid {self.process.pid})", flush=True)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-def children(convert_workers: int) -> list[Child]:
-    py = sys.executable
-    procs = [Child("api", [py, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"])]
-    for i in range(1, convert_workers + 1):
-        node = "convert@%h" if i == 1 else f"convert-{i}@%h"
-        procs.append(Child(f"worker-convert-{i}", [py, "-m", "workers.convert", "-n", node]))
-    procs.append(Child("worker-notify", [py, "-m", "workers.notify"]))
-    procs.append(Child("beat", [py, "-m", "workers.beat"]))
-    procs.append(Child("flower", [py, "-m", "workers.flower", "--address=127.0.0.1"]))
-    return procs
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -105,45 +76,50 @@ def prepare(env: dict[str, str]) -> None:
           f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}", flush=True)
 
 
-def supervise(procs: list[Child], env: dict[str, str]) -> int:
-    stopping = False
+@dataclass
+class Restart:
+    """When a child may start again: backoff doubles while it keeps dying within a minute."""
+
+    restarts: int = 0
+    started_at: float = 0.0
+    due: float | None = None
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str],
+              stopping: threading.Event | None = None) -> int:
+    """Run every command, restart the ones that exit, stop them all on SIGINT or SIGTERM."""
+    stopping = stopping or threading.Event()
 
     def request_stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    for child in procs:
-        child.start(env)
-    while not stopping:
+    children = Processes(env)
+    state = {name: Restart() for name in commands}
+
+    def start(name: str) -> None:
+        process = children.start(name, commands[name])
+        state[name].started_at, state[name].due = time.monotonic(), None
+        print(f"[devstack] started {name} (pid {process.pid})", flush=True)
+
+    for name in commands:
+        start(name)
+    while not stopping.wait(0.2):
         now = time.monotonic()
-        for child in procs:
-            if child.process is None or child.process.poll() is None:
-                if child.process is None and now >= child.next_start:
-                    child.start(env)
-                continue
-            code = child.process.returncode
-            lived = now - child.started_at
-            child.restarts = 0 if lived > 60 else child.restarts + 1
-            delay = min(30.0, 0.5 * 2 ** child.restarts)
-            print(f"[devstack] {child.name} exited with {code}; restarting in {delay:.1f} s",
+        for name, code in children.exited().items():
+            children.stop(name)  # reap it, and kill what it left behind (a pool, workers)
+            restart = state[name]
+            restart.restarts = 0 if now - restart.started_at > 60 else restart.restarts + 1
+            delay = min(30.0, 0.5 * 2 ** restart.restarts)
+            restart.due = now + delay
+            print(f"[devstack] {name} exited with {code}; restarting in {delay:.1f} s",
                   flush=True)
-            child.process = None
-            child.next_start = now + delay
-        time.sleep(0.2)
+        for name, restart in state.items():
+            if restart.due is not None and now >= restart.due:
+                start(name)
     print("[devstack] stopping...", flush=True)
-    for child in procs:
-        child.stop(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in procs:
-        if child.process is None:
-            continue
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.stop(signal.SIGKILL)
-            child.process.wait()
+    children.stop_all(timeout=20)
     print("[devstack] stopped", flush=True)
     return 0
 
@@ -152,11 +128,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convert-workers", type=int, default=1,
                         help="convert worker processes to run (the local `kubectl scale`)")
+    parser.add_argument("--env-file", type=Path, default=ENV_FILE,
+                        help="settings file, written with new secrets if missing (default .env)")
     args = parser.parse_args()
-    write_env_file()
-    env = load_environment()
+    write_env_file(args.env_file)
+    env = load_environment(args.env_file)
     prepare(env)
-    return supervise(children(max(1, args.convert_workers)), env)
+    commands = service_commands(convert_workers=max(1, args.convert_workers))
+    return supervise(commands, env)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
 import uuid
 from typing import Callable, Iterator
 
@@ -15,6 +14,7 @@ from core.adapters.dir_store import DirectoryBlobStore
 from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
 from core.domain import NotFound, Unavailable
 from core.ports import BlobStore
+from devtools.processes import free_port
 from tests.support.mongo import running_mongo
 
 MiB = 1 << 20
@@ -355,17 +355,11 @@ def test_directory_store_does_no_io_at_construction(tmp_path):
     assert not (tmp_path / "later").exists()
 
 
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_gridfs_store_reports_unreachable_server_as_unavailable(tmp_path):
     created = []
 
     def factory() -> MongoClient:
-        client = mongo_client_factory(f"mongodb://127.0.0.1:{_closed_port()}/", timeout_ms=200)()
+        client = mongo_client_factory(f"mongodb://127.0.0.1:{free_port()}/", timeout_ms=200)()
         created.append(client)
         return client
 
