@@ -74,6 +74,14 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
         assert len(sessions) == SERVICES + 1  # each service in its own session
         assert len(sessions_alive(sessions)) > SERVICES  # gunicorn's and Celery's children too
 
+        [notify] = [p for p in services if "workers.notify" in p.cmdline()]
+        os.killpg(notify.pid, signal.SIGKILL)  # a crash: `make up` starts it again
+        again = wait_for(lambda: _service(devstack, "workers.notify", other_than=notify.pid),
+                         timeout=30, what="the notify worker to be restarted")
+        sessions.add(os.getsid(again.pid))
+        wait_for(lambda: f"notify@{host}" in worker_names(container.celery), timeout=90,
+                 what="the restarted notify worker to answer a ping")
+
         os.killpg(devstack.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
 
         assert devstack.wait(timeout=60) == 0
@@ -97,6 +105,16 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
         from tests.conftest import cleanup
 
         cleanup(container)
+
+
+def _service(devstack: subprocess.Popen, module: str, other_than: int) -> psutil.Process | None:
+    for child in psutil.Process(devstack.pid).children():
+        try:
+            if module in child.cmdline() and child.pid != other_than:
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
 def _listening(port: int) -> bool:
