@@ -10,6 +10,9 @@ from core.domain import InvalidInput
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 4096
 MAX_PARTS = 16
+# Bytes the decoder may take in without producing an event: a preamble or part headers
+# longer than this are refused, so a body that never shows its boundary is not buffered.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class MultipartUpload:
@@ -24,6 +27,7 @@ class MultipartUpload:
         self._part: tuple[str, str] | None = None  # (kind, name)
         self._field_buffer = bytearray()
         self._eof = False
+        self._unparsed = 0  # bytes received since the decoder last produced an event
 
     def _events(self) -> Iterator[object]:
         while True:
@@ -34,10 +38,15 @@ class MultipartUpload:
             if isinstance(event, NeedData):
                 if self._eof:
                     raise InvalidInput("the multipart body ended early")
-                chunk = self._stream.read(READ_SIZE)
+                if self._unparsed > MAX_HEADER_BYTES:
+                    raise InvalidInput("the multipart body is malformed: no boundary or part "
+                                       f"headers within {MAX_HEADER_BYTES // 1024} KiB")
+                chunk = self._stream.read(READ_SIZE if self._part else MAX_HEADER_BYTES)
                 self._eof = not chunk
+                self._unparsed += len(chunk)
                 self._decoder.receive_data(chunk or None)
                 continue
+            self._unparsed = 0
             yield event
             if isinstance(event, Epilogue):
                 return

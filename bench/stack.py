@@ -1,7 +1,6 @@
 """The real service as processes (gunicorn, convert and notify workers) on throwaway names.
 
-It depends on the service's own modules and on devtools (the process runner `make up` and the
-tests share), not on the test support, so the benchmark keeps running while the tests change.
+Its processes run through devtools (the process runner `make up` and the tests share too).
 """
 from __future__ import annotations
 
@@ -15,11 +14,12 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.client import ApiClient
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.domain import Job, JobStatus
 from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port, python, wait_for
+from tests.support.config import drop_database
 
 __all__ = ["BenchStack", "bench_env", "cleanup", "free_port", "running", "wait_for",
            "worker_names"]
@@ -126,7 +126,7 @@ def cleanup(container: Container) -> None:
 
     settings = container.settings
     try:
-        container.db.drop_database()
+        drop_database(container.settings)
     finally:
         for url, prefix in ((settings.redis_url, settings.redis_prefix),
                             (settings.celery_broker_url, settings.celery_key_prefix)):
@@ -151,7 +151,7 @@ def running(tmp: Path) -> Iterator[BenchStack]:
     container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(container.settings)  # database, schema and admin, as the API does at start
         for name, argv in procs.service_commands(beat=False, flower=False).items():
             processes.start(name, argv)
         wait_for(lambda: _api_ready(processes, port), timeout=60, what="the API to be ready")

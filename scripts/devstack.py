@@ -27,21 +27,25 @@ ENV_FILE = ROOT / ".env"
 
 
 def write_env_file(env_file: Path = ENV_FILE) -> None:
-    """Create .env with generated secrets on the first run, and print the logins once."""
-    if env_file.exists():
+    """Create .env with generated secrets on the first run, and print the logins once.
+
+    Created 0600 in one step, refusing to follow a link or to replace a file that appeared
+    meanwhile: the secrets are never readable by others, not even for a moment."""
+    if env_file.exists() or env_file.is_symlink():
         return
-    admin_password = secrets.token_urlsafe(12)
-    flower_password = secrets.token_urlsafe(12)
-    env_file.write_text(
-        "# Written by `make up` on the first run. Variables set in the environment win.\n"
-        f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
-        "ADMIN_EMAIL=admin@example.com\n"
-        f"ADMIN_PASSWORD={admin_password}\n"
-        f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
-        "API_PORT=8080\n"
-        "FLOWER_PORT=5555\n"
-        "DATA_DIR=./data\n")
-    env_file.chmod(0o600)
+    admin_password = secrets.token_urlsafe(16)
+    flower_password = secrets.token_urlsafe(16)
+    text = ("# Written by `make up` on the first run. Variables set in the environment win.\n"
+            f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
+            "ADMIN_EMAIL=admin@example.com\n"
+            f"ADMIN_PASSWORD={admin_password}\n"
+            f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
+            "API_PORT=8080\n"
+            "FLOWER_PORT=5555\n"
+            "DATA_DIR=./data\n")
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     print(f"wrote {env_file.name}: admin login admin@example.com / {admin_password}, "
           f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
 

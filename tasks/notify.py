@@ -20,12 +20,10 @@ def job_done(self, job_id: str) -> bool:
     services = container()
     settings = services.settings
     try:
-        return services.jobs.notify(job_id)
+        return services.notifications.notify(job_id)
     except (MailError, Unavailable) as exc:
         if self.request.retries >= settings.notify_max_retries:
-            log.error("job %s: giving up on the email after %s retries: %s",
-                      job_id, self.request.retries, exc)
-            services.jobs.record_notify_failure(job_id, str(exc))
+            services.notifications.gave_up(job_id, f"{self.request.retries} retries: {exc}")
             return False
         delay = backoff(self.request.retries, settings.notify_retry_base)
         delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede

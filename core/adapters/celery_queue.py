@@ -1,34 +1,34 @@
-"""The Celery app built from celeryconfig and the settings, and the task queue adapter on it."""
+"""The Celery app built from the settings, and the task queue adapter on it."""
 from __future__ import annotations
 
+import base64
+import json
+import logging
+
+import redis
 from celery import Celery
 
 import celeryconfig
 from core.ports import TaskQueue
 from core.settings import Settings
 
+log = logging.getLogger(__name__)
+PENDING_SCAN_LIMIT = 50_000
+
 
 def create_celery_app(settings: Settings) -> Celery:
-    """The one place a Celery app is made: celeryconfig, then the validated settings on top."""
+    """The one place a Celery app is made, configured from the validated settings."""
     app = Celery("vid2mp3")
-    app.config_from_object(celeryconfig)
-    options = dict(celeryconfig.broker_transport_options)
-    options["visibility_timeout"] = settings.convert_time_limit + 600
-    if settings.celery_key_prefix:
-        options["global_keyprefix"] = settings.celery_key_prefix
-    else:
-        options.pop("global_keyprefix", None)
-    app.conf.update(broker_url=settings.celery_broker_url, broker_transport_options=options,
-                    task_soft_time_limit=settings.convert_soft_time_limit,
-                    task_time_limit=settings.convert_time_limit)
+    app.conf.update(celeryconfig.celery_config(settings))
     return app
 
 
 class CeleryTaskQueue(TaskQueue):
     """Sends tasks by their stable names; the producer needs none of the task code."""
 
-    def __init__(self, app: Celery):
+    def __init__(self, app: Celery, settings: Settings):
         self.app = app
+        self.settings = settings
 
     def enqueue_convert(self, job_id: str) -> None:
         self.app.send_task(celeryconfig.CONVERT_TASK, args=[job_id],
@@ -37,3 +37,35 @@ class CeleryTaskQueue(TaskQueue):
     def enqueue_notify(self, job_id: str) -> None:
         self.app.send_task(celeryconfig.NOTIFY_TASK, args=[job_id],
                            queue=celeryconfig.NOTIFY_QUEUE)
+
+    def pending_convert_ids(self) -> set[str] | None:
+        """Job ids in the Redis list that holds the convert queue's waiting messages."""
+        url = self.settings.celery_broker_url
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        key = self.settings.celery_key_prefix + celeryconfig.CONVERT_QUEUE
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+            try:
+                if client.llen(key) > PENDING_SCAN_LIMIT:
+                    return None
+                messages = client.lrange(key, 0, -1)
+            finally:
+                client.close()
+        except redis.RedisError:
+            log.warning("could not read the convert queue", exc_info=True)
+            return None
+        return {job_id for job_id in map(_job_id_of, messages) if job_id}
+
+
+def _job_id_of(message: bytes) -> str | None:
+    """The first argument of a Celery protocol-2 message as kombu stores it in Redis."""
+    try:
+        envelope = json.loads(message)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

@@ -29,7 +29,6 @@ SERVICE = "blob store"
 COPY_CHUNK = 1 << 20
 _CONNECTION_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, AutoReconnect)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
 def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], MongoClient]:
@@ -182,8 +181,8 @@ class GridFSBlobStore(BlobStore):
         path: str | None = None
         try:
             with self.open(bucket, fid) as source:
-                suffix = _suffix(source.name)
-                with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="blob-", suffix=suffix,
+                # No user-chosen extension: a name must never steer ffmpeg's choice of demuxer.
+                with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="blob-",
                                                  delete=False) as target:
                     path = target.name
                     shutil.copyfileobj(source, target, COPY_CHUNK)
@@ -257,12 +256,6 @@ def _object_id(fid: str) -> ObjectId | None:
     if not isinstance(fid, str) or not ObjectId.is_valid(fid):
         return None
     return ObjectId(fid)
-
-
-def _suffix(filename: str | None) -> str:
-    """The filename's extension when it is a plain one, so tools that look at it still can."""
-    extension = os.path.splitext(filename or "")[1]
-    return extension if _SUFFIX.fullmatch(extension) else ""
 
 
 def _abort(upload: gridfs.GridIn) -> None:

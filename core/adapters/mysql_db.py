@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import mysql.connector
 from mysql.connector import errorcode, errors, pooling
@@ -58,17 +58,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ]),
+    (3, "job leases", [
+        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
+           ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
+        "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
 
 
 class MySQLDatabase:
-    """Owns the per-process pool; creates the database and schema on first connection."""
+    """Owns the per-process pool. The schema is created by `migrate()`, once, at start-up."""
 
     def __init__(self, host: str, port: int, user: str, password: str, database: str,
-                 pool_size: int = 5, on_first_connect: Callable[[], None] | None = None,
-                 connect_timeout: int = 3):
+                 pool_size: int = 5, connect_timeout: int = 3):
         self._config = dict(host=host, port=port, user=user, password=password,
                             connection_timeout=connect_timeout, autocommit=True,
                             charset="utf8mb4", collation="utf8mb4_unicode_ci")
@@ -77,24 +81,16 @@ class MySQLDatabase:
         self._pool: pooling.MySQLConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
-        self._on_first_connect = on_first_connect
 
     def _get_pool(self) -> pooling.MySQLConnectionPool:
         if self._pool is not None and self._pid == os.getpid():
             return self._pool
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                self.create_schema()
                 self._pool = pooling.MySQLConnectionPool(
                     pool_name=f"vid2mp3_{os.getpid()}_{id(self)}", pool_size=self._pool_size,
                     pool_reset_session=False, database=self.database, **self._config)
                 self._pid = os.getpid()
-                if self._on_first_connect:
-                    try:
-                        self._on_first_connect()
-                    except BaseException:
-                        self._pool = None  # run the start-up hook again on the next call
-                        raise
         return self._pool
 
     @contextmanager
@@ -127,7 +123,7 @@ class MySQLDatabase:
             finally:
                 cur.close()
 
-    def create_schema(self) -> None:
+    def migrate(self) -> None:
         """Create the database if missing and apply pending migrations, under a named lock."""
         try:
             cnx = mysql.connector.connect(**self._config)
@@ -177,16 +173,6 @@ class MySQLDatabase:
         with self.cursor() as cur:
             cur.execute("SELECT 1")
             cur.fetchall()
-
-    def drop_database(self) -> None:
-        """Remove the whole database: for test teardown of a throwaway database only."""
-        cnx = mysql.connector.connect(**self._config)
-        try:
-            cur = cnx.cursor()
-            cur.execute(f"DROP DATABASE IF EXISTS `{_ident(self.database)}`")
-            cur.close()
-        finally:
-            cnx.close()
 
 
 def _ident(name: str) -> str:

@@ -23,11 +23,11 @@ def new_job(container, owner, **fields):
 
 
 def test_migrations_are_idempotent(container):
-    container.db.create_schema()
-    container.db.create_schema()
+    container.db.migrate()
+    container.db.migrate()
     with container.db.cursor() as cur:
         cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-        assert [row["version"] for row in cur.fetchall()] == [1, 2]
+        assert [row["version"] for row in cur.fetchall()] == [1, 2, 3]
 
 
 def test_sql_metacharacters_are_data(container):

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from core.media import ffmpeg_exe
+from core.adapters.ffmpeg_process import ffmpeg_exe
 
 GENERATE_TIMEOUT_S = 120.0
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]

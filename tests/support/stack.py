@@ -10,7 +10,7 @@ from typing import Iterator
 
 import requests
 
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port
@@ -56,7 +56,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
     stack = Stack(env=env, log_dir=log_dir, base_url=f"http://127.0.0.1:{api_port}")
     container = Container(stack.settings)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does
         for name, argv in procs.service_commands(beat=beat, flower=flower).items():
             stack.start(name, argv)
         wait_for(lambda: _ready(stack), timeout=30, what="the API to be ready")
