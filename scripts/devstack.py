@@ -26,11 +26,12 @@ from devtools.processes import Processes, service_commands  # noqa: E402
 ENV_FILE = ROOT / ".env"
 
 
-def write_env_file(env_file: Path = ENV_FILE) -> None:
+def write_env_file(env_file: Path | None = None) -> None:
     """Create .env with generated secrets on the first run, and print the logins once.
 
     Created 0600 in one step, refusing to follow a link or to replace a file that appeared
     meanwhile: the secrets are never readable by others, not even for a moment."""
+    env_file = env_file or ENV_FILE
     if env_file.exists() or env_file.is_symlink():
         return
     admin_password = secrets.token_urlsafe(16)
@@ -50,10 +51,10 @@ def write_env_file(env_file: Path = ENV_FILE) -> None:
           f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
 
 
-def load_environment(env_file: Path = ENV_FILE) -> dict[str, str]:
+def load_environment(env_file: Path | None = None) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    env = {k: v for k, v in dotenv_values(env_file or ENV_FILE).items() if v is not None}
     env.update(os.environ)  # the environment wins over .env
     env["PYTHONUNBUFFERED"] = "1"
     return env
