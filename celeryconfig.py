@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -17,6 +17,7 @@ QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE)
 CONVERT_TASK = "convert.video_to_mp3"
 NOTIFY_TASK = "notify.job_done"
 SWEEP_TASK = "sweep.stale_jobs"
+PURGE_UPLOADS_TASK = "uploads.purge_expired"
 
 _exchange = Exchange("vid2mp3", type="direct")
 
@@ -47,6 +48,7 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
             "convert.*": {"queue": CONVERT_QUEUE, "routing_key": CONVERT_QUEUE},
             "notify.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "sweep.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
+            "uploads.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -62,5 +64,6 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "beat_schedule": {
             "requeue-stale-jobs": {"task": SWEEP_TASK,
                                    "schedule": float(settings.sweep_interval_seconds)},
+            "purge-expired-uploads": {"task": PURGE_UPLOADS_TASK, "schedule": 600.0},
         },
     }

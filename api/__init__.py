@@ -1,12 +1,12 @@
 """The vid2mp3 HTTP API: an app factory wiring blueprints to the services of the container."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 from flask import Flask
 
 from core.bootstrap import Container
+from core.observability import configure_logging
 from core.settings import Settings
 
 
@@ -15,8 +15,7 @@ def create_app(config: Mapping[str, Any] | None = None,
     """Build the app; `config` overrides settings (by field or variable name) for tests."""
     settings = container.settings if container else Settings.from_env(overrides=config)
     app = Flask(__name__)
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
+    configure_logging(settings)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_json_bytes,
         MAX_FORM_MEMORY_SIZE=settings.max_json_bytes,
@@ -26,18 +25,22 @@ def create_app(config: Mapping[str, Any] | None = None,
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # /docs is served by api.web from the packaged Swagger UI, not from a CDN.
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
-    from api import auth, cors, errors, items, jobs, meta, openapi, users
+    from api import (auth, cors, errors, items, jobs, meta, metrics, observability, openapi, tus,
+                     users)
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs):
+    for module in (meta, auth, users, items, jobs, tus, metrics):
         api.register_blueprint(module.blp)
+    observability.install(app)
     errors.register(app)
+    from api import web
+
+    web.register(app)
     cors.enable(app, settings.cors_origins)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

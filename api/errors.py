@@ -101,7 +101,7 @@ def _require_json_bodies() -> Response | None:
     return None
 
 
-JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload"}
+JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload", "tus.create", "tus.patch"}
 
 
 def register(app: Flask) -> None:

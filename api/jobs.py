@@ -67,6 +67,7 @@ def _accept_upload(actor) -> dict:
     job = services.intake.submit(actor, form.filename, form,
                                  bitrate=lambda: bitrate or form.fields.get("bitrate"),
                                  allowed_bytes=allowed)
+    services.metrics.upload_received(job.video_size)
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
 

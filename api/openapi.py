@@ -6,8 +6,8 @@ from flask_smorest import Api
 
 from api.schemas import ErrorSchema
 
-BEARER = [{"bearerAuth": []}]
-BASIC = [{"basicAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+BASIC: list[dict[str, list[str]]] = [{"basicAuth": []}]
 
 
 class Vid2mp3Api(Api):

@@ -1,7 +1,7 @@
 """Streams a multipart upload part by part, so a video never sits whole in memory or on disk."""
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -18,7 +18,7 @@ MAX_HEADER_BYTES = 16 * 1024
 class MultipartUpload:
     """Iterating yields the bytes of the file part; text fields land in `fields` as they pass."""
 
-    def __init__(self, stream: BinaryIO, boundary: bytes, file_field: str = "file"):
+    def __init__(self, stream: IO[bytes], boundary: bytes, file_field: str = "file"):
         self._stream = stream
         self._decoder = MultipartDecoder(boundary, max_parts=MAX_PARTS)
         self._file_field = file_field

@@ -19,9 +19,11 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
 
     from core.adapters.mysql_db import MySQLDatabase
     from core.domain import MediaLimits
-    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, RateLimiter,
-                            ScratchSpace, Sniffer, TaskQueue, TokenStates, Transcoder,
-                            UserRepository)
+    from core.adapters.prometheus_metrics import BrokerQueueCollector
+    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, Metrics,
+                            PartialUploadStore,
+                            RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
+                            Transcoder, UploadRepository, UserRepository)
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.conversion import Conversion
     from core.services.intake import Intake
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.jobs import JobService
     from core.services.notification import Notifications
     from core.services.sweeper import Sweeper
+    from core.services.uploads import ResumableUploads
     from core.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -254,6 +257,58 @@ class Container:
             self.db.close()
         if "redis" in self.__dict__:
             self.redis.close()
+
+    # --- resumable uploads (tus) -------------------------------------------------------
+
+    @cached_property
+    def upload_repo(self) -> UploadRepository:
+        from core.adapters.redis_uploads import RedisUploadRepository
+
+        return RedisUploadRepository(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def partial_uploads(self) -> PartialUploadStore:
+        """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
+        from core.adapters.dir_store import DirectoryBlobStore
+
+        if isinstance(self.blob_store, DirectoryBlobStore):
+            from core.adapters.dir_partial import DirectoryPartialUploads
+
+            return DirectoryPartialUploads(self.blob_store)
+        from core.adapters.gridfs_partial import GridFSPartialUploads
+        from core.adapters.gridfs_store import GridFSBlobStore
+
+        assert isinstance(self.blob_store, GridFSBlobStore)
+        return GridFSPartialUploads(self.blob_store)
+
+    @cached_property
+    def uploads(self) -> ResumableUploads:
+        from core.services.uploads import ResumableUploads
+
+        s = self.settings
+        return ResumableUploads(self.upload_repo, self.partial_uploads, self.intake,
+                                s.max_upload_bytes, s.upload_expires_seconds)
+
+    # --- observability -----------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
+        from core.adapters.prometheus_metrics import PrometheusMetrics
+
+        return PrometheusMetrics()
+
+    @cached_property
+    def queue_collector(self) -> BrokerQueueCollector:
+        """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
+        import celeryconfig
+        from core.adapters.prometheus_metrics import BrokerQueueCollector
+        from core.adapters.redis_items import redis_client
+
+        s = self.settings
+        return BrokerQueueCollector(lambda: redis_client(s.celery_broker_url),
+                                    s.celery_key_prefix,
+                                    list(celeryconfig.QUEUES))
 
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:

@@ -86,6 +86,7 @@ class Job:
     notify_error: str | None = None
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
+    request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
 
     @property
     def active(self) -> bool:
@@ -267,3 +268,38 @@ class MediaError(Exception):
 
 class Stopped(Exception):
     """Work was asked to stop before it finished: its lease was lost, or it was cancelled."""
+
+
+# --- resumable uploads (tus) ------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    """A resumable upload in progress: `offset` of `length` bytes are stored under `handle`."""
+
+    id: str
+    owner_id: int
+    length: int
+    offset: int
+    handle: str
+    filename: str
+    options: dict[str, str]
+    expires_at: float  # epoch seconds
+    job_id: str | None = None
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    code = "precondition_failed"
+
+
+class Gone(DomainError):
+    status = 410
+    code = "gone"
+
+
+class ChecksumMismatch(DomainError):
+    """tus checksum extension: the body does not match Upload-Checksum; nothing was kept."""
+
+    status = 460
+    code = "checksum_mismatch"

@@ -106,11 +106,26 @@ class Settings:
     flower_port: int = _opt("FLOWER_PORT", 5555, doc="Flower dashboard port")
     flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
                                   doc="user:password for Flower; Flower refuses to start without")
+    upload_expires_seconds: int = _opt(
+        "UPLOAD_EXPIRES_SECONDS", 24 * 3600,
+        doc="an unfinished resumable (tus) upload expires this long after its last PATCH")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
+    log_format: str = _opt("LOG_FORMAT", "text",
+                           doc="text, or json: one JSON object per line with request_id, job_id")
+    metrics_token: str = _opt("METRICS_TOKEN", "", secret=True,
+                              doc="set: GET /metrics needs `Authorization: Bearer <token>`")
+    metrics_dir: str = _opt("METRICS_DIR", "",
+                            doc="per-process metric files (Prometheus multiprocess mode); "
+                                "default DATA_DIR/metrics")
+    worker_metrics_port: int = _opt("WORKER_METRICS_PORT", 0,
+                                    doc="port of a worker's /metrics (each worker needs its "
+                                        "own); 0: off")
+    worker_metrics_host: str = _opt("WORKER_METRICS_HOST", "127.0.0.1",
+                                    doc="address a worker's metrics port listens on")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
-                 dotenv_path: str | os.PathLike | None = ".env",
+                 dotenv_path: str | os.PathLike[str] | None = ".env",
                  overrides: Mapping[str, Any] | None = None) -> "Settings":
         """Read every setting: overrides, then the environment, then the .env file."""
         source: dict[str, str] = {}
@@ -180,6 +195,14 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if self.upload_expires_seconds <= 0:
+            raise ConfigError("UPLOAD_EXPIRES_SECONDS must be positive")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters when set")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError("WORKER_METRICS_PORT must be 0 (off) or a TCP port")
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
@@ -229,7 +252,7 @@ def check_flower_auth(value: str) -> None:
 
 
 def _env_of(name: str) -> str:
-    return next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))
 
 
 def _parse(env: str, type_: Any, raw: str) -> Any:

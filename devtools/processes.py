@@ -81,11 +81,13 @@ def workers_answer(celery_app: Any, queues: Iterable[str] = ("convert", "notify"
 class Processes:
     """Named child processes, each in its own session; logs to log_dir/<name>.log or inherited.
 
-    env is laid over this process's environment, minus the names in `drop`."""
+    env is laid over this process's environment, minus the names in `drop`; process_env adds
+    variables to single processes by name (e.g. a worker's metrics port)."""
 
     env: dict[str, str]
     log_dir: Path | None = None
     drop: tuple[str, ...] = ()
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -99,7 +101,8 @@ class Processes:
             output = open(self.log_dir / f"{name}.log", "ab")
             self._logs.append(output)
         inherited = {k: v for k, v in os.environ.items() if k not in self.drop}
-        process = subprocess.Popen(argv, cwd=ROOT, env={**inherited, **self.env},
+        env = {**inherited, **self.env, **self.process_env.get(name, {})}
+        process = subprocess.Popen(argv, cwd=ROOT, env=env,
                                    stdin=subprocess.DEVNULL, stdout=output,
                                    stderr=subprocess.STDOUT if output else None,
                                    start_new_session=True)

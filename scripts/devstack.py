@@ -60,6 +60,17 @@ def load_environment(env_file: Path | None = None) -> dict[str, str]:
     return env
 
 
+def metrics_ports(commands: dict[str, list[str]], base: int) -> dict[str, dict[str, str]]:
+    """WORKER_METRICS_PORT=P: the workers on this one host serve /metrics on P, P+1, ..."""
+    workers = [name for name in commands if name.startswith("worker-")]
+    extra = {}
+    for offset, name in enumerate(workers):
+        extra[name] = {"WORKER_METRICS_PORT": str(base + offset)}
+        print(f"[devstack] {name} metrics on http://127.0.0.1:{base + offset}/metrics",
+              flush=True)
+    return extra
+
+
 def prepare(env: dict[str, str]) -> None:
     """Validate the settings and create the database, schema and admin before serving."""
     os.environ.update(env)
@@ -91,6 +102,7 @@ class Restart:
 
 
 def supervise(commands: dict[str, list[str]], env: dict[str, str],
+              process_env: dict[str, dict[str, str]] | None = None,
               stopping: threading.Event | None = None) -> int:
     """Run every command, restart the ones that exit, stop them all on SIGINT or SIGTERM."""
     stopping = stopping or threading.Event()
@@ -100,7 +112,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str],
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    children = Processes(env)
+    children = Processes(env, process_env=process_env or {})
     state = {name: Restart() for name in commands}
 
     def start(name: str) -> None:
@@ -140,7 +152,8 @@ def main() -> int:
     env = load_environment(args.env_file)
     prepare(env)
     commands = service_commands(convert_workers=max(1, args.convert_workers))
-    return supervise(commands, env)
+    base = int(env.get("WORKER_METRICS_PORT") or 9808)  # 0 in .env or the environment: off
+    return supervise(commands, env, metrics_ports(commands, base) if base else {})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,10 +20,12 @@ def video_to_mp3(self, job_id: str) -> str:
     """Convert one job; outages retry with backoff, bad media fails once, a job another
     attempt holds is tried again once that attempt's lease could have expired."""
     services = container()
+    started = time.monotonic()
     try:
         outcome = services.conversion.convert(job_id)
     except SoftTimeLimitExceeded:
         services.conversion.fail(job_id, MediaError.TOO_SLOW)
+        _finished(job_id, Outcome.FAILED, time.monotonic() - started)
         return Outcome.FAILED.value
     except Unavailable as exc:
         log.warning("job %s: %s, retrying", job_id, exc.message)
@@ -31,4 +34,16 @@ def video_to_mp3(self, job_id: str) -> str:
         # If its holder died, this delivery takes over after the lease runs out; if it lives,
         # this finds the job finished and stops.
         raise self.retry(countdown=services.settings.lease_seconds + 1)
+    _finished(job_id, outcome, time.monotonic() - started)
     return outcome.value
+
+
+# What operators count: only attempts that ended the job (a delivery that found the job held,
+# finished or deleted did no conversion).
+OUTCOMES = {Outcome.DONE: "succeeded", Outcome.FAILED: "failed"}
+
+
+def _finished(job_id: str, outcome: Outcome, seconds: float) -> None:
+    if outcome in OUTCOMES:
+        container().metrics.job_finished(OUTCOMES[outcome], seconds)
+    log.info("job %s: %s in %.1f s", job_id, outcome.value, seconds)

@@ -4,23 +4,50 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from typing import Any, cast
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 
 import celeryconfig
+from core.observability import bind, current_request_id
 from core.ports import TaskQueue
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 PENDING_SCAN_LIMIT = 50_000
+REQUEST_ID_HEADER = "request_id"  # a Celery message header; the task sees request.request_id
 
 
 def create_celery_app(settings: Settings) -> Celery:
     """The one place a Celery app is made, configured from the validated settings."""
     app = Celery("vid2mp3")
     app.conf.update(celeryconfig.celery_config(settings))
+    connect_request_ids()
     return app
+
+
+def connect_request_ids() -> None:
+    """Carry the current request id in every task message, and bind it while a task runs."""
+    signals.before_task_publish.connect(_stamp_request_id, weak=False,
+                                        dispatch_uid="vid2mp3.request_id.publish")
+    signals.task_prerun.connect(_bind_task_context, weak=False,
+                                dispatch_uid="vid2mp3.request_id.prerun")
+
+
+def _stamp_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = current_request_id()
+    if headers is not None and request_id and not headers.get(REQUEST_ID_HEADER):
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+def _bind_task_context(task: Any = None, args: Any = None, **_: Any) -> None:
+    # Left bound after the task returns, so Celery's own "succeeded" line carries it too;
+    # the next task in this process binds its own.
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
+    job_id = args[0] if args and isinstance(args[0], str) else None
+    bind(request_id=request_id if isinstance(request_id, str) else None, job_id=job_id,
+         task=getattr(task, "name", None))
 
 
 class CeleryTaskQueue(TaskQueue):
@@ -47,9 +74,9 @@ class CeleryTaskQueue(TaskQueue):
         try:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
             try:
-                if client.llen(key) > PENDING_SCAN_LIMIT:
+                if cast(int, client.llen(key)) > PENDING_SCAN_LIMIT:
                     return None
-                messages = client.lrange(key, 0, -1)
+                messages = cast(list[bytes], client.lrange(key, 0, -1))
             finally:
                 client.close()
         except redis.RedisError:

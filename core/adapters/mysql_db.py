@@ -63,9 +63,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
            ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
         "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
     ]),
+    (4, "jobs.request_id", [
+        "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
+# Refused at the handshake because the server is out of connections: an outage, retried,
+# not a bug (mysql-connector raises these as a plain DatabaseError).
+_SERVER_FULL = (errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECTIONS)
 
 
 class MySQLDatabase:
@@ -100,6 +106,10 @@ class MySQLDatabase:
             cnx = self._get_pool().get_connection()
         except _UNAVAILABLE as exc:
             raise Unavailable("mysql") from exc
+        except errors.DatabaseError as exc:
+            if exc.errno in _SERVER_FULL:
+                raise Unavailable("mysql") from exc
+            raise
         try:
             yield cnx
         except errors.IntegrityError as exc:
@@ -129,6 +139,10 @@ class MySQLDatabase:
             cnx = mysql.connector.connect(**self._config)
         except _UNAVAILABLE as exc:
             raise Unavailable("mysql") from exc
+        except errors.DatabaseError as exc:
+            if exc.errno in _SERVER_FULL:
+                raise Unavailable("mysql") from exc
+            raise
         try:
             cur = cnx.cursor()
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
@@ -141,7 +155,7 @@ class MySQLDatabase:
                     version INT PRIMARY KEY, name VARCHAR(64) NOT NULL,
                     applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))""")
                 cur.execute("SELECT version FROM schema_migrations")
-                applied = {row[0] for row in cur.fetchall()}
+                applied = {row[0] for row in cur.fetchall()}  # type: ignore[index]
                 for version, name, statements in MIGRATIONS:
                     if version in applied:
                         continue

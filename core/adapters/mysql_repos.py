@@ -6,6 +6,7 @@ from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
 from core.domain import Job, JobStatus, NewUser, Role, User
+from core.observability import current_request_id
 from core.ports import JobRepository, UserRepository
 
 USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
@@ -76,15 +77,15 @@ class MySQLUserRepository(UserRepository):
     def delete(self, user_id: int) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
 
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at")
+               "notify_error", "lease_id", "lease_expires_at", "request_id")
 JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
-                                    "lease_expires_at"}
+                                    "lease_expires_at", "request_id"}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 
@@ -105,9 +106,9 @@ class MySQLJobRepository(JobRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
-                "bitrate) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "bitrate, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
-                 job.video_size, job.bitrate))
+                 job.video_size, job.bitrate, job.request_id or current_request_id()))
         created = self.get(job.id)
         assert created is not None
         return created
@@ -150,7 +151,7 @@ class MySQLJobRepository(JobRepository):
         sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
         with self.db.cursor() as cur:
             cur.execute(sql, [*values, job_id, *(where_params or [])])
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
         with self.db.cursor() as cur:
@@ -161,7 +162,7 @@ class MySQLJobRepository(JobRepository):
                 "WHERE id = %s AND (status = 'queued' OR (status = 'converting' AND "
                 "(lease_expires_at IS NULL OR lease_expires_at < %s)))",
                 (lease_id, expires_at, job_id, now))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
         with self.db.cursor() as cur:
@@ -196,7 +197,7 @@ class MySQLJobRepository(JobRepository):
     def delete(self, job_id: str) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
         with self.db.cursor() as cur:

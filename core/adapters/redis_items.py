@@ -1,9 +1,10 @@
 """TTL items and the hit counter in Redis."""
 from __future__ import annotations
 
+import functools
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ParamSpec, TypeVar, cast
 
 import redis
 
@@ -19,14 +20,18 @@ def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
                                 health_check_interval=30, decode_responses=False)
 
 
-def guard(method: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guard(method: Callable[P, R]) -> Callable[P, R]:
+    """Turns a lost Redis connection into Unavailable('redis')."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except _DOWN as exc:
             raise Unavailable("redis") from exc
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
     return wrapper
 
 
@@ -60,7 +65,7 @@ class RedisItemStore(ItemStore):
 
     @guard
     def get(self, owner_id: int, key: str) -> tuple[dict[str, Any], int] | None:
-        payload = self.client.get(self._key(owner_id, key))
+        payload = cast(bytes | None, self.client.get(self._key(owner_id, key)))
         if payload is None:
             return None
         stored = json.loads(payload)
@@ -87,7 +92,7 @@ class RedisItemStore(ItemStore):
 
     @guard
     def incr_hits(self) -> int:
-        return int(self.client.incr(f"{self.prefix}hits"))
+        return int(cast(int, self.client.incr(f"{self.prefix}hits")))
 
     @guard
     def ping(self) -> None:

@@ -29,7 +29,8 @@ class RedisTokenStates(TokenStates):
             return False, None
         if raw == b"-":
             return True, None
-        version, _, role = raw.decode().partition(":")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        version, _, role = text.partition(":")
         return True, (int(version), role)
 
     @guard

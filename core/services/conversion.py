@@ -87,6 +87,10 @@ class Conversion:
         job once; outages (Unavailable) propagate for a retry."""
         job = self.jobs.get(job_id)
         if job is None or not job.active:
+            if job and job.status is JobStatus.DONE and job.notified_at is None \
+                    and job.notify_error is None:
+                # The attempt that finished it may have died before queueing the email.
+                self.queue.enqueue_notify(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
         if not lease.claim():

@@ -44,6 +44,10 @@ class Intake:
         if retry:
             raise QuotaExceeded(f"at most {q.uploads} uploads per {q.per_seconds} s",
                                 "UPLOAD_RATE_LIMIT", q.uploads, q.uploads, 429, retry)
+        return self._room(actor, declared_bytes)
+
+    def _room(self, actor: Principal, declared_bytes: int | None) -> int:
+        q = self.quotas
         active, stored = self.jobs.usage(actor.user_id)
         if active >= q.active_jobs:
             raise QuotaExceeded(f"at most {q.active_jobs} jobs may wait or convert at once; "
@@ -77,10 +81,7 @@ class Intake:
         except BaseException:
             self.blobs.delete(VIDEOS, blob_fid)
             raise
-        try:
-            self.queue.enqueue_convert(job.id)
-        except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
-            log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
+        self._enqueue(job)
         return job
 
     def _store(self, actor: Principal, job_id: str, filename: str, chunks: Iterator[bytes],
@@ -112,6 +113,38 @@ class Intake:
                              f"{self.quotas.stored_bytes // 2**20} MiB; delete some jobs first",
                              "QUOTA_STORED_MB", self.quotas.stored_bytes,
                              self.quotas.stored_bytes - allowed_bytes)
+
+
+    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
+                      bitrate: str | None = None) -> Job:
+        """Queue a job for a video already in the videos bucket (a finished resumable upload):
+        the same sniff, quotas and option checks as `submit`; the blob is deleted when one
+        fails. The upload rate was counted when the upload was created."""
+        original = safe_filename(filename)
+        job_id = uuid.uuid4().hex
+        try:
+            if size <= 0:
+                raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
+            if size > self._room(actor, size):
+                raise self._too_large(self._room(actor, size))
+            with self.blobs.open(VIDEOS, video_fid) as source:
+                head = source.read(self.sniffer.head_bytes)
+            if self.sniffer.sniff(head) is None:
+                raise UnsupportedMedia("the upload is not a video or audio file we accept")
+            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
+                                    video_fid=video_fid, video_filename=original,
+                                    video_size=size, bitrate=check_bitrate(bitrate)))
+        except BaseException:
+            self.blobs.delete(VIDEOS, video_fid)
+            raise
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        try:
+            self.queue.enqueue_convert(job.id)
+        except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
+            log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -53,7 +53,8 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
         CELERY_KEY_PREFIX=f"vid2mp3-up-{run}:", API_PORT=api_port, FLOWER_PORT=flower_port,
         FLOWER_BASIC_AUTH="flower:flower-test-password", DATA_DIR=tmp_path / "data",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}", WEB_CONCURRENCY=1,
-        MONGO_URI="", SMTP_URL="")  # directory store and outbox, whatever a .env says
+        MONGO_URI="", SMTP_URL="",  # directory store and outbox, whatever a .env says
+        WORKER_METRICS_PORT=0)  # no fixed metrics ports (9808, ...) that another run may hold
     container = Container(Settings.from_env(env, dotenv_path=None))
     url = f"http://127.0.0.1:{api_port}"
     log = open(tmp_path / "devstack.log", "wb")

@@ -80,6 +80,15 @@ def make_webm(directory: str | os.PathLike[str], seconds: float = 3.0,
     return str(path)
 
 
+def make_streamed_audio_webm(directory: str | os.PathLike[str], seconds: float = 60.0) -> str:
+    """Opus audio in a WebM written to a pipe: the container declares no duration."""
+    path = os.path.join(directory, f"streamed-{seconds:g}s.webm")
+    with open(path, "wb") as out:
+        _ffmpeg(*_audio_source(seconds), "-c:a", "libopus", "-b:a", "24k", "-f", "webm",
+                "pipe:1", stdout=out.fileno())
+    return path
+
+
 def make_silent_video(directory: str | os.PathLike[str], seconds: float = 3.0) -> str:
     """An H.264 mp4 with no audio stream at all."""
     path = Path(directory) / f"silent_{seconds:g}s.mp4"

@@ -40,8 +40,10 @@ class Stack(Processes):
 
 @contextmanager
 def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
-                  flower: bool = False, beat: bool = False) -> Iterator[Stack]:
-    """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after."""
+                  flower: bool = False, beat: bool = False,
+                  process_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+    """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after.
+    `process_env` adds variables to single processes by name (e.g. a worker's metrics port)."""
     run = uuid.uuid4().hex[:8]
     api_port = free_port()
     env = service_env(**{
@@ -53,7 +55,9 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
         **(extra_env or {})})
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=env, log_dir=log_dir, base_url=f"http://127.0.0.1:{api_port}")
+    stack = Stack(env=env, log_dir=log_dir, base_url=f"http://127.0.0.1:{api_port}",
+                  process_env={name: {k: str(v) for k, v in values.items()}
+                               for name, values in (process_env or {}).items()})
     container = Container(stack.settings)
     try:
         prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does

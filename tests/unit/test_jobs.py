@@ -56,9 +56,22 @@ def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
 def test_redelivered_convert_does_nothing_more(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
+    pipeline.notifications.notify(job.id)
     pipeline.conversion.convert(job.id)
     assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
     assert pipeline.queue.notifies == [job.id]
+
+
+def test_a_redelivery_after_a_crash_between_done_and_the_email_queues_the_email(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.conversion.convert(job.id)
+    pipeline.queue.notifies.clear()  # the attempt died before it queued the email
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE
+    assert pipeline.queue.notifies == [job.id] and len(pipeline.blobs.in_bucket(MP3S)) == 1
+    pipeline.notifications.notify(job.id)
+    pipeline.queue.notifies.clear()
+    pipeline.conversion.convert(job.id)  # once emailed, a redelivery queues nothing
+    assert pipeline.queue.notifies == []
 
 
 def test_rerun_after_a_crash_mid_conversion_finishes_once_the_lease_expired(pipeline, alice):

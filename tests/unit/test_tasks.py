@@ -8,7 +8,7 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 import tasks
 from core.domain import JobStatus, MediaError, Unavailable
-from core.ports import MailError
+from core.ports import MailError, NullMetrics
 from core.services.conversion import Outcome
 from tasks.convert import video_to_mp3 as convert_proxy
 from tasks.notify import job_done as notify_proxy
@@ -24,7 +24,7 @@ from tests.unit.test_jobs import MP4, submit
 def services(pipeline, monkeypatch):
     settings = SimpleNamespace(lease_seconds=3, notify_max_retries=2, notify_retry_base=0.1)
     built = SimpleNamespace(conversion=pipeline.conversion, notifications=pipeline.notifications,
-                            sweeper=pipeline.sweeper, settings=settings)
+                            sweeper=pipeline.sweeper, settings=settings, metrics=NullMetrics())
     monkeypatch.setattr(tasks, "_container", built)
     return built
 
