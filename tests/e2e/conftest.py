@@ -18,7 +18,8 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """A test using `stack` runs once per blob store, or per store its `stores` mark names."""
-    if "stack" in metafunc.fixturenames:
+    explicit = any("stack" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "stack" in metafunc.fixturenames and not explicit:
         marker = metafunc.definition.get_closest_marker("stores")
         stores = [store for store in STORES if marker is None or store in marker.args]
         metafunc.parametrize("stack", stores, indirect=True, scope="session")
