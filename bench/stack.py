@@ -1,49 +1,28 @@
 """The real service as processes (gunicorn, convert and notify workers) on throwaway names.
 
-Self-contained on purpose: it depends on the service's own modules, not on the test support,
-so the benchmark keeps running while the tests change.
+Its processes run through devtools (the process runner `make up` and the tests share too).
 """
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator, TypeVar
+from typing import Iterator
 
 from bench.client import ApiClient
 from core.bootstrap import Container, prepare
 from core.domain import Job, JobStatus
 from core.settings import Settings
+from devtools import processes as procs
+from devtools.processes import Processes, free_port, python, wait_for
 from tests.support.config import drop_database
 
-ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T], timeout: float, interval: float = 0.05,
-             what: str = "condition") -> T:
-    """Call check until it returns something truthy; TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["BenchStack", "bench_env", "cleanup", "free_port", "running", "wait_for",
+           "worker_names"]
 
 
 def bench_env(run: str, port: int, data_dir: Path) -> dict[str, str]:
@@ -69,55 +48,6 @@ def bench_env(run: str, port: int, data_dir: Path) -> dict[str, str]:
         "MONGO_URI": "",
         "SMTP_URL": "",
     }
-
-
-@dataclass
-class Processes:
-    """Child processes, each in its own session so a stop reaches its whole tree."""
-
-    env: dict[str, str]
-    log_dir: Path
-    running: dict[str, subprocess.Popen] = field(default_factory=dict)
-    _logs: list[IO[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self._logs.append(log)
-        env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "API_THREADS")}
-        process = subprocess.Popen(argv, cwd=ROOT, env={**env, **self.env}, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-        self.running[name] = process
-        return process
-
-    def stop(self, name: str, timeout: float = 30) -> None:
-        process = self.running.pop(name, None)
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            process.wait()
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
-        for log in self._logs:
-            log.close()
-
-    def log(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def check_alive(self) -> None:
-        for name, process in self.running.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n"
-                                   f"{self.log(name)[-3000:]}")
 
 
 @dataclass
@@ -156,13 +86,13 @@ class BenchStack:
     def start_convert_worker(self, index: int) -> str:
         """Start another convert worker, `convert-<index>@host`; its node name once it answers."""
         self.processes.start(f"worker-convert-{index}",
-                             _python("-m", "workers.convert", "-n", f"convert-{index}@%h"))
+                             python("-m", "workers.convert", "-n", f"convert-{index}@%h"))
         node = f"convert-{index}@{socket.gethostname()}"
         wait_for(lambda: node in worker_names(self.container), timeout=60, what=node)
         return node
 
     def stop(self, name: str) -> None:
-        self.processes.stop(name)
+        self.processes.stop(name, timeout=30)
 
     def wait_job(self, job_id: str, timeout: float, notified: bool = False,
                  interval: float = 0.02) -> Job:
@@ -177,16 +107,8 @@ class BenchStack:
         return wait_for(finished, timeout=timeout, interval=interval, what=f"job {job_id}")
 
 
-def _python(*args: str) -> list[str]:
-    return [sys.executable, *args]
-
-
 def worker_names(container: Container) -> set[str]:
-    try:
-        replies = container.celery.control.ping(timeout=1.0)
-    except Exception:  # broker hiccup: ask again on the next poll
-        return set()
-    return {name for reply in replies for name in reply}
+    return procs.worker_names(container.celery)
 
 
 def _api_ready(processes: Processes, port: int) -> bool:
@@ -224,25 +146,21 @@ def running(tmp: Path) -> Iterator[BenchStack]:
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = bench_env(run, port, tmp / "data")
-    processes = Processes(env, log_dir)
+    # Production defaults whatever the developer's shell sets for `make up`.
+    processes = Processes(env, log_dir, drop=("WEB_CONCURRENCY", "API_THREADS"))
     container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
         prepare(container.settings)  # database, schema and admin, as the API does at start
-        processes.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py",
-                                       "api.wsgi:app"))
-        processes.start("worker-convert", _python("-m", "workers.convert"))
-        processes.start("worker-notify", _python("-m", "workers.notify"))
+        for name, argv in procs.service_commands(beat=False, flower=False).items():
+            processes.start(name, argv)
         wait_for(lambda: _api_ready(processes, port), timeout=60, what="the API to be ready")
-        host = socket.gethostname()
-        wait_for(lambda: {f"convert@{host}", f"notify@{host}"} <= worker_names(container),
-                 timeout=60, what="both workers")
+        wait_for(lambda: procs.workers_answer(container.celery), timeout=60,
+                 what="both workers")
         admin.login(env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
         yield BenchStack(processes, container, port, admin)
     except BaseException:
-        for name in processes.running:
-            print(f"----- {name} log (tail) -----\n{processes.log(name)[-3000:]}",
-                  file=sys.stderr)
+        processes.print_logs(3000, file=sys.stderr)
         raise
     finally:
         admin.close()

@@ -11,22 +11,28 @@ import argparse
 import os
 import secrets
 import signal
-import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/devstack.py`: devtools sits at the root
+    sys.path.insert(0, str(ROOT))
+
+from devtools.processes import Processes, service_commands  # noqa: E402
+
 ENV_FILE = ROOT / ".env"
 
 
-def write_env_file() -> None:
+def write_env_file(env_file: Path | None = None) -> None:
     """Create .env with generated secrets on the first run, and print the logins once.
 
     Created 0600 in one step, refusing to follow a link or to replace a file that appeared
     meanwhile: the secrets are never readable by others, not even for a moment."""
-    if ENV_FILE.exists() or ENV_FILE.is_symlink():
+    env_file = env_file or ENV_FILE
+    if env_file.exists() or env_file.is_symlink():
         return
     admin_password = secrets.token_urlsafe(16)
     flower_password = secrets.token_urlsafe(16)
@@ -38,65 +44,31 @@ def write_env_file() -> None:
             "API_PORT=8080\n"
             "FLOWER_PORT=5555\n"
             "DATA_DIR=./data\n")
-    fd = os.open(ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    print(f"wrote {ENV_FILE.name}: admin login admin@example.com / {admin_password}, "
+    print(f"wrote {env_file.name}: admin login admin@example.com / {admin_password}, "
           f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
 
 
-def load_environment() -> dict[str, str]:
+def load_environment(env_file: Path | None = None) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    env = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None}
+    env = {k: v for k, v in dotenv_values(env_file or ENV_FILE).items() if v is not None}
     env.update(os.environ)  # the environment wins over .env
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    process: subprocess.Popen | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started_at: float = field(default=0.0)
-    env: dict[str, str] = field(default_factory=dict)  # on top of the shared environment
-
-    def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env={**env, **self.env},
-                                        start_new_session=True)
-        self.started_at = time.monotonic()
-        print(f"[devstack] started {self.name} (pid {self.process.pid})", flush=True)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-def children(convert_workers: int) -> list[Child]:
-    py = sys.executable
-    procs = [Child("api", [py, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"])]
-    for i in range(1, convert_workers + 1):
-        node = "convert@%h" if i == 1 else f"convert-{i}@%h"
-        procs.append(Child(f"worker-convert-{i}", [py, "-m", "workers.convert", "-n", node]))
-    procs.append(Child("worker-notify", [py, "-m", "workers.notify"]))
-    procs.append(Child("beat", [py, "-m", "workers.beat"]))
-    procs.append(Child("flower", [py, "-m", "workers.flower", "--address=127.0.0.1"]))
-    return procs
-
-
-def metrics_ports(procs: list[Child], base: int) -> None:
+def metrics_ports(commands: dict[str, list[str]], base: int) -> dict[str, dict[str, str]]:
     """WORKER_METRICS_PORT=P: the workers on this one host serve /metrics on P, P+1, ..."""
-    workers = [child for child in procs if child.name.startswith("worker-")]
-    for offset, child in enumerate(workers):
-        child.env["WORKER_METRICS_PORT"] = str(base + offset)
-        print(f"[devstack] {child.name} metrics on http://127.0.0.1:{base + offset}/metrics",
+    workers = [name for name in commands if name.startswith("worker-")]
+    extra = {}
+    for offset, name in enumerate(workers):
+        extra[name] = {"WORKER_METRICS_PORT": str(base + offset)}
+        print(f"[devstack] {name} metrics on http://127.0.0.1:{base + offset}/metrics",
               flush=True)
+    return extra
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -120,45 +92,51 @@ def prepare(env: dict[str, str]) -> None:
           f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}", flush=True)
 
 
-def supervise(procs: list[Child], env: dict[str, str]) -> int:
-    stopping = False
+@dataclass
+class Restart:
+    """When a child may start again: backoff doubles while it keeps dying within a minute."""
+
+    restarts: int = 0
+    started_at: float = 0.0
+    due: float | None = None
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str],
+              process_env: dict[str, dict[str, str]] | None = None,
+              stopping: threading.Event | None = None) -> int:
+    """Run every command, restart the ones that exit, stop them all on SIGINT or SIGTERM."""
+    stopping = stopping or threading.Event()
 
     def request_stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    for child in procs:
-        child.start(env)
-    while not stopping:
+    children = Processes(env, process_env=process_env or {})
+    state = {name: Restart() for name in commands}
+
+    def start(name: str) -> None:
+        process = children.start(name, commands[name])
+        state[name].started_at, state[name].due = time.monotonic(), None
+        print(f"[devstack] started {name} (pid {process.pid})", flush=True)
+
+    for name in commands:
+        start(name)
+    while not stopping.wait(0.2):
         now = time.monotonic()
-        for child in procs:
-            if child.process is None or child.process.poll() is None:
-                if child.process is None and now >= child.next_start:
-                    child.start(env)
-                continue
-            code = child.process.returncode
-            lived = now - child.started_at
-            child.restarts = 0 if lived > 60 else child.restarts + 1
-            delay = min(30.0, 0.5 * 2 ** child.restarts)
-            print(f"[devstack] {child.name} exited with {code}; restarting in {delay:.1f} s",
+        for name, code in children.exited().items():
+            children.stop(name)  # reap it, and kill what it left behind (a pool, workers)
+            restart = state[name]
+            restart.restarts = 0 if now - restart.started_at > 60 else restart.restarts + 1
+            delay = min(30.0, 0.5 * 2 ** restart.restarts)
+            restart.due = now + delay
+            print(f"[devstack] {name} exited with {code}; restarting in {delay:.1f} s",
                   flush=True)
-            child.process = None
-            child.next_start = now + delay
-        time.sleep(0.2)
+        for name, restart in state.items():
+            if restart.due is not None and now >= restart.due:
+                start(name)
     print("[devstack] stopping...", flush=True)
-    for child in procs:
-        child.stop(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in procs:
-        if child.process is None:
-            continue
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.stop(signal.SIGKILL)
-            child.process.wait()
+    children.stop_all(timeout=20)
     print("[devstack] stopped", flush=True)
     return 0
 
@@ -167,15 +145,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convert-workers", type=int, default=1,
                         help="convert worker processes to run (the local `kubectl scale`)")
+    parser.add_argument("--env-file", type=Path, default=ENV_FILE,
+                        help="settings file, written with new secrets if missing (default .env)")
     args = parser.parse_args()
-    write_env_file()
-    env = load_environment()
+    write_env_file(args.env_file)
+    env = load_environment(args.env_file)
     prepare(env)
-    procs = children(max(1, args.convert_workers))
+    commands = service_commands(convert_workers=max(1, args.convert_workers))
     base = int(env.get("WORKER_METRICS_PORT") or 9808)  # 0 in .env or the environment: off
-    if base:
-        metrics_ports(procs, base)
-    return supervise(procs, env)
+    return supervise(commands, env, metrics_ports(commands, base) if base else {})
 
 
 if __name__ == "__main__":

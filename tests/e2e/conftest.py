@@ -9,6 +9,21 @@ from tests.support.smtp import smtp_server
 from tests.support.client import login
 from tests.support.stack import running_stack
 
+STORES = ("directory", "gridfs")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stores(*names): run only against these blob stores")
+
+
+def pytest_generate_tests(metafunc):
+    """A test using `stack` runs once per blob store, or per store its `stores` mark names."""
+    explicit = any("stack" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "stack" in metafunc.fixturenames and not explicit:
+        marker = metafunc.definition.get_closest_marker("stores")
+        stores = [store for store in STORES if marker is None or store in marker.args]
+        metafunc.parametrize("stack", stores, indirect=True, scope="session")
+
 
 @pytest.fixture(scope="session")
 def smtp():
@@ -22,7 +37,7 @@ def mongo_uri():
         yield uri
 
 
-@pytest.fixture(scope="session", params=["directory", "gridfs"])
+@pytest.fixture(scope="session")
 def stack(request, tmp_path_factory, smtp):
     _, smtp_port = smtp
     extra = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}

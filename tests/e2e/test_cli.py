@@ -18,7 +18,7 @@ from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 # The client sees HTTP only, so one blob store is enough.
-directory_stack = pytest.mark.parametrize("stack", ["directory"], indirect=True)
+directory_stack = pytest.mark.stores("directory")
 
 VID2MP3 = str(Path(sys.executable).with_name("vid2mp3"))
 PASSWORD = "password-1"

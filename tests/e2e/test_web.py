@@ -18,7 +18,7 @@ from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e,
               # The page is the same whatever the blob store: one stack is enough.
-              pytest.mark.parametrize("stack", ["directory"], indirect=True)]
+              pytest.mark.stores("directory")]
 
 # A loaded machine hashes a password (argon2) or answers a poll slowly: deadlines, not sleeps.
 expect.set_options(timeout=20_000)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import uuid
 
 import pytest
 import requests
@@ -98,10 +100,14 @@ def test_broker_restarted_empty_loses_no_job(stack, services, user, clip):
 def test_smtp_down_then_back_delivers_once(stack, services, user, clip):
     _, _, smtp = services
     smtp.stop()
-    job_id = upload(user, clip)
-    wait_status(user, job_id)
-    wait_for(lambda: "retry" in stack.log("worker-notify") and job_id in stack.log("worker-notify"),
-             timeout=30, what="a notify retry")
+    with socket.create_server(("127.0.0.1", smtp.port)) as broken_smtp:
+        broken_smtp.settimeout(30)  # the deadline for the notify worker's first attempt
+        job_id = upload(user, clip)
+        wait_status(user, job_id)
+        attempt, _ = broken_smtp.accept()
+        attempt.close()  # hang up before the greeting: that delivery fails, to be retried
+    job = job_of(user, job_id)
+    assert job["notified_at"] is None and job["notify_error"] is None  # not given up
     smtp.start()
     assert_delivered_once(stack, services, user, job_id)
     assert job_of(user, job_id)["notify_error"] is None
@@ -148,11 +154,31 @@ def test_poison_input_fails_once(stack, user, media_dir):
     job_id = upload(user, media.make_truncated_mp4(media_dir))
     job = wait_status(user, job_id)
     assert job["status"] == "failed" and job["error"]
-    sweeps = stack.log("beat").count("sweep.stale_jobs")
-    wait_for(lambda: stack.log("beat").count("sweep.stale_jobs") >= sweeps + 2, timeout=30,
-             what="two more sweeps")
+    probe = swept_probe(stack, older=job_id)
+    assert probe.status.value == "failed" and "missing" in (probe.error or "")
     again = job_of(user, job_id)
     assert again["status"] == "failed" and again["attempts"] == 1
+
+
+def swept_probe(stack, older: str):
+    """Age `older` by an hour, then add a queued job (its video missing) aged a little less,
+    and wait until the sweeper has re-enqueued it and a worker has failed it: a whole sweep
+    and convert cycle has passed with `older` far beyond the sweeper's threshold."""
+    from core.domain import Job, JobStatus
+
+    jobs = stack.container.job_repo
+    probe = jobs.add(Job(id=uuid.uuid4().hex, owner_id=jobs.get(older).owner_id,
+                         status=JobStatus.QUEUED, video_fid=uuid.uuid4().hex,
+                         video_filename="probe.mp4", video_size=1))
+    try:
+        with stack.container.db.cursor() as cur:
+            for job_id, age in ((older, 3600), (probe.id, 3000)):
+                cur.execute("UPDATE jobs SET updated_at = UTC_TIMESTAMP(6) - INTERVAL %s SECOND"
+                            " WHERE id = %s", (age, job_id))
+        return wait_for(lambda: (j := jobs.get(probe.id)).status is JobStatus.FAILED and j,
+                        timeout=30, interval=0.1, what="the sweeper to requeue the probe job")
+    finally:
+        jobs.delete(probe.id)
 
 
 def test_api_survives_everything(stack):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
 import uuid
 from typing import Callable, Iterator
 
@@ -15,7 +14,9 @@ from core.adapters.dir_store import DirectoryBlobStore
 from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
 from core.domain import NotFound, Unavailable
 from core.ports import BlobStore
+from devtools.processes import free_port
 from tests.support.mongo import running_mongo
+from tests.support.wait import wait_for
 
 MiB = 1 << 20
 VIDEOS, MP3S = "videos", "mp3s"
@@ -339,8 +340,15 @@ def test_gridfs_local_path_is_a_temp_copy(mongo_uri: str, tmp_path):
 # --- health -------------------------------------------------------------------------------
 
 
-def test_ping_succeeds(blob_store: BlobStore):
+def test_ping_succeeds_and_leaves_nothing_behind(blob_store: BlobStore, stored_names):
+    assert blob_store.ping() is None
     blob_store.ping()
+    assert stored_names(VIDEOS) == [] and stored_names(MP3S) == []
+    if isinstance(blob_store, DirectoryBlobStore):
+        assert os.listdir(blob_store.root) == []  # the probe file is gone
+    fid = put(blob_store, b"after a ping")  # and the store still works
+    with blob_store.open(VIDEOS, fid) as reader:
+        assert reader.read() == b"after a ping"
 
 
 def test_directory_store_ping_fails_when_root_is_a_file(tmp_path):
@@ -356,17 +364,11 @@ def test_directory_store_does_no_io_at_construction(tmp_path):
     assert not (tmp_path / "later").exists()
 
 
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_gridfs_store_reports_unreachable_server_as_unavailable(tmp_path):
     created = []
 
     def factory() -> MongoClient:
-        client = mongo_client_factory(f"mongodb://127.0.0.1:{_closed_port()}/", timeout_ms=200)()
+        client = mongo_client_factory(f"mongodb://127.0.0.1:{free_port()}/", timeout_ms=200)()
         created.append(client)
         return client
 
@@ -394,8 +396,8 @@ def test_gridfs_store_reports_unreachable_server_as_unavailable(tmp_path):
         store.close()
 
 
-def test_gridfs_store_makes_a_new_client_after_fork(mongo_uri: str, monkeypatch):
-    created = []
+def test_gridfs_store_makes_a_new_client_after_fork(mongo_uri: str):
+    created: list[MongoClient] = []
 
     def factory() -> MongoClient:
         client = mongo_client_factory(mongo_uri)()
@@ -404,15 +406,55 @@ def test_gridfs_store_makes_a_new_client_after_fork(mongo_uri: str, monkeypatch)
 
     store = GridFSBlobStore(factory, f"vid2mp3_test_{uuid.uuid4().hex}")
     try:
-        store.ping()
+        with store.writer(VIDEOS, "a.mp4", "video/mp4") as writer:
+            writer.write(b"parent")
         store.ping()
         assert len(created) == 1
-        real_pid = os.getpid()
-        monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as seen by a forked child
-        store.ping()
-        assert len(created) == 2
+        answer = _in_forked_child(lambda: _child_reads(store, created, writer.fid))
+        assert answer == "own client, read 6 bytes"
+        assert len(created) == 1  # the parent keeps its client, and it still works
+        assert store.stat(VIDEOS, writer.fid).size == 6
     finally:
-        monkeypatch.undo()
         store.close()
-        for client in created:
-            client.close()
+        with MongoClient(mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            client.drop_database(store.database_name)
+
+
+def _child_reads(store: GridFSBlobStore, created: list[MongoClient], fid: str) -> str:
+    """In a forked child: read a blob; say whether it took a client of its own to do so."""
+    import warnings
+
+    inherited = created[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pymongo warns when a client crosses a fork
+        with store.open(VIDEOS, fid) as reader:
+            data = reader.read()
+    own = len(created) == 2 and created[1] is not inherited
+    return f"{'own' if own else 'inherited'} client, read {len(data)} bytes"
+
+
+def _in_forked_child(work: Callable[[], str], timeout: float = 30) -> str:
+    """Run work in a child made by a real os.fork(); its answer, or its error, as text."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe and leave without running pytest's exit
+        code = 0
+        try:
+            os.write(write_end, work().encode())
+        except BaseException as exc:  # noqa: BLE001  the parent reports it
+            os.write(write_end, f"child failed: {exc!r}".encode()[:4000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, timeout=timeout,
+                 what="the forked child")
+    except AssertionError:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            answer = pipe.read().decode(errors="replace")
+    return answer

@@ -13,6 +13,8 @@ from typing import Iterator
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from devtools.processes import free_port
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -32,7 +34,7 @@ class MongoServer:
         self.workdir = workdir
         self.data_dir = os.path.join(workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.uri = f"mongodb://{HOST}:{self.port}/"
         self.process: subprocess.Popen | None = None
 
@@ -74,12 +76,6 @@ def running_mongo(timeout: float = START_TIMEOUT_S) -> Iterator[str]:
             yield server.start(timeout)
         finally:
             server.stop()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_ready(process: subprocess.Popen, port: int, uri: str, deadline: float,

@@ -4,13 +4,15 @@ from __future__ import annotations
 import socket
 import threading
 
+from devtools.processes import free_port
+
 
 class Outage:
     """Listens on a free local port and forwards to target while up; down drops everything."""
 
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -71,8 +73,3 @@ def _close(sock: socket.socket) -> None:
         pass
     sock.close()
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import email
-import socket
 import threading
 from contextlib import contextmanager
 from email.message import Message
 from typing import Iterator
 
 from aiosmtpd.controller import Controller
+
+from devtools.processes import free_port
 
 
 class Inbox:
@@ -28,9 +29,7 @@ class Inbox:
 
 @contextmanager
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

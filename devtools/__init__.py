@@ -1,0 +1,1 @@
+"""Tools for development, tests and benchmarks; never imported by api/, core/, tasks/, workers/."""
