@@ -35,10 +35,10 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.route("/upload", methods=["POST"])
 @login_required
 @blp.response(202, UploadAcceptedSchema)
-@blp.alt_response(400, description="no file part, empty file or malformed body")
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
-@blp.alt_response(422, description="invalid bitrate")
+@blp.alt_response(422, description="no file part, an empty file, a malformed body or an invalid "
+                                   "bitrate")
 @blp.alt_response(503, description="storage or database unavailable")
 @blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
 def upload(actor):
@@ -139,11 +139,12 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 @login_required
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(404, description="no such job, not yours, or not done")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
 def job_mp3(actor, job_id):
-    """Download a job's MP3 (HTTP Range supported)."""
+    """Download a job's MP3: HEAD, ETag with If-None-Match (304), Range and If-Range (206)."""
     services = container()
     return stream_download(services.jobs.download(actor, job_id))
 
@@ -153,6 +154,7 @@ def job_mp3(actor, job_id):
 @blp.arguments(DownloadQuerySchema, location="query")
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(404, description="no such file, or not yours")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)

@@ -1,0 +1,141 @@
+"""A pytest plugin that holds the OpenAPI document to what the API really answers.
+
+Every response a test receives is recorded: from Flask's test client (the `request_finished`
+signal, for any app built in this process) and from the HTTP client of the e2e and fault tests
+(`record_http`). Two checks follow:
+- **returned => documented**, per test: a test that received a status its operation does not
+  document gets an error at teardown naming the operation and the status. Works in any run.
+- **documented => reached**, per run: when the whole integration, e2e and faults tiers ran
+  unfiltered and passed, every documented status of 300 and over must have been received by
+  some test, or the run fails with the list. A partial run says that it skipped this check.
+Responses to paths no route answers (404 for an unknown URL, 405) belong to no operation.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask, request_finished
+from werkzeug.exceptions import HTTPException
+
+from tests.support.openapi import documented_statuses, spec_path
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL_RUN_TIERS = ("integration", "e2e", "faults")
+
+_pending: list[tuple[str, str, int]] = []  # (method, path, status) since the last test ended
+_reached: dict[tuple[str, str], set[int]] = defaultdict(set)
+_state: dict[str, Any] = {"spec": None, "app": None, "complete": False}
+
+
+def record_http(response: Any, *args: Any, **kwargs: Any) -> None:
+    """A `requests` response hook: record what an HTTP client of the stack received."""
+    from urllib.parse import urlsplit
+
+    _pending.append((response.request.method, urlsplit(response.request.url).path,
+                     response.status_code))
+
+
+def _on_request_finished(sender: Flask, response: Any, **extra: Any) -> None:
+    from flask import request
+
+    _pending.append((request.method, request.path, response.status_code))
+
+
+def _reference() -> tuple[Flask, dict[str, Any]]:
+    """An app built from the test settings (it connects to nothing) and its OpenAPI document."""
+    if _state["spec"] is None:
+        from api import create_app
+        from tests.support.config import service_env
+
+        app = create_app(service_env(DATA_DIR=tempfile.gettempdir()))
+        _state["app"], _state["spec"] = app, app.test_client().get("/openapi.json").get_json()
+    return _state["app"], _state["spec"]
+
+
+def _operation(method: str, path: str) -> tuple[str, str] | None:
+    app, spec = _reference()
+    method = "GET" if method == "HEAD" else method
+    try:
+        rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
+    except HTTPException:
+        return None
+    operation = (spec_path(rule.rule), method.lower())
+    return operation if method.lower() in spec["paths"].get(operation[0], {}) else None
+
+
+def _undocumented(responses: list[tuple[str, str, int]]) -> list[str]:
+    _, spec = _reference()
+    problems = []
+    for method, path, status in responses:
+        operation = _operation(method, path)
+        if operation is None:
+            continue
+        _reached[operation].add(status)
+        if status not in documented_statuses(spec, *operation):
+            problems.append(f"{operation[1].upper()} {operation[0]} answered {status} "
+                            f"({method} {path}), which its OpenAPI operation does not document")
+    return sorted(set(problems))
+
+
+@pytest.fixture(autouse=True)
+def _statuses_are_documented() -> Iterator[None]:
+    _pending.clear()
+    yield
+    seen = list(_pending)
+    _pending.clear()
+    problems = _undocumented(seen)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    request_finished.connect(_on_request_finished)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The run is complete when every test file of the HTTP tiers was collected, unfiltered."""
+    option = session.config.option
+    filtered = any(getattr(option, name, None) for name in ("keyword", "markexpr", "lf",
+                                                            "deselect")) \
+        or any("::" in arg for arg in session.config.args)
+    collected = {Path(str(item.path)).resolve() for item in session.items}
+    expected = {path.resolve() for tier in FULL_RUN_TIERS
+                for path in (ROOT / "tests" / tier).glob("test_*.py")}
+    _state["complete"] = not filtered and expected <= collected
+
+
+def _unreached() -> list[str]:
+    _, spec = _reference()
+    missing = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status in documented_statuses(spec, path, method):
+                if status >= 300 and status not in _reached[(path, method)]:
+                    missing.append(f"{method.upper()} {path} documents {status}: "
+                                   f"{operation['responses'][str(status)].get('description')!r}")
+    return missing
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _state["unreached"] = None
+    if _state["complete"] and exitstatus == 0 and session.testsfailed == 0:
+        _state["unreached"] = _unreached()
+        if _state["unreached"]:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    unreached = _state.get("unreached")
+    if unreached:
+        terminalreporter.section("OpenAPI: documented statuses no test received", red=True)
+        for line in unreached:
+            terminalreporter.line(line)
+    elif unreached == []:
+        terminalreporter.line("OpenAPI: every documented status was received by some test")
+    elif _reached:
+        terminalreporter.line("OpenAPI: partial run; reachability of documented statuses not "
+                              "checked (run the integration, e2e and faults tiers unfiltered)")
