@@ -12,7 +12,6 @@ Responses to paths no route answers (404 for an unknown URL, 405) belong to no o
 """
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,14 +20,14 @@ import pytest
 from flask import Flask, request_finished
 from werkzeug.exceptions import HTTPException
 
-from tests.support.openapi import documented_statuses, spec_path
+from tests.support.openapi import documented_statuses, reference, spec_path
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_RUN_TIERS = ("integration", "e2e", "faults")
 
 _pending: list[tuple[str, str, int]] = []  # (method, path, status) since the last test ended
 _reached: dict[tuple[str, str], set[int]] = defaultdict(set)
-_state: dict[str, Any] = {"spec": None, "app": None, "complete": False}
+_state: dict[str, Any] = {"complete": False}
 
 
 def record_http(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -45,19 +44,8 @@ def _on_request_finished(sender: Flask, response: Any, **extra: Any) -> None:
     _pending.append((request.method, request.path, response.status_code))
 
 
-def _reference() -> tuple[Flask, dict[str, Any]]:
-    """An app built from the test settings (it connects to nothing) and its OpenAPI document."""
-    if _state["spec"] is None:
-        from api import create_app
-        from tests.support.config import service_env
-
-        app = create_app(service_env(DATA_DIR=tempfile.gettempdir()))
-        _state["app"], _state["spec"] = app, app.test_client().get("/openapi.json").get_json()
-    return _state["app"], _state["spec"]
-
-
 def _operation(method: str, path: str) -> tuple[str, str] | None:
-    app, spec = _reference()
+    app, spec = reference()
     method = "GET" if method == "HEAD" else method
     try:
         rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
@@ -68,7 +56,7 @@ def _operation(method: str, path: str) -> tuple[str, str] | None:
 
 
 def _undocumented(responses: list[tuple[str, str, int]]) -> list[str]:
-    _, spec = _reference()
+    _, spec = reference()
     problems = []
     for method, path, status in responses:
         operation = _operation(method, path)
@@ -109,7 +97,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _unreached() -> list[str]:
-    _, spec = _reference()
+    _, spec = reference()
     missing = []
     for path, item in spec["paths"].items():
         for method, operation in item.items():

@@ -1,7 +1,9 @@
 """The OpenAPI document against the app: which operations exist, which statuses are documented."""
 from __future__ import annotations
 
+import functools
 import re
+import tempfile
 from typing import Any
 
 from flask import Flask
@@ -31,3 +33,44 @@ def documented_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
 def documented_statuses(spec: dict[str, Any], path: str, method: str) -> set[int]:
     responses = spec["paths"][path][method]["responses"]
     return {int(code) for code in responses if code != "default"}
+
+
+@functools.cache
+def reference() -> tuple[Flask, dict[str, Any]]:
+    """An app built from the test settings (it connects to nothing) and its OpenAPI document."""
+    from api import create_app
+    from tests.support.config import service_env
+
+    app = create_app(service_env(DATA_DIR=tempfile.gettempdir()))
+    return app, app.test_client().get("/openapi.json").get_json()
+
+
+def operations_documenting(status: int) -> list[tuple[str, str]]:
+    """(path, method) of every operation that documents `status`."""
+    _, spec = reference()
+    return sorted(operation for operation in documented_operations(spec)
+                  if status in documented_statuses(spec, *operation))
+
+
+def example_url(path: str) -> str:
+    """A concrete URL for a documented path, with well-formed values for its parameters."""
+    values = {"job_id": "0" * 32, "user_id": "999999", "key": "some/key", "name": "nobody"}
+    url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)
+    return url + ("?fid=" + "0" * 24 if path == "/download" else "")
+
+
+def json_body_operations() -> list[tuple[str, str]]:
+    """(path, method) of every operation whose request body is JSON."""
+    _, spec = reference()
+    return sorted((path, method) for path, method in documented_operations(spec)
+                  if "application/json" in spec["paths"][path][method]
+                  .get("requestBody", {}).get("content", {}))
+
+
+def example_body(path: str, method: str) -> dict[str, Any] | None:
+    """A valid JSON body for the operations that take one, so only the check under test fails."""
+    bodies = {("/users", "post"): {"name": "example", "email": "example@example.com",
+                                   "password": "password-1"},
+              ("/users/{user_id}", "patch"): {"phone": "+1 555 0100"},
+              ("/items/{key}", "put"): {"text": "hello"}}
+    return bodies.get((path, method))

@@ -1,0 +1,38 @@
+"""The errors every operation documents because of the shared request path, reached for each
+operation the document lists: a missing or bad token, and the JSON body checks."""
+import pytest
+
+from tests.support.openapi import (example_body, example_url, json_body_operations,
+                                   operations_documenting)
+
+
+@pytest.mark.parametrize("path,method", operations_documenting(401))
+def test_every_operation_documenting_401_refuses_a_missing_token(client, path, method):
+    response = client.open(example_url(path), method=method.upper(),
+                           json=example_body(path, method))
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].split()[0] in ("Bearer", "Basic")
+
+
+@pytest.mark.parametrize("path,method", [op for op in operations_documenting(401)
+                                         if op != ("/login", "post")])
+def test_every_token_route_refuses_a_forged_token(client, path, method):
+    response = client.open(example_url(path), method=method.upper(),
+                           json=example_body(path, method),
+                           headers={"Authorization": "Bearer not.a.token"})
+    assert response.status_code == 401, response.get_json()
+
+
+@pytest.mark.parametrize("path,method", json_body_operations())
+def test_json_bodies_are_checked_on_every_route_that_takes_one(client, settings, auth, path,
+                                                                method):
+    url, call = example_url(path), getattr(client, method)
+    headers = auth.admin()
+    wrong_type = call(url, data="name=x", content_type="text/plain", headers=headers)
+    assert wrong_type.status_code == 415 and wrong_type.get_json()["code"] == "unsupported_media_type"
+    malformed = call(url, data="{\"name\": ", content_type="application/json", headers=headers)
+    assert malformed.status_code == 400 and malformed.get_json()["code"] == "bad_request"
+    huge = b'{"name": "' + b"x" * settings.max_json_bytes + b'"}'
+    too_large = call(url, data=huge, content_type="application/json", headers=headers)
+    assert too_large.status_code == 413 and too_large.get_json()["code"] == "too_large"
