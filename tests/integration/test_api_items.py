@@ -30,11 +30,18 @@ def test_items_are_private(client, auth):
 
 @pytest.mark.parametrize("path", ["/items/a/../b", "/items/a*", "/items/a%3F", "/items/has%20space",
                                   "/items/new%0Aline", "/items/%2A"])
-def test_unsafe_keys_are_rejected_and_nothing_stored(client, auth, path):
-    _, headers = auth.new_user()
+def test_unsafe_keys_are_rejected_and_nothing_stored(client, auth, container, path):
+    user, headers = auth.new_user()
     response = client.put(path, json={"v": 1}, headers=headers)
     assert response.status_code in (400, 404, 422)
     assert response.is_json
+    assert stored_keys(container, user["id"]) == []
+
+
+def stored_keys(container, owner_id):
+    """Every Redis key holding an item of this owner, read past the API."""
+    pattern = f"{container.settings.redis_prefix}item:{owner_id}:*"
+    return sorted(container.redis.scan_iter(match=pattern))
 
 
 @pytest.mark.parametrize("data,content_type,status", [
@@ -43,11 +50,13 @@ def test_unsafe_keys_are_rejected_and_nothing_stored(client, auth, path):
     ("[" * 50000 + "]" * 50000, "application/json", 400),
     ('{"a": "' + "x" * 70000 + '"}', "application/json", 413),
     ('{"a": "' + "x" * 2_000_000 + '"}', "application/json", 413)])
-def test_bad_bodies_are_4xx_and_store_nothing(client, auth, data, content_type, status):
-    _, headers = auth.new_user()
+def test_bad_bodies_are_4xx_and_store_nothing(client, auth, container, data, content_type,
+                                              status):
+    user, headers = auth.new_user()
     response = client.put("/items/k", data=data, content_type=content_type, headers=headers)
     assert response.status_code == status and response.is_json
     assert client.get("/items/k", headers=headers).status_code == 404
+    assert stored_keys(container, user["id"]) == []
 
 
 def test_items_need_a_token(client):
