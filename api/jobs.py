@@ -103,7 +103,10 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
     def wrapped(*args: Any, **kwargs: Any) -> Response:
         response = view(*args, **kwargs)
         response.add_etag()
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        if response.status_code == 412:
+            return error_response(412, "the job has changed since the ETag in If-Match")
+        return response
     return wrapped
 
 
@@ -113,6 +116,7 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
 @blp.response(200, JobSchema, headers={"ETag": {
     "description": "changes whenever the job does", "schema": {"type": "string"}}})
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(security=BEARER, parameters=[{
     "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
@@ -140,6 +144,7 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
@@ -155,6 +160,7 @@ def job_mp3(actor, job_id):
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such file, or not yours")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
@@ -189,6 +195,9 @@ def stream_download(item: Download) -> Response:
             return error_response(416, "range not satisfiable",
                                   headers={"Content-Range": f"bytes */{size}",
                                            "Accept-Ranges": "bytes"})
+        if response.status_code == 412:
+            reader.close()
+            return error_response(412, "the MP3 is not the one named by If-Match")
         if response.status_code in (200, 206) and reader.on_disk():
             # A file on local disk: hand gunicorn its own file wrapper, positioned at the first
             # byte to send, so it writes Content-Length bytes with sendfile(2).

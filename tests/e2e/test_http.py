@@ -66,6 +66,18 @@ def test_if_none_match_with_the_current_etag_is_a_304(user, mp3):
     assert changed.status_code == 200 and changed.content == whole
 
 
+def test_if_match_with_another_etag_is_a_412_in_the_error_shape(user, mp3):
+    url, whole, etag = mp3
+    refused = user.get(url, headers={"If-Match": '"an-old-version"'})
+    assert refused.status_code == 412 and refused.json()["code"] == "precondition_failed"
+    matching = user.get(url, headers={"If-Match": etag})
+    assert matching.status_code == 200 and matching.content == whole
+    job_url = url.removesuffix("/mp3")
+    assert user.get(job_url, headers={"If-Match": '"an-old-version"'}).status_code == 412
+    current = user.get(job_url).headers["ETag"]
+    assert user.get(job_url, headers={"If-Match": current}).status_code == 200
+
+
 def test_if_range_sends_a_part_only_while_the_etag_is_current(user, mp3):
     url, whole, etag = mp3
     stale = user.get(url, headers={"Range": "bytes=100-199", "If-Range": '"an-old-version"'})

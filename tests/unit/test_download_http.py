@@ -60,6 +60,8 @@ def download(pipeline, alice, auth):
     ("GET", {"If-None-Match": "*"}, 304),
     ("HEAD", {"If-None-Match": "*"}, 304),
     ("GET", {"Range": "bytes=2-5", "If-Range": '"stale"'}, 200),
+    ("GET", {"If-Match": '"stale"'}, 412),
+    ("HEAD", {"If-Match": '"stale"'}, 412),
 ])
 def test_every_answer_releases_the_reader_once(download, method, headers, status):
     call, mp3, log = download
