@@ -37,10 +37,15 @@ def user(stack, admin):
 
 
 @pytest.fixture(scope="module")
-def mp3(user, clip):
-    """A converted job, its MP3 URL, the MP3 downloaded whole, and its ETag."""
-    job = wait_done(user, upload(user, clip))
-    url = f"/jobs/{job['id']}/mp3"
+def job(user, clip):
+    return wait_done(user, upload(user, clip))
+
+
+@pytest.fixture(scope="module", params=["by-job", "by-fid"])
+def mp3(request, user, job):
+    """The MP3 URL (either route), the MP3 downloaded whole, and its ETag."""
+    url = {"by-job": f"/jobs/{job['id']}/mp3",
+           "by-fid": f"/download?fid={job['mp3_fid']}"}[request.param]
     whole = user.get(url)
     assert whole.status_code == 200 and len(whole.content) == job["mp3_size"]
     return url, whole.content, whole.headers["ETag"]
@@ -72,10 +77,14 @@ def test_if_match_with_another_etag_is_a_412_in_the_error_shape(user, mp3):
     assert refused.status_code == 412 and refused.json()["code"] == "precondition_failed"
     matching = user.get(url, headers={"If-Match": etag})
     assert matching.status_code == 200 and matching.content == whole
-    job_url = url.removesuffix("/mp3")
-    assert user.get(job_url, headers={"If-Match": '"an-old-version"'}).status_code == 412
-    current = user.get(job_url).headers["ETag"]
-    assert user.get(job_url, headers={"If-Match": current}).status_code == 200
+
+
+def test_a_job_polled_with_if_match_for_another_etag_is_a_412(user, job):
+    url = f"/jobs/{job['id']}"
+    refused = user.get(url, headers={"If-Match": '"an-old-version"'})
+    assert refused.status_code == 412 and refused.json()["code"] == "precondition_failed"
+    current = user.get(url).headers["ETag"]
+    assert user.get(url, headers={"If-Match": current}).status_code == 200
 
 
 def test_if_range_sends_a_part_only_while_the_etag_is_current(user, mp3):
