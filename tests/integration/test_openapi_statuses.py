@@ -30,7 +30,8 @@ def test_json_bodies_are_checked_on_every_route_that_takes_one(client, settings,
     url, call = example_url(path), getattr(client, method)
     headers = auth.admin()
     wrong_type = call(url, data="name=x", content_type="text/plain", headers=headers)
-    assert wrong_type.status_code == 415 and wrong_type.get_json()["code"] == "unsupported_media_type"
+    assert wrong_type.status_code == 415
+    assert wrong_type.get_json()["code"] == "unsupported_media_type"
     malformed = call(url, data="{\"name\": ", content_type="application/json", headers=headers)
     assert malformed.status_code == 400 and malformed.get_json()["code"] == "bad_request"
     huge = b'{"name": "' + b"x" * settings.max_json_bytes + b'"}'
