@@ -123,3 +123,13 @@ def test_password_change_retires_old_tokens(client, auth):
     client.patch(f"/users/{user['id']}", headers=headers, json={"password": "brand-new-pass"})
     assert client.post("/validate", headers=headers).status_code == 401
     assert auth.token("rotate@example.com", "brand-new-pass")
+
+
+def test_a_refused_update_changes_nothing(client, auth, container):
+    user, headers = auth.new_user()
+    other, _ = auth.new_user()
+    taken = client.patch(f"/users/{user['id']}", headers=headers, json={"email": other["email"]})
+    assert taken.status_code == 409 and taken.get_json()["code"] == "conflict"
+    invalid = client.patch(f"/users/{user['id']}", headers=headers, json={"email": "nope"})
+    assert invalid.status_code == 422 and "email" in invalid.get_json()["errors"]["json"]
+    assert container.user_repo.get(user["id"]).email == user["email"]

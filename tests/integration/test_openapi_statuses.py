@@ -37,3 +37,12 @@ def test_json_bodies_are_checked_on_every_route_that_takes_one(client, settings,
     huge = b'{"name": "' + b"x" * settings.max_json_bytes + b'"}'
     too_large = call(url, data=huge, content_type="application/json", headers=headers)
     assert too_large.status_code == 413 and too_large.get_json()["code"] == "too_large"
+
+
+@pytest.mark.parametrize("url,field", [("/jobs?per_page=1000", "per_page"),
+                                       ("/jobs?page=0", "page"), ("/download", "fid")])
+def test_bad_query_arguments_are_422_naming_the_field(client, auth, url, field):
+    _, headers = auth.new_user()
+    response = client.get(url, headers=headers)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]["query"]

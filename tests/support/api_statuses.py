@@ -105,8 +105,9 @@ def _unreached() -> list[str]:
                 continue
             for status in documented_statuses(spec, path, method):
                 if status >= 300 and status not in _reached[(path, method)]:
+                    described = operation["responses"][str(status)]
                     missing.append(f"{method.upper()} {path} documents {status}: "
-                                   f"{operation['responses'][str(status)].get('description')!r}")
+                                   f"{described.get('description') or described.get('$ref')}")
     return missing
 
 
