@@ -1,12 +1,12 @@
 """The vid2mp3 HTTP API: an app factory wiring blueprints to the services of the container."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 from flask import Flask
 
 from core.bootstrap import Container
+from core.observability import configure_logging
 from core.settings import Settings
 
 
@@ -15,8 +15,7 @@ def create_app(config: Mapping[str, Any] | None = None,
     """Build the app; `config` overrides settings (by field or variable name) for tests."""
     settings = container.settings if container else Settings.from_env(overrides=config)
     app = Flask(__name__, static_folder=None)  # no /static: every route is in the OpenAPI spec
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
+    configure_logging(settings)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_json_bytes,
         MAX_FORM_MEMORY_SIZE=settings.max_json_bytes,
@@ -31,12 +30,14 @@ def create_app(config: Mapping[str, Any] | None = None,
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
-    from api import auth, cors, errors, items, jobs, meta, openapi, users
+    from api import (auth, cors, errors, items, jobs, meta, metrics, observability, openapi, tus,
+                     users)
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs):
+    for module in (meta, auth, users, items, jobs, tus, metrics):
         api.register_blueprint(module.blp)
+    observability.install(app)
     errors.register(app)
     cors.enable(app, settings.cors_origins)
     if settings.trusted_proxies:

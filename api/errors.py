@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.domain import DomainError, TooManyRequests, Unauthorized, Unavailable
+from core.domain import DomainError, QuotaExceeded, TooManyRequests, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,21 @@ class SafeJSONProvider(DefaultJSONProvider):
 def _domain_error(exc: DomainError) -> Response:
     errors = exc.details.get("fields") if exc.details else None
     headers = None
+    body_errors = {"json": errors} if errors else None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": "5"}
     elif isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, QuotaExceeded):
+        body_errors = exc.details
+        if exc.retry_after:
+            headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         scheme = "Basic" if request.endpoint == "auth.login" else "Bearer"
         headers = {"WWW-Authenticate": f'{scheme} realm="vid2mp3"'}
     if isinstance(exc, Unavailable):
         log.warning("%s", exc.message)
-    return error_response(exc.status, exc.message, exc.code,
-                          {"json": errors} if errors else None, headers)
+    return error_response(exc.status, exc.message, exc.code, body_errors, headers)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -98,7 +102,7 @@ def _require_json_bodies() -> Response | None:
     return None
 
 
-JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload"}
+JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload", "tus.create", "tus.patch"}
 
 
 def register(app: Flask) -> None:

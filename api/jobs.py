@@ -35,10 +35,11 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.route("/upload", methods=["POST"])
 @login_required
 @blp.response(202, UploadAcceptedSchema)
-@blp.alt_response(413, description="larger than MAX_UPLOAD_MB")
+@blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
 @blp.alt_response(422, description="no file part, an empty file, a malformed body or an invalid "
                                    "bitrate")
+@blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
 @blp.alt_response(503, description="storage or database unavailable")
 @blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
 def upload(actor):
@@ -59,14 +60,17 @@ def _accept_upload(actor) -> dict:
         raise TooLarge(f"uploads are limited to {limit // 2**20} MiB")
     if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
         raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
+    allowed = services.intake.admit(actor, request.content_length)
     request.max_content_length = limit + MULTIPART_OVERHEAD
     form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
     form.find_file()
     bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
     if bitrate is not None:
         check_bitrate(bitrate)  # fail before the video is read when the field comes first
-    job = services.jobs.submit(actor, form.filename, form,
-                               bitrate=lambda: bitrate or form.fields.get("bitrate"))
+    job = services.intake.submit(actor, form.filename, form,
+                                 bitrate=lambda: bitrate or form.fields.get("bitrate"),
+                                 allowed_bytes=allowed)
+    services.metrics.upload_received(job.video_size)
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
 

@@ -9,10 +9,10 @@ from flask_smorest import Api
 
 from api.schemas import ErrorSchema
 
-BEARER = [{"bearerAuth": []}]
-BASIC = [{"basicAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+BASIC: list[dict[str, list[str]]] = [{"basicAuth": []}]
 
-NO_BACKING_SERVICE = {"/healthz"}
+NO_BACKING_SERVICE = {"/healthz", "/metrics"}
 JSON_BODY_ERRORS = {400: "the body is not valid UTF-8 JSON",
                     413: "the body is larger than MAX_JSON_BYTES",
                     415: "the body is not application/json"}
@@ -29,12 +29,12 @@ class CommonErrors(BasePlugin):
 
     def operation_helper(self, path: str | None = None, operations: dict | None = None,
                          **kwargs: Any) -> None:
-        for operation in (operations or {}).values():
+        for method, operation in (operations or {}).items():
             responses = operation.setdefault("responses", {})
             common: dict[int, str] = {}
             if operation.get("security") == BEARER:
                 common[401] = "no valid Bearer token: missing, malformed, expired or revoked"
-            if path not in NO_BACKING_SERVICE:
+            if path not in NO_BACKING_SERVICE and method != "options":
                 common[503] = "MySQL, Redis or the blob store is unavailable; retry later"
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 common.update(JSON_BODY_ERRORS)

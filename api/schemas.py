@@ -127,6 +127,8 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(format="iso", allow_none=True)
     notified_at = fields.DateTime(format="iso", allow_none=True)
     notify_error = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True,
+                               metadata={"description": "X-Request-ID of the upload"})
     links = fields.Method("_links")
 
     def _links(self, job) -> dict:

@@ -1,7 +1,7 @@
 """Streams a multipart upload part by part, so a video never sits whole in memory or on disk."""
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -10,12 +10,15 @@ from core.domain import InvalidInput
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 4096
 MAX_PARTS = 16
+# Bytes the decoder may take in without producing an event: a preamble or part headers
+# longer than this are refused, so a body that never shows its boundary is not buffered.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class MultipartUpload:
     """Iterating yields the bytes of the file part; text fields land in `fields` as they pass."""
 
-    def __init__(self, stream: BinaryIO, boundary: bytes, file_field: str = "file"):
+    def __init__(self, stream: IO[bytes], boundary: bytes, file_field: str = "file"):
         self._stream = stream
         self._decoder = MultipartDecoder(boundary, max_parts=MAX_PARTS)
         self._file_field = file_field
@@ -24,6 +27,7 @@ class MultipartUpload:
         self._part: tuple[str, str] | None = None  # (kind, name)
         self._field_buffer = bytearray()
         self._eof = False
+        self._unparsed = 0  # bytes received since the decoder last produced an event
 
     def _events(self) -> Iterator[object]:
         while True:
@@ -34,10 +38,15 @@ class MultipartUpload:
             if isinstance(event, NeedData):
                 if self._eof:
                     raise InvalidInput("the multipart body ended early")
-                chunk = self._stream.read(READ_SIZE)
+                if self._unparsed > MAX_HEADER_BYTES:
+                    raise InvalidInput("the multipart body is malformed: no boundary or part "
+                                       f"headers within {MAX_HEADER_BYTES // 1024} KiB")
+                chunk = self._stream.read(READ_SIZE if self._part else MAX_HEADER_BYTES)
                 self._eof = not chunk
+                self._unparsed += len(chunk)
                 self._decoder.receive_data(chunk or None)
                 continue
+            self._unparsed = 0
             yield event
             if isinstance(event, Epilogue):
                 return

@@ -1,4 +1,7 @@
-"""`make bench` / `python -m bench [--quick] [--only NAMES]`: measure the issue's targets."""
+"""`make bench` / `python -m bench [--quick] [--only NAMES | NAME ...]`: measure the targets.
+
+`make bench BENCH_ARGS="load chaos"` runs the sustained-load scenarios alone; add `--quick`
+for a small smoke run."""
 from __future__ import annotations
 
 import argparse
@@ -12,25 +15,39 @@ from typing import Callable
 
 from bench import api_load, conversion, inputs, isolation, overhead, procs, report, scaleout
 from bench import stack as bench_stack
-from bench import streaming
+from bench import streaming, sustained, tus
 from bench.report import Row, Section
 
-MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api")
+MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api", "tus",
+                "load", "chaos")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="fewer runs and only the 60 s input (a smoke run, not the figures)")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help="measurements to run (same as --only): e.g. `load chaos`")
     parser.add_argument("--only", default=",".join(MEASUREMENTS),
                         help=f"comma-separated subset of {', '.join(MEASUREMENTS)}")
-    parser.add_argument("--output", type=Path, default=report.RESULTS / "latest.md",
-                        help="where the Markdown report goes (default: %(default)s)")
+    parser.add_argument("--clients", type=int, default=8,
+                        help="concurrent clients of the load and chaos scenarios")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="sample the stack with py-spy during the load scenario into DIR")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where the Markdown report goes (default: bench/results/latest.md, "
+                             "or latest-<names>.md for a subset)")
     args = parser.parse_args(argv)
+    if args.scenarios:
+        args.only = ",".join(args.scenarios)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - set(MEASUREMENTS)
     if unknown:
         parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
+    if args.output is None:
+        subset = [name for name in MEASUREMENTS if name in args.only]
+        suffix = "" if len(subset) == len(MEASUREMENTS) else "-" + "-".join(subset)
+        args.output = report.RESULTS / f"latest{suffix}.md"
     return args
 
 
@@ -45,7 +62,12 @@ def main(argv: list[str]) -> int:
     if quick:
         print("QUICK MODE: fewer runs, 60 s input only; not the figures to quote.", flush=True)
     clips = [inputs.CLIP_60S_720P] if quick else [inputs.CLIP_60S_720P, inputs.CLIP_600S_360P]
-    for clip in {*clips, inputs.CLIP_60S_720P, inputs.CLIP_10S_360P}:
+    needed = {inputs.CLIP_10S_360P}
+    if set(args.only) - {"load", "chaos"}:
+        needed |= {*clips, inputs.CLIP_60S_720P}
+    if {"load", "chaos"} & set(args.only):
+        needed.add(sustained.inputs_for(quick))
+    for clip in needed:
         inputs.ensure(clip)
     started_at, started = report.now(), time.monotonic()
     reps = 3
@@ -72,6 +94,9 @@ def main(argv: list[str]) -> int:
             "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),
             "streaming": lambda: streaming.measure(st, 1 if quick else reps),
             "api": lambda: api_load.measure(st, reps, 4.0 if quick else 10.0),
+            "tus": lambda: tus.measure(st, 1 if quick else reps),
+            "load": lambda: sustained.measure_load(st, quick, args.clients, args.profile),
+            "chaos": lambda: sustained.measure_chaos(st, quick, args.clients),
         }
         for name in MEASUREMENTS:
             if name not in args.only:

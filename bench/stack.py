@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import IO, Callable, Iterator, TypeVar
 
 from bench.client import ApiClient
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.domain import Job, JobStatus
 from core.settings import Settings
+from tests.support.config import drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -203,7 +204,7 @@ def cleanup(container: Container) -> None:
 
     settings = container.settings
     try:
-        container.db.drop_database()
+        drop_database(container.settings)
     finally:
         for url, prefix in ((settings.redis_url, settings.redis_prefix),
                             (settings.celery_broker_url, settings.celery_key_prefix)):
@@ -227,7 +228,7 @@ def running(tmp: Path) -> Iterator[BenchStack]:
     container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(container.settings)  # database, schema and admin, as the API does at start
         processes.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py",
                                        "api.wsgi:app"))
         processes.start("worker-convert", _python("-m", "workers.convert"))

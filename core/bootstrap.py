@@ -9,9 +9,30 @@ import logging
 import os
 import time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
+
+if TYPE_CHECKING:  # the adapters are imported on first use, in the process that uses them
+    from celery import Celery
+    from redis import Redis
+
+    from core.adapters.mysql_db import MySQLDatabase
+    from core.domain import MediaLimits
+    from core.adapters.prometheus_metrics import BrokerQueueCollector
+    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, Metrics,
+                            PartialUploadStore,
+                            RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
+                            Transcoder, UploadRepository, UserRepository)
+    from core.services.auth import AuthService, LoginThrottle, Passwords
+    from core.services.conversion import Conversion
+    from core.services.intake import Intake
+    from core.services.items import ItemService
+    from core.services.jobs import JobService
+    from core.services.notification import Notifications
+    from core.services.sweeper import Sweeper
+    from core.services.uploads import ResumableUploads
+    from core.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -20,48 +41,46 @@ class Container:
     def __init__(self, settings: Settings, **overrides: Any):
         self.settings = settings
         for name, value in overrides.items():  # tests may pass ready-made adapters
+            if not isinstance(getattr(type(self), name, None), cached_property):
+                raise TypeError(f"Container has no component {name!r} to override")
             self.__dict__[name] = value
 
     # --- adapters ----------------------------------------------------------------------
 
     @cached_property
-    def db(self):
+    def db(self) -> MySQLDatabase:
         from core.adapters.mysql_db import MySQLDatabase
 
         s = self.settings
         return MySQLDatabase(s.mysql_host, s.mysql_port, s.mysql_user, s.mysql_password,
-                             s.mysql_database, s.mysql_pool_size,
-                             on_first_connect=self._ensure_admin)
-
-    def _ensure_admin(self) -> None:
-        self.users.ensure_admin(self.settings.admin_email, self.settings.admin_password)
+                             s.mysql_database, s.mysql_pool_size)
 
     @cached_property
-    def user_repo(self):
+    def user_repo(self) -> UserRepository:
         from core.adapters.mysql_repos import MySQLUserRepository
 
         return MySQLUserRepository(self.db)
 
     @cached_property
-    def job_repo(self):
+    def job_repo(self) -> JobRepository:
         from core.adapters.mysql_repos import MySQLJobRepository
 
         return MySQLJobRepository(self.db)
 
     @cached_property
-    def redis(self):
+    def redis(self) -> Redis:
         from core.adapters.redis_items import redis_client
 
         return redis_client(self.settings.redis_url)
 
     @cached_property
-    def item_store(self):
+    def item_store(self) -> ItemStore:
         from core.adapters.redis_items import RedisItemStore
 
         return RedisItemStore(self.redis, self.settings.redis_prefix)
 
     @cached_property
-    def blob_store(self):
+    def blob_store(self) -> BlobStore:
         s = self.settings
         if s.mongo_uri:
             from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
@@ -72,7 +91,7 @@ class Container:
         return DirectoryBlobStore(os.path.join(s.data_dir, "blobs"))
 
     @cached_property
-    def mailer(self):
+    def mailer(self) -> Mailer:
         from core.adapters.mail import OutboxMailer, SMTPMailer
 
         s = self.settings
@@ -81,27 +100,61 @@ class Container:
         return OutboxMailer(os.path.join(s.data_dir, "outbox"), s.mail_from)
 
     @cached_property
-    def celery(self):
+    def celery(self) -> Celery:
         from core.adapters.celery_queue import create_celery_app
 
         return create_celery_app(self.settings)
 
     @cached_property
-    def queue(self):
+    def queue(self) -> TaskQueue:
         from core.adapters.celery_queue import CeleryTaskQueue
 
-        return CeleryTaskQueue(self.celery)
+        return CeleryTaskQueue(self.celery, self.settings)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from core.adapters.rate_limits import LimitsRateLimiter
+
+        return LimitsRateLimiter(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def sniffer(self) -> Sniffer:
+        from core.adapters.sniffer import SignatureSniffer
+
+        return SignatureSniffer()
+
+    @cached_property
+    def media_limits(self) -> MediaLimits:
+        from core.domain import MediaLimits
+
+        s = self.settings
+        return MediaLimits(max_duration=float(s.max_duration_seconds),
+                           min_sample_rate=s.min_sample_rate,
+                           max_output_bytes=s.max_output_mb * 2**20,
+                           memory_bytes=s.ffmpeg_memory_mb * 2**20)
+
+    @cached_property
+    def transcoder(self) -> Transcoder:
+        from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+
+        return FFmpegTranscoder(self.media_limits)
+
+    @cached_property
+    def scratch(self) -> ScratchSpace:
+        from core.adapters.scratch import LocalScratch
+
+        return LocalScratch(os.path.join(self.settings.data_dir, "scratch"))
 
     # --- services ----------------------------------------------------------------------
 
     @cached_property
-    def passwords(self):
+    def passwords(self) -> Passwords:
         from core.services.auth import Passwords
 
         return Passwords()
 
     @cached_property
-    def auth(self):
+    def auth(self) -> AuthService:
         from core.services.auth import AuthService, Tokens
 
         s = self.settings
@@ -110,22 +163,21 @@ class Container:
                            self.token_states)
 
     @cached_property
-    def token_states(self):
-        from core.adapters.redis_items import RedisTokenStates
+    def token_states(self) -> TokenStates:
+        from core.adapters.redis_token_states import RedisTokenStates
 
         return RedisTokenStates(self.redis, self.settings.redis_prefix)
 
     @cached_property
-    def login_throttle(self):
-        from core.adapters.redis_items import RedisRateLimiter
+    def login_throttle(self) -> LoginThrottle:
         from core.services.auth import LoginThrottle
 
         s = self.settings
-        return LoginThrottle(RedisRateLimiter(self.redis, s.redis_prefix), s.login_max_failures,
+        return LoginThrottle(self.rate_limiter, s.login_max_failures,
                              s.login_max_failures_per_address, s.login_window_seconds)
 
     @cached_property
-    def users(self):
+    def users(self) -> UserService:
         from core.services.users import UserService
 
         return UserService(self.user_repo, self.passwords, self.settings.open_signup,
@@ -134,27 +186,59 @@ class Container:
                                user_id, user))
 
     @cached_property
-    def items(self):
+    def items(self) -> ItemService:
         from core.services.items import ItemService
 
         s = self.settings
-        return ItemService(self.item_store, s.item_default_ttl, s.item_max_bytes)
+        return ItemService(self.item_store, s.item_default_ttl, s.item_max_bytes, s.quota_items)
 
     @cached_property
-    def jobs(self):
+    def jobs(self) -> JobService:
         from core.services.jobs import JobService
 
+        return JobService(self.job_repo, self.blob_store)
+
+    @cached_property
+    def intake(self) -> Intake:
+        from limits import parse
+
+        from core.services.intake import Intake, UploadQuotas
+
         s = self.settings
-        return JobService(self.job_repo, self.user_repo, self.blob_store, self.queue,
-                          self.mailer, os.path.join(s.data_dir, "scratch"), s.base_url,
-                          s.max_upload_bytes)
+        rate = parse(s.upload_rate_limit)
+        quotas = UploadQuotas(uploads=rate.amount, per_seconds=rate.get_expiry(),
+                              active_jobs=s.quota_active_jobs,
+                              stored_bytes=s.quota_stored_mb * 2**20)
+        return Intake(self.job_repo, self.blob_store, self.queue, self.sniffer,
+                      self.rate_limiter, quotas, s.max_upload_bytes)
+
+    @cached_property
+    def conversion(self) -> Conversion:
+        from core.services.conversion import Conversion
+
+        return Conversion(self.job_repo, self.blob_store, self.queue, self.transcoder,
+                          self.scratch, self.settings.lease_seconds)
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        from core.services.notification import Notifications
+
+        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url)
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+        from datetime import timedelta
+
+        from core.services.sweeper import Sweeper
+
+        return Sweeper(self.job_repo, self.queue,
+                       timedelta(seconds=self.settings.sweep_after_seconds))
 
     # --- health ------------------------------------------------------------------------
 
     def readiness(self) -> dict[str, str]:
-        """'ok' or the reason, per backing service the API needs."""
-        from core.domain import Unavailable
-
+        """'ok' or 'unavailable' per backing service the API needs; the cause goes to the log
+        only, so the public probe shows no hosts, ports or driver messages."""
         checks = {"mysql": self.db.ping, "redis": self.item_store.ping,
                   "blob_store": self.blob_store.ping}
         report = {}
@@ -162,11 +246,9 @@ class Container:
             try:
                 check()
                 report[name] = "ok"
-            except Unavailable as exc:
-                report[name] = exc.message
-            except Exception as exc:  # a readiness probe reports, it never raises
+            except Exception:  # a readiness probe reports, it never raises
                 log.warning("readiness check %s failed", name, exc_info=True)
-                report[name] = f"{type(exc).__name__}"
+                report[name] = "unavailable"
         return report
 
     def close(self) -> None:
@@ -176,17 +258,71 @@ class Container:
         if "redis" in self.__dict__:
             self.redis.close()
 
+    # --- resumable uploads (tus) -------------------------------------------------------
+
+    @cached_property
+    def upload_repo(self) -> UploadRepository:
+        from core.adapters.redis_uploads import RedisUploadRepository
+
+        return RedisUploadRepository(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def partial_uploads(self) -> PartialUploadStore:
+        """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
+        from core.adapters.dir_store import DirectoryBlobStore
+
+        if isinstance(self.blob_store, DirectoryBlobStore):
+            from core.adapters.dir_partial import DirectoryPartialUploads
+
+            return DirectoryPartialUploads(self.blob_store)
+        from core.adapters.gridfs_partial import GridFSPartialUploads
+        from core.adapters.gridfs_store import GridFSBlobStore
+
+        assert isinstance(self.blob_store, GridFSBlobStore)
+        return GridFSPartialUploads(self.blob_store)
+
+    @cached_property
+    def uploads(self) -> ResumableUploads:
+        from core.services.uploads import ResumableUploads
+
+        s = self.settings
+        return ResumableUploads(self.upload_repo, self.partial_uploads, self.intake,
+                                s.max_upload_bytes, s.upload_expires_seconds)
+
+    # --- observability -----------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
+        from core.adapters.prometheus_metrics import PrometheusMetrics
+
+        return PrometheusMetrics()
+
+    @cached_property
+    def queue_collector(self) -> BrokerQueueCollector:
+        """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
+        import celeryconfig
+        from core.adapters.prometheus_metrics import BrokerQueueCollector
+        from core.adapters.redis_items import redis_client
+
+        s = self.settings
+        return BrokerQueueCollector(lambda: redis_client(s.celery_broker_url),
+                                    s.celery_key_prefix,
+                                    list(celeryconfig.QUEUES))
+
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:
-    """At start-up: create the database, its schema and the admin account, waiting up to
-    wait_seconds for MySQL. Raises Unavailable when it does not answer in time."""
+    """Once, at a process's start-up: create the database and its schema and the admin
+    account, waiting up to wait_seconds for MySQL. Raises Unavailable when it does not
+    answer in time."""
     from core.domain import Unavailable
 
     deadline = time.monotonic() + wait_seconds
     while True:
         container = Container(settings)
         try:
-            container.db.ping()  # the first connection migrates and ensures the admin
+            container.db.migrate()
+            container.users.ensure_admin(settings.admin_email, settings.admin_password)
             return
         except Unavailable:
             if time.monotonic() >= deadline:

@@ -84,6 +84,63 @@ class Job:
     finished_at: datetime | None = None
     notified_at: datetime | None = None
     notify_error: str | None = None
+    lease_id: str | None = None
+    lease_expires_at: datetime | None = None
+    request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
+
+
+@dataclass
+class Page:
+    """One page of a listing, with the total count."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffmpeg reports about a media file (cover art is not a video)."""
+
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+    audio_codec: str | None = None
+    video_size: tuple[int, int] | None = None
+    sample_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """The cost ceilings of one conversion."""
+
+    max_duration: float
+    min_sample_rate: int
+    max_output_bytes: int
+    memory_bytes: int
+
+    def check(self, source: MediaInfo) -> None:
+        """Refuse a source whose declared properties exceed the ceilings."""
+        if not source.has_audio:
+            raise MediaError(MediaError.NO_AUDIO)
+        if source.sample_rate is not None and source.sample_rate < self.min_sample_rate:
+            raise MediaError(MediaError.LOW_SAMPLE_RATE.format(rate=self.min_sample_rate))
+        if source.duration is not None and source.duration > self.max_duration:
+            raise MediaError(MediaError.TOO_LONG.format(limit=hours(self.max_duration)))
+
+
+def hours(seconds: float) -> str:
+    """'4 h', '90 min' or '45 s': a limit as people say it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
 
 
 @dataclass
@@ -175,5 +232,74 @@ class Unavailable(DomainError):
         self.service = service
 
 
+class QuotaExceeded(DomainError):
+    """A per-user ceiling: `limit` names the setting, so the client knows which one."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, limit: str, maximum: int, used: int, status: int = 413,
+                 retry_after: int | None = None):
+        super().__init__(message, {"quota": {"limit": limit, "max": maximum, "used": used}})
+        self.status = status
+        self.retry_after = retry_after
+
+
 class MediaError(Exception):
-    """ffmpeg cannot turn this input into an MP3. Permanent: never retried."""
+    """ffmpeg cannot turn this input into an MP3. Permanent: never retried.
+
+    `str(error)` is one of the short reasons below, shown to the user; `detail` (ffmpeg's own
+    words, paths, ids) goes to the server log only."""
+
+    NOT_MEDIA = "not an audio or video file we accept"
+    NO_AUDIO = "the file has no audio track"
+    TOO_LONG = "longer than the {limit} limit"
+    LOW_SAMPLE_RATE = "the audio's sample rate is below {rate} Hz"
+    DAMAGED = "the file is damaged or truncated"
+    TOO_LARGE = "the MP3 would be larger than the {limit} limit"
+    TOO_SLOW = "the conversion took too long"
+    EMPTY = "the file is empty"
+    MISSING = "the uploaded video is missing"
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Stopped(Exception):
+    """Work was asked to stop before it finished: its lease was lost, or it was cancelled."""
+
+
+# --- resumable uploads (tus) ------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    """A resumable upload in progress: `offset` of `length` bytes are stored under `handle`."""
+
+    id: str
+    owner_id: int
+    length: int
+    offset: int
+    handle: str
+    filename: str
+    options: dict[str, str]
+    expires_at: float  # epoch seconds
+    job_id: str | None = None
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    code = "precondition_failed"
+
+
+class Gone(DomainError):
+    status = 410
+    code = "gone"
+
+
+class ChecksumMismatch(DomainError):
+    """tus checksum extension: the body does not match Upload-Checksum; nothing was kept."""
+
+    status = 460
+    code = "checksum_mismatch"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import Blob, Email, Job, JobStatus, NewUser, User
+from core.domain import Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User
 
 
 class UserRepository(abc.ABC):
@@ -62,6 +62,27 @@ class JobRepository(abc.ABC):
     def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
         """Jobs in these states not updated since older_than."""
 
+    @abc.abstractmethod
+    def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
+        """Make lease_id the job's owner, when it is queued, or converting under a lease that
+        expired before now; marks it converting and counts the attempt."""
+
+    @abc.abstractmethod
+    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
+        """Extend the lease while lease_id still holds it; False when it was lost."""
+
+    @abc.abstractmethod
+    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
+        """Apply changes only while lease_id holds a converting job."""
+
+    @abc.abstractmethod
+    def expired_leases(self, now: datetime) -> list[Job]:
+        """Converting jobs whose lease expired before now."""
+
+    @abc.abstractmethod
+    def usage(self, owner_id: int) -> tuple[int, int]:
+        """(active jobs, stored bytes of videos and MP3s) of an owner."""
+
 
 class BlobWriter(Protocol):
     """What a blob store's writer() yields: the new file's id, and a sink for its bytes."""
@@ -116,6 +137,10 @@ class ItemStore(abc.ABC):
     def delete(self, owner_id: int, key: str) -> bool: ...
 
     @abc.abstractmethod
+    def count(self, owner_id: int) -> int:
+        """How many unexpired items the owner has."""
+
+    @abc.abstractmethod
     def incr_hits(self) -> int: ...
 
     @abc.abstractmethod
@@ -123,18 +148,18 @@ class ItemStore(abc.ABC):
 
 
 class RateLimiter(abc.ABC):
-    """Counters that expire a fixed window after their first hit."""
+    """Counts events per key against a rate of `amount` per `seconds`."""
 
     @abc.abstractmethod
-    def count(self, key: str) -> tuple[int, int]:
-        """Hits so far and seconds until the window ends (0, 0 when none)."""
+    def hit(self, amount: int, seconds: int, key: str) -> int:
+        """Count one event; 0 when it fits the rate, else seconds until one would."""
 
     @abc.abstractmethod
-    def hit(self, key: str, window: int) -> int:
-        """Count one more; the window starts at the first hit. Returns the new count."""
+    def retry_after(self, amount: int, seconds: int, key: str) -> int:
+        """0 when another event fits the rate now, else seconds until one would."""
 
     @abc.abstractmethod
-    def reset(self, key: str) -> None: ...
+    def reset(self, amount: int, seconds: int, key: str) -> None: ...
 
 
 TokenState = tuple[int, str]  # (token_version, role) of a user
@@ -170,6 +195,150 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     def enqueue_notify(self, job_id: str) -> None: ...
 
+    @abc.abstractmethod
+    def pending_convert_ids(self) -> set[str] | None:
+        """Job ids waiting in the convert queue; None when the broker cannot tell."""
+
+
+class Sniffer(abc.ABC):
+    """A fast early refusal of uploads that are not audio or video; not the gate itself."""
+
+    head_bytes: int = 4096
+
+    @abc.abstractmethod
+    def sniff(self, head: bytes) -> str | None:
+        """Short container name when the first bytes carry a known signature, else None."""
+
+
+class Transcoder(abc.ABC):
+    """Runs the untrusted media tool. Raises MediaError with a user-facing reason."""
+
+    @abc.abstractmethod
+    def probe(self, path: str) -> MediaInfo: ...
+
+    @abc.abstractmethod
+    def encode_mp3(self, src: str, dst: str, bitrate: str, source: MediaInfo,
+                   on_progress: Callable[[float], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> MediaInfo:
+        """Encode src's first audio track to dst; stops early (MediaError) when should_stop()."""
+
 
 class MailError(Exception):
     """Mail could not be delivered now; worth retrying."""
+
+
+class ScratchSpace(abc.ABC):
+    """Private working directories, one per conversion attempt."""
+
+    @abc.abstractmethod
+    def attempt(self, job_id: str, attempt_id: str) -> AbstractContextManager[str]:
+        """A fresh directory for this attempt, removed with its contents on exit; leftovers of
+        the job's earlier attempts (which no longer hold the lease) are removed first."""
+
+
+# --- resumable uploads (tus) ------------------------------------------------------------
+
+
+class PartialAppender(Protocol):
+    """What PartialUploadStore.appender() yields: a sink counting the bytes it kept."""
+
+    size: int
+
+    def write(self, data: bytes) -> int: ...
+
+
+class PartialUploadStore(abc.ABC):
+    """Unfinished uploads kept in the blob store, appended to piece by piece; `finish`
+    turns one into an ordinary file of a bucket."""
+
+    @abc.abstractmethod
+    def create(self, bucket: str) -> str:
+        """Start an empty partial upload that will become a file of bucket; returns its handle."""
+
+    @abc.abstractmethod
+    def appender(self, handle: str, offset: int) -> AbstractContextManager[PartialAppender]:
+        """Append at offset: anything stored beyond offset is dropped first. Whatever was
+        written is kept however the block ends (a dropped connection keeps what arrived)."""
+
+    @abc.abstractmethod
+    def truncate(self, handle: str, size: int) -> None:
+        """Drop everything past size (a rejected chunk)."""
+
+    @abc.abstractmethod
+    def size(self, handle: str) -> int | None:
+        """Bytes stored, or None when there is no such partial upload."""
+
+    @abc.abstractmethod
+    def finish(self, handle: str, filename: str, content_type: str,
+               metadata: dict[str, Any] | None = None) -> Blob:
+        """Publish the bytes as a file of the bucket given at creation (without copying them
+        when the store can) and forget the partial upload."""
+
+    @abc.abstractmethod
+    def delete(self, handle: str) -> bool: ...
+
+    @abc.abstractmethod
+    def stale(self, older_than: datetime) -> list[str]:
+        """Handles of partial uploads not written to since older_than (naive UTC)."""
+
+
+class UploadRepository(abc.ABC):
+    """The state of resumable uploads, with a lease per upload so one PATCH writes at a time."""
+
+    @abc.abstractmethod
+    def add(self, upload: Upload) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, upload_id: str) -> Upload | None: ...
+
+    @abc.abstractmethod
+    def update(self, upload_id: str, changes: dict[str, Any]) -> None:
+        """Set offset, expires_at or job_id."""
+
+    @abc.abstractmethod
+    def delete(self, upload_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def expired(self, now: float) -> list[str]:
+        """Ids of uploads whose expires_at is before now."""
+
+    @abc.abstractmethod
+    def lock(self, upload_id: str, ttl: float) -> AbstractContextManager[Any | None]:
+        """Hold the upload's lease for the block, or yield None when someone else holds it.
+        The yielded lease's `renew()` pushes its expiry ttl seconds further."""
+
+
+class Metrics(abc.ABC):
+    """What the service counts for its operators; the Prometheus adapter implements it."""
+
+    @abc.abstractmethod
+    def upload_received(self, size: int) -> None:
+        """A video of `size` bytes was accepted."""
+
+    @abc.abstractmethod
+    def job_finished(self, outcome: str, seconds: float | None = None) -> None:
+        """A conversion ended: succeeded (with its duration), failed or cancelled."""
+
+    @abc.abstractmethod
+    def email(self, outcome: str) -> None:
+        """An email delivery attempt: sent, skipped, retry or failed."""
+
+    @abc.abstractmethod
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """An HTTP request answered, by route template (never the raw path)."""
+
+
+class NullMetrics(Metrics):
+    """Counts nothing (unit tests, tools)."""
+
+    def upload_received(self, size: int) -> None:
+        pass
+
+    def job_finished(self, outcome: str, seconds: float | None = None) -> None:
+        pass
+
+    def email(self, outcome: str) -> None:
+        pass
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        pass

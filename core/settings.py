@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -78,15 +79,53 @@ class Settings:
     notify_retry_base: float = _opt("NOTIFY_RETRY_BASE_SECONDS", 10.0,
                                     doc="first SMTP retry delay; doubles each time, up to 600 s")
     sweep_after_seconds: int = _opt("SWEEP_AFTER_SECONDS", 900,
-                                    doc="a job idle this long in queued/converting is re-enqueued")
+                                    doc="a queued job not in the broker this long is re-enqueued")
+    sweep_interval_seconds: float = _opt("SWEEP_INTERVAL_SECONDS", 60.0,
+                                         doc="how often beat runs the sweeper")
+    lease_seconds: int = _opt("LEASE_SECONDS", 30,
+                              doc="a conversion's lease; renewed every third of it, reclaimed "
+                                  "by the sweeper once expired")
+    worker_max_tasks_per_child: int = _opt("WORKER_MAX_TASKS_PER_CHILD", 100,
+                                           doc="tasks a worker pool process runs before it "
+                                               "is replaced")
+    max_duration_seconds: int = _opt("MAX_DURATION_SECONDS", 4 * 3600,
+                                     doc="longest source accepted; longer or endless sources fail")
+    min_sample_rate: int = _opt("MIN_SAMPLE_RATE", 8000,
+                                doc="lowest audio sample rate accepted, Hz")
+    max_output_mb: int = _opt("MAX_OUTPUT_MB", 600, doc="largest MP3 ffmpeg may write, MiB")
+    ffmpeg_memory_mb: int = _opt("FFMPEG_MEMORY_MB", 2048,
+                                 doc="address-space limit of each ffmpeg child, MiB")
+    quota_stored_mb: int = _opt("QUOTA_STORED_MB", 20480,
+                                doc="videos and MP3s one user may keep stored, MiB")
+    quota_active_jobs: int = _opt("QUOTA_ACTIVE_JOBS", 10,
+                                  doc="queued or converting jobs one user may have at once")
+    quota_items: int = _opt("QUOTA_ITEMS", 10000, doc="TTL items one user may keep")
+    upload_rate_limit: str = _opt("UPLOAD_RATE_LIMIT", "120/hour",
+                                  doc="uploads per user, as the limits package writes rates "
+                                      "(e.g. 120/hour; 10/minute;100/day)")
     flower_port: int = _opt("FLOWER_PORT", 5555, doc="Flower dashboard port")
     flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
                                   doc="user:password for Flower; Flower refuses to start without")
+    upload_expires_seconds: int = _opt(
+        "UPLOAD_EXPIRES_SECONDS", 24 * 3600,
+        doc="an unfinished resumable (tus) upload expires this long after its last PATCH")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
+    log_format: str = _opt("LOG_FORMAT", "text",
+                           doc="text, or json: one JSON object per line with request_id, job_id")
+    metrics_token: str = _opt("METRICS_TOKEN", "", secret=True,
+                              doc="set: GET /metrics needs `Authorization: Bearer <token>`")
+    metrics_dir: str = _opt("METRICS_DIR", "",
+                            doc="per-process metric files (Prometheus multiprocess mode); "
+                                "default DATA_DIR/metrics")
+    worker_metrics_port: int = _opt("WORKER_METRICS_PORT", 0,
+                                    doc="port of a worker's /metrics (each worker needs its "
+                                        "own); 0: off")
+    worker_metrics_host: str = _opt("WORKER_METRICS_HOST", "127.0.0.1",
+                                    doc="address a worker's metrics port listens on")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
-                 dotenv_path: str | os.PathLike | None = ".env",
+                 dotenv_path: str | os.PathLike[str] | None = ".env",
                  overrides: Mapping[str, Any] | None = None) -> "Settings":
         """Read every setting: overrides, then the environment, then the .env file."""
         source: dict[str, str] = {}
@@ -114,19 +153,40 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first variable whose value cannot work."""
-        if len(self.jwt_secret or "") < 32:
-            raise ConfigError("JWT_SECRET must be at least 32 characters")
-        if len(self.admin_password or "") < 8:
-            raise ConfigError("ADMIN_PASSWORD must be at least 8 characters")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and _PLACEHOLDER.search(value):
+                raise ConfigError(f"{f.metadata['env']} still holds a placeholder; "
+                                  "set a real value")
+        _check_secret("JWT_SECRET", self.jwt_secret, min_length=32)
+        _check_secret("ADMIN_PASSWORD", self.admin_password, min_length=12)
         if "@" not in (self.admin_email or ""):
             raise ConfigError("ADMIN_EMAIL must be an email address")
+        if not self.mysql_password and self.mysql_host not in _LOOPBACK:
+            raise ConfigError("MYSQL_PASSWORD is empty; only a MySQL on loopback may go "
+                              "without one")
+        if self.flower_basic_auth:
+            check_flower_auth(self.flower_basic_auth)
         for name in ("jwt_ttl_seconds", "item_default_ttl", "item_max_bytes", "max_json_bytes",
                      "max_upload_mb", "mysql_pool_size", "convert_soft_time_limit",
                      "convert_concurrency", "notify_concurrency", "sweep_after_seconds",
+                     "sweep_interval_seconds", "lease_seconds", "worker_max_tasks_per_child",
                      "login_max_failures", "login_max_failures_per_address",
-                     "login_window_seconds"):
+                     "login_window_seconds", "max_duration_seconds", "min_sample_rate",
+                     "max_output_mb", "ffmpeg_memory_mb", "quota_stored_mb",
+                     "quota_active_jobs", "quota_items"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
+        if self.ffmpeg_memory_mb < 256:
+            raise ConfigError("FFMPEG_MEMORY_MB must be at least 256")
+        try:
+            from limits import parse
+
+            if not parse(self.upload_rate_limit):
+                raise ValueError(self.upload_rate_limit)
+        except ValueError:
+            raise ConfigError("UPLOAD_RATE_LIMIT must be a rate such as 120/hour, got "
+                              f"{self.upload_rate_limit!r}") from None
         if self.convert_time_limit <= self.convert_soft_time_limit:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
         if self.trusted_proxies < 0:
@@ -135,6 +195,14 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if self.upload_expires_seconds <= 0:
+            raise ConfigError("UPLOAD_EXPIRES_SECONDS must be positive")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters when set")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError("WORKER_METRICS_PORT must be 0 (off) or a TCP port")
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
@@ -155,8 +223,36 @@ class Settings:
                 for f in fields(cls)]
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Values from secrets.example.yaml and .env.example that must never reach a running process.
+_PLACEHOLDER = re.compile(r"replace[_-]?me|change[_-]?me|changeit", re.IGNORECASE)
+_WEAK = {"password", "passw0rd", "admin", "administrator", "secret", "letmein", "qwerty",
+         "12345678", "123456789", "1234567890", "iloveyou", "welcome", "default"}
+
+
+def _check_secret(env: str, value: str | None, min_length: int) -> None:
+    """Refuse an empty, short, repetitive or well-known secret, naming the variable."""
+    value = value or ""
+    if not value:
+        raise ConfigError(f"{env} is required but not set")
+    if len(value) < min_length:
+        raise ConfigError(f"{env} must be at least {min_length} characters")
+    stripped = re.sub(r"[\d\W_]+$", "", value.lower())
+    if len(set(value)) < 6 or value.lower() in _WEAK or stripped in _WEAK:
+        raise ConfigError(f"{env} is too weak; generate one, e.g. "
+                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+
+
+def check_flower_auth(value: str) -> None:
+    """FLOWER_BASIC_AUTH must be user:password with a real password."""
+    user, sep, password = (value or "").partition(":")
+    if not sep or not user:
+        raise ConfigError("FLOWER_BASIC_AUTH must be user:password")
+    _check_secret("FLOWER_BASIC_AUTH", password, min_length=12)
+
+
 def _env_of(name: str) -> str:
-    return next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))
 
 
 def _parse(env: str, type_: Any, raw: str) -> Any:

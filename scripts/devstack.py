@@ -22,21 +22,25 @@ ENV_FILE = ROOT / ".env"
 
 
 def write_env_file() -> None:
-    """Create .env with generated secrets on the first run, and print the logins once."""
-    if ENV_FILE.exists():
+    """Create .env with generated secrets on the first run, and print the logins once.
+
+    Created 0600 in one step, refusing to follow a link or to replace a file that appeared
+    meanwhile: the secrets are never readable by others, not even for a moment."""
+    if ENV_FILE.exists() or ENV_FILE.is_symlink():
         return
-    admin_password = secrets.token_urlsafe(12)
-    flower_password = secrets.token_urlsafe(12)
-    ENV_FILE.write_text(
-        "# Written by `make up` on the first run. Variables set in the environment win.\n"
-        f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
-        "ADMIN_EMAIL=admin@example.com\n"
-        f"ADMIN_PASSWORD={admin_password}\n"
-        f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
-        "API_PORT=8080\n"
-        "FLOWER_PORT=5555\n"
-        "DATA_DIR=./data\n")
-    ENV_FILE.chmod(0o600)
+    admin_password = secrets.token_urlsafe(16)
+    flower_password = secrets.token_urlsafe(16)
+    text = ("# Written by `make up` on the first run. Variables set in the environment win.\n"
+            f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
+            "ADMIN_EMAIL=admin@example.com\n"
+            f"ADMIN_PASSWORD={admin_password}\n"
+            f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
+            "API_PORT=8080\n"
+            "FLOWER_PORT=5555\n"
+            "DATA_DIR=./data\n")
+    fd = os.open(ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     print(f"wrote {ENV_FILE.name}: admin login admin@example.com / {admin_password}, "
           f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
 
@@ -58,9 +62,11 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    env: dict[str, str] = field(default_factory=dict)  # on top of the shared environment
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, start_new_session=True)
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env={**env, **self.env},
+                                        start_new_session=True)
         self.started_at = time.monotonic()
         print(f"[devstack] started {self.name} (pid {self.process.pid})", flush=True)
 
@@ -82,6 +88,15 @@ def children(convert_workers: int) -> list[Child]:
     procs.append(Child("beat", [py, "-m", "workers.beat"]))
     procs.append(Child("flower", [py, "-m", "workers.flower", "--address=127.0.0.1"]))
     return procs
+
+
+def metrics_ports(procs: list[Child], base: int) -> None:
+    """WORKER_METRICS_PORT=P: the workers on this one host serve /metrics on P, P+1, ..."""
+    workers = [child for child in procs if child.name.startswith("worker-")]
+    for offset, child in enumerate(workers):
+        child.env["WORKER_METRICS_PORT"] = str(base + offset)
+        print(f"[devstack] {child.name} metrics on http://127.0.0.1:{base + offset}/metrics",
+              flush=True)
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -156,7 +171,11 @@ def main() -> int:
     write_env_file()
     env = load_environment()
     prepare(env)
-    return supervise(children(max(1, args.convert_workers)), env)
+    procs = children(max(1, args.convert_workers))
+    base = int(env.get("WORKER_METRICS_PORT") or 9808)  # 0 in .env or the environment: off
+    if base:
+        metrics_ports(procs, base)
+    return supervise(procs, env)
 
 
 if __name__ == "__main__":

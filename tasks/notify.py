@@ -20,15 +20,18 @@ def job_done(self, job_id: str) -> bool:
     services = container()
     settings = services.settings
     try:
-        return services.jobs.notify(job_id)
+        sent = services.notifications.notify(job_id)
     except (MailError, Unavailable) as exc:
         if self.request.retries >= settings.notify_max_retries:
-            log.error("job %s: giving up on the email after %s retries: %s",
-                      job_id, self.request.retries, exc)
-            services.jobs.record_notify_failure(job_id, str(exc))
+            services.notifications.gave_up(job_id, f"{self.request.retries} retries: {exc}")
+            services.metrics.email("failed")
             return False
+        services.metrics.email("retry")
         delay = backoff(self.request.retries, settings.notify_retry_base)
         delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede
         log.warning("job %s: email failed (%s), retry %s in %.1f s",
                     job_id, exc, self.request.retries + 1, delay)
         raise self.retry(exc=exc, countdown=delay)
+    services.metrics.email("sent" if sent else "skipped")
+    log.info("job %s: email %s", job_id, "sent" if sent else "not needed")
+    return sent

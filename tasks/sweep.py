@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-
 from celery import shared_task
 
 from celeryconfig import SWEEP_TASK
@@ -15,8 +13,7 @@ log = logging.getLogger(__name__)
 @shared_task(name=SWEEP_TASK, ignore_result=True)
 def stale_jobs() -> int:
     services = container()
-    requeued = services.jobs.requeue_stale(
-        timedelta(seconds=services.settings.sweep_after_seconds))
+    requeued = services.sweeper.sweep()
     if requeued:
         log.info("re-enqueued %d stale jobs: %s", len(requeued), ", ".join(requeued))
     return len(requeued)

@@ -8,7 +8,7 @@ import argon2
 import pytest
 
 from core.settings import Settings
-from tests.support.config import service_env
+from tests.support.config import drop_database, service_env
 
 pytest_plugins = ["tests.support.api_statuses"]
 
@@ -30,6 +30,8 @@ def container(settings):
     fast = Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1,
                                            type=argon2.Type.ID))
     built = Container(settings, passwords=fast)
+    built.db.migrate()  # what prepare() does at a process's start
+    built.users.ensure_admin(settings.admin_email, settings.admin_password)
     yield built
     cleanup(built)
 
@@ -38,7 +40,7 @@ def cleanup(built) -> None:
     """Drop the run's database and delete only the keys under the run's prefixes."""
     from core.adapters.redis_items import redis_client
 
-    built.db.drop_database()
+    drop_database(built.settings)
     settings = built.settings
     for url, prefix in ((settings.redis_url, settings.redis_prefix),
                         (settings.celery_broker_url, settings.celery_key_prefix)):

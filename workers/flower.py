@@ -2,16 +2,15 @@
 import sys
 
 from core.adapters.celery_queue import create_celery_app
-from core.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings, check_flower_auth
 
 try:
     settings = Settings.from_env()
+    check_flower_auth(settings.flower_basic_auth)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 app = create_celery_app(settings)
 
 if __name__ == "__main__":
-    if ":" not in settings.flower_basic_auth:
-        sys.exit("FLOWER_BASIC_AUTH must be set to user:password; Flower is never open without it")
     app.start(["flower", f"--port={settings.flower_port}",
                f"--basic-auth={settings.flower_basic_auth}", *sys.argv[1:]])

@@ -8,7 +8,7 @@ import sys
 
 from celeryconfig import CONVERT_QUEUE, NOTIFY_QUEUE
 from core.adapters.celery_queue import create_celery_app
-from core.settings import Settings
+from core.settings import ConfigError, Settings
 
 
 def main(argv: list[str]) -> int:
@@ -18,7 +18,11 @@ def main(argv: list[str]) -> int:
         return 2
     host = argv[1] if len(argv) > 1 else socket.gethostname()
     node = f"{argv[0]}@{host}"
-    app = create_celery_app(Settings.from_env())
+    try:
+        app = create_celery_app(Settings.from_env())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         replies = app.control.ping(destination=[node], timeout=3.0)
     except Exception as exc:  # broker down: not healthy, and say why

@@ -23,18 +23,18 @@ from core.adapters.blob_writer import CountingWriter
 from core.domain import Blob, NotFound, Unavailable
 from core.ports import BlobStore
 
+Client = MongoClient[dict[str, Any]]
 log = logging.getLogger(__name__)
 
 SERVICE = "blob store"
 COPY_CHUNK = 1 << 20
 _CONNECTION_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, AutoReconnect)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
-def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], MongoClient]:
+def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], Client]:
     """A function building a MongoClient for uri that gives up on an unreachable server quickly."""
-    def build() -> MongoClient:
+    def build() -> Client:
         return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
                            appname="vid2mp3")
     return build
@@ -119,10 +119,10 @@ class GridFSReader(io.BufferedIOBase):
 class GridFSBlobStore(BlobStore):
     """Files in GridFS buckets of one database; the client is made lazily, once per process."""
 
-    def __init__(self, client_factory: Callable[[], MongoClient], database: str):
+    def __init__(self, client_factory: Callable[[], Client], database: str):
         self._client_factory = client_factory
         self._database_name = database
-        self._client: MongoClient | None = None
+        self._client: Client | None = None
         self._client_pid: int | None = None
         self._lock = threading.Lock()
 
@@ -164,7 +164,7 @@ class GridFSBlobStore(BlobStore):
                                   or "application/octet-stream"),
                     filename=doc.get("filename"), metadata=dict(stored.get("metadata") or {}))
 
-    def open(self, bucket: str, fid: str) -> GridFSReader:
+    def open(self, bucket: str, fid: str) -> GridFSReader:  # type: ignore[override]
         """A seekable reader over the stored file; raises NotFound for an unknown id."""
         grid_bucket = self._bucket(bucket)
         oid = _object_id(fid)
@@ -182,8 +182,8 @@ class GridFSBlobStore(BlobStore):
         path: str | None = None
         try:
             with self.open(bucket, fid) as source:
-                suffix = _suffix(source.name)
-                with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="blob-", suffix=suffix,
+                # No user-chosen extension: a name must never steer ffmpeg's choice of demuxer.
+                with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="blob-",
                                                  delete=False) as target:
                     path = target.name
                     shutil.copyfileobj(source, target, COPY_CHUNK)
@@ -227,7 +227,7 @@ class GridFSBlobStore(BlobStore):
 
     # --- connection ------------------------------------------------------------------------
 
-    def _mongo(self) -> MongoClient:
+    def _mongo(self) -> Client:
         """This process's client: a client inherited across fork is never reused."""
         pid = os.getpid()
         client = self._client
@@ -239,7 +239,7 @@ class GridFSBlobStore(BlobStore):
                 client = self._client
         return client
 
-    def _database(self) -> Database:
+    def _database(self) -> Database[Any]:
         return self._mongo()[self._database_name]
 
     def _bucket(self, bucket: str) -> gridfs.GridFSBucket:
@@ -257,12 +257,6 @@ def _object_id(fid: str) -> ObjectId | None:
     if not isinstance(fid, str) or not ObjectId.is_valid(fid):
         return None
     return ObjectId(fid)
-
-
-def _suffix(filename: str | None) -> str:
-    """The filename's extension when it is a plain one, so tools that look at it still can."""
-    extension = os.path.splitext(filename or "")[1]
-    return extension if _SUFFIX.fullmatch(extension) else ""
 
 
 def _abort(upload: gridfs.GridIn) -> None:

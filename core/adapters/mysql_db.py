@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import mysql.connector
 from mysql.connector import errorcode, errors, pooling
@@ -58,17 +58,27 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ]),
+    (3, "job leases", [
+        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
+           ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
+        "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
+    ]),
+    (4, "jobs.request_id", [
+        "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
+# Refused at the handshake because the server is out of connections: an outage, retried,
+# not a bug (mysql-connector raises these as a plain DatabaseError).
+_SERVER_FULL = (errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECTIONS)
 
 
 class MySQLDatabase:
-    """Owns the per-process pool; creates the database and schema on first connection."""
+    """Owns the per-process pool. The schema is created by `migrate()`, once, at start-up."""
 
     def __init__(self, host: str, port: int, user: str, password: str, database: str,
-                 pool_size: int = 5, on_first_connect: Callable[[], None] | None = None,
-                 connect_timeout: int = 3):
+                 pool_size: int = 5, connect_timeout: int = 3):
         self._config = dict(host=host, port=port, user=user, password=password,
                             connection_timeout=connect_timeout, autocommit=True,
                             charset="utf8mb4", collation="utf8mb4_unicode_ci")
@@ -77,24 +87,16 @@ class MySQLDatabase:
         self._pool: pooling.MySQLConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
-        self._on_first_connect = on_first_connect
 
     def _get_pool(self) -> pooling.MySQLConnectionPool:
         if self._pool is not None and self._pid == os.getpid():
             return self._pool
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                self.create_schema()
                 self._pool = pooling.MySQLConnectionPool(
                     pool_name=f"vid2mp3_{os.getpid()}_{id(self)}", pool_size=self._pool_size,
                     pool_reset_session=False, database=self.database, **self._config)
                 self._pid = os.getpid()
-                if self._on_first_connect:
-                    try:
-                        self._on_first_connect()
-                    except BaseException:
-                        self._pool = None  # run the start-up hook again on the next call
-                        raise
         return self._pool
 
     @contextmanager
@@ -104,6 +106,10 @@ class MySQLDatabase:
             cnx = self._get_pool().get_connection()
         except _UNAVAILABLE as exc:
             raise Unavailable("mysql") from exc
+        except errors.DatabaseError as exc:
+            if exc.errno in _SERVER_FULL:
+                raise Unavailable("mysql") from exc
+            raise
         try:
             yield cnx
         except errors.IntegrityError as exc:
@@ -127,12 +133,16 @@ class MySQLDatabase:
             finally:
                 cur.close()
 
-    def create_schema(self) -> None:
+    def migrate(self) -> None:
         """Create the database if missing and apply pending migrations, under a named lock."""
         try:
             cnx = mysql.connector.connect(**self._config)
         except _UNAVAILABLE as exc:
             raise Unavailable("mysql") from exc
+        except errors.DatabaseError as exc:
+            if exc.errno in _SERVER_FULL:
+                raise Unavailable("mysql") from exc
+            raise
         try:
             cur = cnx.cursor()
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
@@ -145,7 +155,7 @@ class MySQLDatabase:
                     version INT PRIMARY KEY, name VARCHAR(64) NOT NULL,
                     applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))""")
                 cur.execute("SELECT version FROM schema_migrations")
-                applied = {row[0] for row in cur.fetchall()}
+                applied = {row[0] for row in cur.fetchall()}  # type: ignore[index]
                 for version, name, statements in MIGRATIONS:
                     if version in applied:
                         continue
@@ -177,16 +187,6 @@ class MySQLDatabase:
         with self.cursor() as cur:
             cur.execute("SELECT 1")
             cur.fetchall()
-
-    def drop_database(self) -> None:
-        """Remove the whole database: for test teardown of a throwaway database only."""
-        cnx = mysql.connector.connect(**self._config)
-        try:
-            cur = cnx.cursor()
-            cur.execute(f"DROP DATABASE IF EXISTS `{_ident(self.database)}`")
-            cur.close()
-        finally:
-            cnx.close()
 
 
 def _ident(name: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
 from core.domain import Job, JobStatus, NewUser, Role, User
+from core.observability import current_request_id
 from core.ports import JobRepository, UserRepository
 
 USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
@@ -76,14 +77,16 @@ class MySQLUserRepository(UserRepository):
     def delete(self, user_id: int) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
 
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error")
-JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at"}
+               "notify_error", "lease_id", "lease_expires_at", "request_id")
+JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
+                                    "lease_expires_at", "request_id"}
+_SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 
 def _job(row: dict[str, Any] | None) -> Job | None:
@@ -103,9 +106,9 @@ class MySQLJobRepository(JobRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
-                "bitrate) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "bitrate, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
-                 job.video_size, job.bitrate))
+                 job.video_size, job.bitrate, job.request_id or current_request_id()))
         created = self.get(job.id)
         assert created is not None
         return created
@@ -132,24 +135,69 @@ class MySQLJobRepository(JobRepository):
 
     def update(self, job_id: str, changes: dict[str, Any],
                only_if_status: tuple[JobStatus, ...] | None = None) -> bool:
+        where, params = "", []
+        if only_if_status:
+            where = f" AND status IN ({', '.join(['%s'] * len(only_if_status))})"
+            params = [s.value for s in only_if_status]
+        return self._update(job_id, changes, where, params)
+
+    def _update(self, job_id: str, changes: dict[str, Any], where: str = "",
+                where_params: list[Any] | None = None) -> bool:
         unknown = set(changes) - JOB_UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = [v.value if isinstance(v, JobStatus) else v for v in changes.values()]
         assignments = "".join(f"{column} = %s, " for column in changes)
-        sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s"
-        params: list[Any] = [*values, job_id]
-        if only_if_status:
-            sql += f" AND status IN ({', '.join(['%s'] * len(only_if_status))})"
-            params += [s.value for s in only_if_status]
+        sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
         with self.db.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.rowcount > 0
+            cur.execute(sql, [*values, job_id, *(where_params or [])])
+            return bool(cur.rowcount > 0)
+
+    def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE jobs SET status = 'converting', lease_id = %s, lease_expires_at = %s, "
+                "attempts = attempts + 1, progress = 0, error = NULL, "
+                "started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
+                "WHERE id = %s AND (status = 'queued' OR (status = 'converting' AND "
+                "(lease_expires_at IS NULL OR lease_expires_at < %s)))",
+                (lease_id, expires_at, job_id, now))
+            return bool(cur.rowcount > 0)
+
+    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
+        with self.db.cursor() as cur:
+            # updated_at is left alone: a heartbeat is not a change a polling client sees.
+            cur.execute("UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
+                        "AND status = 'converting'", (expires_at, job_id, lease_id))
+            if cur.rowcount > 0:
+                return True
+            cur.execute("SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s "
+                        "AND status = 'converting'", (job_id, lease_id))
+            return cur.fetchone() is not None  # same expiry twice in one microsecond
+
+    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
+        return self._update(job_id, changes, " AND lease_id = %s AND status = 'converting'",
+                            [lease_id])
+
+    def expired_leases(self, now: datetime) -> list[Job]:
+        with self.db.cursor() as cur:
+            cur.execute(f"{_SELECT_JOBS} WHERE status = 'converting' AND "
+                        "(lease_expires_at IS NULL OR lease_expires_at < %s) "
+                        "ORDER BY lease_expires_at LIMIT 500", (now,))
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+    def usage(self, owner_id: int) -> tuple[int, int]:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT COALESCE(SUM(status IN ('queued', 'converting')), 0) AS active, "
+                        "COALESCE(SUM(video_size + COALESCE(mp3_size, 0)), 0) AS stored "
+                        "FROM jobs WHERE owner_id = %s", (owner_id,))
+            row = cur.fetchone()
+            return int(row["active"]), int(row["stored"])
 
     def delete(self, job_id: str) -> bool:
         with self.db.cursor() as cur:
             cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
         with self.db.cursor() as cur:

@@ -74,7 +74,10 @@ class Tokens:
 
 
 class LoginThrottle:
-    """Limits failed logins per account and per client address within a window."""
+    """Limits failed logins per account-and-address and per address within a window.
+
+    An attacker's failures never lock the owner out: they count against the attacker's own
+    address, and a right password from any other address still logs in."""
 
     def __init__(self, limiter: RateLimiter, per_account: int, per_address: int, window: int):
         self.limiter = limiter
@@ -82,24 +85,24 @@ class LoginThrottle:
         self.per_address = per_address
         self.window = window
 
-    def _keys(self, email: str, address: str | None) -> list[tuple[str, int]]:
-        keys = [(f"login:account:{email}", self.per_account)]
-        if address:
-            keys.append((f"login:address:{address}", self.per_address))
-        return keys
+    def _rates(self, email: str, address: str | None) -> list[tuple[int, str]]:
+        where = address or "unknown"
+        return [(self.per_account, f"login:{where}:{email}"),
+                (self.per_address, f"login:{where}")]
 
     def check(self, email: str, address: str | None) -> None:
-        for key, limit in self._keys(email, address):
-            hits, seconds_left = self.limiter.count(key)
-            if hits >= limit:
-                raise TooManyRequests("too many failed logins; try again later", seconds_left)
+        for amount, key in self._rates(email, address):
+            retry = self.limiter.retry_after(amount, self.window, key)
+            if retry:
+                raise TooManyRequests("too many failed logins; try again later", retry)
 
     def failed(self, email: str, address: str | None) -> None:
-        for key, _ in self._keys(email, address):
-            self.limiter.hit(key, self.window)
+        for amount, key in self._rates(email, address):
+            self.limiter.hit(amount, self.window, key)
 
-    def succeeded(self, email: str) -> None:
-        self.limiter.reset(f"login:account:{email}")
+    def succeeded(self, email: str, address: str | None) -> None:
+        amount, key = self._rates(email, address)[0]
+        self.limiter.reset(amount, self.window, key)
 
 
 class AuthService:
@@ -113,7 +116,8 @@ class AuthService:
 
     def login(self, email: str, password: str, address: str | None = None) -> dict[str, Any]:
         """An access token for valid credentials; Unauthorized otherwise, same for every cause.
-        Too many failures for the account or the client address -> TooManyRequests."""
+        Too many failures for this account from this address, or from this address for any
+        account -> TooManyRequests."""
         email = (email or "").strip().lower()
         if self.throttle:
             self.throttle.check(email, address)
@@ -124,7 +128,7 @@ class AuthService:
             raise Unauthorized("invalid email or password")
         assert user is not None
         if self.throttle:
-            self.throttle.succeeded(email)
+            self.throttle.succeeded(email, address)
         return {"access_token": self.tokens.issue(user), "token_type": "Bearer",
                 "expires_in": self.tokens.ttl_seconds}
 

@@ -6,7 +6,7 @@ import re
 import time
 from typing import Any
 
-from core.domain import InvalidInput, NotFound, TooLarge
+from core.domain import InvalidInput, NotFound, QuotaExceeded, TooLarge
 from core.ports import ItemStore
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_@:.-]+(/[A-Za-z0-9_@:.-]+)*$")
@@ -26,10 +26,12 @@ def check_key(key: str) -> str:
 
 
 class ItemService:
-    def __init__(self, store: ItemStore, default_ttl: int, max_bytes: int):
+    def __init__(self, store: ItemStore, default_ttl: int, max_bytes: int,
+                 max_items: int | None = None):
         self.store = store
         self.default_ttl = default_ttl
         self.max_bytes = max_bytes
+        self.max_items = max_items
 
     def put(self, owner_id: int, key: str, value: Any, ttl: int | None = None,
             now: float | None = None) -> tuple[dict[str, Any], bool]:
@@ -44,6 +46,11 @@ class ItemService:
         stored["last_updated"] = int(time.time() if now is None else now)
         if len(json.dumps(stored, separators=(",", ":"))) > self.max_bytes:
             raise TooLarge(f"items are limited to {self.max_bytes} bytes")
+        if self.max_items is not None and self.store.get(owner_id, key) is None:
+            count = self.store.count(owner_id)
+            if count >= self.max_items:
+                raise QuotaExceeded(f"at most {self.max_items} items per user; delete some first",
+                                    "QUOTA_ITEMS", self.max_items, count)
         created = self.store.put(owner_id, key, stored, ttl)
         return {**stored, "ttl": ttl}, created
 

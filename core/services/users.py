@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from core.domain import (Conflict, Forbidden, InvalidInput, NewUser, NotFound, Principal, Role,
-                         Unauthorized, User)
+from core.domain import (Conflict, Forbidden, InvalidInput, NewUser, NotFound, Page, Principal,
+                         Role, Unauthorized, User)
 from core.ports import UserRepository
 from core.services.auth import Passwords
 
@@ -50,14 +49,6 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise InvalidInput("invalid input", {"fields": errors})
     return clean
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    page: int
-    per_page: int
-    total: int
 
 
 class UserService:

@@ -341,10 +341,39 @@ def test_production_overlay_serves_the_api_over_tls():
     docs = built("production")
     ingress = one(docs, "Ingress", "api")
     assert ingress["spec"]["tls"]
-    backends = [p["backend"]["service"] for rule in ingress["spec"]["rules"]
-                for p in rule["http"]["paths"]]
-    assert backends == [{"name": "api", "port": {"name": "http"}}]
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert {str(p["backend"]["service"]) for p in paths} == {
+        str({"name": "api", "port": {"name": "http"}})}
     assert configmap(docs)["PUBLIC_BASE_URL"].startswith("https://")
+
+
+@pytest.fixture(scope="module")
+def app_routes() -> list[str]:
+    from api import create_app
+    from tests.support.config import TEST_ENV
+
+    app = create_app(config=TEST_ENV)  # builds no connection
+    return sorted({rule.rule for rule in app.url_map.iter_rules()})
+
+
+def _routed(paths: list[dict], path: str) -> bool:
+    """Whether an Ingress with these paths sends `path` on (Kubernetes' Exact/Prefix rules)."""
+    for entry in paths:
+        rule = entry["path"]
+        if entry["pathType"] == "Exact" and path == rule:
+            return True
+        if entry["pathType"] == "Prefix" and (rule == "/" or path == rule
+                                              or path.startswith(rule.rstrip("/") + "/")):
+            return True
+    return False
+
+
+def test_production_ingress_routes_every_api_route_but_metrics(app_routes):
+    ingress = one(built("production"), "Ingress", "api")
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    for route in app_routes:
+        example = re.sub(r"<[^>]+>", "x", route)
+        assert _routed(paths, example) == (route != "/metrics"), route
 
 
 # --- secrets ------------------------------------------------------------------------------

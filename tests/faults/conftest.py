@@ -35,7 +35,7 @@ def stack(services, tmp_path_factory):
     redis, mysql, smtp = services
     env = {"REDIS_URL": redis.url(0), "CELERY_BROKER_URL": redis.url(1),
            "MYSQL_PORT": str(mysql.port), "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
-           "SWEEP_INTERVAL_SECONDS": "1", "SWEEP_AFTER_SECONDS": "4",
+           "SWEEP_INTERVAL_SECONDS": "1", "SWEEP_AFTER_SECONDS": "4", "LEASE_SECONDS": "2",
            "NOTIFY_MAX_RETRIES": "3", "NOTIFY_RETRY_BASE_SECONDS": "0.5"}
     with running_stack(tmp_path_factory.mktemp("faults"), env, beat=True) as running:
         running.blob_store = "directory"
@@ -64,6 +64,13 @@ def media_dir(tmp_path_factory):
 def long_input(media_dir):
     """Ten minutes of sound: a few seconds of ffmpeg work, long enough to interrupt."""
     return media.make_audio_only(media_dir, seconds=600, fmt="m4a")
+
+
+@pytest.fixture(scope="session")
+def silent_duration_input(media_dir):
+    """Half an hour of sound in a WebM written to a pipe, as a browser's MediaRecorder does:
+    no declared duration, so the conversion never reports a percentage."""
+    return media.make_streamed_audio_webm(media_dir, seconds=1800)
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,20 @@ def test_brute_force_gets_429_with_retry_after(strict_client, auth):
         assert strict_client.post("/login", headers=basic("target@example.com", "guess-guess"),
                                   environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 401
     blocked = strict_client.post("/login", headers=basic("target@example.com", "right-password"),
-                                 environ_base={"REMOTE_ADDR": "10.1.1.2"})
+                                 environ_base={"REMOTE_ADDR": "10.1.1.1"})
     assert blocked.status_code == 429 and blocked.get_json()["code"] == "too_many_requests"
     assert 0 < int(blocked.headers["Retry-After"]) <= 300
+
+
+def test_brute_force_cannot_lock_the_owner_out(strict_client, auth):
+    """Failures from an attacker's address never stop the owner logging in from theirs."""
+    auth.new_user(email="owner@example.com", password="right-password")
+    for _ in range(6):
+        assert strict_client.post("/login", headers=basic("owner@example.com", "guess-guess"),
+                                  environ_base={"REMOTE_ADDR": "10.1.1.9"}).status_code in (401, 429)
+    owner = strict_client.post("/login", headers=basic("owner@example.com", "right-password"),
+                               environ_base={"REMOTE_ADDR": "10.1.1.10"})
+    assert owner.status_code == 200 and owner.get_json()["access_token"]
 
 
 def test_cors_only_for_configured_origins(strict_client, client):

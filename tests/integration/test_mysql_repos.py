@@ -6,7 +6,8 @@ import pytest
 
 from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
 from core.services.jobs import utcnow
-from core.adapters.mysql_db import MySQLDatabase
+from core.adapters.mysql_db import MIGRATIONS, MySQLDatabase
+from core.observability import bind
 
 
 @pytest.fixture
@@ -23,11 +24,22 @@ def new_job(container, owner, **fields):
 
 
 def test_migrations_are_idempotent(container):
-    container.db.create_schema()
-    container.db.create_schema()
+    container.db.migrate()
+    container.db.migrate()
     with container.db.cursor() as cur:
         cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-        assert [row["version"] for row in cur.fetchall()] == [1, 2]
+        assert [row["version"] for row in cur.fetchall()] == [v for v, _, _ in MIGRATIONS]
+
+
+def test_a_job_keeps_the_request_id_it_was_uploaded_with(container, owner):
+    bind(request_id="upload-req-1")
+    try:
+        job = new_job(container, owner)
+    finally:
+        bind()
+    assert job.request_id == "upload-req-1"
+    assert container.job_repo.get(job.id).request_id == "upload-req-1"
+    assert new_job(container, owner).request_id is None  # no request: nothing invented
 
 
 def test_sql_metacharacters_are_data(container):

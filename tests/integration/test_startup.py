@@ -29,10 +29,14 @@ def env_without(*names, **extra):
     return {"PATH": "/usr/bin:/bin", **env}
 
 
-@pytest.mark.parametrize("command", [GUNICORN, [sys.executable, "-m", "workers.convert"],
-                                     [sys.executable, "-m", "workers.notify"],
-                                     [sys.executable, "-m", "workers.flower"]],
-                         ids=["api", "convert", "notify", "flower"])
+PROCESSES = {"api": GUNICORN, "convert": [sys.executable, "-m", "workers.convert"],
+             "notify": [sys.executable, "-m", "workers.notify"],
+             "beat": [sys.executable, "-m", "workers.beat"],
+             "flower": [sys.executable, "-m", "workers.flower"],
+             "health": [sys.executable, "-m", "workers.health", "convert"]}
+
+
+@pytest.mark.parametrize("command", PROCESSES.values(), ids=PROCESSES.keys())
 def test_missing_secret_stops_with_one_line(command, tmp_path):
     # run elsewhere than the checkout, so a developer's .env cannot fill the gap
     result = subprocess.run(command, cwd=tmp_path, env=env_without("JWT_SECRET"),
@@ -41,6 +45,32 @@ def test_missing_secret_stops_with_one_line(command, tmp_path):
     output = result.stdout + result.stderr
     assert "configuration error: JWT_SECRET is required but not set" in output
     assert "Traceback" not in output
+
+
+MALFORMED = [("CONVERT_TIME_LIMIT", "abc", "CONVERT_TIME_LIMIT must be an integer"),
+             ("SWEEP_INTERVAL_SECONDS", "1m", "SWEEP_INTERVAL_SECONDS must be a number"),
+             ("WORKER_MAX_TASKS_PER_CHILD", "-1", "WORKER_MAX_TASKS_PER_CHILD must be positive"),
+             ("ADMIN_PASSWORD", "REPLACE_ME", "ADMIN_PASSWORD still holds a placeholder")]
+
+
+@pytest.mark.parametrize("name,value,message", MALFORMED, ids=[m[0] for m in MALFORMED])
+@pytest.mark.parametrize("process", PROCESSES.keys())
+def test_malformed_value_stops_every_process_with_one_line(process, name, value, message,
+                                                            tmp_path):
+    result = subprocess.run(PROCESSES[process], cwd=tmp_path, env=env_without(**{name: value}),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"configuration error: {message}" in output
+    assert "Traceback" not in output
+
+
+def test_flower_refuses_an_empty_password(tmp_path):
+    result = subprocess.run(PROCESSES["flower"], cwd=tmp_path,
+                            env=env_without(FLOWER_BASIC_AUTH="admin:"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "configuration error: FLOWER_BASIC_AUTH" in result.stderr + result.stdout
 
 
 def test_api_creates_database_and_admin_at_start(tmp_path):

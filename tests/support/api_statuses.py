@@ -45,14 +45,17 @@ def _on_request_finished(sender: Flask, response: Any, **extra: Any) -> None:
 
 
 def _operation(method: str, path: str) -> tuple[str, str] | None:
+    """The documented operation a request reached; HEAD of a GET route counts as the GET."""
     app, spec = reference()
-    method = "GET" if method == "HEAD" else method
     try:
         rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
     except HTTPException:
         return None
-    operation = (spec_path(rule.rule), method.lower())
-    return operation if method.lower() in spec["paths"].get(operation[0], {}) else None
+    documented = spec["paths"].get(spec_path(rule.rule), {})
+    for candidate in (method.lower(), "get" if method == "HEAD" else None):
+        if candidate in documented:
+            return spec_path(rule.rule), candidate
+    return None
 
 
 def _undocumented(responses: list[tuple[str, str, int]]) -> list[str]:

@@ -29,3 +29,19 @@ def service_env(**extra: Any) -> dict[str, str]:
     env = dict(TEST_ENV)
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def drop_database(settings) -> None:
+    """Remove a run's whole throwaway database: test teardown only."""
+    import mysql.connector
+
+    if not settings.mysql_database.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name {settings.mysql_database!r}")
+    cnx = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
+                                  user=settings.mysql_user, password=settings.mysql_password)
+    try:
+        cur = cnx.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql_database}`")
+        cur.close()
+    finally:
+        cnx.close()

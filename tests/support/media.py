@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from core.media import ffmpeg_exe
+from core.adapters.ffmpeg_process import ffmpeg_exe
 
 GENERATE_TIMEOUT_S = 120.0
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
@@ -78,6 +78,15 @@ def make_webm(directory: str | os.PathLike[str], seconds: float = 3.0,
     else:
         _ffmpeg(*args, str(path))
     return str(path)
+
+
+def make_streamed_audio_webm(directory: str | os.PathLike[str], seconds: float = 60.0) -> str:
+    """Opus audio in a WebM written to a pipe: the container declares no duration."""
+    path = os.path.join(directory, f"streamed-{seconds:g}s.webm")
+    with open(path, "wb") as out:
+        _ffmpeg(*_audio_source(seconds), "-c:a", "libopus", "-b:a", "24k", "-f", "webm",
+                "pipe:1", stdout=out.fileno())
+    return path
 
 
 def make_silent_video(directory: str | os.PathLike[str], seconds: float = 3.0) -> str:

@@ -10,7 +10,7 @@ from flask import Flask
 
 # The document itself and its browser page: served by flask-smorest, not operations of the API.
 DOC_ROUTES = frozenset({"/openapi.json", "/docs"})
-METHODS = ("get", "put", "post", "delete", "patch")
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 def spec_path(rule: str) -> str:
@@ -19,10 +19,19 @@ def spec_path(rule: str) -> str:
 
 
 def routed_operations(app: Flask) -> set[tuple[str, str]]:
-    """(path, method) of every route the app answers, HEAD and OPTIONS aside."""
-    return {(spec_path(rule.rule), method.lower())
-            for rule in app.url_map.iter_rules() if rule.rule not in DOC_ROUTES
-            for method in rule.methods or () if method.lower() in METHODS}
+    """(path, method) of every route the app answers, without the HEAD Flask adds to each GET
+    and the OPTIONS it adds to every route."""
+    operations = set()
+    for rule in app.url_map.iter_rules():
+        methods = set(rule.methods or ())
+        if rule.rule in DOC_ROUTES:
+            continue
+        if "GET" in methods:
+            methods.discard("HEAD")
+        if getattr(rule, "provide_automatic_options", False):
+            methods.discard("OPTIONS")
+        operations |= {(spec_path(rule.rule), method.lower()) for method in methods}
+    return operations
 
 
 def documented_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
@@ -54,7 +63,8 @@ def operations_documenting(status: int) -> list[tuple[str, str]]:
 
 def example_url(path: str) -> str:
     """A concrete URL for a documented path, with well-formed values for its parameters."""
-    values = {"job_id": "0" * 32, "user_id": "999999", "key": "some/key", "name": "nobody"}
+    values = {"job_id": "0" * 32, "user_id": "999999", "key": "some/key", "name": "nobody",
+              "upload_id": "0" * 32}
     url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)
     return url + ("?fid=" + "0" * 24 if path == "/download" else "")
 
@@ -74,3 +84,15 @@ def example_body(path: str, method: str) -> dict[str, Any] | None:
               ("/users/{user_id}", "patch"): {"phone": "+1 555 0100"},
               ("/items/{key}", "put"): {"text": "hello"}}
     return bodies.get((path, method))
+
+
+def secured_operations() -> list[tuple[str, str]]:
+    """(path, method) of every operation that asks for credentials (Bearer or Basic)."""
+    _, spec = reference()
+    return sorted((path, method) for path, method in documented_operations(spec)
+                  if spec["paths"][path][method].get("security"))
+
+
+# Headers every request of the spec-driven tests carries: tus routes check their protocol
+# version before anything else; other routes ignore it.
+PROTOCOL_HEADERS = {"Tus-Resumable": "1.0.0"}

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import requests
 
-from core.bootstrap import Container
+from core.bootstrap import Container, prepare
 from core.settings import Settings
 from tests.support.config import service_env
 from tests.support.wait import wait_for
@@ -35,6 +35,7 @@ class Stack:
     log_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     _logs: list = field(default_factory=list)
 
     @property
@@ -47,7 +48,8 @@ class Stack:
         self.commands[name] = argv
         log = open(self.log_dir / f"{name}.log", "ab")
         self._logs.append(log)
-        process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
+        env = {**os.environ, **self.env, **self.process_env.get(name, {})}
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         return process
@@ -85,8 +87,10 @@ def _python(*args: str) -> list[str]:
 
 @contextmanager
 def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
-                  flower: bool = False, beat: bool = False) -> Iterator[Stack]:
-    """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after."""
+                  flower: bool = False, beat: bool = False,
+                  process_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+    """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after.
+    `process_env` adds variables to single processes by name (e.g. a worker's metrics port)."""
     run = uuid.uuid4().hex[:8]
     api_port = free_port()
     env = service_env(**{
@@ -98,10 +102,12 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
         **(extra_env or {})})
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=env, base_url=f"http://127.0.0.1:{api_port}", log_dir=log_dir)
+    stack = Stack(env=env, base_url=f"http://127.0.0.1:{api_port}", log_dir=log_dir,
+                  process_env={name: {k: str(v) for k, v in values.items()}
+                               for name, values in (process_env or {}).items()})
     container = Container(stack.settings)
     try:
-        container.db.ping()  # database, schema and admin before the processes race for them
+        prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does
         stack.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"))
         stack.start("worker-convert", _python("-m", "workers.convert"))
         stack.start("worker-notify", _python("-m", "workers.notify"))

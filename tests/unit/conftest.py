@@ -1,12 +1,19 @@
+from datetime import timedelta
+
 import argon2
 import pytest
 
 from core.domain import Principal, Role
 from core.services.auth import AuthService, Passwords, Tokens
 from core.services.items import ItemService
+from core.services.conversion import Conversion
+from core.services.intake import Intake, UploadQuotas
 from core.services.jobs import JobService
+from core.services.notification import Notifications
+from core.services.sweeper import Sweeper
 from core.services.users import UserService
-from tests.unit.fakes import FakeBlobs, FakeItems, FakeJobs, FakeMailer, FakeQueue, FakeUsers
+from tests.unit.fakes import (FakeBlobs, FakeItems, FakeJobs, FakeLimiter, FakeMailer, FakeQueue,
+                              FakeSniffer, FakeTranscoder, FakeUsers, TmpScratch)
 
 SECRET = "unit-test-secret-" + "y" * 32
 
@@ -59,30 +66,20 @@ def items():
 
 @pytest.fixture
 def pipeline(user_repo, tmp_path):
-    """A JobService on fakes, with the fakes reachable as attributes."""
+    """The job services on fakes, with the fakes reachable as attributes."""
     class Pipeline:
         pass
 
     p = Pipeline()
     p.jobs, p.blobs, p.queue, p.mailer = FakeJobs(), FakeBlobs(), FakeQueue(), FakeMailer()
-    p.encoded = []
-
-    def encoder(src, dst, bitrate, on_progress=None):
-        from core.media import MediaInfo
-
-        data = open(src, "rb").read()
-        if b"POISON" in data:
-            from core.domain import MediaError
-
-            raise MediaError("ffmpeg cannot read this file")
-        if on_progress:
-            on_progress(50.0)
-        with open(dst, "wb") as fh:
-            fh.write(b"ID3" + data[:10])
-        p.encoded.append((src, bitrate))
-        return MediaInfo(duration=3.0, has_audio=True, has_video=False)
-
-    p.service = JobService(p.jobs, user_repo, p.blobs, p.queue, p.mailer, str(tmp_path),
-                           "http://api.test", max_upload_bytes=1000, encoder=encoder,
-                           sniffer=lambda head: "mp4" if head.startswith(b"\x00\x00\x00\x18ftyp") else None)
+    p.transcoder, p.limiter = FakeTranscoder(), FakeLimiter()
+    p.quotas = UploadQuotas(uploads=100, per_seconds=3600, active_jobs=5, stored_bytes=10_000)
+    p.intake = Intake(p.jobs, p.blobs, p.queue, FakeSniffer(), p.limiter, p.quotas,
+                      max_upload_bytes=1000)
+    p.service = JobService(p.jobs, p.blobs)
+    p.conversion = Conversion(p.jobs, p.blobs, p.queue, p.transcoder,
+                              TmpScratch(tmp_path / "scratch"), lease_seconds=3)
+    p.notifications = Notifications(p.jobs, user_repo, p.mailer, "http://api.test")
+    p.sweeper = Sweeper(p.jobs, p.queue, timedelta(seconds=60))
+    p.encoded = p.transcoder.encoded
     return p

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 
-from core.domain import Blob, Conflict, Email, Job, NewUser, NotFound, User
+from core.domain import Blob, Conflict, Email, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
 from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
+                        ScratchSpace, Sniffer, Transcoder,
                         TaskQueue, TokenStates, UserRepository)
 
 
@@ -96,6 +97,41 @@ class FakeJobs(JobRepository):
     def stale(self, statuses, older_than):
         return [j for j in self.rows.values() if j.status in statuses and j.updated_at < older_than]
 
+    def claim(self, job_id, lease_id, expires_at, now):
+        job = self.rows.get(job_id)
+        if job is None or not (job.status is JobStatus.QUEUED or (
+                job.status is JobStatus.CONVERTING
+                and (job.lease_expires_at is None or job.lease_expires_at < now))):
+            return False
+        job.status, job.lease_id, job.lease_expires_at = JobStatus.CONVERTING, lease_id, expires_at
+        job.attempts += 1
+        job.progress, job.error = 0.0, None
+        return True
+
+    def _holds(self, job_id, lease_id):
+        job = self.rows.get(job_id)
+        return job is not None and job.lease_id == lease_id and job.status is JobStatus.CONVERTING
+
+    def renew(self, job_id, lease_id, expires_at):
+        if not self._holds(job_id, lease_id):
+            return False
+        self.rows[job_id].lease_expires_at = expires_at
+        return True
+
+    def update_leased(self, job_id, lease_id, changes):
+        if not self._holds(job_id, lease_id):
+            return False
+        return self.update(job_id, changes)
+
+    def expired_leases(self, now):
+        return [j for j in self.rows.values() if j.status is JobStatus.CONVERTING
+                and (j.lease_expires_at is None or j.lease_expires_at < now)]
+
+    def usage(self, owner_id):
+        mine = [j for j in self.rows.values() if j.owner_id == owner_id]
+        return (sum(j.active for j in mine),
+                sum(j.video_size + (j.mp3_size or 0) for j in mine))
+
 
 class _Writer:
     def __init__(self):
@@ -173,6 +209,10 @@ class FakeItems(ItemStore):
     def delete(self, owner_id, key):
         return self.values.pop((owner_id, key), None) is not None
 
+    def count(self, owner_id):
+        return sum(1 for (owner, key) in self.values if owner == owner_id
+                   and self.get(owner, key) is not None)
+
     def incr_hits(self):
         self.hits += 1
         return self.hits
@@ -197,6 +237,7 @@ class FakeQueue(TaskQueue):
     def __init__(self):
         self.converts: list[str] = []
         self.notifies: list[str] = []
+        self.waiting: list[str] = []  # what the broker still holds, for the sweeper
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
@@ -204,20 +245,36 @@ class FakeQueue(TaskQueue):
     def enqueue_notify(self, job_id):
         self.notifies.append(job_id)
 
+    def pending_convert_ids(self):
+        return set(self.waiting)
+
 
 class FakeLimiter(RateLimiter):
+    """Fixed windows on a clock the test moves."""
+
     def __init__(self):
-        self.hits: dict[str, int] = {}
+        self.now = 0.0
+        self.windows: dict[tuple[int, int, str], tuple[float, int]] = {}
 
-    def count(self, key):
-        return (self.hits.get(key, 0), 60) if key in self.hits else (0, 0)
+    def _window(self, amount, seconds, key):
+        start, hits = self.windows.get((amount, seconds, key), (self.now, 0))
+        if self.now >= start + seconds:
+            start, hits = self.now, 0
+        return start, hits
 
-    def hit(self, key, window):
-        self.hits[key] = self.hits.get(key, 0) + 1
-        return self.hits[key]
+    def retry_after(self, amount, seconds, key):
+        start, hits = self._window(amount, seconds, key)
+        return 0 if hits < amount else max(1, int(start + seconds - self.now))
 
-    def reset(self, key):
-        self.hits.pop(key, None)
+    def hit(self, amount, seconds, key):
+        retry = self.retry_after(amount, seconds, key)
+        if not retry:
+            start, hits = self._window(amount, seconds, key)
+            self.windows[(amount, seconds, key)] = (start, hits + 1)
+        return retry
+
+    def reset(self, amount, seconds, key):
+        self.windows.pop((amount, seconds, key), None)
 
 
 class FakeTokenStates(TokenStates):
@@ -234,3 +291,55 @@ class FakeTokenStates(TokenStates):
 
     def publish(self, user_id, state):
         self.cached[user_id] = state
+
+
+class FakeSniffer(Sniffer):
+    head_bytes = 64
+
+    def sniff(self, head):
+        return "mp4" if head.startswith(b"\x00\x00\x00\x18ftyp") else None
+
+
+class FakeTranscoder(Transcoder):
+    """Copies bytes; b"POISON" in the input is unreadable media. `hold` (an Event) makes the
+    encode wait, silently, until it is set or the caller asks it to stop."""
+
+    def __init__(self):
+        self.encoded: list[tuple[str, str]] = []
+        self.hold = None
+        self.running = 0
+        self.most_at_once = 0
+
+    def probe(self, path):
+        data = open(path, "rb").read()
+        if b"POISON" in data:
+            raise MediaError(MediaError.NOT_MEDIA, "Invalid data found when processing input")
+        return MediaInfo(duration=3.0, has_audio=b"SILENT" not in data, has_video=True)
+
+    def encode_mp3(self, src, dst, bitrate, source, on_progress=None, should_stop=None):
+        if not source.has_audio:
+            raise MediaError(MediaError.NO_AUDIO)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            while self.hold is not None and not self.hold.wait(0.01):
+                if should_stop is not None and should_stop():
+                    raise Stopped()
+            if on_progress:
+                on_progress(50.0)
+            with open(dst, "wb") as fh:
+                fh.write(b"ID3" + open(src, "rb").read()[:10])
+            self.encoded.append((src, bitrate))
+        finally:
+            self.running -= 1
+        return MediaInfo(duration=3.0, has_audio=True, has_video=False)
+
+
+class TmpScratch(ScratchSpace):
+    def __init__(self, root):
+        from core.adapters.scratch import LocalScratch
+
+        self._local = LocalScratch(str(root))
+
+    def attempt(self, job_id, attempt_id):
+        return self._local.attempt(job_id, attempt_id)

@@ -31,7 +31,7 @@ def download(pipeline, alice, auth):
     from api import create_app
 
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
+    pipeline.conversion.convert(job.id)
     mp3 = pipeline.blobs.in_bucket(MP3S)[0]
     log: list[str] = []
     pipeline.blobs.open = lambda bucket, fid: Tracked(pipeline.blobs.files[(bucket, fid)][0], log)

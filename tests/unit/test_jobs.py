@@ -2,15 +2,20 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import InvalidInput, JobStatus, NotFound, TooLarge, UnsupportedMedia
-from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename
+import threading
+
+from core.domain import (InvalidInput, JobStatus, MediaError, NotFound, QuotaExceeded, TooLarge,
+                         UnsupportedMedia)
+from core.services.conversion import Outcome
+from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
+from tests.support.wait import wait_for
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
 
 
 def submit(pipeline, actor, data=MP4, name="clip.mp4", bitrate=None):
     chunks = [data[i:i + 64] for i in range(0, len(data), 64)]
-    return pipeline.service.submit(actor, name, chunks, bitrate)
+    return pipeline.intake.submit(actor, name, chunks, bitrate)
 
 
 def test_upload_is_stored_recorded_and_queued(pipeline, alice):
@@ -42,7 +47,7 @@ def test_bitrate_known_only_after_the_file_is_accepted(pipeline, alice):
 
 def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
     job = submit(pipeline, alice)
-    assert pipeline.service.convert(job.id) is JobStatus.DONE
+    assert pipeline.conversion.convert(job.id) is Outcome.DONE
     done = pipeline.jobs.get(job.id)
     assert done.status is JobStatus.DONE and done.progress == 100.0 and done.duration_s == 3.0
     assert len(pipeline.blobs.in_bucket(MP3S)) == 1 and pipeline.queue.notifies == [job.id]
@@ -50,54 +55,70 @@ def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
 
 def test_redelivered_convert_does_nothing_more(pipeline, alice):
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
-    pipeline.service.convert(job.id)
+    pipeline.conversion.convert(job.id)
+    pipeline.notifications.notify(job.id)
+    pipeline.conversion.convert(job.id)
     assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
     assert pipeline.queue.notifies == [job.id]
 
 
-def test_rerun_after_a_crash_mid_conversion_finishes_once(pipeline, alice):
+def test_a_redelivery_after_a_crash_between_done_and_the_email_queues_the_email(pipeline, alice):
     job = submit(pipeline, alice)
-    pipeline.jobs.update(job.id, {"status": JobStatus.CONVERTING, "attempts": 1})
-    assert pipeline.service.convert(job.id) is JobStatus.DONE
+    pipeline.conversion.convert(job.id)
+    pipeline.queue.notifies.clear()  # the attempt died before it queued the email
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE
+    assert pipeline.queue.notifies == [job.id] and len(pipeline.blobs.in_bucket(MP3S)) == 1
+    pipeline.notifications.notify(job.id)
+    pipeline.queue.notifies.clear()
+    pipeline.conversion.convert(job.id)  # once emailed, a redelivery queues nothing
+    assert pipeline.queue.notifies == []
+
+
+def test_rerun_after_a_crash_mid_conversion_finishes_once_the_lease_expired(pipeline, alice):
+    job = submit(pipeline, alice)
+    assert pipeline.jobs.claim(job.id, "d" * 32, utcnow() + timedelta(seconds=60), utcnow())
+    assert pipeline.conversion.convert(job.id) is Outcome.LEASED  # the dead holder's lease runs
+    pipeline.jobs.rows[job.id].lease_expires_at = utcnow() - timedelta(seconds=1)
+    assert pipeline.conversion.convert(job.id) is Outcome.DONE
     assert pipeline.jobs.get(job.id).attempts == 2 and len(pipeline.blobs.in_bucket(MP3S)) == 1
 
 
 def test_poison_input_fails_once_with_the_reason(pipeline, alice):
     job = submit(pipeline, alice, MP4 + b"POISON")
-    assert pipeline.service.convert(job.id) is JobStatus.FAILED
+    assert pipeline.conversion.convert(job.id) is Outcome.FAILED
     failed = pipeline.jobs.get(job.id)
-    assert failed.status is JobStatus.FAILED and "cannot read" in failed.error
-    assert pipeline.service.convert(job.id) is JobStatus.FAILED
+    assert failed.status is JobStatus.FAILED and failed.error == MediaError.NOT_MEDIA
+    assert "Invalid data" not in failed.error  # ffmpeg's own words stay in the server log
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
 
 
 def test_missing_video_fails_cleanly(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.blobs.delete(VIDEOS, job.video_fid)
-    assert pipeline.service.convert(job.id) is JobStatus.FAILED
-    assert "missing" in pipeline.jobs.get(job.id).error
+    assert pipeline.conversion.convert(job.id) is Outcome.FAILED
+    assert pipeline.jobs.get(job.id).error == MediaError.MISSING
 
 
 def test_job_deleted_during_conversion_leaves_no_mp3(pipeline, alice):
     job = submit(pipeline, alice)
-    original = pipeline.service.encoder
+    original = pipeline.transcoder.encode_mp3
 
     def encode_then_delete(*args, **kwargs):
         info = original(*args, **kwargs)
         pipeline.jobs.delete(job.id)
         return info
 
-    pipeline.service.encoder = encode_then_delete
-    pipeline.service.convert(job.id)
+    pipeline.transcoder.encode_mp3 = encode_then_delete
+    assert pipeline.conversion.convert(job.id) is Outcome.LOST
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
 
 
 def test_notify_emails_the_owner_once(pipeline, alice):
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
-    assert pipeline.service.notify(job.id) is True
-    assert pipeline.service.notify(job.id) is False
+    pipeline.conversion.convert(job.id)
+    assert pipeline.notifications.notify(job.id) is True
+    assert pipeline.notifications.notify(job.id) is False
     [email] = pipeline.mailer.sent
     assert email.to == "alice@example.com" and job.id in email.body
     assert f"http://api.test/jobs/{job.id}/mp3" in email.body
@@ -108,17 +129,17 @@ def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice
     from core.ports import MailError
 
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
+    pipeline.conversion.convert(job.id)
     pipeline.mailer.failures = 1
     with pytest.raises(MailError):
-        pipeline.service.notify(job.id)
+        pipeline.notifications.notify(job.id)
     assert pipeline.jobs.get(job.id).notified_at is None
-    assert pipeline.service.notify(job.id) is True
+    assert pipeline.notifications.notify(job.id) is True
 
 
 def test_others_jobs_look_missing(pipeline, alice, bob, admin):
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
+    pipeline.conversion.convert(job.id)
     for call in (lambda: pipeline.service.get(bob, job.id),
                  lambda: pipeline.service.download(bob, job.id),
                  lambda: pipeline.service.delete(bob, job.id),
@@ -136,7 +157,7 @@ def test_download_waits_for_done(pipeline, alice):
 
 def test_delete_removes_job_and_both_files(pipeline, alice):
     job = submit(pipeline, alice)
-    pipeline.service.convert(job.id)
+    pipeline.conversion.convert(job.id)
     pipeline.service.delete(alice, job.id)
     assert pipeline.blobs.files == {} and pipeline.jobs.rows == {}
 
@@ -156,12 +177,134 @@ def test_list_is_newest_first_and_own_only(pipeline, alice, bob):
     assert [j.id for j in page.items] == [second.id, first.id] and page.total == 2
 
 
-def test_sweeper_requeues_stuck_jobs_once_per_deadline(pipeline, alice):
+def test_sweeper_requeues_a_queued_job_the_broker_lost_once_per_deadline(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
-    assert pipeline.service.requeue_stale(timedelta(minutes=15)) == [job.id]
-    assert pipeline.service.requeue_stale(timedelta(minutes=15)) == []
+    assert pipeline.sweeper.sweep() == [job.id]
+    assert pipeline.sweeper.sweep() == []
     assert pipeline.queue.converts == [job.id, job.id]
+
+
+def test_sweeper_leaves_a_queued_job_the_broker_still_holds(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.queue.waiting.append(job.id)
+    pipeline.jobs.rows[job.id].updated_at -= timedelta(hours=3)
+    assert pipeline.sweeper.sweep() == [] and pipeline.queue.converts == [job.id]
+
+
+def test_sweeper_emails_a_finished_job_never_notified(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.conversion.convert(job.id)
+    pipeline.queue.notifies.clear()
+    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
+    assert pipeline.sweeper.sweep() == [job.id] and pipeline.queue.notifies == [job.id]
+    pipeline.notifications.notify(job.id)
+    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
+    assert pipeline.sweeper.sweep() == []
+
+
+def test_a_silent_conversion_keeps_its_job_past_the_sweep_threshold(pipeline, alice):
+    """A source without a duration reports no progress; the heartbeat keeps the lease alive,
+    so the sweeper never hands the job to a second encoder."""
+    job = submit(pipeline, alice)
+    pipeline.transcoder.hold = threading.Event()
+    first = threading.Thread(target=pipeline.conversion.convert, args=(job.id,))
+    first.start()
+    try:
+        wait_for(lambda: pipeline.transcoder.running == 1, timeout=5)
+        pipeline.jobs.rows[job.id].updated_at -= timedelta(hours=1)  # no progress for an hour
+        deadline = utcnow() + timedelta(seconds=4)  # longer than the 3 s lease
+        while utcnow() < deadline:
+            assert pipeline.sweeper.sweep() == []
+            assert pipeline.conversion.convert(job.id) is Outcome.LEASED  # a second delivery
+            wait_for(lambda: True, timeout=0.2)
+    finally:
+        pipeline.transcoder.hold.set()
+        first.join(10)
+    assert pipeline.transcoder.most_at_once == 1 and len(pipeline.encoded) == 1
+    assert pipeline.jobs.get(job.id).status is JobStatus.DONE
+    assert len(pipeline.blobs.in_bucket(MP3S)) == 1 and pipeline.queue.notifies == [job.id]
+
+
+def test_two_deliveries_at_once_run_one_encoder(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.transcoder.hold = threading.Event()
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(pipeline.conversion.convert(job.id)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: pipeline.transcoder.running == 1 and len(outcomes) == 1, timeout=5)
+    pipeline.transcoder.hold.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(o.value for o in outcomes) == ["done", "leased"]
+    assert len(pipeline.blobs.in_bucket(MP3S)) == 1 and pipeline.queue.notifies == [job.id]
+
+
+def test_an_attempt_that_lost_its_lease_stops_and_writes_nothing(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.transcoder.hold = threading.Event()
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(pipeline.conversion.convert(job.id)))
+    worker.start()
+    wait_for(lambda: pipeline.transcoder.running == 1, timeout=5)
+    pipeline.jobs.rows[job.id].lease_id = "e" * 32  # the sweeper gave it to someone else
+    worker.join(10)
+    assert outcome == [Outcome.LOST] and pipeline.encoded == []
+    assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
+
+
+def test_expired_lease_is_swept_and_converted_again(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.jobs.claim(job.id, "d" * 32, utcnow() - timedelta(seconds=1),
+                        utcnow() - timedelta(seconds=2))
+    assert pipeline.sweeper.sweep() == [job.id]
+    assert pipeline.conversion.convert(job.id) is Outcome.DONE
+
+
+def test_no_audio_fails_with_a_clear_reason(pipeline, alice):
+    job = submit(pipeline, alice, MP4 + b"SILENT")
+    assert pipeline.conversion.convert(job.id) is Outcome.FAILED
+    assert pipeline.jobs.get(job.id).error == MediaError.NO_AUDIO
+
+
+def test_active_job_quota_answers_429_naming_the_limit(pipeline, alice, bob):
+    for _ in range(pipeline.quotas.active_jobs):
+        submit(pipeline, alice)
+    with pytest.raises(QuotaExceeded) as err:
+        submit(pipeline, alice)
+    assert err.value.status == 429 and err.value.details["quota"]["limit"] == "QUOTA_ACTIVE_JOBS"
+    assert err.value.retry_after
+    assert submit(pipeline, bob)  # another user is not affected
+
+
+def test_stored_bytes_quota_answers_413_and_stores_nothing(pipeline, alice):
+    pipeline.intake.quotas = pipeline.quotas.__class__(100, 3600, 50, len(MP4) * 2)
+    submit(pipeline, alice), submit(pipeline, alice)
+    stored = len(pipeline.blobs.files)
+    with pytest.raises(QuotaExceeded) as err:
+        submit(pipeline, alice)
+    assert err.value.status == 413 and err.value.details["quota"]["limit"] == "QUOTA_STORED_MB"
+    assert len(pipeline.blobs.files) == stored
+
+
+def test_a_stream_that_crosses_the_stored_quota_midway_is_discarded(pipeline, alice):
+    pipeline.intake.quotas = pipeline.quotas.__class__(100, 3600, 50, len(MP4) + 50)
+    with pytest.raises(QuotaExceeded):
+        submit(pipeline, alice, MP4 + b"\x00" * 100)
+    assert pipeline.blobs.files == {} and pipeline.jobs.rows == {}
+
+
+def test_upload_rate_limit_answers_429_with_retry_after(pipeline, alice, bob):
+    pipeline.intake.quotas = pipeline.quotas.__class__(2, 60, 50, 10**9)
+    submit(pipeline, alice), submit(pipeline, alice)
+    with pytest.raises(QuotaExceeded) as err:
+        submit(pipeline, alice)
+    assert (err.value.status, err.value.retry_after) == (429, 60)
+    assert submit(pipeline, bob)
+    pipeline.limiter.now += 61
+    assert submit(pipeline, alice)
 
 
 @pytest.mark.parametrize("raw,expected", [

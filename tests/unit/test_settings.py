@@ -2,7 +2,8 @@ import pytest
 
 from core.settings import ConfigError, Settings
 
-BASE = {"JWT_SECRET": "s" * 40, "ADMIN_EMAIL": "admin@example.com", "ADMIN_PASSWORD": "password1"}
+BASE = {"JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef", "ADMIN_EMAIL": "admin@example.com",
+        "ADMIN_PASSWORD": "correct horse battery"}
 
 
 @pytest.mark.parametrize("missing", ["JWT_SECRET", "ADMIN_EMAIL", "ADMIN_PASSWORD"])
@@ -39,3 +40,47 @@ def test_defaults_and_overrides():
 def test_every_variable_is_documented():
     for entry in Settings.documented():
         assert entry["env"].isupper() and entry["doc"]
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"JWT_SECRET": ""}, "JWT_SECRET is required"),
+    ({"JWT_SECRET": "REPLACE_ME"}, "JWT_SECRET still holds a placeholder"),
+    ({"JWT_SECRET": "a" * 40}, "JWT_SECRET is too weak"),
+    ({"JWT_SECRET": "abababababababababababababababababab"}, "JWT_SECRET is too weak"),
+    ({"ADMIN_PASSWORD": "REPLACE_ME"}, "ADMIN_PASSWORD still holds a placeholder"),
+    ({"ADMIN_PASSWORD": "password1234"}, "ADMIN_PASSWORD is too weak"),
+    ({"ADMIN_PASSWORD": "short-pw"}, "ADMIN_PASSWORD must be at least 12"),
+    ({"MYSQL_PASSWORD": "REPLACE_ME"}, "MYSQL_PASSWORD still holds a placeholder"),
+    ({"MYSQL_HOST": "mysql"}, "MYSQL_PASSWORD is empty"),
+    ({"SMTP_URL": "smtp://REPLACE_ME_USER:REPLACE_ME_PASSWORD@mail:587"}, "SMTP_URL"),
+    ({"MONGO_URI": "mongodb://REPLACE_ME_MONGO_ROOT_USERNAME:x@mongodb"}, "MONGO_URI"),
+    ({"REDIS_URL": "redis://:REPLACE_ME_REDIS_PASSWORD@redis:6379/0"}, "REDIS_URL"),
+    ({"FLOWER_BASIC_AUTH": "admin:"}, "FLOWER_BASIC_AUTH is required"),
+    ({"FLOWER_BASIC_AUTH": "admin:admin"}, "FLOWER_BASIC_AUTH must be at least 12"),
+    ({"FLOWER_BASIC_AUTH": "REPLACE_ME_USER:REPLACE_ME"}, "FLOWER_BASIC_AUTH still holds"),
+    ({"UPLOAD_RATE_LIMIT": "lots"}, "UPLOAD_RATE_LIMIT"),
+    ({"SWEEP_INTERVAL_SECONDS": "1m"}, "SWEEP_INTERVAL_SECONDS must be a number"),
+    ({"MAX_DURATION_SECONDS": "0"}, "MAX_DURATION_SECONDS must be positive"),
+])
+def test_secrets_and_ceilings_refuse_unsafe_values(env, match):
+    with pytest.raises(ConfigError, match=match):
+        Settings.from_env({**BASE, **env}, dotenv_path=None)
+
+
+def test_every_value_of_the_example_files_is_refused_where_it_is_a_secret():
+    """The placeholders of .env.example and secrets.example.yaml never start a process."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    example = (root / "k8s/base/secrets.example.yaml").read_text()
+    for name, value in re.findall(r"^\s+([A-Z_]+): (.+)$", example, re.M):
+        if name in {f["env"] for f in Settings.documented()}:
+            with pytest.raises(ConfigError, match=name):
+                Settings.from_env({**BASE, name: value}, dotenv_path=None)
+
+
+def test_a_strong_configuration_starts():
+    settings = Settings.from_env({**BASE, "MYSQL_HOST": "mysql", "MYSQL_PASSWORD": "x9-Tq!pLm2#",
+                                  "FLOWER_BASIC_AUTH": "ops:Vq8-ZtP3-kLm"}, dotenv_path=None)
+    assert settings.mysql_host == "mysql"

@@ -1,9 +1,9 @@
-"""core.media.sniff on hand-written container headers."""
+"""The byte sniffer on hand-written container headers and disguised non-media."""
 from __future__ import annotations
 
 import pytest
 
-from core.media import sniff
+from core.adapters.sniffer import HEAD_BYTES, sniff
 
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)  # MPEG-1 layer III, 128 kb/s, 44.1 kHz: 417 bytes
 ADTS_FRAME = b"\xff\xf1\x50\x40\x20\x1f\xfc" + bytes(249)  # AAC LC, 44.1 kHz, mono: 256 bytes
@@ -30,8 +30,7 @@ TS_PACKET = b"\x47\x40\x00\x10" + b"\xff" * 184
     (b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00", "ogg"),
     (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c\x00\x10", "asf"),
     (b"fLaC\x00\x00\x00\x22\x10\x00\x10\x00", "flac"),
-    (b"ID3\x04\x00\x00\x00\x00\x00\x0aTSSE\x00\x00" + MP3_FRAME + MP3_FRAME[:4], "mp3"),
-    (b"ID3\x03\x00\x00\x00\x00\x7f\x7f" + bytes(100), "mp3"),  # tag longer than the head
+    (b"ID3\x04\x00\x00\x00\x00\x00\x0aTSSE\x00\x00\x00\x00\x00\x00" + MP3_FRAME + MP3_FRAME[:4], "mp3"),
     (MP3_FRAME + MP3_FRAME, "mp3"),
     (ADTS_FRAME + ADTS_FRAME, "aac"),
     (b"FORM\x00\x00\x10\x00AIFFCOMM", "aiff"),
@@ -62,10 +61,40 @@ def test_known_containers_are_named(head: bytes, expected: str) -> None:
     b"ID3 tags explained: a text file",
     b"\x00\x00\x00\x01ftypisom",  # impossible ftyp size
     bytes(4096),
+    b"ID3\x03\x00\x00\x00\x00\x7f\x7f" + bytes(100),  # a tag and nothing after it: not mp3
+    b"ID3\x04\x00\x00\x00\x00\x0aTSSE\x00\x00" + b"#EXTM3U\n" * 20,  # a playlist behind a tag
 ])
 def test_non_media_is_none(head: bytes) -> None:
     assert sniff(head) is None
 
 
-def test_only_the_first_4096_bytes_count() -> None:
-    assert sniff(b"\x00\x00\x00\x20ftypisom" + bytes(20) + b"x" * 10_000) == "mp4"
+def test_only_the_head_counts() -> None:
+    assert sniff(b"\x00\x00\x00\x20ftypisom" + bytes(20) + b"x" * (HEAD_BYTES * 2)) == "mp4"
+
+
+def padded_like_ts(text: bytes, offset: int, stride: int, size: int = 4096) -> bytes:
+    """Text with b'G' (the TS sync byte) written at every packet start, as an attacker would."""
+    data = bytearray(text.ljust(size, b" "))
+    for pos in range(offset, size, stride):
+        data[pos] = 0x47
+    return bytes(data)
+
+
+MANIFESTS = {
+    "dash": b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">'
+            b"<Period><AdaptationSet><Representation><BaseURL>file:/etc/victim.mp4</BaseURL>"
+            b"</Representation></AdaptationSet></Period></MPD>\n",
+    "hls": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:/etc/victim.ts\n#EXT-X-ENDLIST\n",
+    "concat": b"ffconcat version 1.0\nfile /etc/victim.wav\n",
+    "sbg": b"-SE\nalpha: 200+10/50\nNOW alpha\n+24:00:00 alpha\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+@pytest.mark.parametrize("offset,stride", [(0, 188), (4, 192)], ids=["ts", "m2ts"])
+def test_text_padded_to_look_like_transport_stream_is_refused(name: str, offset: int,
+                                                              stride: int) -> None:
+    """Sync bytes alone are not a transport stream: packets need sane headers and a PAT."""
+    head = padded_like_ts(MANIFESTS[name], offset, stride)
+    assert all(head[p] == 0x47 for p in range(offset, len(head), stride))
+    assert sniff(head) is None

@@ -62,3 +62,57 @@ def test_content_disposition_is_rfc6266_safe():
     assert all(32 <= ord(ch) < 127 for ch in value)
     assert '"quoted"' not in ascii_part
     assert "filename*=UTF-8''%C3%89t%C3%A9" in value
+
+
+class Endless(io.RawIOBase):
+    """A request body that never shows its boundary: `limit` bytes of filler, counted."""
+
+    def __init__(self, prefix: bytes, limit: int):
+        self.prefix, self.limit, self.sent = prefix, limit, 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        if self.sent >= self.limit:
+            return b""
+        size = min(size if size > 0 else 65536, self.limit - self.sent)
+        chunk = (self.prefix + b"A" * size)[:size] if self.sent == 0 else b"A" * size
+        self.sent += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("prefix", [
+    b"",  # a preamble that never ends
+    b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x",  # headers
+], ids=["preamble", "part-headers"])
+def test_a_body_without_boundary_or_header_end_is_refused_with_little_read(prefix):
+    import tracemalloc
+
+    stream = Endless(prefix, 300 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match="malformed"):
+            MultipartUpload(stream, BOUNDARY).find_file()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stream.sent <= 64 * 1024  # refused after a few KiB, not after 300 MiB
+    assert peak < 1 * 2**20
+
+
+def test_a_large_file_part_still_streams_with_small_memory():
+    import tracemalloc
+
+    payload = b"v" * (8 * 2**20)
+    raw = body(("file", "big.mp4", payload))
+    tracemalloc.start()
+    try:
+        upload = MultipartUpload(io.BytesIO(raw), BOUNDARY)
+        upload.find_file()
+        total = sum(len(chunk) for chunk in upload)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == len(payload)
+    assert peak < len(raw) + 4 * 2**20  # the test's own copy, plus a few read buffers

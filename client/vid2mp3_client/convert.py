@@ -1,0 +1,172 @@
+"""`vid2mp3 convert`: upload, wait, download for each file, N at a time; Ctrl-C cancels."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vid2mp3_client.api import Api
+from vid2mp3_client.errors import ApiError, Cancelled, ClientError
+from vid2mp3_client.progress import Bars, Row
+
+POLL_FIRST_S = 0.2
+POLL_MAX_S = 1.0
+RUNNING = {"queued", "converting"}
+WAIT_TICK_S = 0.2
+
+
+@dataclass
+class Outcome:
+    """What became of one input file."""
+
+    source: str
+    output: str | None = None
+    job_id: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.output is not None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.source, "ok": self.ok, "job_id": self.job_id,
+                "output": self.output, "error": self.error}
+
+
+@dataclass
+class Batch:
+    """The jobs this run started on the server, and which of them are finished with."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    open_jobs: dict[str, str] = field(default_factory=dict)  # job id -> source file
+
+    def started(self, job_id: str, source: str) -> None:
+        with self.lock:
+            self.open_jobs[job_id] = source
+
+    def settled(self, job_id: str) -> None:
+        with self.lock:
+            self.open_jobs.pop(job_id, None)
+
+    def unsettled(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self.open_jobs)
+
+
+class Converter:
+    def __init__(self, api: Api, bars: Bars, out_dir: Path, fields: dict[str, str],
+                 force: bool):
+        self.api = api
+        self.bars = bars
+        self.out_dir = out_dir
+        self.fields = fields
+        self.force = force
+        self.stop = threading.Event()
+        self.batch = Batch()
+
+    def run(self, sources: list[str], parallel: int) -> list[Outcome]:
+        """Convert every file; KeyboardInterrupt after cancelling the unfinished jobs."""
+        outcomes = [Outcome(source) for source in sources]
+        targets = self._targets(outcomes)
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="convert") as pool:
+            futures = [pool.submit(self._one, outcome, target)
+                       for outcome, target in zip(outcomes, targets)]
+            try:
+                pending = set(futures)
+                while pending:  # short waits, so Ctrl-C reaches this thread at once
+                    _, pending = wait(pending, timeout=WAIT_TICK_S)
+            except KeyboardInterrupt:
+                self.stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return outcomes
+
+    def cancel_unsettled(self) -> list[tuple[str, str, str]]:
+        """Cancel (or delete) every job started here and not finished: (job, file, result)."""
+        results = []
+        for job_id, source in self.batch.unsettled().items():
+            try:
+                how = self.api.cancel(job_id)
+            except ClientError as exc:
+                how = f"not cancelled: {exc}"
+            results.append((job_id, source, how))
+        return results
+
+    def _targets(self, outcomes: list[Outcome]) -> list[Path | None]:
+        seen: dict[Path, str] = {}
+        targets: list[Path | None] = []
+        for outcome in outcomes:
+            target = self.out_dir / (Path(outcome.source).stem + ".mp3")
+            if target in seen:
+                outcome.error = f"{target} would also be written for {seen[target]}"
+                targets.append(None)
+                continue
+            seen[target] = outcome.source
+            targets.append(target)
+        return targets
+
+    def _one(self, outcome: Outcome, target: Path | None) -> None:
+        if target is None:
+            return
+        row = self.bars.row(Path(outcome.source).name)
+        try:
+            outcome.output = str(self._convert(outcome, target, row))
+            row.finish("done", str(target))
+        except Cancelled:
+            outcome.error = "interrupted"  # its job stays unsettled: the caller cancels it
+            row.finish("stopped", "")
+            return
+        except ClientError as exc:
+            outcome.error = str(exc)
+            row.finish("failed", str(exc))
+        if outcome.job_id:
+            self.batch.settled(outcome.job_id)
+
+    def _convert(self, outcome: Outcome, target: Path, row: Row) -> Path:
+        source = Path(outcome.source)
+        if not source.is_file():
+            raise ClientError("no such file" if not source.exists() else "not a regular file")
+        if target.exists() and not self.force:
+            raise ClientError(f"{target} exists (use --force to overwrite)")
+        self._check_stop()
+        row.upload(source.stat().st_size)
+        accepted = self.api.upload(source, self.fields, row.update, self.stop)
+        outcome.job_id = accepted["job_id"]
+        self.batch.started(outcome.job_id, outcome.source)
+        self._check_stop()
+        job = self._wait(outcome.job_id, row)
+        if job.get("status") != "done":
+            reason = job.get("error") or f"the job ended {job.get('status')}"
+            raise ClientError(f"conversion failed: {reason} (job {outcome.job_id})")
+        return self.api.download(outcome.job_id, target.parent, target.name, self.force,
+                                 row.download, row.update, self.stop)
+
+    def _wait(self, job_id: str, row: Row) -> dict[str, Any]:
+        """Poll the job until it leaves queued/converting, with If-None-Match when it has an ETag."""
+        row.convert()
+        job: dict[str, Any] | None = None
+        etag = None
+        interval = POLL_FIRST_S
+        while True:
+            try:
+                fresh, etag = self.api.job(job_id, etag)
+            except ApiError as exc:
+                if exc.status not in (429, 503):
+                    raise
+                fresh = None  # busy or briefly unavailable: ask again later
+                interval = max(interval, float(exc.retry_after or POLL_MAX_S))
+            if fresh is not None:
+                job = fresh
+                status = str(job.get("status"))
+                row.update(float(job.get("progress") or 0), note=status)
+                if status not in RUNNING:
+                    return job
+            if self.stop.wait(interval):
+                raise Cancelled()
+            interval = min(interval * 1.5, max(POLL_MAX_S, interval))
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Cancelled()

@@ -1,0 +1,153 @@
+"""Converting a job: one owner at a time through a lease, renewed by a heartbeat."""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import uuid
+from datetime import timedelta
+
+from core.domain import JobStatus, MediaError, NotFound, Stopped, Unavailable
+from core.ports import BlobStore, JobRepository, ScratchSpace, TaskQueue, Transcoder
+from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(str, enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+    LEASED = "leased"  # another attempt holds the job: try again after its lease could expire
+    LOST = "lost"  # this attempt lost its lease midway; the new holder carries on
+    GONE = "gone"  # deleted, or already finished
+
+
+class Lease:
+    """This attempt's claim on a job, renewed in the background until released."""
+
+    def __init__(self, jobs: JobRepository, job_id: str, seconds: int):
+        self.jobs = jobs
+        self.job_id = job_id
+        self.id = uuid.uuid4().hex
+        self.seconds = seconds
+        self.lost = threading.Event()
+        self._released = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def claim(self) -> bool:
+        now = utcnow()
+        return self.jobs.claim(self.job_id, self.id, now + timedelta(seconds=self.seconds), now)
+
+    def __enter__(self) -> "Lease":
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
+                                        name=f"lease-{self.job_id[:8]}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._released.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _heartbeat(self) -> None:
+        valid_until = utcnow() + timedelta(seconds=self.seconds)
+        while not self._released.wait(self.seconds / 3):
+            try:
+                renewed_until = utcnow() + timedelta(seconds=self.seconds)
+                if not self.jobs.renew(self.job_id, self.id, renewed_until):
+                    log.warning("job %s: lease %s lost", self.job_id, self.id)
+                    self.lost.set()
+                    return
+                valid_until = renewed_until
+            except Unavailable:
+                if utcnow() >= valid_until:  # cannot prove we still own it: stop writing
+                    log.warning("job %s: lease %s expired while MySQL was down",
+                                self.job_id, self.id)
+                    self.lost.set()
+                    return
+
+    def update(self, changes: dict[str, object]) -> bool:
+        """Write to the job only while this attempt holds it."""
+        return not self.lost.is_set() and self.jobs.update_leased(self.job_id, self.id, changes)
+
+
+class Conversion:
+    def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue,
+                 transcoder: Transcoder, scratch: ScratchSpace, lease_seconds: int):
+        self.jobs = jobs
+        self.blobs = blobs
+        self.queue = queue
+        self.transcoder = transcoder
+        self.scratch = scratch
+        self.lease_seconds = lease_seconds
+
+    def convert(self, job_id: str) -> Outcome:
+        """Turn the job's video into an MP3, if no other attempt holds it. Media errors fail the
+        job once; outages (Unavailable) propagate for a retry."""
+        job = self.jobs.get(job_id)
+        if job is None or not job.active:
+            if job and job.status is JobStatus.DONE and job.notified_at is None \
+                    and job.notify_error is None:
+                # The attempt that finished it may have died before queueing the email.
+                self.queue.enqueue_notify(job_id)
+            return Outcome.GONE
+        lease = Lease(self.jobs, job_id, self.lease_seconds)
+        if not lease.claim():
+            current = self.jobs.get(job_id)
+            return Outcome.LEASED if current and current.active else Outcome.GONE
+        with lease, self.scratch.attempt(job_id, lease.id) as workdir:
+            try:
+                return self._run(job_id, lease, workdir)
+            except Stopped:
+                return Outcome.LOST
+
+    def _run(self, job_id: str, lease: Lease, workdir: str) -> Outcome:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return Outcome.GONE
+        output = os.path.join(workdir, "out.mp3")
+        try:
+            with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
+                info = self.transcoder.probe(source)
+                result = self.transcoder.encode_mp3(
+                    source, output, job.bitrate, info,
+                    on_progress=lambda pct: self._progress(lease, pct),
+                    should_stop=lease.lost.is_set)
+        except NotFound:
+            return self._fail(lease, MediaError(MediaError.MISSING))
+        except MediaError as exc:
+            return self._fail(lease, exc)
+        if lease.lost.is_set():
+            return Outcome.LOST
+        with open(output, "rb") as fh, self.blobs.writer(
+                MP3S, mp3_name(job.video_filename), "audio/mpeg",
+                {"owner_id": job.owner_id, "job_id": job_id}) as writer:
+            while chunk := fh.read(1 << 20):
+                writer.write(chunk)
+        finished = lease.update({"status": JobStatus.DONE, "progress": 100.0,
+                                 "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
+                                 "duration_s": result.duration, "finished_at": utcnow(),
+                                 "error": None})
+        if not finished:  # deleted meanwhile, or the lease passed to another attempt
+            self.blobs.delete(MP3S, writer.fid)
+            return Outcome.LOST
+        self.queue.enqueue_notify(job_id)
+        return Outcome.DONE
+
+    def _progress(self, lease: Lease, percent: float) -> None:
+        lease.update({"progress": round(min(max(percent, 0.0), 99.9), 1)})
+
+    def _fail(self, lease: Lease, error: MediaError) -> Outcome:
+        log.info("job %s failed: %s (%s)", lease.job_id, error.reason, error.detail)
+        if lease.update({"status": JobStatus.FAILED, "error": error.reason,
+                         "finished_at": utcnow()}):
+            return Outcome.FAILED
+        return Outcome.LOST
+
+    def fail(self, job_id: str, reason: str) -> None:
+        """End a job that cannot succeed (the task's time limit), whoever holds it."""
+        log.info("job %s failed: %s", job_id, reason)
+        self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
+                                  "finished_at": utcnow()},
+                         only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING))

@@ -1,0 +1,152 @@
+"""Accepting an upload: rate and quota checks, an early sniff, storage, a queued job."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from core.domain import (InvalidInput, Job, JobStatus, Principal, QuotaExceeded, TooLarge,
+                         UnsupportedMedia)
+from core.ports import BlobStore, JobRepository, RateLimiter, Sniffer, TaskQueue
+from core.services.jobs import VIDEOS, check_bitrate, safe_filename
+
+log = logging.getLogger(__name__)
+ACTIVE_RETRY_AFTER = 30
+
+
+@dataclass(frozen=True)
+class UploadQuotas:
+    """Per-user ceilings on uploads: a rate, and what may be queued and stored at once."""
+
+    uploads: int  # per `per_seconds`
+    per_seconds: int
+    active_jobs: int
+    stored_bytes: int
+
+
+class Intake:
+    def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue, sniffer: Sniffer,
+                 limiter: RateLimiter, quotas: UploadQuotas, max_upload_bytes: int):
+        self.jobs = jobs
+        self.blobs = blobs
+        self.queue = queue
+        self.sniffer = sniffer
+        self.limiter = limiter
+        self.quotas = quotas
+        self.max_upload_bytes = max_upload_bytes
+
+    def admit(self, actor: Principal, declared_bytes: int | None = None) -> int:
+        """Check the caller's rate and quotas before reading a body; returns how many bytes
+        this upload may have. Raises QuotaExceeded naming the limit."""
+        q = self.quotas
+        retry = self.limiter.hit(q.uploads, q.per_seconds, f"upload:{actor.user_id}")
+        if retry:
+            raise QuotaExceeded(f"at most {q.uploads} uploads per {q.per_seconds} s",
+                                "UPLOAD_RATE_LIMIT", q.uploads, q.uploads, 429, retry)
+        return self._room(actor, declared_bytes)
+
+    def _room(self, actor: Principal, declared_bytes: int | None) -> int:
+        q = self.quotas
+        active, stored = self.jobs.usage(actor.user_id)
+        if active >= q.active_jobs:
+            raise QuotaExceeded(f"at most {q.active_jobs} jobs may wait or convert at once; "
+                                "try again when one has finished", "QUOTA_ACTIVE_JOBS",
+                                q.active_jobs, active, 429, ACTIVE_RETRY_AFTER)
+        room = q.stored_bytes - stored
+        if room <= 0 or (declared_bytes is not None and declared_bytes > room
+                         and room < self.max_upload_bytes):
+            raise QuotaExceeded(f"your stored files would exceed {q.stored_bytes // 2**20} MiB; "
+                                "delete some jobs first", "QUOTA_STORED_MB",
+                                q.stored_bytes, stored)
+        return min(self.max_upload_bytes, room)
+
+    def submit(self, actor: Principal, filename: str | None, chunks: Iterable[bytes],
+               bitrate: str | Callable[[], str | None] | None = None,
+               allowed_bytes: int | None = None) -> Job:
+        """Stream an upload into the blob store, record a queued job and enqueue its conversion.
+
+        `bitrate` may be a callable, asked once the upload is read (a form field can follow
+        the file)."""
+        if allowed_bytes is None:
+            allowed_bytes = self.admit(actor)
+        original = safe_filename(filename)
+        job_id = uuid.uuid4().hex
+        blob_fid, size = self._store(actor, job_id, original, iter(chunks), allowed_bytes)
+        try:
+            chosen = check_bitrate(bitrate() if callable(bitrate) else bitrate)
+            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
+                                    video_fid=blob_fid, video_filename=original, video_size=size,
+                                    bitrate=chosen))
+        except BaseException:
+            self.blobs.delete(VIDEOS, blob_fid)
+            raise
+        self._enqueue(job)
+        return job
+
+    def _store(self, actor: Principal, job_id: str, filename: str, chunks: Iterator[bytes],
+               allowed_bytes: int) -> tuple[str, int]:
+        wanted = self.sniffer.head_bytes
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= wanted:
+                break
+        if not head:
+            raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
+        if self.sniffer.sniff(head[:wanted]) is None:
+            raise UnsupportedMedia("the upload is not a video or audio file we accept")
+        size = 0
+        with self.blobs.writer(VIDEOS, filename, "application/octet-stream",
+                               {"owner_id": actor.user_id, "job_id": job_id}) as writer:
+            for chunk in _prepend(head, chunks):
+                size += len(chunk)
+                if size > allowed_bytes:
+                    raise self._too_large(allowed_bytes)
+                writer.write(chunk)
+        return writer.fid, size
+
+    def _too_large(self, allowed_bytes: int) -> Exception:
+        if allowed_bytes >= self.max_upload_bytes:
+            return TooLarge(f"uploads are limited to {self.max_upload_bytes // 2**20} MiB")
+        return QuotaExceeded(f"your stored files would exceed "
+                             f"{self.quotas.stored_bytes // 2**20} MiB; delete some jobs first",
+                             "QUOTA_STORED_MB", self.quotas.stored_bytes,
+                             self.quotas.stored_bytes - allowed_bytes)
+
+
+    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
+                      bitrate: str | None = None) -> Job:
+        """Queue a job for a video already in the videos bucket (a finished resumable upload):
+        the same sniff, quotas and option checks as `submit`; the blob is deleted when one
+        fails. The upload rate was counted when the upload was created."""
+        original = safe_filename(filename)
+        job_id = uuid.uuid4().hex
+        try:
+            if size <= 0:
+                raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
+            if size > self._room(actor, size):
+                raise self._too_large(self._room(actor, size))
+            with self.blobs.open(VIDEOS, video_fid) as source:
+                head = source.read(self.sniffer.head_bytes)
+            if self.sniffer.sniff(head) is None:
+                raise UnsupportedMedia("the upload is not a video or audio file we accept")
+            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
+                                    video_fid=video_fid, video_filename=original,
+                                    video_size=size, bitrate=check_bitrate(bitrate)))
+        except BaseException:
+            self.blobs.delete(VIDEOS, video_fid)
+            raise
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        try:
+            self.queue.enqueue_convert(job.id)
+        except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
+            log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
+
+
+def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from rest

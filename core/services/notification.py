@@ -1,0 +1,43 @@
+"""Telling the owner their MP3 is ready, once."""
+from __future__ import annotations
+
+import logging
+
+from core.domain import Email, JobStatus
+from core.ports import JobRepository, Mailer, UserRepository
+from core.services.jobs import mp3_name, utcnow
+
+log = logging.getLogger(__name__)
+# What the job shows when the email could not be delivered: no host, port or server reply.
+GAVE_UP = "the email could not be delivered"
+
+
+class Notifications:
+    def __init__(self, jobs: JobRepository, users: UserRepository, mailer: Mailer, base_url: str):
+        self.jobs = jobs
+        self.users = users
+        self.mailer = mailer
+        self.base_url = base_url.rstrip("/")
+
+    def notify(self, job_id: str) -> bool:
+        """Email the owner that the MP3 is ready, once; MailError propagates for a retry."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.DONE or job.notified_at is not None:
+            return False
+        owner = self.users.get(job.owner_id)
+        if owner is None:
+            return False
+        link = f"{self.base_url}/jobs/{job.id}/mp3"
+        self.mailer.send(Email(
+            to=owner.email, subject=f"Your MP3 is ready: {mp3_name(job.video_filename)}",
+            message_id=f"<job-{job.id}@vid2mp3>",
+            body=(f"Hello {owner.name},\n\nyour MP3 of {job.video_filename} is ready.\n\n"
+                  f"Job: {job.id}\nDownload: {link}\n\n"
+                  "Sign in and send your access token with the request to download it.\n")))
+        self.jobs.update(job_id, {"notified_at": utcnow(), "notify_error": None})
+        return True
+
+    def gave_up(self, job_id: str, error: str) -> None:
+        """Record that the email will not be sent; the server log keeps the cause."""
+        log.error("job %s: giving up on the email: %s", job_id, error)
+        self.jobs.update(job_id, {"notify_error": GAVE_UP})

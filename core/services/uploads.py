@@ -1,0 +1,210 @@
+"""Resumable uploads (tus 1.0.0): create, append at an offset, finish into a job, expire."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Protocol
+
+from core.domain import (ChecksumMismatch, Conflict, Gone, InvalidInput, Job, NotFound,
+                         Principal, TooLarge, Upload)
+from core.ports import PartialAppender, PartialUploadStore, UploadRepository
+from core.services.jobs import VIDEOS, check_bitrate, safe_filename
+
+log = logging.getLogger(__name__)
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
+LEASE_SECONDS = 60.0  # a PATCH renews its lease while bytes keep coming
+RENEW_EVERY_BYTES = 8 << 20
+ORPHAN_MARGIN = timedelta(hours=1)
+
+# The conversion options a client may send in Upload-Metadata, each with the check that
+# POST /upload applies to the same field. A new option is one more line here.
+OPTIONS: dict[str, Callable[[str | None], str]] = {
+    "bitrate": check_bitrate,
+}
+
+
+def parse_options(metadata: dict[str, str]) -> dict[str, str]:
+    """The conversion options present in metadata, validated; InvalidInput names a bad one."""
+    return {name: check(metadata[name]) for name, check in OPTIONS.items() if name in metadata}
+
+
+def parse_checksum(header: str) -> tuple[str, bytes]:
+    """`<algorithm> <base64 digest>` from Upload-Checksum; InvalidInput when malformed."""
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise InvalidInput(f"unsupported checksum algorithm; use one of "
+                           f"{', '.join(CHECKSUM_ALGORITHMS)}")
+    try:
+        return algorithm, base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("Upload-Checksum is not base64") from None
+
+
+class JobSubmitter(Protocol):
+    """What the uploads need of the intake: Intake.submit_stored."""
+
+    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
+                      bitrate: str | None = None) -> Job: ...
+
+
+@dataclass
+class AppendResult:
+    upload: Upload
+    finished: bool
+
+
+class ResumableUploads:
+    def __init__(self, repo: UploadRepository, store: PartialUploadStore, jobs: JobSubmitter,
+                 max_length: int, expires_seconds: int, clock: Callable[[], float] = time.time):
+        self.repo = repo
+        self.store = store
+        self.jobs = jobs
+        self.max_length = max_length
+        self.expires_seconds = expires_seconds
+        self.clock = clock
+
+    def create(self, actor: Principal, length: int, metadata: dict[str, str]) -> Upload:
+        """Register an upload of length bytes; 413 over the ceiling, 422 for a bad option."""
+        if length > self.max_length:
+            raise TooLarge(f"uploads are limited to {self.max_length // 2**20} MiB")
+        if length <= 0:
+            raise InvalidInput("the upload is empty", {"fields": {"Upload-Length": ["empty"]}})
+        options = parse_options(metadata)
+        filename = safe_filename(metadata.get("filename") or metadata.get("name"))
+        upload = Upload(id=uuid.uuid4().hex, owner_id=actor.user_id, length=length, offset=0,
+                        handle=self.store.create(VIDEOS), filename=filename, options=options,
+                        expires_at=self.clock() + self.expires_seconds)
+        try:
+            self.repo.add(upload)
+        except BaseException:
+            self.store.delete(upload.handle)
+            raise
+        return upload
+
+    def get(self, actor: Principal, upload_id: str) -> Upload:
+        """The caller's own upload; 404 for anyone else's, 410 once it has expired."""
+        upload = self.repo.get(upload_id) if _is_upload_id(upload_id) else None
+        if upload is None or upload.owner_id != actor.user_id:
+            raise NotFound("upload not found")
+        if upload.job_id is None and upload.expires_at <= self.clock():
+            raise Gone("the upload expired")
+        return upload
+
+    def append(self, actor: Principal, upload_id: str, offset: int, chunks: Iterable[bytes],
+               content_length: int | None = None,
+               checksum: tuple[str, bytes] | None = None) -> AppendResult:
+        """Store the body at offset. What arrives before a dropped connection is kept, unless
+        a checksum was given (then the whole body must arrive and match, or nothing is kept).
+        The last byte turns the upload into a queued job."""
+        upload = self.get(actor, upload_id)
+        if upload.job_id is not None and offset == upload.length:
+            return AppendResult(upload, True)
+        with self.repo.lock(upload_id, LEASE_SECONDS) as lease:
+            if lease is None:
+                raise Conflict("another request is writing to this upload")
+            upload = self.get(actor, upload_id)  # as it is now that we hold the lease
+            if offset != upload.offset or upload.job_id is not None:
+                raise Conflict(f"Upload-Offset is {upload.offset}, not {offset}",
+                               {"offset": upload.offset})
+            room = upload.length - offset
+            if content_length is not None and content_length > room:
+                raise TooLarge(f"the body goes past Upload-Length ({room} bytes left)")
+            self._write(upload, lease, chunks, room, checksum)
+            if upload.offset < upload.length:
+                return AppendResult(upload, False)
+            self._finish(actor, upload)
+            return AppendResult(upload, True)
+
+    def _write(self, upload: Upload, lease: Any, chunks: Iterable[bytes], room: int,
+               checksum: tuple[str, bytes] | None) -> None:
+        digest = hashlib.new(checksum[0]) if checksum else None
+        start, complete, mismatch = upload.offset, False, False
+        sink: PartialAppender | None = None
+        try:
+            with self.store.appender(upload.handle, start) as sink:
+                since_renewal = 0
+                for chunk in chunks:
+                    if sink.size + len(chunk) > room:
+                        raise TooLarge(f"the body goes past Upload-Length ({room} bytes left)")
+                    sink.write(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
+                    since_renewal += len(chunk)
+                    if since_renewal >= RENEW_EVERY_BYTES:
+                        lease.renew()
+                        since_renewal = 0
+                complete = True
+        finally:
+            # Runs however the body ended, a dropped connection included: record what was
+            # stored, unless a checksum cannot vouch for it.
+            stored = sink.size if sink is not None else 0
+            kept = stored
+            if checksum is not None and digest is not None:
+                mismatch = complete and digest.digest() != checksum[1]
+                if mismatch or not complete:
+                    kept = 0
+            if kept != stored:
+                self.store.truncate(upload.handle, start)
+            upload.offset = start + kept
+            upload.expires_at = self.clock() + self.expires_seconds
+            self.repo.update(upload.id, {"offset": upload.offset,
+                                         "expires_at": upload.expires_at})
+        if mismatch:
+            raise ChecksumMismatch("the body does not match Upload-Checksum; nothing was kept")
+
+    def _finish(self, actor: Principal, upload: Upload) -> None:
+        blob = self.store.finish(upload.handle, upload.filename, "application/octet-stream",
+                                 {"owner_id": actor.user_id, "upload_id": upload.id})
+        try:
+            job = self.jobs.submit_stored(actor, upload.filename, blob.fid, blob.size,
+                                          upload.options.get("bitrate"))
+        except BaseException:
+            self.repo.delete(upload.id)  # submit_stored removed the video
+            raise
+        upload.job_id = job.id
+        self.repo.update(upload.id, {"job_id": job.id})
+
+    def terminate(self, actor: Principal, upload_id: str) -> None:
+        """Delete an upload and its bytes (a finished upload's job stays)."""
+        upload = self.get(actor, upload_id)
+        with self.repo.lock(upload_id, LEASE_SECONDS) as lease:
+            if lease is None:
+                raise Conflict("another request is writing to this upload")
+            if upload.job_id is None:
+                self.store.delete(upload.handle)
+            self.repo.delete(upload_id)
+
+    def purge_expired(self) -> int:
+        """Remove expired uploads with their bytes, and bytes no upload refers to any more."""
+        now = self.clock()
+        purged = 0
+        for upload_id in self.repo.expired(now):
+            with self.repo.lock(upload_id, LEASE_SECONDS) as lease:
+                if lease is None:
+                    continue  # being written to right now: not expired after all
+                upload = self.repo.get(upload_id)
+                if upload is not None and upload.expires_at > now:
+                    continue
+                if upload is not None and upload.job_id is None:
+                    self.store.delete(upload.handle)
+                self.repo.delete(upload_id)
+                purged += 1
+        cutoff = datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None) \
+            - timedelta(seconds=self.expires_seconds) - ORPHAN_MARGIN
+        for handle in self.store.stale(cutoff):
+            log.info("removing orphaned partial upload %s", handle)
+            purged += self.store.delete(handle)
+        return purged
+
+
+def _is_upload_id(value: str) -> bool:
+    return len(value or "") == 32 and all(ch in "0123456789abcdef" for ch in value)

@@ -1,0 +1,26 @@
+"""The composition root: nothing connects at construction, and overrides must name a component."""
+import pytest
+
+from core.bootstrap import Container
+from core.settings import Settings
+from tests.unit.fakes import FakeQueue
+
+SETTINGS = Settings.from_env({"JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef",
+                              "ADMIN_EMAIL": "admin@example.com",
+                              "ADMIN_PASSWORD": "correct horse battery",
+                              "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "1"}, dotenv_path=None)
+
+
+def test_an_override_replaces_the_component():
+    queue = FakeQueue()
+    assert Container(SETTINGS, queue=queue).queue is queue
+
+
+def test_a_misspelt_override_is_refused():
+    with pytest.raises(TypeError, match="quue"):
+        Container(SETTINGS, quue=FakeQueue())
+
+
+def test_building_the_container_opens_no_connection():
+    built = Container(SETTINGS)  # MySQL on port 1 would refuse; nothing tries yet
+    assert "db" not in built.__dict__ and "redis" not in built.__dict__
