@@ -27,7 +27,8 @@ COPY workers/ workers/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --upgrade pip \
     && pip install . \
-    && python -c "import imageio_ffmpeg, subprocess; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-version'], check=True, stdout=subprocess.DEVNULL)"
+    && python -c "import imageio_ffmpeg, subprocess; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-version'], check=True, stdout=subprocess.DEVNULL)" \
+    && cd / && python -c "import api.web as web, swagger_ui_bundle; assert (web.STATIC / 'index.html').is_file() and (web.STATIC / 'app.js').is_file(), 'web page assets missing from the wheel'"
 
 # --- runtime: no compilers, no pip cache, no source, not root -------------------------
 FROM ${PYTHON_IMAGE} AS runtime

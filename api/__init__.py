@@ -25,8 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None,
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # /docs is served by api.web from the packaged Swagger UI, not from a CDN.
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
@@ -39,6 +38,9 @@ def create_app(config: Mapping[str, Any] | None = None,
         api.register_blueprint(module.blp)
     observability.install(app)
     errors.register(app)
+    from api import web
+
+    web.register(app)
     cors.enable(app, settings.cors_origins)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

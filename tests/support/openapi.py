@@ -8,8 +8,11 @@ from typing import Any
 
 from flask import Flask
 
-# The document itself and its browser page: served by flask-smorest, not operations of the API.
-DOC_ROUTES = frozenset({"/openapi.json", "/docs"})
+# Routes that are not operations of the API, each listed by its exact rule so that a new route
+# must be documented or added here: the document, its Swagger UI page and the page's assets,
+# and the web page (HTML and static assets for browsers).
+DOC_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/LICENSE", "/docs/assets/<name>",
+                        "/app", "/app/", "/app/<path:filename>"})
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 

@@ -1,0 +1,202 @@
+// The vid2mp3 page: sign in, drop videos, watch the jobs. Plain ES modules, no build step.
+import { Session, describeError } from "./api.js";
+import { JobList } from "./jobs.js";
+import { readOptions, renderOptions } from "./options.js";
+import { pickTransport } from "./uploads.js";
+
+const $ = (id) => document.getElementById(id);
+const UPLOADS_AT_ONCE = 2;
+
+const session = new Session();
+const jobs = new JobList({
+  session, list: $("jobs"), empty: $("jobs-empty"), linksNote: $("links-note"), notify,
+});
+let capabilities = {};
+const waiting = [];
+let uploading = 0;
+
+function notify(message, kind = "info") {
+  const notice = $("notice");
+  notice.textContent = message;
+  notice.hidden = !message;
+  notice.classList.toggle("error", kind === "error");
+}
+
+/** What this server offers beyond the basics, read from its OpenAPI document. */
+async function discover() {
+  try {
+    const response = await fetch("/openapi.json", { credentials: "omit" });
+    const paths = Object.keys((await response.json()).paths || {});
+    return {
+      links: paths.includes("/jobs/{job_id}/links"),
+      cancel: paths.includes("/jobs/{job_id}/cancel"),
+      tus: paths.some((path) => path.replace(/\/$/, "") === "/uploads"),
+    };
+  } catch {
+    return {}; // unknown: each action tries and falls back
+  }
+}
+
+function showSignIn() {
+  jobs.stop();
+  $("uploads").replaceChildren();
+  waiting.length = 0;
+  $("work-view").hidden = true;
+  $("account").hidden = true;
+  $("sign-in-view").hidden = false;
+  $("password").value = "";
+  $("email").focus();
+}
+
+function showWork() {
+  $("sign-in-view").hidden = true;
+  $("sign-in-error").hidden = true;
+  $("whoami").textContent = `Signed in as ${session.email}`;
+  $("account").hidden = false;
+  $("work-view").hidden = false;
+  jobs.start(capabilities);
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const button = event.submitter || $("sign-in-form").querySelector("button");
+  const error = $("sign-in-error");
+  const email = $("email").value.trim();
+  const password = $("password").value;
+  if (!email || !password) {
+    error.textContent = "Enter your email and password.";
+    error.hidden = false;
+    return;
+  }
+  button.disabled = true;
+  error.hidden = true;
+  notify("");
+  try {
+    await session.signIn(email, password);
+  } catch (failure) {
+    error.textContent = describeError(failure, { action: "sign-in" });
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- uploads -----------------------------------------------------------------------------
+
+function addFiles(files) {
+  const fields = readOptions($("upload-form"));
+  for (const file of files) {
+    waiting.push({ file, fields, row: uploadRow(file) });
+  }
+  pump();
+}
+
+function pump() {
+  while (uploading < UPLOADS_AT_ONCE && waiting.length) {
+    const item = waiting.shift();
+    uploading += 1;
+    upload(item).finally(() => {
+      uploading -= 1;
+      pump();
+    });
+  }
+}
+
+async function upload({ file, fields, row }) {
+  const transport = pickTransport(file, capabilities);
+  row.status.textContent = "Uploading 0%";
+  try {
+    await transport.upload(session, file, fields, (sent, total) => {
+      const percent = total ? Math.floor((sent / total) * 100) : 0;
+      row.progress.value = percent;
+      row.status.textContent = percent >= 100 ? "Uploaded 100%, waiting for the server…"
+        : `Uploading ${percent}%`;
+    });
+    row.element.dataset.state = "done";
+    row.status.textContent = "Uploaded 100% — converting below";
+    jobs.refreshNow();
+  } catch (error) {
+    row.element.dataset.state = "failed";
+    row.progress.hidden = true;
+    row.status.textContent = "Not uploaded";
+    row.message.textContent = describeError(error, { what: `“${file.name}”`, action: "upload" });
+    row.message.hidden = false;
+  }
+  row.dismiss.hidden = false;
+}
+
+function uploadRow(file) {
+  const element = document.createElement("li");
+  element.className = "row upload";
+  element.dataset.state = "uploading";
+  const head = document.createElement("div");
+  head.className = "row-head";
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = file.name;
+  const status = document.createElement("span");
+  status.className = "status";
+  status.textContent = "Waiting";
+  head.append(name, status);
+  const progress = document.createElement("progress");
+  progress.max = 100;
+  progress.value = 0;
+  progress.setAttribute("aria-label", `Upload of ${file.name}`);
+  const message = document.createElement("p");
+  message.className = "message error";
+  message.setAttribute("role", "alert");
+  message.hidden = true;
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.textContent = "Dismiss";
+  dismiss.hidden = true;
+  dismiss.addEventListener("click", () => element.remove());
+  element.append(head, progress, message, dismiss);
+  $("uploads").append(element);
+  return { element, status, progress, message, dismiss };
+}
+
+function wireDropZone() {
+  const zone = $("drop-zone");
+  const input = $("files");
+  input.addEventListener("change", () => {
+    addFiles([...input.files]);
+    input.value = ""; // the same file can be chosen again
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    addFiles([...event.dataTransfer.files]);
+  });
+  // A file dropped beside the zone must not make the browser leave the page to open it.
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (event) => event.preventDefault());
+  }
+}
+
+// --- start -------------------------------------------------------------------------------
+
+async function main() {
+  renderOptions($("options"));
+  wireDropZone();
+  $("sign-in-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", () => session.signOut());
+  $("refresh").addEventListener("click", () => jobs.refreshNow());
+  session.addEventListener("signedin", showWork);
+  session.addEventListener("signedout", (event) => {
+    showSignIn();
+    notify(event.detail === "expired"
+      ? "You have been signed out because your session expired. Please sign in again."
+      : "You are signed out.", event.detail === "expired" ? "error" : "info");
+  });
+  capabilities = await discover();
+  if (session.signedIn) showWork();
+  else showSignIn();
+}
+
+main();

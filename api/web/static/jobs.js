@@ -1,0 +1,276 @@
+// The job list: polls GET /jobs (If-None-Match when the server sends an ETag), shows status and
+// conversion progress, and offers Download, Copy link, Cancel and Delete on each job.
+import { describeError } from "./api.js";
+
+const ACTIVE = new Set(["queued", "converting"]);
+const FAST_MS = 1000; // while something converts
+const SLOW_MS = 5000; // otherwise, or while the tab is hidden
+
+export class JobList {
+  constructor({ session, list, empty, linksNote, notify }) {
+    Object.assign(this, { session, list, empty, linksNote, notify });
+    this.rows = new Map();
+    this.etag = null;
+    this.timer = null;
+    this.running = false;
+    this.capabilities = {};
+    this.linksUnavailable = false;
+    this.reachable = true;
+  }
+
+  start(capabilities) {
+    this.capabilities = capabilities;
+    this.linksUnavailable = capabilities.links === false;
+    this.running = true;
+    this.tick();
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.rows.clear();
+    this.list.replaceChildren();
+    this.etag = null;
+    this.empty.hidden = false;
+  }
+
+  /** Poll now (after an upload or an action) instead of at the next tick. */
+  refreshNow() {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    this.tick();
+  }
+
+  async tick() {
+    try {
+      await this.refresh();
+      if (!this.reachable) this.notify("Connected to the server again.");
+      this.reachable = true;
+    } catch (error) {
+      if (!this.running) return;
+      if (error.status !== 401 && this.reachable) this.notify(describeError(error), "error");
+      this.reachable = false;
+    }
+    if (!this.running) return;
+    const active = [...this.rows.values()].some((row) => ACTIVE.has(row.job.status));
+    const delay = active && !document.hidden ? FAST_MS : SLOW_MS;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), delay);
+  }
+
+  async refresh() {
+    const headers = this.etag ? { "If-None-Match": this.etag } : {};
+    const response = await this.session.fetch("GET", "/jobs?per_page=50",
+      { headers, okStatuses: [200, 304] });
+    if (!this.running || response.status === 304) return;
+    this.etag = response.headers.get("ETag");
+    this.render((await response.json()).items);
+  }
+
+  render(jobs) {
+    const seen = new Set();
+    let previous = null;
+    for (const job of jobs) {
+      seen.add(job.id);
+      let row = this.rows.get(job.id);
+      if (!row) {
+        row = this.createRow(job);
+        this.rows.set(job.id, row);
+      }
+      row.job = job;
+      this.updateRow(row);
+      // Keep newest first without moving rows that are already in place (focus stays put).
+      const wanted = previous ? previous.nextSibling : this.list.firstChild;
+      if (wanted !== row.element) this.list.insertBefore(row.element, wanted);
+      previous = row.element;
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.element.remove();
+        this.rows.delete(id);
+      }
+    }
+    this.empty.hidden = this.rows.size > 0;
+    this.linksNote.hidden = !this.linksUnavailable || this.rows.size === 0;
+    this.linksNote.textContent = "Copy link is not available: this server does not offer "
+      + "shareable links yet.";
+  }
+
+  createRow(job) {
+    const element = document.createElement("li");
+    element.className = "row job";
+    element.dataset.jobId = job.id;
+    const head = document.createElement("div");
+    head.className = "row-head";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.id = `job-${job.id}-name`;
+    name.textContent = job.filename || job.id;
+    const status = document.createElement("span");
+    status.className = "status";
+    head.append(name, status);
+    const progress = document.createElement("progress");
+    progress.max = 100;
+    progress.setAttribute("aria-label", `Conversion of ${job.filename || job.id}`);
+    const message = document.createElement("p");
+    message.className = "message";
+    message.setAttribute("role", "status");
+    message.hidden = true;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const row = { element, name, status, progress, message, job, buttons: {} };
+    for (const [key, label, handler] of [
+      ["download", "Download", () => this.download(row)],
+      ["link", "Copy link", () => this.copyLink(row)],
+      ["cancel", "Cancel", () => this.cancel(row)],
+      ["delete", "Delete", () => this.remove(row)],
+    ]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.className = `action-${key}`;
+      button.setAttribute("aria-describedby", name.id);
+      button.addEventListener("click", () => this.act(row, button, handler));
+      row.buttons[key] = button;
+      actions.append(button);
+    }
+    element.append(head, progress, message, actions);
+    return row;
+  }
+
+  updateRow(row) {
+    const { job } = row;
+    const percent = Math.max(0, Math.min(100, Math.floor(job.progress || 0)));
+    row.element.dataset.status = job.status;
+    if (job.status === "queued") {
+      row.status.textContent = "Queued";
+      row.progress.removeAttribute("value");
+    } else if (job.status === "converting") {
+      row.status.textContent = `Converting ${percent}%`;
+      row.progress.value = percent;
+    } else if (job.status === "done") {
+      const facts = [job.duration_s != null ? duration(job.duration_s) : null,
+        job.mp3_size != null ? size(job.mp3_size) : null, job.bitrate].filter(Boolean);
+      row.status.textContent = `Done${facts.length ? " · " + facts.join(" · ") : ""}`;
+      row.progress.value = 100;
+    } else {
+      row.status.textContent = `Failed: ${job.error || "the conversion did not succeed"}`;
+    }
+    row.progress.hidden = job.status === "failed";
+    const done = job.status === "done";
+    row.buttons.download.hidden = !done;
+    row.buttons.link.hidden = !done;
+    row.buttons.link.disabled = this.linksUnavailable;
+    row.buttons.cancel.hidden = !ACTIVE.has(job.status);
+  }
+
+  async act(row, button, handler) {
+    button.disabled = true;
+    this.say(row, "");
+    try {
+      await handler();
+    } catch (error) {
+      if (error.status !== 401) this.say(row, describeError(error, { what: `“${row.job.filename}”` }), true);
+    } finally {
+      button.disabled = button === row.buttons.link && this.linksUnavailable;
+    }
+  }
+
+  say(row, text, isError = false) {
+    row.message.textContent = text;
+    row.message.hidden = !text;
+    row.message.classList.toggle("error", isError);
+  }
+
+  async download(row) {
+    this.say(row, "Downloading…");
+    // The token goes in a header, never in a URL: fetch into a Blob, then save that.
+    const response = await this.session.fetch("GET", row.job.links.mp3 || `/jobs/${row.job.id}/mp3`);
+    const blob = await response.blob();
+    const name = attachmentName(response.headers.get("Content-Disposition"))
+      || mp3Name(row.job.filename);
+    const url = URL.createObjectURL(blob);
+    const anchor = document.createElement("a");
+    anchor.href = url;
+    anchor.download = name;
+    anchor.hidden = true;
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    this.say(row, `Saved ${name}.`);
+  }
+
+  async copyLink(row) {
+    let body;
+    try {
+      body = await this.session.json("POST", `/jobs/${row.job.id}/links`);
+    } catch (error) {
+      if ((error.status === 404 || error.status === 405) && !this.capabilities.links) {
+        this.linksUnavailable = true;
+        this.render([...this.rows.values()].map((r) => r.job));
+        this.say(row, "This server does not offer shareable links yet.");
+        return;
+      }
+      throw error;
+    }
+    const href = body.url || body.link || body.href;
+    const url = new URL(href, window.location.origin).href;
+    const until = body.expires_at ? ` It works until ${new Date(body.expires_at).toLocaleString()}.` : "";
+    try {
+      await navigator.clipboard.writeText(url);
+      this.say(row, `Link copied.${until}`);
+    } catch {
+      this.say(row, `Copy this link: ${url}${until}`);
+    }
+  }
+
+  async cancel(row) {
+    const path = `/jobs/${row.job.id}`;
+    if (this.capabilities.cancel !== false) {
+      try {
+        await this.session.fetch("POST", `${path}/cancel`);
+        this.refreshNow();
+        return;
+      } catch (error) {
+        if (error.status !== 404 && error.status !== 405) throw error;
+      }
+    }
+    // No cancel endpoint on this server: deleting the job stops and removes it.
+    await this.session.fetch("DELETE", path);
+    this.notify(`Cancelled “${row.job.filename}”.`);
+    this.refreshNow();
+  }
+
+  async remove(row) {
+    await this.session.fetch("DELETE", `/jobs/${row.job.id}`);
+    this.notify(`Deleted “${row.job.filename}”.`);
+    this.refreshNow();
+  }
+}
+
+export function mp3Name(filename) {
+  return `${(filename || "audio").replace(/\.[^.]*$/, "")}.mp3`;
+}
+
+/** The file name of Content-Disposition: filename* (RFC 5987) first, then filename. */
+export function attachmentName(header) {
+  if (!header) return null;
+  const extended = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+  if (extended) {
+    try { return decodeURIComponent(extended[1]); } catch { /* fall through */ }
+  }
+  const plain = /filename\s*=\s*"([^"]*)"/i.exec(header);
+  return plain ? plain[1] : null;
+}
+
+function duration(seconds) {
+  const s = Math.round(seconds);
+  return s < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function size(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+}
