@@ -3,7 +3,8 @@ operation the document lists: a missing or bad token, and the JSON body checks."
 import pytest
 
 from tests.support.openapi import (PROTOCOL_HEADERS, example_body, example_url,
-                                   json_body_operations, secured_operations)
+                                   json_body_operations, operations_documenting,
+                                   secured_operations)
 
 
 @pytest.mark.parametrize("path,method", secured_operations())
@@ -47,3 +48,24 @@ def test_bad_query_arguments_are_422_naming_the_field(client, auth, url, field):
     response = client.get(url, headers=headers)
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["query"]
+
+
+@pytest.mark.parametrize("path,method", [op for op in operations_documenting(412)
+                                         if op[0].startswith("/uploads/")])
+def test_every_tus_operation_wants_the_protocol_version(client, auth, path, method):
+    response = client.open(example_url(path), method=method.upper(), headers=auth.admin())
+    assert response.status_code == 412
+    assert response.headers["Tus-Version"] == "1.0.0"
+
+
+def test_metrics_want_the_metrics_token_when_one_is_set(settings, container):
+    from api import create_app
+    from core.bootstrap import Container
+
+    token = "metrics-token-" + "m" * 16
+    guarded = create_app(container=Container(settings.with_overrides(metrics_token=token),
+                                             passwords=container.passwords)).test_client()
+    assert guarded.get("/metrics").status_code == 401
+    assert guarded.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    allowed = guarded.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200 and b"# TYPE" in allowed.data
