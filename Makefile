@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONVERT_WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-unit test-integration test-e2e faults bench clean
+.PHONY: install up test lint test-unit test-integration test-e2e faults bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ faults: install
 ## Benchmarks against the issue's targets (not part of CI); writes bench/results/latest.md.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Mutation testing of core/services and the sniffer against the unit tests (not in CI).
+mutation: install
+	$(BIN)/python -m pip install -q 'mutmut>=3.8,<4'
+	$(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results | tail -n 40
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

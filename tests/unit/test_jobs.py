@@ -317,3 +317,31 @@ def test_safe_filename(raw, expected):
 
 def test_mp3_name_swaps_the_extension():
     assert mp3_name("holiday.final.mov") == "holiday.final.mp3"
+
+
+def test_the_chosen_bitrate_reaches_the_encoder_and_the_output_stays_in_scratch(
+        pipeline, alice, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = submit(pipeline, alice, bitrate="320k")
+    pipeline.conversion.convert(job.id)
+    assert [bitrate for _, bitrate in pipeline.encoded] == ["320k"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "scratch"]  # nothing written beside it
+    assert list((tmp_path / "scratch").iterdir()) == []  # the attempt's directory is gone
+
+
+def test_a_heartbeat_that_cannot_reach_mysql_gives_up_the_job_once_its_lease_ran_out(
+        pipeline, alice):
+    from core.domain import Unavailable
+
+    job = submit(pipeline, alice)
+    pipeline.transcoder.hold = threading.Event()
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(pipeline.conversion.convert(job.id)))
+    worker.start()
+    wait_for(lambda: pipeline.transcoder.running == 1, timeout=5)
+
+    def down(*args, **kwargs):
+        raise Unavailable("mysql")
+    pipeline.jobs.renew = down
+    worker.join(10)  # the 3 s lease runs out: the attempt stops rather than write blind
+    assert outcome == [Outcome.LOST] and pipeline.blobs.in_bucket(MP3S) == []
