@@ -14,7 +14,7 @@ def create_app(config: Mapping[str, Any] | None = None,
                container: Container | None = None) -> Flask:
     """Build the app; `config` overrides settings (by field or variable name) for tests."""
     settings = container.settings if container else Settings.from_env(overrides=config)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static: every route is in the OpenAPI spec
     configure_logging(settings)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_json_bytes,

@@ -14,7 +14,8 @@ from core.domain import DomainError, QuotaExceeded, TooManyRequests, Unauthorize
 log = logging.getLogger(__name__)
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 409: "conflict", 413: "too_large",
+         405: "method_not_allowed", 409: "conflict", 412: "precondition_failed",
+         413: "too_large",
          415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid_input",
          429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
 

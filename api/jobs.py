@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import re
-from typing import BinaryIO, Callable, Iterator
+from functools import wraps
+from typing import Any, BinaryIO, Callable, ContextManager
 from urllib.parse import quote
 
 from flask import Response, request, url_for
-from werkzeug.wsgi import wrap_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_range_header
+from werkzeug.wsgi import FileWrapper, wrap_file
 from flask_smorest import Blueprint
 
 from api.deps import container, login_required
@@ -32,10 +35,10 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.route("/upload", methods=["POST"])
 @login_required
 @blp.response(202, UploadAcceptedSchema)
-@blp.alt_response(400, description="no file part, empty file or malformed body")
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
-@blp.alt_response(422, description="invalid bitrate")
+@blp.alt_response(422, description="no file part, an empty file, a malformed body or an invalid "
+                                   "bitrate")
 @blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
 @blp.alt_response(503, description="storage or database unavailable")
 @blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
@@ -98,11 +101,30 @@ def list_jobs(actor, query):
     return container().jobs.list(actor, query["page"], query["per_page"])
 
 
+def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
+    """An ETag from the response body; werkzeug answers 304 when If-None-Match has it."""
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Response:
+        response = view(*args, **kwargs)
+        response.add_etag()
+        response.make_conditional(request)
+        if response.status_code == 412:
+            return error_response(412, "the job has changed since the ETag in If-Match")
+        return response
+    return wrapped
+
+
 @blp.route("/jobs/<job_id>", methods=["GET"])
 @login_required
-@blp.response(200, JobSchema)
+@conditional
+@blp.response(200, JobSchema, headers={"ETag": {
+    "description": "changes whenever the job does", "schema": {"type": "string"}}})
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, or not yours")
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, parameters=[{
+    "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+    "description": "the ETag of the copy you hold: 304 while the job is unchanged"}])
 def get_job(actor, job_id):
     """Status, progress, error, sizes, duration and links of a job."""
     return container().jobs.get(actor, job_id)
@@ -125,11 +147,13 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 @login_required
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
 def job_mp3(actor, job_id):
-    """Download a job's MP3 (HTTP Range supported)."""
+    """Download a job's MP3: HEAD, ETag with If-None-Match (304), Range and If-Range (206)."""
     services = container()
     return stream_download(services.jobs.download(actor, job_id))
 
@@ -139,6 +163,8 @@ def job_mp3(actor, job_id):
 @blp.arguments(DownloadQuerySchema, location="query")
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such file, or not yours")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
@@ -154,66 +180,80 @@ def content_disposition(filename: str) -> str:
 
 
 def stream_download(item: Download) -> Response:
+    """The MP3 with werkzeug's conditional and partial responses: ETag/304, Range/206, If-Range
+    and 416; the store's reader is released on every path, HEAD, 304 and 416 included."""
     size = item.blob.size
-    etag = f"{item.blob.fid}-{size}"
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{etag}"',
-               "Content-Disposition": content_disposition(item.filename),
-               "Cache-Control": "private, max-age=0"}
-    if request.if_none_match.contains(etag):
-        return Response(status=304, headers=headers)
-    start, stop, status = 0, size, 200
-    # If-Range: a range only while the client's copy is still current, else the whole file.
-    range_valid = "If-Range" not in request.headers or request.if_range.etag == etag
-    if request.range and range_valid:
-        span = request.range.range_for_length(size)
-        if span is None or request.range.units != "bytes":
-            headers["Content-Range"] = f"bytes */{size}"
-            response = error_response(416, "range not satisfiable")
-            response.headers.update(headers)
-            return response
-        start, stop = span
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    headers["Content-Length"] = str(stop - start)
-    opened = container().jobs.open(item)
-    reader = opened.__enter__()  # opened before the headers go out, so errors are still JSON
+    environ = _single_range_environ(request.environ)
+    reader = _Reader(container().jobs.open(item))  # opened before the headers: errors stay JSON
     try:
-        reader.seek(start)
-        if stop == size and _has_fileno(reader):
-            # A file on local disk, read to its end: gunicorn sends it with sendfile(2).
-            body = wrap_file(request.environ, reader, CHUNK)
-        else:
-            body = _RangeBody(reader, stop - start, lambda: opened.__exit__(None, None, None))
+        response = Response(FileWrapper(reader, CHUNK), mimetype="audio/mpeg",
+                            direct_passthrough=True)
+        response.content_length = size
+        response.set_etag(f"{item.blob.fid}-{size}")
+        response.headers["Content-Disposition"] = content_disposition(item.filename)
+        response.headers["Cache-Control"] = "private, max-age=0"
+        try:
+            response.make_conditional(environ, accept_ranges=True, complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            reader.close()
+            return error_response(416, "range not satisfiable",
+                                  headers={"Content-Range": f"bytes */{size}",
+                                           "Accept-Ranges": "bytes"})
+        if response.status_code == 412:
+            reader.close()
+            return error_response(412, "the MP3 is not the one named by If-Match")
+        if response.status_code in (200, 206) and reader.on_disk():
+            # A file on local disk: hand gunicorn its own file wrapper, positioned at the first
+            # byte to send, so it writes Content-Length bytes with sendfile(2).
+            reader.seek(response.content_range.start if response.status_code == 206 else 0)
+            response.response = wrap_file(request.environ, reader, CHUNK)
     except BaseException:
-        opened.__exit__(None, None, None)
+        reader.close()
         raise
-    return Response(body, status=status, headers=headers, mimetype="audio/mpeg",
-                    direct_passthrough=True)
+    return response
 
 
-def _has_fileno(reader: BinaryIO) -> bool:
-    try:
-        reader.fileno()
+def _single_range_environ(environ: dict) -> dict:
+    """werkzeug answers any Range it cannot serve as one part with 416; RFC 9110 lets a server
+    ignore a multi-range or non-byte Range and send the whole file, which every client reads."""
+    parsed = parse_range_header(environ.get("HTTP_RANGE"))
+    if parsed is not None and (parsed.units != "bytes" or len(parsed.ranges) != 1):
+        return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
+    return environ
+
+
+class _Reader:
+    """The blob store's reader; close() leaves the store's context once (a file, a GridFS
+    cursor). The response body and the WSGI server call close() when they are done."""
+
+    def __init__(self, opened: ContextManager[BinaryIO]):
+        self._opened = opened
+        self._file = opened.__enter__()
+        self._open = True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
         return True
-    except (AttributeError, OSError, ValueError):
-        return False
 
+    def fileno(self) -> int:
+        return self._file.fileno()
 
-class _RangeBody:
-    """Yields `length` bytes from a reader; the WSGI server's close() releases it."""
-
-    def __init__(self, reader: BinaryIO, length: int, release: Callable[[], None]):
-        self._reader = reader
-        self._remaining = length
-        self._release = release
-
-    def __iter__(self) -> Iterator[bytes]:
-        while self._remaining > 0:
-            data = self._reader.read(min(CHUNK, self._remaining))
-            if not data:
-                return
-            self._remaining -= len(data)
-            yield data
+    def on_disk(self) -> bool:
+        try:
+            self._file.fileno()
+            return True
+        except (AttributeError, OSError, ValueError):
+            return False
 
     def close(self) -> None:
-        self._release()
+        if self._open:
+            self._open = False
+            self._opened.__exit__(None, None, None)

@@ -29,6 +29,7 @@ READ_SIZE = 256 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024
 OFFSET_TYPE = "application/offset+octet-stream"
 TUS_RESPONSES = {"204": {"description": "done; see the tus headers"}}
+VERSION_412 = {"412": {"description": "Tus-Resumable missing, or not 1.0.0"}}
 
 
 @blp.before_request
@@ -67,7 +68,7 @@ def options():
 @blp.route("/uploads/", methods=["POST"])
 @login_required
 @blp.doc(security=BEARER, responses={
-    "201": {"description": "created; Location names the upload"},
+    **VERSION_412, "201": {"description": "created; Location names the upload"},
     "413": {"description": "Upload-Length over MAX_UPLOAD_MB"},
     "422": {"description": "an invalid conversion option in Upload-Metadata"}})
 def create(actor):
@@ -98,7 +99,7 @@ def create(actor):
 @blp.route("/uploads/<upload_id>", methods=["HEAD"])
 @login_required
 @blp.doc(security=BEARER, responses={
-    "200": {"description": "Upload-Offset says how many bytes are stored"},
+    **VERSION_412, "200": {"description": "Upload-Offset says how many bytes are stored"},
     "404": {"description": "no such upload, or not yours"}, "410": {"description": "expired"}})
 def head(actor, upload_id):
     """How far an upload got: resume from `Upload-Offset`."""
@@ -111,6 +112,9 @@ def head(actor, upload_id):
 @blp.route("/uploads/<upload_id>", methods=["PATCH"])
 @login_required
 @blp.doc(security=BEARER, responses={
+    **VERSION_412, "404": {"description": "no such upload, or not yours"},
+    "410": {"description": "expired"}, "413": {"description": "past Upload-Length"},
+    "422": {"description": "a malformed Upload-Offset or Upload-Checksum"},
     "204": {"description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"},
     "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
     "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
@@ -130,7 +134,8 @@ def patch(actor, upload_id):
 
 @blp.route("/uploads/<upload_id>", methods=["DELETE"])
 @login_required
-@blp.doc(security=BEARER, responses={"204": {"description": "deleted with its bytes"},
+@blp.doc(security=BEARER, responses={**VERSION_412,
+                                      "204": {"description": "deleted with its bytes"},
                                       "404": {"description": "no such upload, or not yours"}})
 def terminate(actor, upload_id):
     """Abandon an upload and delete what was stored of it."""

@@ -50,6 +50,7 @@ def get_user(actor, user_id):
 @login_required
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
+@blp.alt_response(403, description="only admins change roles")
 @blp.alt_response(404, description="no such user, or not yours")
 @blp.alt_response(409, description="name or email taken")
 @blp.doc(security=BEARER)

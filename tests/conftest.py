@@ -10,6 +10,8 @@ import pytest
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
 
+pytest_plugins = ["tests.support.api_statuses"]
+
 _counter = itertools.count(1)
 
 

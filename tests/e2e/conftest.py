@@ -1,6 +1,8 @@
 """End-to-end fixtures: a running stack per blob store, a real SMTP server, test media."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support import media
@@ -80,3 +82,20 @@ def new_user(stack, admin):
         assert created.status_code == 201, created.text
         return login(stack, email, "password-1"), email
     return make
+
+
+@pytest.fixture
+def stored_videos(stack):
+    """The uploads the stack's blob store physically holds, read past the API: file names in
+    the directory store, or ids in GridFS."""
+    def names():
+        settings = stack.settings
+        if not settings.mongo_uri:
+            directory = os.path.join(settings.data_dir, "blobs", "videos")
+            return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+        from pymongo import MongoClient
+
+        with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
+            return sorted(str(doc["_id"]) for doc in
+                          client[settings.mongo_database]["videos.files"].find({}, {"_id": 1}))
+    return names

@@ -121,16 +121,20 @@ def test_webm_from_either_store_converts(stack, new_user, media_dir):
 
 
 @pytest.mark.parametrize("maker,status", [(media.make_text_as_mp4, 415), (media.make_empty, 422)])
-def test_non_media_is_refused_without_a_job(stack, new_user, media_dir, maker, status):
+def test_non_media_is_refused_without_a_job(stack, new_user, stored_videos, media_dir, maker,
+                                            status):
     user, _ = new_user()
+    before = stored_videos()
     response = upload(user, maker(media_dir))
     assert response.status_code == status and response.json()["code"]
     assert user.get("/jobs").json()["total"] == 0
+    assert stored_videos() == before
 
 
-def test_upload_needs_a_token_and_a_file(stack, new_user, clip):
+def test_upload_needs_a_token_and_a_file(stack, new_user, stored_videos, clip):
     import requests
 
+    before = stored_videos()
     with open(clip, "rb") as fh:
         anonymous = requests.post(stack.url("/upload"), files={"file": fh}, timeout=10)
     assert anonymous.status_code == 401
@@ -141,6 +145,7 @@ def test_upload_needs_a_token_and_a_file(stack, new_user, clip):
     assert wrong.status_code == 422
     assert upload(user, clip, bitrate="999k").status_code == 422
     assert user.get("/jobs").json()["total"] == 0
+    assert stored_videos() == before
 
 
 @pytest.mark.stores("directory")  # Flower runs with the directory stack

@@ -47,3 +47,29 @@ def test_cors_only_for_configured_origins(strict_client, client):
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
     default = client.get("/healthz", headers={"Origin": "https://app.example.com"})
     assert "Access-Control-Allow-Origin" not in default.headers  # off unless configured
+
+
+def proxied_app(settings, container, trusted_proxies):
+    """An app behind `trusted_proxies` proxies, blocking an address after 2 failed logins."""
+    limited = settings.with_overrides(
+        trusted_proxies=trusted_proxies, login_max_failures=100,
+        login_max_failures_per_address=2,
+        redis_prefix=f"{settings.redis_prefix}proxies{trusted_proxies}:")
+    return create_app(container=Container(limited, passwords=container.passwords)).test_client()
+
+
+def failed_login(client, n, forwarded_for):
+    return client.post("/login", headers={**basic(f"nobody{n}@example.com", "wrong-password"),
+                                          "X-Forwarded-For": forwarded_for},
+                       environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code
+
+
+def test_forwarded_addresses_count_only_behind_trusted_proxies(settings, container):
+    behind_proxy = proxied_app(settings, container, trusted_proxies=1)
+    assert [failed_login(behind_proxy, n, "203.0.113.5") for n in range(3)] == [401, 401, 429]
+    # another client behind the same proxy is not blocked with the first one
+    assert failed_login(behind_proxy, 3, "203.0.113.6") == 401
+
+    direct = proxied_app(settings, container, trusted_proxies=0)
+    # without trusted proxies the header is the client's word: forging it dodges nothing
+    assert [failed_login(direct, n, f"198.51.100.{n}") for n in range(3)] == [401, 401, 429]

@@ -67,7 +67,7 @@ def test_create_find_update_delete_user(client, auth):
     assert client.get(f"/users/{user['id']}", headers=zoe).status_code == 401
 
 
-def test_conflicts_and_validation(client, auth):
+def test_conflicts_and_validation(client, auth, container):
     admin = auth.admin()
     user, _ = auth.new_user()
     taken = client.post("/users", headers=admin, json={
@@ -80,11 +80,13 @@ def test_conflicts_and_validation(client, auth):
     unknown = client.post("/users", headers=admin, json={
         "name": "ok", "email": "ok@example.com", "password": "password-1", "admin": True})
     assert unknown.status_code == 422 and "admin" in unknown.get_json()["errors"]["json"]
-    # the users table survived the metacharacters
+    # the users table survived the metacharacters, and none of the refused users is in it
     assert client.get("/users", headers=admin).status_code == 200
+    for email in ("fresh@example.com", "nope", "ok@example.com"):
+        assert container.user_repo.get_by_email(email) is None
 
 
-def test_signup_is_closed_by_default(client, auth):
+def test_signup_is_closed_by_default(client, auth, container):
     anonymous = client.post("/users", json={"name": "anon", "email": "anon@example.com",
                                             "password": "password-1"})
     assert anonymous.status_code == 401
@@ -92,6 +94,7 @@ def test_signup_is_closed_by_default(client, auth):
     as_user = client.post("/users", headers=user, json={
         "name": "anon", "email": "anon@example.com", "password": "password-1"})
     assert as_user.status_code == 403
+    assert container.user_repo.get_by_email("anon@example.com") is None
 
 
 def test_users_reach_only_themselves(client, auth):
@@ -120,3 +123,13 @@ def test_password_change_retires_old_tokens(client, auth):
     client.patch(f"/users/{user['id']}", headers=headers, json={"password": "brand-new-pass"})
     assert client.post("/validate", headers=headers).status_code == 401
     assert auth.token("rotate@example.com", "brand-new-pass")
+
+
+def test_a_refused_update_changes_nothing(client, auth, container):
+    user, headers = auth.new_user()
+    other, _ = auth.new_user()
+    taken = client.patch(f"/users/{user['id']}", headers=headers, json={"email": other["email"]})
+    assert taken.status_code == 409 and taken.get_json()["code"] == "conflict"
+    invalid = client.patch(f"/users/{user['id']}", headers=headers, json={"email": "nope"})
+    assert invalid.status_code == 422 and "email" in invalid.get_json()["errors"]["json"]
+    assert container.user_repo.get(user["id"]).email == user["email"]

@@ -3,6 +3,8 @@ import pytest
 
 from api import create_app
 from core.bootstrap import Container
+from tests.support.openapi import (PROTOCOL_HEADERS, example_body, example_url,
+                                   operations_documenting)
 from tests.support.proxy import Outage
 
 
@@ -53,3 +55,23 @@ def test_redis_down_is_503_and_recovers(flaky, settings):
     assert client.get("/readyz").get_json()["checks"]["redis"] != "ok"
     redis.up()
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("path,method", operations_documenting(503))
+def test_every_operation_documenting_503_answers_it_while_mysql_and_redis_are_down(
+        flaky, settings, path, method):
+    from tests.conftest import basic
+
+    client, mysql, redis = flaky
+    token = login(client, settings).get_json()["access_token"]
+    mysql.down()
+    redis.down()
+    headers = basic(settings.admin_email, settings.admin_password) if path == "/login" \
+        else {"Authorization": f"Bearer {token}"}
+    headers.update(PROTOCOL_HEADERS)
+    body = example_body(path, method)
+    response = client.open(example_url(path), method=method.upper(), headers=headers,
+                           **({"json": body} if body is not None else {}))
+    assert response.status_code == 503, response.get_json()
+    if path != "/readyz" and method != "head":  # readiness answers with its checks, the others with the error shape
+        assert response.get_json()["code"] == "unavailable" and response.headers["Retry-After"]

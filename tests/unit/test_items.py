@@ -23,18 +23,21 @@ def test_owners_do_not_share_items(items):
 def test_unsafe_keys_are_refused(items, key):
     with pytest.raises(InvalidInput):
         items.put(1, key, {"v": 1})
+    assert items.store.values == {}
 
 
 @pytest.mark.parametrize("value", [[1, 2], "text", 3, None])
 def test_only_objects_are_stored(items, value):
     with pytest.raises(InvalidInput):
         items.put(1, "k", value)
+    assert items.store.values == {}
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 10 * 365 * 24 * 3600 + 1])
 def test_ttl_must_be_sane(items, ttl):
     with pytest.raises(InvalidInput):
         items.put(1, "k", {"v": 1}, ttl=ttl)
+    assert items.store.values == {}
 
 
 def test_items_are_size_capped(items):
