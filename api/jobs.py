@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import wraps
-from typing import Any, BinaryIO, Callable, ContextManager
+from typing import IO, Any, BinaryIO, Callable, ContextManager, cast
 from urllib.parse import quote
 
 from flask import Response, request, url_for
@@ -186,7 +186,7 @@ def stream_download(item: Download) -> Response:
     environ = _single_range_environ(request.environ)
     reader = _Reader(container().jobs.open(item))  # opened before the headers: errors stay JSON
     try:
-        response = Response(FileWrapper(reader, CHUNK), mimetype="audio/mpeg",
+        response = Response(FileWrapper(cast(IO[bytes], reader), CHUNK), mimetype="audio/mpeg",
                             direct_passthrough=True)
         response.content_length = size
         response.set_etag(f"{item.blob.fid}-{size}")
@@ -205,8 +205,9 @@ def stream_download(item: Download) -> Response:
         if response.status_code in (200, 206) and reader.on_disk():
             # A file on local disk: hand gunicorn its own file wrapper, positioned at the first
             # byte to send, so it writes Content-Length bytes with sendfile(2).
-            reader.seek(response.content_range.start if response.status_code == 206 else 0)
-            response.response = wrap_file(request.environ, reader, CHUNK)
+            start = response.content_range.start if response.status_code == 206 else 0
+            reader.seek(start or 0)
+            response.response = wrap_file(request.environ, cast(IO[bytes], reader), CHUNK)
     except BaseException:
         reader.close()
         raise
