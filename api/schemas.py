@@ -129,11 +129,32 @@ class JobSchema(Schema):
     notify_error = fields.String(allow_none=True)
     request_id = fields.String(allow_none=True,
                                metadata={"description": "X-Request-ID of the upload"})
+    expires_at = fields.DateTime(format="iso", allow_none=True, metadata={
+        "description": "when the MP3 will be deleted (RETENTION_SECONDS after it finished)"})
     links = fields.Method("_links")
 
     def _links(self, job) -> dict:
         return {"self": f"/jobs/{job.id}",
                 "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None}
+
+
+JOB_STATUSES = ["queued", "converting", "done", "failed", "cancelled", "expired"]
+
+
+class JobListQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES),
+                           metadata={"description": "only jobs in this status"})
+
+
+class LinkRequestSchema(StrictSchema):
+    expires_in = fields.Integer(load_default=86400,
+                                validate=validate.Range(min=60, max=604800),
+                                metadata={"description": "seconds the link works"})
+
+
+class LinkSchema(Schema):
+    url = fields.String(required=True, metadata={"description": "absolute; needs no token"})
+    expires_at = fields.DateTime(format="iso", required=True)
 
 
 class JobPageSchema(PageSchema):

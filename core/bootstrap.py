@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.adapters.mysql_db import MySQLDatabase
     from core.domain import MediaLimits
     from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, Metrics,
+    from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, Metrics,
                             PartialUploadStore,
                             RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
                             Transcoder, UploadRepository, UserRepository)
@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.intake import Intake
     from core.services.items import ItemService
     from core.services.jobs import JobService
+    from core.services.links import LinkSigner
     from core.services.notification import Notifications
+    from core.services.retention import Retention
     from core.services.sweeper import Sweeper
     from core.services.uploads import ResumableUploads
     from core.services.users import UserService
@@ -196,7 +198,26 @@ class Container:
     def jobs(self) -> JobService:
         from core.services.jobs import JobService
 
-        return JobService(self.job_repo, self.blob_store)
+        return JobService(self.job_repo, self.blob_store, self.links,
+                          keep_source=self.settings.keep_source)
+
+    @cached_property
+    def links(self) -> LinkSigner:
+        from core.services.links import LinkSigner
+
+        return LinkSigner(self.settings.jwt_secret, self.settings.base_url)
+
+    @cached_property
+    def retention(self) -> Retention:
+        from core.services.retention import Retention
+
+        return Retention(self.job_repo, self.blob_store, self.settings.keep_source)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyStore:
+        from core.adapters.redis_idempotency import RedisIdempotencyStore
+
+        return RedisIdempotencyStore(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def intake(self) -> Intake:
@@ -210,20 +231,27 @@ class Container:
                               active_jobs=s.quota_active_jobs,
                               stored_bytes=s.quota_stored_mb * 2**20)
         return Intake(self.job_repo, self.blob_store, self.queue, self.sniffer,
-                      self.rate_limiter, quotas, s.max_upload_bytes)
+                      self.rate_limiter, quotas, s.max_upload_bytes,
+                      idempotency=self.idempotency)
 
     @cached_property
     def conversion(self) -> Conversion:
         from core.services.conversion import Conversion
 
+        from datetime import timedelta
+
+        s = self.settings
         return Conversion(self.job_repo, self.blob_store, self.queue, self.transcoder,
-                          self.scratch, self.settings.lease_seconds)
+                          self.scratch, s.lease_seconds,
+                          retention=timedelta(seconds=s.retention_seconds),
+                          keep_source=s.keep_source)
 
     @cached_property
     def notifications(self) -> Notifications:
         from core.services.notification import Notifications
 
-        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url)
+        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url,
+                             links=self.links, link_ttl=self.settings.link_ttl_seconds)
 
     @cached_property
     def sweeper(self) -> Sweeper:

@@ -17,6 +17,11 @@ class JobStatus(str, enum.Enum):
     CONVERTING = "converting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its MP3 passed RETENTION_SECONDS and was deleted
+
+
+ENDED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 BITRATES = ("128k", "192k", "256k", "320k")
@@ -68,7 +73,7 @@ class Job:
     id: str
     owner_id: int
     status: JobStatus
-    video_fid: str
+    video_fid: str | None  # None once the source was deleted (job ended, KEEP_SOURCE=false)
     video_filename: str
     video_size: int
     bitrate: str = DEFAULT_BITRATE
@@ -87,6 +92,7 @@ class Job:
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
     request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
+    expires_at: datetime | None = None  # when a done job's MP3 is deleted (RETENTION_SECONDS)
 
     @property
     def active(self) -> bool:

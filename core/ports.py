@@ -43,8 +43,9 @@ class JobRepository(abc.ABC):
     def get(self, job_id: str) -> Job | None: ...
 
     @abc.abstractmethod
-    def list_for_owner(self, owner_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
-        """One page of an owner's jobs, newest first, and the total count."""
+    def list_for_owner(self, owner_id: int, offset: int, limit: int,
+                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+        """One page of an owner's jobs (in `status`, when given), newest first, and the total."""
 
     @abc.abstractmethod
     def list_ids_for_owner(self, owner_id: int) -> list[str]: ...
@@ -82,6 +83,12 @@ class JobRepository(abc.ABC):
     @abc.abstractmethod
     def usage(self, owner_id: int) -> tuple[int, int]:
         """(active jobs, stored bytes of videos and MP3s) of an owner."""
+
+    @abc.abstractmethod
+    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
+        """Jobs with files to delete: done jobs whose expires_at is before now, expired jobs
+        still holding a file id, and (with ended_before) ended jobs finished before it that
+        still hold their source video."""
 
 
 class BlobWriter(Protocol):
@@ -145,6 +152,24 @@ class ItemStore(abc.ABC):
 
     @abc.abstractmethod
     def ping(self) -> None: ...
+
+
+class IdempotencyStore(abc.ABC):
+    """What each Idempotency-Key of a user was used for: reserved while its request is being
+    received, then the request's fingerprint and the job it made."""
+
+    @abc.abstractmethod
+    def reserve(self, owner_id: int, key: str, ttl: int) -> dict[str, Any] | None:
+        """Reserve the key for a request now being received: None when this call reserved it,
+        else what the key holds ({"pending": true} or {"fingerprint", "job_id"})."""
+
+    @abc.abstractmethod
+    def complete(self, owner_id: int, key: str, record: dict[str, Any], ttl: int) -> None:
+        """Replace the reservation with what the request made."""
+
+    @abc.abstractmethod
+    def release(self, owner_id: int, key: str) -> None:
+        """Forget a reservation whose request failed, so a retry starts afresh."""
 
 
 class RateLimiter(abc.ABC):

@@ -66,6 +66,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "jobs.request_id", [
         "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
     ]),
+    (5, "cancel and retention", [
+        """ALTER TABLE jobs MODIFY status ENUM('queued','converting','done','failed',
+               'cancelled','expired') NOT NULL,
+           MODIFY video_fid VARCHAR(64) NULL,
+           ADD COLUMN IF NOT EXISTS expires_at DATETIME(6) NULL""",
+        "CREATE INDEX IF NOT EXISTS ix_jobs_status_expires ON jobs (status, expires_at)",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

@@ -83,7 +83,7 @@ class MySQLUserRepository(UserRepository):
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at", "request_id")
+               "notify_error", "lease_id", "lease_expires_at", "request_id", "expires_at")
 JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
                                     "lease_expires_at", "request_id"}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
@@ -118,13 +118,18 @@ class MySQLJobRepository(JobRepository):
             cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = %s", (job_id,))
             return _job(cur.fetchone())
 
-    def list_for_owner(self, owner_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
+    def list_for_owner(self, owner_id: int, offset: int, limit: int,
+                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+        where, params = "owner_id = %s", [owner_id]
+        if status is not None:
+            where = "owner_id = %s AND status = %s"
+            params = [owner_id, status.value]  # type: ignore[list-item]
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE owner_id = %s "
+            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} "
                         "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
-                        (owner_id, limit, offset))
+                        (*params, limit, offset))
             jobs = [_job(row) for row in cur.fetchall()]
-            cur.execute("SELECT COUNT(*) AS n FROM jobs WHERE owner_id = %s", (owner_id,))
+            cur.execute(f"SELECT COUNT(*) AS n FROM jobs WHERE {where}", params)
             total = int(cur.fetchone()["n"])
         return [j for j in jobs if j], total
 
@@ -189,7 +194,8 @@ class MySQLJobRepository(JobRepository):
     def usage(self, owner_id: int) -> tuple[int, int]:
         with self.db.cursor() as cur:
             cur.execute("SELECT COALESCE(SUM(status IN ('queued', 'converting')), 0) AS active, "
-                        "COALESCE(SUM(video_size + COALESCE(mp3_size, 0)), 0) AS stored "
+                        "COALESCE(SUM(IF(video_fid IS NULL, 0, video_size) "
+                        "+ IF(mp3_fid IS NULL, 0, COALESCE(mp3_size, 0))), 0) AS stored "
                         "FROM jobs WHERE owner_id = %s", (owner_id,))
             row = cur.fetchone()
             return int(row["active"]), int(row["stored"])
@@ -205,4 +211,16 @@ class MySQLJobRepository(JobRepository):
                         f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
                         "ORDER BY updated_at LIMIT 500",
                         (*[s.value for s in statuses], older_than))
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
+        with self.db.cursor() as cur:
+            sql = (f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
+                   "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))")
+            params: list[Any] = [now]
+            if ended_before is not None:
+                sql += (" OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
+                        " AND finished_at < %s)")
+                params.append(ended_before)
+            cur.execute(sql + " LIMIT 500", params)
             return [j for j in (_job(row) for row in cur.fetchall()) if j]

@@ -10,6 +10,7 @@ from core.services.conversion import Conversion
 from core.services.intake import Intake, UploadQuotas
 from core.services.jobs import JobService
 from core.services.notification import Notifications
+from core.services.retention import Retention
 from core.services.sweeper import Sweeper
 from core.services.users import UserService
 from tests.unit.fakes import (FakeBlobs, FakeItems, FakeJobs, FakeLimiter, FakeMailer, FakeQueue,
@@ -81,5 +82,6 @@ def pipeline(user_repo, tmp_path):
                               TmpScratch(tmp_path / "scratch"), lease_seconds=3)
     p.notifications = Notifications(p.jobs, user_repo, p.mailer, "http://api.test")
     p.sweeper = Sweeper(p.jobs, p.queue, timedelta(seconds=60))
+    p.retention = Retention(p.jobs, p.blobs, keep_source=False)
     p.encoded = p.transcoder.encoded
     return p

@@ -74,8 +74,9 @@ class FakeJobs(JobRepository):
     def get(self, job_id):
         return self.rows.get(job_id)
 
-    def list_for_owner(self, owner_id, offset, limit):
-        jobs = sorted((j for j in self.rows.values() if j.owner_id == owner_id),
+    def list_for_owner(self, owner_id, offset, limit, status=None):
+        jobs = sorted((j for j in self.rows.values() if j.owner_id == owner_id
+                       and (status is None or j.status is status)),
                       key=lambda j: j.created_at, reverse=True)
         return jobs[offset:offset + limit], len(jobs)
 
@@ -130,7 +131,16 @@ class FakeJobs(JobRepository):
     def usage(self, owner_id):
         mine = [j for j in self.rows.values() if j.owner_id == owner_id]
         return (sum(j.active for j in mine),
-                sum(j.video_size + (j.mp3_size or 0) for j in mine))
+                sum((j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
+                    for j in mine))
+
+    def purgeable(self, now, ended_before):
+        ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+        return [j for j in self.rows.values()
+                if (j.status is JobStatus.DONE and j.expires_at and j.expires_at < now)
+                or (j.status is JobStatus.EXPIRED and (j.mp3_fid or j.video_fid))
+                or (ended_before is not None and j.status in ended and j.video_fid
+                    and j.finished_at and j.finished_at < ended_before)]
 
 
 class _Writer:
