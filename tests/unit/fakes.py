@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 
 from core.domain import Blob, Conflict, Email, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
-from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
+from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, MailError,
+                        RateLimiter,
                         ScratchSpace, Sniffer, Transcoder,
                         TaskQueue, TokenStates, UserRepository)
 
@@ -353,3 +354,20 @@ class TmpScratch(ScratchSpace):
 
     def attempt(self, job_id, attempt_id):
         return self._local.attempt(job_id, attempt_id)
+
+
+class FakeIdempotency(IdempotencyStore):
+    def __init__(self):
+        self.records: dict[tuple[int, str], dict] = {}
+
+    def reserve(self, owner_id, key, ttl):
+        if (owner_id, key) in self.records:
+            return dict(self.records[(owner_id, key)])
+        self.records[(owner_id, key)] = {"pending": True}
+        return None
+
+    def complete(self, owner_id, key, record, ttl):
+        self.records[(owner_id, key)] = dict(record)
+
+    def release(self, owner_id, key):
+        self.records.pop((owner_id, key), None)
