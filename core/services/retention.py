@@ -31,7 +31,7 @@ class Retention:
         purged: list[str] = []
         for job in self.jobs.purgeable(now, ended_before):
             if job.status is JobStatus.DONE and job.expires_at is not None \
-                    and job.expires_at < now:
+                    and job.expires_at.replace(tzinfo=None) < now:  # naive UTC, as utcnow()
                 if not self.jobs.update(job.id, {"status": JobStatus.EXPIRED},
                                         only_if_status=(JobStatus.DONE,)):
                     continue  # deleted meanwhile
