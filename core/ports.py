@@ -248,6 +248,24 @@ class Transcoder(abc.ABC):
         """Encode src's first audio track to dst; stops early (MediaError) when should_stop()."""
 
 
+class WebhookSender(abc.ABC):
+    """Posts one signed webhook message to a receiver."""
+
+    @abc.abstractmethod
+    def check_url(self, url: str) -> None:
+        """Raise InvalidInput unless url is http(s) and every address it resolves to may be
+        called (public, unless private receivers are allowed)."""
+
+    @abc.abstractmethod
+    def send(self, url: str, secret: str, msg_id: str, body: str) -> int:
+        """Sign and POST body; the receiver's status code (redirects are not followed).
+        Raises WebhookError when no answer came (refused address, timeout, connection)."""
+
+
+class WebhookError(Exception):
+    """A webhook message got no answer; the message is a short reason, safe to show."""
+
+
 class MailError(Exception):
     """Mail could not be delivered now; worth retrying."""
 
