@@ -169,3 +169,37 @@ class UploadAcceptedSchema(Schema):
 
 class DownloadQuerySchema(StrictSchema):
     fid = fields.String(required=True)
+
+
+class WebhookCreateSchema(StrictSchema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    events = fields.List(fields.String(validate=validate.OneOf(
+        ["job.succeeded", "job.failed", "job.cancelled"])), validate=validate.Length(min=1),
+        metadata={"description": "default: all three"})
+
+
+class WebhookSchema(Schema):
+    id = fields.String(required=True)
+    url = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    disabled_at = fields.DateTime(format="iso", allow_none=True,
+                                  metadata={"description": "set when the receiver answered 410"})
+    created_at = fields.DateTime(format="iso")
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    secret = fields.String(required=True, metadata={"description": "whsec_...; shown only here"})
+
+
+class WebhookDeliverySchema(Schema):
+    id = fields.String(required=True)
+    event = fields.String(required=True)
+    job_id = fields.String(required=True)
+    webhook_id = fields.String(attribute="msg_id", data_key="webhook-id", required=True)
+    attempts = fields.Integer(required=True)
+    last_status = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_retry_at = fields.DateTime(format="iso", allow_none=True)
+    delivered_at = fields.DateTime(format="iso", allow_none=True)
+    failed_at = fields.DateTime(format="iso", allow_none=True)
+    created_at = fields.DateTime(format="iso")

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.adapters.mysql_db import MySQLDatabase
     from core.domain import MediaLimits
     from core.adapters.prometheus_metrics import BrokerQueueCollector
+    from core.domain import Job
+    from core.services.webhooks import Webhooks
+    from core.ports import (WebhookRepository, WebhookSender)
     from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, Metrics,
                             PartialUploadStore,
                             RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
@@ -199,7 +202,35 @@ class Container:
         from core.services.jobs import JobService
 
         return JobService(self.job_repo, self.blob_store, self.links,
-                          keep_source=self.settings.keep_source)
+                          keep_source=self.settings.keep_source,
+                          on_cancel=lambda job_id: self.queue.enqueue_event(job_id,
+                                                                            "job.cancelled"))
+
+    @cached_property
+    def webhook_repo(self) -> WebhookRepository:
+        from core.adapters.mysql_repos import MySQLWebhookRepository
+
+        return MySQLWebhookRepository(self.db)
+
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        from core.adapters.webhook_http import HttpWebhookSender
+
+        return HttpWebhookSender(allow_private=self.settings.webhook_allow_private)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        from api.schemas import JobSchema  # the job as GET /jobs/<id> shows it
+        from core.services.webhooks import Webhooks
+
+        def link(job: Job) -> str | None:
+            if not job.mp3_fid:
+                return None
+            return self.links.sign(job.id, job.mp3_fid, self.settings.link_ttl_seconds)[0]
+
+        return Webhooks(self.webhook_repo, self.webhook_sender, self.queue, self.job_repo,
+                        render=lambda job: dict(JobSchema().dump(job)), link=link,
+                        metrics=self.metrics)
 
     @cached_property
     def links(self) -> LinkSigner:

@@ -99,6 +99,43 @@ class Job:
         return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
 
 
+WEBHOOK_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
+
+
+@dataclass
+class WebhookEndpoint:
+    id: str
+    owner_id: int
+    url: str
+    events: list[str]
+    secret: str  # whsec_...: shown to its owner only when created
+    disabled_at: datetime | None = None  # the receiver answered 410 Gone
+    created_at: datetime | None = None
+
+
+@dataclass
+class WebhookDelivery:
+    """One event for one endpoint: a single row per (endpoint, job, event), so the message and
+    its webhook-id stay the same however often the event is emitted."""
+
+    id: str
+    endpoint_id: str
+    job_id: str
+    event: str
+    body: str
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    next_retry_at: datetime | None = None
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @property
+    def msg_id(self) -> str:
+        return f"msg_{self.id}"
+
+
 @dataclass
 class Page:
     """One page of a listing, with the total count."""

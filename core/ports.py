@@ -6,7 +6,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User
+from core.domain import (Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User,
+                         WebhookDelivery, WebhookEndpoint)
 
 
 class UserRepository(abc.ABC):
@@ -220,6 +221,12 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     def enqueue_notify(self, job_id: str) -> None: ...
 
+    def enqueue_event(self, job_id: str, event: str) -> None:
+        """Tell the job owner's webhooks about event (webhooks queue); no-op without one."""
+
+    def enqueue_delivery(self, delivery_id: str) -> None:
+        """Deliver (again) one webhook message (webhooks queue); no-op without one."""
+
     @abc.abstractmethod
     def pending_convert_ids(self) -> set[str] | None:
         """Job ids waiting in the convert queue; None when the broker cannot tell."""
@@ -246,6 +253,41 @@ class Transcoder(abc.ABC):
                    on_progress: Callable[[float], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> MediaInfo:
         """Encode src's first audio track to dst; stops early (MediaError) when should_stop()."""
+
+
+class WebhookRepository(abc.ABC):
+    @abc.abstractmethod
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint: ...
+
+    @abc.abstractmethod
+    def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    @abc.abstractmethod
+    def list_endpoints(self, owner_id: int) -> list[WebhookEndpoint]: ...
+
+    @abc.abstractmethod
+    def endpoints_for(self, owner_id: int, event: str) -> list[WebhookEndpoint]:
+        """The owner's enabled endpoints subscribed to event."""
+
+    @abc.abstractmethod
+    def delete_endpoint(self, endpoint_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def disable_endpoint(self, endpoint_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_delivery(self, delivery: WebhookDelivery) -> bool:
+        """Insert unless (endpoint, job, event) has one already; True when inserted."""
+
+    @abc.abstractmethod
+    def get_delivery(self, delivery_id: str) -> WebhookDelivery | None: ...
+
+    @abc.abstractmethod
+    def list_deliveries(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None: ...
 
 
 class WebhookSender(abc.ABC):
@@ -369,6 +411,9 @@ class Metrics(abc.ABC):
     @abc.abstractmethod
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """An HTTP request answered, by route template (never the raw path)."""
+
+    def webhook(self, outcome: str) -> None:
+        """A webhook delivery attempt: delivered, retry, disabled or failed."""
 
 
 class NullMetrics(Metrics):

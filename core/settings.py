@@ -117,6 +117,14 @@ class Settings:
                                       "(the job then shows status expired)")
     link_ttl_seconds: int = _opt("LINK_TTL_SECONDS", 24 * 3600,
                                  doc="lifetime of the download link in the 'MP3 is ready' email")
+    webhook_allow_private: bool = _opt(
+        "WEBHOOK_ALLOW_PRIVATE", False,
+        doc="true: webhooks may call loopback and private addresses (development, tests only)")
+    webhook_concurrency: int = _opt("WEBHOOK_CONCURRENCY", 8,
+                                    doc="webhook deliveries at once per webhooks worker")
+    webhook_retry_base: float = _opt("WEBHOOK_RETRY_BASE_SECONDS", 30.0,
+                                     doc="first webhook retry delay; doubles each time up to "
+                                         "an hour, for 24 h")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
     log_format: str = _opt("LOG_FORMAT", "text",
                            doc="text, or json: one JSON object per line with request_id, job_id")
@@ -182,7 +190,8 @@ class Settings:
                      "login_max_failures", "login_max_failures_per_address",
                      "login_window_seconds", "max_duration_seconds", "min_sample_rate",
                      "max_output_mb", "ffmpeg_memory_mb", "quota_stored_mb",
-                     "quota_active_jobs", "quota_items", "retention_seconds"):
+                     "quota_active_jobs", "quota_items", "retention_seconds",
+                     "webhook_concurrency", "webhook_retry_base"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if self.ffmpeg_memory_mb < 256:

@@ -85,6 +85,7 @@ def children(convert_workers: int) -> list[Child]:
         node = "convert@%h" if i == 1 else f"convert-{i}@%h"
         procs.append(Child(f"worker-convert-{i}", [py, "-m", "workers.convert", "-n", node]))
     procs.append(Child("worker-notify", [py, "-m", "workers.notify"]))
+    procs.append(Child("worker-webhooks", [py, "-m", "workers.webhooks"]))
     procs.append(Child("beat", [py, "-m", "workers.beat"]))
     procs.append(Child("flower", [py, "-m", "workers.flower", "--address=127.0.0.1"]))
     return procs

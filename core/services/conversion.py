@@ -145,7 +145,14 @@ class Conversion:
             return Outcome.LOST
         self._drop_source(job_id, job.video_fid)
         self.queue.enqueue_notify(job_id)
+        self._event(job_id, "job.succeeded")
         return Outcome.DONE
+
+    def _event(self, job_id: str, event: str) -> None:
+        try:
+            self.queue.enqueue_event(job_id, event)
+        except Exception:  # a webhook problem never fails a conversion
+            log.exception("job %s: could not queue the %s event", job_id, event)
 
     def _drop_source(self, job_id: str, video_fid: str | None) -> None:
         """The job ended: its video is no longer needed unless KEEP_SOURCE. A crash between
@@ -165,12 +172,14 @@ class Conversion:
             job = self.jobs.get(lease.job_id)
             if job is not None:
                 self._drop_source(job.id, job.video_fid)
+            self._event(lease.job_id, "job.failed")
             return Outcome.FAILED
         return Outcome.LOST
 
     def fail(self, job_id: str, reason: str) -> None:
         """End a job that cannot succeed (the task's time limit), whoever holds it."""
         log.info("job %s failed: %s", job_id, reason)
-        self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
-                                  "finished_at": utcnow()},
-                         only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING))
+        if self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
+                                     "finished_at": utcnow()},
+                            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING)):
+            self._event(job_id, "job.failed")

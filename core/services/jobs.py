@@ -1,12 +1,13 @@
 """Jobs as their owners see them: read, list, download and delete."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.domain import (BITRATES, DEFAULT_BITRATE, Blob, Conflict, Gone, InvalidInput, Job,
                          JobStatus, NotFound, Page, Principal)
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from core.services.links import LinkSigner
 
 VIDEOS, MP3S = "videos", "mp3s"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -58,11 +60,12 @@ class Download:
 
 class JobService:
     def __init__(self, jobs: JobRepository, blobs: BlobStore, links: LinkSigner | None = None,
-                 keep_source: bool = True):
+                 keep_source: bool = True, on_cancel: Callable[[str], None] | None = None):
         self.jobs = jobs
         self.blobs = blobs
         self.links = links
         self.keep_source = keep_source
+        self.on_cancel = on_cancel
 
     def get(self, actor: Principal, job_id: str) -> Job:
         job = self.jobs.get(job_id) if is_job_id(job_id) else None
@@ -116,6 +119,11 @@ class JobService:
         if not self.keep_source and job.video_fid:
             self.blobs.delete(VIDEOS, job.video_fid)
             self.jobs.update(job.id, {"video_fid": None})
+        if self.on_cancel is not None:
+            try:
+                self.on_cancel(job.id)
+            except Exception:  # the cancel stands; webhooks are told on a best-effort basis
+                log.exception("job %s: could not queue the job.cancelled event", job.id)
         cancelled = self.jobs.get(job.id)
         if cancelled is None:
             raise NotFound("job not found")

@@ -111,6 +111,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
         stack.start("api", _python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"))
         stack.start("worker-convert", _python("-m", "workers.convert"))
         stack.start("worker-notify", _python("-m", "workers.notify"))
+        stack.start("worker-webhooks", _python("-m", "workers.webhooks"))
         if beat:
             stack.start("beat", _python("-m", "workers.beat"))
         if flower:
@@ -140,7 +141,8 @@ def _ready(stack: Stack) -> bool:
         return False
 
 
-def workers_answer(container: Container, queues: tuple[str, ...] = ("convert", "notify")) -> bool:
+def workers_answer(container: Container,
+                   queues: tuple[str, ...] = ("convert", "notify", "webhooks")) -> bool:
     """True once this host's worker of every queue answers a Celery ping."""
     host = socket.gethostname()
     try:

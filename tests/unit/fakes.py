@@ -249,12 +249,20 @@ class FakeQueue(TaskQueue):
         self.converts: list[str] = []
         self.notifies: list[str] = []
         self.waiting: list[str] = []  # what the broker still holds, for the sweeper
+        self.events: list[tuple[str, str]] = []
+        self.deliveries: list[str] = []
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
 
     def enqueue_notify(self, job_id):
         self.notifies.append(job_id)
+
+    def enqueue_event(self, job_id, event):
+        self.events.append((job_id, event))
+
+    def enqueue_delivery(self, delivery_id):
+        self.deliveries.append(delivery_id)
 
     def pending_convert_ids(self):
         return set(self.waiting)
