@@ -64,3 +64,11 @@ def test_other_schemes_and_malformed_urls_are_refused(url):
 
 def test_is_public_reads_scoped_addresses():
     assert not is_public("fe80::1%eth0")
+
+
+def test_the_retry_schedule_doubles_to_an_hour_and_covers_a_day():
+    from core.services.webhooks import retry_schedule
+
+    delays = retry_schedule(30.0)
+    assert delays[:4] == [30.0, 60.0, 120.0, 240.0] and max(delays) == 3600.0
+    assert sum(delays[:-1]) < 24 * 3600 <= sum(delays)
