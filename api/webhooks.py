@@ -5,8 +5,12 @@ from flask_smorest import Blueprint
 
 from api.deps import container, login_required
 from api.openapi import BEARER
-from api.schemas import (WebhookCreateSchema, WebhookCreatedSchema, WebhookDeliverySchema,
-                         WebhookSchema)
+from api.schemas import (
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookDeliverySchema,
+    WebhookSchema,
+)
 
 blp = Blueprint("webhooks", __name__, description="Signed webhooks for job outcomes")
 

@@ -18,15 +18,13 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from redis import Redis
 
     from core.adapters.mysql_db import MySQLDatabase
-    from core.domain import MediaLimits
+    from core.domain import Job, MediaLimits
     from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.domain import Job
-    from core.services.webhooks import Webhooks
-    from core.ports import (WebhookRepository, WebhookSender)
     from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, Metrics,
                             PartialUploadStore,
                             RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
-                            Transcoder, UploadRepository, UserRepository)
+                            Transcoder, UploadRepository, UserRepository, WebhookRepository,
+                            WebhookSender)
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.conversion import Conversion
     from core.services.intake import Intake
@@ -38,6 +36,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.sweeper import Sweeper
     from core.services.uploads import ResumableUploads
     from core.services.users import UserService
+    from core.services.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 

@@ -221,11 +221,13 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     def enqueue_notify(self, job_id: str) -> None: ...
 
+    @abc.abstractmethod
     def enqueue_event(self, job_id: str, event: str) -> None:
-        """Tell the job owner's webhooks about event (webhooks queue); no-op without one."""
+        """Tell the job owner's webhooks about event (webhooks queue)."""
 
+    @abc.abstractmethod
     def enqueue_delivery(self, delivery_id: str) -> None:
-        """Deliver (again) one webhook message (webhooks queue); no-op without one."""
+        """Deliver (again) one webhook message (webhooks queue)."""
 
     @abc.abstractmethod
     def pending_convert_ids(self) -> set[str] | None:
@@ -412,6 +414,7 @@ class Metrics(abc.ABC):
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """An HTTP request answered, by route template (never the raw path)."""
 
+    @abc.abstractmethod
     def webhook(self, outcome: str) -> None:
         """A webhook delivery attempt: delivered, retry, disabled or failed."""
 
@@ -426,6 +429,9 @@ class NullMetrics(Metrics):
         pass
 
     def email(self, outcome: str) -> None:
+        pass
+
+    def webhook(self, outcome: str) -> None:
         pass
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:

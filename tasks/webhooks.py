@@ -20,7 +20,7 @@ def emit(self, job_id: str, event: str) -> int:
     try:
         return len(container().webhooks.emit(job_id, event))
     except Unavailable as exc:
-        raise self.retry(exc=exc, countdown=min(300, 5 * 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2 ** self.request.retries)) from exc
 
 
 @shared_task(name=WEBHOOK_DELIVER_TASK, bind=True, max_retries=None, acks_late=True)
@@ -43,4 +43,4 @@ def deliver(self, delivery_id: str) -> str:
             services.webhooks.retry_at(delivery_id, delay)
         log.info("webhook delivery %s: %s, retry %d in %.1f s", delivery_id, exc, retries + 1,
                  delay)
-        raise self.retry(exc=exc, countdown=delay)
+        raise self.retry(exc=exc, countdown=delay) from exc

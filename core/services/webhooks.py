@@ -8,13 +8,28 @@ import json
 import logging
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from core.domain import (WEBHOOK_EVENTS, InvalidInput, Job, JobStatus, NotFound, Principal,
-                         WebhookDelivery, WebhookEndpoint)
-from core.ports import JobRepository, Metrics, TaskQueue, WebhookError, WebhookRepository, \
-    WebhookSender
+from core.domain import (
+    WEBHOOK_EVENTS,
+    InvalidInput,
+    Job,
+    JobStatus,
+    NotFound,
+    Principal,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from core.ports import (
+    JobRepository,
+    Metrics,
+    TaskQueue,
+    WebhookError,
+    WebhookRepository,
+    WebhookSender,
+)
 from core.services.jobs import utcnow
 
 log = logging.getLogger(__name__)
@@ -168,4 +183,4 @@ class Webhooks:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.replace(tzinfo=timezone.utc).isoformat()
+    return moment.replace(tzinfo=UTC).isoformat()

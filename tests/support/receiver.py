@@ -21,7 +21,8 @@ class Receiver:
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 receiver.times.append(time.time())
                 time.sleep(receiver.delay)
-                answers = receiver.status if isinstance(receiver.status, list) else [receiver.status]
+                answers = receiver.status if isinstance(receiver.status, list) \
+                    else [receiver.status]
                 self.send_response(answers[min(len(receiver.received), len(answers)) - 1])
                 if receiver.location:
                     self.send_header("Location", receiver.location)

@@ -14,8 +14,9 @@ from core.services.links import LinkSigner
 from core.services.retention import Retention
 from core.services.sweeper import Sweeper
 from core.services.users import UserService
-from tests.unit.fakes import (FakeBlobs, FakeIdempotency, FakeItems, FakeJobs, FakeLimiter, FakeMailer, FakeQueue,
-                              FakeSniffer, FakeTranscoder, FakeUsers, TmpScratch)
+from tests.unit.fakes import (FakeBlobs, FakeIdempotency, FakeItems, FakeJobs, FakeLimiter,
+                              FakeMailer, FakeQueue, FakeSniffer, FakeTranscoder, FakeUsers,
+                              TmpScratch)
 
 SECRET = "unit-test-secret-" + "y" * 32
 
