@@ -92,7 +92,8 @@ def test_a_410_disables_the_webhook(stack, new_user, clip, receivers):
     receiver = receivers(status=410)
     hook = register(user, receiver.url)
     wait_job(user, upload(user, clip).json()["job_id"])
-    wait_for(lambda: user.get(f"/webhooks/{hook['id']}/deliveries").json()[0]["failed_at"],
+    wait_for(lambda: [d for d in user.get(f"/webhooks/{hook['id']}/deliveries").json()
+                      if d["failed_at"] and d["last_status"] == 410],
              timeout=30, what="the delivery to be marked failed")
     wait_for(lambda: user.get("/webhooks").json()[0]["disabled_at"], timeout=30,
              what="the webhook to be disabled")
