@@ -96,7 +96,9 @@ class Conversion:
         if job is None or not job.active:
             if job and job.status is JobStatus.DONE and job.notified_at is None \
                     and job.notify_error is None:
-                # The attempt that finished it may have died before queueing the email.
+                # The attempt that finished it may have died before queueing the email (and
+                # the event, queued just before it: emitting it again sends nothing twice).
+                self._event(job_id, "job.succeeded")
                 self.queue.enqueue_notify(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
@@ -144,8 +146,8 @@ class Conversion:
             self.blobs.delete(MP3S, writer.fid)
             return Outcome.LOST
         self._drop_source(job_id, job.video_fid)
-        self.queue.enqueue_notify(job_id)
         self._event(job_id, "job.succeeded")
+        self.queue.enqueue_notify(job_id)
         return Outcome.DONE
 
     def _event(self, job_id: str, event: str) -> None:

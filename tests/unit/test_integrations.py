@@ -235,3 +235,18 @@ def test_list_filters_by_status(pipeline, alice):
     assert [j.id for j in pipeline.service.list(alice, 1, 20, JobStatus.DONE).items] == [done.id]
     assert [j.id for j in pipeline.service.list(alice, 1, 20, JobStatus.QUEUED).items] == \
         [queued.id]
+
+
+def test_outcome_events_are_queued_and_again_when_the_email_was_lost(pipeline, alice):
+    done = done_job(pipeline, alice)
+    assert pipeline.queue.events == [(done.id, "job.succeeded")]
+    assert pipeline.conversion.convert(done.id) is Outcome.GONE  # redelivered, not emailed yet
+    assert pipeline.queue.events == [(done.id, "job.succeeded")] * 2  # emit makes it once
+    pipeline.notifications.notify(done.id)
+    assert pipeline.conversion.convert(done.id) is Outcome.GONE
+    assert len(pipeline.queue.events) == 2
+    failed = submit(pipeline, alice, data=MP4 + b"POISON")
+    pipeline.conversion.convert(failed.id)
+    cancelled = submit(pipeline, alice)
+    pipeline.service.cancel(alice, cancelled.id)
+    assert pipeline.queue.events[-1] == (failed.id, "job.failed")
