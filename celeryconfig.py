@@ -13,11 +13,14 @@ if TYPE_CHECKING:
 
 CONVERT_QUEUE = "convert"
 NOTIFY_QUEUE = "notify"
-QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE)
+WEBHOOKS_QUEUE = "webhooks"
+QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE)
 CONVERT_TASK = "convert.video_to_mp3"
 NOTIFY_TASK = "notify.job_done"
 SWEEP_TASK = "sweep.stale_jobs"
 PURGE_UPLOADS_TASK = "uploads.purge_expired"
+WEBHOOK_EMIT_TASK = "webhooks.emit"
+WEBHOOK_DELIVER_TASK = "webhooks.deliver"
 
 _exchange = Exchange("vid2mp3", type="direct")
 
@@ -49,6 +52,7 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
             "notify.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "sweep.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "uploads.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
+            "webhooks.*": {"queue": WEBHOOKS_QUEUE, "routing_key": WEBHOOKS_QUEUE},
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

@@ -30,11 +30,11 @@ def create_app(config: Mapping[str, Any] | None = None,
     app.extensions["vid2mp3"] = container or Container(settings)
 
     from api import (auth, cors, errors, items, jobs, meta, metrics, observability, openapi, tus,
-                     users)
+                     users, webhooks)
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs, tus, metrics):
+    for module in (meta, auth, users, items, jobs, tus, webhooks, metrics):
         api.register_blueprint(module.blp)
     observability.install(app)
     errors.register(app)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from functools import wraps
-from typing import IO, Any, BinaryIO, Callable, ContextManager, cast
+from typing import IO, Any, BinaryIO, Callable, ContextManager, Iterator, cast
 from urllib.parse import quote
 
 from flask import Response, request, url_for
@@ -15,10 +16,10 @@ from flask_smorest import Blueprint
 from api.deps import container, login_required
 from api.errors import error_response
 from api.openapi import BEARER
-from api.schemas import (DownloadQuerySchema, JobPageSchema, JobSchema, PageQuerySchema,
-                         UploadAcceptedSchema)
+from api.schemas import (DownloadQuerySchema, JobListQuerySchema, JobPageSchema, JobSchema,
+                         LinkRequestSchema, LinkSchema, UploadAcceptedSchema)
 from api.uploads import MultipartUpload
-from core.domain import BITRATES, TooLarge, UnsupportedMedia
+from core.domain import BITRATES, JobStatus, TooLarge, UnsupportedMedia
 from core.services.jobs import Download, check_bitrate
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
@@ -26,6 +27,9 @@ blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 MULTIPART_OVERHEAD = 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
 CHUNK = 256 * 1024
+IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
+                   "schema": {"type": "string", "maxLength": 255},
+                   "description": "makes a retried upload return the first one's job"}
 UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "the video"},
@@ -35,15 +39,21 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.route("/upload", methods=["POST"])
 @login_required
 @blp.response(202, UploadAcceptedSchema)
+@blp.alt_response(400, description="a malformed Idempotency-Key")
+@blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
+@blp.alt_response(409, description="a request with this Idempotency-Key is still being received")
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
-@blp.alt_response(422, description="no file part, an empty file, a malformed body or an invalid "
-                                   "bitrate")
+@blp.alt_response(422, description="no file part, an empty file, a malformed body, an invalid "
+                                   "bitrate, or an Idempotency-Key used for another request")
 @blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
 @blp.alt_response(503, description="storage or database unavailable")
-@blp.doc(security=BEARER, requestBody=UPLOAD_BODY)
+@blp.doc(security=BEARER, requestBody=UPLOAD_BODY, parameters=[IDEMPOTENCY_KEY])
 def upload(actor):
-    """Upload a video as multipart field `file`; its conversion is queued."""
+    """Upload a video as multipart field `file`; its conversion is queued.
+
+    With an `Idempotency-Key` header, a retry of the same request (same file and options)
+    within 24 h answers with the same job and stores nothing."""
     try:
         return _accept_upload(actor)
     except Exception:
@@ -60,17 +70,41 @@ def _accept_upload(actor) -> dict:
         raise TooLarge(f"uploads are limited to {limit // 2**20} MiB")
     if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
         raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
-    allowed = services.intake.admit(actor, request.content_length)
+    key = request.headers.get("Idempotency-Key")
+    intake = services.intake
+    prior = intake.reserve_key(actor, key) if key is not None else None
     request.max_content_length = limit + MULTIPART_OVERHEAD
     form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
-    form.find_file()
-    bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
-    if bitrate is not None:
-        check_bitrate(bitrate)  # fail before the video is read when the field comes first
-    job = services.intake.submit(actor, form.filename, form,
-                                 bitrate=lambda: bitrate or form.fields.get("bitrate"),
-                                 allowed_bytes=allowed)
+
+    def options() -> dict[str, str]:
+        return {**request.args.to_dict(), **form.fields}
+
+    if key is not None and prior is not None:
+        form.find_file()
+        job = intake.replay(actor, prior, form, options)
+        return _accepted(job)
+    try:
+        allowed = intake.admit(actor, request.content_length)
+        form.find_file()
+        bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
+        if bitrate is not None:
+            check_bitrate(bitrate)  # fail before the video is read when the field comes first
+        chosen = lambda: bitrate or form.fields.get("bitrate")  # noqa: E731
+        if key is not None:
+            job = intake.submit_keyed(actor, key, form.filename, form, options, bitrate=chosen,
+                                      allowed_bytes=allowed)
+        else:
+            job = intake.submit(actor, form.filename, form, bitrate=chosen,
+                                allowed_bytes=allowed)
+    except BaseException:
+        if key is not None:
+            intake.release_key(actor, key)
+        raise
     services.metrics.upload_received(job.video_size)
+    return _accepted(job)
+
+
+def _accepted(job) -> dict:
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
 
@@ -93,12 +127,13 @@ def _discard_body(max_bytes: int) -> None:
 
 @blp.route("/jobs", methods=["GET"])
 @login_required
-@blp.arguments(PageQuerySchema, location="query")
+@blp.arguments(JobListQuerySchema, location="query")
 @blp.response(200, JobPageSchema)
 @blp.doc(security=BEARER)
 def list_jobs(actor, query):
-    """Your jobs, newest first."""
-    return container().jobs.list(actor, query["page"], query["per_page"])
+    """Your jobs, newest first; `status` keeps only the jobs in that status."""
+    status = JobStatus(query["status"]) if query.get("status") else None
+    return container().jobs.list(actor, query["page"], query["per_page"], status=status)
 
 
 def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -138,6 +173,47 @@ def get_job(actor, job_id):
 def delete_job(actor, job_id):
     """Delete a job with its video and MP3."""
     container().jobs.delete(actor, job_id)
+
+
+@blp.route("/jobs/<job_id>/cancel", methods=["POST"])
+@login_required
+@blp.response(200, JobSchema)
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.alt_response(409, description="the job is done, failed or cancelled already")
+@blp.doc(security=BEARER)
+def cancel_job(actor, job_id):
+    """Cancel a queued or converting job: ffmpeg stops, no MP3 is kept, no email is sent."""
+    services = container()
+    job = services.jobs.cancel(actor, job_id)
+    services.metrics.job_finished("cancelled")
+    return job
+
+
+@blp.route("/jobs/<job_id>/links", methods=["POST"])
+@login_required
+@blp.arguments(LinkRequestSchema, required=False)
+@blp.response(201, LinkSchema)
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.alt_response(409, description="the MP3 is not ready")
+@blp.alt_response(410, description="the MP3 has expired")
+@blp.alt_response(422, description="expires_in outside 60 to 604800")
+@blp.doc(security=BEARER)
+def create_link(actor, body, job_id):
+    """A link that downloads the MP3 without a token until it expires."""
+    expires_in = (body or {}).get("expires_in", 86400)
+    url, expires_at = container().jobs.create_link(actor, job_id, expires_in)
+    return {"url": url, "expires_at": datetime.fromtimestamp(expires_at, timezone.utc)}
+
+
+@blp.route("/links/<token>", methods=["GET"])
+@blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
+@blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(404, description="tampered or unknown link, or its job was deleted")
+@blp.alt_response(410, description="the link or the MP3 has expired")
+@blp.alt_response(416, description="range not satisfiable")
+def link_download(token):
+    """Download the MP3 of a signed link (no token; Range, ETag as GET /jobs/<id>/mp3)."""
+    return stream_download(container().jobs.download_link(token))
 
 
 MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}}

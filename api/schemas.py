@@ -129,11 +129,32 @@ class JobSchema(Schema):
     notify_error = fields.String(allow_none=True)
     request_id = fields.String(allow_none=True,
                                metadata={"description": "X-Request-ID of the upload"})
+    expires_at = fields.DateTime(format="iso", allow_none=True, metadata={
+        "description": "when the MP3 will be deleted (RETENTION_SECONDS after it finished)"})
     links = fields.Method("_links")
 
     def _links(self, job) -> dict:
         return {"self": f"/jobs/{job.id}",
                 "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None}
+
+
+JOB_STATUSES = ["queued", "converting", "done", "failed", "cancelled", "expired"]
+
+
+class JobListQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES),
+                           metadata={"description": "only jobs in this status"})
+
+
+class LinkRequestSchema(StrictSchema):
+    expires_in = fields.Integer(load_default=86400,
+                                validate=validate.Range(min=60, max=604800),
+                                metadata={"description": "seconds the link works"})
+
+
+class LinkSchema(Schema):
+    url = fields.String(required=True, metadata={"description": "absolute; needs no token"})
+    expires_at = fields.DateTime(format="iso", required=True)
 
 
 class JobPageSchema(PageSchema):
@@ -148,3 +169,37 @@ class UploadAcceptedSchema(Schema):
 
 class DownloadQuerySchema(StrictSchema):
     fid = fields.String(required=True)
+
+
+class WebhookCreateSchema(StrictSchema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    events = fields.List(fields.String(validate=validate.OneOf(
+        ["job.succeeded", "job.failed", "job.cancelled"])), validate=validate.Length(min=1),
+        metadata={"description": "default: all three"})
+
+
+class WebhookSchema(Schema):
+    id = fields.String(required=True)
+    url = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    disabled_at = fields.DateTime(format="iso", allow_none=True,
+                                  metadata={"description": "set when the receiver answered 410"})
+    created_at = fields.DateTime(format="iso")
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    secret = fields.String(required=True, metadata={"description": "whsec_...; shown only here"})
+
+
+class WebhookDeliverySchema(Schema):
+    id = fields.String(required=True)
+    event = fields.String(required=True)
+    job_id = fields.String(required=True)
+    webhook_id = fields.String(attribute="msg_id", data_key="webhook-id", required=True)
+    attempts = fields.Integer(required=True)
+    last_status = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_retry_at = fields.DateTime(format="iso", allow_none=True)
+    delivered_at = fields.DateTime(format="iso", allow_none=True)
+    failed_at = fields.DateTime(format="iso", allow_none=True)
+    created_at = fields.DateTime(format="iso")

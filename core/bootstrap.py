@@ -18,21 +18,25 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from redis import Redis
 
     from core.adapters.mysql_db import MySQLDatabase
-    from core.domain import MediaLimits
+    from core.domain import Job, MediaLimits
     from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, Metrics,
+    from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, Metrics,
                             PartialUploadStore,
                             RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
-                            Transcoder, UploadRepository, UserRepository)
+                            Transcoder, UploadRepository, UserRepository, WebhookRepository,
+                            WebhookSender)
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.conversion import Conversion
     from core.services.intake import Intake
     from core.services.items import ItemService
     from core.services.jobs import JobService
+    from core.services.links import LinkSigner
     from core.services.notification import Notifications
+    from core.services.retention import Retention
     from core.services.sweeper import Sweeper
     from core.services.uploads import ResumableUploads
     from core.services.users import UserService
+    from core.services.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +200,54 @@ class Container:
     def jobs(self) -> JobService:
         from core.services.jobs import JobService
 
-        return JobService(self.job_repo, self.blob_store)
+        return JobService(self.job_repo, self.blob_store, self.links,
+                          keep_source=self.settings.keep_source,
+                          on_cancel=lambda job_id: self.queue.enqueue_event(job_id,
+                                                                            "job.cancelled"))
+
+    @cached_property
+    def webhook_repo(self) -> WebhookRepository:
+        from core.adapters.mysql_repos import MySQLWebhookRepository
+
+        return MySQLWebhookRepository(self.db)
+
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        from core.adapters.webhook_http import HttpWebhookSender
+
+        return HttpWebhookSender(allow_private=self.settings.webhook_allow_private)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        from api.schemas import JobSchema  # the job as GET /jobs/<id> shows it
+        from core.services.webhooks import Webhooks
+
+        def link(job: Job) -> str | None:
+            if not job.mp3_fid:
+                return None
+            return self.links.sign(job.id, job.mp3_fid, self.settings.link_ttl_seconds)[0]
+
+        return Webhooks(self.webhook_repo, self.webhook_sender, self.queue, self.job_repo,
+                        render=lambda job: dict(JobSchema().dump(job)), link=link,
+                        metrics=self.metrics)
+
+    @cached_property
+    def links(self) -> LinkSigner:
+        from core.services.links import LinkSigner
+
+        return LinkSigner(self.settings.jwt_secret, self.settings.base_url)
+
+    @cached_property
+    def retention(self) -> Retention:
+        from core.services.retention import Retention
+
+        return Retention(self.job_repo, self.blob_store, self.settings.keep_source)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyStore:
+        from core.adapters.redis_idempotency import RedisIdempotencyStore
+
+        return RedisIdempotencyStore(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def intake(self) -> Intake:
@@ -210,20 +261,27 @@ class Container:
                               active_jobs=s.quota_active_jobs,
                               stored_bytes=s.quota_stored_mb * 2**20)
         return Intake(self.job_repo, self.blob_store, self.queue, self.sniffer,
-                      self.rate_limiter, quotas, s.max_upload_bytes)
+                      self.rate_limiter, quotas, s.max_upload_bytes,
+                      idempotency=self.idempotency)
 
     @cached_property
     def conversion(self) -> Conversion:
         from core.services.conversion import Conversion
 
+        from datetime import timedelta
+
+        s = self.settings
         return Conversion(self.job_repo, self.blob_store, self.queue, self.transcoder,
-                          self.scratch, self.settings.lease_seconds)
+                          self.scratch, s.lease_seconds,
+                          retention=timedelta(seconds=s.retention_seconds),
+                          keep_source=s.keep_source)
 
     @cached_property
     def notifications(self) -> Notifications:
         from core.services.notification import Notifications
 
-        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url)
+        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url,
+                             links=self.links, link_ttl=self.settings.link_ttl_seconds)
 
     @cached_property
     def sweeper(self) -> Sweeper:

@@ -17,6 +17,11 @@ class JobStatus(str, enum.Enum):
     CONVERTING = "converting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its MP3 passed RETENTION_SECONDS and was deleted
+
+
+ENDED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 BITRATES = ("128k", "192k", "256k", "320k")
@@ -68,7 +73,7 @@ class Job:
     id: str
     owner_id: int
     status: JobStatus
-    video_fid: str
+    video_fid: str | None  # None once the source was deleted (job ended, KEEP_SOURCE=false)
     video_filename: str
     video_size: int
     bitrate: str = DEFAULT_BITRATE
@@ -87,10 +92,48 @@ class Job:
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
     request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
+    expires_at: datetime | None = None  # when a done job's MP3 is deleted (RETENTION_SECONDS)
 
     @property
     def active(self) -> bool:
         return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
+
+
+WEBHOOK_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
+
+
+@dataclass
+class WebhookEndpoint:
+    id: str
+    owner_id: int
+    url: str
+    events: list[str]
+    secret: str  # whsec_...: shown to its owner only when created
+    disabled_at: datetime | None = None  # the receiver answered 410 Gone
+    created_at: datetime | None = None
+
+
+@dataclass
+class WebhookDelivery:
+    """One event for one endpoint: a single row per (endpoint, job, event), so the message and
+    its webhook-id stay the same however often the event is emitted."""
+
+    id: str
+    endpoint_id: str
+    job_id: str
+    event: str
+    body: str
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    next_retry_at: datetime | None = None
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @property
+    def msg_id(self) -> str:
+        return f"msg_{self.id}"
 
 
 @dataclass

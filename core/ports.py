@@ -6,7 +6,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User
+from core.domain import (Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User,
+                         WebhookDelivery, WebhookEndpoint)
 
 
 class UserRepository(abc.ABC):
@@ -43,8 +44,9 @@ class JobRepository(abc.ABC):
     def get(self, job_id: str) -> Job | None: ...
 
     @abc.abstractmethod
-    def list_for_owner(self, owner_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
-        """One page of an owner's jobs, newest first, and the total count."""
+    def list_for_owner(self, owner_id: int, offset: int, limit: int,
+                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+        """One page of an owner's jobs (in `status`, when given), newest first, and the total."""
 
     @abc.abstractmethod
     def list_ids_for_owner(self, owner_id: int) -> list[str]: ...
@@ -82,6 +84,12 @@ class JobRepository(abc.ABC):
     @abc.abstractmethod
     def usage(self, owner_id: int) -> tuple[int, int]:
         """(active jobs, stored bytes of videos and MP3s) of an owner."""
+
+    @abc.abstractmethod
+    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
+        """Jobs with files to delete: done jobs whose expires_at is before now, expired jobs
+        still holding a file id, and (with ended_before) ended jobs finished before it that
+        still hold their source video."""
 
 
 class BlobWriter(Protocol):
@@ -147,6 +155,24 @@ class ItemStore(abc.ABC):
     def ping(self) -> None: ...
 
 
+class IdempotencyStore(abc.ABC):
+    """What each Idempotency-Key of a user was used for: reserved while its request is being
+    received, then the request's fingerprint and the job it made."""
+
+    @abc.abstractmethod
+    def reserve(self, owner_id: int, key: str, ttl: int) -> dict[str, Any] | None:
+        """Reserve the key for a request now being received: None when this call reserved it,
+        else what the key holds ({"pending": true} or {"fingerprint", "job_id"})."""
+
+    @abc.abstractmethod
+    def complete(self, owner_id: int, key: str, record: dict[str, Any], ttl: int) -> None:
+        """Replace the reservation with what the request made."""
+
+    @abc.abstractmethod
+    def release(self, owner_id: int, key: str) -> None:
+        """Forget a reservation whose request failed, so a retry starts afresh."""
+
+
 class RateLimiter(abc.ABC):
     """Counts events per key against a rate of `amount` per `seconds`."""
 
@@ -196,6 +222,14 @@ class TaskQueue(abc.ABC):
     def enqueue_notify(self, job_id: str) -> None: ...
 
     @abc.abstractmethod
+    def enqueue_event(self, job_id: str, event: str) -> None:
+        """Tell the job owner's webhooks about event (webhooks queue)."""
+
+    @abc.abstractmethod
+    def enqueue_delivery(self, delivery_id: str) -> None:
+        """Deliver (again) one webhook message (webhooks queue)."""
+
+    @abc.abstractmethod
     def pending_convert_ids(self) -> set[str] | None:
         """Job ids waiting in the convert queue; None when the broker cannot tell."""
 
@@ -221,6 +255,59 @@ class Transcoder(abc.ABC):
                    on_progress: Callable[[float], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> MediaInfo:
         """Encode src's first audio track to dst; stops early (MediaError) when should_stop()."""
+
+
+class WebhookRepository(abc.ABC):
+    @abc.abstractmethod
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint: ...
+
+    @abc.abstractmethod
+    def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    @abc.abstractmethod
+    def list_endpoints(self, owner_id: int) -> list[WebhookEndpoint]: ...
+
+    @abc.abstractmethod
+    def endpoints_for(self, owner_id: int, event: str) -> list[WebhookEndpoint]:
+        """The owner's enabled endpoints subscribed to event."""
+
+    @abc.abstractmethod
+    def delete_endpoint(self, endpoint_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def disable_endpoint(self, endpoint_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_delivery(self, delivery: WebhookDelivery) -> bool:
+        """Insert unless (endpoint, job, event) has one already; True when inserted."""
+
+    @abc.abstractmethod
+    def get_delivery(self, delivery_id: str) -> WebhookDelivery | None: ...
+
+    @abc.abstractmethod
+    def list_deliveries(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None: ...
+
+
+class WebhookSender(abc.ABC):
+    """Posts one signed webhook message to a receiver."""
+
+    @abc.abstractmethod
+    def check_url(self, url: str) -> None:
+        """Raise InvalidInput unless url is http(s) and every address it resolves to may be
+        called (public, unless private receivers are allowed)."""
+
+    @abc.abstractmethod
+    def send(self, url: str, secret: str, msg_id: str, body: str) -> int:
+        """Sign and POST body; the receiver's status code (redirects are not followed).
+        Raises WebhookError when no answer came (refused address, timeout, connection)."""
+
+
+class WebhookError(Exception):
+    """A webhook message got no answer; the message is a short reason, safe to show."""
 
 
 class MailError(Exception):
@@ -327,6 +414,10 @@ class Metrics(abc.ABC):
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """An HTTP request answered, by route template (never the raw path)."""
 
+    @abc.abstractmethod
+    def webhook(self, outcome: str) -> None:
+        """A webhook delivery attempt: delivered, retry, disabled or failed."""
+
 
 class NullMetrics(Metrics):
     """Counts nothing (unit tests, tools)."""
@@ -338,6 +429,9 @@ class NullMetrics(Metrics):
         pass
 
     def email(self, outcome: str) -> None:
+        pass
+
+    def webhook(self, outcome: str) -> None:
         pass
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:

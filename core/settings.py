@@ -109,6 +109,22 @@ class Settings:
     upload_expires_seconds: int = _opt(
         "UPLOAD_EXPIRES_SECONDS", 24 * 3600,
         doc="an unfinished resumable (tus) upload expires this long after its last PATCH")
+    keep_source: bool = _opt("KEEP_SOURCE", False,
+                             doc="true: keep the uploaded video until the MP3 expires; false: "
+                                 "delete it when its job ends")
+    retention_seconds: int = _opt("RETENTION_SECONDS", 7 * 24 * 3600,
+                                  doc="an MP3 is deleted this long after its job finished "
+                                      "(the job then shows status expired)")
+    link_ttl_seconds: int = _opt("LINK_TTL_SECONDS", 24 * 3600,
+                                 doc="lifetime of the download link in the 'MP3 is ready' email")
+    webhook_allow_private: bool = _opt(
+        "WEBHOOK_ALLOW_PRIVATE", False,
+        doc="true: webhooks may call loopback and private addresses (development, tests only)")
+    webhook_concurrency: int = _opt("WEBHOOK_CONCURRENCY", 8,
+                                    doc="webhook deliveries at once per webhooks worker")
+    webhook_retry_base: float = _opt("WEBHOOK_RETRY_BASE_SECONDS", 30.0,
+                                     doc="first webhook retry delay; doubles each time up to "
+                                         "an hour, for 24 h")
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
     log_format: str = _opt("LOG_FORMAT", "text",
                            doc="text, or json: one JSON object per line with request_id, job_id")
@@ -174,7 +190,8 @@ class Settings:
                      "login_max_failures", "login_max_failures_per_address",
                      "login_window_seconds", "max_duration_seconds", "min_sample_rate",
                      "max_output_mb", "ffmpeg_memory_mb", "quota_stored_mb",
-                     "quota_active_jobs", "quota_items"):
+                     "quota_active_jobs", "quota_items", "retention_seconds",
+                     "webhook_concurrency", "webhook_retry_base"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if self.ffmpeg_memory_mb < 256:
@@ -195,6 +212,8 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if not 60 <= self.link_ttl_seconds <= 604800:
+            raise ConfigError("LINK_TTL_SECONDS must be between 60 and 604800")
         if self.upload_expires_seconds <= 0:
             raise ConfigError("UPLOAD_EXPIRES_SECONDS must be positive")
         if self.log_format not in ("text", "json"):

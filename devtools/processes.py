@@ -46,7 +46,8 @@ def python(*args: str) -> list[str]:
 
 def service_commands(convert_workers: int = 1, beat: bool = True,
                      flower: bool = True) -> dict[str, list[str]]:
-    """Name -> argv of every process of the service: API, workers, sweeper, Flower."""
+    """Name -> argv of every process of the service: API, workers (convert, notify, webhooks),
+    sweeper, Flower."""
     commands = {"api": python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app")}
     for i in range(1, convert_workers + 1):
         if i == 1:
@@ -55,6 +56,7 @@ def service_commands(convert_workers: int = 1, beat: bool = True,
             commands[f"worker-convert-{i}"] = python("-m", "workers.convert",
                                                      "-n", f"convert-{i}@%h")
     commands["worker-notify"] = python("-m", "workers.notify")
+    commands["worker-webhooks"] = python("-m", "workers.webhooks")
     if beat:
         commands["beat"] = python("-m", "workers.beat")
     if flower:

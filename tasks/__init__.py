@@ -30,7 +30,7 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     use_container(Container(settings))
     app = create_celery_app(settings)
     app.set_default()
-    from tasks import convert, notify, sweep, uploads  # noqa: F401  registers the tasks
+    from tasks import convert, notify, sweep, uploads, webhooks  # noqa: F401  registers them
 
     return app
 

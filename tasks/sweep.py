@@ -16,4 +16,5 @@ def stale_jobs() -> int:
     requeued = services.sweeper.sweep()
     if requeued:
         log.info("re-enqueued %d stale jobs: %s", len(requeued), ", ".join(requeued))
+    services.retention.purge()
     return len(requeued)

@@ -65,6 +65,14 @@ class CeleryTaskQueue(TaskQueue):
         self.app.send_task(celeryconfig.NOTIFY_TASK, args=[job_id],
                            queue=celeryconfig.NOTIFY_QUEUE)
 
+    def enqueue_event(self, job_id: str, event: str) -> None:
+        self.app.send_task(celeryconfig.WEBHOOK_EMIT_TASK, args=[job_id, event],
+                           queue=celeryconfig.WEBHOOKS_QUEUE)
+
+    def enqueue_delivery(self, delivery_id: str) -> None:
+        self.app.send_task(celeryconfig.WEBHOOK_DELIVER_TASK, args=[delivery_id],
+                           queue=celeryconfig.WEBHOOKS_QUEUE)
+
     def pending_convert_ids(self) -> set[str] | None:
         """Job ids in the Redis list that holds the convert queue's waiting messages."""
         url = self.settings.celery_broker_url

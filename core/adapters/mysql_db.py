@@ -66,6 +66,44 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "jobs.request_id", [
         "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
     ]),
+    (5, "cancel and retention", [
+        """ALTER TABLE jobs MODIFY status ENUM('queued','converting','done','failed',
+               'cancelled','expired') NOT NULL,
+           MODIFY video_fid VARCHAR(64) NULL,
+           ADD COLUMN IF NOT EXISTS expires_at DATETIME(6) NULL""",
+        "CREATE INDEX IF NOT EXISTS ix_jobs_status_expires ON jobs (status, expires_at)",
+    ]),
+    (6, "webhooks", [
+        """CREATE TABLE IF NOT EXISTS webhook_endpoints (
+            id CHAR(32) NOT NULL PRIMARY KEY,
+            owner_id BIGINT UNSIGNED NOT NULL,
+            url VARCHAR(2000) NOT NULL,
+            events VARCHAR(200) NOT NULL,
+            secret VARCHAR(100) NOT NULL,
+            disabled_at DATETIME(6) NULL,
+            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            KEY ix_webhook_endpoints_owner (owner_id),
+            CONSTRAINT fk_webhook_endpoints_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+        """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+            id CHAR(32) NOT NULL PRIMARY KEY,
+            endpoint_id CHAR(32) NOT NULL,
+            job_id CHAR(32) NOT NULL,
+            event VARCHAR(32) NOT NULL,
+            body MEDIUMTEXT NOT NULL,
+            attempts INT UNSIGNED NOT NULL DEFAULT 0,
+            last_status INT NULL,
+            last_error VARCHAR(200) NULL,
+            next_retry_at DATETIME(6) NULL,
+            delivered_at DATETIME(6) NULL,
+            failed_at DATETIME(6) NULL,
+            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
+            UNIQUE KEY uq_webhook_deliveries_event (endpoint_id, job_id, event),
+            CONSTRAINT fk_webhook_deliveries_endpoint FOREIGN KEY (endpoint_id)
+                REFERENCES webhook_endpoints (id) ON DELETE CASCADE
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

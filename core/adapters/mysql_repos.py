@@ -5,9 +5,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
-from core.domain import Job, JobStatus, NewUser, Role, User
+from core.domain import (Job, JobStatus, NewUser, Role, User, WebhookDelivery,
+                         WebhookEndpoint)
 from core.observability import current_request_id
-from core.ports import JobRepository, UserRepository
+from core.ports import JobRepository, UserRepository, WebhookRepository
 
 USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
 USER_UPDATABLE = {"name", "email", "phone", "role", "password_hash", "token_version"}
@@ -83,7 +84,7 @@ class MySQLUserRepository(UserRepository):
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at", "request_id")
+               "notify_error", "lease_id", "lease_expires_at", "request_id", "expires_at")
 JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
                                     "lease_expires_at", "request_id"}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
@@ -118,13 +119,18 @@ class MySQLJobRepository(JobRepository):
             cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = %s", (job_id,))
             return _job(cur.fetchone())
 
-    def list_for_owner(self, owner_id: int, offset: int, limit: int) -> tuple[list[Job], int]:
+    def list_for_owner(self, owner_id: int, offset: int, limit: int,
+                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+        where, params = "owner_id = %s", [owner_id]
+        if status is not None:
+            where = "owner_id = %s AND status = %s"
+            params = [owner_id, status.value]  # type: ignore[list-item]
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE owner_id = %s "
+            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} "
                         "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
-                        (owner_id, limit, offset))
+                        (*params, limit, offset))
             jobs = [_job(row) for row in cur.fetchall()]
-            cur.execute("SELECT COUNT(*) AS n FROM jobs WHERE owner_id = %s", (owner_id,))
+            cur.execute(f"SELECT COUNT(*) AS n FROM jobs WHERE {where}", params)
             total = int(cur.fetchone()["n"])
         return [j for j in jobs if j], total
 
@@ -189,7 +195,8 @@ class MySQLJobRepository(JobRepository):
     def usage(self, owner_id: int) -> tuple[int, int]:
         with self.db.cursor() as cur:
             cur.execute("SELECT COALESCE(SUM(status IN ('queued', 'converting')), 0) AS active, "
-                        "COALESCE(SUM(video_size + COALESCE(mp3_size, 0)), 0) AS stored "
+                        "COALESCE(SUM(IF(video_fid IS NULL, 0, video_size) "
+                        "+ IF(mp3_fid IS NULL, 0, COALESCE(mp3_size, 0))), 0) AS stored "
                         "FROM jobs WHERE owner_id = %s", (owner_id,))
             row = cur.fetchone()
             return int(row["active"]), int(row["stored"])
@@ -206,3 +213,110 @@ class MySQLJobRepository(JobRepository):
                         "ORDER BY updated_at LIMIT 500",
                         (*[s.value for s in statuses], older_than))
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
+        with self.db.cursor() as cur:
+            sql = (f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
+                   "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))")
+            params: list[Any] = [now]
+            if ended_before is not None:
+                sql += (" OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
+                        " AND finished_at < %s)")
+                params.append(ended_before)
+            cur.execute(sql + " LIMIT 500", params)
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+
+ENDPOINT_COLUMNS = "id, owner_id, url, events, secret, disabled_at, created_at"
+DELIVERY_COLUMNS = ("id", "endpoint_id", "job_id", "event", "body", "attempts", "last_status",
+                    "last_error", "next_retry_at", "delivered_at", "failed_at", "created_at")
+DELIVERY_UPDATABLE = {"attempts", "last_status", "last_error", "next_retry_at", "delivered_at",
+                      "failed_at"}
+
+
+def _endpoint(row: dict[str, Any] | None) -> WebhookEndpoint | None:
+    if row is None:
+        return None
+    values = {key: _utc(value) for key, value in row.items()}
+    values["events"] = [e for e in str(values["events"]).split(",") if e]
+    values["owner_id"] = int(values["owner_id"])
+    return WebhookEndpoint(**values)
+
+
+def _delivery(row: dict[str, Any] | None) -> WebhookDelivery | None:
+    if row is None:
+        return None
+    return WebhookDelivery(**{key: _utc(value) for key, value in row.items()})
+
+
+class MySQLWebhookRepository(WebhookRepository):
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO webhook_endpoints (id, owner_id, url, events, secret) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (endpoint.id, endpoint.owner_id, endpoint.url,
+                         ",".join(endpoint.events), endpoint.secret))
+        added = self.get_endpoint(endpoint.id)
+        assert added is not None
+        return added
+
+    def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = %s",
+                        (endpoint_id,))
+            return _endpoint(cur.fetchone())
+
+    def list_endpoints(self, owner_id: int) -> list[WebhookEndpoint]:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner_id = %s "
+                        "ORDER BY created_at, id", (owner_id,))
+            return [e for e in (_endpoint(row) for row in cur.fetchall()) if e]
+
+    def endpoints_for(self, owner_id: int, event: str) -> list[WebhookEndpoint]:
+        return [e for e in self.list_endpoints(owner_id)
+                if e.disabled_at is None and event in e.events]
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute("DELETE FROM webhook_endpoints WHERE id = %s", (endpoint_id,))
+            return bool(cur.rowcount > 0)
+
+    def disable_endpoint(self, endpoint_id: str) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("UPDATE webhook_endpoints SET disabled_at = UTC_TIMESTAMP(6) "
+                        "WHERE id = %s AND disabled_at IS NULL", (endpoint_id,))
+
+    def add_delivery(self, delivery: WebhookDelivery) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT IGNORE INTO webhook_deliveries (id, endpoint_id, job_id, event, "
+                        "body) VALUES (%s, %s, %s, %s, %s)",
+                        (delivery.id, delivery.endpoint_id, delivery.job_id, delivery.event,
+                         delivery.body))
+            return bool(cur.rowcount > 0)
+
+    def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries "
+                        "WHERE id = %s", (delivery_id,))
+            return _delivery(cur.fetchone())
+
+    def list_deliveries(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries "
+                        "WHERE endpoint_id = %s ORDER BY created_at DESC, id LIMIT %s",
+                        (endpoint_id, limit))
+            return [d for d in (_delivery(row) for row in cur.fetchall()) if d]
+
+    def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - DELIVERY_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        if not changes:
+            return
+        assignments = ", ".join(f"{column} = %s" for column in changes)
+        with self.db.cursor() as cur:
+            cur.execute(f"UPDATE webhook_deliveries SET {assignments} WHERE id = %s",
+                        (*changes.values(), delivery_id))

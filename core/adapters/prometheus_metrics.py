@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 JOB_OUTCOMES = ("succeeded", "failed", "cancelled")
 EMAIL_OUTCOMES = ("sent", "skipped", "retry", "failed")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "disabled", "failed")
 
 JOBS = Counter("vid2mp3_jobs_total", "Conversions that ended, by outcome", ["outcome"])
 CONVERSION_SECONDS = Histogram(
@@ -29,6 +30,8 @@ CONVERSION_SECONDS = Histogram(
     buckets=(1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1200, 1800))
 UPLOAD_BYTES = Counter("vid2mp3_upload_bytes_total", "Bytes of video uploads accepted")
 EMAILS = Counter("vid2mp3_emails_total", "Email delivery attempts, by outcome", ["outcome"])
+WEBHOOKS = Counter("vid2mp3_webhooks_total", "Webhook delivery attempts, by outcome",
+                   ["outcome"])
 HTTP_REQUESTS = Counter("vid2mp3_http_requests_total",
                         "HTTP requests answered, by method, route template and status",
                         ["method", "route", "status"])
@@ -44,6 +47,8 @@ class PrometheusMetrics(Metrics):
             JOBS.labels(outcome)
         for outcome in EMAIL_OUTCOMES:
             EMAILS.labels(outcome)
+        for outcome in WEBHOOK_OUTCOMES:
+            WEBHOOKS.labels(outcome)
 
     def upload_received(self, size: int) -> None:
         UPLOAD_BYTES.inc(size)
@@ -55,6 +60,9 @@ class PrometheusMetrics(Metrics):
 
     def email(self, outcome: str) -> None:
         EMAILS.labels(outcome).inc()
+
+    def webhook(self, outcome: str) -> None:
+        WEBHOOKS.labels(outcome).inc()
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         HTTP_REQUESTS.labels(method, route, str(status)).inc()

@@ -13,6 +13,7 @@ from core.ports import BlobStore, JobRepository, ScratchSpace, TaskQueue, Transc
 from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 
 log = logging.getLogger(__name__)
+CANCEL_CHECK_SECONDS = 0.5  # a cancelled job's ffmpeg stops within about twice this
 
 
 class Outcome(str, enum.Enum):
@@ -26,11 +27,14 @@ class Outcome(str, enum.Enum):
 class Lease:
     """This attempt's claim on a job, renewed in the background until released."""
 
-    def __init__(self, jobs: JobRepository, job_id: str, seconds: int):
+    def __init__(self, jobs: JobRepository, job_id: str, seconds: int,
+                 check_every: float = CANCEL_CHECK_SECONDS):
         self.jobs = jobs
         self.job_id = job_id
         self.id = uuid.uuid4().hex
         self.seconds = seconds
+        # Renewal fails once the job is cancelled: renewing this often stops ffmpeg quickly.
+        self.period = min(seconds / 3, check_every)
         self.lost = threading.Event()
         self._released = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,7 +56,7 @@ class Lease:
 
     def _heartbeat(self) -> None:
         valid_until = utcnow() + timedelta(seconds=self.seconds)
-        while not self._released.wait(self.seconds / 3):
+        while not self._released.wait(self.period):
             try:
                 renewed_until = utcnow() + timedelta(seconds=self.seconds)
                 if not self.jobs.renew(self.job_id, self.id, renewed_until):
@@ -74,13 +78,16 @@ class Lease:
 
 class Conversion:
     def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue,
-                 transcoder: Transcoder, scratch: ScratchSpace, lease_seconds: int):
+                 transcoder: Transcoder, scratch: ScratchSpace, lease_seconds: int,
+                 retention: timedelta | None = None, keep_source: bool = True):
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
         self.transcoder = transcoder
         self.scratch = scratch
         self.lease_seconds = lease_seconds
+        self.retention = retention
+        self.keep_source = keep_source
 
     def convert(self, job_id: str) -> Outcome:
         """Turn the job's video into an MP3, if no other attempt holds it. Media errors fail the
@@ -89,7 +96,9 @@ class Conversion:
         if job is None or not job.active:
             if job and job.status is JobStatus.DONE and job.notified_at is None \
                     and job.notify_error is None:
-                # The attempt that finished it may have died before queueing the email.
+                # The attempt that finished it may have died before queueing the email (and
+                # the event, queued just before it: emitting it again sends nothing twice).
+                self._event(job_id, "job.succeeded")
                 self.queue.enqueue_notify(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
@@ -107,6 +116,8 @@ class Conversion:
         if job is None:
             return Outcome.GONE
         output = os.path.join(workdir, "out.mp3")
+        if job.video_fid is None:
+            return self._fail(lease, MediaError(MediaError.MISSING))
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
                 info = self.transcoder.probe(source)
@@ -125,15 +136,33 @@ class Conversion:
                 {"owner_id": job.owner_id, "job_id": job_id}) as writer:
             while chunk := fh.read(1 << 20):
                 writer.write(chunk)
+        now = utcnow()
         finished = lease.update({"status": JobStatus.DONE, "progress": 100.0,
                                  "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
-                                 "duration_s": result.duration, "finished_at": utcnow(),
-                                 "error": None})
-        if not finished:  # deleted meanwhile, or the lease passed to another attempt
+                                 "duration_s": result.duration, "finished_at": now,
+                                 "error": None,
+                                 "expires_at": now + self.retention if self.retention else None})
+        if not finished:  # deleted or cancelled meanwhile, or the lease passed to another attempt
             self.blobs.delete(MP3S, writer.fid)
             return Outcome.LOST
+        self._drop_source(job_id, job.video_fid)
+        self._event(job_id, "job.succeeded")
         self.queue.enqueue_notify(job_id)
         return Outcome.DONE
+
+    def _event(self, job_id: str, event: str) -> None:
+        try:
+            self.queue.enqueue_event(job_id, event)
+        except Exception:  # a webhook problem never fails a conversion
+            log.exception("job %s: could not queue the %s event", job_id, event)
+
+    def _drop_source(self, job_id: str, video_fid: str | None) -> None:
+        """The job ended: its video is no longer needed unless KEEP_SOURCE. A crash between
+        the two steps leaves a job the retention purge finishes."""
+        if self.keep_source or not video_fid:
+            return
+        self.blobs.delete(VIDEOS, video_fid)
+        self.jobs.update(job_id, {"video_fid": None})
 
     def _progress(self, lease: Lease, percent: float) -> None:
         lease.update({"progress": round(min(max(percent, 0.0), 99.9), 1)})
@@ -142,12 +171,17 @@ class Conversion:
         log.info("job %s failed: %s (%s)", lease.job_id, error.reason, error.detail)
         if lease.update({"status": JobStatus.FAILED, "error": error.reason,
                          "finished_at": utcnow()}):
+            job = self.jobs.get(lease.job_id)
+            if job is not None:
+                self._drop_source(job.id, job.video_fid)
+            self._event(lease.job_id, "job.failed")
             return Outcome.FAILED
         return Outcome.LOST
 
     def fail(self, job_id: str, reason: str) -> None:
         """End a job that cannot succeed (the task's time limit), whoever holds it."""
         log.info("job %s failed: %s", job_id, reason)
-        self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
-                                  "finished_at": utcnow()},
-                         only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING))
+        if self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
+                                     "finished_at": utcnow()},
+                            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING)):
+            self._event(job_id, "job.failed")

@@ -1,18 +1,23 @@
 """Accepting an upload: rate and quota checks, an early sniff, storage, a queued job."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
-from core.domain import (InvalidInput, Job, JobStatus, Principal, QuotaExceeded, TooLarge,
-                         UnsupportedMedia)
-from core.ports import BlobStore, JobRepository, RateLimiter, Sniffer, TaskQueue
+from core.domain import (Conflict, DomainError, InvalidInput, Job, JobStatus, NotFound, Principal,
+                         QuotaExceeded, TooLarge, UnsupportedMedia)
+from core.ports import (BlobStore, IdempotencyStore, JobRepository, RateLimiter, Sniffer,
+                        TaskQueue)
 from core.services.jobs import VIDEOS, check_bitrate, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
+IDEMPOTENCY_TTL = 24 * 3600  # a key is remembered this long after its job was made
+RECEIVING_TTL = 6 * 3600  # a reservation outlives the slowest upload, not a crash
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,8 @@ class UploadQuotas:
 
 class Intake:
     def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue, sniffer: Sniffer,
-                 limiter: RateLimiter, quotas: UploadQuotas, max_upload_bytes: int):
+                 limiter: RateLimiter, quotas: UploadQuotas, max_upload_bytes: int,
+                 idempotency: IdempotencyStore | None = None):
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
@@ -35,6 +41,7 @@ class Intake:
         self.limiter = limiter
         self.quotas = quotas
         self.max_upload_bytes = max_upload_bytes
+        self.idempotency = idempotency
 
     def admit(self, actor: Principal, declared_bytes: int | None = None) -> int:
         """Check the caller's rate and quotas before reading a body; returns how many bytes
@@ -145,6 +152,75 @@ class Intake:
             self.queue.enqueue_convert(job.id)
         except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
             log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
+
+
+    # --- Idempotency-Key (IETF httpapi draft) ---------------------------------------------
+
+    def reserve_key(self, actor: Principal, key: str) -> dict[str, object] | None:
+        """Reserve an Idempotency-Key for the request now arriving: None when it is new, else
+        what an earlier request made with it. Conflict while that request is still received."""
+        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+            raise DomainError("Idempotency-Key must be 1 to 255 printable ASCII characters")
+        assert self.idempotency is not None, "Intake built without an IdempotencyStore"
+        prior = self.idempotency.reserve(actor.user_id, key, RECEIVING_TTL)
+        if prior is not None and prior.get("pending"):
+            raise Conflict("a request with this Idempotency-Key is still being received")
+        return prior
+
+    def release_key(self, actor: Principal, key: str) -> None:
+        """The request holding the key failed: a retry starts afresh."""
+        assert self.idempotency is not None
+        self.idempotency.release(actor.user_id, key)
+
+    def submit_keyed(self, actor: Principal, key: str, filename: str | None,
+                     chunks: Iterable[bytes], options: Callable[[], Mapping[str, str]],
+                     bitrate: str | Callable[[], str | None] | None = None,
+                     allowed_bytes: int | None = None) -> Job:
+        """`submit` for the first request with a reserved key; remembers its fingerprint
+        (file content and options) and job, or releases the key when it fails."""
+        assert self.idempotency is not None
+        try:
+            fingerprint = Fingerprint()
+            job = self.submit(actor, filename, fingerprint.feed(chunks), bitrate=bitrate,
+                              allowed_bytes=allowed_bytes)
+            self.idempotency.complete(actor.user_id, key, {
+                "fingerprint": fingerprint.digest(options()), "job_id": job.id},
+                IDEMPOTENCY_TTL)
+        except BaseException:
+            self.idempotency.release(actor.user_id, key)
+            raise
+        return job
+
+    def replay(self, actor: Principal, prior: Mapping[str, object], chunks: Iterable[bytes],
+               options: Callable[[], Mapping[str, str]]) -> Job:
+        """A retry of a request already answered: the same job when it is the same request
+        (read, hashed, not stored), InvalidInput (422) when it differs."""
+        fingerprint = Fingerprint()
+        for _ in fingerprint.feed(chunks):
+            pass
+        if fingerprint.digest(options()) != prior.get("fingerprint"):
+            raise InvalidInput("this Idempotency-Key was used for a different request")
+        job = self.jobs.get(str(prior.get("job_id")))
+        if job is None or job.owner_id != actor.user_id:
+            raise NotFound("the job made with this Idempotency-Key was deleted")
+        return job
+
+
+class Fingerprint:
+    """sha256 of an upload's bytes and its options, computed while the bytes stream past."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def feed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._hash.update(chunk)
+            yield chunk
+
+    def digest(self, options: Mapping[str, str]) -> str:
+        final = self._hash.copy()
+        final.update(b"\0" + json.dumps(dict(options), sort_keys=True).encode())
+        return final.hexdigest()
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -1,18 +1,23 @@
 """Jobs as their owners see them: read, list, download and delete."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from core.domain import (BITRATES, DEFAULT_BITRATE, Blob, InvalidInput, Job, JobStatus, NotFound,
-                         Page, Principal)
+from core.domain import (BITRATES, DEFAULT_BITRATE, Blob, Conflict, Gone, InvalidInput, Job,
+                         JobStatus, NotFound, Page, Principal)
 from core.ports import BlobStore, JobRepository
 
+if TYPE_CHECKING:
+    from core.services.links import LinkSigner
+
 VIDEOS, MP3S = "videos", "mp3s"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -54,9 +59,13 @@ class Download:
 
 
 class JobService:
-    def __init__(self, jobs: JobRepository, blobs: BlobStore):
+    def __init__(self, jobs: JobRepository, blobs: BlobStore, links: LinkSigner | None = None,
+                 keep_source: bool = True, on_cancel: Callable[[str], None] | None = None):
         self.jobs = jobs
         self.blobs = blobs
+        self.links = links
+        self.keep_source = keep_source
+        self.on_cancel = on_cancel
 
     def get(self, actor: Principal, job_id: str) -> Job:
         job = self.jobs.get(job_id) if is_job_id(job_id) else None
@@ -64,12 +73,18 @@ class JobService:
             raise NotFound("job not found")
         return job
 
-    def list(self, actor: Principal, page: int, per_page: int) -> Page:
-        jobs, total = self.jobs.list_for_owner(actor.user_id, (page - 1) * per_page, per_page)
+    def list(self, actor: Principal, page: int, per_page: int,
+             status: JobStatus | None = None) -> Page:
+        jobs, total = self.jobs.list_for_owner(actor.user_id, (page - 1) * per_page, per_page,
+                                               status=status)
         return Page(jobs, page, per_page, total)
 
     def download(self, actor: Principal, job_id: str) -> Download:
-        job = self.get(actor, job_id)
+        return self._download(self.get(actor, job_id))
+
+    def _download(self, job: Job) -> Download:
+        if job.status is JobStatus.EXPIRED:
+            raise Gone("the MP3 has expired and was deleted")
         if job.status is not JobStatus.DONE or not job.mp3_fid:
             raise NotFound("the MP3 is not ready")
         blob = self.blobs.stat(MP3S, job.mp3_fid)
@@ -92,6 +107,50 @@ class JobService:
     def delete(self, actor: Principal, job_id: str) -> None:
         self._remove(self.get(actor, job_id))
 
+    def cancel(self, actor: Principal, job_id: str) -> Job:
+        """Stop a queued or converting job: the conversion's lease renewal fails, so its
+        ffmpeg is stopped and nothing is stored. Conflict when the job already ended."""
+        job = self.get(actor, job_id)
+        if not self.jobs.update(job.id, {"status": JobStatus.CANCELLED, "finished_at": utcnow()},
+                                only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING)):
+            current = self.jobs.get(job.id)
+            status = current.status.value if current else "deleted"
+            raise Conflict(f"the job has already ended ({status})")
+        if not self.keep_source and job.video_fid:
+            self.blobs.delete(VIDEOS, job.video_fid)
+            self.jobs.update(job.id, {"video_fid": None})
+        if self.on_cancel is not None:
+            try:
+                self.on_cancel(job.id)
+            except Exception:  # the cancel stands; webhooks are told on a best-effort basis
+                log.exception("job %s: could not queue the job.cancelled event", job.id)
+        cancelled = self.jobs.get(job.id)
+        if cancelled is None:
+            raise NotFound("job not found")
+        return cancelled
+
+    def create_link(self, actor: Principal, job_id: str, expires_in: int) -> tuple[str, int]:
+        """A URL that downloads the job's MP3 without a token until it expires."""
+        assert self.links is not None, "JobService built without a LinkSigner"
+        job = self.get(actor, job_id)
+        if job.status is JobStatus.EXPIRED:
+            raise Gone("the MP3 has expired and was deleted")
+        if job.status is not JobStatus.DONE or not job.mp3_fid:
+            raise Conflict("the MP3 is not ready")
+        return self.links.sign(job.id, job.mp3_fid, expires_in)
+
+    def download_link(self, token: str) -> Download:
+        """What a link downloads: NotFound when tampered with or its job was deleted, Gone when
+        the link or the job expired."""
+        assert self.links is not None, "JobService built without a LinkSigner"
+        claim = self.links.check(token)
+        job = self.jobs.get(claim.job_id)
+        if job is None:
+            raise NotFound("no such link")
+        if job.status is not JobStatus.EXPIRED and job.mp3_fid != claim.mp3_fid:
+            raise NotFound("no such link")
+        return self._download(job)
+
     def purge_owner(self, owner_id: int) -> None:
         """Remove every job of a user with both files: run before the user is deleted."""
         for job_id in self.jobs.list_ids_for_owner(owner_id):
@@ -101,6 +160,7 @@ class JobService:
 
     def _remove(self, job: Job) -> None:
         self.jobs.delete(job.id)
-        self.blobs.delete(VIDEOS, job.video_fid)
+        if job.video_fid:
+            self.blobs.delete(VIDEOS, job.video_fid)
         if job.mp3_fid:
             self.blobs.delete(MP3S, job.mp3_fid)

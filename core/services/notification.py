@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from core.domain import Email, JobStatus
 from core.ports import JobRepository, Mailer, UserRepository
 from core.services.jobs import mp3_name, utcnow
+
+if TYPE_CHECKING:
+    from core.services.links import LinkSigner
 
 log = logging.getLogger(__name__)
 # What the job shows when the email could not be delivered: no host, port or server reply.
@@ -13,11 +18,14 @@ GAVE_UP = "the email could not be delivered"
 
 
 class Notifications:
-    def __init__(self, jobs: JobRepository, users: UserRepository, mailer: Mailer, base_url: str):
+    def __init__(self, jobs: JobRepository, users: UserRepository, mailer: Mailer, base_url: str,
+                 links: LinkSigner | None = None, link_ttl: int = 24 * 3600):
         self.jobs = jobs
         self.users = users
         self.mailer = mailer
         self.base_url = base_url.rstrip("/")
+        self.links = links
+        self.link_ttl = link_ttl
 
     def notify(self, job_id: str) -> bool:
         """Email the owner that the MP3 is ready, once; MailError propagates for a retry."""
@@ -28,12 +36,19 @@ class Notifications:
         if owner is None:
             return False
         link = f"{self.base_url}/jobs/{job.id}/mp3"
+        if self.links is not None and job.mp3_fid:
+            signed, expires_at = self.links.sign(job.id, job.mp3_fid, self.link_ttl)
+            until = datetime.fromtimestamp(expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            download = (f"Download: {signed}\n(this link works without signing in until {until})"
+                        f"\n\nAfterwards, sign in and download it from {link}\n")
+        else:
+            download = (f"Download: {link}\n\n"
+                        "Sign in and send your access token with the request to download it.\n")
         self.mailer.send(Email(
             to=owner.email, subject=f"Your MP3 is ready: {mp3_name(job.video_filename)}",
             message_id=f"<job-{job.id}@vid2mp3>",
             body=(f"Hello {owner.name},\n\nyour MP3 of {job.video_filename} is ready.\n\n"
-                  f"Job: {job.id}\nDownload: {link}\n\n"
-                  "Sign in and send your access token with the request to download it.\n")))
+                  f"Job: {job.id}\n{download}")))
         self.jobs.update(job_id, {"notified_at": utcnow(), "notify_error": None})
         return True
 

@@ -37,6 +37,7 @@ class Sweeper:
         for job in self.jobs.stale((JobStatus.DONE,), cutoff):
             if job.notified_at is None and job.notify_error is None:
                 self.jobs.update(job.id, {})
+                self.queue.enqueue_event(job.id, "job.succeeded")  # once, however often
                 self.queue.enqueue_notify(job.id)
                 requeued.append(job.id)
         return requeued

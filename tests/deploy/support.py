@@ -29,7 +29,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KUBERNETES_VERSION = "1.35.0"
 
 # Every process that runs the vid2mp3 image: compose service == k8s Deployment == component label.
-APP_COMPONENTS = ("api", "worker-convert", "worker-notify", "beat", "flower")
+APP_COMPONENTS = ("api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower")
 DATA_STORES = ("mysql", "mongodb", "redis")
 
 # The project's own modules, scanned for environment reads.

@@ -63,7 +63,7 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
         for dependency, rule in depends.items():
             assert rule["condition"] == "service_healthy", f"{name} -> {dependency}"
             assert not services[dependency].get("healthcheck", {}).get("disable")
-    for name in ("api", "worker-convert", "worker-notify"):
+    for name in ("api", "worker-convert", "worker-notify", "worker-webhooks"):
         assert {"mysql", "redis", "mongo"} <= set(services[name]["depends_on"]), name
 
 
@@ -71,7 +71,7 @@ def test_workers_scale_with_docker_compose_up_scale():
     """`docker compose up --scale worker-convert=4` needs no fixed name and no host port."""
     for name, service in compose()["services"].items():
         assert "container_name" not in service, name
-    for name in ("worker-convert", "worker-notify", "beat"):
+    for name in ("worker-convert", "worker-notify", "worker-webhooks", "beat"):
         assert "ports" not in compose()["services"][name], name
 
 

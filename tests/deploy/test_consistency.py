@@ -21,6 +21,7 @@ COMMANDS = {
     "api": ["gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app"],
     "worker-convert": ["python", "-m", "workers.convert"],
     "worker-notify": ["python", "-m", "workers.notify"],
+    "worker-webhooks": ["python", "-m", "workers.webhooks"],
     "beat": ["python", "-m", "workers.beat"],
     "flower": ["python", "-m", "workers.flower", "--address=0.0.0.0"],
 }
@@ -30,7 +31,8 @@ def _queues() -> dict[str, str]:
     import celeryconfig
 
     return {"worker-convert": celeryconfig.CONVERT_QUEUE,
-            "worker-notify": celeryconfig.NOTIFY_QUEUE}
+            "worker-notify": celeryconfig.NOTIFY_QUEUE,
+            "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE}
 
 
 def _required() -> set[str]:
@@ -208,7 +210,8 @@ def test_workers_consume_and_probe_the_queues_celeryconfig_declares():
 
     declared = set(celeryconfig.QUEUES)
     assert set(_queues().values()) == declared
-    constants = {"worker-convert": "CONVERT_QUEUE", "worker-notify": "NOTIFY_QUEUE"}
+    constants = {"worker-convert": "CONVERT_QUEUE", "worker-notify": "NOTIFY_QUEUE",
+                 "worker-webhooks": "WEBHOOKS_QUEUE"}
     for component, queue in _queues().items():
         module = COMMANDS[component][2]
         tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())

@@ -16,7 +16,8 @@ from tests.deploy.support import (
 )
 
 NAMESPACE = "vid2mp3"
-WORKERS = {"worker-convert": "convert", "worker-notify": "notify"}
+WORKERS = {"worker-convert": "convert", "worker-notify": "notify",
+           "worker-webhooks": "webhooks"}
 
 
 # --- build and schemas --------------------------------------------------------------------
@@ -282,10 +283,11 @@ def test_network_policies_isolate_the_data_stores(overlay):
     open_to_all = {name for name, labels in pods.items() if None in _ingress_sources(docs, labels)}
     allowed_open = {"api", "flower"} | ({"mailpit"} if overlay == "local" else set())
     assert open_to_all == allowed_open
-    clients = {"mysql": {"api", "worker-convert", "worker-notify"},
+    clients = {"mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks"},
                "mongodb": {"api", "worker-convert", "worker-notify"},
                # Flower is a broker client too; beat only sends tasks.
-               "redis": {"api", "worker-convert", "worker-notify", "beat", "flower"}}
+               "redis": {"api", "worker-convert", "worker-notify", "worker-webhooks", "beat",
+                         "flower"}}
     for store, expected in clients.items():
         sources = _ingress_sources(docs, pods[store])
         reached_by = {name for name, labels in pods.items()
@@ -319,7 +321,8 @@ def test_production_overlay_scales_each_worker_on_its_own_queue_with_keda():
 
     docs = built("production")
     queues = {"worker-convert": celeryconfig.CONVERT_QUEUE,
-              "worker-notify": celeryconfig.NOTIFY_QUEUE}
+              "worker-notify": celeryconfig.NOTIFY_QUEUE,
+              "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE}
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in find(docs, "ScaledObject")}
     assert set(scaled) == set(queues)
     auth_names = {a["metadata"]["name"] for a in find(docs, "TriggerAuthentication")}

@@ -98,7 +98,8 @@ def test_scrape_annotations_point_at_the_served_ports(overlay):
     assert settings["WORKER_METRICS_HOST"] == "0.0.0.0"
     expected = {"api": int(settings["API_PORT"]),
                 "worker-convert": int(settings["WORKER_METRICS_PORT"]),
-                "worker-notify": int(settings["WORKER_METRICS_PORT"])}
+                "worker-notify": int(settings["WORKER_METRICS_PORT"]),
+                "worker-webhooks": int(settings["WORKER_METRICS_PORT"])}
     for component, port in expected.items():
         template = one(docs, "Deployment", component)["spec"]["template"]
         annotations = template["metadata"]["annotations"]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 # What `make up CONVERT_WORKERS=2` runs (see the Makefile's `up` target).
 DEVSTACK = [sys.executable, "scripts/devstack.py", "--convert-workers", "2"]
-SERVICES = 6  # api, two convert workers, notify worker, beat, Flower
+SERVICES = 7  # api, two convert workers, notify and webhooks workers, beat, Flower
 
 
 def sessions_alive(sessions: set[int]) -> list[str]:

@@ -85,6 +85,7 @@ def _ready(stack: Stack) -> bool:
         return False
 
 
-def workers_answer(container: Container, queues: tuple[str, ...] = ("convert", "notify")) -> bool:
+def workers_answer(container: Container,
+                   queues: tuple[str, ...] = ("convert", "notify", "webhooks")) -> bool:
     """True once this host's worker of every queue answers a Celery ping."""
     return procs.workers_answer(container.celery, queues)

@@ -10,10 +10,13 @@ from core.services.conversion import Conversion
 from core.services.intake import Intake, UploadQuotas
 from core.services.jobs import JobService
 from core.services.notification import Notifications
+from core.services.links import LinkSigner
+from core.services.retention import Retention
 from core.services.sweeper import Sweeper
 from core.services.users import UserService
-from tests.unit.fakes import (FakeBlobs, FakeItems, FakeJobs, FakeLimiter, FakeMailer, FakeQueue,
-                              FakeSniffer, FakeTranscoder, FakeUsers, TmpScratch)
+from tests.unit.fakes import (FakeBlobs, FakeIdempotency, FakeItems, FakeJobs, FakeLimiter,
+                              FakeMailer, FakeQueue, FakeSniffer, FakeTranscoder, FakeUsers,
+                              TmpScratch)
 
 SECRET = "unit-test-secret-" + "y" * 32
 
@@ -74,12 +77,17 @@ def pipeline(user_repo, tmp_path):
     p.jobs, p.blobs, p.queue, p.mailer = FakeJobs(), FakeBlobs(), FakeQueue(), FakeMailer()
     p.transcoder, p.limiter = FakeTranscoder(), FakeLimiter()
     p.quotas = UploadQuotas(uploads=100, per_seconds=3600, active_jobs=5, stored_bytes=10_000)
+    p.idempotency = FakeIdempotency()
     p.intake = Intake(p.jobs, p.blobs, p.queue, FakeSniffer(), p.limiter, p.quotas,
-                      max_upload_bytes=1000)
-    p.service = JobService(p.jobs, p.blobs)
+                      max_upload_bytes=1000, idempotency=p.idempotency)
+    p.clock = [1_000_000.0]
+    p.links = LinkSigner("link-secret-for-unit-tests-0123456789", "http://api.test",
+                         clock=lambda: p.clock[0])
+    p.service = JobService(p.jobs, p.blobs, p.links, keep_source=False)
     p.conversion = Conversion(p.jobs, p.blobs, p.queue, p.transcoder,
                               TmpScratch(tmp_path / "scratch"), lease_seconds=3)
     p.notifications = Notifications(p.jobs, user_repo, p.mailer, "http://api.test")
     p.sweeper = Sweeper(p.jobs, p.queue, timedelta(seconds=60))
+    p.retention = Retention(p.jobs, p.blobs, keep_source=False)
     p.encoded = p.transcoder.encoded
     return p

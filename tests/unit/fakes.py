@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 
 from core.domain import Blob, Conflict, Email, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
-from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
+from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, MailError,
+                        RateLimiter,
                         ScratchSpace, Sniffer, Transcoder,
                         TaskQueue, TokenStates, UserRepository)
 
@@ -74,8 +75,9 @@ class FakeJobs(JobRepository):
     def get(self, job_id):
         return self.rows.get(job_id)
 
-    def list_for_owner(self, owner_id, offset, limit):
-        jobs = sorted((j for j in self.rows.values() if j.owner_id == owner_id),
+    def list_for_owner(self, owner_id, offset, limit, status=None):
+        jobs = sorted((j for j in self.rows.values() if j.owner_id == owner_id
+                       and (status is None or j.status is status)),
                       key=lambda j: j.created_at, reverse=True)
         return jobs[offset:offset + limit], len(jobs)
 
@@ -130,7 +132,16 @@ class FakeJobs(JobRepository):
     def usage(self, owner_id):
         mine = [j for j in self.rows.values() if j.owner_id == owner_id]
         return (sum(j.active for j in mine),
-                sum(j.video_size + (j.mp3_size or 0) for j in mine))
+                sum((j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
+                    for j in mine))
+
+    def purgeable(self, now, ended_before):
+        ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+        return [j for j in self.rows.values()
+                if (j.status is JobStatus.DONE and j.expires_at and j.expires_at < now)
+                or (j.status is JobStatus.EXPIRED and (j.mp3_fid or j.video_fid))
+                or (ended_before is not None and j.status in ended and j.video_fid
+                    and j.finished_at and j.finished_at < ended_before)]
 
 
 class _Writer:
@@ -238,12 +249,20 @@ class FakeQueue(TaskQueue):
         self.converts: list[str] = []
         self.notifies: list[str] = []
         self.waiting: list[str] = []  # what the broker still holds, for the sweeper
+        self.events: list[tuple[str, str]] = []
+        self.deliveries: list[str] = []
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
 
     def enqueue_notify(self, job_id):
         self.notifies.append(job_id)
+
+    def enqueue_event(self, job_id, event):
+        self.events.append((job_id, event))
+
+    def enqueue_delivery(self, delivery_id):
+        self.deliveries.append(delivery_id)
 
     def pending_convert_ids(self):
         return set(self.waiting)
@@ -343,3 +362,20 @@ class TmpScratch(ScratchSpace):
 
     def attempt(self, job_id, attempt_id):
         return self._local.attempt(job_id, attempt_id)
+
+
+class FakeIdempotency(IdempotencyStore):
+    def __init__(self):
+        self.records: dict[tuple[int, str], dict] = {}
+
+    def reserve(self, owner_id, key, ttl):
+        if (owner_id, key) in self.records:
+            return dict(self.records[(owner_id, key)])
+        self.records[(owner_id, key)] = {"pending": True}
+        return None
+
+    def complete(self, owner_id, key, record, ttl):
+        self.records[(owner_id, key)] = dict(record)
+
+    def release(self, owner_id, key):
+        self.records.pop((owner_id, key), None)

@@ -24,7 +24,8 @@ from tests.unit.test_jobs import MP4, submit
 def services(pipeline, monkeypatch):
     settings = SimpleNamespace(lease_seconds=3, notify_max_retries=2, notify_retry_base=0.1)
     built = SimpleNamespace(conversion=pipeline.conversion, notifications=pipeline.notifications,
-                            sweeper=pipeline.sweeper, settings=settings, metrics=NullMetrics())
+                            sweeper=pipeline.sweeper, retention=pipeline.retention,
+                            settings=settings, metrics=NullMetrics())
     monkeypatch.setattr(tasks, "_container", built)
     return built
 

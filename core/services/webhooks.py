@@ -1,0 +1,186 @@
+"""Webhooks: endpoints a user registers, one signed message per job outcome and endpoint,
+delivered with retries for up to a day; a receiver answering 410 Gone is disabled."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.domain import (
+    WEBHOOK_EVENTS,
+    InvalidInput,
+    Job,
+    JobStatus,
+    NotFound,
+    Principal,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from core.ports import (
+    JobRepository,
+    Metrics,
+    TaskQueue,
+    WebhookError,
+    WebhookRepository,
+    WebhookSender,
+)
+from core.services.jobs import utcnow
+
+log = logging.getLogger(__name__)
+RETRY_FOR = timedelta(hours=24)
+RETRY_CAP_SECONDS = 3600.0
+MAX_ENDPOINTS = 10
+OUTCOME_EVENTS = {JobStatus.DONE: "job.succeeded", JobStatus.FAILED: "job.failed",
+                  JobStatus.CANCELLED: "job.cancelled"}
+
+
+def retry_schedule(base: float, cap: float = RETRY_CAP_SECONDS,
+                   within: timedelta = RETRY_FOR) -> list[float]:
+    """Delays before each retry: base, doubling, capped at an hour, until a day has passed."""
+    delays: list[float] = []
+    while sum(delays) < within.total_seconds():
+        delays.append(min(cap, base * 2 ** len(delays)))
+    return delays
+
+
+class RetryLater(Exception):
+    """The receiver did not take the message; the task retries it after a delay."""
+
+
+class Webhooks:
+    def __init__(self, repo: WebhookRepository, sender: WebhookSender, queue: TaskQueue,
+                 jobs: JobRepository, render: Callable[[Job], dict[str, Any]],
+                 link: Callable[[Job], str | None], metrics: Metrics):
+        self.repo = repo
+        self.sender = sender
+        self.queue = queue
+        self.jobs = jobs
+        self.render = render  # the job as GET /jobs/<id> shows it
+        self.link = link  # a signed download link for a done job
+        self.metrics = metrics
+
+    # --- endpoints, for their owner --------------------------------------------------------
+
+    def register(self, actor: Principal, url: str, events: list[str] | None) -> WebhookEndpoint:
+        chosen = list(dict.fromkeys(events or WEBHOOK_EVENTS))
+        unknown = [e for e in chosen if e not in WEBHOOK_EVENTS]
+        if unknown or not chosen:
+            raise InvalidInput("unknown events", {"fields": {"events": [
+                f"each one of {', '.join(WEBHOOK_EVENTS)}"]}})
+        if len(url) > 2000:
+            raise InvalidInput("the webhook URL is too long")
+        self.sender.check_url(url)
+        if len(self.repo.list_endpoints(actor.user_id)) >= MAX_ENDPOINTS:
+            raise InvalidInput(f"at most {MAX_ENDPOINTS} webhooks per user")
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        return self.repo.add_endpoint(WebhookEndpoint(
+            id=uuid.uuid4().hex, owner_id=actor.user_id, url=url, events=chosen, secret=secret))
+
+    def endpoint(self, actor: Principal, endpoint_id: str) -> WebhookEndpoint:
+        found = self.repo.get_endpoint(endpoint_id) if len(endpoint_id) == 32 else None
+        if found is None or not actor.can_access(found.owner_id):
+            raise NotFound("webhook not found")
+        return found
+
+    def endpoints(self, actor: Principal) -> list[WebhookEndpoint]:
+        return self.repo.list_endpoints(actor.user_id)
+
+    def delete(self, actor: Principal, endpoint_id: str) -> None:
+        self.repo.delete_endpoint(self.endpoint(actor, endpoint_id).id)
+
+    def deliveries(self, actor: Principal, endpoint_id: str,
+                   limit: int = 100) -> list[WebhookDelivery]:
+        return self.repo.list_deliveries(self.endpoint(actor, endpoint_id).id, limit)
+
+    def redeliver(self, actor: Principal, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
+        endpoint = self.endpoint(actor, endpoint_id)
+        delivery = self.repo.get_delivery(delivery_id) if len(delivery_id) == 32 else None
+        if delivery is None or delivery.endpoint_id != endpoint.id:
+            raise NotFound("delivery not found")
+        self.repo.update_delivery(delivery.id, {"failed_at": None, "delivered_at": None,
+                                                "next_retry_at": utcnow()})
+        self.queue.enqueue_delivery(delivery.id)
+        found = self.repo.get_delivery(delivery.id)
+        assert found is not None
+        return found
+
+    # --- events, from the workers -----------------------------------------------------------
+
+    def emit(self, job_id: str, event: str) -> list[str]:
+        """One delivery per subscribed endpoint, made once whatever the number of calls;
+        returns the deliveries queued."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return []
+        queued: list[str] = []
+        for endpoint in self.repo.endpoints_for(job.owner_id, event):
+            delivery_id = hashlib.sha256(f"{endpoint.id}:{job_id}:{event}".encode()).hexdigest()
+            data = self.render(job)
+            if event == "job.succeeded":
+                data["download_url"] = self.link(job)
+            body = json.dumps({"type": event, "timestamp": _iso(utcnow()), "data": data},
+                              default=str, separators=(",", ":"))
+            inserted = self.repo.add_delivery(WebhookDelivery(
+                id=delivery_id[:32], endpoint_id=endpoint.id, job_id=job_id, event=event,
+                body=body))
+            existing = self.repo.get_delivery(delivery_id[:32])
+            if inserted or (existing is not None and existing.attempts == 0
+                            and existing.delivered_at is None):
+                self.queue.enqueue_delivery(delivery_id[:32])
+                queued.append(delivery_id[:32])
+        return queued
+
+    def deliver(self, delivery_id: str) -> str:
+        """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise."""
+        delivery = self.repo.get_delivery(delivery_id)
+        if delivery is None or delivery.delivered_at is not None \
+                or delivery.failed_at is not None:
+            return "skipped"
+        endpoint = self.repo.get_endpoint(delivery.endpoint_id)
+        if endpoint is None or endpoint.disabled_at is not None:
+            self.repo.update_delivery(delivery.id, {"failed_at": utcnow(),
+                                                    "last_error": "the webhook is disabled",
+                                                    "next_retry_at": None})
+            return "skipped"
+        attempt: dict[str, Any] = {"attempts": delivery.attempts + 1}
+        try:
+            status = self.sender.send(endpoint.url, endpoint.secret, delivery.msg_id,
+                                      delivery.body)
+        except WebhookError as exc:
+            attempt.update(last_status=None, last_error=str(exc)[:200])
+            self.repo.update_delivery(delivery.id, attempt)
+            raise RetryLater(str(exc)) from None
+        attempt.update(last_status=status, last_error=None)
+        if 200 <= status < 300:
+            self.repo.update_delivery(delivery.id, {**attempt, "delivered_at": utcnow(),
+                                                    "next_retry_at": None})
+            self.metrics.webhook("delivered")
+            return "delivered"
+        if status == 410:
+            self.repo.disable_endpoint(endpoint.id)
+            self.repo.update_delivery(delivery.id, {**attempt, "failed_at": utcnow(),
+                                                    "next_retry_at": None})
+            self.metrics.webhook("disabled")
+            log.info("webhook %s answered 410: disabled", endpoint.id)
+            return "disabled"
+        self.repo.update_delivery(delivery.id, attempt)
+        raise RetryLater(f"the receiver answered {status}")
+
+    def retry_at(self, delivery_id: str, delay: float) -> None:
+        self.metrics.webhook("retry")
+        self.repo.update_delivery(delivery_id, {"next_retry_at": utcnow()
+                                                + timedelta(seconds=delay)})
+
+    def gave_up(self, delivery_id: str) -> None:
+        self.metrics.webhook("failed")
+        self.repo.update_delivery(delivery_id, {"failed_at": utcnow(), "next_retry_at": None})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.replace(tzinfo=UTC).isoformat()

@@ -1,0 +1,82 @@
+"""The retention purge on MySQL and the directory store: a purge killed halfway (SIGKILL) is
+finished by the next run, with no orphan file and no job pointing at a missing one."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import uuid
+from datetime import timedelta
+
+from core.bootstrap import Container
+from core.domain import Job, JobStatus, NewUser
+from core.services.jobs import MP3S, VIDEOS, utcnow
+
+
+def stored(container, bucket, data=b"ID3 audio"):
+    with container.blob_store.writer(bucket, "x", "application/octet-stream") as writer:
+        writer.write(data)
+    return writer.fid
+
+
+def expired_job(container, owner_id):
+    job = container.job_repo.add(Job(id=uuid.uuid4().hex, owner_id=owner_id,
+                                     status=JobStatus.QUEUED, video_fid=stored(container, VIDEOS),
+                                     video_filename="clip.mp4", video_size=9))
+    container.job_repo.update(job.id, {"status": JobStatus.DONE, "mp3_fid": stored(container, MP3S),
+                                       "mp3_size": 9, "finished_at": utcnow(),
+                                       "expires_at": utcnow() - timedelta(seconds=1)})
+    return job.id
+
+
+def _purge_and_die_on_third_delete(settings):
+    container = Container(settings)
+    real, calls = container.blob_store.delete, []
+
+    def delete(bucket, fid):
+        calls.append(fid)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(bucket, fid)
+
+    container.blob_store.delete = delete
+    container.retention.purge()
+
+
+def test_a_purge_killed_halfway_is_finished_by_the_next(container, settings):
+    suffix = uuid.uuid4().hex[:8]
+    owner = container.user_repo.add(NewUser(name=f"ret-{suffix}", email=f"ret-{suffix}@x.org",
+                                            password_hash="$argon2id$fake"))
+    ids = [expired_job(container, owner.id) for _ in range(3)]
+    files = {j: container.job_repo.get(j) for j in ids}
+    child = multiprocessing.get_context("fork").Process(target=_purge_and_die_on_third_delete,
+                                                        args=(settings,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    halfway = [container.job_repo.get(j) for j in ids]
+    assert any(j.status is JobStatus.EXPIRED for j in halfway)
+
+    container.retention.purge()
+    assert container.retention.purge() == []  # a third run finds nothing left
+    for job_id in ids:
+        job = container.job_repo.get(job_id)
+        assert job.status is JobStatus.EXPIRED and job.mp3_fid is None and job.video_fid is None
+        before = files[job_id]
+        assert container.blob_store.stat(MP3S, before.mp3_fid) is None
+        assert container.blob_store.stat(VIDEOS, before.video_fid) is None
+    assert container.job_repo.usage(owner.id) == (0, 0)
+
+
+def test_status_filter_and_expires_at_in_mysql(container):
+    suffix = uuid.uuid4().hex[:8]
+    owner = container.user_repo.add(NewUser(name=f"flt-{suffix}", email=f"flt-{suffix}@x.org",
+                                            password_hash="$argon2id$fake"))
+    done = expired_job(container, owner.id)
+    queued = container.job_repo.add(Job(id=uuid.uuid4().hex, owner_id=owner.id,
+                                        status=JobStatus.QUEUED, video_fid="f" * 32,
+                                        video_filename="a.mp4", video_size=1)).id
+    assert container.job_repo.update(queued, {"status": JobStatus.CANCELLED})
+    jobs, total = container.job_repo.list_for_owner(owner.id, 0, 10, status=JobStatus.CANCELLED)
+    assert [j.id for j in jobs] == [queued] and total == 1
+    assert container.job_repo.get(done).expires_at is not None
