@@ -67,7 +67,8 @@ def operations_documenting(status: int) -> list[tuple[str, str]]:
 def example_url(path: str) -> str:
     """A concrete URL for a documented path, with well-formed values for its parameters."""
     values = {"job_id": "0" * 32, "user_id": "999999", "key": "some/key", "name": "nobody",
-              "upload_id": "0" * 32}
+              "upload_id": "0" * 32, "endpoint_id": "0" * 32, "delivery_id": "0" * 32,
+              "token": "not-a-token"}
     url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)
     return url + ("?fid=" + "0" * 24 if path == "/download" else "")
 
