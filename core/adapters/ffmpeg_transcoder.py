@@ -10,7 +10,8 @@ from typing import Callable
 
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
-from core.domain import BITRATES, MediaError, MediaInfo, MediaLimits, hours
+from core.domain import (DEFAULT_BITRATE, TRUE_PEAK_DBTP, AudioOptions, AudioTrack, Encoded, MediaError,
+                         MediaInfo, MediaLimits, hours)
 from core.ports import Transcoder
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,22 @@ log = logging.getLogger(__name__)
 # concat, sdp, sbg, tty, image2, avisynth, lavfi, ...), is absent.
 ALLOWED_FORMATS = ("mov", "matroska", "avi", "wav", "w64", "aiff", "mpegts", "mpeg", "flv", "ogg",
                    "asf", "flac", "aac", "mp3", "caf", "amr", "rm", "mxf")
-_INPUT = ["-nostdin", "-hide_banner", "-protocol_whitelist", "file",
-          "-format_whitelist", ",".join(ALLOWED_FORMATS)]
+# Given before every -i: each input gets its own allow-lists.
+_PER_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_FORMATS)]
+_INPUT = ["-nostdin", "-hide_banner", *_PER_INPUT]
 PROBE_TIMEOUT_S = 60.0
 STDERR_TAIL_BYTES = 4096
+LIMITER_MARGIN_DB = 1.0  # below TRUE_PEAK_DBTP, for the overshoot of MP3 encoding
 _DURATION = re.compile(r"^\s+Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)")
-_STREAM = re.compile(r"^\s+Stream #0:\d+\S*: (Audio|Video): ([\w-]+)(.*)$")
+_STREAM = re.compile(r"^\s+Stream #0:\d+(?:\[\w+\])?(?:\((\w{1,8})\))?: "
+                     r"(Audio|Video): ([\w-]+)(.*)$")
+_CHANNELS = re.compile(r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|4\.1|"
+                       r"5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|(\d{1,2}) channels)"
+                       r"(?=,|$)")
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4,
+                    "quad": 4, "quad(side)": 4, "3.1": 4, "4.1": 5, "5.0": 5, "5.0(side)": 5,
+                    "5.1": 6, "5.1(side)": 6, "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8}
+_INTEGRATED = re.compile(r"^\s+I:\s+(-?\d+(?:\.\d+)?) LUFS$")
 _FRAME_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 _SAMPLE_RATE = re.compile(r"\b(\d{1,7}) Hz\b")
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
@@ -39,9 +50,10 @@ def describe(text: str, path: str) -> MediaInfo | None:
     start = next((n for n, line in enumerate(lines) if header.match(line)), None)
     if start is None:
         return None
-    duration = sample_rate = None
-    audio_codec = video_size = None
-    has_audio = has_video = False
+    duration = None
+    video_size = None
+    has_video = False
+    tracks: list[AudioTrack] = []
     for line in lines[start + 1:]:
         if not line.startswith(" "):
             break  # the end of our input's block
@@ -54,17 +66,42 @@ def describe(text: str, path: str) -> MediaInfo | None:
         stream = _STREAM.match(line)
         if stream is None:
             continue
-        kind, codec, rest = stream.groups()
-        if kind == "Audio" and not has_audio:
-            has_audio, audio_codec = True, codec
+        language, kind, codec, rest = stream.groups()
+        if kind == "Audio":
             rate = _SAMPLE_RATE.search(rest)
-            sample_rate = int(rate.group(1)) if rate else None
+            layout = _CHANNELS.search(rest)
+            channels = None
+            if layout:
+                channels = int(layout.group(2)) if layout.group(2) else \
+                    _LAYOUT_CHANNELS[layout.group(1)]
+            tracks.append(AudioTrack(codec=codec, channels=channels,
+                                     sample_rate=int(rate.group(1)) if rate else None,
+                                     language=language if language not in (None, "und") else None))
         elif kind == "Video" and not has_video and "(attached pic)" not in rest:
             has_video = True
             size = _FRAME_SIZE.search(rest)
             video_size = (int(size.group(1)), int(size.group(2))) if size else None
-    return MediaInfo(duration=duration, has_audio=has_audio, has_video=has_video,
-                     audio_codec=audio_codec, video_size=video_size, sample_rate=sample_rate)
+    first = tracks[0] if tracks else None
+    return MediaInfo(duration=duration, has_audio=bool(tracks), has_video=has_video,
+                     audio_codec=first.codec if first else None, video_size=video_size,
+                     sample_rate=first.sample_rate if first else None,
+                     audio_tracks=tuple(tracks))
+
+
+def integrated_loudness(stderr: str) -> float | None:
+    """The integrated loudness of ebur128's summary: the last one, printed when the filter
+    closes, after anything of the input's own (metadata is the uploader's text)."""
+    lines = stderr.splitlines()
+    start = max((n for n, line in enumerate(lines)
+                 if line.startswith("[Parsed_ebur128_0 @ ") and line.endswith("] Summary:")),
+                default=None)
+    if start is None:
+        return None
+    for line in lines[start + 1:start + 5]:
+        found = _INTEGRATED.match(line)
+        if found:
+            return float(found.group(1))
+    return None
 
 
 def _detail(stderr: str) -> str:
@@ -84,10 +121,13 @@ class _ProgressReporter:
         self.last_time = 0.0
         self.percent = 0.0
         self.out_seconds = 0.0
+        self.frames = 0  # video frames written: the cover
 
     def feed(self, line: str) -> None:
         key, _, value = line.partition("=")
-        if key in ("out_time_us", "out_time_ms"):
+        if key == "frame" and value.isdigit():
+            self.frames = int(value)
+        elif key in ("out_time_us", "out_time_ms"):
             # Both keys carry microseconds (out_time_ms is misnamed in ffmpeg).
             if value.lstrip("-").isdigit():
                 self.out_seconds = max(self.out_seconds, int(value) / 1e6)
@@ -140,41 +180,128 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
         return info
 
-    def encode_mp3(self, src: str, dst: str, bitrate: str, source: MediaInfo,
+    def encode_mp3(self, src: str, dst: str, options: AudioOptions, source: MediaInfo,
                    on_progress: Callable[[float], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> MediaInfo:
-        """Encode src's first audio track to an MP3 at dst; nothing is left at dst on failure."""
-        if bitrate not in BITRATES:
-            raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, not {bitrate!r}")
+                   should_stop: Callable[[], bool] | None = None) -> Encoded:
+        """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
+        is left at dst on failure. The audio is copied when it is MP3 already and no option
+        changes it."""
         limits = self.limits
-        limits.check(source)
-        longest = source.duration if source.duration is not None else limits.max_duration
-        timeout = self.timeout_floor + longest / self.min_speed
-        reporter = _ProgressReporter(source.duration, on_progress)
-        args = [*_INPUT, "-loglevel", "error", "-y", "-i", "file:" + os.path.abspath(src),
-                "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "libmp3lame", "-b:a", bitrate,
-                # An endless or undeclared source stops at the ceiling (and fails below).
-                "-t", f"{limits.max_duration + 1:g}",
-                "-f", "mp3", "-progress", "pipe:1", "-stats_period", "0.25", "-nostats",
-                "file:" + os.path.abspath(dst)]
+        chosen = source.track(options.track)
+        limits.check(chosen)
+        start, end = self._window(options, chosen)
+        length = (end if end is not None else (chosen.duration or limits.max_duration)) - start
+        timeout = self.timeout_floor + length / self.min_speed
+        copy = chosen.audio_codec == "mp3" and not options.needs_encode
+        notes: list[str] = []
+        gain = None
+        if options.loudness is not None:
+            gain = options.loudness - self._loudness(src, options, start, end, timeout,
+                                                     should_stop)
+        cover = options.cover == "frame" and chosen.has_video
+        if options.cover == "frame" and not chosen.has_video:
+            notes.append(MediaError.NO_COVER)
+        target = "file:" + os.path.abspath(src)
+        args = [*_INPUT, "-loglevel", "error", "-y"]
+        if cover:
+            # The still comes from a second reading of the same file, seeked 10% in.
+            at = 0.1 * chosen.duration if chosen.duration else 1.0
+            args += ["-ss", f"{at:.3f}", "-i", target, *_PER_INPUT]
+        args += [*_window_args(start, end), "-i", target]
+        audio = 1 if cover else 0
+        args += ["-map", f"{audio}:a:{options.track}"]
+        if cover:
+            args += ["-filter_complex", "[0:v:0]trim=end_frame=1,scale='min(iw,600)':-2:threads=1,format=yuvj420p[cover]",
+                     "-map", "[cover]", "-c:v", "mjpeg", "-disposition:v", "attached_pic",
+                     "-metadata:s:v", "title=Album cover",
+                     "-metadata:s:v", "comment=Cover (front)"]
+        else:
+            args += ["-vn"]
+        args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+        args += self._audio_args(options, copy, gain)
+        for tag in ("title", "artist", "album"):
+            value = getattr(options, tag)
+            if value:
+                args += ["-metadata", f"{tag}={value}"]
+        # An endless or undeclared source stops at the ceiling (and fails below).
+        args += ["-t", f"{limits.max_duration + 1:g}",
+                 "-f", "mp3", "-progress", "pipe:1", "-stats_period", "0.25", "-nostats",
+                 "file:" + os.path.abspath(dst)]
+        reporter = _ProgressReporter(length if chosen.duration or end else None, on_progress)
         try:
             outcome = ffmpeg_process.run(
                 args, self._child_limits(timeout, limits.max_output_bytes), timeout,
                 on_stdout_line=reporter.feed, should_stop=should_stop,
                 stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False)
             written = reporter.out_seconds
-            self._check_outcome(outcome, written, source)
+            expected = length if (chosen.duration is not None or end is not None) else None
+            self._check_outcome(outcome, written, expected)
+            if cover and reporter.frames == 0:
+                notes.append(MediaError.NO_FRAME)
         except TimedOut:
             _remove(dst)
             raise MediaError(MediaError.TOO_SLOW, f"no result after {timeout:.0f} s") from None
         except BaseException:
             _remove(dst)
             raise
-        return MediaInfo(duration=round(written, 3), has_audio=True, has_video=False,
-                         audio_codec="mp3")
+        return Encoded(duration=round(written, 3), mode="copy" if copy else "encode",
+                       notes=tuple(notes))
+
+    @staticmethod
+    def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
+        """(start, end) in seconds; MediaError when the window lies outside the source."""
+        start, end = options.start or 0.0, options.end
+        duration = source.duration
+        if duration is not None and (start >= duration or (end is not None and end > duration
+                                                            + 0.05)):
+            raise MediaError(MediaError.WINDOW.format(duration=duration),
+                             f"window {start}-{end} of {duration}")
+        return start, end
+
+    @staticmethod
+    def _audio_args(options: AudioOptions, copy: bool, gain: float | None) -> list[str]:
+        if copy:
+            return ["-c:a", "copy"]
+        args = ["-c:a", "libmp3lame"]
+        if options.quality is not None:
+            args += ["-q:a", str(options.quality)]
+        else:
+            args += ["-b:a", options.bitrate or DEFAULT_BITRATE]
+        if options.sample_rate is not None:
+            args += ["-ar", str(options.sample_rate)]
+        if options.channels is not None:
+            args += ["-ac", str(options.channels)]
+        if gain is not None:
+            # A linear gain to the target, then a limiter a little under the true-peak ceiling:
+            # alimiter limits sample peaks, and MP3 encoding adds some inter-sample overshoot.
+            ceiling = 10 ** ((TRUE_PEAK_DBTP - LIMITER_MARGIN_DB) / 20)
+            args += ["-af", f"volume={gain:.2f}dB,"
+                            f"alimiter=limit={ceiling:.4f}:level=disabled:latency=1"]
+        return args
+
+    def _loudness(self, src: str, options: AudioOptions, start: float, end: float | None,
+                  timeout: float, should_stop: Callable[[], bool] | None) -> float:
+        """Integrated loudness (LUFS) of the chosen track within the window: one decode
+        through ffmpeg's ebur128 filter, under the same allow-list and ceilings."""
+        args = [*_INPUT, "-loglevel", "info", "-nostats", *_window_args(start, end),
+                "-i", "file:" + os.path.abspath(src), "-map", f"0:a:{options.track}",
+                "-t", f"{self.limits.max_duration + 1:g}",
+                "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
+        try:
+            outcome = ffmpeg_process.run(args, self._child_limits(timeout, 1 << 20), timeout,
+                                         should_stop=should_stop,
+                                         stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False)
+        except TimedOut:
+            raise MediaError(MediaError.TOO_SLOW, "loudness analysis timed out") from None
+        if outcome.code != 0:
+            raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
+        measured = integrated_loudness(outcome.stderr)
+        if measured is None or measured < -70:  # silence: no gain would reach the target
+            raise MediaError(MediaError.DAMAGED, f"no loudness measured ({measured})")
+        return measured
 
     def _check_outcome(self, outcome: ffmpeg_process.Outcome, written: float,
-                       source: MediaInfo) -> None:
+                       expected: float | None) -> None:
         limits = self.limits
         if outcome.code == -signal.SIGXFSZ:
             raise MediaError(MediaError.TOO_LARGE.format(
@@ -185,14 +312,20 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
         if written <= 0:
             raise MediaError(MediaError.DAMAGED, "no audio written")
-        if source.duration is None and written >= limits.max_duration:
+        if expected is None and written >= limits.max_duration:
             raise MediaError(MediaError.TOO_LONG.format(limit=hours(limits.max_duration)),
                              "undeclared duration ran past the ceiling")
-        if source.duration is not None:
-            tolerance = max(0.5, 0.02 * source.duration)
-            if abs(written - source.duration) > tolerance:
-                raise MediaError(MediaError.DAMAGED, f"{written:.2f} s of audio from a "
-                                                     f"{source.duration:.2f} s input")
+        if expected is not None:
+            tolerance = max(0.5, 0.02 * expected)
+            if abs(written - expected) > tolerance:
+                raise MediaError(MediaError.DAMAGED, f"{written:.2f} s of audio where "
+                                                     f"{expected:.2f} s were expected")
+
+
+def _window_args(start: float, end: float | None) -> list[str]:
+    """Input options that read only [start, end) of the next input (accurate when decoding)."""
+    args = ["-ss", f"{start:.3f}"] if start else []
+    return args + (["-to", f"{end:.3f}"] if end is not None else [])
 
 
 def _remove(path: str) -> None:

@@ -66,6 +66,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "jobs.request_id", [
         "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
     ]),
+    (5, "jobs.options, source, mode and notes", [
+        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options JSON NULL,
+           ADD COLUMN IF NOT EXISTS source JSON NULL,
+           ADD COLUMN IF NOT EXISTS mode VARCHAR(8) NULL,
+           ADD COLUMN IF NOT EXISTS notes JSON NULL""",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

@@ -8,7 +8,7 @@ import threading
 import uuid
 from datetime import timedelta
 
-from core.domain import JobStatus, MediaError, NotFound, Stopped, Unavailable
+from core.domain import AudioOptions, JobStatus, MediaError, NotFound, Stopped, Unavailable
 from core.ports import BlobStore, JobRepository, ScratchSpace, TaskQueue, Transcoder
 from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 
@@ -107,11 +107,14 @@ class Conversion:
         if job is None:
             return Outcome.GONE
         output = os.path.join(workdir, "out.mp3")
+        options = AudioOptions.from_dict(job.options) if job.options else \
+            AudioOptions(bitrate=job.bitrate)  # a job queued before options existed
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
                 info = self.transcoder.probe(source)
+                lease.update({"source": info.to_dict()})
                 result = self.transcoder.encode_mp3(
-                    source, output, job.bitrate, info,
+                    source, output, options, info,
                     on_progress=lambda pct: self._progress(lease, pct),
                     should_stop=lease.lost.is_set)
         except NotFound:
@@ -128,6 +131,7 @@ class Conversion:
         finished = lease.update({"status": JobStatus.DONE, "progress": 100.0,
                                  "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
                                  "duration_s": result.duration, "finished_at": utcnow(),
+                                 "mode": result.mode, "notes": list(result.notes),
                                  "error": None})
         if not finished:  # deleted meanwhile, or the lease passed to another attempt
             self.blobs.delete(MP3S, writer.fid)

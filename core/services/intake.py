@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from core.domain import (InvalidInput, Job, JobStatus, Principal, QuotaExceeded, TooLarge,
-                         UnsupportedMedia)
+from core.domain import (AudioOptions, InvalidInput, Job, JobStatus, Principal, QuotaExceeded,
+                         TooLarge, UnsupportedMedia)
 from core.ports import BlobStore, JobRepository, RateLimiter, Sniffer, TaskQueue
-from core.services.jobs import VIDEOS, check_bitrate, safe_filename
+from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
@@ -62,22 +62,20 @@ class Intake:
         return min(self.max_upload_bytes, room)
 
     def submit(self, actor: Principal, filename: str | None, chunks: Iterable[bytes],
-               bitrate: str | Callable[[], str | None] | None = None,
+               options: AudioOptions | Callable[[], AudioOptions] | None = None,
                allowed_bytes: int | None = None) -> Job:
         """Stream an upload into the blob store, record a queued job and enqueue its conversion.
 
-        `bitrate` may be a callable, asked once the upload is read (a form field can follow
-        the file)."""
+        `options` may be a callable, asked once the upload is read (a form field can follow
+        the file); it raises InvalidInput for a bad one."""
         if allowed_bytes is None:
             allowed_bytes = self.admit(actor)
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
         blob_fid, size = self._store(actor, job_id, original, iter(chunks), allowed_bytes)
         try:
-            chosen = check_bitrate(bitrate() if callable(bitrate) else bitrate)
-            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
-                                    video_fid=blob_fid, video_filename=original, video_size=size,
-                                    bitrate=chosen))
+            chosen = options() if callable(options) else options
+            job = self.jobs.add(_new_job(job_id, actor, blob_fid, original, size, chosen))
         except BaseException:
             self.blobs.delete(VIDEOS, blob_fid)
             raise
@@ -116,7 +114,7 @@ class Intake:
 
 
     def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      bitrate: str | None = None) -> Job:
+                      options: AudioOptions | None = None) -> Job:
         """Queue a job for a video already in the videos bucket (a finished resumable upload):
         the same sniff, quotas and option checks as `submit`; the blob is deleted when one
         fails. The upload rate was counted when the upload was created."""
@@ -131,9 +129,7 @@ class Intake:
                 head = source.read(self.sniffer.head_bytes)
             if self.sniffer.sniff(head) is None:
                 raise UnsupportedMedia("the upload is not a video or audio file we accept")
-            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
-                                    video_fid=video_fid, video_filename=original,
-                                    video_size=size, bitrate=check_bitrate(bitrate)))
+            job = self.jobs.add(_new_job(job_id, actor, video_fid, original, size, options))
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
             raise
@@ -145,6 +141,14 @@ class Intake:
             self.queue.enqueue_convert(job.id)
         except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
             log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
+
+
+def _new_job(job_id: str, actor: Principal, video_fid: str, filename: str, size: int,
+             options: AudioOptions | None) -> Job:
+    chosen = (options or AudioOptions()).titled(filename)
+    return Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED, video_fid=video_fid,
+               video_filename=filename, video_size=size, bitrate=chosen.label,
+               options=chosen.to_dict())
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

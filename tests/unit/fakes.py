@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 
-from core.domain import Blob, Conflict, Email, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
+from core.domain import Blob, Conflict, Email, Encoded, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
 from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
                         ScratchSpace, Sniffer, Transcoder,
                         TaskQueue, TokenStates, UserRepository)
@@ -316,7 +316,7 @@ class FakeTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, "Invalid data found when processing input")
         return MediaInfo(duration=3.0, has_audio=b"SILENT" not in data, has_video=True)
 
-    def encode_mp3(self, src, dst, bitrate, source, on_progress=None, should_stop=None):
+    def encode_mp3(self, src, dst, options, source, on_progress=None, should_stop=None):
         if not source.has_audio:
             raise MediaError(MediaError.NO_AUDIO)
         self.running += 1
@@ -329,10 +329,10 @@ class FakeTranscoder(Transcoder):
                 on_progress(50.0)
             with open(dst, "wb") as fh:
                 fh.write(b"ID3" + open(src, "rb").read()[:10])
-            self.encoded.append((src, bitrate))
+            self.encoded.append((src, options.label))
         finally:
             self.running -= 1
-        return MediaInfo(duration=3.0, has_audio=True, has_video=False)
+        return Encoded(duration=3.0, mode="encode")
 
 
 class TmpScratch(ScratchSpace):
