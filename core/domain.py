@@ -460,6 +460,7 @@ class MediaError(Exception):
     TOO_SLOW = "the conversion took too long"
     EMPTY = "the file is empty"
     MISSING = "the uploaded video is missing"
+    SILENT = "the audio is silent, so its loudness cannot be set"
     NO_TRACK = "there is no audio track {track}: the file has {count} audio track{s} (from 0)"
     WINDOW = "the start and end are outside the source, which lasts {duration:.3f} s"
     NO_COVER = "the source has no video, so the MP3 has no cover"

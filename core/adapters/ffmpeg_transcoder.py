@@ -10,8 +10,8 @@ from typing import Callable
 
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
-from core.domain import (DEFAULT_BITRATE, TRUE_PEAK_DBTP, AudioOptions, AudioTrack, Encoded, MediaError,
-                         MediaInfo, MediaLimits, hours)
+from core.domain import (BITRATES, DEFAULT_BITRATE, TRUE_PEAK_DBTP, AudioOptions, AudioTrack,
+                         Encoded, MediaError, MediaInfo, MediaLimits, hours)
 from core.ports import Transcoder
 
 log = logging.getLogger(__name__)
@@ -26,17 +26,23 @@ _PER_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOW
 _INPUT = ["-nostdin", "-hide_banner", *_PER_INPUT]
 PROBE_TIMEOUT_S = 60.0
 STDERR_TAIL_BYTES = 4096
+# One frame, at most 600 px wide, as full-range JPEG; one scaler thread (ffmpeg's thread pool
+# does not fit under the child's address-space limit).
+COVER_FILTER = "[0:v:0]trim=end_frame=1,scale='min(iw,600)':-2:threads=1,format=yuvj420p[cover]"
 LIMITER_MARGIN_DB = 1.0  # below TRUE_PEAK_DBTP, for the overshoot of MP3 encoding
+LIMITER_RECHECK_DB = 3.0  # a deeper cut than this is measured again (it lowers the loudness)
+MAX_CORRECTION_DB = 3.0
 _DURATION = re.compile(r"^\s+Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)")
 _STREAM = re.compile(r"^\s+Stream #0:\d+(?:\[\w+\])?(?:\((\w{1,8})\))?: "
                      r"(Audio|Video): ([\w-]+)(.*)$")
-_CHANNELS = re.compile(r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|4\.1|"
-                       r"5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|(\d{1,2}) channels)"
-                       r"(?=,|$)")
+_CHANNELS = re.compile(r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|"
+                       r"4\.1|5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|"
+                       r"(\d{1,2}) channels)(?=,|$)")
 _LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4,
                     "quad": 4, "quad(side)": 4, "3.1": 4, "4.1": 5, "5.0": 5, "5.0(side)": 5,
                     "5.1": 6, "5.1(side)": 6, "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8}
-_INTEGRATED = re.compile(r"^\s+I:\s+(-?\d+(?:\.\d+)?) LUFS$")
+_INTEGRATED = re.compile(r"^\s+I:\s+(-?\d+(?:\.\d+)?|-inf) LUFS$")
+_PEAK = re.compile(r"^\s+Peak:\s+(-?\d+(?:\.\d+)?|-inf) dBFS$")
 _FRAME_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 _SAMPLE_RATE = re.compile(r"\b(\d{1,7}) Hz\b")
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
@@ -88,20 +94,22 @@ def describe(text: str, path: str) -> MediaInfo | None:
                      audio_tracks=tuple(tracks))
 
 
-def integrated_loudness(stderr: str) -> float | None:
-    """The integrated loudness of ebur128's summary: the last one, printed when the filter
-    closes, after anything of the input's own (metadata is the uploader's text)."""
+def ebur128_summary(stderr: str) -> tuple[float, float] | None:
+    """(integrated loudness in LUFS, sample peak in dBFS) from ebur128's summary: the last one,
+    printed when the filter closes, after anything of the input's own (metadata is the
+    uploader's text). None when there is no complete summary."""
     lines = stderr.splitlines()
     start = max((n for n, line in enumerate(lines)
-                 if line.startswith("[Parsed_ebur128_0 @ ") and line.endswith("] Summary:")),
+                 if line.startswith("[Parsed_ebur128_") and line.endswith("] Summary:")),
                 default=None)
     if start is None:
         return None
-    for line in lines[start + 1:start + 5]:
-        found = _INTEGRATED.match(line)
-        if found:
-            return float(found.group(1))
-    return None
+    block = lines[start + 1:start + 14]
+    integrated = next((m for m in map(_INTEGRATED.match, block) if m), None)
+    peak = next((m for m in map(_PEAK.match, block) if m), None)
+    if integrated is None or peak is None:
+        return None
+    return float(integrated.group(1)), float(peak.group(1))
 
 
 def _detail(stderr: str) -> str:
@@ -186,6 +194,9 @@ class FFmpegTranscoder(Transcoder):
         """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
         is left at dst on failure. The audio is copied when it is MP3 already and no option
         changes it."""
+        if options.bitrate is not None and options.bitrate not in BITRATES:
+            raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, "
+                             f"not {options.bitrate!r}")
         limits = self.limits
         chosen = source.track(options.track)
         limits.check(chosen)
@@ -196,8 +207,8 @@ class FFmpegTranscoder(Transcoder):
         notes: list[str] = []
         gain = None
         if options.loudness is not None:
-            gain = options.loudness - self._loudness(src, options, start, end, timeout,
-                                                     should_stop)
+            gain = self._gain(src, options.loudness, options.track, start, end, timeout,
+                              should_stop)
         cover = options.cover == "frame" and chosen.has_video
         if options.cover == "frame" and not chosen.has_video:
             notes.append(MediaError.NO_COVER)
@@ -211,7 +222,7 @@ class FFmpegTranscoder(Transcoder):
         audio = 1 if cover else 0
         args += ["-map", f"{audio}:a:{options.track}"]
         if cover:
-            args += ["-filter_complex", "[0:v:0]trim=end_frame=1,scale='min(iw,600)':-2:threads=1,format=yuvj420p[cover]",
+            args += ["-filter_complex", COVER_FILTER,
                      "-map", "[cover]", "-c:v", "mjpeg", "-disposition:v", "attached_pic",
                      "-metadata:s:v", "title=Album cover",
                      "-metadata:s:v", "comment=Cover (front)"]
@@ -272,21 +283,34 @@ class FFmpegTranscoder(Transcoder):
         if options.channels is not None:
             args += ["-ac", str(options.channels)]
         if gain is not None:
-            # A linear gain to the target, then a limiter a little under the true-peak ceiling:
-            # alimiter limits sample peaks, and MP3 encoding adds some inter-sample overshoot.
-            ceiling = 10 ** ((TRUE_PEAK_DBTP - LIMITER_MARGIN_DB) / 20)
-            args += ["-af", f"volume={gain:.2f}dB,"
-                            f"alimiter=limit={ceiling:.4f}:level=disabled:latency=1"]
+            args += ["-af", _normaliser(gain)]
         return args
 
-    def _loudness(self, src: str, options: AudioOptions, start: float, end: float | None,
-                  timeout: float, should_stop: Callable[[], bool] | None) -> float:
-        """Integrated loudness (LUFS) of the chosen track within the window: one decode
-        through ffmpeg's ebur128 filter, under the same allow-list and ceilings."""
+    def _gain(self, src: str, target: float, track: int, start: float, end: float | None,
+              timeout: float, should_stop: Callable[[], bool] | None) -> float:
+        """The linear gain (dB) that brings the chosen audio to `target` LUFS. One decode
+        through ebur128 measures it; only when the limiter would then cut peaks by more than
+        LIMITER_RECHECK_DB (its cut lowers the loudness) does a second decode measure the gained,
+        limited audio, and the gain is corrected once by what is missing."""
+        measured, peak = self._measure(src, track, start, end, None, timeout, should_stop)
+        gain = target - measured
+        ceiling = TRUE_PEAK_DBTP - LIMITER_MARGIN_DB
+        if peak + gain > ceiling + LIMITER_RECHECK_DB:
+            limited, _ = self._measure(src, track, start, end, gain, timeout, should_stop)
+            gain += min(max(target - limited, 0.0), MAX_CORRECTION_DB)
+        return gain
+
+    def _measure(self, src: str, track: int, start: float, end: float | None,
+                 gain: float | None, timeout: float,
+                 should_stop: Callable[[], bool] | None) -> tuple[float, float]:
+        """(integrated loudness, sample peak) of the chosen track within the window, after
+        `gain` through the normaliser if given: one decode through ffmpeg's ebur128 filter,
+        under the same allow-list and ceilings as the encode."""
+        measure = "ebur128=framelog=quiet:peak=sample"
+        chain = measure if gain is None else f"{_normaliser(gain)},{measure}"
         args = [*_INPUT, "-loglevel", "info", "-nostats", *_window_args(start, end),
-                "-i", "file:" + os.path.abspath(src), "-map", f"0:a:{options.track}",
-                "-t", f"{self.limits.max_duration + 1:g}",
-                "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
+                "-i", "file:" + os.path.abspath(src), "-map", f"0:a:{track}",
+                "-t", f"{self.limits.max_duration + 1:g}", "-af", chain, "-f", "null", "-"]
         try:
             outcome = ffmpeg_process.run(args, self._child_limits(timeout, 1 << 20), timeout,
                                          should_stop=should_stop,
@@ -295,10 +319,10 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.TOO_SLOW, "loudness analysis timed out") from None
         if outcome.code != 0:
             raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
-        measured = integrated_loudness(outcome.stderr)
-        if measured is None or measured < -70:  # silence: no gain would reach the target
-            raise MediaError(MediaError.DAMAGED, f"no loudness measured ({measured})")
-        return measured
+        summary = ebur128_summary(outcome.stderr)
+        if summary is None or not summary[0] > -70:  # silence: no gain reaches a target
+            raise MediaError(MediaError.SILENT, f"no loudness measured ({summary})")
+        return summary
 
     def _check_outcome(self, outcome: ffmpeg_process.Outcome, written: float,
                        expected: float | None) -> None:
@@ -320,6 +344,13 @@ class FFmpegTranscoder(Transcoder):
             if abs(written - expected) > tolerance:
                 raise MediaError(MediaError.DAMAGED, f"{written:.2f} s of audio where "
                                                      f"{expected:.2f} s were expected")
+
+
+def _normaliser(gain: float) -> str:
+    """A linear gain, then a limiter a little under the true-peak ceiling: alimiter limits
+    sample peaks, and MP3 encoding adds some inter-sample overshoot (LIMITER_MARGIN_DB)."""
+    ceiling = 10 ** ((TRUE_PEAK_DBTP - LIMITER_MARGIN_DB) / 20)
+    return f"volume={gain:.2f}dB,alimiter=limit={ceiling:.4f}:level=disabled:latency=1"
 
 
 def _window_args(start: float, end: float | None) -> list[str]:

@@ -21,7 +21,7 @@ import pytest
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder, describe
 from core.adapters.sniffer import sniff
-from core.domain import MediaError, MediaLimits
+from core.domain import AudioOptions, MediaError, MediaLimits
 from tests.support.media import make_audio_only, make_video, make_webm
 from tests.unit.test_sniff import padded_like_ts
 
@@ -129,7 +129,7 @@ def test_manifests_are_refused_before_they_read_anything(kind: str, disguise: st
     assert sniff(data) is None  # the early refusal
     transcoder, log = traced_transcoder(tmp_path, monkeypatch)
     with pytest.raises(MediaError) as caught:  # and the gate, were the sniffer fooled
-        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), "192k",
+        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"),
                               transcoder.probe(str(upload)))
     assert str(caught.value) == MediaError.NOT_MEDIA
     assert not (tmp_path / "out.mp3").exists()
@@ -186,7 +186,7 @@ def test_low_sample_rate_bombs_are_refused_fast(rate: int, tmp_path: Path) -> No
     transcoder = FFmpegTranscoder(LIMITS)
     started = time.monotonic()
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), "192k",
+        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"),
                               transcoder.probe(str(upload)))
     assert str(caught.value) == MediaError.LOW_SAMPLE_RATE.format(rate=8000)
     assert time.monotonic() - started < 5
@@ -196,7 +196,7 @@ def test_a_source_longer_than_the_limit_fails_before_encoding(tmp_path: Path) ->
     src = make_audio_only(tmp_path, 3.0, fmt="wav")
     transcoder = FFmpegTranscoder(MediaLimits(2.0, 8000, 2**30, 2**31))
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src))
+        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"), transcoder.probe(src))
     assert str(caught.value) == "longer than the 2 s limit"
     assert not (tmp_path / "out.mp3").exists()
 
@@ -207,7 +207,7 @@ def test_an_undeclared_duration_stops_at_the_limit(tmp_path: Path) -> None:
     source = transcoder.probe(src)
     assert source.duration is None
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", source)
+        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"), source)
     assert str(caught.value) == "longer than the 2 s limit"
     assert not (tmp_path / "out.mp3").exists()
 
@@ -216,7 +216,7 @@ def test_the_output_ceiling_stops_ffmpeg(tmp_path: Path) -> None:
     src = make_audio_only(tmp_path, 10.0, fmt="wav")
     transcoder = FFmpegTranscoder(MediaLimits(3600.0, 8000, 20_000, 2**31))
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "320k", transcoder.probe(src))
+        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), AudioOptions(bitrate="320k"), transcoder.probe(src))
     assert str(caught.value).startswith("the MP3 would be larger than")
     assert not (tmp_path / "out.mp3").exists()
 
@@ -236,7 +236,7 @@ def test_ffmpeg_runs_without_secrets_and_under_limits(tmp_path: Path,
                 seen["environ"] = Path(f"/proc/{child.pid}/environ").read_text()
                 seen["limits"] = Path(f"/proc/{child.pid}/limits").read_text()
     transcoder = FFmpegTranscoder(LIMITS)
-    transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src),
+    transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"), transcoder.probe(src),
                           on_progress=inspect)
     assert seen, "ffmpeg should have reported progress while running"
     environ = dict(item.split("=", 1) for item in seen["environ"].split("\0") if "=" in item)
@@ -260,7 +260,7 @@ def test_the_tested_ffmpeg_is_accepted_and_another_is_refused(tmp_path: Path) ->
 def test_a_real_video_still_converts_under_all_of_this(tmp_path: Path) -> None:
     src = make_video(tmp_path, 2.0)
     transcoder = FFmpegTranscoder(LIMITS)
-    info = transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src))
+    info = transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), AudioOptions(bitrate="192k"), transcoder.probe(src))
     assert info.duration == pytest.approx(2.0, abs=0.2)
 
 
