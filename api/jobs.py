@@ -104,12 +104,18 @@ def _accept_upload(actor) -> dict:
 
 def upload_options(fields: dict[str, str]) -> AudioOptions:
     """The options of this upload from its query and form; 422 for one given both ways."""
-    both = sorted(name for name in AudioOptions.NAMES if name in fields and name in request.args)
+    both = {name: ["give it once: as a form field or a query parameter"]
+            for name in AudioOptions.NAMES if name in fields and name in request.args}
+    try:
+        options = AudioOptions.parse({**fields, **request.args.to_dict()})
+    except InvalidInput as exc:
+        if not both:
+            raise
+        raise InvalidInput(exc.message, {"fields": {**exc.details["fields"], **both}}) from None
     if both:
         raise InvalidInput("an option was given both as a form field and a query parameter",
-                           {"fields": {name: ["give it once: as a form field or a query "
-                                              "parameter"] for name in both}})
-    return AudioOptions.parse({**fields, **request.args.to_dict()})
+                           {"fields": both})
+    return options
 
 
 def _discard_body(max_bytes: int) -> None:

@@ -85,7 +85,7 @@ class AudioOptions:
 
         for name in cls.NAMES:
             raw = values.get(name)
-            if raw is None or (raw == "" and name not in ("title", "artist", "album")):
+            if raw is None or raw == "":  # an empty form field is an option not given
                 continue
             value = _parse_one(name, raw)
             if value is None:
