@@ -109,11 +109,9 @@ class AudioOptions:
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        """Normalised: defaults filled in, options not given left out."""
-        shown = {k: v for k, v in asdict(self).items() if v is not None}
-        if self.bitrate is None and self.quality is None:
-            shown["bitrate"] = DEFAULT_BITRATE
-        return shown
+        """Normalised: numbers as numbers, times in seconds, cover and track filled in, options
+        not given left out (no bitrate means the default, or a copy of an MP3 track)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def titled(self, filename: str) -> "AudioOptions":
         """The title defaults to the upload's file name without its extension."""

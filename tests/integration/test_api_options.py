@@ -88,7 +88,7 @@ def test_defaults_when_no_option_is_given(client, auth, clip):
     _, headers = auth.new_user()
     accepted = upload(client, headers, clip, name="clip.final.mov")
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"bitrate": "192k", "title": "clip.final", "cover": "none",
+    assert job["options"] == {"title": "clip.final", "cover": "none",
                               "track": 0}
 
 
@@ -135,4 +135,4 @@ def test_empty_fields_are_options_not_given(client, auth, clip):
     accepted = upload(client, headers, clip, quality="", title="", loudness="", cover="")
     assert accepted.status_code == 202
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"bitrate": "192k", "title": "My Talk", "cover": "none", "track": 0}
+    assert job["options"] == {"title": "My Talk", "cover": "none", "track": 0}
