@@ -312,6 +312,7 @@ class Encoded:
     duration: float
     mode: str
     notes: tuple[str, ...] = ()
+    source: MediaInfo | None = None  # the input as ffmpeg described it
 
 
 @dataclass(frozen=True)

@@ -218,11 +218,14 @@ class Transcoder(abc.ABC):
     def probe(self, path: str) -> MediaInfo: ...
 
     @abc.abstractmethod
-    def encode_mp3(self, src: str, dst: str, options: AudioOptions, source: MediaInfo,
+    def encode_mp3(self, src: str, dst: str, options: AudioOptions,
+                   source: MediaInfo | None = None,
                    on_progress: Callable[[float], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Encoded:
         """Write src's chosen audio track with the options applied as an MP3 at dst (copied
-        when it already is MP3 and no option changes it); stops early when should_stop()."""
+        when it already is MP3 and no option changes it); stops early when should_stop().
+        Without `source` (a probe's result) it describes src itself, within the same ceilings;
+        `Encoded.source` is the description either way."""
 
 
 class MailError(Exception):

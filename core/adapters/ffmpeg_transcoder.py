@@ -10,6 +10,7 @@ from typing import Callable
 
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
+from core.adapters.sniffer import HEAD_BYTES, sniff
 from core.domain import (BITRATES, DEFAULT_BITRATE, TRUE_PEAK_DBTP, AudioOptions, AudioTrack,
                          Encoded, MediaError, MediaInfo, MediaLimits, hours)
 from core.ports import Transcoder
@@ -188,33 +189,73 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
         return info
 
-    def encode_mp3(self, src: str, dst: str, options: AudioOptions, source: MediaInfo,
+    def encode_mp3(self, src: str, dst: str, options: AudioOptions,
+                   source: MediaInfo | None = None,
                    on_progress: Callable[[float], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Encoded:
         """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
         is left at dst on failure. The audio is copied when it is MP3 already and no option
-        changes it."""
+        changes it. Without `source`, a plain conversion is one ffmpeg run: the ceilings are
+        checked on ffmpeg's description of the input as soon as it is printed, and the run is
+        stopped there when one is exceeded. A cover or loudness needs the description first
+        (loudness gets it from its analysis run)."""
         if options.bitrate is not None and options.bitrate not in BITRATES:
             raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, "
                              f"not {options.bitrate!r}")
-        limits = self.limits
-        chosen = source.track(options.track)
-        limits.check(chosen)
-        start, end = self._window(options, chosen)
-        length = (end if end is not None else (chosen.duration or limits.max_duration)) - start
-        timeout = self.timeout_floor + length / self.min_speed
-        copy = chosen.audio_codec == "mp3" and not options.needs_encode
-        notes: list[str] = []
+        if source is None and options.cover == "frame":
+            source = self.probe(src)
         gain = None
         if options.loudness is not None:
-            gain = self._gain(src, options.loudness, options.track, start, end, timeout,
-                              should_stop)
-        cover = options.cover == "frame" and chosen.has_video
-        if options.cover == "frame" and not chosen.has_video:
+            gain, source = self._gain(src, options, source, should_stop)
+        if source is None:
+            return self._encode_described(src, dst, options, on_progress, should_stop)
+        chosen = source.track(options.track)
+        self.limits.check(chosen)
+        start, end = self._window(options, chosen)
+        copy = chosen.audio_codec == "mp3" and not options.needs_encode
+        return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
+
+    def _encode_described(self, src: str, dst: str, options: AudioOptions,
+                          on_progress: Callable[[float], None] | None,
+                          should_stop: Callable[[], bool] | None) -> Encoded:
+        """One run that describes its input and encodes it; copied when the file is an MP3
+        (by its first bytes; by ffmpeg's word once described, else encoded in a second run)."""
+        if not os.path.isfile(src):
+            raise FileNotFoundError(src)
+        if os.path.getsize(src) == 0:
+            raise MediaError(MediaError.EMPTY)
+        with open(src, "rb") as fh:
+            copy = sniff(fh.read(HEAD_BYTES)) == "mp3" and not options.needs_encode
+        try:
+            return self._encode(src, dst, options, None, copy, None, on_progress, should_stop)
+        except _NotCopyable:
+            return self._encode(src, dst, options, None, False, None, on_progress, should_stop)
+
+    def _accept(self, options: AudioOptions, copy: bool, info: MediaInfo | None) -> MediaInfo:
+        """The chosen track of a described source within every ceiling, or MediaError."""
+        if info is None:
+            raise MediaError(MediaError.NOT_MEDIA, "ffmpeg did not describe the input")
+        chosen = info.track(options.track)
+        self.limits.check(chosen)
+        self._window(options, chosen)
+        if copy and chosen.audio_codec != "mp3":
+            raise _NotCopyable()
+        return chosen
+
+    def _encode(self, src: str, dst: str, options: AudioOptions, source: MediaInfo | None,
+                copy: bool, gain: float | None, on_progress: Callable[[float], None] | None,
+                should_stop: Callable[[], bool] | None) -> Encoded:
+        limits = self.limits
+        start, end = options.start or 0.0, options.end
+        chosen = source.track(options.track) if source is not None else None
+        notes: list[str] = []
+        cover = options.cover == "frame" and chosen is not None and chosen.has_video
+        if options.cover == "frame" and not cover:
             notes.append(MediaError.NO_COVER)
         target = "file:" + os.path.abspath(src)
-        args = [*_INPUT, "-loglevel", "error", "-y"]
-        if cover:
+        # Undescribed, the source is read at info level: ffmpeg prints its description first.
+        args = [*_INPUT, "-loglevel", "error" if chosen else "info", "-y"]
+        if cover and chosen is not None:
             # The still comes from a second reading of the same file, seeked 10% in.
             at = 0.1 * chosen.duration if chosen.duration else 1.0
             args += ["-ss", f"{at:.3f}", "-i", target, *_PER_INPUT]
@@ -238,25 +279,34 @@ class FFmpegTranscoder(Transcoder):
         args += ["-t", f"{limits.max_duration + 1:g}",
                  "-f", "mp3", "-progress", "pipe:1", "-stats_period", "0.25", "-nostats",
                  "file:" + os.path.abspath(dst)]
-        reporter = _ProgressReporter(length if chosen.duration or end else None, on_progress)
+        run = _Run(self, options, start, end, chosen, on_progress, should_stop)
+        described = None if chosen else _Description(
+            target, lambda info: run.described(self._accept(options, copy, info)))
         try:
             outcome = ffmpeg_process.run(
-                args, self._child_limits(timeout, limits.max_output_bytes), timeout,
-                on_stdout_line=reporter.feed, should_stop=should_stop,
-                stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False)
-            written = reporter.out_seconds
-            expected = length if (chosen.duration is not None or end is not None) else None
-            self._check_outcome(outcome, written, expected)
-            if cover and reporter.frames == 0:
+                args, self._child_limits(run.timeout, limits.max_output_bytes),
+                run.timeout, on_stdout_line=run.reporter.feed,
+                should_stop=run.should_stop, stderr_limit=STDERR_TAIL_BYTES,
+                keep_stderr_head=False,
+                on_stderr_line=described.feed if described else None)
+            if described is not None:
+                described.finish()
+                if run.chosen is None:  # no description at all: not media we can read
+                    raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
+            written = run.reporter.out_seconds
+            self._check_outcome(outcome, written, run.expected)
+            if cover and run.reporter.frames == 0:
                 notes.append(MediaError.NO_FRAME)
         except TimedOut:
             _remove(dst)
-            raise MediaError(MediaError.TOO_SLOW, f"no result after {timeout:.0f} s") from None
+            raise MediaError(MediaError.TOO_SLOW,
+                             f"no result after {run.timeout:.0f} s") from None
         except BaseException:
             _remove(dst)
             raise
+        info = source if source is not None else (described.info if described else None)
         return Encoded(duration=round(written, 3), mode="copy" if copy else "encode",
-                       notes=tuple(notes))
+                       notes=tuple(notes), source=info)
 
     @staticmethod
     def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
@@ -286,43 +336,65 @@ class FFmpegTranscoder(Transcoder):
             args += ["-af", _normaliser(gain)]
         return args
 
-    def _gain(self, src: str, target: float, track: int, start: float, end: float | None,
-              timeout: float, should_stop: Callable[[], bool] | None) -> float:
-        """The linear gain (dB) that brings the chosen audio to `target` LUFS. One decode
-        through ebur128 measures it; only when the limiter would then cut peaks by more than
-        LIMITER_RECHECK_DB (its cut lowers the loudness) does a second decode measure the gained,
-        limited audio, and the gain is corrected once by what is missing."""
-        measured, peak = self._measure(src, track, start, end, None, timeout, should_stop)
+    def _gain(self, src: str, options: AudioOptions, source: MediaInfo | None,
+              should_stop: Callable[[], bool] | None) -> tuple[float, MediaInfo]:
+        """The linear gain (dB) that brings the chosen audio to the target loudness, and the
+        source's description. One decode through ebur128 measures it (and describes the source
+        when not described yet, checked against the ceilings before it decodes on); only when
+        the limiter would then cut peaks by more than LIMITER_RECHECK_DB (its cut lowers the
+        loudness) does a second decode measure the gained, limited audio, and the gain is
+        corrected once by what is missing."""
+        assert options.loudness is not None
+        target = options.loudness
+        measured, peak, source = self._measure(src, options, source, None, should_stop)
         gain = target - measured
         ceiling = TRUE_PEAK_DBTP - LIMITER_MARGIN_DB
         if peak + gain > ceiling + LIMITER_RECHECK_DB:
-            limited, _ = self._measure(src, track, start, end, gain, timeout, should_stop)
+            limited, _, _ = self._measure(src, options, source, gain, should_stop)
             gain += min(max(target - limited, 0.0), MAX_CORRECTION_DB)
-        return gain
+        return gain, source
 
-    def _measure(self, src: str, track: int, start: float, end: float | None,
-                 gain: float | None, timeout: float,
-                 should_stop: Callable[[], bool] | None) -> tuple[float, float]:
-        """(integrated loudness, sample peak) of the chosen track within the window, after
-        `gain` through the normaliser if given: one decode through ffmpeg's ebur128 filter,
-        under the same allow-list and ceilings as the encode."""
+    def _measure(self, src: str, options: AudioOptions, source: MediaInfo | None,
+                 gain: float | None, should_stop: Callable[[], bool] | None
+                 ) -> tuple[float, float, MediaInfo]:
+        """(integrated loudness, sample peak, description) of the chosen track within the
+        window, after `gain` through the normaliser if given: one decode through ffmpeg's
+        ebur128 filter, under the same allow-list and ceilings as the encode."""
+        if source is None and os.path.isfile(src) and os.path.getsize(src) == 0:
+            raise MediaError(MediaError.EMPTY)
+        start, end = options.start or 0.0, options.end
         measure = "ebur128=framelog=quiet:peak=sample"
         chain = measure if gain is None else f"{_normaliser(gain)},{measure}"
+        target = "file:" + os.path.abspath(src)
         args = [*_INPUT, "-loglevel", "info", "-nostats", *_window_args(start, end),
-                "-i", "file:" + os.path.abspath(src), "-map", f"0:a:{track}",
+                "-i", target, "-map", f"0:a:{options.track}",
                 "-t", f"{self.limits.max_duration + 1:g}", "-af", chain, "-f", "null", "-"]
+        chosen = source.track(options.track) if source is not None else None
+        if chosen is not None:
+            self.limits.check(chosen)
+            self._window(options, chosen)
+        run = _Run(self, options, start, end, chosen, None, should_stop)
+        described = None if chosen else _Description(
+            target, lambda info: run.described(self._accept(options, False, info)))
         try:
-            outcome = ffmpeg_process.run(args, self._child_limits(timeout, 1 << 20), timeout,
-                                         should_stop=should_stop,
-                                         stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False)
+            outcome = ffmpeg_process.run(args, self._child_limits(run.timeout, 1 << 20),
+                                         run.timeout, should_stop=run.should_stop,
+                                         stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False,
+                                         on_stderr_line=described.feed if described else None)
         except TimedOut:
             raise MediaError(MediaError.TOO_SLOW, "loudness analysis timed out") from None
+        if described is not None:
+            described.finish()
+            if described.info is None:
+                raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
+            source = described.info
         if outcome.code != 0:
             raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
         summary = ebur128_summary(outcome.stderr)
         if summary is None or not summary[0] > -70:  # silence: no gain reaches a target
             raise MediaError(MediaError.SILENT, f"no loudness measured ({summary})")
-        return summary
+        assert source is not None
+        return summary[0], summary[1], source
 
     def _check_outcome(self, outcome: ffmpeg_process.Outcome, written: float,
                        expected: float | None) -> None:
@@ -344,6 +416,89 @@ class FFmpegTranscoder(Transcoder):
             if abs(written - expected) > tolerance:
                 raise MediaError(MediaError.DAMAGED, f"{written:.2f} s of audio where "
                                                      f"{expected:.2f} s were expected")
+
+
+class _NotCopyable(Exception):
+    """The file looked like an MP3, but ffmpeg describes its audio as something else."""
+
+
+class _Description:
+    """ffmpeg's description of our input, read from its stderr as it is printed: the block
+    under the header naming exactly `target`. `on_complete` gets it (and may raise, which
+    stops the run) as soon as the block has ended."""
+
+    MAX_CHARS = 256 * 1024
+
+    def __init__(self, target: str, on_complete: Callable[[MediaInfo | None], None]):
+        self.target = target
+        self.on_complete = on_complete
+        self.lines: list[str] = []
+        self.chars = 0
+        self.header = re.compile(r"^Input #0, [\w,]+, from '" + re.escape(target) + r"':$")
+        self.in_block = False
+        self.done = False
+        self.info: MediaInfo | None = None
+
+    def feed(self, line: str) -> None:
+        if self.done:
+            return
+        if not self.in_block:
+            self.in_block = bool(self.header.match(line))
+        elif not line.startswith(" ") or self.chars > self.MAX_CHARS:
+            self._complete()
+            return
+        if self.in_block:
+            self.lines.append(line)
+            self.chars += len(line)
+
+    def finish(self) -> None:
+        """ffmpeg has ended: a block it was still printing is complete too."""
+        if not self.done and self.in_block:
+            self._complete()
+
+    def _complete(self) -> None:
+        self.done = True
+        self.info = describe("\n".join(self.lines), self.target)
+        self.on_complete(self.info)
+
+
+class _Run:
+    """One encode or analysis run: its progress, and a deadline that tightens once the
+    source's duration is known."""
+
+    def __init__(self, transcoder: "FFmpegTranscoder", options: AudioOptions, start: float,
+                 end: float | None, chosen: MediaInfo | None,
+                 on_progress: Callable[[float], None] | None,
+                 should_stop: Callable[[], bool] | None):
+        self.transcoder = transcoder
+        self.start, self.end = start, end
+        self.stop = should_stop
+        self.started = time.monotonic()
+        longest = transcoder.limits.max_duration - start
+        self.longest_timeout = transcoder.timeout_floor + longest / transcoder.min_speed
+        self.timeout = self.longest_timeout
+        self.chosen: MediaInfo | None = None
+        self.expected: float | None = None
+        self.reporter = _ProgressReporter(None, on_progress)
+        if chosen is not None:
+            self.described(chosen)
+
+    def described(self, chosen: MediaInfo) -> None:
+        self.chosen = chosen
+        duration = chosen.duration
+        if duration is None and self.end is None:
+            return  # undeclared: the longest deadline, and the -t ceiling
+        end = self.end if self.end is not None else duration
+        assert end is not None
+        length = end - self.start
+        self.expected = length
+        self.reporter.duration = length
+        self.timeout = self.transcoder.timeout_floor + length / self.transcoder.min_speed
+
+    def should_stop(self) -> bool:
+        if time.monotonic() - self.started > self.timeout:
+            raise TimedOut()
+        return self.stop is not None and self.stop()
 
 
 def _normaliser(gain: float) -> str:

@@ -111,10 +111,9 @@ class Conversion:
             AudioOptions(bitrate=job.bitrate)  # a job queued before options existed
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
-                info = self.transcoder.probe(source)
-                lease.update({"source": info.to_dict()})
+                # Without a prior probe: a plain conversion is one ffmpeg run.
                 result = self.transcoder.encode_mp3(
-                    source, output, options, info,
+                    source, output, options, None,
                     on_progress=lambda pct: self._progress(lease, pct),
                     should_stop=lease.lost.is_set)
         except NotFound:
@@ -132,6 +131,7 @@ class Conversion:
                                  "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
                                  "duration_s": result.duration, "finished_at": utcnow(),
                                  "mode": result.mode, "notes": list(result.notes),
+                                 "source": result.source.to_dict() if result.source else None,
                                  "error": None})
         if not finished:  # deleted meanwhile, or the lease passed to another attempt
             self.blobs.delete(MP3S, writer.fid)

@@ -32,7 +32,7 @@ TRANSCODER = FFmpegTranscoder(LIMITS)
 def convert(src: str, dst: str, filename: str = "clip.mp4", **fields: str) -> Encoded:
     """What the service does: parse the fields as the API does, default the title, encode."""
     options = AudioOptions.parse(fields).titled(filename)
-    return TRANSCODER.encode_mp3(src, dst, options, TRANSCODER.probe(src))
+    return TRANSCODER.encode_mp3(src, dst, options)  # as the service runs it: no prior probe
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +264,30 @@ def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
             "    LRA:         0.0 LU\n\n  Sample peak:\n    Peak:       -5.7 dBFS\n")
     assert ebur128_summary(spoof + real) == (-21.3, -5.7)
     assert ebur128_summary(real.replace("    Peak:       -5.7 dBFS\n", "")) is None
+
+
+@pytest.mark.parametrize("make,fields,runs", [
+    (lambda d: make_video(d, 2.0), {}, 1),
+    (lambda d: make_video(d, 2.0), {"quality": "4", "end": "1", "title": "t"}, 1),
+    (lambda d: make_mp3_source(d, 2.0), {}, 1),
+    (lambda d: make_video(d, 2.0), {"cover": "frame"}, 2),
+    (lambda d: make_video(d, 2.0), {"loudness": "-16"}, 2),
+])
+def test_ffmpeg_runs_per_conversion(media: Path, dst: str, monkeypatch: pytest.MonkeyPatch,
+                                    make, fields: dict[str, str], runs: int) -> None:
+    from core.adapters import ffmpeg_process
+
+    src = make(media)
+    calls: list[list[str]] = []
+    real = ffmpeg_process.run
+
+    def counted(args: list[str], *rest, **kwargs):
+        calls.append(args)
+        return real(args, *rest, **kwargs)
+    monkeypatch.setattr(ffmpeg_process, "run", counted)
+    result = convert(src, dst, **fields)
+    assert len(calls) == runs, calls
+    assert result.source is not None and result.source.duration == pytest.approx(2.0, abs=0.1)
+    for args in calls:  # every run, every input: the allow-lists
+        assert args.count("-i") == args.count("-format_whitelist")
+        assert args.count("-i") == args.count("-protocol_whitelist")
