@@ -38,9 +38,8 @@ def bare(src: Path, out: str) -> None:
 
 
 def job(transcoder: FFmpegTranscoder, src: Path, out: str, options: AudioOptions) -> str:
-    """What a conversion runs: the probe, then the encode (or copy); returns its mode."""
-    result = transcoder.encode_mp3(str(src), out, options, transcoder.probe(str(src)))
-    return result.mode
+    """What the convert worker runs for a job (no prior probe); returns its mode."""
+    return transcoder.encode_mp3(str(src), out, options).mode
 
 
 def mp3_of(src: Path, scratch: str) -> Path:
@@ -54,8 +53,8 @@ def measure(clips: list[Clip], reps: int) -> Section:
     section = Section("Audio options: plain, copy and loudness cost (issue 11)")
     section.details.append(
         "CPU = user+system seconds of the ffmpeg processes of one conversion as the convert "
-        "worker runs it (FFmpegTranscoder: the probe, then the encode; loudness adds its "
-        "ebur128 analysis), measured by getrusage(RUSAGE_CHILDREN) around the call; bare = "
+        "worker runs it (FFmpegTranscoder.encode_mp3 without a prior probe: one run for a plain "
+        "conversion or a copy; loudness adds its ebur128 analysis run), measured by getrusage(RUSAGE_CHILDREN) around the call; bare = "
         "`ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3` with the same binary. Runs "
         "alternate, side by side, in one process.")
     transcoder = FFmpegTranscoder(LIMITS)
