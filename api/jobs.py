@@ -24,7 +24,8 @@ blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 MULTIPART_OVERHEAD = 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
 CHUNK = 256 * 1024
-_TIME = {"type": "string", "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$"}
+_TIME = {"type": "string",
+         "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$"}
 _TAG = {"type": "string", "maxLength": TAG_MAX_CHARS}
 # The conversion options: multipart fields before the file part, or query parameters.
 UPLOAD_OPTIONS: dict[str, dict] = {

@@ -54,7 +54,8 @@ def measure(clips: list[Clip], reps: int) -> Section:
     section.details.append(
         "CPU = user+system seconds of the ffmpeg processes of one conversion as the convert "
         "worker runs it (FFmpegTranscoder.encode_mp3 without a prior probe: one run for a plain "
-        "conversion or a copy; loudness adds its ebur128 analysis run), measured by getrusage(RUSAGE_CHILDREN) around the call; bare = "
+        "conversion or a copy; loudness adds its ebur128 analysis run), measured by "
+        "getrusage(RUSAGE_CHILDREN) around the call; bare = "
         "`ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3` with the same binary. Runs "
         "alternate, side by side, in one process.")
     transcoder = FFmpegTranscoder(LIMITS)
@@ -66,12 +67,13 @@ def measure(clips: list[Clip], reps: int) -> Section:
             bare(src, out)  # page cache warm for every side
             runs: dict[str, list[float]] = {"bare": [], "plain": [], "loudness": []}
             for _ in range(reps):
-                runs["bare"].append(children_cpu(lambda: bare(src, out)))
-                runs["plain"].append(children_cpu(lambda: job(transcoder, src, out, plain)))
+                runs["bare"].append(children_cpu(lambda s=src: bare(s, out)))
+                runs["plain"].append(children_cpu(
+                    lambda s=src: job(transcoder, s, out, plain)))
                 runs["loudness"].append(children_cpu(
-                    lambda: job(transcoder, src, out, normalised)))
+                    lambda s=src: job(transcoder, s, out, normalised)))
             b, p, n = (Figure.of(runs[k]) for k in ("bare", "plain", "loudness"))
-            pairs = Figure.of([y / x for x, y in zip(runs["bare"], runs["plain"])])
+            pairs = Figure.of([y / x for x, y in zip(runs["bare"], runs["plain"], strict=True)])
             section.rows.append(Row(
                 f"11. plain conversion CPU per job, {clip.name}",
                 f"service {p.fmt('s')}; bare ffmpeg {b.fmt('s')}",

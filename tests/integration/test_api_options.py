@@ -26,7 +26,8 @@ def upload(client, headers, data: bytes, name: str = "My Talk.mp4", query: str =
 
 
 INVALID = [
-    ("bitrate", "100k"), ("bitrate", "192"), ("quality", "10"), ("quality", "-1"), ("quality", "V2"),
+    ("bitrate", "100k"), ("bitrate", "192"), ("quality", "10"), ("quality", "-1"),
+    ("quality", "V2"),
     ("quality", "2.5"), ("sample_rate", "44101"), ("sample_rate", "96000"), ("channels", "0"),
     ("channels", "6"), ("start", "-1"), ("start", "1:2:3"), ("start", "00:61:00"),
     ("end", "soon"), ("end", "1e3"), ("loudness", "-31"), ("loudness", "-4"), ("loudness", "x"),

@@ -83,8 +83,8 @@ def test_channels_are_what_was_asked(media: Path, dst: str, channels: str) -> No
 # --- window ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start,end,seconds", [("1.5", "4", 2.5), ("00:00:01.250", "00:00:05", 3.75),
-                                               ("2", None, 4.0), (None, "1", 1.0)])
+@pytest.mark.parametrize("start,end,seconds", [
+    ("1.5", "4", 2.5), ("00:00:01.250", "00:00:05", 3.75), ("2", None, 4.0), (None, "1", 1.0)])
 def test_a_window_keeps_end_minus_start(media: Path, dst: str, start: str | None,
                                         end: str | None, seconds: float) -> None:
     src = make_audio_only(media, 6.0, fmt="wav")
@@ -291,3 +291,23 @@ def test_ffmpeg_runs_per_conversion(media: Path, dst: str, monkeypatch: pytest.M
     for args in calls:  # every run, every input: the allow-lists
         assert args.count("-i") == args.count("-format_whitelist")
         assert args.count("-i") == args.count("-protocol_whitelist")
+
+
+def test_describe_reads_each_tracks_codec_channels_rate_and_language() -> None:
+    from core.adapters.ffmpeg_transcoder import describe
+
+    ours = "file:/scratch/job/blob-1"
+    text = (f"Input #0, matroska,webm, from '{ours}':\n"
+            "  Metadata:\n    title           :   Stream #0:9(deu): Audio: mp3, 8000 Hz, mono\n"
+            "  Duration: 01:30:00.50, start: 0.000000, bitrate: 4000 kb/s\n"
+            "  Stream #0:0(eng): Video: h264 (High), yuv420p(progressive), 1920x1080, 24 fps\n"
+            "  Stream #0:1(eng): Audio: aac (LC), 48000 Hz, 5.1(side), fltp (default)\n"
+            "  Stream #0:2[0x3](fra): Audio: ac3, 44100 Hz, stereo, fltp, 192 kb/s\n"
+            "  Stream #0:3: Audio: opus, 48000 Hz, 3 channels, fltp\n"
+            "  Stream #0:4(und): Audio: pcm_s16le, 22050 Hz, mono, s16\n"
+            "Stream mapping:\n  Stream #0:5(spa): Audio: mp3, 44100 Hz, mono\n")
+    info = describe(text, ours)
+    assert info is not None and info.duration == 5400.5 and info.video_size == (1920, 1080)
+    assert [(t.codec, t.channels, t.sample_rate, t.language) for t in info.audio_tracks] == [
+        ("aac", 6, 48000, "eng"), ("ac3", 2, 44100, "fra"), ("opus", 3, 48000, None),
+        ("pcm_s16le", 1, 22050, None)]

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 
-from core.domain import Blob, Conflict, Email, Encoded, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
+from core.domain import (Blob, Conflict, Email, Encoded, Job, JobStatus, MediaError, MediaInfo,
+                         NewUser, NotFound, Stopped, User)
 from core.ports import (BlobStore, ItemStore, JobRepository, Mailer, MailError, RateLimiter,
                         ScratchSpace, Sniffer, Transcoder,
                         TaskQueue, TokenStates, UserRepository)

@@ -4,8 +4,8 @@ import pytest
 
 import threading
 
-from core.domain import (AudioOptions, InvalidInput, JobStatus, MediaError, NotFound, QuotaExceeded, TooLarge,
-                         UnsupportedMedia)
+from core.domain import (AudioOptions, InvalidInput, JobStatus, MediaError, NotFound,
+                         QuotaExceeded, TooLarge, UnsupportedMedia)
 from core.services.conversion import Outcome
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
 from tests.support.wait import wait_for
