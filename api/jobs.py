@@ -19,8 +19,9 @@ from api.openapi import BEARER
 from api.schemas import (DownloadQuerySchema, JobListQuerySchema, JobPageSchema, JobSchema,
                          LinkRequestSchema, LinkSchema, UploadAcceptedSchema)
 from api.uploads import MultipartUpload
-from core.domain import BITRATES, JobStatus, TooLarge, UnsupportedMedia
-from core.services.jobs import Download, check_bitrate
+from core.domain import (BITRATES, COVERS, LOUDNESS_RANGE, SAMPLE_RATES, TAG_MAX_CHARS,
+                         AudioOptions, InvalidInput, JobStatus, TooLarge, UnsupportedMedia)
+from core.services.jobs import Download
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 
@@ -30,10 +31,39 @@ CHUNK = 256 * 1024
 IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
                    "schema": {"type": "string", "maxLength": 255},
                    "description": "makes a retried upload return the first one's job"}
-UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "the video"},
-        "bitrate": {"type": "string", "enum": list(BITRATES), "default": "192k"}}}}}}
+_TIME = {"type": "string",
+         "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$"}
+_TAG = {"type": "string", "maxLength": TAG_MAX_CHARS}
+# The conversion options: multipart fields before the file part, or query parameters.
+UPLOAD_OPTIONS: dict[str, dict] = {
+    "bitrate": {"type": "string", "enum": list(BITRATES), "default": "192k",
+                "description": "constant bitrate; not with `quality`"},
+    "quality": {"type": "integer", "minimum": 0, "maximum": 9,
+                "description": "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`"},
+    "sample_rate": {"type": "integer", "enum": list(SAMPLE_RATES), "description": "Hz"},
+    "channels": {"type": "integer", "enum": [1, 2], "description": "1 mono, 2 stereo"},
+    "start": {**_TIME, "description": "keep the source from here: seconds or HH:MM:SS(.mmm)"},
+    "end": {**_TIME, "description": "keep the source up to here (after `start`); a window "
+                                    "outside the source fails the job"},
+    "loudness": {"type": "number", "minimum": LOUDNESS_RANGE[0], "maximum": LOUDNESS_RANGE[1],
+                 "description": "target integrated loudness in LUFS (EBU R128), true peak "
+                                "at most -1 dBTP; omitted: no normalisation"},
+    "title": {**_TAG, "description": "ID3 title; default: the file name without extension"},
+    "artist": {**_TAG, "description": "ID3 artist"},
+    "album": {**_TAG, "description": "ID3 album"},
+    "cover": {"type": "string", "enum": list(COVERS), "default": "none",
+              "description": "`frame`: a still from about 10% into the video as front cover"},
+    "track": {"type": "integer", "minimum": 0, "default": 0,
+              "description": "audio track, counting audio tracks from 0"},
+}
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file"], "properties": {
+        **UPLOAD_OPTIONS,
+        "file": {"type": "string", "format": "binary", "description": "the video"}}},
+    "encoding": {"file": {"contentType": "application/octet-stream"}}}}}
+UPLOAD_PARAMETERS = [{"in": "query", "name": name, "required": False, "schema": schema,
+                      "description": "the same option as the form field; not both"}
+                     for name, schema in UPLOAD_OPTIONS.items()]
 
 
 @blp.route("/upload", methods=["POST"])
@@ -45,12 +75,16 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
 @blp.alt_response(422, description="no file part, an empty file, a malformed body, an invalid "
-                                   "bitrate, or an Idempotency-Key used for another request")
+                                   "option, `quality` with `bitrate`, `end` not after `start`, an "
+                                   "option given both as field and query parameter (errors.json "
+                                   "names each), or an Idempotency-Key used for another request")
 @blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
 @blp.alt_response(503, description="storage or database unavailable")
-@blp.doc(security=BEARER, requestBody=UPLOAD_BODY, parameters=[IDEMPOTENCY_KEY])
+@blp.doc(security=BEARER, requestBody=UPLOAD_BODY,
+         parameters=[IDEMPOTENCY_KEY, *UPLOAD_PARAMETERS])
 def upload(actor):
-    """Upload a video as multipart field `file`; its conversion is queued.
+    """Upload a video as multipart field `file`, options as fields before it or as query
+    parameters; its conversion is queued.
 
     With an `Idempotency-Key` header, a retry of the same request (same file and options)
     within 24 h answers with the same job and stores nothing."""
@@ -76,8 +110,8 @@ def _accept_upload(actor) -> dict:
     request.max_content_length = limit + MULTIPART_OVERHEAD
     form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
 
-    def options() -> dict[str, str]:
-        return {**request.args.to_dict(), **form.fields}
+    def options() -> AudioOptions:
+        return upload_options(form.fields)
 
     if key is not None and prior is not None:
         form.find_file()
@@ -86,15 +120,12 @@ def _accept_upload(actor) -> dict:
     try:
         allowed = intake.admit(actor, request.content_length)
         form.find_file()
-        bitrate = request.args.get("bitrate") or form.fields.get("bitrate")
-        if bitrate is not None:
-            check_bitrate(bitrate)  # fail before the video is read when the field comes first
-        chosen = lambda: bitrate or form.fields.get("bitrate")  # noqa: E731
+        options()  # fail before the video is read when the fields come first
         if key is not None:
-            job = intake.submit_keyed(actor, key, form.filename, form, options, bitrate=chosen,
+            job = intake.submit_keyed(actor, key, form.filename, form, options,
                                       allowed_bytes=allowed)
         else:
-            job = intake.submit(actor, form.filename, form, bitrate=chosen,
+            job = intake.submit(actor, form.filename, form, options=options,
                                 allowed_bytes=allowed)
     except BaseException:
         if key is not None:
@@ -107,6 +138,22 @@ def _accept_upload(actor) -> dict:
 def _accepted(job) -> dict:
     return {"job_id": job.id, "status": job.status.value,
             "status_url": url_for("jobs.get_job", job_id=job.id)}
+
+
+def upload_options(fields: dict[str, str]) -> AudioOptions:
+    """The options of this upload from its query and form; 422 for one given both ways."""
+    both = {name: ["give it once: as a form field or a query parameter"]
+            for name in AudioOptions.NAMES if name in fields and name in request.args}
+    try:
+        options = AudioOptions.parse({**fields, **request.args.to_dict()})
+    except InvalidInput as exc:
+        if not both:
+            raise
+        raise InvalidInput(exc.message, {"fields": {**exc.details["fields"], **both}}) from None
+    if both:
+        raise InvalidInput("an option was given both as a form field and a query parameter",
+                           {"fields": both})
+    return options
 
 
 def _discard_body(max_bytes: int) -> None:

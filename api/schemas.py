@@ -116,7 +116,18 @@ class JobSchema(Schema):
     error = fields.String(allow_none=True)
     filename = fields.String(attribute="video_filename")
     video_size = fields.Integer()
-    bitrate = fields.String(metadata={"enum": list(BITRATES)})
+    bitrate = fields.String(metadata={"description": "the CBR bitrate (one of "
+                                      f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"})
+    options = fields.Dict(keys=fields.String(), metadata={
+        "description": "the conversion options, validated and normalised (defaults filled in)"})
+    source = fields.Dict(keys=fields.String(), allow_none=True, metadata={
+        "description": "the source once probed: duration, audio_tracks (codec, channels, "
+                       "sample_rate, language), video (width, height) or null"})
+    mode = fields.String(allow_none=True, metadata={
+        "enum": ["encode", "copy"],
+        "description": "copy: an MP3 track copied as it is (no option changes the audio)"})
+    notes = fields.List(fields.String(), metadata={
+        "description": "what the conversion could not do, e.g. no cover without video"})
     mp3_fid = fields.String(allow_none=True)
     mp3_size = fields.Integer(allow_none=True)
     duration_s = fields.Float(allow_none=True)

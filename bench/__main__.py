@@ -15,11 +15,12 @@ from typing import Callable
 
 from bench import api_load, conversion, inputs, isolation, overhead, procs, report, scaleout
 from bench import stack as bench_stack
+from bench import options as audio_options
 from bench import streaming, sustained, tus
 from bench.report import Row, Section
 
-MEASUREMENTS = ("conversion", "overhead", "isolation", "scaleout", "streaming", "api", "tus",
-                "load", "chaos")
+MEASUREMENTS = ("conversion", "options", "overhead", "isolation", "scaleout", "streaming", "api",
+                "tus", "load", "chaos")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -89,6 +90,7 @@ def main(argv: list[str]) -> int:
             # Short jobs are noisier (ffmpeg's own CPU time varies by +-10 % run to run here).
             "conversion": lambda: conversion.measure(
                 st, clips, {c: 3 if quick or c.seconds > 60 else 5 for c in clips}, idle_rate),
+            "options": lambda: audio_options.measure(clips, 3 if quick else 5),
             "overhead": lambda: overhead.measure(st),
             "isolation": lambda: isolation.measure(st, 1 if quick else reps),
             "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),

@@ -30,13 +30,20 @@ from bench.client import ApiClient, ApiError
 from bench.inputs import Clip, ensure
 from bench.report import Row, Section, percentile
 from bench.stack import BenchStack
-from core.media import ffmpeg_exe, probe
+from core.adapters.ffmpeg_process import ffmpeg_exe
+from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.domain import MediaInfo, MediaLimits
 
 RATIO_TARGET = 0.85
 POLL_S = 0.25  # how often a client asks for its job, as a browser would
 DURATION_TOLERANCE_S = 0.3
 JOB_DEADLINE_S = 300  # a job not done by then counts as lost
 CLIP_42S_720P = Clip(42, 1280, 720, 2500)  # the issue's 40-45 s clips
+
+
+def probe(path: str) -> MediaInfo:
+    """ffmpeg's description of a file (core.media went into the ffmpeg adapters)."""
+    return FFmpegTranscoder(MediaLimits(24 * 3600.0, 1, 2**34, 2**32)).probe(path)
 
 
 @dataclass

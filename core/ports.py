@@ -6,8 +6,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import (Blob, Email, Job, JobStatus, MediaInfo, NewUser, Upload, User,
-                         WebhookDelivery, WebhookEndpoint)
+from core.domain import (AudioOptions, Blob, Email, Encoded, Job, JobStatus, MediaInfo, NewUser,
+                         Upload, User, WebhookDelivery, WebhookEndpoint)
 
 
 class UserRepository(abc.ABC):
@@ -251,10 +251,14 @@ class Transcoder(abc.ABC):
     def probe(self, path: str) -> MediaInfo: ...
 
     @abc.abstractmethod
-    def encode_mp3(self, src: str, dst: str, bitrate: str, source: MediaInfo,
+    def encode_mp3(self, src: str, dst: str, options: AudioOptions,
+                   source: MediaInfo | None = None,
                    on_progress: Callable[[float], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> MediaInfo:
-        """Encode src's first audio track to dst; stops early (MediaError) when should_stop()."""
+                   should_stop: Callable[[], bool] | None = None) -> Encoded:
+        """Write src's chosen audio track with the options applied as an MP3 at dst (copied
+        when it already is MP3 and no option changes it); stops early when should_stop().
+        Without `source` (a probe's result) it describes src itself, within the same ceilings;
+        `Encoded.source` is the description either way."""
 
 
 class WebhookRepository(abc.ABC):

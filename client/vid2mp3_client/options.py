@@ -25,8 +25,25 @@ class UploadOption:
 
 # Every option the API's upload takes; adding one to the API is adding one row here.
 UPLOAD_OPTIONS: tuple[UploadOption, ...] = (
-    UploadOption("bitrate", "MP3 bitrate (the server's default: 192k)",
+    UploadOption("bitrate", "constant MP3 bitrate (the server's default: 192k)",
                  choices=("128k", "192k", "256k", "320k")),
+    UploadOption("quality", "VBR quality instead of a bitrate: 0 (best) to 9",
+                 choices=tuple(str(q) for q in range(10))),
+    UploadOption("sample_rate", "sample rate in Hz (default: the source's)",
+                 choices=("8000", "11025", "12000", "16000", "22050", "24000", "32000",
+                          "44100", "48000")),
+    UploadOption("channels", "1 (mono) or 2 (stereo) (default: the source's)",
+                 choices=("1", "2")),
+    UploadOption("start", "keep from here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
+    UploadOption("end", "keep up to here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
+    UploadOption("loudness", "normalise to this loudness in LUFS, -30 to -5 (e.g. -16)",
+                 type=float, metavar="LUFS"),
+    UploadOption("title", "ID3 title (default: the file name without extension)"),
+    UploadOption("artist", "ID3 artist"),
+    UploadOption("album", "ID3 album"),
+    UploadOption("cover", "frame: a still from the video as cover art (default: none)",
+                 choices=("none", "frame")),
+    UploadOption("track", "audio track to convert, counting from 0", type=int, metavar="N"),
 )
 
 

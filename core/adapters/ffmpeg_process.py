@@ -94,15 +94,18 @@ def run(args: list[str], limits: ChildLimits, timeout: float,
         on_stdout_line: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         stderr_limit: int = 1 << 20, keep_stderr_head: bool = True,
-        cwd: str | None = None) -> Outcome:
+        cwd: str | None = None,
+        on_stderr_line: Callable[[str], None] | None = None) -> Outcome:
     """Run ffmpeg once; return its exit code and bounded stderr. The child never outlives this
-    call: it is killed on the deadline (TimedOut), on should_stop() (Stopped) and on any error."""
+    call: it is killed on the deadline (TimedOut), on should_stop() (Stopped) and on any error,
+    including one raised by a callback. `on_stderr_line` gets each stderr line as printed
+    (indentation kept), while it runs."""
     deadline = time.monotonic() + timeout
     proc = subprocess.Popen([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
                             cwd=cwd, preexec_fn=_preexec(limits), close_fds=True)
     stderr = bytearray()
-    pending = b""
+    pending = pending_err = b""
     assert proc.stdout is not None and proc.stderr is not None
     try:
         with selectors.DefaultSelector() as sel:
@@ -120,12 +123,20 @@ def run(args: list[str], limits: ChildLimits, timeout: float,
                         sel.unregister(key.fileobj)
                     elif key.data == "err":
                         _keep(stderr, data, stderr_limit, keep_stderr_head)
+                        if on_stderr_line is not None:
+                            pending_err += data
+                            *lines, pending_err = pending_err.split(b"\n")
+                            for line in lines:
+                                on_stderr_line(line.decode("utf-8", "replace").rstrip("\r"))
+                            pending_err = pending_err[-65536:]  # a line is never that long
                     else:
                         pending += data
                         *lines, pending = pending.split(b"\n")
                         if on_stdout_line is not None:
                             for line in lines:
                                 on_stdout_line(line.decode("utf-8", "replace").strip())
+        if on_stderr_line is not None and pending_err:
+            on_stderr_line(pending_err.decode("utf-8", "replace").rstrip("\r"))
         try:
             code = proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

@@ -104,6 +104,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 REFERENCES webhook_endpoints (id) ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
     ]),
+    (7, "jobs.options, source, mode and notes", [
+        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options JSON NULL,
+           ADD COLUMN IF NOT EXISTS source JSON NULL,
+           ADD COLUMN IF NOT EXISTS mode VARCHAR(8) NULL,
+           ADD COLUMN IF NOT EXISTS notes JSON NULL""",
+    ]),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

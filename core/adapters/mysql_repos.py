@@ -1,6 +1,7 @@
 """User and job repositories on MySQL: parameterized SQL only."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -84,7 +85,9 @@ class MySQLUserRepository(UserRepository):
 JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
                "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
                "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at", "request_id", "expires_at")
+               "notify_error", "lease_id", "lease_expires_at", "request_id", "expires_at",
+               "options", "source", "mode", "notes")
+_JSON_COLUMNS = ("options", "source", "notes")
 JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
                                     "lease_expires_at", "request_id"}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
@@ -96,6 +99,11 @@ def _job(row: dict[str, Any] | None) -> Job | None:
     values = {key: _utc(value) for key, value in row.items()}
     values["status"] = JobStatus(values["status"])
     values["owner_id"] = int(values["owner_id"])
+    for column in _JSON_COLUMNS:
+        raw = values.get(column)
+        values[column] = json.loads(raw) if raw is not None else None
+    values["options"] = values["options"] or {}
+    values["notes"] = values["notes"] or []
     return Job(**values)
 
 
@@ -107,9 +115,10 @@ class MySQLJobRepository(JobRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
-                "bitrate, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "bitrate, request_id, options) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
-                 job.video_size, job.bitrate, job.request_id or current_request_id()))
+                 job.video_size, job.bitrate, job.request_id or current_request_id(),
+                 json.dumps(job.options)))
         created = self.get(job.id)
         assert created is not None
         return created
@@ -152,7 +161,9 @@ class MySQLJobRepository(JobRepository):
         unknown = set(changes) - JOB_UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [v.value if isinstance(v, JobStatus) else v for v in changes.values()]
+        values = [v.value if isinstance(v, JobStatus) else
+                  json.dumps(v) if column in _JSON_COLUMNS else v
+                  for column, v in changes.items()]
         assignments = "".join(f"{column} = %s, " for column in changes)
         sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
         with self.db.cursor() as cur:

@@ -8,7 +8,7 @@ import threading
 import uuid
 from datetime import timedelta
 
-from core.domain import JobStatus, MediaError, NotFound, Stopped, Unavailable
+from core.domain import AudioOptions, JobStatus, MediaError, NotFound, Stopped, Unavailable
 from core.ports import BlobStore, JobRepository, ScratchSpace, TaskQueue, Transcoder
 from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 
@@ -118,11 +118,13 @@ class Conversion:
         output = os.path.join(workdir, "out.mp3")
         if job.video_fid is None:
             return self._fail(lease, MediaError(MediaError.MISSING))
+        options = AudioOptions.from_dict(job.options) if job.options else \
+            AudioOptions(bitrate=job.bitrate)  # a job queued before options existed
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
-                info = self.transcoder.probe(source)
+                # Without a prior probe: a plain conversion is one ffmpeg run.
                 result = self.transcoder.encode_mp3(
-                    source, output, job.bitrate, info,
+                    source, output, options, None,
                     on_progress=lambda pct: self._progress(lease, pct),
                     should_stop=lease.lost.is_set)
         except NotFound:
@@ -140,6 +142,8 @@ class Conversion:
         finished = lease.update({"status": JobStatus.DONE, "progress": 100.0,
                                  "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
                                  "duration_s": result.duration, "finished_at": now,
+                                 "mode": result.mode, "notes": list(result.notes),
+                                 "source": result.source.to_dict() if result.source else None,
                                  "error": None,
                                  "expires_at": now + self.retention if self.retention else None})
         if not finished:  # deleted or cancelled meanwhile, or the lease passed to another attempt

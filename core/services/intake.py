@@ -8,11 +8,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping
 
-from core.domain import (Conflict, DomainError, InvalidInput, Job, JobStatus, NotFound, Principal,
-                         QuotaExceeded, TooLarge, UnsupportedMedia)
+from core.domain import (AudioOptions, Conflict, DomainError, InvalidInput, Job, JobStatus,
+                         NotFound, Principal, QuotaExceeded, TooLarge, UnsupportedMedia)
 from core.ports import (BlobStore, IdempotencyStore, JobRepository, RateLimiter, Sniffer,
                         TaskQueue)
-from core.services.jobs import VIDEOS, check_bitrate, safe_filename
+from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
@@ -69,22 +69,20 @@ class Intake:
         return min(self.max_upload_bytes, room)
 
     def submit(self, actor: Principal, filename: str | None, chunks: Iterable[bytes],
-               bitrate: str | Callable[[], str | None] | None = None,
+               options: AudioOptions | Callable[[], AudioOptions] | None = None,
                allowed_bytes: int | None = None) -> Job:
         """Stream an upload into the blob store, record a queued job and enqueue its conversion.
 
-        `bitrate` may be a callable, asked once the upload is read (a form field can follow
-        the file)."""
+        `options` may be a callable, asked once the upload is read (a form field can follow
+        the file); it raises InvalidInput for a bad one."""
         if allowed_bytes is None:
             allowed_bytes = self.admit(actor)
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
         blob_fid, size = self._store(actor, job_id, original, iter(chunks), allowed_bytes)
         try:
-            chosen = check_bitrate(bitrate() if callable(bitrate) else bitrate)
-            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
-                                    video_fid=blob_fid, video_filename=original, video_size=size,
-                                    bitrate=chosen))
+            chosen = options() if callable(options) else options
+            job = self.jobs.add(_new_job(job_id, actor, blob_fid, original, size, chosen))
         except BaseException:
             self.blobs.delete(VIDEOS, blob_fid)
             raise
@@ -123,7 +121,7 @@ class Intake:
 
 
     def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      bitrate: str | None = None) -> Job:
+                      options: AudioOptions | None = None) -> Job:
         """Queue a job for a video already in the videos bucket (a finished resumable upload):
         the same sniff, quotas and option checks as `submit`; the blob is deleted when one
         fails. The upload rate was counted when the upload was created."""
@@ -138,9 +136,7 @@ class Intake:
                 head = source.read(self.sniffer.head_bytes)
             if self.sniffer.sniff(head) is None:
                 raise UnsupportedMedia("the upload is not a video or audio file we accept")
-            job = self.jobs.add(Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED,
-                                    video_fid=video_fid, video_filename=original,
-                                    video_size=size, bitrate=check_bitrate(bitrate)))
+            job = self.jobs.add(_new_job(job_id, actor, video_fid, original, size, options))
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
             raise
@@ -173,18 +169,17 @@ class Intake:
         self.idempotency.release(actor.user_id, key)
 
     def submit_keyed(self, actor: Principal, key: str, filename: str | None,
-                     chunks: Iterable[bytes], options: Callable[[], Mapping[str, str]],
-                     bitrate: str | Callable[[], str | None] | None = None,
+                     chunks: Iterable[bytes], options: Callable[[], AudioOptions],
                      allowed_bytes: int | None = None) -> Job:
         """`submit` for the first request with a reserved key; remembers its fingerprint
         (file content and options) and job, or releases the key when it fails."""
         assert self.idempotency is not None
         try:
             fingerprint = Fingerprint()
-            job = self.submit(actor, filename, fingerprint.feed(chunks), bitrate=bitrate,
+            job = self.submit(actor, filename, fingerprint.feed(chunks), options=options,
                               allowed_bytes=allowed_bytes)
             self.idempotency.complete(actor.user_id, key, {
-                "fingerprint": fingerprint.digest(options()), "job_id": job.id},
+                "fingerprint": fingerprint.digest(options().to_dict()), "job_id": job.id},
                 IDEMPOTENCY_TTL)
         except BaseException:
             self.idempotency.release(actor.user_id, key)
@@ -192,13 +187,13 @@ class Intake:
         return job
 
     def replay(self, actor: Principal, prior: Mapping[str, object], chunks: Iterable[bytes],
-               options: Callable[[], Mapping[str, str]]) -> Job:
+               options: Callable[[], AudioOptions]) -> Job:
         """A retry of a request already answered: the same job when it is the same request
         (read, hashed, not stored), InvalidInput (422) when it differs."""
         fingerprint = Fingerprint()
         for _ in fingerprint.feed(chunks):
             pass
-        if fingerprint.digest(options()) != prior.get("fingerprint"):
+        if fingerprint.digest(options().to_dict()) != prior.get("fingerprint"):
             raise InvalidInput("this Idempotency-Key was used for a different request")
         job = self.jobs.get(str(prior.get("job_id")))
         if job is None or job.owner_id != actor.user_id:
@@ -217,10 +212,18 @@ class Fingerprint:
             self._hash.update(chunk)
             yield chunk
 
-    def digest(self, options: Mapping[str, str]) -> str:
+    def digest(self, options: Mapping[str, object]) -> str:
         final = self._hash.copy()
         final.update(b"\0" + json.dumps(dict(options), sort_keys=True).encode())
         return final.hexdigest()
+
+
+def _new_job(job_id: str, actor: Principal, video_fid: str, filename: str, size: int,
+             options: AudioOptions | None) -> Job:
+    chosen = (options or AudioOptions()).titled(filename)
+    return Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED, video_fid=video_fid,
+               video_filename=filename, video_size=size, bitrate=chosen.label,
+               options=chosen.to_dict())
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Protocol
 
-from core.domain import (ChecksumMismatch, Conflict, Gone, InvalidInput, Job, NotFound,
-                         Principal, TooLarge, Upload)
+from core.domain import (AudioOptions, ChecksumMismatch, Conflict, Gone, InvalidInput, Job,
+                         NotFound, Principal, TooLarge, Upload)
 from core.ports import PartialAppender, PartialUploadStore, UploadRepository
-from core.services.jobs import VIDEOS, check_bitrate, safe_filename
+from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,17 @@ LEASE_SECONDS = 60.0  # a PATCH renews its lease while bytes keep coming
 RENEW_EVERY_BYTES = 8 << 20
 ORPHAN_MARGIN = timedelta(hours=1)
 
-# The conversion options a client may send in Upload-Metadata, each with the check that
-# POST /upload applies to the same field. A new option is one more line here.
-OPTIONS: dict[str, Callable[[str | None], str]] = {
-    "bitrate": check_bitrate,
-}
+# The conversion options a client may send in Upload-Metadata: the fields of POST /upload,
+# checked by the same parser.
+OPTIONS = AudioOptions.NAMES
 
 
 def parse_options(metadata: dict[str, str]) -> dict[str, str]:
-    """The conversion options present in metadata, validated; InvalidInput names a bad one."""
-    return {name: check(metadata[name]) for name, check in OPTIONS.items() if name in metadata}
+    """The conversion options present in metadata, validated (InvalidInput names each bad
+    one) and kept as given, to be parsed again when the upload finishes."""
+    given = {name: metadata[name] for name in OPTIONS if name in metadata}
+    AudioOptions.parse(given)
+    return given
 
 
 def parse_checksum(header: str) -> tuple[str, bytes]:
@@ -53,7 +54,7 @@ class JobSubmitter(Protocol):
     """What the uploads need of the intake: Intake.submit_stored."""
 
     def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      bitrate: str | None = None) -> Job: ...
+                      options: AudioOptions | None = None) -> Job: ...
 
 
 @dataclass
@@ -166,7 +167,7 @@ class ResumableUploads:
                                  {"owner_id": actor.user_id, "upload_id": upload.id})
         try:
             job = self.jobs.submit_stored(actor, upload.filename, blob.fid, blob.size,
-                                          upload.options.get("bitrate"))
+                                          AudioOptions.parse(upload.options))
         except BaseException:
             self.repo.delete(upload.id)  # submit_stored removed the video
             raise

@@ -184,7 +184,7 @@ def test_phone_keyboard_and_a_file_that_is_not_a_video(open_page, stack, account
     expect(page.get_by_text(f"Signed in as {email}")).to_be_visible()
 
     # Tab reaches the file picker (inside the drop zone) and the options before it.
-    for _ in range(10):
+    for _ in range(30):
         page.keyboard.press("Tab")
         if page.evaluate("() => document.activeElement.id") == "files":
             break

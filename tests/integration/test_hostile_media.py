@@ -21,12 +21,26 @@ import pytest
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder, describe
 from core.adapters.sniffer import sniff
-from core.domain import MediaError, MediaLimits
+from core.domain import AudioOptions, MediaError, MediaLimits
 from tests.support.media import make_audio_only, make_video, make_webm
 from tests.unit.test_sniff import padded_like_ts
 
 LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
                      max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
+
+
+@pytest.fixture(params=["probe-first", "one-run"])
+def encode(request: pytest.FixtureRequest):
+    """Encode as a caller with a probe's result does, or as the service does: one run that
+    describes its input itself. Every ceiling must hold both ways."""
+    def run(transcoder: FFmpegTranscoder, src: str, dst: str, bitrate: str = "192k",
+            source=None, **kwargs):
+        if request.param == "probe-first" and source is None:
+            source = transcoder.probe(src)
+        elif request.param == "one-run":
+            source = None
+        return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), source, **kwargs)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +133,8 @@ def traced_transcoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
 @pytest.mark.parametrize("disguise", ["plain", "ts-padded", "m2ts-padded"])
 def test_manifests_are_refused_before_they_read_anything(kind: str, disguise: str, victim: Path,
                                                          listener, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         encode) -> None:
     port, accepted = listener
     text = manifests(victim, port)[kind]
     data = {"plain": text, "ts-padded": padded_like_ts(text, 0, 188, 8192),
@@ -129,8 +144,7 @@ def test_manifests_are_refused_before_they_read_anything(kind: str, disguise: st
     assert sniff(data) is None  # the early refusal
     transcoder, log = traced_transcoder(tmp_path, monkeypatch)
     with pytest.raises(MediaError) as caught:  # and the gate, were the sniffer fooled
-        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), "192k",
-                              transcoder.probe(str(upload)))
+        encode(transcoder, str(upload), str(tmp_path / "out.mp3"))
     assert str(caught.value) == MediaError.NOT_MEDIA
     assert not (tmp_path / "out.mp3").exists()
     trace = log.read_text()
@@ -178,7 +192,7 @@ def wav_header(rate: int, seconds: float) -> bytes:
 
 
 @pytest.mark.parametrize("rate", [1, 100, 4000])
-def test_low_sample_rate_bombs_are_refused_fast(rate: int, tmp_path: Path) -> None:
+def test_low_sample_rate_bombs_are_refused_fast(rate: int, tmp_path: Path, encode) -> None:
     """A 30 KB WAV at 1 Hz would be an 8-hour MP3: refused from the header, in well under 1 s."""
     seconds = 15_000 / rate * 2  # 30 KB of samples
     upload = tmp_path / "source"
@@ -186,43 +200,44 @@ def test_low_sample_rate_bombs_are_refused_fast(rate: int, tmp_path: Path) -> No
     transcoder = FFmpegTranscoder(LIMITS)
     started = time.monotonic()
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(str(upload), str(tmp_path / "out.mp3"), "192k",
-                              transcoder.probe(str(upload)))
+        encode(transcoder, str(upload), str(tmp_path / "out.mp3"))
     assert str(caught.value) == MediaError.LOW_SAMPLE_RATE.format(rate=8000)
+    assert not (tmp_path / "out.mp3").exists()
     assert time.monotonic() - started < 5
 
 
-def test_a_source_longer_than_the_limit_fails_before_encoding(tmp_path: Path) -> None:
+def test_a_source_longer_than_the_limit_fails_before_encoding(tmp_path: Path, encode) -> None:
     src = make_audio_only(tmp_path, 3.0, fmt="wav")
     transcoder = FFmpegTranscoder(MediaLimits(2.0, 8000, 2**30, 2**31))
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src))
+        encode(transcoder, src, str(tmp_path / "out.mp3"))
     assert str(caught.value) == "longer than the 2 s limit"
     assert not (tmp_path / "out.mp3").exists()
 
 
-def test_an_undeclared_duration_stops_at_the_limit(tmp_path: Path) -> None:
+def test_an_undeclared_duration_stops_at_the_limit(tmp_path: Path, encode) -> None:
     src = make_webm(tmp_path, 4.0, streamed=True)
     transcoder = FFmpegTranscoder(MediaLimits(2.0, 8000, 2**30, 2**31))
     source = transcoder.probe(src)
     assert source.duration is None
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", source)
+        encode(transcoder, src, str(tmp_path / "out.mp3"), source=source)
     assert str(caught.value) == "longer than the 2 s limit"
     assert not (tmp_path / "out.mp3").exists()
 
 
-def test_the_output_ceiling_stops_ffmpeg(tmp_path: Path) -> None:
+def test_the_output_ceiling_stops_ffmpeg(tmp_path: Path, encode) -> None:
     src = make_audio_only(tmp_path, 10.0, fmt="wav")
     transcoder = FFmpegTranscoder(MediaLimits(3600.0, 8000, 20_000, 2**31))
     with pytest.raises(MediaError) as caught:
-        transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "320k", transcoder.probe(src))
+        encode(transcoder, src, str(tmp_path / "out.mp3"), "320k")
     assert str(caught.value).startswith("the MP3 would be larger than")
     assert not (tmp_path / "out.mp3").exists()
 
 
 def test_ffmpeg_runs_without_secrets_and_under_limits(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      encode) -> None:
     monkeypatch.setenv("JWT_SECRET", "a-secret-ffmpeg-must-not-see-0123456789")
     monkeypatch.setenv("MYSQL_PASSWORD", "another-secret")
     src = make_audio_only(tmp_path, 60.0, fmt="opus")
@@ -236,8 +251,7 @@ def test_ffmpeg_runs_without_secrets_and_under_limits(tmp_path: Path,
                 seen["environ"] = Path(f"/proc/{child.pid}/environ").read_text()
                 seen["limits"] = Path(f"/proc/{child.pid}/limits").read_text()
     transcoder = FFmpegTranscoder(LIMITS)
-    transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src),
-                          on_progress=inspect)
+    encode(transcoder, src, str(tmp_path / "out.mp3"), on_progress=inspect)
     assert seen, "ffmpeg should have reported progress while running"
     environ = dict(item.split("=", 1) for item in seen["environ"].split("\0") if "=" in item)
     assert "JWT_SECRET" not in environ and "MYSQL_PASSWORD" not in environ
@@ -257,10 +271,11 @@ def test_the_tested_ffmpeg_is_accepted_and_another_is_refused(tmp_path: Path) ->
     assert refusal is not None and "4.2" in refusal and "\n" not in refusal
 
 
-def test_a_real_video_still_converts_under_all_of_this(tmp_path: Path) -> None:
+def test_a_real_video_still_converts_under_all_of_this(tmp_path: Path, encode) -> None:
     src = make_video(tmp_path, 2.0)
     transcoder = FFmpegTranscoder(LIMITS)
-    info = transcoder.encode_mp3(src, str(tmp_path / "out.mp3"), "192k", transcoder.probe(src))
+    info = encode(transcoder, src, str(tmp_path / "out.mp3"))
     assert info.duration == pytest.approx(2.0, abs=0.2)
+    assert info.source is not None and info.source.video_size == (160, 120)
 
 

@@ -13,7 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
-from core.domain import MediaError, MediaInfo, MediaLimits
+from core.domain import AudioOptions, AudioTrack, Encoded, MediaError, MediaInfo, MediaLimits
 
 LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
                      max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
@@ -25,8 +25,9 @@ def probe(path: str) -> MediaInfo:
 
 
 def encode_mp3(src: str, dst: str, bitrate: str = "192k", transcoder: FFmpegTranscoder = TRANSCODER,
-               **kwargs) -> MediaInfo:
-    return transcoder.encode_mp3(src, dst, bitrate, transcoder.probe(src), **kwargs)
+               **kwargs) -> Encoded:
+    return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), transcoder.probe(src),
+                                 **kwargs)
 from tests.support.media import (
     is_mpeg_audio,
     make_audio_only,
@@ -93,7 +94,8 @@ def assert_clear_error(error: MediaError) -> None:
 def test_probe_describes_a_video(video_mp4: str) -> None:
     info = probe(video_mp4)
     assert info == MediaInfo(duration=pytest.approx(3.0, abs=0.1), has_audio=True, has_video=True,
-                             audio_codec="aac", video_size=(160, 120), sample_rate=44100)
+                             audio_codec="aac", video_size=(160, 120), sample_rate=44100,
+                             audio_tracks=(AudioTrack("aac", 1, 44100, None),))
 
 
 def test_probe_rejects_a_playlist(media_dir: Path, tmp_path: Path) -> None:
@@ -113,7 +115,7 @@ def test_mp4_becomes_an_mp3_of_the_same_duration(video_mp4: str, dst: str) -> No
     info = encode_mp3(video_mp4, dst)
     assert is_mpeg_audio(dst)
     assert mp3_duration(dst) == pytest.approx(3.0, abs=0.2)
-    assert info.has_audio and not info.has_video and info.audio_codec == "mp3"
+    assert info.mode == "encode"
     assert info.duration == pytest.approx(3.0, abs=0.2)
 
 

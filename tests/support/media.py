@@ -150,3 +150,78 @@ def is_mpeg_audio(path: str | os.PathLike[str]) -> bool:
             f.seek(10 + size + (10 if head[5] & 0x10 else 0))
             head = f.read(2)
     return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+
+
+def make_two_language_video(directory: str | os.PathLike[str], seconds: float = 4.0) -> str:
+    """An mp4 with a video and two audio tracks told apart by their shape: track 0 English,
+    mono at 44.1 kHz; track 1 French, stereo at 48 kHz. The file also carries a title and an
+    artist of its own (which must not reach the MP3)."""
+    path = Path(directory) / f"two_languages_{seconds:g}s.mp4"
+    _ffmpeg(*_video_source(seconds, "160x120"), *_audio_source(seconds),
+            "-f", "lavfi", "-i", f"sine=frequency=880:sample_rate=48000:duration={seconds}",
+            "-map", "0:v", "-map", "1:a", "-map", "2:a", *_X264, *_AAC, "-ac:a:1", "2",
+            "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
+            "-metadata", "title=The source's own title", "-metadata", "artist=Source Artist",
+            str(path))
+    return str(path)
+
+
+def make_fade_in_video(directory: str | os.PathLike[str], seconds: float = 5.0) -> str:
+    """A bright testsrc video whose first frames are black (a fade in over 0.3 s)."""
+    path = Path(directory) / f"fade_in_{seconds:g}s.mp4"
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds},"
+            "fade=in:st=0:d=0.3", *_audio_source(seconds), *_X264, *_AAC, str(path))
+    return str(path)
+
+
+def make_quiet_with_clicks(directory: str | os.PathLike[str], seconds: float = 8.0) -> str:
+    """A quiet tone (about -31 LUFS) with a short loud 3 kHz burst every second: normalising it
+    to a podcast level would take the bursts far over full scale without a limiter."""
+    path = Path(directory) / f"quiet_clicks_{seconds:g}s.wav"
+    _ffmpeg("-f", "lavfi", "-i",
+            "aevalsrc='0.05*sin(2*PI*440*t)+0.5*sin(2*PI*3000*t)*lt(mod(t\\,1)\\,0.001)'"
+            f":s=44100:d={seconds}", "-c:a", "pcm_s16le", str(path))
+    return str(path)
+
+
+def make_mp3_source(directory: str | os.PathLike[str], seconds: float = 4.0) -> str:
+    """A 128 kb/s MP3 with tags of its own: a source whose audio can be copied."""
+    path = Path(directory) / f"source_{seconds:g}s.mp3"
+    _ffmpeg(*_audio_source(seconds), "-c:a", "libmp3lame", "-b:a", "128k",
+            "-metadata", "title=Old title", "-metadata", "album=Old album", str(path))
+    return str(path)
+
+
+def loudness(path: str | os.PathLike[str]) -> tuple[float, float]:
+    """(integrated loudness in LUFS, true peak in dBTP) by ffmpeg's own ebur128 filter."""
+    import re
+
+    done = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
+                           "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"],
+                          capture_output=True, timeout=GENERATE_TIMEOUT_S)
+    text = done.stderr.decode(errors="replace")
+    summary = text[text.rindex("Summary:"):]
+    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert integrated and peak, summary
+    return float(integrated.group(1)), float(peak.group(1))
+
+
+_MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG1_RATES = (44100, 48000, 32000)
+
+
+def mpeg_audio_frames(path: str | os.PathLike[str]) -> bytes:
+    """The MPEG-1 Layer III audio frames of an MP3, without its ID3v2 tag, its Xing/Info
+    header frame or an ID3v1 tag: what a stream copy must keep byte for byte."""
+    data = Path(path).read_bytes()
+    if data[:3] == b"ID3":
+        data = data[10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]):]
+    if data[-128:-125] == b"TAG":
+        data = data[:-128]
+    assert data[0] == 0xFF and data[1] & 0xFE == 0xFA, "not MPEG-1 Layer III"
+    kbps, rate = _MPEG1_L3_KBPS[data[2] >> 4], _MPEG1_RATES[(data[2] >> 2) & 3]
+    first = 144000 * kbps // rate + ((data[2] >> 1) & 1)
+    if b"Xing" in data[:first] or b"Info" in data[:first]:
+        data = data[first:]
+    return data

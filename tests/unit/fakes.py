@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 
-from core.domain import Blob, Conflict, Email, Job, JobStatus, MediaError, MediaInfo, NewUser, NotFound, Stopped, User
+from core.domain import (Blob, Conflict, Email, Encoded, Job, JobStatus, MediaError, MediaInfo,
+                         NewUser, NotFound, Stopped, User)
 from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, MailError,
                         RateLimiter,
                         ScratchSpace, Sniffer, Transcoder,
@@ -335,7 +336,8 @@ class FakeTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, "Invalid data found when processing input")
         return MediaInfo(duration=3.0, has_audio=b"SILENT" not in data, has_video=True)
 
-    def encode_mp3(self, src, dst, bitrate, source, on_progress=None, should_stop=None):
+    def encode_mp3(self, src, dst, options, source=None, on_progress=None, should_stop=None):
+        source = source or self.probe(src)
         if not source.has_audio:
             raise MediaError(MediaError.NO_AUDIO)
         self.running += 1
@@ -348,10 +350,10 @@ class FakeTranscoder(Transcoder):
                 on_progress(50.0)
             with open(dst, "wb") as fh:
                 fh.write(b"ID3" + open(src, "rb").read()[:10])
-            self.encoded.append((src, bitrate))
+            self.encoded.append((src, options.label))
         finally:
             self.running -= 1
-        return MediaInfo(duration=3.0, has_audio=True, has_video=False)
+        return Encoded(duration=3.0, mode="encode", source=source)
 
 
 class TmpScratch(ScratchSpace):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import Conflict, Gone, InvalidInput, JobStatus, NotFound
+from core.domain import AudioOptions, Conflict, Gone, InvalidInput, JobStatus, NotFound
 from core.services.conversion import Conversion, Outcome
 from core.services.jobs import MP3S, VIDEOS, utcnow
 from core.services.retention import Retention
@@ -137,7 +137,7 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
 
 def keyed(pipeline, actor, key, data=MP4, options=None):
     prior = pipeline.intake.reserve_key(actor, key)
-    opts = options or {"bitrate": "192k"}
+    opts = AudioOptions.parse(options or {"bitrate": "192k"})
     if prior is None:
         return pipeline.intake.submit_keyed(actor, key, "clip.mp4", chunks(data), lambda: opts)
     return pipeline.intake.replay(actor, prior, chunks(data), lambda: opts)

@@ -4,8 +4,8 @@ import pytest
 
 import threading
 
-from core.domain import (InvalidInput, JobStatus, MediaError, NotFound, QuotaExceeded, TooLarge,
-                         UnsupportedMedia)
+from core.domain import (AudioOptions, InvalidInput, JobStatus, MediaError, NotFound,
+                         QuotaExceeded, TooLarge, UnsupportedMedia)
 from core.services.conversion import Outcome
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
 from tests.support.wait import wait_for
@@ -13,9 +13,9 @@ from tests.support.wait import wait_for
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
 
 
-def submit(pipeline, actor, data=MP4, name="clip.mp4", bitrate=None):
+def submit(pipeline, actor, data=MP4, name="clip.mp4", options=None):
     chunks = [data[i:i + 64] for i in range(0, len(data), 64)]
-    return pipeline.intake.submit(actor, name, chunks, bitrate)
+    return pipeline.intake.submit(actor, name, chunks, options)
 
 
 def test_upload_is_stored_recorded_and_queued(pipeline, alice):
@@ -34,15 +34,22 @@ def test_bad_uploads_store_nothing(pipeline, alice, data, error):
     assert pipeline.blobs.files == {} and pipeline.jobs.rows == {} and not pipeline.queue.converts
 
 
-def test_bad_bitrate_stores_nothing(pipeline, alice):
+def test_bad_options_store_nothing(pipeline, alice):
     with pytest.raises(InvalidInput):
-        submit(pipeline, alice, bitrate="999k")
+        submit(pipeline, alice, options=lambda: AudioOptions.parse({"bitrate": "999k"}))
     assert pipeline.blobs.files == {} and pipeline.jobs.rows == {}
 
 
-def test_bitrate_known_only_after_the_file_is_accepted(pipeline, alice):
-    job = submit(pipeline, alice, bitrate=lambda: "320k")
+def test_options_known_only_after_the_file_is_accepted(pipeline, alice):
+    job = submit(pipeline, alice, options=lambda: AudioOptions.parse({"bitrate": "320k"}))
     assert job.bitrate == "320k"
+    assert job.options == {"bitrate": "320k", "title": "clip", "cover": "none", "track": 0}
+
+
+def test_the_job_shows_vbr_and_keeps_a_given_title(pipeline, alice):
+    job = submit(pipeline, alice, options=AudioOptions.parse({"quality": "3", "title": "Talk"}))
+    assert job.bitrate == "V3"
+    assert job.options == {"quality": 3, "title": "Talk", "cover": "none", "track": 0}
 
 
 def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
@@ -322,7 +329,7 @@ def test_mp3_name_swaps_the_extension():
 def test_the_chosen_bitrate_reaches_the_encoder_and_the_output_stays_in_scratch(
         pipeline, alice, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    job = submit(pipeline, alice, bitrate="320k")
+    job = submit(pipeline, alice, options=AudioOptions.parse({"bitrate": "320k"}))
     pipeline.conversion.convert(job.id)
     assert [bitrate for _, bitrate in pipeline.encoded] == ["320k"]
     assert list(tmp_path.iterdir()) == [tmp_path / "scratch"]  # nothing written beside it

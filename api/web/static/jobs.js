@@ -150,7 +150,8 @@ export class JobList {
       row.progress.value = percent;
     } else if (job.status === "done") {
       const facts = [job.duration_s != null ? duration(job.duration_s) : null,
-        job.mp3_size != null ? size(job.mp3_size) : null, job.bitrate].filter(Boolean);
+        job.mp3_size != null ? size(job.mp3_size) : null,
+        job.mode === "copy" ? "audio copied" : job.bitrate, ...(job.notes || [])].filter(Boolean);
       row.status.textContent = `Done${facts.length ? " · " + facts.join(" · ") : ""}`;
       row.progress.value = 100;
     } else {
