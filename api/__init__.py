@@ -29,8 +29,20 @@ def create_app(config: Mapping[str, Any] | None = None,
     )
     app.extensions["vid2mp3"] = container or Container(settings)
 
-    from api import (auth, cors, errors, items, jobs, meta, metrics, observability, openapi, tus,
-                     users, webhooks)
+    from api import (
+        auth,
+        cors,
+        errors,
+        items,
+        jobs,
+        meta,
+        metrics,
+        observability,
+        openapi,
+        tus,
+        users,
+        webhooks,
+    )
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)

@@ -7,7 +7,8 @@ ALLOWED_HEADERS = "Authorization, Content-Type, Range"
 EXPOSED_HEADERS = "Content-Disposition, Content-Length, Content-Range, ETag, Retry-After"
 # What browser tus clients (tus-js-client, Uppy) send and read on /uploads/.
 TUS_ALLOWED_HEADERS = ("Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, "
-                       "Upload-Checksum, Upload-Defer-Length, Upload-Concat, X-HTTP-Method-Override")
+                       "Upload-Checksum, Upload-Defer-Length, Upload-Concat, "
+                       "X-HTTP-Method-Override")
 TUS_EXPOSED_HEADERS = ("Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
                        "Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, Upload-Expires, "
                        "Upload-Metadata, Vid2mp3-Job-Id, Vid2mp3-Job-Location")

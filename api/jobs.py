@@ -4,23 +4,40 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from functools import wraps
-from typing import IO, Any, BinaryIO, Callable, ContextManager, Iterator, cast
+from typing import IO, Any, BinaryIO, Callable, ContextManager, cast
 from urllib.parse import quote
 
 from flask import Response, request, url_for
+from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
-from flask_smorest import Blueprint
 
 from api.deps import container, login_required
 from api.errors import error_response
 from api.openapi import BEARER
-from api.schemas import (DownloadQuerySchema, JobListQuerySchema, JobPageSchema, JobSchema,
-                         LinkRequestSchema, LinkSchema, UploadAcceptedSchema)
+from api.schemas import (
+    DownloadQuerySchema,
+    JobListQuerySchema,
+    JobPageSchema,
+    JobSchema,
+    LinkRequestSchema,
+    LinkSchema,
+    UploadAcceptedSchema,
+)
 from api.uploads import MultipartUpload
-from core.domain import (BITRATES, COVERS, LOUDNESS_RANGE, SAMPLE_RATES, TAG_MAX_CHARS,
-                         AudioOptions, InvalidInput, JobStatus, TooLarge, UnsupportedMedia)
+from core.domain import (
+    BITRATES,
+    COVERS,
+    LOUDNESS_RANGE,
+    SAMPLE_RATES,
+    TAG_MAX_CHARS,
+    AudioOptions,
+    InvalidInput,
+    JobStatus,
+    TooLarge,
+    UnsupportedMedia,
+)
 from core.services.jobs import Download
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")

@@ -20,8 +20,13 @@ from werkzeug.http import http_date
 from api.deps import container, login_required
 from api.openapi import BEARER
 from core.domain import DomainError, InvalidInput, PreconditionFailed, UnsupportedMedia, Upload
-from core.services.uploads import (CHECKSUM_ALGORITHMS, EXTENSIONS, TUS_VERSION, AppendResult,
-                                   parse_checksum)
+from core.services.uploads import (
+    CHECKSUM_ALGORITHMS,
+    EXTENSIONS,
+    TUS_VERSION,
+    AppendResult,
+    parse_checksum,
+)
 
 blp = Blueprint("tus", __name__, description="Resumable uploads (tus 1.0.0)")
 

@@ -5,8 +5,14 @@ from flask_smorest import Blueprint
 
 from api.deps import container, login_optional, login_required
 from api.openapi import BEARER
-from api.schemas import (PageQuerySchema, PublicUserSchema, UserCreateSchema, UserPageSchema,
-                         UserSchema, UserUpdateSchema)
+from api.schemas import (
+    PageQuerySchema,
+    PublicUserSchema,
+    UserCreateSchema,
+    UserPageSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
 
 blp = Blueprint("users", __name__, description="User accounts (MySQL)")
 

@@ -13,10 +13,21 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from bench import api_load, conversion, inputs, isolation, overhead, procs, report, scaleout
-from bench import stack as bench_stack
+from bench import (
+    api_load,
+    conversion,
+    inputs,
+    isolation,
+    overhead,
+    procs,
+    report,
+    scaleout,
+    streaming,
+    sustained,
+    tus,
+)
 from bench import options as audio_options
-from bench import streaming, sustained, tus
+from bench import stack as bench_stack
 from bench.report import Row, Section
 
 MEASUREMENTS = ("conversion", "options", "overhead", "isolation", "scaleout", "streaming", "api",

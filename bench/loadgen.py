@@ -1,4 +1,5 @@
-"""A closed-loop HTTP/1.1 load generator: N keep-alive connections for T seconds, in its own process.
+"""A closed-loop HTTP/1.1 load generator: N keep-alive connections for T seconds, in its
+own process.
 
 Each connection is a thread sending one prepared request at a time over a raw socket and
 reading the answer by its Content-Length, so the client spends little CPU per request.

@@ -53,7 +53,8 @@ def one_batch(st: BenchStack, every: set[str], workers: set[str]) -> Batch:
         raise RuntimeError(f"{len(failed)} jobs failed: {failed[0].error}")
     last = max(job.finished_at for job in jobs)
     span = last.timestamp() - released
-    idle = (machine_after.idle + machine_after.iowait) - (machine_before.idle + machine_before.iowait)
+    idle = ((machine_after.idle + machine_after.iowait)
+            - (machine_before.idle + machine_before.iowait))
     total = sum(machine_after) - sum(machine_before)
     wall = time.time() - released
     return Batch(BATCH / span * 60, (total - idle) / wall)

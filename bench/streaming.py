@@ -123,7 +123,8 @@ def measure(st: BenchStack, reps: int) -> Section:
         "3. API RSS growth, 1 GiB upload then download (directory store)",
         g.fmt("MB", 1, 1 / 2**20), f"< {RSS_GROWTH_LIMIT_MB} MB",
         g.high < RSS_GROWTH_LIMIT_MB * 2**20))
-    for cache, how in (("warm", "file in the page cache"), ("cold", "file evicted before each read")):
+    for cache, how in (("warm", "file in the page cache"),
+                       ("cold", "file evicted before each read")):
         h, d = Figure.of(rates[f"{cache} http"]), Figure.of(rates[f"{cache} store"])
         ratio = h.median / d.median
         section.rows.append(Row(

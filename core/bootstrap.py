@@ -18,13 +18,27 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from redis import Redis
 
     from core.adapters.mysql_db import MySQLDatabase
-    from core.domain import Job, MediaLimits
     from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, Metrics,
-                            PartialUploadStore,
-                            RateLimiter, ScratchSpace, Sniffer, TaskQueue, TokenStates,
-                            Transcoder, UploadRepository, UserRepository, WebhookRepository,
-                            WebhookSender)
+    from core.domain import Job, MediaLimits
+    from core.ports import (
+        BlobStore,
+        IdempotencyStore,
+        ItemStore,
+        JobRepository,
+        Mailer,
+        Metrics,
+        PartialUploadStore,
+        RateLimiter,
+        ScratchSpace,
+        Sniffer,
+        TaskQueue,
+        TokenStates,
+        Transcoder,
+        UploadRepository,
+        UserRepository,
+        WebhookRepository,
+        WebhookSender,
+    )
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.conversion import Conversion
     from core.services.intake import Intake
@@ -266,9 +280,9 @@ class Container:
 
     @cached_property
     def conversion(self) -> Conversion:
-        from core.services.conversion import Conversion
-
         from datetime import timedelta
+
+        from core.services.conversion import Conversion
 
         s = self.settings
         return Conversion(self.job_repo, self.blob_store, self.queue, self.transcoder,

@@ -6,8 +6,20 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import (AudioOptions, Blob, Email, Encoded, Job, JobStatus, MediaInfo, NewUser,
-                         Upload, User, WebhookDelivery, WebhookEndpoint)
+from core.domain import (
+    AudioOptions,
+    Blob,
+    Email,
+    Encoded,
+    Job,
+    JobStatus,
+    MediaInfo,
+    NewUser,
+    Upload,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 class UserRepository(abc.ABC):

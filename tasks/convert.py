@@ -29,7 +29,7 @@ def video_to_mp3(self, job_id: str) -> str:
         return Outcome.FAILED.value
     except Unavailable as exc:
         log.warning("job %s: %s, retrying", job_id, exc.message)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, 2.0, 120.0))
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, 2.0, 120.0)) from exc
     if outcome is Outcome.LEASED and self.request.retries < self.max_retries:
         # If its holder died, this delivery takes over after the lease runs out; if it lives,
         # this finds the job finished and stops.

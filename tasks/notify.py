@@ -31,7 +31,7 @@ def job_done(self, job_id: str) -> bool:
         delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede
         log.warning("job %s: email failed (%s), retry %s in %.1f s",
                     job_id, exc, self.request.retries + 1, delay)
-        raise self.retry(exc=exc, countdown=delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
     services.metrics.email("sent" if sent else "skipped")
     log.info("job %s: email %s", job_id, "sent" if sent else "not needed")
     return sent

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+
 from celery import shared_task
 
 from celeryconfig import SWEEP_TASK

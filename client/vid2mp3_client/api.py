@@ -189,7 +189,8 @@ class Api:
             raise self._error(response)
 
     def cancel(self, job_id: str) -> str:
-        """POST /jobs/<id>/cancel; where the server has no such route, DELETE the job. Says which."""
+        """POST /jobs/<id>/cancel; where the server has no such route, DELETE the job.
+        Says which."""
         response = self.request("POST", f"/jobs/{_segment(job_id)}/cancel")
         if response.status_code in (404, 405):
             self.delete(job_id)

@@ -144,7 +144,8 @@ class Converter:
                                  row.download, row.update, self.stop)
 
     def _wait(self, job_id: str, row: Row) -> dict[str, Any]:
-        """Poll the job until it leaves queued/converting, with If-None-Match when it has an ETag."""
+        """Poll the job until it leaves queued/converting, with If-None-Match when it has an
+        ETag."""
         row.convert()
         job: dict[str, Any] | None = None
         etag = None

@@ -11,8 +11,18 @@ from typing import Callable
 from core.adapters import ffmpeg_process
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
 from core.adapters.sniffer import HEAD_BYTES, sniff
-from core.domain import (BITRATES, DEFAULT_BITRATE, TRUE_PEAK_DBTP, AudioOptions, AudioTrack,
-                         Encoded, MediaError, MediaInfo, MediaLimits, hours)
+from core.domain import (
+    BITRATES,
+    DEFAULT_BITRATE,
+    TRUE_PEAK_DBTP,
+    AudioOptions,
+    AudioTrack,
+    Encoded,
+    MediaError,
+    MediaInfo,
+    MediaLimits,
+    hours,
+)
 from core.ports import Transcoder
 
 log = logging.getLogger(__name__)

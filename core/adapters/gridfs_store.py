@@ -16,8 +16,12 @@ from bson import ObjectId
 from gridfs.errors import NoFile
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import (AutoReconnect, ConnectionFailure, PyMongoError,
-                            ServerSelectionTimeoutError)
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from core.adapters.blob_writer import CountingWriter
 from core.domain import Blob, NotFound, Unavailable

@@ -6,8 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
-from core.domain import (Job, JobStatus, NewUser, Role, User, WebhookDelivery,
-                         WebhookEndpoint)
+from core.domain import Job, JobStatus, NewUser, Role, User, WebhookDelivery, WebhookEndpoint
 from core.observability import current_request_id
 from core.ports import JobRepository, UserRepository, WebhookRepository
 

@@ -117,7 +117,8 @@ HEAD_BYTES = 64 * 1024  # enough to see past an ID3 tag with a small cover
 
 
 def sniff(head: bytes) -> str | None:
-    """Short container name when the first bytes of an upload carry a known audio/video signature."""
+    """Short container name when the first bytes of an upload carry a known audio/video
+    signature."""
     head = bytes(head[:HEAD_BYTES])
     if len(head) < 4:
         return None

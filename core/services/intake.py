@@ -8,10 +8,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping
 
-from core.domain import (AudioOptions, Conflict, DomainError, InvalidInput, Job, JobStatus,
-                         NotFound, Principal, QuotaExceeded, TooLarge, UnsupportedMedia)
-from core.ports import (BlobStore, IdempotencyStore, JobRepository, RateLimiter, Sniffer,
-                        TaskQueue)
+from core.domain import (
+    AudioOptions,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    Job,
+    JobStatus,
+    NotFound,
+    Principal,
+    QuotaExceeded,
+    TooLarge,
+    UnsupportedMedia,
+)
+from core.ports import BlobStore, IdempotencyStore, JobRepository, RateLimiter, Sniffer, TaskQueue
 from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.domain import (BITRATES, DEFAULT_BITRATE, Blob, Conflict, Gone, InvalidInput, Job,
-                         JobStatus, NotFound, Page, Principal)
+from core.domain import (
+    BITRATES,
+    DEFAULT_BITRATE,
+    Blob,
+    Conflict,
+    Gone,
+    InvalidInput,
+    Job,
+    JobStatus,
+    NotFound,
+    Page,
+    Principal,
+)
 from core.ports import BlobStore, JobRepository
 
 if TYPE_CHECKING:

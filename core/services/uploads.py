@@ -11,8 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Protocol
 
-from core.domain import (AudioOptions, ChecksumMismatch, Conflict, Gone, InvalidInput, Job,
-                         NotFound, Principal, TooLarge, Upload)
+from core.domain import (
+    AudioOptions,
+    ChecksumMismatch,
+    Conflict,
+    Gone,
+    InvalidInput,
+    Job,
+    NotFound,
+    Principal,
+    TooLarge,
+    Upload,
+)
 from core.ports import PartialAppender, PartialUploadStore, UploadRepository
 from core.services.jobs import VIDEOS, safe_filename
 

@@ -4,8 +4,18 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from core.domain import (Conflict, Forbidden, InvalidInput, NewUser, NotFound, Page, Principal,
-                         Role, Unauthorized, User)
+from core.domain import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NewUser,
+    NotFound,
+    Page,
+    Principal,
+    Role,
+    Unauthorized,
+    User,
+)
 from core.ports import UserRepository
 from core.services.auth import Passwords
 

@@ -9,8 +9,17 @@ import shlex
 import pytest
 
 from tests.deploy.support import (
-    APP_COMPONENTS, COMPOSE_FILE, DOCKERFILE, ENV_EXAMPLE, ROOT, compose, compose_env_files,
-    env_example, run, settings_variables, venv_tool,
+    APP_COMPONENTS,
+    COMPOSE_FILE,
+    DOCKERFILE,
+    ENV_EXAMPLE,
+    ROOT,
+    compose,
+    compose_env_files,
+    env_example,
+    run,
+    settings_variables,
+    venv_tool,
 )
 
 DATA_STORE_SERVICES = {"mysql": "/var/lib/mysql", "redis": "/data", "mongo": "/data/db"}

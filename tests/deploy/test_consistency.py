@@ -10,10 +10,30 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.deploy.support import (
-    APP_COMPONENTS, DOCKERFILE, EXEMPT_FROM_DEPLOYMENT, OVERLAYS, ROOT, app_container, built,
-    code_variables, compose, compose_env_files, compose_environment, configmap,
-    container_env, duration_seconds, env_example, environ_reads, find, interpolate, is_secret,
-    one, pod_spec, scan_environ_reads, secret_templates, settings_variables,
+    APP_COMPONENTS,
+    DOCKERFILE,
+    EXEMPT_FROM_DEPLOYMENT,
+    OVERLAYS,
+    ROOT,
+    app_container,
+    built,
+    code_variables,
+    compose,
+    compose_env_files,
+    compose_environment,
+    configmap,
+    container_env,
+    duration_seconds,
+    env_example,
+    environ_reads,
+    find,
+    interpolate,
+    is_secret,
+    one,
+    pod_spec,
+    scan_environ_reads,
+    secret_templates,
+    settings_variables,
 )
 
 # What each process runs: the same argv in the Dockerfile (api), compose and Kubernetes.

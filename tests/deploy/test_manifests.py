@@ -10,9 +10,25 @@ import pytest
 import yaml
 
 from tests.deploy.support import (
-    APP_COMPONENTS, DATA_STORES, K8S, KEDA_SCHEMAS, KUBERNETES_VERSION, OVERLAYS,
-    SECRET_TEMPLATE, app_container, build_text, built, configmap, containers, find, one,
-    pod_spec, run, secret_templates, selects, venv_tool,
+    APP_COMPONENTS,
+    DATA_STORES,
+    K8S,
+    KEDA_SCHEMAS,
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    SECRET_TEMPLATE,
+    app_container,
+    build_text,
+    built,
+    configmap,
+    containers,
+    find,
+    one,
+    pod_spec,
+    run,
+    secret_templates,
+    selects,
+    venv_tool,
 )
 
 NAMESPACE = "vid2mp3"

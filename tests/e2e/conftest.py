@@ -6,9 +6,9 @@ import os
 import pytest
 
 from tests.support import media
+from tests.support.client import login
 from tests.support.mongo import running_mongo
 from tests.support.smtp import smtp_server
-from tests.support.client import login
 from tests.support.stack import running_stack
 
 STORES = ("directory", "gridfs")
@@ -20,7 +20,8 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """A test using `stack` runs once per blob store, or per store its `stores` mark names."""
-    explicit = any("stack" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    explicit = any("stack" in str(m.args[0])
+                   for m in metafunc.definition.iter_markers("parametrize"))
     if "stack" in metafunc.fixturenames and not explicit:
         marker = metafunc.definition.get_closest_marker("stores")
         stores = [store for store in STORES if marker is None or store in marker.args]

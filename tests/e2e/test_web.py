@@ -48,7 +48,7 @@ def open_page(browser, stack):
         return page, trouble
 
     yield open_
-    for context, trouble in opened:
+    for context, _ in opened:
         context.close()
     for _, trouble in opened:
         assert trouble.csp_violations == [], trouble.csp_violations

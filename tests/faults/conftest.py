@@ -8,8 +8,8 @@ import psutil
 import pytest
 import requests
 
-from tests.support.client import Client, login
 from tests.support import media
+from tests.support.client import Client, login
 from tests.support.proxy import Outage
 from tests.support.servers import RedisServer, SMTPServer
 from tests.support.stack import running_stack

@@ -6,8 +6,8 @@ import os
 import pytest
 from pymongo import MongoClient
 
-from tests.support.client import login
 from tests.faults.conftest import upload, wait_status
+from tests.support.client import login
 from tests.support.mongo import MongoServer
 from tests.support.stack import running_stack
 

@@ -9,8 +9,15 @@ import uuid
 import pytest
 import requests
 
-from tests.faults.conftest import (api_up, converting_ffmpeg, job_of, mp3_files_of,
-                                   no_ffmpeg_left, upload, wait_status)
+from tests.faults.conftest import (
+    api_up,
+    converting_ffmpeg,
+    job_of,
+    mp3_files_of,
+    no_ffmpeg_left,
+    upload,
+    wait_status,
+)
 from tests.support.stack import workers_answer
 from tests.support.wait import wait_for
 

@@ -31,7 +31,8 @@ def test_brute_force_cannot_lock_the_owner_out(strict_client, auth):
     auth.new_user(email="owner@example.com", password="right-password")
     for _ in range(6):
         assert strict_client.post("/login", headers=basic("owner@example.com", "guess-guess"),
-                                  environ_base={"REMOTE_ADDR": "10.1.1.9"}).status_code in (401, 429)
+                                  environ_base={"REMOTE_ADDR": "10.1.1.9"}
+                                  ).status_code in (401, 429)
     owner = strict_client.post("/login", headers=basic("owner@example.com", "right-password"),
                                environ_base={"REMOTE_ADDR": "10.1.1.10"})
     assert owner.status_code == 200 and owner.get_json()["access_token"]

@@ -14,6 +14,17 @@ from celery.exceptions import SoftTimeLimitExceeded
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
 from core.domain import AudioOptions, AudioTrack, Encoded, MediaError, MediaInfo, MediaLimits
+from tests.support.media import (
+    is_mpeg_audio,
+    make_audio_only,
+    make_empty,
+    make_silent_video,
+    make_text_as_mp4,
+    make_truncated_mp4,
+    make_video,
+    make_webm,
+    mp3_duration,
+)
 
 LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
                      max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
@@ -28,17 +39,6 @@ def encode_mp3(src: str, dst: str, bitrate: str = "192k", transcoder: FFmpegTran
                **kwargs) -> Encoded:
     return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), transcoder.probe(src),
                                  **kwargs)
-from tests.support.media import (
-    is_mpeg_audio,
-    make_audio_only,
-    make_empty,
-    make_silent_video,
-    make_text_as_mp4,
-    make_truncated_mp4,
-    make_video,
-    make_webm,
-    mp3_duration,
-)
 
 
 def ffmpeg_children() -> list[psutil.Process]:

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
-from core.services.jobs import utcnow
 from core.adapters.mysql_db import MIGRATIONS, MySQLDatabase
+from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
 from core.observability import bind
+from core.services.jobs import utcnow
 
 
 @pytest.fixture

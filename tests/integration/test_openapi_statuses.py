@@ -2,9 +2,14 @@
 operation the document lists: a missing or bad token, and the JSON body checks."""
 import pytest
 
-from tests.support.openapi import (PROTOCOL_HEADERS, example_body, example_url,
-                                   json_body_operations, operations_documenting,
-                                   secured_operations)
+from tests.support.openapi import (
+    PROTOCOL_HEADERS,
+    example_body,
+    example_url,
+    json_body_operations,
+    operations_documenting,
+    secured_operations,
+)
 
 
 @pytest.mark.parametrize("path,method", secured_operations())

@@ -5,8 +5,12 @@ import pytest
 
 from api import create_app
 from core.bootstrap import Container
-from tests.support.openapi import (PROTOCOL_HEADERS, example_body, example_url,
-                                   operations_documenting)
+from tests.support.openapi import (
+    PROTOCOL_HEADERS,
+    example_body,
+    example_url,
+    operations_documenting,
+)
 from tests.support.proxy import Outage
 
 
@@ -36,7 +40,8 @@ def test_mysql_down_is_503_and_recovers(flaky, settings):
     mysql.down()
     response = login(client, settings)
     assert response.status_code == 503 and response.is_json
-    assert response.get_json()["code"] == "unavailable" and "mysql" in response.get_json()["message"]
+    body = response.get_json()
+    assert body["code"] == "unavailable" and "mysql" in body["message"]
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503
@@ -79,5 +84,6 @@ def test_every_operation_documenting_503_answers_it_while_mysql_and_redis_are_do
     response = client.open(url, method=method.upper(), headers=headers,
                            **({"json": body} if body is not None else {}))
     assert response.status_code == 503, response.get_json()
-    if path != "/readyz" and method != "head":  # readiness answers with its checks, the others with the error shape
+    # readiness answers with its checks, the others with the error shape
+    if path != "/readyz" and method != "head":
         assert response.get_json()["code"] == "unavailable" and response.headers["Retry-After"]

@@ -1,4 +1,5 @@
-"""Generate small test media with the bundled ffmpeg (lavfi testsrc/sine), and inspect MP3 output."""
+"""Generate small test media with the bundled ffmpeg (lavfi testsrc/sine), and inspect MP3
+output."""
 from __future__ import annotations
 
 import os
@@ -41,7 +42,8 @@ def _ffmpeg(*args: str, stdout: int | None = None) -> None:
                            *args], stdout=stdout if stdout is not None else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, timeout=GENERATE_TIMEOUT_S)
     if done.returncode != 0:
-        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
+        stderr = done.stderr.decode(errors='replace')
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {stderr}")
 
 
 def _video_source(seconds: float, size: str) -> list[str]:
@@ -54,7 +56,8 @@ def _audio_source(seconds: float, rate: int = 44100) -> list[str]:
 
 def make_video(directory: str | os.PathLike[str], seconds: float = 3.0, size: str = "160x120",
                fmt: str = "mp4", faststart: bool = False) -> str:
-    """A testsrc video with a 440 Hz tone; mp4/mov keep ffmpeg's default moov-at-end unless faststart."""
+    """A testsrc video with a 440 Hz tone; mp4/mov keep ffmpeg's default moov-at-end unless
+    faststart."""
     if fmt not in _VIDEO_CODECS:
         raise ValueError(f"unsupported test container {fmt!r}; one of {sorted(_VIDEO_CODECS)}")
     suffix = "_faststart" if faststart else ""
@@ -67,7 +70,8 @@ def make_video(directory: str | os.PathLike[str], seconds: float = 3.0, size: st
 
 def make_webm(directory: str | os.PathLike[str], seconds: float = 3.0,
               streamed: bool = False) -> str:
-    """A VP8 + Opus WebM; streamed=True writes it to a pipe, as a browser recorder does: no duration."""
+    """A VP8 + Opus WebM; streamed=True writes it to a pipe, as a browser recorder does: no
+    duration."""
     path = Path(directory) / f"video_{seconds:g}s{'_streamed' if streamed else ''}.webm"
     args = [*_video_source(seconds, "160x120"), *_audio_source(seconds, 48000),
             "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k",
@@ -132,7 +136,8 @@ def make_empty(directory: str | os.PathLike[str]) -> str:
 
 
 def mp3_duration(path: str | os.PathLike[str]) -> float:
-    """Duration in seconds of an audio file, read by moviepy: an oracle independent of core.media."""
+    """Duration in seconds of an audio file, read by moviepy: an oracle independent of our
+    ffmpeg adapters."""
     from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
     infos = ffmpeg_parse_infos(str(path))

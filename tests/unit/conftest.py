@@ -5,18 +5,28 @@ import pytest
 
 from core.domain import Principal, Role
 from core.services.auth import AuthService, Passwords, Tokens
-from core.services.items import ItemService
 from core.services.conversion import Conversion
 from core.services.intake import Intake, UploadQuotas
+from core.services.items import ItemService
 from core.services.jobs import JobService
-from core.services.notification import Notifications
 from core.services.links import LinkSigner
+from core.services.notification import Notifications
 from core.services.retention import Retention
 from core.services.sweeper import Sweeper
 from core.services.users import UserService
-from tests.unit.fakes import (FakeBlobs, FakeIdempotency, FakeItems, FakeJobs, FakeLimiter,
-                              FakeMailer, FakeQueue, FakeSniffer, FakeTranscoder, FakeUsers,
-                              TmpScratch)
+from tests.unit.fakes import (
+    FakeBlobs,
+    FakeIdempotency,
+    FakeItems,
+    FakeJobs,
+    FakeLimiter,
+    FakeMailer,
+    FakeQueue,
+    FakeSniffer,
+    FakeTranscoder,
+    FakeUsers,
+    TmpScratch,
+)
 
 SECRET = "unit-test-secret-" + "y" * 32
 

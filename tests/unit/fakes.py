@@ -8,13 +8,35 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-
-from core.domain import (Blob, Conflict, Email, Encoded, Job, JobStatus, MediaError, MediaInfo,
-                         NewUser, NotFound, Stopped, User)
-from core.ports import (BlobStore, IdempotencyStore, ItemStore, JobRepository, Mailer, MailError,
-                        RateLimiter,
-                        ScratchSpace, Sniffer, Transcoder,
-                        TaskQueue, TokenStates, UserRepository)
+from core.domain import (
+    Blob,
+    Conflict,
+    Email,
+    Encoded,
+    Job,
+    JobStatus,
+    MediaError,
+    MediaInfo,
+    NewUser,
+    NotFound,
+    Stopped,
+    User,
+)
+from core.ports import (
+    BlobStore,
+    IdempotencyStore,
+    ItemStore,
+    JobRepository,
+    Mailer,
+    MailError,
+    RateLimiter,
+    ScratchSpace,
+    Sniffer,
+    TaskQueue,
+    TokenStates,
+    Transcoder,
+    UserRepository,
+)
 
 
 class FakeUsers(UserRepository):

@@ -1,11 +1,18 @@
+import threading
 from datetime import timedelta
 
 import pytest
 
-import threading
-
-from core.domain import (AudioOptions, InvalidInput, JobStatus, MediaError, NotFound,
-                         QuotaExceeded, TooLarge, UnsupportedMedia)
+from core.domain import (
+    AudioOptions,
+    InvalidInput,
+    JobStatus,
+    MediaError,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    UnsupportedMedia,
+)
 from core.services.conversion import Outcome
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
 from tests.support.wait import wait_for
@@ -26,7 +33,8 @@ def test_upload_is_stored_recorded_and_queued(pipeline, alice):
     assert job.bitrate == "192k"
 
 
-@pytest.mark.parametrize("data,error", [(b"", InvalidInput), (b"hello, I am text" * 10, UnsupportedMedia),
+@pytest.mark.parametrize("data,error", [(b"", InvalidInput),
+                                        (b"hello, I am text" * 10, UnsupportedMedia),
                                         (MP4 + b"\x00" * 1000, TooLarge)])
 def test_bad_uploads_store_nothing(pipeline, alice, data, error):
     with pytest.raises(error):

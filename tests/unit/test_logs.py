@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from core.observability import (ContextFilter, JsonFormatter, TextFormatter, accept_request_id,
-                                bind)
+from core.observability import ContextFilter, JsonFormatter, TextFormatter, accept_request_id, bind
 
 
 @pytest.fixture

@@ -7,8 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import (ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, TooLarge,
-                         UnsupportedMedia)
+from core.domain import (
+    ChecksumMismatch,
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedMedia,
+)
 from core.services.jobs import VIDEOS
 from core.services.uploads import ResumableUploads, parse_checksum, parse_options
 from tests.unit.fakes_uploads import FakePartialStore, FakeUploadRepo
