@@ -2,6 +2,7 @@
 
 Queues are declared explicitly and tasks are routed by name; an unknown queue is an error.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -66,8 +67,10 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": {
-            "requeue-stale-jobs": {"task": SWEEP_TASK,
-                                   "schedule": float(settings.sweep_interval_seconds)},
+            "requeue-stale-jobs": {
+                "task": SWEEP_TASK,
+                "schedule": float(settings.sweep_interval_seconds),
+            },
             "purge-expired-uploads": {"task": PURGE_UPLOADS_TASK, "schedule": 600.0},
         },
     }

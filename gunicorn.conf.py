@@ -1,4 +1,5 @@
 """gunicorn settings for the API (production and `make up`), from the environment."""
+
 import os
 
 bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
@@ -11,8 +12,9 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 # The default access line plus the request id the API answered with.
-access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
-                     'request_id=%({x-request-id}o)s')
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" request_id=%({x-request-id}o)s'
+)
 if os.environ.get("LOG_FORMAT", "text") == "json":
     logger_class = "api.gunicorn_logging.JsonLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
@@ -35,8 +37,10 @@ def on_starting(server):
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     except Unavailable:
-        server.log.warning("MySQL is not reachable at start; the schema and the admin account "
-                           "are created on first use, and /readyz reports 503 until then")
+        server.log.warning(
+            "MySQL is not reachable at start; the schema and the admin account "
+            "are created on first use, and /readyz reports 503 until then"
+        )
     from core.observability import use_metrics_dir
 
     # Before the workers fork: each writes its metric files here; /metrics adds them up.

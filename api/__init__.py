@@ -1,4 +1,5 @@
 """The vid2mp3 HTTP API: an app factory wiring blueprints to the services of the container."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -10,8 +11,9 @@ from core.observability import configure_logging
 from core.settings import Settings
 
 
-def create_app(config: Mapping[str, Any] | None = None,
-               container: Container | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, container: Container | None = None
+) -> Flask:
     """Build the app; `config` overrides settings (by field or variable name) for tests."""
     settings = container.settings if container else Settings.from_env(overrides=config)
     app = Flask(__name__, static_folder=None)  # no /static: every route is in the OpenAPI spec
@@ -57,8 +59,11 @@ def create_app(config: Mapping[str, Any] | None = None,
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore
-                                x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+        )
     return app
 
 

@@ -1,4 +1,5 @@
 """Login with HTTP Basic for a JWT, and token validation."""
+
 from __future__ import annotations
 
 from flask import request
@@ -22,8 +23,9 @@ def login():
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
         raise Unauthorized("send HTTP Basic credentials: email and password")
-    return container().auth.login(credentials.username, credentials.password or "",
-                                  request.remote_addr)
+    return container().auth.login(
+        credentials.username, credentials.password or "", request.remote_addr
+    )
 
 
 @blp.route("/validate", methods=["POST"])

@@ -1,4 +1,5 @@
 """Request helpers: the service container and the authenticated caller."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -40,6 +41,7 @@ def _with_principal(view: Callable[..., Any], required: bool) -> Callable[..., A
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         return view(current_principal(required), *args, **kwargs)
+
     return wrapped
 
 

@@ -1,4 +1,5 @@
 """One JSON error shape for every failure: domain errors, HTTP errors, outages and bugs."""
+
 from __future__ import annotations
 
 import json
@@ -13,22 +14,44 @@ from core.domain import DomainError, QuotaExceeded, TooManyRequests, Unauthorize
 
 log = logging.getLogger(__name__)
 
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 409: "conflict", 412: "precondition_failed",
-         413: "too_large",
-         415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid_input",
-         429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "invalid_input",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
-FRIENDLY = {404: "no such resource", 405: "method not allowed for this resource",
-            413: "the request body is too large", 422: "invalid input"}
+FRIENDLY = {
+    404: "no such resource",
+    405: "method not allowed for this resource",
+    413: "the request body is too large",
+    422: "invalid input",
+}
 
 
-def error_response(status: int, message: str, code: str | None = None,
-                   errors: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    body: dict[str, Any] = {"status": status, "code": code or CODES.get(status, "error"),
-                            "message": message}
+def error_response(
+    status: int,
+    message: str,
+    code: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "status": status,
+        "code": code or CODES.get(status, "error"),
+        "message": message,
+    }
     if errors:
         body["errors"] = errors
     response = jsonify(body)
@@ -75,8 +98,11 @@ def _http_error(exc: HTTPException) -> Response:
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages") if isinstance(data, dict) else None
     message = FRIENDLY.get(status) or exc.description
-    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate",
-                                                                  "retry-after")}
+    headers = {
+        k: v
+        for k, v in exc.get_headers()
+        if k.lower() in ("allow", "www-authenticate", "retry-after")
+    }
     return error_response(status, message or exc.name, errors=messages, headers=headers)
 
 

@@ -1,4 +1,5 @@
 """gunicorn's own logs (start-up, workers, access) as JSON lines when LOG_FORMAT=json."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,7 @@ class JsonLogger(Logger):
     def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
         """The access line carries the X-Request-ID the response went out with."""
         wanted = REQUEST_ID_HEADER.lower()
-        request_id = next((value for name, value in resp.headers if name.lower() == wanted),
-                          None)
+        request_id = next((value for name, value in resp.headers if name.lower() == wanted), None)
         token = request_id_var.set(request_id)
         try:
             super().access(resp, req, environ, request_time)

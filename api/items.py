@@ -1,4 +1,5 @@
 """TTL items: your own small JSON objects in Redis with an expiry."""
+
 from __future__ import annotations
 
 from flask import request
@@ -11,8 +12,10 @@ from api.schemas import ItemQuerySchema, ItemSchema
 
 blp = Blueprint("items", __name__, description="TTL items (Redis)")
 
-OBJECT_BODY = {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": True}}}}
+OBJECT_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+}
 
 
 @blp.route("/items/<path:key>", methods=["PUT"])

@@ -1,4 +1,5 @@
 """Upload a video, watch its job, download the MP3, delete it."""
+
 from __future__ import annotations
 
 import re
@@ -45,42 +46,89 @@ blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
 MULTIPART_OVERHEAD = 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
 CHUNK = 256 * 1024
-IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
-                   "schema": {"type": "string", "maxLength": 255},
-                   "description": "makes a retried upload return the first one's job"}
-_TIME = {"type": "string",
-         "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$"}
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "makes a retried upload return the first one's job",
+}
+_TIME = {
+    "type": "string",
+    "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$",
+}
 _TAG = {"type": "string", "maxLength": TAG_MAX_CHARS}
 # The conversion options: multipart fields before the file part, or query parameters.
 UPLOAD_OPTIONS: dict[str, dict] = {
-    "bitrate": {"type": "string", "enum": list(BITRATES), "default": "192k",
-                "description": "constant bitrate; not with `quality`"},
-    "quality": {"type": "integer", "minimum": 0, "maximum": 9,
-                "description": "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`"},
+    "bitrate": {
+        "type": "string",
+        "enum": list(BITRATES),
+        "default": "192k",
+        "description": "constant bitrate; not with `quality`",
+    },
+    "quality": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9,
+        "description": "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`",
+    },
     "sample_rate": {"type": "integer", "enum": list(SAMPLE_RATES), "description": "Hz"},
     "channels": {"type": "integer", "enum": [1, 2], "description": "1 mono, 2 stereo"},
     "start": {**_TIME, "description": "keep the source from here: seconds or HH:MM:SS(.mmm)"},
-    "end": {**_TIME, "description": "keep the source up to here (after `start`); a window "
-                                    "outside the source fails the job"},
-    "loudness": {"type": "number", "minimum": LOUDNESS_RANGE[0], "maximum": LOUDNESS_RANGE[1],
-                 "description": "target integrated loudness in LUFS (EBU R128), true peak "
-                                "at most -1 dBTP; omitted: no normalisation"},
+    "end": {
+        **_TIME,
+        "description": "keep the source up to here (after `start`); a window "
+        "outside the source fails the job",
+    },
+    "loudness": {
+        "type": "number",
+        "minimum": LOUDNESS_RANGE[0],
+        "maximum": LOUDNESS_RANGE[1],
+        "description": "target integrated loudness in LUFS (EBU R128), true peak "
+        "at most -1 dBTP; omitted: no normalisation",
+    },
     "title": {**_TAG, "description": "ID3 title; default: the file name without extension"},
     "artist": {**_TAG, "description": "ID3 artist"},
     "album": {**_TAG, "description": "ID3 album"},
-    "cover": {"type": "string", "enum": list(COVERS), "default": "none",
-              "description": "`frame`: a still from about 10% into the video as front cover"},
-    "track": {"type": "integer", "minimum": 0, "default": 0,
-              "description": "audio track, counting audio tracks from 0"},
+    "cover": {
+        "type": "string",
+        "enum": list(COVERS),
+        "default": "none",
+        "description": "`frame`: a still from about 10% into the video as front cover",
+    },
+    "track": {
+        "type": "integer",
+        "minimum": 0,
+        "default": 0,
+        "description": "audio track, counting audio tracks from 0",
+    },
 }
-UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "required": ["file"], "properties": {
-        **UPLOAD_OPTIONS,
-        "file": {"type": "string", "format": "binary", "description": "the video"}}},
-    "encoding": {"file": {"contentType": "application/octet-stream"}}}}}
-UPLOAD_PARAMETERS = [{"in": "query", "name": name, "required": False, "schema": schema,
-                      "description": "the same option as the form field; not both"}
-                     for name, schema in UPLOAD_OPTIONS.items()]
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    **UPLOAD_OPTIONS,
+                    "file": {"type": "string", "format": "binary", "description": "the video"},
+                },
+            },
+            "encoding": {"file": {"contentType": "application/octet-stream"}},
+        }
+    },
+}
+UPLOAD_PARAMETERS = [
+    {
+        "in": "query",
+        "name": name,
+        "required": False,
+        "schema": schema,
+        "description": "the same option as the form field; not both",
+    }
+    for name, schema in UPLOAD_OPTIONS.items()
+]
 
 
 @blp.route("/upload", methods=["POST"])
@@ -91,14 +139,16 @@ UPLOAD_PARAMETERS = [{"in": "query", "name": name, "required": False, "schema": 
 @blp.alt_response(409, description="a request with this Idempotency-Key is still being received")
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
 @blp.alt_response(415, description="not multipart, or not a video or audio file")
-@blp.alt_response(422, description="no file part, an empty file, a malformed body, an invalid "
-                                   "option, `quality` with `bitrate`, `end` not after `start`, an "
-                                   "option given both as field and query parameter (errors.json "
-                                   "names each), or an Idempotency-Key used for another request")
+@blp.alt_response(
+    422,
+    description="no file part, an empty file, a malformed body, an invalid "
+    "option, `quality` with `bitrate`, `end` not after `start`, an "
+    "option given both as field and query parameter (errors.json "
+    "names each), or an Idempotency-Key used for another request",
+)
 @blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
 @blp.alt_response(503, description="storage or database unavailable")
-@blp.doc(security=BEARER, requestBody=UPLOAD_BODY,
-         parameters=[IDEMPOTENCY_KEY, *UPLOAD_PARAMETERS])
+@blp.doc(security=BEARER, requestBody=UPLOAD_BODY, parameters=[IDEMPOTENCY_KEY, *UPLOAD_PARAMETERS])
 def upload(actor):
     """Upload a video as multipart field `file`, options as fields before it or as query
     parameters; its conversion is queued.
@@ -139,11 +189,11 @@ def _accept_upload(actor) -> dict:
         form.find_file()
         options()  # fail before the video is read when the fields come first
         if key is not None:
-            job = intake.submit_keyed(actor, key, form.filename, form, options,
-                                      allowed_bytes=allowed)
+            job = intake.submit_keyed(
+                actor, key, form.filename, form, options, allowed_bytes=allowed
+            )
         else:
-            job = intake.submit(actor, form.filename, form, options=options,
-                                allowed_bytes=allowed)
+            job = intake.submit(actor, form.filename, form, options=options, allowed_bytes=allowed)
     except BaseException:
         if key is not None:
             intake.release_key(actor, key)
@@ -153,14 +203,20 @@ def _accept_upload(actor) -> dict:
 
 
 def _accepted(job) -> dict:
-    return {"job_id": job.id, "status": job.status.value,
-            "status_url": url_for("jobs.get_job", job_id=job.id)}
+    return {
+        "job_id": job.id,
+        "status": job.status.value,
+        "status_url": url_for("jobs.get_job", job_id=job.id),
+    }
 
 
 def upload_options(fields: dict[str, str]) -> AudioOptions:
     """The options of this upload from its query and form; 422 for one given both ways."""
-    both = {name: ["give it once: as a form field or a query parameter"]
-            for name in AudioOptions.NAMES if name in fields and name in request.args}
+    both = {
+        name: ["give it once: as a form field or a query parameter"]
+        for name in AudioOptions.NAMES
+        if name in fields and name in request.args
+    }
     try:
         options = AudioOptions.parse({**fields, **request.args.to_dict()})
     except InvalidInput as exc:
@@ -168,8 +224,9 @@ def upload_options(fields: dict[str, str]) -> AudioOptions:
             raise
         raise InvalidInput(exc.message, {"fields": {**exc.details["fields"], **both}}) from None
     if both:
-        raise InvalidInput("an option was given both as a form field and a query parameter",
-                           {"fields": both})
+        raise InvalidInput(
+            "an option was given both as a form field and a query parameter", {"fields": both}
+        )
     return options
 
 
@@ -202,6 +259,7 @@ def list_jobs(actor, query):
 
 def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
     """An ETag from the response body; werkzeug answers 304 when If-None-Match has it."""
+
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Response:
         response = view(*args, **kwargs)
@@ -210,20 +268,35 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
         if response.status_code == 412:
             return error_response(412, "the job has changed since the ETag in If-Match")
         return response
+
     return wrapped
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
 @login_required
 @conditional
-@blp.response(200, JobSchema, headers={"ETag": {
-    "description": "changes whenever the job does", "schema": {"type": "string"}}})
+@blp.response(
+    200,
+    JobSchema,
+    headers={
+        "ETag": {"description": "changes whenever the job does", "schema": {"type": "string"}}
+    },
+)
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, or not yours")
-@blp.doc(security=BEARER, parameters=[{
-    "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
-    "description": "the ETag of the copy you hold: 304 while the job is unchanged"}])
+@blp.doc(
+    security=BEARER,
+    parameters=[
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the ETag of the copy you hold: 304 while the job is unchanged",
+        }
+    ],
+)
 def get_job(actor, job_id):
     """Status, progress, error, sizes, duration and links of a job."""
     return container().jobs.get(actor, job_id)
@@ -326,8 +399,11 @@ def stream_download(item: Download) -> Response:
     environ = _single_range_environ(request.environ)
     reader = _Reader(container().jobs.open(item))  # opened before the headers: errors stay JSON
     try:
-        response = Response(FileWrapper(cast(IO[bytes], reader), CHUNK), mimetype="audio/mpeg",
-                            direct_passthrough=True)
+        response = Response(
+            FileWrapper(cast(IO[bytes], reader), CHUNK),
+            mimetype="audio/mpeg",
+            direct_passthrough=True,
+        )
         response.content_length = size
         response.set_etag(f"{item.blob.fid}-{size}")
         response.headers["Content-Disposition"] = content_disposition(item.filename)
@@ -336,9 +412,11 @@ def stream_download(item: Download) -> Response:
             response.make_conditional(environ, accept_ranges=True, complete_length=size)
         except RequestedRangeNotSatisfiable:
             reader.close()
-            return error_response(416, "range not satisfiable",
-                                  headers={"Content-Range": f"bytes */{size}",
-                                           "Accept-Ranges": "bytes"})
+            return error_response(
+                416,
+                "range not satisfiable",
+                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            )
         if response.status_code == 412:
             reader.close()
             return error_response(412, "the MP3 is not the one named by If-Match")

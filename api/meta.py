@@ -1,4 +1,5 @@
 """Service index with the hit counter, liveness and readiness."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint

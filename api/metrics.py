@@ -1,4 +1,5 @@
 """GET /metrics: Prometheus text of every gunicorn worker of this API, plus queue lengths."""
+
 from __future__ import annotations
 
 import hmac
@@ -28,5 +29,8 @@ def metrics():
         from core.adapters.prometheus_metrics import registry as build
 
         registry = current_app.extensions["vid2mp3.metrics"] = build(services.queue_collector)
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST,
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        generate_latest(registry),
+        content_type=CONTENT_TYPE_LATEST,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,4 +1,5 @@
 """Per request: an X-Request-ID on every response, the id in the log context, HTTP metrics."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     started = g.get("request_started", time.perf_counter())
-    container().metrics.http_request(request.method, route, response.status_code,
-                                     time.perf_counter() - started)
+    container().metrics.http_request(
+        request.method, route, response.status_code, time.perf_counter() - started
+    )
     return response
 
 

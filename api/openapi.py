@@ -1,4 +1,5 @@
 """The flask-smorest Api: OpenAPI document generated from the blueprints, and a docs page."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,9 +14,11 @@ BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 BASIC: list[dict[str, list[str]]] = [{"basicAuth": []}]
 
 NO_BACKING_SERVICE = {"/healthz", "/metrics"}
-JSON_BODY_ERRORS = {400: "the body is not valid UTF-8 JSON",
-                    413: "the body is larger than MAX_JSON_BYTES",
-                    415: "the body is not application/json"}
+JSON_BODY_ERRORS = {
+    400: "the body is not valid UTF-8 JSON",
+    413: "the body is larger than MAX_JSON_BYTES",
+    415: "the body is not application/json",
+}
 
 
 class Vid2mp3Api(Api):
@@ -27,8 +30,9 @@ class CommonErrors(BasePlugin):
     path rather than from the view: 401 (the token is checked first), 503 (MySQL, Redis or the
     blob store is down) and the JSON body checks of `api.errors`."""
 
-    def operation_helper(self, path: str | None = None, operations: dict | None = None,
-                         **kwargs: Any) -> None:
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
         for method, operation in (operations or {}).items():
             responses = operation.setdefault("responses", {})
             common: dict[int, str] = {}
@@ -40,15 +44,27 @@ class CommonErrors(BasePlugin):
                 common.update(JSON_BODY_ERRORS)
             for status, description in common.items():
                 if status not in responses and str(status) not in responses:
-                    responses[str(status)] = {"description": description, "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                    responses[str(status)] = {
+                        "description": description,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    }
 
 
 def create_api(app: Flask) -> Api:
-    api = Vid2mp3Api(app, spec_kwargs={"extra_plugins": [CommonErrors()], "info": {
-        "description": "Upload a video, get an MP3 back. Log in with HTTP Basic at /login, "
-                       "then send `Authorization: Bearer <token>`."}})
+    api = Vid2mp3Api(
+        app,
+        spec_kwargs={
+            "extra_plugins": [CommonErrors()],
+            "info": {
+                "description": "Upload a video, get an MP3 back. Log in with HTTP Basic at /login, "
+                "then send `Authorization: Bearer <token>`."
+            },
+        },
+    )
     api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
     api.spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
     return api

@@ -1,4 +1,5 @@
 """Request and response shapes; they validate input and feed the OpenAPI document."""
+
 from __future__ import annotations
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
@@ -37,8 +38,9 @@ class UserCreateSchema(StrictSchema):
     email = fields.String(required=True)
     password = fields.String(required=True, load_only=True)
     phone = fields.String(allow_none=True)
-    role = fields.String(validate=validate.OneOf(["user", "admin"]),
-                         metadata={"description": "admins only"})
+    role = fields.String(
+        validate=validate.OneOf(["user", "admin"]), metadata={"description": "admins only"}
+    )
 
 
 class UserUpdateSchema(StrictSchema):
@@ -46,8 +48,9 @@ class UserUpdateSchema(StrictSchema):
     email = fields.String()
     password = fields.String(load_only=True)
     phone = fields.String(allow_none=True)
-    role = fields.String(validate=validate.OneOf(["user", "admin"]),
-                         metadata={"description": "admins only"})
+    role = fields.String(
+        validate=validate.OneOf(["user", "admin"]), metadata={"description": "admins only"}
+    )
 
 
 class UserSchema(Schema):
@@ -89,8 +92,9 @@ class ItemSchema(Schema):
 
 
 class ItemQuerySchema(StrictSchema):
-    ttl = fields.Integer(validate=validate.Range(min=1),
-                         metadata={"description": "seconds; default one year"})
+    ttl = fields.Integer(
+        validate=validate.Range(min=1), metadata={"description": "seconds; default one year"}
+    )
 
 
 class IndexSchema(Schema):
@@ -116,18 +120,37 @@ class JobSchema(Schema):
     error = fields.String(allow_none=True)
     filename = fields.String(attribute="video_filename")
     video_size = fields.Integer()
-    bitrate = fields.String(metadata={"description": "the CBR bitrate (one of "
-                                      f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"})
-    options = fields.Dict(keys=fields.String(), metadata={
-        "description": "the conversion options, validated and normalised (defaults filled in)"})
-    source = fields.Dict(keys=fields.String(), allow_none=True, metadata={
-        "description": "the source once probed: duration, audio_tracks (codec, channels, "
-                       "sample_rate, language), video (width, height) or null"})
-    mode = fields.String(allow_none=True, metadata={
-        "enum": ["encode", "copy"],
-        "description": "copy: an MP3 track copied as it is (no option changes the audio)"})
-    notes = fields.List(fields.String(), metadata={
-        "description": "what the conversion could not do, e.g. no cover without video"})
+    bitrate = fields.String(
+        metadata={
+            "description": "the CBR bitrate (one of "
+            f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"
+        }
+    )
+    options = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "the conversion options, validated and normalised (defaults filled in)"
+        },
+    )
+    source = fields.Dict(
+        keys=fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "the source once probed: duration, audio_tracks (codec, channels, "
+            "sample_rate, language), video (width, height) or null"
+        },
+    )
+    mode = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["encode", "copy"],
+            "description": "copy: an MP3 track copied as it is (no option changes the audio)",
+        },
+    )
+    notes = fields.List(
+        fields.String(),
+        metadata={"description": "what the conversion could not do, e.g. no cover without video"},
+    )
     mp3_fid = fields.String(allow_none=True)
     mp3_size = fields.Integer(allow_none=True)
     duration_s = fields.Float(allow_none=True)
@@ -138,29 +161,40 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(format="iso", allow_none=True)
     notified_at = fields.DateTime(format="iso", allow_none=True)
     notify_error = fields.String(allow_none=True)
-    request_id = fields.String(allow_none=True,
-                               metadata={"description": "X-Request-ID of the upload"})
-    expires_at = fields.DateTime(format="iso", allow_none=True, metadata={
-        "description": "when the MP3 will be deleted (RETENTION_SECONDS after it finished)"})
+    request_id = fields.String(
+        allow_none=True, metadata={"description": "X-Request-ID of the upload"}
+    )
+    expires_at = fields.DateTime(
+        format="iso",
+        allow_none=True,
+        metadata={
+            "description": "when the MP3 will be deleted (RETENTION_SECONDS after it finished)"
+        },
+    )
     links = fields.Method("_links")
 
     def _links(self, job) -> dict:
-        return {"self": f"/jobs/{job.id}",
-                "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None}
+        return {
+            "self": f"/jobs/{job.id}",
+            "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None,
+        }
 
 
 JOB_STATUSES = ["queued", "converting", "done", "failed", "cancelled", "expired"]
 
 
 class JobListQuerySchema(PageQuerySchema):
-    status = fields.String(validate=validate.OneOf(JOB_STATUSES),
-                           metadata={"description": "only jobs in this status"})
+    status = fields.String(
+        validate=validate.OneOf(JOB_STATUSES), metadata={"description": "only jobs in this status"}
+    )
 
 
 class LinkRequestSchema(StrictSchema):
-    expires_in = fields.Integer(load_default=86400,
-                                validate=validate.Range(min=60, max=604800),
-                                metadata={"description": "seconds the link works"})
+    expires_in = fields.Integer(
+        load_default=86400,
+        validate=validate.Range(min=60, max=604800),
+        metadata={"description": "seconds the link works"},
+    )
 
 
 class LinkSchema(Schema):
@@ -184,17 +218,22 @@ class DownloadQuerySchema(StrictSchema):
 
 class WebhookCreateSchema(StrictSchema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    events = fields.List(fields.String(validate=validate.OneOf(
-        ["job.succeeded", "job.failed", "job.cancelled"])), validate=validate.Length(min=1),
-        metadata={"description": "default: all three"})
+    events = fields.List(
+        fields.String(validate=validate.OneOf(["job.succeeded", "job.failed", "job.cancelled"])),
+        validate=validate.Length(min=1),
+        metadata={"description": "default: all three"},
+    )
 
 
 class WebhookSchema(Schema):
     id = fields.String(required=True)
     url = fields.String(required=True)
     events = fields.List(fields.String(), required=True)
-    disabled_at = fields.DateTime(format="iso", allow_none=True,
-                                  metadata={"description": "set when the receiver answered 410"})
+    disabled_at = fields.DateTime(
+        format="iso",
+        allow_none=True,
+        metadata={"description": "set when the receiver answered 410"},
+    )
     created_at = fields.DateTime(format="iso")
 
 

@@ -6,6 +6,7 @@ rules (offsets, leases, expiry, the job at the end) live in core.services.upload
 When the last byte arrives, the response carries the new job in `Vid2mp3-Job-Id` and
 `Vid2mp3-Job-Location` (tus PATCH responses are 204, without a body).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,10 @@ def _check_version() -> None:
     if version != TUS_VERSION:
         _discard_body()
         raise PreconditionFailed(
-            "send Tus-Resumable: 1.0.0" if version is None
-            else f"Tus-Resumable {version} is not supported; this server speaks {TUS_VERSION}")
+            "send Tus-Resumable: 1.0.0"
+            if version is None
+            else f"Tus-Resumable {version} is not supported; this server speaks {TUS_VERSION}"
+        )
 
 
 @blp.after_request
@@ -64,18 +67,28 @@ def _tus_headers(response: Response) -> Response:
 def options():
     """What this server supports. No token needed: it describes the server, not your data,
     and browsers send CORS preflights without credentials."""
-    return _empty(204, {
-        "Tus-Version": TUS_VERSION, "Tus-Extension": ",".join(EXTENSIONS),
-        "Tus-Max-Size": str(container().uploads.max_length),
-        "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)})
+    return _empty(
+        204,
+        {
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": ",".join(EXTENSIONS),
+            "Tus-Max-Size": str(container().uploads.max_length),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        },
+    )
 
 
 @blp.route("/uploads/", methods=["POST"])
 @login_required
-@blp.doc(security=BEARER, responses={
-    **VERSION_412, "201": {"description": "created; Location names the upload"},
-    "413": {"description": "Upload-Length over MAX_UPLOAD_MB"},
-    "422": {"description": "an invalid conversion option in Upload-Metadata"}})
+@blp.doc(
+    security=BEARER,
+    responses={
+        **VERSION_412,
+        "201": {"description": "created; Location names the upload"},
+        "413": {"description": "Upload-Length over MAX_UPLOAD_MB"},
+        "422": {"description": "an invalid conversion option in Upload-Metadata"},
+    },
+)
 def create(actor):
     """Create an upload (`Upload-Length`, `Upload-Metadata` with `filename` and `bitrate`);
     a body with Content-Type application/offset+octet-stream is its first bytes."""
@@ -93,8 +106,10 @@ def create(actor):
     except DomainError:
         _discard_body()
         raise
-    headers = {"Location": url_for("tus.head", upload_id=upload.id, _external=True),
-               "Upload-Expires": http_date(upload.expires_at)}
+    headers = {
+        "Location": url_for("tus.head", upload_id=upload.id, _external=True),
+        "Upload-Expires": http_date(upload.expires_at),
+    }
     if has_body:
         result = _append(actor, upload.id, 0)
         headers.update(_progress_headers(result.upload))
@@ -103,9 +118,15 @@ def create(actor):
 
 @blp.route("/uploads/<upload_id>", methods=["HEAD"])
 @login_required
-@blp.doc(security=BEARER, responses={
-    **VERSION_412, "200": {"description": "Upload-Offset says how many bytes are stored"},
-    "404": {"description": "no such upload, or not yours"}, "410": {"description": "expired"}})
+@blp.doc(
+    security=BEARER,
+    responses={
+        **VERSION_412,
+        "200": {"description": "Upload-Offset says how many bytes are stored"},
+        "404": {"description": "no such upload, or not yours"},
+        "410": {"description": "expired"},
+    },
+)
 def head(actor, upload_id):
     """How far an upload got: resume from `Upload-Offset`."""
     upload = container().uploads.get(actor, upload_id)
@@ -116,14 +137,22 @@ def head(actor, upload_id):
 
 @blp.route("/uploads/<upload_id>", methods=["PATCH"])
 @login_required
-@blp.doc(security=BEARER, responses={
-    **VERSION_412, "404": {"description": "no such upload, or not yours"},
-    "410": {"description": "expired"}, "413": {"description": "past Upload-Length"},
-    "422": {"description": "a malformed Upload-Offset or Upload-Checksum"},
-    "204": {"description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"},
-    "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
-    "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
-    "460": {"description": "the body does not match Upload-Checksum; nothing was kept"}})
+@blp.doc(
+    security=BEARER,
+    responses={
+        **VERSION_412,
+        "404": {"description": "no such upload, or not yours"},
+        "410": {"description": "expired"},
+        "413": {"description": "past Upload-Length"},
+        "422": {"description": "a malformed Upload-Offset or Upload-Checksum"},
+        "204": {
+            "description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"
+        },
+        "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
+        "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
+        "460": {"description": "the body does not match Upload-Checksum; nothing was kept"},
+    },
+)
 def patch(actor, upload_id):
     """Append the body at `Upload-Offset` (with `Upload-Checksum: sha1 <base64>` if you like)."""
     try:
@@ -139,9 +168,14 @@ def patch(actor, upload_id):
 
 @blp.route("/uploads/<upload_id>", methods=["DELETE"])
 @login_required
-@blp.doc(security=BEARER, responses={**VERSION_412,
-                                      "204": {"description": "deleted with its bytes"},
-                                      "404": {"description": "no such upload, or not yours"}})
+@blp.doc(
+    security=BEARER,
+    responses={
+        **VERSION_412,
+        "204": {"description": "deleted with its bytes"},
+        "404": {"description": "no such upload, or not yours"},
+    },
+)
 def terminate(actor, upload_id):
     """Abandon an upload and delete what was stored of it."""
     container().uploads.terminate(actor, upload_id)
@@ -174,8 +208,9 @@ def _append(actor, upload_id: str, offset: int) -> AppendResult:
     request.max_content_length = services.uploads.max_length
     declared = request.content_length
     try:
-        return services.uploads.append(actor, upload_id, offset,
-                                       _chunks(request.stream, declared), declared, checksum)
+        return services.uploads.append(
+            actor, upload_id, offset, _chunks(request.stream, declared), declared, checksum
+        )
     except DomainError:
         _discard_body()
         raise
@@ -204,8 +239,9 @@ def _progress_headers(upload: Upload) -> dict[str, str]:
 def _int_header(name: str) -> int:
     raw = request.headers.get(name, "")
     if not raw.isdigit():
-        raise InvalidInput(f"send {name} as a non-negative integer",
-                           {"fields": {name: ["a non-negative integer"]}})
+        raise InvalidInput(
+            f"send {name} as a non-negative integer", {"fields": {name: ["a non-negative integer"]}}
+        )
     return int(raw)
 
 

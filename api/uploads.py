@@ -1,4 +1,5 @@
 """Streams a multipart upload part by part, so a video never sits whole in memory or on disk."""
+
 from __future__ import annotations
 
 from typing import IO, Iterator
@@ -39,8 +40,10 @@ class MultipartUpload:
                 if self._eof:
                     raise InvalidInput("the multipart body ended early")
                 if self._unparsed > MAX_HEADER_BYTES:
-                    raise InvalidInput("the multipart body is malformed: no boundary or part "
-                                       f"headers within {MAX_HEADER_BYTES // 1024} KiB")
+                    raise InvalidInput(
+                        "the multipart body is malformed: no boundary or part "
+                        f"headers within {MAX_HEADER_BYTES // 1024} KiB"
+                    )
                 chunk = self._stream.read(READ_SIZE if self._part else MAX_HEADER_BYTES)
                 self._eof = not chunk
                 self._unparsed += len(chunk)
@@ -59,8 +62,9 @@ class MultipartUpload:
                 self._part = ("file", event.name)
                 return
             self._consume(event)
-        raise InvalidInput("send the video as multipart form field 'file'",
-                           {"fields": {"file": ["missing"]}})
+        raise InvalidInput(
+            "send the video as multipart form field 'file'", {"fields": {"file": ["missing"]}}
+        )
 
     def _consume(self, event: object) -> None:
         if isinstance(event, Field):

@@ -1,4 +1,5 @@
 """Users: create, list, read, update, delete, and find by name."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint

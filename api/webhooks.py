@@ -1,4 +1,5 @@
 """Register webhook receivers and look at their deliveries."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -19,8 +20,11 @@ blp = Blueprint("webhooks", __name__, description="Signed webhooks for job outco
 @login_required
 @blp.arguments(WebhookCreateSchema)
 @blp.response(201, WebhookCreatedSchema)
-@blp.alt_response(422, description="not an http(s) URL resolving only to public addresses, "
-                                   "unknown events, or too many webhooks")
+@blp.alt_response(
+    422,
+    description="not an http(s) URL resolving only to public addresses, "
+    "unknown events, or too many webhooks",
+)
 @blp.doc(security=BEARER)
 def create_webhook(actor, body):
     """Register a receiver of `job.succeeded`, `job.failed`, `job.cancelled`; the signing

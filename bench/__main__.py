@@ -2,6 +2,7 @@
 
 `make bench BENCH_ARGS="load chaos"` runs the sustained-load scenarios alone; add `--quick`
 for a small smoke run."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,25 +31,55 @@ from bench import options as audio_options
 from bench import stack as bench_stack
 from bench.report import Row, Section
 
-MEASUREMENTS = ("conversion", "options", "overhead", "isolation", "scaleout", "streaming", "api",
-                "tus", "load", "chaos")
+MEASUREMENTS = (
+    "conversion",
+    "options",
+    "overhead",
+    "isolation",
+    "scaleout",
+    "streaming",
+    "api",
+    "tus",
+    "load",
+    "chaos",
+)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer runs and only the 60 s input (a smoke run, not the figures)")
-    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                        help="measurements to run (same as --only): e.g. `load chaos`")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS),
-                        help=f"comma-separated subset of {', '.join(MEASUREMENTS)}")
-    parser.add_argument("--clients", type=int, default=8,
-                        help="concurrent clients of the load and chaos scenarios")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="sample the stack with py-spy during the load scenario into DIR")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where the Markdown report goes (default: bench/results/latest.md, "
-                             "or latest-<names>.md for a subset)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer runs and only the 60 s input (a smoke run, not the figures)",
+    )
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help="measurements to run (same as --only): e.g. `load chaos`",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(MEASUREMENTS),
+        help=f"comma-separated subset of {', '.join(MEASUREMENTS)}",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=8, help="concurrent clients of the load and chaos scenarios"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample the stack with py-spy during the load scenario into DIR",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where the Markdown report goes (default: bench/results/latest.md, "
+        "or latest-<names>.md for a subset)",
+    )
     args = parser.parse_args(argv)
     if args.scenarios:
         args.only = ",".join(args.scenarios)
@@ -85,13 +116,16 @@ def main(argv: list[str]) -> int:
     reps = 3
     sections: list[Section] = []
     extra: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vid2mp3-bench-") as tmp, \
-            bench_stack.running(Path(tmp)) as st:
+    with (
+        tempfile.TemporaryDirectory(prefix="vid2mp3-bench-") as tmp,
+        bench_stack.running(Path(tmp)) as st,
+    ):
         print(f"stack up on port {st.port} (logs in {tmp}/logs)", flush=True)
         warm = st.client()
         try:  # the first job pays one-off imports in the pool process
-            st.wait_job(warm.upload_file(inputs.ensure(inputs.CLIP_10S_360P))["job_id"], 120,
-                        notified=True)
+            st.wait_job(
+                warm.upload_file(inputs.ensure(inputs.CLIP_10S_360P))["job_id"], 120, notified=True
+            )
         finally:
             warm.close()
         time.sleep(1)
@@ -100,7 +134,8 @@ def main(argv: list[str]) -> int:
         steps: dict[str, Callable[[], Section]] = {
             # Short jobs are noisier (ffmpeg's own CPU time varies by +-10 % run to run here).
             "conversion": lambda: conversion.measure(
-                st, clips, {c: 3 if quick or c.seconds > 60 else 5 for c in clips}, idle_rate),
+                st, clips, {c: 3 if quick or c.seconds > 60 else 5 for c in clips}, idle_rate
+            ),
             "options": lambda: audio_options.measure(clips, 3 if quick else 5),
             "overhead": lambda: overhead.measure(st),
             "isolation": lambda: isolation.measure(st, 1 if quick else reps),
@@ -120,11 +155,11 @@ def main(argv: list[str]) -> int:
                 section = steps[name]()
             except Exception as exc:  # one broken measurement must not hide the others
                 traceback.print_exc()
-                section = Section(name, [Row(name, f"error: {type(exc).__name__}: {exc}"[:300],
-                                             "-", None)])
+                section = Section(
+                    name, [Row(name, f"error: {type(exc).__name__}: {exc}"[:300], "-", None)]
+                )
             sections.append(section)
-            print(report.table(section.rows), f"\n({time.monotonic() - began:.0f} s)",
-                  flush=True)
+            print(report.table(section.rows), f"\n({time.monotonic() - began:.0f} s)", flush=True)
     command = f"python -m bench {' '.join(argv)}" if argv else "make bench"
     text = report.render(sections, command, quick, started_at, time.monotonic() - started, extra)
     path = report.write(text, args.output)

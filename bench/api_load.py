@@ -1,4 +1,5 @@
 """Target 7: authenticated GET /items/<key> vs unauthenticated GET /healthz on the same server."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ def measure(st: BenchStack, reps: int, seconds: float) -> Section:
     api = st.client()
     try:
         body = json.dumps({"title": "benchmark", "tags": ["a", "b"], "count": 1}).encode()
-        status, answer = api.request("PUT", f"/items/{ITEM_KEY}", body=body,
-                                     headers={"Content-Type": "application/json"})
+        status, answer = api.request(
+            "PUT", f"/items/{ITEM_KEY}", body=body, headers={"Content-Type": "application/json"}
+        )
         if status not in (200, 201):
             raise RuntimeError(f"PUT item: {status} {answer[:300]!r}")
     finally:
@@ -41,16 +43,23 @@ def measure(st: BenchStack, reps: int, seconds: float) -> Section:
     items = Figure.of([r.rate for r in results["items"]])
     ratio = items.median / health.median
     pair = Figure.of([b.rate / a.rate for a, b in zip(results["healthz"], results["items"])])
-    section.rows.append(Row(
-        "7. API req/s: authenticated GET /items/<key> vs GET /healthz",
-        f"items {items.fmt('req/s', 0)}; healthz {health.fmt('req/s', 0)}",
-        f"{ratio:.2f}x (per pair {pair.low:.2f}-{pair.high:.2f}) >= {RATIO_LIMIT}x",
-        ratio >= RATIO_LIMIT))
+    section.rows.append(
+        Row(
+            "7. API req/s: authenticated GET /items/<key> vs GET /healthz",
+            f"items {items.fmt('req/s', 0)}; healthz {health.fmt('req/s', 0)}",
+            f"{ratio:.2f}x (per pair {pair.low:.2f}-{pair.high:.2f}) >= {RATIO_LIMIT}x",
+            ratio >= RATIO_LIMIT,
+        )
+    )
     lat = {name: [x for r in runs for x in r.latencies] for name, runs in results.items()}
     section.details.append(
         f"- gunicorn with the production gunicorn.conf.py (2 gthread workers x 4 threads, "
         f"access log on); load from a separate process: {CONNECTIONS} keep-alive connections, "
         f"{seconds:g} s per run, runs alternating, after a 2 s warm-up of each. Latency "
-        + "; ".join(f"{name} p50 {percentile(v, 50) * 1000:.1f} ms, p99 "
-                    f"{percentile(v, 99) * 1000:.1f} ms" for name, v in lat.items()) + ".")
+        + "; ".join(
+            f"{name} p50 {percentile(v, 50) * 1000:.1f} ms, p99 {percentile(v, 99) * 1000:.1f} ms"
+            for name, v in lat.items()
+        )
+        + "."
+    )
     return section

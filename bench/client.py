@@ -1,4 +1,5 @@
 """A small HTTP client for the API over http.client: streamed uploads, counted downloads."""
+
 from __future__ import annotations
 
 import base64
@@ -55,8 +56,13 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
         """Send one request and read the whole answer (small bodies only)."""
         try:
             self.conn.request(method, path, body=body, headers=self._headers(headers))
@@ -78,26 +84,32 @@ class ApiClient:
         raw = base64.b64encode(f"{email}:{password}".encode()).decode()
         self.token = None
         self.token = self.json("POST", "/login", headers={"Authorization": f"Basic {raw}"})[
-            "access_token"]
+            "access_token"
+        ]
         return self.token
 
     # --- uploads ---------------------------------------------------------------------------
 
-    def upload(self, chunks: Iterable[bytes], size: int, filename: str,
-               bitrate: str = "192k") -> dict[str, Any]:
+    def upload(
+        self, chunks: Iterable[bytes], size: int, filename: str, bitrate: str = "192k"
+    ) -> dict[str, Any]:
         """POST /upload as multipart with a Content-Length, streaming `chunks` (never all held)."""
         boundary = uuid.uuid4().hex
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"bitrate\"\r\n\r\n"
-                f"{bitrate}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                ).encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="bitrate"\r\n\r\n'
+            f'{bitrate}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         conn = self.conn
         try:
             conn.putrequest("POST", "/upload")
-            for name, value in self._headers({
+            for name, value in self._headers(
+                {
                     "Content-Type": f"multipart/form-data; boundary={boundary}",
-                    "Content-Length": str(len(head) + size + len(tail))}).items():
+                    "Content-Length": str(len(head) + size + len(tail)),
+                }
+            ).items():
                 conn.putheader(name, value)
             conn.endheaders()
             conn.send(head)

@@ -1,4 +1,5 @@
 """Benchmark inputs made with the bundled ffmpeg and cached under bench/.cache/."""
+
 from __future__ import annotations
 
 import os
@@ -44,22 +45,60 @@ def ensure(clip: Clip) -> Path:
     print(f"generating {clip.path.name} (once; cached in {CACHE}) ...", flush=True)
     partial = clip.path.with_suffix(".part.mp4")
     # A tone plus a little noise per channel, so the MP3 encoder does realistic work.
-    audio = ("aevalsrc=0.3*sin(2*PI*440*t)+0.04*(random(0)-0.5)"
-             "|0.3*sin(2*PI*554*t)+0.04*(random(1)-0.5)"
-             f":s=48000:d={clip.seconds}")
+    audio = (
+        "aevalsrc=0.3*sin(2*PI*440*t)+0.04*(random(0)-0.5)"
+        "|0.3*sin(2*PI*554*t)+0.04*(random(1)-0.5)"
+        f":s=48000:d={clip.seconds}"
+    )
     video = f"testsrc2=size={clip.width}x{clip.height}:rate=25:duration={clip.seconds}"
-    args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
-            "-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "ultrafast",
-            "-b:v", f"{clip.video_kbps}k", "-maxrate", f"{clip.video_kbps * 6 // 5}k",
-            "-bufsize", f"{clip.video_kbps * 2}k", "-pix_fmt", "yuv420p", "-g", "50",
-            "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest", str(partial)]
+    args = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        video,
+        "-f",
+        "lavfi",
+        "-i",
+        audio,
+        "-vf",
+        "noise=alls=12:allf=t",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-b:v",
+        f"{clip.video_kbps}k",
+        "-maxrate",
+        f"{clip.video_kbps * 6 // 5}k",
+        "-bufsize",
+        f"{clip.video_kbps * 2}k",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "50",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-ac",
+        "2",
+        "-shortest",
+        str(partial),
+    ]
     try:
-        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              timeout=GENERATE_TIMEOUT_S)
+        done = subprocess.run(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=GENERATE_TIMEOUT_S
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"generating {clip.name} failed: "
-                               f"{done.stderr.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"generating {clip.name} failed: {done.stderr.decode(errors='replace')[-2000:]}"
+            )
         os.replace(partial, clip.path)
     finally:
         partial.unlink(missing_ok=True)

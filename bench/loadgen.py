@@ -4,6 +4,7 @@ own process.
 Each connection is a thread sending one prepared request at a time over a raw socket and
 reading the answer by its Content-Length, so the client spends little CPU per request.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -56,8 +57,9 @@ def _read_response(sock: socket.socket, pending: bytes) -> tuple[int, bytes]:
     return status, data[need:]
 
 
-def _connection_loop(host: str, port: int, request: bytes, stop_at: float,
-                     latencies: list[float], errors: list[int]) -> None:
+def _connection_loop(
+    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
+) -> None:
     sock = None
     pending = b""
     try:
@@ -86,9 +88,14 @@ def run(host: str, port: int, request: bytes, connections: int, seconds: float) 
     stop_at = time.perf_counter() + seconds
     per_thread: list[list[float]] = [[] for _ in range(connections)]
     errors = [[0] for _ in range(connections)]
-    threads = [threading.Thread(target=_connection_loop,
-                                args=(host, port, request, stop_at, per_thread[i], errors[i]),
-                                daemon=True) for i in range(connections)]
+    threads = [
+        threading.Thread(
+            target=_connection_loop,
+            args=(host, port, request, stop_at, per_thread[i], errors[i]),
+            daemon=True,
+        )
+        for i in range(connections)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -99,12 +106,14 @@ def run(host: str, port: int, request: bytes, connections: int, seconds: float) 
     return LoadResult(len(latencies), sum(e[0] for e in errors), elapsed, latencies)
 
 
-def run_in_process(host: str, port: int, request: bytes, connections: int,
-                   seconds: float) -> LoadResult:
+def run_in_process(
+    host: str, port: int, request: bytes, connections: int, seconds: float
+) -> LoadResult:
     """`run` in a fresh process, so the client's CPU and GIL are not the bench's."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(run, host, port, request, connections, seconds).result(
-            timeout=seconds + 120)
+            timeout=seconds + 120
+        )
 
 
 def get_request(path: str, host: str, token: str | None = None) -> bytes:

@@ -1,4 +1,5 @@
 """Targets 4 and 2b: pipeline overhead per job, and no ffmpeg left behind after 20 jobs."""
+
 from __future__ import annotations
 
 import tempfile
@@ -37,22 +38,32 @@ def measure(st: BenchStack) -> Section:
     finally:
         api.close()
     overhead = Figure.of(overheads)
-    section.rows.append(Row(
-        f"4. pipeline overhead, {CLIP_10S_360P.name} job: (upload done -> done) - direct ffmpeg",
-        f"{overhead.fmt('ms', 0, 1000)}; direct ffmpeg wall {direct.median * 1000:.0f} ms",
-        f"<= {OVERHEAD_LIMIT_MS} ms", overhead.median * 1000 <= OVERHEAD_LIMIT_MS))
+    section.rows.append(
+        Row(
+            f"4. pipeline overhead, {CLIP_10S_360P.name} job: "
+            "(upload done -> done) - direct ffmpeg",
+            f"{overhead.fmt('ms', 0, 1000)}; direct ffmpeg wall {direct.median * 1000:.0f} ms",
+            f"<= {OVERHEAD_LIMIT_MS} ms",
+            overhead.median * 1000 <= OVERHEAD_LIMIT_MS,
+        )
+    )
     section.details.append(
         f"- {JOBS} sequential jobs of the {CLIP_10S_360P.name} clip; upload done = the job "
         f"row's created_at (inserted after the file is stored), done = finished_at. "
         f"Direct ffmpeg wall {direct.fmt('ms', 0, 1000)}. Split: created -> started (queue "
         f"hand-off) {Figure.of(queue_waits).fmt('ms', 0, 1000)}; started -> finished minus "
         f"direct ffmpeg (probe, encode, store, DB) {Figure.of(in_worker).fmt('ms', 0, 1000)}; "
-        f"overhead p90 {percentile(overheads, 90) * 1000:.0f} ms.")
+        f"overhead p90 {percentile(overheads, 90) * 1000:.0f} ms."
+    )
     time.sleep(1.0)
     left = procs.ffmpeg_processes(st.all_pids())
     anywhere = procs.ffmpeg_processes()
-    section.rows.append(Row(
-        f"2. ffmpeg processes left after {JOBS} jobs",
-        f"{len(left)} under the stack ({len(anywhere)} on the machine)", "0",
-        not left))
+    section.rows.append(
+        Row(
+            f"2. ffmpeg processes left after {JOBS} jobs",
+            f"{len(left)} under the stack ({len(anywhere)} on the machine)",
+            "0",
+            not left,
+        )
+    )
     return section

@@ -1,4 +1,5 @@
 """psutil helpers: the processes of a tree, their CPU seconds and RSS, and a peak-RSS sampler."""
+
 from __future__ import annotations
 
 import threading
@@ -40,8 +41,11 @@ def cpu_snapshot(root_pids: Iterable[int]) -> CpuSnapshot:
                     name = proc.name()
             except psutil.NoSuchProcess:
                 continue
-            per_pid[proc.pid] = (name, times.user + times.system,
-                                 times.children_user + times.children_system)
+            per_pid[proc.pid] = (
+                name,
+                times.user + times.system,
+                times.children_user + times.children_system,
+            )
     return CpuSnapshot(per_pid)
 
 

@@ -1,4 +1,5 @@
 """Figures (median with min-max), table rows and the Markdown report."""
+
 from __future__ import annotations
 
 import os
@@ -38,11 +39,12 @@ class Figure:
 
     def fmt(self, unit: str = "", digits: int = 2, scale: float = 1.0) -> str:
         """'1.23 s (1.10-1.40, n=3)'."""
+
         def num(value: float) -> str:
             return f"{value * scale:.{digits}f}"
+
         unit = f" {unit}" if unit else ""
-        return (f"{num(self.median)}{unit} ({num(self.low)}-{num(self.high)}, "
-                f"n={len(self.values)})")
+        return f"{num(self.median)}{unit} ({num(self.low)}-{num(self.high)}, n={len(self.values)})"
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -78,8 +80,10 @@ class Section:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| target | figure: median (min-max, n) | ratio / limit | result |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        "| target | figure: median (min-max, n) | ratio / limit | result |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in rows:
         lines.append(f"| {row.target} | {row.figure} | {row.limit} | {row.verdict} |")
     return "\n".join(lines)
@@ -101,20 +105,33 @@ def machine() -> str:
         memory = f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
     except Exception:  # the report still says what it can
         memory = "? GiB"
-    return (f"{os.cpu_count()} cores ({cpu}), {memory} RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory} RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
-def render(sections: list[Section], command: str, quick: bool, started: datetime,
-           seconds: float, extra: list[str]) -> str:
+def render(
+    sections: list[Section],
+    command: str,
+    quick: bool,
+    started: datetime,
+    seconds: float,
+    extra: list[str],
+) -> str:
     rows = [row for section in sections for row in section.rows]
-    out = ["# vid2mp3 benchmark", "",
-           f"- date: {started.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC "
-           f"(took {seconds / 60:.1f} min)",
-           f"- machine: {machine()}",
-           f"- command: `{command}`" + (" (quick mode: fewer runs, 60 s input only)"
-                                        if quick else ""),
-           *[f"- {line}" for line in extra], "", table(rows), ""]
+    out = [
+        "# vid2mp3 benchmark",
+        "",
+        f"- date: {started.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"(took {seconds / 60:.1f} min)",
+        f"- machine: {machine()}",
+        f"- command: `{command}`" + (" (quick mode: fewer runs, 60 s input only)" if quick else ""),
+        *[f"- {line}" for line in extra],
+        "",
+        table(rows),
+        "",
+    ]
     for section in sections:
         if section.details:
             out += [f"## {section.name}", "", *section.details, ""]

@@ -1,4 +1,5 @@
 """Target 6: jobs per minute with two convert worker processes vs one."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ BATCH = 8
 def _consuming(st: BenchStack) -> set[str]:
     """Names of the workers that consume the convert queue right now."""
     active = st.container.celery.control.inspect(timeout=1.0).active_queues() or {}
-    return {node for node, queues in active.items()
-            if any(q["name"] == CONVERT_QUEUE for q in queues)}
+    return {
+        node for node, queues in active.items() if any(q["name"] == CONVERT_QUEUE for q in queues)
+    }
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,11 @@ def one_batch(st: BenchStack, every: set[str], workers: set[str]) -> Batch:
     machine_before = psutil.cpu_times()
     released = time.time()
     control.add_consumer(CONVERT_QUEUE, destination=list(workers), reply=True, timeout=5)
-    wait_for(lambda: _consuming(st) & every == workers, timeout=10,
-             what=f"exactly {sorted(workers)} to consume")
+    wait_for(
+        lambda: _consuming(st) & every == workers,
+        timeout=10,
+        what=f"exactly {sorted(workers)} to consume",
+    )
     jobs = [st.wait_job(job_id, timeout=600, interval=0.2) for job_id in job_ids]
     machine_after = psutil.cpu_times()
     failed = [job for job in jobs if job.status.value != "done"]
@@ -53,8 +58,9 @@ def one_batch(st: BenchStack, every: set[str], workers: set[str]) -> Batch:
         raise RuntimeError(f"{len(failed)} jobs failed: {failed[0].error}")
     last = max(job.finished_at for job in jobs)
     span = last.timestamp() - released
-    idle = ((machine_after.idle + machine_after.iowait)
-            - (machine_before.idle + machine_before.iowait))
+    idle = (machine_after.idle + machine_after.iowait) - (
+        machine_before.idle + machine_before.iowait
+    )
     total = sum(machine_after) - sum(machine_before)
     wall = time.time() - released
     return Batch(BATCH / span * 60, (total - idle) / wall)
@@ -73,16 +79,20 @@ def measure(st: BenchStack, reps: int) -> Section:
     finally:
         st.stop("worker-convert-2")
         st.container.celery.control.add_consumer(
-            CONVERT_QUEUE, destination=[f"convert@{host}"], reply=True, timeout=5)
+            CONVERT_QUEUE, destination=[f"convert@{host}"], reply=True, timeout=5
+        )
     s = Figure.of([b.jobs_per_min for b in single])
     d = Figure.of([b.jobs_per_min for b in double])
     ratio = d.median / s.median
     pair = Figure.of([b.jobs_per_min / a.jobs_per_min for a, b in zip(single, double)])
-    section.rows.append(Row(
-        f"6. jobs/min, batches of {BATCH} x {CLIP_60S_720P.name}",
-        f"2 workers {d.fmt('/min', 1)}; 1 worker {s.fmt('/min', 1)}",
-        f"{ratio:.2f}x (per pair {pair.low:.2f}-{pair.high:.2f}) >= {RATIO_LIMIT}x",
-        ratio >= RATIO_LIMIT))
+    section.rows.append(
+        Row(
+            f"6. jobs/min, batches of {BATCH} x {CLIP_60S_720P.name}",
+            f"2 workers {d.fmt('/min', 1)}; 1 worker {s.fmt('/min', 1)}",
+            f"{ratio:.2f}x (per pair {pair.low:.2f}-{pair.high:.2f}) >= {RATIO_LIMIT}x",
+            ratio >= RATIO_LIMIT,
+        )
+    )
     section.details.append(
         f"- Each batch: the convert consumers are cancelled (`celery control cancel_consumer`), "
         f"{BATCH} jobs are uploaded, then the consumers are added back at once; jobs/min = "
@@ -91,6 +101,6 @@ def measure(st: BenchStack, reps: int) -> Section:
         f"Whole-machine busy cores while a batch ran (psutil.cpu_times, everything included: "
         f"MySQL, Redis, the bench): 1 worker "
         f"{Figure.of([b.busy_cores for b in single]).fmt('', 2)}, 2 workers "
-        f"{Figure.of([b.busy_cores for b in double]).fmt('', 2)} of {os.cpu_count()}.")
+        f"{Figure.of([b.busy_cores for b in double]).fmt('', 2)} of {os.cpu_count()}."
+    )
     return section
-

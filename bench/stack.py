@@ -2,6 +2,7 @@
 
 Its processes run through devtools (the process runner `make up` and the tests share too).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,7 @@ from devtools import processes as procs
 from devtools.processes import Processes, free_port, python, wait_for
 from tests.support.config import drop_database
 
-__all__ = ["BenchStack", "bench_env", "cleanup", "free_port", "running", "wait_for",
-           "worker_names"]
+__all__ = ["BenchStack", "bench_env", "cleanup", "free_port", "running", "wait_for", "worker_names"]
 
 
 def bench_env(run: str, port: int, data_dir: Path) -> dict[str, str]:
@@ -71,8 +71,7 @@ class BenchStack:
         return self.pid("api")
 
     def convert_pids(self) -> list[int]:
-        return [p.pid for n, p in self.processes.running.items()
-                if n.startswith("worker-convert")]
+        return [p.pid for n, p in self.processes.running.items() if n.startswith("worker-convert")]
 
     def all_pids(self) -> list[int]:
         return [p.pid for p in self.processes.running.values()]
@@ -85,8 +84,9 @@ class BenchStack:
 
     def start_convert_worker(self, index: int) -> str:
         """Start another convert worker, `convert-<index>@host`; its node name once it answers."""
-        self.processes.start(f"worker-convert-{index}",
-                             python("-m", "workers.convert", "-n", f"convert-{index}@%h"))
+        self.processes.start(
+            f"worker-convert-{index}", python("-m", "workers.convert", "-n", f"convert-{index}@%h")
+        )
         node = f"convert-{index}@{socket.gethostname()}"
         wait_for(lambda: node in worker_names(self.container), timeout=60, what=node)
         return node
@@ -94,9 +94,11 @@ class BenchStack:
     def stop(self, name: str) -> None:
         self.processes.stop(name, timeout=30)
 
-    def wait_job(self, job_id: str, timeout: float, notified: bool = False,
-                 interval: float = 0.02) -> Job:
+    def wait_job(
+        self, job_id: str, timeout: float, notified: bool = False, interval: float = 0.02
+    ) -> Job:
         """Read the job row straight from MySQL (no API load) until it is finished."""
+
         def finished() -> Job | None:
             job = self.container.job_repo.get(job_id)
             if job is None or job.status not in (JobStatus.DONE, JobStatus.FAILED):
@@ -104,6 +106,7 @@ class BenchStack:
             if notified and job.status is JobStatus.DONE and job.notified_at is None:
                 return None
             return job
+
         return wait_for(finished, timeout=timeout, interval=interval, what=f"job {job_id}")
 
 
@@ -128,8 +131,10 @@ def cleanup(container: Container) -> None:
     try:
         drop_database(container.settings)
     finally:
-        for url, prefix in ((settings.redis_url, settings.redis_prefix),
-                            (settings.celery_broker_url, settings.celery_key_prefix)):
+        for url, prefix in (
+            (settings.redis_url, settings.redis_prefix),
+            (settings.celery_broker_url, settings.celery_key_prefix),
+        ):
             client = redis_client(url)
             try:
                 for key in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=500):
@@ -155,8 +160,7 @@ def running(tmp: Path) -> Iterator[BenchStack]:
         for name, argv in procs.service_commands(beat=False, flower=False).items():
             processes.start(name, argv)
         wait_for(lambda: _api_ready(processes, port), timeout=60, what="the API to be ready")
-        wait_for(lambda: procs.workers_answer(container.celery), timeout=60,
-                 what="both workers")
+        wait_for(lambda: procs.workers_answer(container.celery), timeout=60, what="both workers")
         admin.login(env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
         yield BenchStack(processes, container, port, admin)
     except BaseException:

@@ -1,4 +1,5 @@
 """Target 3: API memory while a 1 GiB file goes up and comes down; download vs reading the store."""
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,20 @@ def place_mp3(st: BenchStack, size: int) -> tuple[str, str]:
         for chunk in fake_mp4_chunks(size, 4 << 20):
             writer.write(chunk)
     job_id = uuid.uuid4().hex
-    container.job_repo.add(Job(id=job_id, owner_id=owner.id, status=JobStatus.QUEUED,
-                               video_fid=writer.fid, video_filename="big.mp4",
-                               video_size=size))
-    container.job_repo.update(job_id, {"status": JobStatus.DONE, "mp3_fid": writer.fid,
-                                       "mp3_size": size, "progress": 100.0})
+    container.job_repo.add(
+        Job(
+            id=job_id,
+            owner_id=owner.id,
+            status=JobStatus.QUEUED,
+            video_fid=writer.fid,
+            video_filename="big.mp4",
+            video_size=size,
+        )
+    )
+    container.job_repo.update(
+        job_id,
+        {"status": JobStatus.DONE, "mp3_fid": writer.fid, "mp3_size": size, "progress": 100.0},
+    )
     return job_id, os.path.join(store.root, MP3S, writer.fid)
 
 
@@ -53,10 +63,12 @@ def evict(path: str) -> None:
 def loopback_ceiling(path: str) -> float:
     """Bytes/s of the same file over a bare loopback TCP socket: sendfile(2) -> recv_into."""
     with socket.create_server(("127.0.0.1", 0)) as server:
+
         def send() -> None:
             peer, _ = server.accept()
             with peer, open(path, "rb") as fh:
                 peer.sendfile(fh)
+
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
         buffer = memoryview(bytearray(CHUNK))
@@ -84,8 +96,12 @@ def measure(st: BenchStack, reps: int) -> Section:
     section = Section("Streaming a 1 GiB file (target 3)")
     api = st.client()
     growth, uploads, ceiling = [], [], []
-    rates: dict[str, list[float]] = {"warm http": [], "warm store": [], "cold http": [],
-                                     "cold store": []}
+    rates: dict[str, list[float]] = {
+        "warm http": [],
+        "warm store": [],
+        "cold http": [],
+        "cold store": [],
+    }
     placed: list[str] = []
     try:
         for _ in range(reps):
@@ -119,36 +135,49 @@ def measure(st: BenchStack, reps: int) -> Section:
             api.delete_job(leftover)
         api.close()
     g = Figure.of(growth)
-    section.rows.append(Row(
-        "3. API RSS growth, 1 GiB upload then download (directory store)",
-        g.fmt("MB", 1, 1 / 2**20), f"< {RSS_GROWTH_LIMIT_MB} MB",
-        g.high < RSS_GROWTH_LIMIT_MB * 2**20))
-    for cache, how in (("warm", "file in the page cache"),
-                       ("cold", "file evicted before each read")):
+    section.rows.append(
+        Row(
+            "3. API RSS growth, 1 GiB upload then download (directory store)",
+            g.fmt("MB", 1, 1 / 2**20),
+            f"< {RSS_GROWTH_LIMIT_MB} MB",
+            g.high < RSS_GROWTH_LIMIT_MB * 2**20,
+        )
+    )
+    for cache, how in (
+        ("warm", "file in the page cache"),
+        ("cold", "file evicted before each read"),
+    ):
         h, d = Figure.of(rates[f"{cache} http"]), Figure.of(rates[f"{cache} store"])
         ratio = h.median / d.median
-        section.rows.append(Row(
-            f"3. download throughput, loopback vs reading the stored file ({how})",
-            f"HTTP {h.fmt('MB/s', 0, 1 / 2**20)}; store read {d.fmt('MB/s', 0, 1 / 2**20)}",
-            f"{ratio:.2f}x >= {THROUGHPUT_RATIO_LIMIT}x", ratio >= THROUGHPUT_RATIO_LIMIT))
+        section.rows.append(
+            Row(
+                f"3. download throughput, loopback vs reading the stored file ({how})",
+                f"HTTP {h.fmt('MB/s', 0, 1 / 2**20)}; store read {d.fmt('MB/s', 0, 1 / 2**20)}",
+                f"{ratio:.2f}x >= {THROUGHPUT_RATIO_LIMIT}x",
+                ratio >= THROUGHPUT_RATIO_LIMIT,
+            )
+        )
     ceiling_rate = Figure.of(ceiling)
     warm_store = Figure.of(rates["warm store"]).median
     section.details.append(
         f"- The machine's own ceiling for the warm case: the same file over a bare loopback "
         f"TCP socket (sendfile(2) on one end, {CHUNK // 1024} KiB recv_into on the other, no "
         f"HTTP, no Python per chunk) moves {ceiling_rate.fmt('MB/s', 0, 1 / 2**20)}, "
-        f"{ceiling_rate.median / warm_store:.2f}x of the warm store read.")
+        f"{ceiling_rate.median / warm_store:.2f}x of the warm store read."
+    )
     section.details.append(
         f"- RSS = sum over the gunicorn master and workers, polled every 50 ms from before the "
         f"upload to after the download. The upload streams {SIZE} bytes (an MP4 'ftyp' head "
         f"that passes the sniffer, then filler) from a generator over http.client with a "
         f"Content-Length; its job then fails conversion, as expected. Upload rate "
-        f"{Figure.of(uploads).fmt('MB/s', 0, 1 / 2**20)}.")
+        f"{Figure.of(uploads).fmt('MB/s', 0, 1 / 2**20)}."
+    )
     section.details.append(
         "- Download: a 1 GiB blob written with the directory store's own writer plus a job row "
         "marked done (no conversion makes a 1 GiB MP3), fetched with GET /jobs/<id>/mp3 into a "
         f"reused {CHUNK // 1024} KiB buffer; the store read is the same file read with "
         f"{CHUNK // 1024} KiB readinto calls. Warm: both read the file from the page cache "
         f"(read once before). Cold: the file is dropped from the page cache "
-        f"(posix_fadvise DONTNEED on that file only) before each of the two reads.")
+        f"(posix_fadvise DONTNEED on that file only) before each of the two reads."
+    )
     return section

@@ -2,6 +2,7 @@
 convert workers; in the same run the bare ffmpeg command on the same clips two at a time.
 The chaos variant repeats the load while a converting pool process is SIGKILLed every few
 seconds, and checks that nothing is lost, nothing is doubled and no answer is a 5xx."""
+
 from __future__ import annotations
 
 import collections
@@ -126,8 +127,10 @@ def _one_job(client: _Client, src: Path, expected_s: float, scratch: str) -> Out
         outcome.duration_s = probe(out).duration or 0.0  # ffmpeg reads the MP3 we got
         os.remove(out)
         if abs(outcome.duration_s - expected_s) > DURATION_TOLERANCE_S:
-            raise RuntimeError(f"job {outcome.job_id}: MP3 of {outcome.duration_s:.2f} s, "
-                               f"expected {expected_s:.2f} s")
+            raise RuntimeError(
+                f"job {outcome.job_id}: MP3 of {outcome.duration_s:.2f} s, "
+                f"expected {expected_s:.2f} s"
+            )
     except Exception as exc:  # one job's failure is a result, not the end of the run
         outcome.error = f"{type(exc).__name__}: {exc}"[:300]
     return outcome
@@ -148,8 +151,15 @@ def _service_pids() -> dict[str, list[int]]:
 def _cpu_by_role(st: BenchStack) -> dict[str, float]:
     """Cumulative CPU seconds by role: api, convert (python), ffmpeg, notify, mysql, redis,
     load client (this process: its client threads and their ffmpeg probes)."""
-    roles = {"api": 0.0, "convert (python)": 0.0, "ffmpeg": 0.0, "notify": 0.0,
-             "mysql": 0.0, "redis": 0.0, "load client": 0.0}
+    roles = {
+        "api": 0.0,
+        "convert (python)": 0.0,
+        "ffmpeg": 0.0,
+        "notify": 0.0,
+        "mysql": 0.0,
+        "redis": 0.0,
+        "load client": 0.0,
+    }
     for name, pid in (("api", st.api_pid), ("notify", st.pid("worker-notify"))):
         roles[name] = procs.cpu_snapshot([pid]).total
     for root in st.convert_pids():
@@ -226,8 +236,14 @@ class _Killer:
         self._thread.join(10)
 
 
-def run_load(st: BenchStack, src: Path, expected_s: float, clients: int, jobs: int,
-             kill_every: float | None = None) -> LoadRun:
+def run_load(
+    st: BenchStack,
+    src: Path,
+    expected_s: float,
+    clients: int,
+    jobs: int,
+    kill_every: float | None = None,
+) -> LoadRun:
     """`clients` threads share `jobs` jobs; each loops upload -> poll -> download -> check."""
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -254,8 +270,10 @@ def run_load(st: BenchStack, src: Path, expected_s: float, clients: int, jobs: i
         if killer:
             killer.__enter__()
         try:
-            threads = [threading.Thread(target=worker, args=(scratch,), name=f"client-{i}")
-                       for i in range(clients)]
+            threads = [
+                threading.Thread(target=worker, args=(scratch,), name=f"client-{i}")
+                for i in range(clients)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -265,8 +283,7 @@ def run_load(st: BenchStack, src: Path, expected_s: float, clients: int, jobs: i
                 killer.__exit__()
         wall = time.perf_counter() - started
         after = _cpu_by_role(st)
-    return LoadRun(outcomes, wall, _delta(before, after), statuses,
-                   killer.kills if killer else 0)
+    return LoadRun(outcomes, wall, _delta(before, after), statuses, killer.kills if killer else 0)
 
 
 @dataclass
@@ -278,12 +295,30 @@ class BareRun:
 
 def run_bare(src: Path, jobs: int, parallel: int = 2) -> BareRun:
     """The bare command the service runs for a job, `parallel` at a time, same clip, same count."""
+
     def once(i: int, scratch: str) -> None:
         out = os.path.join(scratch, f"bare-{i}.mp3")
-        subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-i", str(src),
-                        "-vn", "-c:a", "libmp3lame", "-b:a", "192k", out],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                       timeout=900)
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-nostdin",
+                "-y",
+                "-loglevel",
+                "error",
+                "-i",
+                str(src),
+                "-vn",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "192k",
+                out,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=900,
+        )
         os.remove(out)
 
     with tempfile.TemporaryDirectory(prefix="bench-bare-") as scratch:
@@ -294,8 +329,9 @@ def run_bare(src: Path, jobs: int, parallel: int = 2) -> BareRun:
             list(pool.map(lambda i: once(i, scratch), range(jobs)))
         wall = time.perf_counter() - started
         after = me.cpu_times()
-    cpu = (after.children_user + after.children_system
-           - before.children_user - before.children_system)
+    cpu = (
+        after.children_user + after.children_system - before.children_user - before.children_system
+    )
     return BareRun(jobs / wall * 60, cpu / jobs, wall)
 
 
@@ -333,8 +369,10 @@ def _latency_row(label: str, run: LoadRun) -> str:
     seconds = [o.seconds for o in run.done]
     if not seconds:
         return f"{label}: no job finished"
-    return (f"{label}: p50 {percentile(seconds, 50):.1f} s, p95 {percentile(seconds, 95):.1f} s "
-            f"upload -> MP3 downloaded")
+    return (
+        f"{label}: p50 {percentile(seconds, 50):.1f} s, p95 {percentile(seconds, 95):.1f} s "
+        f"upload -> MP3 downloaded"
+    )
 
 
 def _cpu_line(run: LoadRun) -> str:
@@ -344,8 +382,9 @@ def _cpu_line(run: LoadRun) -> str:
     return f"{total / n:.2f} CPU-s per job ({parts})"
 
 
-def measure_load(st: BenchStack, quick: bool, clients: int = 8,
-                 profile_dir: Path | None = None) -> Section:
+def measure_load(
+    st: BenchStack, quick: bool, clients: int = 8, profile_dir: Path | None = None
+) -> Section:
     """The no-fault scenario: the service's jobs/min against bare ffmpeg's, in the same run."""
     clip = inputs_for(quick)
     src = ensure(clip)
@@ -364,27 +403,35 @@ def measure_load(st: BenchStack, quick: bool, clients: int = 8,
     ratio = load.jobs_per_min / bare_rate
     failed = [o for o in load.outcomes if o.error]
     five_xx = sum(n for s, n in load.statuses.items() if s >= 500)
-    section.rows.append(Row(
-        f"load: {clients} clients x {jobs} jobs of {clip.name}, 2 convert workers",
-        f"service {load.jobs_per_min:.1f} jobs/min; bare ffmpeg x2 {bare_rate:.1f} jobs/min "
-        f"({bare.jobs_per_min:.1f} before, {bare_after.jobs_per_min:.1f} after)",
-        f"{ratio:.2f}x >= {RATIO_TARGET}x",
-        ratio >= RATIO_TARGET and not failed and not five_xx))
+    section.rows.append(
+        Row(
+            f"load: {clients} clients x {jobs} jobs of {clip.name}, 2 convert workers",
+            f"service {load.jobs_per_min:.1f} jobs/min; bare ffmpeg x2 {bare_rate:.1f} jobs/min "
+            f"({bare.jobs_per_min:.1f} before, {bare_after.jobs_per_min:.1f} after)",
+            f"{ratio:.2f}x >= {RATIO_TARGET}x",
+            ratio >= RATIO_TARGET and not failed and not five_xx,
+        )
+    )
     section.details.append(
         f"- load: {len(load.done)}/{jobs} jobs done, {len(failed)} failed"
         + (f" (first: {failed[0].error})" if failed else "")
         + f", HTTP answers {dict(sorted(load.statuses.items()))}; "
-        + _latency_row("latency", load) + f"; wall {load.wall_s:.1f} s.")
-    section.details.append(f"- load CPU: {_cpu_line(load)}; bare ffmpeg "
-                           f"{(bare.cpu_per_job + bare_after.cpu_per_job) / 2:.2f} CPU-s per job. "
-                           "MySQL and Redis are the machine's shared servers: their figures "
-                           "include whatever else ran on this box meanwhile.")
+        + _latency_row("latency", load)
+        + f"; wall {load.wall_s:.1f} s."
+    )
+    section.details.append(
+        f"- load CPU: {_cpu_line(load)}; bare ffmpeg "
+        f"{(bare.cpu_per_job + bare_after.cpu_per_job) / 2:.2f} CPU-s per job. "
+        "MySQL and Redis are the machine's shared servers: their figures "
+        "include whatever else ran on this box meanwhile."
+    )
     section.details.append(
         f"- method: the bare command is `ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3`, "
         f"{jobs} runs two at a time, before and after the service's run (their mean is the "
         f"reference). Each client thread loops upload -> GET /jobs/<id> every {POLL_S} s -> "
         f"GET /jobs/<id>/mp3 -> duration of the MP3 read back by ffmpeg within "
-        f"{DURATION_TOLERANCE_S} s of the input's; jobs/min = jobs done / wall time.")
+        f"{DURATION_TOLERANCE_S} s of the input's; jobs/min = jobs done / wall time."
+    )
     return section
 
 
@@ -399,12 +446,32 @@ def profiled(st: BenchStack, out_dir: Path | None, section: Section) -> Iterator
     if tool is None:
         raise RuntimeError("--profile needs py-spy (`pip install -e '.[test]'` installs it)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets = {"api": st.api_pid, "notify": st.pid("worker-notify"),
-               **{f"convert-{i}": pid for i, pid in enumerate(st.convert_pids(), 1)}}
-    samplers = {name: subprocess.Popen(
-        [tool, "record", "--pid", str(pid), "--subprocesses", "--rate", "100", "--nonblocking",
-         "--format", "raw", "--output", str(out_dir / f"{name}.txt")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in targets.items()}
+    targets = {
+        "api": st.api_pid,
+        "notify": st.pid("worker-notify"),
+        **{f"convert-{i}": pid for i, pid in enumerate(st.convert_pids(), 1)},
+    }
+    samplers = {
+        name: subprocess.Popen(
+            [
+                tool,
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(out_dir / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in targets.items()
+    }
     time.sleep(1.0)  # py-spy attaches (a fixed pause, bench only: nothing to poll for)
     try:
         yield
@@ -427,12 +494,14 @@ def profiled(st: BenchStack, out_dir: Path | None, section: Section) -> Iterator
                 f"is not Python): self time "
                 + "; ".join(f"{share:.0%} {frame}" for frame, share in leaves)
                 + ". Project code on the stack: "
-                + "; ".join(f"{share:.0%} {frame}" for frame, share in ours))
+                + "; ".join(f"{share:.0%} {frame}" for frame, share in ours)
+            )
     section.details.append(f"- raw py-spy samples: {out_dir}")
 
 
-def top_frames(paths: list[Path], n: int = 8
-               ) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
+def top_frames(
+    paths: list[Path], n: int = 8
+) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
     """From py-spy's raw (folded) output: the samples, the n leaf functions where the CPU
     went (self time), and the n functions of this project most often on the stack."""
     leaf: collections.Counter[str] = collections.Counter()
@@ -443,8 +512,9 @@ def top_frames(paths: list[Path], n: int = 8
             stack, _, count = line.rpartition(" ")
             if not stack or not count.isdigit():
                 continue
-            frames = [_short(f) for f in stack.split(";")
-                      if not f.startswith(("process ", "thread "))]
+            frames = [
+                _short(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))
+            ]
             if not frames:
                 continue
             total += int(count)
@@ -452,8 +522,10 @@ def top_frames(paths: list[Path], n: int = 8
             for frame in set(frames):
                 if re.search(r"\((api|core|tasks|workers)/", frame):
                     ours[frame] += int(count)
+
     def shares(counter: collections.Counter[str]) -> list[tuple[str, float]]:
         return [(frame, count / total) for frame, count in counter.most_common(n)]
+
     return total, shares(leaf), shares(ours)
 
 
@@ -474,13 +546,21 @@ def measure_chaos(st: BenchStack, quick: bool, clients: int = 8) -> Section:
     src = ensure(clip)
     expected = probe(str(src)).duration or float(clip.seconds)
     section = Section("Sustained load with faults (issue 15)")
-    section.rows.extend(chaos(st, src, expected, clients, 8 if quick else 36,
-                              3.0 if quick else 5.0, section))
+    section.rows.extend(
+        chaos(st, src, expected, clients, 8 if quick else 36, 3.0 if quick else 5.0, section)
+    )
     return section
 
 
-def chaos(st: BenchStack, src: Path, expected: float, clients: int, jobs: int,
-          every: float, section: Section) -> list[Row]:
+def chaos(
+    st: BenchStack,
+    src: Path,
+    expected: float,
+    clients: int,
+    jobs: int,
+    every: float,
+    section: Section,
+) -> list[Row]:
     """The same load while a busy convert pool process is SIGKILLed every `every` seconds."""
     st.start_convert_worker(2)
     try:
@@ -494,8 +574,14 @@ def chaos(st: BenchStack, src: Path, expected: float, clients: int, jobs: int,
     doubled_mp3 = [j for j in job_ids if mp3s.get(j, 0) != 1]
     doubled_mail = [j for j in job_ids if emails.get(j, 0) != 1]
     five_xx = sum(n for s, n in run.statuses.items() if s >= 500)
-    ok = (run.kills > 0 and not lost and not doubled_mp3 and not doubled_mail and not five_xx
-          and len(job_ids) == jobs)
+    ok = (
+        run.kills > 0
+        and not lost
+        and not doubled_mp3
+        and not doubled_mail
+        and not five_xx
+        and len(job_ids) == jobs
+    )
     unsent = [j for j in doubled_mail if not emails.get(j)]
     jobs_now = {j: st.container.job_repo.get(j) for j in doubled_mail}
     section.details.append(
@@ -505,20 +591,29 @@ def chaos(st: BenchStack, src: Path, expected: float, clients: int, jobs: int,
         + f"; jobs without exactly one stored MP3: {len(doubled_mp3)} "
         f"({sum(1 for j in doubled_mp3 if not mp3s.get(j))} with none); without exactly one "
         f"email after {120} s: {len(doubled_mail)} ({len(unsent)} with none: "
-        + ", ".join(f"{j} attempts={getattr(jobs_now[j], 'attempts', '?')} "
-                    f"notified_at={getattr(jobs_now[j], 'notified_at', '?')}" for j in unsent)
+        + ", ".join(
+            f"{j} attempts={getattr(jobs_now[j], 'attempts', '?')} "
+            f"notified_at={getattr(jobs_now[j], 'notified_at', '?')}"
+            for j in unsent
+        )
         + f"); HTTP answers {dict(sorted(run.statuses.items()))}; "
-        + _latency_row("latency", run) + ".")
-    return [Row(f"chaos: {clients} clients x {jobs} jobs, SIGKILL a converting pool process "
-                f"every {every:g} s",
-                f"{run.kills} kills; {len(run.done)}/{jobs} done at {run.jobs_per_min:.1f} "
-                f"jobs/min; MP3 != 1: {len(doubled_mp3)}; email != 1: {len(doubled_mail)}; "
-                f"5xx: {five_xx}",
-                "all done, each once, no 5xx", ok)]
+        + _latency_row("latency", run)
+        + "."
+    )
+    return [
+        Row(
+            f"chaos: {clients} clients x {jobs} jobs, SIGKILL a converting pool process "
+            f"every {every:g} s",
+            f"{run.kills} kills; {len(run.done)}/{jobs} done at {run.jobs_per_min:.1f} "
+            f"jobs/min; MP3 != 1: {len(doubled_mp3)}; email != 1: {len(doubled_mail)}; "
+            f"5xx: {five_xx}",
+            "all done, each once, no 5xx",
+            ok,
+        )
+    ]
 
 
 def inputs_for(quick: bool) -> Clip:
     from bench.inputs import CLIP_10S_360P
 
     return CLIP_10S_360P if quick else CLIP_42S_720P
-

@@ -1,5 +1,6 @@
 """Resumable uploads: API memory while a 1 GiB tus upload is cut off twice and resumed, and
 tus throughput against a plain POST /upload of the same bytes."""
+
 from __future__ import annotations
 
 import base64
@@ -29,7 +30,7 @@ def _slice(total: int, start: int, stop: int) -> Iterator[bytes]:
     for chunk in fake_mp4_chunks(total):
         end = position + len(chunk)
         if end > start and position < stop:
-            yield chunk[max(0, start - position):min(len(chunk), stop - position)]
+            yield chunk[max(0, start - position) : min(len(chunk), stop - position)]
         position = end
         if position >= stop:
             return
@@ -43,8 +44,11 @@ def create_upload(st: BenchStack, api: ApiClient, size: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", st.port, timeout=300)
     try:
         meta = f"filename {base64.b64encode(b'big.mp4').decode()}"
-        conn.request("POST", "/uploads/", headers=_headers(api, {
-            "Upload-Length": str(size), "Upload-Metadata": meta}))
+        conn.request(
+            "POST",
+            "/uploads/",
+            headers=_headers(api, {"Upload-Length": str(size), "Upload-Metadata": meta}),
+        )
         response = conn.getresponse()
         response.read()
         if response.status != 201:
@@ -54,15 +58,28 @@ def create_upload(st: BenchStack, api: ApiClient, size: int) -> str:
         conn.close()
 
 
-def patch(st: BenchStack, api: ApiClient, path: str, size: int, offset: int, stop: int,
-          cut_at: int | None = None) -> str | None:
+def patch(
+    st: BenchStack,
+    api: ApiClient,
+    path: str,
+    size: int,
+    offset: int,
+    stop: int,
+    cut_at: int | None = None,
+) -> str | None:
     """PATCH bytes [offset, stop); with cut_at, close the socket after sending up to cut_at.
     Returns the job id when the upload is complete."""
     conn = http.client.HTTPConnection("127.0.0.1", st.port, timeout=300)
     try:
         conn.putrequest("PATCH", path)
-        for name, value in _headers(api, {"Content-Type": OCTETS, "Upload-Offset": str(offset),
-                                          "Content-Length": str(stop - offset)}).items():
+        for name, value in _headers(
+            api,
+            {
+                "Content-Type": OCTETS,
+                "Upload-Offset": str(offset),
+                "Content-Length": str(stop - offset),
+            },
+        ).items():
             conn.putheader(name, value)
         conn.endheaders()
         for chunk in _slice(size, offset, cut_at if cut_at is not None else stop):
@@ -98,8 +115,11 @@ def resumable_upload(st: BenchStack, api: ApiClient, size: int, cuts: tuple[floa
         if cut is not None:
             pending.remove(cut)
             patch(st, api, path, size, position, stop, cut_at=cut)
-            position = wait_for(lambda cut=cut: (lambda o: o if o >= cut else None)(
-                offset(api, path)), 60, what="the server to keep what arrived")
+            position = wait_for(
+                lambda cut=cut: (lambda o: o if o >= cut else None)(offset(api, path)),
+                60,
+                what="the server to keep what arrived",
+            )
             continue
         job_id = patch(st, api, path, size, position, stop)
         position = stop
@@ -146,16 +166,25 @@ def measure(st: BenchStack, reps: int, size: int = SIZE) -> Section:
             api.delete_job(job_id)
         api.close()
     g = Figure.of(growth)
-    section.rows.append(Row(
-        f"tus: API RSS growth, {size / 2**30:g} GiB upload cut off twice and resumed "
-        "(directory store)", g.fmt("MB", 1, 1 / 2**20), f"< {RSS_GROWTH_LIMIT_MB} MB",
-        g.high < RSS_GROWTH_LIMIT_MB * 2**20 and all(k == size for k in kept)))
+    section.rows.append(
+        Row(
+            f"tus: API RSS growth, {size / 2**30:g} GiB upload cut off twice and resumed "
+            "(directory store)",
+            g.fmt("MB", 1, 1 / 2**20),
+            f"< {RSS_GROWTH_LIMIT_MB} MB",
+            g.high < RSS_GROWTH_LIMIT_MB * 2**20 and all(k == size for k in kept),
+        )
+    )
     t, p = Figure.of(tus_rates), Figure.of(plain_rates)
     ratio = t.median / p.median
-    section.rows.append(Row(
-        "tus: upload throughput vs plain POST /upload (same bytes)",
-        f"tus {t.fmt('MB/s', 0, 1 / 2**20)}; POST {p.fmt('MB/s', 0, 1 / 2**20)}",
-        f"{ratio:.2f}x >= {THROUGHPUT_RATIO_LIMIT}x", ratio >= THROUGHPUT_RATIO_LIMIT))
+    section.rows.append(
+        Row(
+            "tus: upload throughput vs plain POST /upload (same bytes)",
+            f"tus {t.fmt('MB/s', 0, 1 / 2**20)}; POST {p.fmt('MB/s', 0, 1 / 2**20)}",
+            f"{ratio:.2f}x >= {THROUGHPUT_RATIO_LIMIT}x",
+            ratio >= THROUGHPUT_RATIO_LIMIT,
+        )
+    )
     section.details.append(
         f"- tus: PATCHes of {PATCH_SIZE >> 20} MiB over http.client; the memory run closes the "
         "socket mid-PATCH at 30% and 60%, then asks HEAD for the offset and continues from "
@@ -165,5 +194,6 @@ def measure(st: BenchStack, reps: int, size: int = SIZE) -> Section:
         "POST /upload (multipart) of the same fake-MP4 bytes, each after os.sync() so neither "
         "pays for the other's dirty pages; both jobs then fail conversion, as expected. The "
         "directory store fsyncs at the end of every PATCH (what was acknowledged is on disk), "
-        "so smaller PATCHes cost more fsyncs.")
+        "so smaller PATCHes cost more fsyncs."
+    )
     return section

@@ -3,6 +3,7 @@
 Everything is created on first use, so importing or constructing opens no connection, and
 each process (gunicorn worker, Celery child) builds its own after fork.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,14 @@ class Container:
         from core.adapters.mysql_db import MySQLDatabase
 
         s = self.settings
-        return MySQLDatabase(s.mysql_host, s.mysql_port, s.mysql_user, s.mysql_password,
-                             s.mysql_database, s.mysql_pool_size)
+        return MySQLDatabase(
+            s.mysql_host,
+            s.mysql_port,
+            s.mysql_user,
+            s.mysql_password,
+            s.mysql_database,
+            s.mysql_pool_size,
+        )
 
     @cached_property
     def user_repo(self) -> UserRepository:
@@ -146,10 +153,12 @@ class Container:
         from core.domain import MediaLimits
 
         s = self.settings
-        return MediaLimits(max_duration=float(s.max_duration_seconds),
-                           min_sample_rate=s.min_sample_rate,
-                           max_output_bytes=s.max_output_mb * 2**20,
-                           memory_bytes=s.ffmpeg_memory_mb * 2**20)
+        return MediaLimits(
+            max_duration=float(s.max_duration_seconds),
+            min_sample_rate=s.min_sample_rate,
+            max_output_bytes=s.max_output_mb * 2**20,
+            memory_bytes=s.ffmpeg_memory_mb * 2**20,
+        )
 
     @cached_property
     def transcoder(self) -> Transcoder:
@@ -176,9 +185,13 @@ class Container:
         from core.services.auth import AuthService, Tokens
 
         s = self.settings
-        return AuthService(self.user_repo, self.passwords,
-                           Tokens(s.jwt_secret, s.jwt_ttl_seconds), self.login_throttle,
-                           self.token_states)
+        return AuthService(
+            self.user_repo,
+            self.passwords,
+            Tokens(s.jwt_secret, s.jwt_ttl_seconds),
+            self.login_throttle,
+            self.token_states,
+        )
 
     @cached_property
     def token_states(self) -> TokenStates:
@@ -191,17 +204,24 @@ class Container:
         from core.services.auth import LoginThrottle
 
         s = self.settings
-        return LoginThrottle(self.rate_limiter, s.login_max_failures,
-                             s.login_max_failures_per_address, s.login_window_seconds)
+        return LoginThrottle(
+            self.rate_limiter,
+            s.login_max_failures,
+            s.login_max_failures_per_address,
+            s.login_window_seconds,
+        )
 
     @cached_property
     def users(self) -> UserService:
         from core.services.users import UserService
 
-        return UserService(self.user_repo, self.passwords, self.settings.open_signup,
-                           before_delete=lambda user_id: self.jobs.purge_owner(user_id),
-                           tokens_changed=lambda user_id, user: self.auth.publish_state(
-                               user_id, user))
+        return UserService(
+            self.user_repo,
+            self.passwords,
+            self.settings.open_signup,
+            before_delete=lambda user_id: self.jobs.purge_owner(user_id),
+            tokens_changed=lambda user_id, user: self.auth.publish_state(user_id, user),
+        )
 
     @cached_property
     def items(self) -> ItemService:
@@ -214,10 +234,13 @@ class Container:
     def jobs(self) -> JobService:
         from core.services.jobs import JobService
 
-        return JobService(self.job_repo, self.blob_store, self.links,
-                          keep_source=self.settings.keep_source,
-                          on_cancel=lambda job_id: self.queue.enqueue_event(job_id,
-                                                                            "job.cancelled"))
+        return JobService(
+            self.job_repo,
+            self.blob_store,
+            self.links,
+            keep_source=self.settings.keep_source,
+            on_cancel=lambda job_id: self.queue.enqueue_event(job_id, "job.cancelled"),
+        )
 
     @cached_property
     def webhook_repo(self) -> WebhookRepository:
@@ -241,9 +264,15 @@ class Container:
                 return None
             return self.links.sign(job.id, job.mp3_fid, self.settings.link_ttl_seconds)[0]
 
-        return Webhooks(self.webhook_repo, self.webhook_sender, self.queue, self.job_repo,
-                        render=lambda job: dict(JobSchema().dump(job)), link=link,
-                        metrics=self.metrics)
+        return Webhooks(
+            self.webhook_repo,
+            self.webhook_sender,
+            self.queue,
+            self.job_repo,
+            render=lambda job: dict(JobSchema().dump(job)),
+            link=link,
+            metrics=self.metrics,
+        )
 
     @cached_property
     def links(self) -> LinkSigner:
@@ -271,12 +300,22 @@ class Container:
 
         s = self.settings
         rate = parse(s.upload_rate_limit)
-        quotas = UploadQuotas(uploads=rate.amount, per_seconds=rate.get_expiry(),
-                              active_jobs=s.quota_active_jobs,
-                              stored_bytes=s.quota_stored_mb * 2**20)
-        return Intake(self.job_repo, self.blob_store, self.queue, self.sniffer,
-                      self.rate_limiter, quotas, s.max_upload_bytes,
-                      idempotency=self.idempotency)
+        quotas = UploadQuotas(
+            uploads=rate.amount,
+            per_seconds=rate.get_expiry(),
+            active_jobs=s.quota_active_jobs,
+            stored_bytes=s.quota_stored_mb * 2**20,
+        )
+        return Intake(
+            self.job_repo,
+            self.blob_store,
+            self.queue,
+            self.sniffer,
+            self.rate_limiter,
+            quotas,
+            s.max_upload_bytes,
+            idempotency=self.idempotency,
+        )
 
     @cached_property
     def conversion(self) -> Conversion:
@@ -285,17 +324,29 @@ class Container:
         from core.services.conversion import Conversion
 
         s = self.settings
-        return Conversion(self.job_repo, self.blob_store, self.queue, self.transcoder,
-                          self.scratch, s.lease_seconds,
-                          retention=timedelta(seconds=s.retention_seconds),
-                          keep_source=s.keep_source)
+        return Conversion(
+            self.job_repo,
+            self.blob_store,
+            self.queue,
+            self.transcoder,
+            self.scratch,
+            s.lease_seconds,
+            retention=timedelta(seconds=s.retention_seconds),
+            keep_source=s.keep_source,
+        )
 
     @cached_property
     def notifications(self) -> Notifications:
         from core.services.notification import Notifications
 
-        return Notifications(self.job_repo, self.user_repo, self.mailer, self.settings.base_url,
-                             links=self.links, link_ttl=self.settings.link_ttl_seconds)
+        return Notifications(
+            self.job_repo,
+            self.user_repo,
+            self.mailer,
+            self.settings.base_url,
+            links=self.links,
+            link_ttl=self.settings.link_ttl_seconds,
+        )
 
     @cached_property
     def sweeper(self) -> Sweeper:
@@ -303,16 +354,20 @@ class Container:
 
         from core.services.sweeper import Sweeper
 
-        return Sweeper(self.job_repo, self.queue,
-                       timedelta(seconds=self.settings.sweep_after_seconds))
+        return Sweeper(
+            self.job_repo, self.queue, timedelta(seconds=self.settings.sweep_after_seconds)
+        )
 
     # --- health ------------------------------------------------------------------------
 
     def readiness(self) -> dict[str, str]:
         """'ok' or 'unavailable' per backing service the API needs; the cause goes to the log
         only, so the public probe shows no hosts, ports or driver messages."""
-        checks = {"mysql": self.db.ping, "redis": self.item_store.ping,
-                  "blob_store": self.blob_store.ping}
+        checks = {
+            "mysql": self.db.ping,
+            "redis": self.item_store.ping,
+            "blob_store": self.blob_store.ping,
+        }
         report = {}
         for name, check in checks.items():
             try:
@@ -358,8 +413,13 @@ class Container:
         from core.services.uploads import ResumableUploads
 
         s = self.settings
-        return ResumableUploads(self.upload_repo, self.partial_uploads, self.intake,
-                                s.max_upload_bytes, s.upload_expires_seconds)
+        return ResumableUploads(
+            self.upload_repo,
+            self.partial_uploads,
+            self.intake,
+            s.max_upload_bytes,
+            s.upload_expires_seconds,
+        )
 
     # --- observability -----------------------------------------------------------------
 
@@ -378,9 +438,11 @@ class Container:
         from core.adapters.redis_items import redis_client
 
         s = self.settings
-        return BrokerQueueCollector(lambda: redis_client(s.celery_broker_url),
-                                    s.celery_key_prefix,
-                                    list(celeryconfig.QUEUES))
+        return BrokerQueueCollector(
+            lambda: redis_client(s.celery_broker_url),
+            s.celery_key_prefix,
+            list(celeryconfig.QUEUES),
+        )
 
 
 def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:

@@ -1,4 +1,5 @@
 """Value objects, entities and errors of vid2mp3. Knows nothing of Flask, Celery or databases."""
+
 from __future__ import annotations
 
 import enum
@@ -75,8 +76,20 @@ class AudioOptions:
     cover: str = "none"
     track: int = 0  # audio tracks counted from 0
 
-    NAMES = ("bitrate", "quality", "sample_rate", "channels", "start", "end", "loudness",
-             "title", "artist", "album", "cover", "track")
+    NAMES = (
+        "bitrate",
+        "quality",
+        "sample_rate",
+        "channels",
+        "start",
+        "end",
+        "loudness",
+        "title",
+        "artist",
+        "album",
+        "cover",
+        "track",
+    )
 
     @classmethod
     def parse(cls, values: Mapping[str, str | None]) -> "AudioOptions":
@@ -103,8 +116,7 @@ class AudioOptions:
         if start is not None and end is not None and start >= end:
             bad("end", "must be after start")
         if errors:
-            raise InvalidInput("invalid options: " + ", ".join(sorted(errors)),
-                               {"fields": errors})
+            raise InvalidInput("invalid options: " + ", ".join(sorted(errors)), {"fields": errors})
         return cls(**chosen)
 
     @classmethod
@@ -128,14 +140,23 @@ class AudioOptions:
     @property
     def needs_encode(self) -> bool:
         """True when an option changes the audio itself (an MP3 track could not be copied)."""
-        return any(v is not None for v in (self.bitrate, self.quality, self.sample_rate,
-                                           self.channels, self.start, self.end, self.loudness))
+        return any(
+            v is not None
+            for v in (
+                self.bitrate,
+                self.quality,
+                self.sample_rate,
+                self.channels,
+                self.start,
+                self.end,
+                self.loudness,
+            )
+        )
 
     @property
     def label(self) -> str:
         """The bitrate column: the CBR rate, or V0..V9 for VBR."""
-        return f"V{self.quality}" if self.quality is not None else \
-            (self.bitrate or DEFAULT_BITRATE)
+        return f"V{self.quality}" if self.quality is not None else (self.bitrate or DEFAULT_BITRATE)
 
 
 _MESSAGES = {
@@ -331,10 +352,15 @@ class MediaInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """The job's `source`: duration, audio tracks, video size."""
-        return {"duration": self.duration,
-                "audio_tracks": [asdict(track) for track in self.audio_tracks],
-                "video": ({"width": self.video_size[0], "height": self.video_size[1]}
-                          if self.video_size else None)}
+        return {
+            "duration": self.duration,
+            "audio_tracks": [asdict(track) for track in self.audio_tracks],
+            "video": (
+                {"width": self.video_size[0], "height": self.video_size[1]}
+                if self.video_size
+                else None
+            ),
+        }
 
     def track(self, index: int) -> "MediaInfo":
         """This source seen through its audio track `index`; MediaError when there is none."""
@@ -342,8 +368,11 @@ class MediaInfo:
         if not tracks and index == 0:
             return self
         if index >= len(tracks):
-            raise MediaError(MediaError.NO_TRACK.format(
-                track=index, count=len(tracks), s="" if len(tracks) == 1 else "s"))
+            raise MediaError(
+                MediaError.NO_TRACK.format(
+                    track=index, count=len(tracks), s="" if len(tracks) == 1 else "s"
+                )
+            )
         chosen = tracks[index]
         return replace(self, audio_codec=chosen.codec, sample_rate=chosen.sample_rate)
 
@@ -480,8 +509,15 @@ class QuotaExceeded(DomainError):
 
     code = "quota_exceeded"
 
-    def __init__(self, message: str, limit: str, maximum: int, used: int, status: int = 413,
-                 retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        limit: str,
+        maximum: int,
+        used: int,
+        status: int = 413,
+        retry_after: int | None = None,
+    ):
         super().__init__(message, {"quota": {"limit": limit, "max": maximum, "used": used}})
         self.status = status
         self.retry_after = retry_after

@@ -4,6 +4,7 @@ The id of the HTTP request (or of the task) being handled sits in a contextvar: 
 it per request, a Celery signal sets it per task from the message headers, and a logging
 filter copies it into every log record.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,7 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
-def bind(request_id: str | None = None, job_id: str | None = None,
-         task: str | None = None) -> None:
+def bind(request_id: str | None = None, job_id: str | None = None, task: str | None = None) -> None:
     """Set the context every later log line of this thread (or task) carries."""
     request_id_var.set(request_id)
     job_id_var.set(job_id)
@@ -51,8 +51,11 @@ class ContextFilter(logging.Filter):
     """Adds request_id, job_id and task (None when unset) to every record it sees."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, var in (("request_id", request_id_var), ("job_id", job_id_var),
-                          ("task", task_var)):
+        for name, var in (
+            ("request_id", request_id_var),
+            ("job_id", job_id_var),
+            ("task", task_var),
+        ):
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
         return True
@@ -64,7 +67,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -87,8 +91,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        context = " ".join(f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS
-                           if getattr(record, name, None))
+        context = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in CONTEXT_FIELDS
+            if getattr(record, name, None)
+        )
         if not context:
             return line
         head, newline, rest = line.partition("\n")  # after the message, before a traceback

@@ -1,4 +1,5 @@
 """Abstract interfaces the services depend on. Adapters in core.adapters implement them."""
+
 from __future__ import annotations
 
 import abc
@@ -56,16 +57,21 @@ class JobRepository(abc.ABC):
     def get(self, job_id: str) -> Job | None: ...
 
     @abc.abstractmethod
-    def list_for_owner(self, owner_id: int, offset: int, limit: int,
-                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+    def list_for_owner(
+        self, owner_id: int, offset: int, limit: int, status: JobStatus | None = None
+    ) -> tuple[list[Job], int]:
         """One page of an owner's jobs (in `status`, when given), newest first, and the total."""
 
     @abc.abstractmethod
     def list_ids_for_owner(self, owner_id: int) -> list[str]: ...
 
     @abc.abstractmethod
-    def update(self, job_id: str, changes: dict[str, Any],
-               only_if_status: tuple[JobStatus, ...] | None = None) -> bool:
+    def update(
+        self,
+        job_id: str,
+        changes: dict[str, Any],
+        only_if_status: tuple[JobStatus, ...] | None = None,
+    ) -> bool:
         """Apply changes; with only_if_status, only when the job is in one of those states.
         Returns whether a row changed state."""
 
@@ -117,8 +123,9 @@ class BlobStore(abc.ABC):
     """Named buckets ("videos", "mp3s") of immutable files addressed by a string id."""
 
     @abc.abstractmethod
-    def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> AbstractContextManager[BlobWriter]:
+    def writer(
+        self, bucket: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> AbstractContextManager[BlobWriter]:
         """Stream a new file in. On a clean exit the file becomes visible and the writer's
         `fid` attribute holds its id; on an exception nothing is left behind."""
 
@@ -263,10 +270,15 @@ class Transcoder(abc.ABC):
     def probe(self, path: str) -> MediaInfo: ...
 
     @abc.abstractmethod
-    def encode_mp3(self, src: str, dst: str, options: AudioOptions,
-                   source: MediaInfo | None = None,
-                   on_progress: Callable[[float], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> Encoded:
+    def encode_mp3(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        source: MediaInfo | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Encoded:
         """Write src's chosen audio track with the options applied as an MP3 at dst (copied
         when it already is MP3 and no option changes it); stops early when should_stop().
         Without `source` (a probe's result) it describes src itself, within the same ceilings;
@@ -372,8 +384,9 @@ class PartialUploadStore(abc.ABC):
         """Bytes stored, or None when there is no such partial upload."""
 
     @abc.abstractmethod
-    def finish(self, handle: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Blob:
+    def finish(
+        self, handle: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> Blob:
         """Publish the bytes as a file of the bucket given at creation (without copying them
         when the store can) and forget the partial upload."""
 

@@ -1,4 +1,5 @@
 """Typed settings read once from the environment (over a .env file) and validated at start."""
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,10 @@ _REQUIRED = object()
 
 
 def _opt(env: str, default: Any = _REQUIRED, secret: bool = False, doc: str = "") -> Any:
-    return field(default=None if default is _REQUIRED else default,
-                 metadata={"env": env, "required": default is _REQUIRED, "secret": secret,
-                           "doc": doc})
+    return field(
+        default=None if default is _REQUIRED else default,
+        metadata={"env": env, "required": default is _REQUIRED, "secret": secret, "doc": doc},
+    )
 
 
 @dataclass(frozen=True)
@@ -29,120 +31,194 @@ class Settings:
     mysql_password: str = _opt("MYSQL_PASSWORD", "", secret=True, doc="MySQL password")
     mysql_database: str = _opt("MYSQL_DATABASE", "vid2mp3", doc="database, created if missing")
     mysql_pool_size: int = _opt("MYSQL_POOL_SIZE", 5, doc="connections per process")
-    redis_url: str = _opt("REDIS_URL", "redis://127.0.0.1:6379/0",
-                          doc="Redis for TTL items, hit counter and rate limits")
+    redis_url: str = _opt(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        doc="Redis for TTL items, hit counter and rate limits",
+    )
     redis_prefix: str = _opt("REDIS_PREFIX", "vid2mp3:", doc="prefix of every key the API writes")
     jwt_secret: str = _opt("JWT_SECRET", secret=True, doc="HS256 signing key (required, 32+ chars)")
     jwt_ttl_seconds: int = _opt("JWT_TTL_SECONDS", 3600, doc="lifetime of an access token")
     admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
     admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
-    login_max_failures: int = _opt("LOGIN_MAX_FAILURES", 5,
-                                   doc="failed logins per account within the window before 429")
+    login_max_failures: int = _opt(
+        "LOGIN_MAX_FAILURES", 5, doc="failed logins per account within the window before 429"
+    )
     login_max_failures_per_address: int = _opt(
-        "LOGIN_MAX_FAILURES_PER_ADDRESS", 20,
-        doc="failed logins per client address within the window before 429")
+        "LOGIN_MAX_FAILURES_PER_ADDRESS",
+        20,
+        doc="failed logins per client address within the window before 429",
+    )
     login_window_seconds: int = _opt("LOGIN_WINDOW_SECONDS", 300, doc="login rate-limit window")
-    trusted_proxies: int = _opt("TRUSTED_PROXIES", 0,
-                                doc="proxies in front of the API whose X-Forwarded-For is trusted")
-    cors_origins: str = _opt("CORS_ORIGINS", "",
-                             doc="comma-separated origins allowed by CORS; empty: CORS off")
-    open_signup: bool = _opt("OPEN_SIGNUP", False,
-                             doc="true: anyone may POST /users; false: only admins")
+    trusted_proxies: int = _opt(
+        "TRUSTED_PROXIES", 0, doc="proxies in front of the API whose X-Forwarded-For is trusted"
+    )
+    cors_origins: str = _opt(
+        "CORS_ORIGINS", "", doc="comma-separated origins allowed by CORS; empty: CORS off"
+    )
+    open_signup: bool = _opt(
+        "OPEN_SIGNUP", False, doc="true: anyone may POST /users; false: only admins"
+    )
     api_port: int = _opt("API_PORT", 8080, doc="port gunicorn listens on")
-    public_base_url: str = _opt("PUBLIC_BASE_URL", "",
-                                doc="base of links in emails (default http://127.0.0.1:API_PORT)")
+    public_base_url: str = _opt(
+        "PUBLIC_BASE_URL", "", doc="base of links in emails (default http://127.0.0.1:API_PORT)"
+    )
     item_default_ttl: int = _opt("ITEM_DEFAULT_TTL", 365 * 24 * 3600, doc="TTL of items, seconds")
     item_max_bytes: int = _opt("ITEM_MAX_BYTES", 64 * 1024, doc="largest item body")
     max_json_bytes: int = _opt("MAX_JSON_BYTES", 1024 * 1024, doc="largest JSON request body")
     max_upload_mb: int = _opt("MAX_UPLOAD_MB", 2048, doc="largest video upload, MiB")
-    data_dir: str = _opt("DATA_DIR", "./data",
-                         doc="directory store, mail outbox and scratch files")
-    mongo_uri: str = _opt("MONGO_URI", "", secret=True,
-                          doc="set: videos and MP3s in GridFS; unset: directory store")
+    data_dir: str = _opt("DATA_DIR", "./data", doc="directory store, mail outbox and scratch files")
+    mongo_uri: str = _opt(
+        "MONGO_URI", "", secret=True, doc="set: videos and MP3s in GridFS; unset: directory store"
+    )
     mongo_database: str = _opt("MONGO_DATABASE", "vid2mp3", doc="GridFS database")
-    celery_broker_url: str = _opt("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1",
-                                  doc="Celery broker (not the items database)")
-    celery_key_prefix: str = _opt("CELERY_KEY_PREFIX", "",
-                                  doc="prefix of the broker's Redis keys (tests isolate runs)")
-    smtp_url: str = _opt("SMTP_URL", "", secret=True,
-                         doc="smtp://user:pass@host:port (smtps:// for TLS, ?starttls=1); "
-                             "unset: .eml files in DATA_DIR/outbox")
+    celery_broker_url: str = _opt(
+        "CELERY_BROKER_URL",
+        "redis://127.0.0.1:6379/1",
+        doc="Celery broker (not the items database)",
+    )
+    celery_key_prefix: str = _opt(
+        "CELERY_KEY_PREFIX", "", doc="prefix of the broker's Redis keys (tests isolate runs)"
+    )
+    smtp_url: str = _opt(
+        "SMTP_URL",
+        "",
+        secret=True,
+        doc="smtp://user:pass@host:port (smtps:// for TLS, ?starttls=1); "
+        "unset: .eml files in DATA_DIR/outbox",
+    )
     mail_from: str = _opt("MAIL_FROM", "vid2mp3 <noreply@localhost>", doc="sender of emails")
-    convert_soft_time_limit: int = _opt("CONVERT_SOFT_TIME_LIMIT", 1800,
-                                        doc="seconds before a conversion is asked to stop")
-    convert_time_limit: int = _opt("CONVERT_TIME_LIMIT", 1900,
-                                   doc="seconds before a conversion is killed")
-    convert_concurrency: int = _opt("CONVERT_CONCURRENCY", 1,
-                                    doc="conversions at once per convert worker")
+    convert_soft_time_limit: int = _opt(
+        "CONVERT_SOFT_TIME_LIMIT", 1800, doc="seconds before a conversion is asked to stop"
+    )
+    convert_time_limit: int = _opt(
+        "CONVERT_TIME_LIMIT", 1900, doc="seconds before a conversion is killed"
+    )
+    convert_concurrency: int = _opt(
+        "CONVERT_CONCURRENCY", 1, doc="conversions at once per convert worker"
+    )
     notify_concurrency: int = _opt("NOTIFY_CONCURRENCY", 4, doc="emails at once per notify worker")
     notify_max_retries: int = _opt("NOTIFY_MAX_RETRIES", 8, doc="SMTP retries before giving up")
-    notify_retry_base: float = _opt("NOTIFY_RETRY_BASE_SECONDS", 10.0,
-                                    doc="first SMTP retry delay; doubles each time, up to 600 s")
-    sweep_after_seconds: int = _opt("SWEEP_AFTER_SECONDS", 900,
-                                    doc="a queued job not in the broker this long is re-enqueued")
-    sweep_interval_seconds: float = _opt("SWEEP_INTERVAL_SECONDS", 60.0,
-                                         doc="how often beat runs the sweeper")
-    lease_seconds: int = _opt("LEASE_SECONDS", 30,
-                              doc="a conversion's lease; renewed every third of it, reclaimed "
-                                  "by the sweeper once expired")
-    worker_max_tasks_per_child: int = _opt("WORKER_MAX_TASKS_PER_CHILD", 100,
-                                           doc="tasks a worker pool process runs before it "
-                                               "is replaced")
-    max_duration_seconds: int = _opt("MAX_DURATION_SECONDS", 4 * 3600,
-                                     doc="longest source accepted; longer or endless sources fail")
-    min_sample_rate: int = _opt("MIN_SAMPLE_RATE", 8000,
-                                doc="lowest audio sample rate accepted, Hz")
+    notify_retry_base: float = _opt(
+        "NOTIFY_RETRY_BASE_SECONDS",
+        10.0,
+        doc="first SMTP retry delay; doubles each time, up to 600 s",
+    )
+    sweep_after_seconds: int = _opt(
+        "SWEEP_AFTER_SECONDS", 900, doc="a queued job not in the broker this long is re-enqueued"
+    )
+    sweep_interval_seconds: float = _opt(
+        "SWEEP_INTERVAL_SECONDS", 60.0, doc="how often beat runs the sweeper"
+    )
+    lease_seconds: int = _opt(
+        "LEASE_SECONDS",
+        30,
+        doc="a conversion's lease; renewed every third of it, reclaimed "
+        "by the sweeper once expired",
+    )
+    worker_max_tasks_per_child: int = _opt(
+        "WORKER_MAX_TASKS_PER_CHILD",
+        100,
+        doc="tasks a worker pool process runs before it is replaced",
+    )
+    max_duration_seconds: int = _opt(
+        "MAX_DURATION_SECONDS",
+        4 * 3600,
+        doc="longest source accepted; longer or endless sources fail",
+    )
+    min_sample_rate: int = _opt(
+        "MIN_SAMPLE_RATE", 8000, doc="lowest audio sample rate accepted, Hz"
+    )
     max_output_mb: int = _opt("MAX_OUTPUT_MB", 600, doc="largest MP3 ffmpeg may write, MiB")
-    ffmpeg_memory_mb: int = _opt("FFMPEG_MEMORY_MB", 2048,
-                                 doc="address-space limit of each ffmpeg child, MiB")
-    quota_stored_mb: int = _opt("QUOTA_STORED_MB", 20480,
-                                doc="videos and MP3s one user may keep stored, MiB")
-    quota_active_jobs: int = _opt("QUOTA_ACTIVE_JOBS", 10,
-                                  doc="queued or converting jobs one user may have at once")
+    ffmpeg_memory_mb: int = _opt(
+        "FFMPEG_MEMORY_MB", 2048, doc="address-space limit of each ffmpeg child, MiB"
+    )
+    quota_stored_mb: int = _opt(
+        "QUOTA_STORED_MB", 20480, doc="videos and MP3s one user may keep stored, MiB"
+    )
+    quota_active_jobs: int = _opt(
+        "QUOTA_ACTIVE_JOBS", 10, doc="queued or converting jobs one user may have at once"
+    )
     quota_items: int = _opt("QUOTA_ITEMS", 10000, doc="TTL items one user may keep")
-    upload_rate_limit: str = _opt("UPLOAD_RATE_LIMIT", "120/hour",
-                                  doc="uploads per user, as the limits package writes rates "
-                                      "(e.g. 120/hour; 10/minute;100/day)")
+    upload_rate_limit: str = _opt(
+        "UPLOAD_RATE_LIMIT",
+        "120/hour",
+        doc="uploads per user, as the limits package writes rates "
+        "(e.g. 120/hour; 10/minute;100/day)",
+    )
     flower_port: int = _opt("FLOWER_PORT", 5555, doc="Flower dashboard port")
-    flower_basic_auth: str = _opt("FLOWER_BASIC_AUTH", "", secret=True,
-                                  doc="user:password for Flower; Flower refuses to start without")
+    flower_basic_auth: str = _opt(
+        "FLOWER_BASIC_AUTH",
+        "",
+        secret=True,
+        doc="user:password for Flower; Flower refuses to start without",
+    )
     upload_expires_seconds: int = _opt(
-        "UPLOAD_EXPIRES_SECONDS", 24 * 3600,
-        doc="an unfinished resumable (tus) upload expires this long after its last PATCH")
-    keep_source: bool = _opt("KEEP_SOURCE", False,
-                             doc="true: keep the uploaded video until the MP3 expires; false: "
-                                 "delete it when its job ends")
-    retention_seconds: int = _opt("RETENTION_SECONDS", 7 * 24 * 3600,
-                                  doc="an MP3 is deleted this long after its job finished "
-                                      "(the job then shows status expired)")
-    link_ttl_seconds: int = _opt("LINK_TTL_SECONDS", 24 * 3600,
-                                 doc="lifetime of the download link in the 'MP3 is ready' email")
+        "UPLOAD_EXPIRES_SECONDS",
+        24 * 3600,
+        doc="an unfinished resumable (tus) upload expires this long after its last PATCH",
+    )
+    keep_source: bool = _opt(
+        "KEEP_SOURCE",
+        False,
+        doc="true: keep the uploaded video until the MP3 expires; false: "
+        "delete it when its job ends",
+    )
+    retention_seconds: int = _opt(
+        "RETENTION_SECONDS",
+        7 * 24 * 3600,
+        doc="an MP3 is deleted this long after its job finished "
+        "(the job then shows status expired)",
+    )
+    link_ttl_seconds: int = _opt(
+        "LINK_TTL_SECONDS",
+        24 * 3600,
+        doc="lifetime of the download link in the 'MP3 is ready' email",
+    )
     webhook_allow_private: bool = _opt(
-        "WEBHOOK_ALLOW_PRIVATE", False,
-        doc="true: webhooks may call loopback and private addresses (development, tests only)")
-    webhook_concurrency: int = _opt("WEBHOOK_CONCURRENCY", 8,
-                                    doc="webhook deliveries at once per webhooks worker")
-    webhook_retry_base: float = _opt("WEBHOOK_RETRY_BASE_SECONDS", 30.0,
-                                     doc="first webhook retry delay; doubles each time up to "
-                                         "an hour, for 24 h")
+        "WEBHOOK_ALLOW_PRIVATE",
+        False,
+        doc="true: webhooks may call loopback and private addresses (development, tests only)",
+    )
+    webhook_concurrency: int = _opt(
+        "WEBHOOK_CONCURRENCY", 8, doc="webhook deliveries at once per webhooks worker"
+    )
+    webhook_retry_base: float = _opt(
+        "WEBHOOK_RETRY_BASE_SECONDS",
+        30.0,
+        doc="first webhook retry delay; doubles each time up to an hour, for 24 h",
+    )
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
-    log_format: str = _opt("LOG_FORMAT", "text",
-                           doc="text, or json: one JSON object per line with request_id, job_id")
-    metrics_token: str = _opt("METRICS_TOKEN", "", secret=True,
-                              doc="set: GET /metrics needs `Authorization: Bearer <token>`")
-    metrics_dir: str = _opt("METRICS_DIR", "",
-                            doc="per-process metric files (Prometheus multiprocess mode); "
-                                "default DATA_DIR/metrics")
-    worker_metrics_port: int = _opt("WORKER_METRICS_PORT", 0,
-                                    doc="port of a worker's /metrics (each worker needs its "
-                                        "own); 0: off")
-    worker_metrics_host: str = _opt("WORKER_METRICS_HOST", "127.0.0.1",
-                                    doc="address a worker's metrics port listens on")
+    log_format: str = _opt(
+        "LOG_FORMAT", "text", doc="text, or json: one JSON object per line with request_id, job_id"
+    )
+    metrics_token: str = _opt(
+        "METRICS_TOKEN",
+        "",
+        secret=True,
+        doc="set: GET /metrics needs `Authorization: Bearer <token>`",
+    )
+    metrics_dir: str = _opt(
+        "METRICS_DIR",
+        "",
+        doc="per-process metric files (Prometheus multiprocess mode); default DATA_DIR/metrics",
+    )
+    worker_metrics_port: int = _opt(
+        "WORKER_METRICS_PORT",
+        0,
+        doc="port of a worker's /metrics (each worker needs its own); 0: off",
+    )
+    worker_metrics_host: str = _opt(
+        "WORKER_METRICS_HOST", "127.0.0.1", doc="address a worker's metrics port listens on"
+    )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None,
-                 dotenv_path: str | os.PathLike[str] | None = ".env",
-                 overrides: Mapping[str, Any] | None = None) -> "Settings":
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv_path: str | os.PathLike[str] | None = ".env",
+        overrides: Mapping[str, Any] | None = None,
+    ) -> "Settings":
         """Read every setting: overrides, then the environment, then the .env file."""
         source: dict[str, str] = {}
         if dotenv_path and Path(dotenv_path).is_file():
@@ -172,26 +248,47 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, str) and _PLACEHOLDER.search(value):
-                raise ConfigError(f"{f.metadata['env']} still holds a placeholder; "
-                                  "set a real value")
+                raise ConfigError(
+                    f"{f.metadata['env']} still holds a placeholder; set a real value"
+                )
         _check_secret("JWT_SECRET", self.jwt_secret, min_length=32)
         _check_secret("ADMIN_PASSWORD", self.admin_password, min_length=12)
         if "@" not in (self.admin_email or ""):
             raise ConfigError("ADMIN_EMAIL must be an email address")
         if not self.mysql_password and self.mysql_host not in _LOOPBACK:
-            raise ConfigError("MYSQL_PASSWORD is empty; only a MySQL on loopback may go "
-                              "without one")
+            raise ConfigError(
+                "MYSQL_PASSWORD is empty; only a MySQL on loopback may go without one"
+            )
         if self.flower_basic_auth:
             check_flower_auth(self.flower_basic_auth)
-        for name in ("jwt_ttl_seconds", "item_default_ttl", "item_max_bytes", "max_json_bytes",
-                     "max_upload_mb", "mysql_pool_size", "convert_soft_time_limit",
-                     "convert_concurrency", "notify_concurrency", "sweep_after_seconds",
-                     "sweep_interval_seconds", "lease_seconds", "worker_max_tasks_per_child",
-                     "login_max_failures", "login_max_failures_per_address",
-                     "login_window_seconds", "max_duration_seconds", "min_sample_rate",
-                     "max_output_mb", "ffmpeg_memory_mb", "quota_stored_mb",
-                     "quota_active_jobs", "quota_items", "retention_seconds",
-                     "webhook_concurrency", "webhook_retry_base"):
+        for name in (
+            "jwt_ttl_seconds",
+            "item_default_ttl",
+            "item_max_bytes",
+            "max_json_bytes",
+            "max_upload_mb",
+            "mysql_pool_size",
+            "convert_soft_time_limit",
+            "convert_concurrency",
+            "notify_concurrency",
+            "sweep_after_seconds",
+            "sweep_interval_seconds",
+            "lease_seconds",
+            "worker_max_tasks_per_child",
+            "login_max_failures",
+            "login_max_failures_per_address",
+            "login_window_seconds",
+            "max_duration_seconds",
+            "min_sample_rate",
+            "max_output_mb",
+            "ffmpeg_memory_mb",
+            "quota_stored_mb",
+            "quota_active_jobs",
+            "quota_items",
+            "retention_seconds",
+            "webhook_concurrency",
+            "webhook_retry_base",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if self.ffmpeg_memory_mb < 256:
@@ -202,8 +299,9 @@ class Settings:
             if not parse(self.upload_rate_limit):
                 raise ValueError(self.upload_rate_limit)
         except ValueError:
-            raise ConfigError("UPLOAD_RATE_LIMIT must be a rate such as 120/hour, got "
-                              f"{self.upload_rate_limit!r}") from None
+            raise ConfigError(
+                f"UPLOAD_RATE_LIMIT must be a rate such as 120/hour, got {self.upload_rate_limit!r}"
+            ) from None
         if self.convert_time_limit <= self.convert_soft_time_limit:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
         if self.trusted_proxies < 0:
@@ -237,16 +335,36 @@ class Settings:
     @classmethod
     def documented(cls) -> list[dict[str, Any]]:
         """Every variable with its default and meaning, for the README and the consistency test."""
-        return [{"env": f.metadata["env"], "required": f.metadata["required"],
-                 "secret": f.metadata["secret"], "default": f.default, "doc": f.metadata["doc"]}
-                for f in fields(cls)]
+        return [
+            {
+                "env": f.metadata["env"],
+                "required": f.metadata["required"],
+                "secret": f.metadata["secret"],
+                "default": f.default,
+                "doc": f.metadata["doc"],
+            }
+            for f in fields(cls)
+        ]
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Values from secrets.example.yaml and .env.example that must never reach a running process.
 _PLACEHOLDER = re.compile(r"replace[_-]?me|change[_-]?me|changeit", re.IGNORECASE)
-_WEAK = {"password", "passw0rd", "admin", "administrator", "secret", "letmein", "qwerty",
-         "12345678", "123456789", "1234567890", "iloveyou", "welcome", "default"}
+_WEAK = {
+    "password",
+    "passw0rd",
+    "admin",
+    "administrator",
+    "secret",
+    "letmein",
+    "qwerty",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "iloveyou",
+    "welcome",
+    "default",
+}
 
 
 def _check_secret(env: str, value: str | None, min_length: int) -> None:
@@ -258,8 +376,10 @@ def _check_secret(env: str, value: str | None, min_length: int) -> None:
         raise ConfigError(f"{env} must be at least {min_length} characters")
     stripped = re.sub(r"[\d\W_]+$", "", value.lower())
     if len(set(value)) < 6 or value.lower() in _WEAK or stripped in _WEAK:
-        raise ConfigError(f"{env} is too weak; generate one, e.g. "
-                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        raise ConfigError(
+            f"{env} is too weak; generate one, e.g. "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
 
 
 def check_flower_auth(value: str) -> None:

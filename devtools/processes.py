@@ -3,6 +3,7 @@
 Each child runs in its own session, so a stop reaches its whole tree (gunicorn's workers,
 Celery's pool, ffmpeg). Also: a free port, polling with a deadline, and the Celery ping.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
-             what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Call check until it returns something truthy; fail with `what` after timeout seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -44,8 +46,9 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def service_commands(convert_workers: int = 1, beat: bool = True,
-                     flower: bool = True) -> dict[str, list[str]]:
+def service_commands(
+    convert_workers: int = 1, beat: bool = True, flower: bool = True
+) -> dict[str, list[str]]:
     """Name -> argv of every process of the service: API, workers (convert, notify, webhooks),
     sweeper, Flower."""
     commands = {"api": python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app")}
@@ -53,8 +56,9 @@ def service_commands(convert_workers: int = 1, beat: bool = True,
         if i == 1:
             commands["worker-convert"] = python("-m", "workers.convert")
         else:
-            commands[f"worker-convert-{i}"] = python("-m", "workers.convert",
-                                                     "-n", f"convert-{i}@%h")
+            commands[f"worker-convert-{i}"] = python(
+                "-m", "workers.convert", "-n", f"convert-{i}@%h"
+            )
     commands["worker-notify"] = python("-m", "workers.notify")
     commands["worker-webhooks"] = python("-m", "workers.webhooks")
     if beat:
@@ -104,10 +108,15 @@ class Processes:
             self._logs.append(output)
         inherited = {k: v for k, v in os.environ.items() if k not in self.drop}
         env = {**inherited, **self.env, **self.process_env.get(name, {})}
-        process = subprocess.Popen(argv, cwd=ROOT, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=output,
-                                   stderr=subprocess.STDOUT if output else None,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
         self.running[name] = process
         return process
 
@@ -139,8 +148,11 @@ class Processes:
 
     def exited(self) -> dict[str, int]:
         """Name -> exit status of the processes that are no longer running."""
-        return {name: process.returncode for name, process in self.running.items()
-                if process.poll() is not None}
+        return {
+            name: process.returncode
+            for name, process in self.running.items()
+            if process.poll() is not None
+        }
 
     def check_alive(self) -> None:
         """Raise AssertionError, with the log's tail, if any process has exited."""
@@ -155,8 +167,9 @@ class Processes:
 
     def print_logs(self, tail: int = 4000, file: IO[str] | None = None) -> None:
         for name in self.running:
-            print(f"----- {name} log (tail) -----\n{self.log(name)[-tail:]}",
-                  file=file or sys.stdout)
+            print(
+                f"----- {name} log (tail) -----\n{self.log(name)[-tail:]}", file=file or sys.stdout
+            )
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -5,6 +5,7 @@ the settings, creates the database, and starts gunicorn, the workers (one per qu
 workers if asked), the sweeper (beat) and Flower. A process that dies is restarted with
 backoff, as Kubernetes would; Ctrl-C stops every process it started.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,19 +37,24 @@ def write_env_file(env_file: Path | None = None) -> None:
         return
     admin_password = secrets.token_urlsafe(16)
     flower_password = secrets.token_urlsafe(16)
-    text = ("# Written by `make up` on the first run. Variables set in the environment win.\n"
-            f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
-            "ADMIN_EMAIL=admin@example.com\n"
-            f"ADMIN_PASSWORD={admin_password}\n"
-            f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
-            "API_PORT=8080\n"
-            "FLOWER_PORT=5555\n"
-            "DATA_DIR=./data\n")
+    text = (
+        "# Written by `make up` on the first run. Variables set in the environment win.\n"
+        f"JWT_SECRET={secrets.token_urlsafe(48)}\n"
+        "ADMIN_EMAIL=admin@example.com\n"
+        f"ADMIN_PASSWORD={admin_password}\n"
+        f"FLOWER_BASIC_AUTH=admin:{flower_password}\n"
+        "API_PORT=8080\n"
+        "FLOWER_PORT=5555\n"
+        "DATA_DIR=./data\n"
+    )
     fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    print(f"wrote {env_file.name}: admin login admin@example.com / {admin_password}, "
-          f"Flower login admin / {flower_password} (shown once; they stay in .env)", flush=True)
+    print(
+        f"wrote {env_file.name}: admin login admin@example.com / {admin_password}, "
+        f"Flower login admin / {flower_password} (shown once; they stay in .env)",
+        flush=True,
+    )
 
 
 def load_environment(env_file: Path | None = None) -> dict[str, str]:
@@ -66,8 +72,7 @@ def metrics_ports(commands: dict[str, list[str]], base: int) -> dict[str, dict[s
     extra = {}
     for offset, name in enumerate(workers):
         extra[name] = {"WORKER_METRICS_PORT": str(base + offset)}
-        print(f"[devstack] {name} metrics on http://127.0.0.1:{base + offset}/metrics",
-              flush=True)
+        print(f"[devstack] {name} metrics on http://127.0.0.1:{base + offset}/metrics", flush=True)
     return extra
 
 
@@ -88,8 +93,11 @@ def prepare(env: dict[str, str]) -> None:
         prepare_database(settings, wait_seconds=30)
     except Unavailable:
         sys.exit(f"MySQL at {settings.mysql_host}:{settings.mysql_port} is not reachable")
-    print(f"[devstack] API on http://127.0.0.1:{settings.api_port} "
-          f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}", flush=True)
+    print(
+        f"[devstack] API on http://127.0.0.1:{settings.api_port} "
+        f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}",
+        flush=True,
+    )
 
 
 @dataclass
@@ -101,9 +109,12 @@ class Restart:
     due: float | None = None
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str],
-              process_env: dict[str, dict[str, str]] | None = None,
-              stopping: threading.Event | None = None) -> int:
+def supervise(
+    commands: dict[str, list[str]],
+    env: dict[str, str],
+    process_env: dict[str, dict[str, str]] | None = None,
+    stopping: threading.Event | None = None,
+) -> int:
     """Run every command, restart the ones that exit, stop them all on SIGINT or SIGTERM."""
     stopping = stopping or threading.Event()
 
@@ -128,10 +139,9 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str],
             children.stop(name)  # reap it, and kill what it left behind (a pool, workers)
             restart = state[name]
             restart.restarts = 0 if now - restart.started_at > 60 else restart.restarts + 1
-            delay = min(30.0, 0.5 * 2 ** restart.restarts)
+            delay = min(30.0, 0.5 * 2**restart.restarts)
             restart.due = now + delay
-            print(f"[devstack] {name} exited with {code}; restarting in {delay:.1f} s",
-                  flush=True)
+            print(f"[devstack] {name} exited with {code}; restarting in {delay:.1f} s", flush=True)
         for name, restart in state.items():
             if restart.due is not None and now >= restart.due:
                 start(name)
@@ -143,10 +153,18 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str],
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--convert-workers", type=int, default=1,
-                        help="convert worker processes to run (the local `kubectl scale`)")
-    parser.add_argument("--env-file", type=Path, default=ENV_FILE,
-                        help="settings file, written with new secrets if missing (default .env)")
+    parser.add_argument(
+        "--convert-workers",
+        type=int,
+        default=1,
+        help="convert worker processes to run (the local `kubectl scale`)",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=ENV_FILE,
+        help="settings file, written with new secrets if missing (default .env)",
+    )
     args = parser.parse_args()
     write_env_file(args.env_file)
     env = load_environment(args.env_file)

@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers that take a job id, call a service and own the retries."""
+
 from __future__ import annotations
 
 from celery import Celery
@@ -37,4 +38,4 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
 
 def backoff(retries: int, base: float, cap: float = 600.0) -> float:
     """Exponential delay for the n-th retry, capped."""
-    return min(cap, base * (2 ** retries))
+    return min(cap, base * (2**retries))

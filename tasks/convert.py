@@ -1,4 +1,5 @@
 """`convert.video_to_mp3`: turn a job's video into an MP3."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """`notify.job_done`: email the owner that the MP3 is ready."""
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,13 @@ def job_done(self, job_id: str) -> bool:
         services.metrics.email("retry")
         delay = backoff(self.request.retries, settings.notify_retry_base)
         delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede
-        log.warning("job %s: email failed (%s), retry %s in %.1f s",
-                    job_id, exc, self.request.retries + 1, delay)
+        log.warning(
+            "job %s: email failed (%s), retry %s in %.1f s",
+            job_id,
+            exc,
+            self.request.retries + 1,
+            delay,
+        )
         raise self.retry(exc=exc, countdown=delay) from exc
     services.metrics.email("sent" if sent else "skipped")
     log.info("job %s: email %s", job_id, "sent" if sent else "not needed")

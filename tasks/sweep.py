@@ -1,4 +1,5 @@
 """`sweep.stale_jobs`: enqueue again jobs whose message was lost (broker restart, dead worker)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """`uploads.purge_expired`: remove expired resumable uploads and their bytes (run by beat)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """`webhooks.emit` and `webhooks.deliver`: tell a job owner's receivers how the job ended."""
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ def emit(self, job_id: str, event: str) -> int:
     try:
         return len(container().webhooks.emit(job_id, event))
     except Unavailable as exc:
-        raise self.retry(exc=exc, countdown=min(300, 5 * 2 ** self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
 
 @shared_task(name=WEBHOOK_DELIVER_TASK, bind=True, max_retries=None, acks_late=True)
@@ -35,12 +36,14 @@ def deliver(self, delivery_id: str) -> str:
         retries = self.request.retries
         if retries >= len(schedule):
             services.webhooks.gave_up(delivery_id)
-            log.warning("webhook delivery %s: giving up after %d attempts", delivery_id,
-                        retries + 1)
+            log.warning(
+                "webhook delivery %s: giving up after %d attempts", delivery_id, retries + 1
+            )
             return "failed"
         delay = schedule[retries] * random.uniform(0.9, 1.0)  # jitter
         if isinstance(exc, RetryLater):
             services.webhooks.retry_at(delivery_id, delay)
-        log.info("webhook delivery %s: %s, retry %d in %.1f s", delivery_id, exc, retries + 1,
-                 delay)
+        log.info(
+            "webhook delivery %s: %s, retry %d in %.1f s", delivery_id, exc, retries + 1, delay
+        )
         raise self.retry(exc=exc, countdown=delay) from exc

@@ -1,4 +1,5 @@
 """Shared fixtures: settings for a throwaway database and key prefix, the app, a client, auth."""
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,9 @@ def container(settings):
     from core.bootstrap import Container
     from core.services.auth import Passwords
 
-    fast = Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1,
-                                           type=argon2.Type.ID))
+    fast = Passwords(
+        argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=argon2.Type.ID)
+    )
     built = Container(settings, passwords=fast)
     built.db.migrate()  # what prepare() does at a process's start
     built.users.ensure_admin(settings.admin_email, settings.admin_password)
@@ -42,8 +44,10 @@ def cleanup(built) -> None:
 
     drop_database(built.settings)
     settings = built.settings
-    for url, prefix in ((settings.redis_url, settings.redis_prefix),
-                        (settings.celery_broker_url, settings.celery_key_prefix)):
+    for url, prefix in (
+        (settings.redis_url, settings.redis_prefix),
+        (settings.celery_broker_url, settings.celery_key_prefix),
+    ):
         if not prefix:
             continue
         client = redis_client(url)
@@ -92,8 +96,12 @@ class Auth:
     def new_user(self, **fields) -> tuple[dict, dict[str, str]]:
         """Create a user as admin; return its JSON and Bearer headers."""
         n = next(_counter)
-        data = {"name": f"user{n}", "email": f"user{n}@example.com", "password": "password-1",
-                **fields}
+        data = {
+            "name": f"user{n}",
+            "email": f"user{n}@example.com",
+            "password": "password-1",
+            **fields,
+        }
         response = self.client.post("/users", json=data, headers=self.admin())
         assert response.status_code == 201, response.get_json()
         return response.get_json(), self.headers(data["email"], data["password"])

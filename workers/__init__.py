@@ -1,4 +1,5 @@
 """Worker entrypoints: one module per queue, each runnable as `python -m workers.<queue>`."""
+
 from __future__ import annotations
 
 import sys
@@ -48,8 +49,18 @@ def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None
     from tasks import container
 
     start_up(app)
-    args = ["worker", "-Q", queue, "-n", f"{queue}@%h", "-c", str(concurrency),
-            "--loglevel", "INFO", "-E"]
+    args = [
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "-E",
+    ]
     if container().settings.log_format == "json":
         args.insert(0, "--quiet")  # no start-up banner: every line of the log is JSON
     serve_metrics(queue, concurrency)
@@ -72,7 +83,10 @@ def serve_metrics(queue: str, concurrency: int) -> None:
 
         node = getattr(sender, "hostname", None) or queue
         pool = getattr(getattr(sender, "controller", None), "concurrency", None) or concurrency
-        serve(settings.worker_metrics_port, settings.worker_metrics_host,
-              registry(WorkerCollector(queue, node, pool)))
+        serve(
+            settings.worker_metrics_port,
+            settings.worker_metrics_host,
+            registry(WorkerCollector(queue, node, pool)),
+        )
 
     signals.worker_ready.connect(start, weak=False, dispatch_uid="vid2mp3.worker_metrics")

@@ -1,4 +1,5 @@
 """The scheduler that runs the stale-job sweeper: `python -m workers.beat`."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """The convert worker: `python -m workers.convert`
 (same as `celery -A workers.convert worker -Q convert -n convert@%h`)."""
+
 import sys
 
 from celeryconfig import CONVERT_QUEUE

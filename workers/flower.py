@@ -1,4 +1,5 @@
 """Flower, the task dashboard, never without HTTP basic auth: `python -m workers.flower`."""
+
 import sys
 
 from core.adapters.celery_queue import create_celery_app
@@ -12,5 +13,11 @@ except ConfigError as exc:
 app = create_celery_app(settings)
 
 if __name__ == "__main__":
-    app.start(["flower", f"--port={settings.flower_port}",
-               f"--basic-auth={settings.flower_basic_auth}", *sys.argv[1:]])
+    app.start(
+        [
+            "flower",
+            f"--port={settings.flower_port}",
+            f"--basic-auth={settings.flower_basic_auth}",
+            *sys.argv[1:],
+        ]
+    )

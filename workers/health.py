@@ -1,6 +1,7 @@
 """Probe: exit 0 when this host's worker for QUEUE answers a ping, else 1.
 
 `python -m workers.health convert` (a Kubernetes startup/liveness probe command)."""
+
 from __future__ import annotations
 
 import socket
@@ -13,8 +14,11 @@ from core.settings import ConfigError, Settings
 
 def main(argv: list[str]) -> int:
     if len(argv) < 1 or argv[0] not in (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE):
-        print(f"usage: python -m workers.health {{{CONVERT_QUEUE}|{NOTIFY_QUEUE}|"
-              f"{WEBHOOKS_QUEUE}}} [host]", file=sys.stderr)
+        print(
+            f"usage: python -m workers.health {{{CONVERT_QUEUE}|{NOTIFY_QUEUE}|"
+            f"{WEBHOOKS_QUEUE}}} [host]",
+            file=sys.stderr,
+        )
         return 2
     host = argv[1] if len(argv) > 1 else socket.gethostname()
     node = f"{argv[0]}@{host}"

@@ -3,6 +3,7 @@
 Nothing here talks to a service: the page is plain HTML, CSS and ES modules that call the
 JSON API from the browser, and /docs is Swagger UI from the swagger-ui-bundle wheel.
 """
+
 from __future__ import annotations
 
 from importlib import metadata
@@ -16,7 +17,8 @@ STATIC = Path(__file__).parent / "static"
 # No inline script or style anywhere, nothing from another origin, never framed.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -24,13 +26,16 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
-page = Blueprint("web", __name__, url_prefix="/app", static_folder="static",
-                 static_url_path="")
+page = Blueprint("web", __name__, url_prefix="/app", static_folder="static", static_url_path="")
 docs = Blueprint("docs", __name__)
 
 # The files of Swagger UI that /docs loads; the bundle's source maps and demo pages stay out.
-SWAGGER_UI_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png",
-                    "favicon-16x16.png"}
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js",
+    "swagger-ui.css",
+    "favicon-32x32.png",
+    "favicon-16x16.png",
+}
 SWAGGER_UI_DIST = "swagger-ui-bundle"
 
 
@@ -76,9 +81,11 @@ def docs_licence():
     """Swagger UI's licence (Apache-2.0), as its wheel ships it."""
     text = metadata.distribution(SWAGGER_UI_DIST).read_text("LICENSE") or ""
     version = _swagger_ui_dir().name.removeprefix("swagger-ui-")
-    header = (f"Swagger UI {version} (https://github.com/swagger-api/swagger-ui), "
-              f"packaged by the {SWAGGER_UI_DIST} wheel {metadata.version(SWAGGER_UI_DIST)}.\n"
-              "Copyright SmartBear Software. Licensed under the Apache License 2.0:\n\n")
+    header = (
+        f"Swagger UI {version} (https://github.com/swagger-api/swagger-ui), "
+        f"packaged by the {SWAGGER_UI_DIST} wheel {metadata.version(SWAGGER_UI_DIST)}.\n"
+        "Copyright SmartBear Software. Licensed under the Apache License 2.0:\n\n"
+    )
     return Response(header + text, mimetype="text/plain")
 
 

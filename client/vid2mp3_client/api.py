@@ -1,4 +1,5 @@
 """The vid2mp3 HTTP API as the command line uses it: one method per call, errors as ApiError."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,7 @@ from vid2mp3_client.errors import ApiError, Cancelled, ClientError
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 CHUNK = 256 * 1024
 REFRESH_MARGIN_S = 60
-NOT_LOGGED_IN = ("not logged in: run `vid2mp3 login`, or set VID2MP3_EMAIL and "
-                 "VID2MP3_PASSWORD")
+NOT_LOGGED_IN = "not logged in: run `vid2mp3 login`, or set VID2MP3_EMAIL and VID2MP3_PASSWORD"
 
 Progress = Callable[[int], None]
 
@@ -30,8 +30,9 @@ Progress = Callable[[int], None]
 class Api:
     """A session with one server; safe to share between threads."""
 
-    def __init__(self, config: Config, store: TokenStore,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, config: Config, store: TokenStore, transport: httpx.BaseTransport | None = None
+    ):
         self.url = config.checked_url()
         self._config = config
         self._store = store
@@ -39,8 +40,12 @@ class Api:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
-        self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT, transport=transport,
-                                 headers={"User-Agent": f"vid2mp3-cli/{__version__}"})
+        self.http = httpx.Client(
+            base_url=self.url,
+            timeout=TIMEOUT,
+            transport=transport,
+            headers={"User-Agent": f"vid2mp3-cli/{__version__}"},
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -73,8 +78,9 @@ class Api:
                 except ApiError as exc:
                     if exc.status != 401:
                         raise
-                    raise ApiError(401, f"{exc.message}: check VID2MP3_EMAIL and "
-                                   "VID2MP3_PASSWORD", exc.code) from None
+                    raise ApiError(
+                        401, f"{exc.message}: check VID2MP3_EMAIL and VID2MP3_PASSWORD", exc.code
+                    ) from None
                 self._token = body["access_token"]
                 self._expires_at = time.time() + float(body.get("expires_in") or 300)
                 return self._token
@@ -82,8 +88,9 @@ class Api:
             if record is None:
                 raise ClientError(NOT_LOGGED_IN)
             if record.get("url") != self.url:
-                raise ClientError(f"you are logged in to {record.get('url')}, not {self.url}: "
-                                  "run `vid2mp3 login`")
+                raise ClientError(
+                    f"you are logged in to {record.get('url')}, not {self.url}: run `vid2mp3 login`"
+                )
             if time.time() >= float(record.get("expires_at") or 0):
                 raise ClientError("your login has expired: run `vid2mp3 login`")
             self._token = record["access_token"]
@@ -120,8 +127,9 @@ class Api:
         try:
             yield
         except httpx.ConnectError as exc:
-            raise ClientError(f"cannot reach the vid2mp3 server at {self.url}: "
-                              f"{_reason(exc)}") from None
+            raise ClientError(
+                f"cannot reach the vid2mp3 server at {self.url}: {_reason(exc)}"
+            ) from None
         except httpx.TimeoutException:
             raise ClientError(f"the server at {self.url} did not answer in time") from None
         except httpx.HTTPError as exc:
@@ -130,8 +138,11 @@ class Api:
     def _check_unauthorized(self, response: httpx.Response) -> None:
         if response.status_code == 401:
             error = self._error(response)
-            hint = ("check VID2MP3_EMAIL and VID2MP3_PASSWORD" if self._from_env
-                    else "run `vid2mp3 login`")
+            hint = (
+                "check VID2MP3_EMAIL and VID2MP3_PASSWORD"
+                if self._from_env
+                else "run `vid2mp3 login`"
+            )
             raise ApiError(401, f"{_message(response) or 'unauthorized'}: {hint}", error.code)
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
@@ -142,8 +153,9 @@ class Api:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ClientError(f"{response.request.url} did not answer with JSON: is {self.url} "
-                              "a vid2mp3 server?")
+            raise ClientError(
+                f"{response.request.url} did not answer with JSON: is {self.url} a vid2mp3 server?"
+            )
         return body
 
     def _error(self, response: httpx.Response) -> ApiError:
@@ -151,21 +163,25 @@ class Api:
         code = None
         if message is None:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            message = (f"{response.reason_phrase or 'error'} from {response.request.url} "
-                       f"({kind}, not a vid2mp3 error: is {self.url} the right server?)")
+            message = (
+                f"{response.reason_phrase or 'error'} from {response.request.url} "
+                f"({kind}, not a vid2mp3 error: is {self.url} the right server?)"
+            )
         else:
             code = response.json().get("code")
         return ApiError(response.status_code, message, code, response.headers.get("Retry-After"))
 
     # --- jobs -----------------------------------------------------------------------------
 
-    def upload(self, path: Path, fields: dict[str, str], on_progress: Progress,
-               stop: threading.Event) -> dict[str, Any]:
+    def upload(
+        self, path: Path, fields: dict[str, str], on_progress: Progress, stop: threading.Event
+    ) -> dict[str, Any]:
         """POST /upload: the file as multipart field `file`, the options as fields first."""
         with open(path, "rb") as raw:
             reader = _ProgressReader(raw, on_progress, stop)
-            response = self.request("POST", "/upload", data=fields,
-                                    files={"file": (path.name, reader)})
+            response = self.request(
+                "POST", "/upload", data=fields, files={"file": (path.name, reader)}
+            )
         body = self._json(response)
         if not isinstance(body.get("job_id"), str):
             raise ClientError(f"{self.url}/upload did not return a job id")
@@ -201,18 +217,28 @@ class Api:
 
     def link(self, job_id: str, expires_in: int) -> dict[str, Any]:
         """POST /jobs/<id>/links {"expires_in": seconds}: an expiring download link."""
-        response = self.request("POST", f"/jobs/{_segment(job_id)}/links",
-                                json={"expires_in": expires_in})
+        response = self.request(
+            "POST", f"/jobs/{_segment(job_id)}/links", json={"expires_in": expires_in}
+        )
         if response.status_code in (404, 405):
             self.job(job_id)  # a missing job says so; a present one means no such route
-            raise ClientError(f"the server at {self.url} does not offer expiring links "
-                              f"(POST /jobs/<id>/links answered {response.status_code}); "
-                              f"`vid2mp3 download {job_id}` fetches the MP3 instead")
+            raise ClientError(
+                f"the server at {self.url} does not offer expiring links "
+                f"(POST /jobs/<id>/links answered {response.status_code}); "
+                f"`vid2mp3 download {job_id}` fetches the MP3 instead"
+            )
         return self._json(response)
 
-    def download(self, job_id: str, directory: Path, name: str | None, force: bool,
-                 on_start: Callable[[int | None], None], on_progress: Progress,
-                 stop: threading.Event) -> Path:
+    def download(
+        self,
+        job_id: str,
+        directory: Path,
+        name: str | None,
+        force: bool,
+        on_start: Callable[[int | None], None],
+        on_progress: Progress,
+        stop: threading.Event,
+    ) -> Path:
         """GET /jobs/<id>/mp3 into directory/name (the server's file name when None)."""
         with self._stream("GET", f"/jobs/{_segment(job_id)}/mp3") as response:
             if response.is_error:
@@ -236,8 +262,9 @@ class Api:
                         received += len(chunk)
                         on_progress(received)
                 if total is not None and received != total:
-                    raise ClientError(f"the download of job {job_id} ended early "
-                                      f"({received} of {total} bytes)")
+                    raise ClientError(
+                        f"the download of job {job_id} ended early ({received} of {total} bytes)"
+                    )
                 os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp made it 0600
                 _place(tmp, target, force)
             finally:

@@ -1,4 +1,5 @@
 """The `vid2mp3` command: parse arguments, run one command, exit 0, 1 (failed) or 2 (usage)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 class Context:
     """What every command gets: settings, the token store, the streams."""
 
-    def __init__(self, args: argparse.Namespace, config: Config,
-                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        config: Config,
+        stdout: TextIO = sys.stdout,
+        stderr: TextIO = sys.stderr,
+    ):
         self.args = args
         self.config = config
         self.store = TokenStore(config.config_dir)
@@ -63,6 +69,7 @@ def one_line(text: str) -> str:
 
 # --- commands ---------------------------------------------------------------------------
 
+
 def cmd_login(ctx: Context) -> int:
     url = ctx.config.checked_url()
     email = ctx.args.email or ctx.config.email or _prompt(ctx, "Email: ")
@@ -75,8 +82,14 @@ def cmd_login(ctx: Context) -> int:
         body = api.login(email, password)
     path = ctx.store.save(url, email, body["access_token"], int(body.get("expires_in") or 0))
     if ctx.args.json:
-        ctx.emit_json({"url": url, "email": email, "token_file": str(path),
-                       "expires_in": body.get("expires_in")})
+        ctx.emit_json(
+            {
+                "url": url,
+                "email": email,
+                "token_file": str(path),
+                "expires_in": body.get("expires_in"),
+            }
+        )
     else:
         ctx.say(f"logged in to {url} as {email}; the token is in {path}")
     return EXIT_OK
@@ -139,9 +152,15 @@ def cmd_jobs(ctx: Context) -> int:
         return EXIT_OK
     rows = [["ID", "STATUS", "PROGRESS", "FILE", "CREATED"]]
     for job in items:
-        rows.append([str(job.get("id")), str(job.get("status")),
-                     f"{float(job.get('progress') or 0):.0f}%", str(job.get("filename") or ""),
-                     str(job.get("created_at") or "")])
+        rows.append(
+            [
+                str(job.get("id")),
+                str(job.get("status")),
+                f"{float(job.get('progress') or 0):.0f}%",
+                str(job.get("filename") or ""),
+                str(job.get("created_at") or ""),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         ctx.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -150,8 +169,19 @@ def cmd_jobs(ctx: Context) -> int:
     return EXIT_OK
 
 
-STATUS_FIELDS = ("id", "status", "progress", "error", "filename", "bitrate", "video_size",
-                 "mp3_size", "duration_s", "created_at", "finished_at")
+STATUS_FIELDS = (
+    "id",
+    "status",
+    "progress",
+    "error",
+    "filename",
+    "bitrate",
+    "video_size",
+    "mp3_size",
+    "duration_s",
+    "created_at",
+    "finished_at",
+)
 
 
 def cmd_status(ctx: Context) -> int:
@@ -172,12 +202,18 @@ def cmd_download(ctx: Context) -> int:
     args = ctx.args
     with ctx.api() as api, ctx.bars() as bars:
         row = bars.row(args.job_id)
-        path = api.download(args.job_id, Path(args.output), None, args.force,
-                            row.download, row.update, threading.Event())
+        path = api.download(
+            args.job_id,
+            Path(args.output),
+            None,
+            args.force,
+            row.download,
+            row.update,
+            threading.Event(),
+        )
         row.finish("done", str(path))
     if args.json:
-        ctx.emit_json({"job_id": args.job_id, "output": str(path),
-                       "bytes": path.stat().st_size})
+        ctx.emit_json({"job_id": args.job_id, "output": str(path), "bytes": path.stat().st_size})
     else:
         ctx.say(str(path))
     return EXIT_OK
@@ -191,8 +227,10 @@ def cmd_cancel(ctx: Context) -> int:
     elif how == "cancelled":
         ctx.say(f"cancelled job {ctx.args.job_id}")
     else:
-        ctx.say(f"deleted job {ctx.args.job_id} (this server cannot cancel a job: "
-                "it was deleted with its files)")
+        ctx.say(
+            f"deleted job {ctx.args.job_id} (this server cannot cancel a job: "
+            "it was deleted with its files)"
+        )
     return EXIT_OK
 
 
@@ -213,8 +251,9 @@ def cmd_link(ctx: Context) -> int:
     if ctx.args.json:
         ctx.emit_json(body)
         return EXIT_OK
-    url = next((body[key] for key in ("url", "link", "href") if isinstance(body.get(key), str)),
-               None)
+    url = next(
+        (body[key] for key in ("url", "link", "href") if isinstance(body.get(key), str)), None
+    )
     if url is None:
         ctx.emit_json(body)
     else:
@@ -224,16 +263,19 @@ def cmd_link(ctx: Context) -> int:
 
 # --- arguments --------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("--url", help=f"the server (default: $VID2MP3_URL or {DEFAULT_URL})")
 
     parser = argparse.ArgumentParser(
-        prog="vid2mp3", description="Convert videos to MP3 with a vid2mp3 server.",
+        prog="vid2mp3",
+        description="Convert videos to MP3 with a vid2mp3 server.",
         epilog="Configuration: VID2MP3_URL, VID2MP3_EMAIL and VID2MP3_PASSWORD, or "
-               "`vid2mp3 login` (token kept in $XDG_CONFIG_HOME/vid2mp3/, mode 0600). "
-               "Exit status: 0 done, 1 failed, 2 usage error, 130 interrupted.")
+        "`vid2mp3 login` (token kept in $XDG_CONFIG_HOME/vid2mp3/, mode 0600). "
+        "Exit status: 0 done, 1 failed, 2 usage error, 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"vid2mp3 {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -248,10 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = command("convert", cmd_convert, "convert videos to MP3s")
     convert.add_argument("files", nargs="+", metavar="FILE", help="videos to convert")
-    convert.add_argument("-o", "--output", default=".", metavar="DIR",
-                         help="where to write <name>.mp3 (default: the current directory)")
-    convert.add_argument("--parallel", type=positive_int, default=2, metavar="N",
-                         help="files converted at once (default: 2)")
+    convert.add_argument(
+        "-o",
+        "--output",
+        default=".",
+        metavar="DIR",
+        help="where to write <name>.mp3 (default: the current directory)",
+    )
+    convert.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="files converted at once (default: 2)",
+    )
     convert.add_argument("--force", action="store_true", help="overwrite existing MP3s")
     add_upload_options(convert)
 
@@ -271,8 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     link = command("link", cmd_link, "make an expiring download link")
     link.add_argument("job_id", metavar="ID")
-    link.add_argument("--expires", type=parse_duration, default=3600, metavar="DURATION",
-                      help="how long the link works: 90s, 15m, 1h, 7d (default: 1h)")
+    link.add_argument(
+        "--expires",
+        type=parse_duration,
+        default=3600,
+        metavar="DURATION",
+        help="how long the link works: 90s, 15m, 1h, 7d (default: 1h)",
+    )
     return parser
 
 

@@ -1,4 +1,5 @@
 """Where the server is, who the user is, and the token `vid2mp3 login` keeps."""
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,21 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], url: str | None = None) -> Config:
         base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        return cls(url=url or environ.get("VID2MP3_URL") or DEFAULT_URL,
-                   email=environ.get("VID2MP3_EMAIL") or None,
-                   password=environ.get("VID2MP3_PASSWORD") or None,
-                   config_dir=Path(base) / "vid2mp3")
+        return cls(
+            url=url or environ.get("VID2MP3_URL") or DEFAULT_URL,
+            email=environ.get("VID2MP3_EMAIL") or None,
+            password=environ.get("VID2MP3_PASSWORD") or None,
+            config_dir=Path(base) / "vid2mp3",
+        )
 
     def checked_url(self) -> str:
         """The base URL without a trailing slash; ClientError unless it is http(s)://host."""
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ClientError(f"the server URL {self.url!r} is not an http:// or https:// URL "
-                              "(set VID2MP3_URL or --url)")
+            raise ClientError(
+                f"the server URL {self.url!r} is not an http:// or https:// URL "
+                "(set VID2MP3_URL or --url)"
+            )
         try:
             _ = parts.port  # raises on a port that is not a number in range
         except ValueError:
@@ -55,8 +60,12 @@ class TokenStore:
         self.path = directory / TOKEN_FILE
 
     def save(self, url: str, email: str, token: str, expires_in: int) -> Path:
-        record = {"url": url, "email": email, "access_token": token,
-                  "expires_at": int(time.time()) + int(expires_in)}
+        record = {
+            "url": url,
+            "email": email,
+            "access_token": token,
+            "expires_at": int(time.time()) + int(expires_in),
+        }
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A new file created 0600 (never a wider mode, never through a symlink), then renamed
         # over the old one, so the token is never readable by others, not even for a moment.

@@ -1,4 +1,5 @@
 """`vid2mp3 convert`: upload, wait, download for each file, N at a time; Ctrl-C cancels."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,13 @@ class Outcome:
         return self.error is None and self.output is not None
 
     def as_json(self) -> dict[str, Any]:
-        return {"file": self.source, "ok": self.ok, "job_id": self.job_id,
-                "output": self.output, "error": self.error}
+        return {
+            "file": self.source,
+            "ok": self.ok,
+            "job_id": self.job_id,
+            "output": self.output,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -56,8 +62,7 @@ class Batch:
 
 
 class Converter:
-    def __init__(self, api: Api, bars: Bars, out_dir: Path, fields: dict[str, str],
-                 force: bool):
+    def __init__(self, api: Api, bars: Bars, out_dir: Path, fields: dict[str, str], force: bool):
         self.api = api
         self.bars = bars
         self.out_dir = out_dir
@@ -71,8 +76,10 @@ class Converter:
         outcomes = [Outcome(source) for source in sources]
         targets = self._targets(outcomes)
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="convert") as pool:
-            futures = [pool.submit(self._one, outcome, target)
-                       for outcome, target in zip(outcomes, targets)]
+            futures = [
+                pool.submit(self._one, outcome, target)
+                for outcome, target in zip(outcomes, targets)
+            ]
             try:
                 pending = set(futures)
                 while pending:  # short waits, so Ctrl-C reaches this thread at once
@@ -140,8 +147,15 @@ class Converter:
         if job.get("status") != "done":
             reason = job.get("error") or f"the job ended {job.get('status')}"
             raise ClientError(f"conversion failed: {reason} (job {outcome.job_id})")
-        return self.api.download(outcome.job_id, target.parent, target.name, self.force,
-                                 row.download, row.update, self.stop)
+        return self.api.download(
+            outcome.job_id,
+            target.parent,
+            target.name,
+            self.force,
+            row.download,
+            row.update,
+            self.stop,
+        )
 
     def _wait(self, job_id: str, row: Row) -> dict[str, Any]:
         """Poll the job until it leaves queued/converting, with If-None-Match when it has an

@@ -1,4 +1,5 @@
 """What can go wrong, each said in one line; the command exits 1."""
+
 from __future__ import annotations
 
 
@@ -9,8 +10,9 @@ class ClientError(Exception):
 class ApiError(ClientError):
     """The API answered with an error: its JSON `message`, or what the response looked like."""
 
-    def __init__(self, status: int, message: str, code: str | None = None,
-                 retry_after: str | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None = None, retry_after: str | None = None
+    ):
         self.status = status
         self.message = message
         self.code = code

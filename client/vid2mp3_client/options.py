@@ -1,4 +1,5 @@
 """The upload options of the API, one row each, and the parsers the flags use."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,24 +26,38 @@ class UploadOption:
 
 # Every option the API's upload takes; adding one to the API is adding one row here.
 UPLOAD_OPTIONS: tuple[UploadOption, ...] = (
-    UploadOption("bitrate", "constant MP3 bitrate (the server's default: 192k)",
-                 choices=("128k", "192k", "256k", "320k")),
-    UploadOption("quality", "VBR quality instead of a bitrate: 0 (best) to 9",
-                 choices=tuple(str(q) for q in range(10))),
-    UploadOption("sample_rate", "sample rate in Hz (default: the source's)",
-                 choices=("8000", "11025", "12000", "16000", "22050", "24000", "32000",
-                          "44100", "48000")),
-    UploadOption("channels", "1 (mono) or 2 (stereo) (default: the source's)",
-                 choices=("1", "2")),
+    UploadOption(
+        "bitrate",
+        "constant MP3 bitrate (the server's default: 192k)",
+        choices=("128k", "192k", "256k", "320k"),
+    ),
+    UploadOption(
+        "quality",
+        "VBR quality instead of a bitrate: 0 (best) to 9",
+        choices=tuple(str(q) for q in range(10)),
+    ),
+    UploadOption(
+        "sample_rate",
+        "sample rate in Hz (default: the source's)",
+        choices=("8000", "11025", "12000", "16000", "22050", "24000", "32000", "44100", "48000"),
+    ),
+    UploadOption("channels", "1 (mono) or 2 (stereo) (default: the source's)", choices=("1", "2")),
     UploadOption("start", "keep from here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
     UploadOption("end", "keep up to here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
-    UploadOption("loudness", "normalise to this loudness in LUFS, -30 to -5 (e.g. -16)",
-                 type=float, metavar="LUFS"),
+    UploadOption(
+        "loudness",
+        "normalise to this loudness in LUFS, -30 to -5 (e.g. -16)",
+        type=float,
+        metavar="LUFS",
+    ),
     UploadOption("title", "ID3 title (default: the file name without extension)"),
     UploadOption("artist", "ID3 artist"),
     UploadOption("album", "ID3 album"),
-    UploadOption("cover", "frame: a still from the video as cover art (default: none)",
-                 choices=("none", "frame")),
+    UploadOption(
+        "cover",
+        "frame: a still from the video as cover art (default: none)",
+        choices=("none", "frame"),
+    ),
     UploadOption("track", "audio track to convert, counting from 0", type=int, metavar="N"),
 )
 
@@ -50,8 +65,14 @@ UPLOAD_OPTIONS: tuple[UploadOption, ...] = (
 def add_upload_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("conversion options (sent with each upload)")
     for option in UPLOAD_OPTIONS:
-        group.add_argument(option.flag, dest=f"opt_{option.field}", type=option.type,
-                           choices=option.choices, metavar=option.metavar, help=option.help)
+        group.add_argument(
+            option.flag,
+            dest=f"opt_{option.field}",
+            type=option.type,
+            choices=option.choices,
+            metavar=option.metavar,
+            help=option.help,
+        )
 
 
 def upload_fields(args: argparse.Namespace) -> dict[str, str]:
@@ -78,7 +99,8 @@ def parse_duration(text: str) -> int:
     else:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration: use seconds or a number with s, m, h, d or w, "
-            "e.g. 90s, 15m, 1h, 1h30m, 7d")
+            "e.g. 90s, 15m, 1h, 1h30m, 7d"
+        )
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
     return seconds

@@ -1,4 +1,5 @@
 """Progress bars on a terminal (rich); nothing at all when the output is not one."""
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -35,17 +36,25 @@ class Bars:
 
     def __init__(self, console: Console, enabled: bool):
         self.enabled = enabled
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=30),
-                                  TaskProgressColumn(), _DetailColumn(), console=console,
-                                  transient=False, refresh_per_second=8, disable=not enabled)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=30),
+            TaskProgressColumn(),
+            _DetailColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+            disable=not enabled,
+        )
 
     def __enter__(self) -> Self:
         if self.enabled:
             self._progress.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.enabled:
             self._progress.stop()
 
@@ -91,5 +100,6 @@ class Row:
         if self._task is None:
             self._phase(verb, 1)
         assert self._task is not None
-        self._progress.update(self._task, description=f"{verb:<10} {self._label}",
-                              bytes=False, note=note)
+        self._progress.update(
+            self._task, description=f"{verb:<10} {self._label}", bytes=False, note=note
+        )

@@ -1,4 +1,5 @@
 """What both blob stores hand to a caller while a file streams in."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -1,4 +1,5 @@
 """The Celery app built from the settings, and the task queue adapter on it."""
+
 from __future__ import annotations
 
 import base64
@@ -29,10 +30,12 @@ def create_celery_app(settings: Settings) -> Celery:
 
 def connect_request_ids() -> None:
     """Carry the current request id in every task message, and bind it while a task runs."""
-    signals.before_task_publish.connect(_stamp_request_id, weak=False,
-                                        dispatch_uid="vid2mp3.request_id.publish")
-    signals.task_prerun.connect(_bind_task_context, weak=False,
-                                dispatch_uid="vid2mp3.request_id.prerun")
+    signals.before_task_publish.connect(
+        _stamp_request_id, weak=False, dispatch_uid="vid2mp3.request_id.publish"
+    )
+    signals.task_prerun.connect(
+        _bind_task_context, weak=False, dispatch_uid="vid2mp3.request_id.prerun"
+    )
 
 
 def _stamp_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -46,8 +49,11 @@ def _bind_task_context(task: Any = None, args: Any = None, **_: Any) -> None:
     # the next task in this process binds its own.
     request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
     job_id = args[0] if args and isinstance(args[0], str) else None
-    bind(request_id=request_id if isinstance(request_id, str) else None, job_id=job_id,
-         task=getattr(task, "name", None))
+    bind(
+        request_id=request_id if isinstance(request_id, str) else None,
+        job_id=job_id,
+        task=getattr(task, "name", None),
+    )
 
 
 class CeleryTaskQueue(TaskQueue):
@@ -58,20 +64,22 @@ class CeleryTaskQueue(TaskQueue):
         self.settings = settings
 
     def enqueue_convert(self, job_id: str) -> None:
-        self.app.send_task(celeryconfig.CONVERT_TASK, args=[job_id],
-                           queue=celeryconfig.CONVERT_QUEUE)
+        self.app.send_task(
+            celeryconfig.CONVERT_TASK, args=[job_id], queue=celeryconfig.CONVERT_QUEUE
+        )
 
     def enqueue_notify(self, job_id: str) -> None:
-        self.app.send_task(celeryconfig.NOTIFY_TASK, args=[job_id],
-                           queue=celeryconfig.NOTIFY_QUEUE)
+        self.app.send_task(celeryconfig.NOTIFY_TASK, args=[job_id], queue=celeryconfig.NOTIFY_QUEUE)
 
     def enqueue_event(self, job_id: str, event: str) -> None:
-        self.app.send_task(celeryconfig.WEBHOOK_EMIT_TASK, args=[job_id, event],
-                           queue=celeryconfig.WEBHOOKS_QUEUE)
+        self.app.send_task(
+            celeryconfig.WEBHOOK_EMIT_TASK, args=[job_id, event], queue=celeryconfig.WEBHOOKS_QUEUE
+        )
 
     def enqueue_delivery(self, delivery_id: str) -> None:
-        self.app.send_task(celeryconfig.WEBHOOK_DELIVER_TASK, args=[delivery_id],
-                           queue=celeryconfig.WEBHOOKS_QUEUE)
+        self.app.send_task(
+            celeryconfig.WEBHOOK_DELIVER_TASK, args=[delivery_id], queue=celeryconfig.WEBHOOKS_QUEUE
+        )
 
     def pending_convert_ids(self) -> set[str] | None:
         """Job ids in the Redis list that holds the convert queue's waiting messages."""

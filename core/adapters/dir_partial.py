@@ -1,4 +1,5 @@
 """Partial uploads of the directory store: one file appended to in place, renamed on finish."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,9 @@ class DirectoryPartialUploads(PartialUploadStore):
         except (FileNotFoundError, NotFound):
             return None
 
-    def finish(self, handle: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Blob:
+    def finish(
+        self, handle: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> Blob:
         path = self._path(handle)
         try:
             with open(path + _BUCKET_SUFFIX, encoding="utf-8") as fh:
@@ -81,8 +83,12 @@ class DirectoryPartialUploads(PartialUploadStore):
         except FileNotFoundError:
             raise NotFound("upload not found") from None
         extra = dict(metadata or {})
-        record = {"filename": filename, "content_type": content_type, "metadata": extra,
-                  "size": size}
+        record = {
+            "filename": filename,
+            "content_type": content_type,
+            "metadata": extra,
+            "size": size,
+        }
         sidecar_tmp = _write_durably(directory, f".{handle}.json.", json.dumps(record))
         try:
             data_path = os.path.join(directory, handle)
@@ -95,8 +101,9 @@ class DirectoryPartialUploads(PartialUploadStore):
         _fsync_dir(directory)
         with suppress(FileNotFoundError):
             os.unlink(path + _BUCKET_SUFFIX)
-        return Blob(fid=handle, size=size, content_type=content_type, filename=filename,
-                    metadata=extra)
+        return Blob(
+            fid=handle, size=size, content_type=content_type, filename=filename, metadata=extra
+        )
 
     def delete(self, handle: str) -> bool:
         try:

@@ -1,4 +1,5 @@
 """A BlobStore keeping each file on local disk, with a JSON sidecar for its metadata."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ class DirectoryBlobStore(BlobStore):
         return self._root
 
     @contextmanager
-    def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[CountingWriter]:
+    def writer(
+        self, bucket: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> Iterator[CountingWriter]:
         """Stream a new file into a temp name; publish it atomically on a clean exit."""
         directory = self._bucket_dir(bucket)
         extra = dict(metadata or {})
@@ -49,8 +51,12 @@ class DirectoryBlobStore(BlobStore):
                 yield blob_writer
                 target.flush()
                 os.fsync(target.fileno())
-            record = {"filename": filename, "content_type": content_type, "metadata": extra,
-                      "size": blob_writer.size}
+            record = {
+                "filename": filename,
+                "content_type": content_type,
+                "metadata": extra,
+                "size": blob_writer.size,
+            }
             sidecar_tmp = _write_durably(directory, f".{fid}{_SIDECAR}.", json.dumps(record))
             leftovers.append(sidecar_tmp)
             # The data file goes first: the sidecar's appearance is what makes the blob exist.
@@ -74,9 +80,13 @@ class DirectoryBlobStore(BlobStore):
                 record = json.load(fh)
         except FileNotFoundError:
             return None
-        return Blob(fid=fid, size=int(record["size"]),
-                    content_type=record.get("content_type") or "application/octet-stream",
-                    filename=record.get("filename"), metadata=dict(record.get("metadata") or {}))
+        return Blob(
+            fid=fid,
+            size=int(record["size"]),
+            content_type=record.get("content_type") or "application/octet-stream",
+            filename=record.get("filename"),
+            metadata=dict(record.get("metadata") or {}),
+        )
 
     def open(self, bucket: str, fid: str) -> BinaryIO:
         """The file opened for binary reading; raises NotFound for an unknown id."""

@@ -1,4 +1,5 @@
 """Running ffmpeg as an untrusted child: no secrets, resource limits, a deadline, never orphaned."""
+
 from __future__ import annotations
 
 import ctypes
@@ -33,8 +34,13 @@ def ffmpeg_exe() -> str:
 
 def ffmpeg_version(exe: str | None = None) -> tuple[int, int] | None:
     """(major, minor) of the ffmpeg binary, or None when its banner cannot be read."""
-    done = subprocess.run([exe or ffmpeg_exe(), "-hide_banner", "-version"], env=CHILD_ENV,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    done = subprocess.run(
+        [exe or ffmpeg_exe(), "-hide_banner", "-version"],
+        env=CHILD_ENV,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+    )
     found = re.match(rb"ffmpeg version n?(\d+)\.(\d+)", done.stdout)
     return (int(found.group(1)), int(found.group(2))) if found else None
 
@@ -46,8 +52,10 @@ def check_ffmpeg_version(exe: str | None = None) -> str | None:
         return None
     tested = ", ".join(f"{a}.{b}" for a, b in TESTED_FFMPEG)
     found = "an unreadable version" if version is None else f"{version[0]}.{version[1]}"
-    return (f"ffmpeg {found} is not a version vid2mp3 was tested with ({tested}); "
-            "install the imageio-ffmpeg release pinned in pyproject.toml")
+    return (
+        f"ffmpeg {found} is not a version vid2mp3 was tested with ({tested}); "
+        "install the imageio-ffmpeg release pinned in pyproject.toml"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ def _preexec(limits: ChildLimits) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
     return setup
 
 
@@ -90,20 +99,32 @@ class Outcome:
     stderr: str
 
 
-def run(args: list[str], limits: ChildLimits, timeout: float,
-        on_stdout_line: Callable[[str], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        stderr_limit: int = 1 << 20, keep_stderr_head: bool = True,
-        cwd: str | None = None,
-        on_stderr_line: Callable[[str], None] | None = None) -> Outcome:
+def run(
+    args: list[str],
+    limits: ChildLimits,
+    timeout: float,
+    on_stdout_line: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    stderr_limit: int = 1 << 20,
+    keep_stderr_head: bool = True,
+    cwd: str | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> Outcome:
     """Run ffmpeg once; return its exit code and bounded stderr. The child never outlives this
     call: it is killed on the deadline (TimedOut), on should_stop() (Stopped) and on any error,
     including one raised by a callback. `on_stderr_line` gets each stderr line as printed
     (indentation kept), while it runs."""
     deadline = time.monotonic() + timeout
-    proc = subprocess.Popen([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
-                            cwd=cwd, preexec_fn=_preexec(limits), close_fds=True)
+    proc = subprocess.Popen(
+        [ffmpeg_exe(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=CHILD_ENV,
+        cwd=cwd,
+        preexec_fn=_preexec(limits),
+        close_fds=True,
+    )
     stderr = bytearray()
     pending = pending_err = b""
     assert proc.stdout is not None and proc.stderr is not None
@@ -158,4 +179,4 @@ def _keep(buffer: bytearray, data: bytes, limit: int, head: bool) -> None:
     buffer += data
     if len(buffer) > limit:
         del buffer[:-limit]
-        del buffer[:buffer.find(b"\n") + 1]
+        del buffer[: buffer.find(b"\n") + 1]

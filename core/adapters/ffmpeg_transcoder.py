@@ -1,4 +1,5 @@
 """The Transcoder port on ffmpeg: only allow-listed containers, read only what names our input."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,26 @@ log = logging.getLogger(__name__)
 # Demuxers ffmpeg may use, enforced by ffmpeg itself before a demuxer reads its header.
 # Everything that opens other files or URLs, or synthesises audio from text (hls, dash,
 # concat, sdp, sbg, tty, image2, avisynth, lavfi, ...), is absent.
-ALLOWED_FORMATS = ("mov", "matroska", "avi", "wav", "w64", "aiff", "mpegts", "mpeg", "flv", "ogg",
-                   "asf", "flac", "aac", "mp3", "caf", "amr", "rm", "mxf")
+ALLOWED_FORMATS = (
+    "mov",
+    "matroska",
+    "avi",
+    "wav",
+    "w64",
+    "aiff",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "ogg",
+    "asf",
+    "flac",
+    "aac",
+    "mp3",
+    "caf",
+    "amr",
+    "rm",
+    "mxf",
+)
 # Given before every -i: each input gets its own allow-lists.
 _PER_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_FORMATS)]
 _INPUT = ["-nostdin", "-hide_banner", *_PER_INPUT]
@@ -44,14 +63,35 @@ LIMITER_MARGIN_DB = 1.0  # below TRUE_PEAK_DBTP, for the overshoot of MP3 encodi
 LIMITER_RECHECK_DB = 3.0  # a deeper cut than this is measured again (it lowers the loudness)
 MAX_CORRECTION_DB = 3.0
 _DURATION = re.compile(r"^\s+Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)")
-_STREAM = re.compile(r"^\s+Stream #0:\d+(?:\[\w+\])?(?:\((\w{1,8})\))?: "
-                     r"(Audio|Video): ([\w-]+)(.*)$")
-_CHANNELS = re.compile(r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|"
-                       r"4\.1|5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|"
-                       r"(\d{1,2}) channels)(?=,|$)")
-_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4,
-                    "quad": 4, "quad(side)": 4, "3.1": 4, "4.1": 5, "5.0": 5, "5.0(side)": 5,
-                    "5.1": 6, "5.1(side)": 6, "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8}
+_STREAM = re.compile(
+    r"^\s+Stream #0:\d+(?:\[\w+\])?(?:\((\w{1,8})\))?: "
+    r"(Audio|Video): ([\w-]+)(.*)$"
+)
+_CHANNELS = re.compile(
+    r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|"
+    r"4\.1|5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|"
+    r"(\d{1,2}) channels)(?=,|$)"
+)
+_LAYOUT_CHANNELS = {
+    "mono": 1,
+    "stereo": 2,
+    "2.1": 3,
+    "3.0": 3,
+    "3.0(back)": 3,
+    "4.0": 4,
+    "quad": 4,
+    "quad(side)": 4,
+    "3.1": 4,
+    "4.1": 5,
+    "5.0": 5,
+    "5.0(side)": 5,
+    "5.1": 6,
+    "5.1(side)": 6,
+    "6.0": 6,
+    "6.1": 7,
+    "7.0": 7,
+    "7.1": 8,
+}
 _INTEGRATED = re.compile(r"^\s+I:\s+(-?\d+(?:\.\d+)?|-inf) LUFS$")
 _PEAK = re.compile(r"^\s+Peak:\s+(-?\d+(?:\.\d+)?|-inf) dBFS$")
 _FRAME_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
@@ -71,7 +111,7 @@ def describe(text: str, path: str) -> MediaInfo | None:
     video_size = None
     has_video = False
     tracks: list[AudioTrack] = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith(" "):
             break  # the end of our input's block
         found = _DURATION.match(line)
@@ -89,20 +129,31 @@ def describe(text: str, path: str) -> MediaInfo | None:
             layout = _CHANNELS.search(rest)
             channels = None
             if layout:
-                channels = int(layout.group(2)) if layout.group(2) else \
-                    _LAYOUT_CHANNELS[layout.group(1)]
-            tracks.append(AudioTrack(codec=codec, channels=channels,
-                                     sample_rate=int(rate.group(1)) if rate else None,
-                                     language=language if language not in (None, "und") else None))
+                channels = (
+                    int(layout.group(2)) if layout.group(2) else _LAYOUT_CHANNELS[layout.group(1)]
+                )
+            tracks.append(
+                AudioTrack(
+                    codec=codec,
+                    channels=channels,
+                    sample_rate=int(rate.group(1)) if rate else None,
+                    language=language if language not in (None, "und") else None,
+                )
+            )
         elif kind == "Video" and not has_video and "(attached pic)" not in rest:
             has_video = True
             size = _FRAME_SIZE.search(rest)
             video_size = (int(size.group(1)), int(size.group(2))) if size else None
     first = tracks[0] if tracks else None
-    return MediaInfo(duration=duration, has_audio=bool(tracks), has_video=has_video,
-                     audio_codec=first.codec if first else None, video_size=video_size,
-                     sample_rate=first.sample_rate if first else None,
-                     audio_tracks=tuple(tracks))
+    return MediaInfo(
+        duration=duration,
+        has_audio=bool(tracks),
+        has_video=has_video,
+        audio_codec=first.codec if first else None,
+        video_size=video_size,
+        sample_rate=first.sample_rate if first else None,
+        audio_tracks=tuple(tracks),
+    )
 
 
 def ebur128_summary(stderr: str) -> tuple[float, float] | None:
@@ -110,12 +161,17 @@ def ebur128_summary(stderr: str) -> tuple[float, float] | None:
     printed when the filter closes, after anything of the input's own (metadata is the
     uploader's text). None when there is no complete summary."""
     lines = stderr.splitlines()
-    start = max((n for n, line in enumerate(lines)
-                 if line.startswith("[Parsed_ebur128_") and line.endswith("] Summary:")),
-                default=None)
+    start = max(
+        (
+            n
+            for n, line in enumerate(lines)
+            if line.startswith("[Parsed_ebur128_") and line.endswith("] Summary:")
+        ),
+        default=None,
+    )
     if start is None:
         return None
-    block = lines[start + 1:start + 14]
+    block = lines[start + 1 : start + 14]
     integrated = next((m for m in map(_INTEGRATED.match, block) if m), None)
     peak = next((m for m in map(_PEAK.match, block) if m), None)
     if integrated is None or peak is None:
@@ -178,8 +234,11 @@ class FFmpegTranscoder(Transcoder):
         self.limits = limits
 
     def _child_limits(self, seconds: float, file_bytes: int) -> ChildLimits:
-        return ChildLimits(cpu_seconds=int(seconds * 2) + 10, file_bytes=file_bytes,
-                           memory_bytes=self.limits.memory_bytes)
+        return ChildLimits(
+            cpu_seconds=int(seconds * 2) + 10,
+            file_bytes=file_bytes,
+            memory_bytes=self.limits.memory_bytes,
+        )
 
     def probe(self, path: str) -> MediaInfo:
         """Describe a media file with `ffmpeg -i`; MediaError when it is not one we accept."""
@@ -189,9 +248,11 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.EMPTY)
         target = "file:" + os.path.abspath(path)
         try:
-            outcome = ffmpeg_process.run([*_INPUT, "-i", target],
-                                         self._child_limits(PROBE_TIMEOUT_S, 1 << 20),
-                                         PROBE_TIMEOUT_S)
+            outcome = ffmpeg_process.run(
+                [*_INPUT, "-i", target],
+                self._child_limits(PROBE_TIMEOUT_S, 1 << 20),
+                PROBE_TIMEOUT_S,
+            )
         except TimedOut:
             raise MediaError(MediaError.NOT_MEDIA, "probe timed out") from None
         info = describe(outcome.stderr, target)
@@ -199,10 +260,15 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
         return info
 
-    def encode_mp3(self, src: str, dst: str, options: AudioOptions,
-                   source: MediaInfo | None = None,
-                   on_progress: Callable[[float], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> Encoded:
+    def encode_mp3(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        source: MediaInfo | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Encoded:
         """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
         is left at dst on failure. The audio is copied when it is MP3 already and no option
         changes it. Without `source`, a plain conversion is one ffmpeg run: the ceilings are
@@ -210,8 +276,9 @@ class FFmpegTranscoder(Transcoder):
         stopped there when one is exceeded. A cover or loudness needs the description first
         (loudness gets it from its analysis run)."""
         if options.bitrate is not None and options.bitrate not in BITRATES:
-            raise ValueError(f"bitrate must be one of {', '.join(BITRATES)}, "
-                             f"not {options.bitrate!r}")
+            raise ValueError(
+                f"bitrate must be one of {', '.join(BITRATES)}, not {options.bitrate!r}"
+            )
         if source is None and options.cover == "frame":
             source = self.probe(src)
         gain = None
@@ -225,9 +292,14 @@ class FFmpegTranscoder(Transcoder):
         copy = chosen.audio_codec == "mp3" and not options.needs_encode
         return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
 
-    def _encode_described(self, src: str, dst: str, options: AudioOptions,
-                          on_progress: Callable[[float], None] | None,
-                          should_stop: Callable[[], bool] | None) -> Encoded:
+    def _encode_described(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Encoded:
         """One run that describes its input and encodes it; copied when the file is an MP3
         (by its first bytes; by ffmpeg's word once described, else encoded in a second run)."""
         if not os.path.isfile(src):
@@ -252,9 +324,17 @@ class FFmpegTranscoder(Transcoder):
             raise _NotCopyable()
         return chosen
 
-    def _encode(self, src: str, dst: str, options: AudioOptions, source: MediaInfo | None,
-                copy: bool, gain: float | None, on_progress: Callable[[float], None] | None,
-                should_stop: Callable[[], bool] | None) -> Encoded:
+    def _encode(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        copy: bool,
+        gain: float | None,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Encoded:
         limits = self.limits
         start, end = options.start or 0.0, options.end
         chosen = source.track(options.track) if source is not None else None
@@ -273,10 +353,20 @@ class FFmpegTranscoder(Transcoder):
         audio = 1 if cover else 0
         args += ["-map", f"{audio}:a:{options.track}"]
         if cover:
-            args += ["-filter_complex", COVER_FILTER,
-                     "-map", "[cover]", "-c:v", "mjpeg", "-disposition:v", "attached_pic",
-                     "-metadata:s:v", "title=Album cover",
-                     "-metadata:s:v", "comment=Cover (front)"]
+            args += [
+                "-filter_complex",
+                COVER_FILTER,
+                "-map",
+                "[cover]",
+                "-c:v",
+                "mjpeg",
+                "-disposition:v",
+                "attached_pic",
+                "-metadata:s:v",
+                "title=Album cover",
+                "-metadata:s:v",
+                "comment=Cover (front)",
+            ]
         else:
             args += ["-vn"]
         args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
@@ -286,19 +376,35 @@ class FFmpegTranscoder(Transcoder):
             if value:
                 args += ["-metadata", f"{tag}={value}"]
         # An endless or undeclared source stops at the ceiling (and fails below).
-        args += ["-t", f"{limits.max_duration + 1:g}",
-                 "-f", "mp3", "-progress", "pipe:1", "-stats_period", "0.25", "-nostats",
-                 "file:" + os.path.abspath(dst)]
+        args += [
+            "-t",
+            f"{limits.max_duration + 1:g}",
+            "-f",
+            "mp3",
+            "-progress",
+            "pipe:1",
+            "-stats_period",
+            "0.25",
+            "-nostats",
+            "file:" + os.path.abspath(dst),
+        ]
         run = _Run(self, options, start, end, chosen, on_progress, should_stop)
-        described = None if chosen else _Description(
-            target, lambda info: run.described(self._accept(options, copy, info)))
+        described = (
+            None
+            if chosen
+            else _Description(target, lambda info: run.described(self._accept(options, copy, info)))
+        )
         try:
             outcome = ffmpeg_process.run(
-                args, self._child_limits(run.timeout, limits.max_output_bytes),
-                run.timeout, on_stdout_line=run.reporter.feed,
-                should_stop=run.should_stop, stderr_limit=STDERR_TAIL_BYTES,
+                args,
+                self._child_limits(run.timeout, limits.max_output_bytes),
+                run.timeout,
+                on_stdout_line=run.reporter.feed,
+                should_stop=run.should_stop,
+                stderr_limit=STDERR_TAIL_BYTES,
                 keep_stderr_head=False,
-                on_stderr_line=described.feed if described else None)
+                on_stderr_line=described.feed if described else None,
+            )
             if described is not None:
                 described.finish()
                 if run.chosen is None:  # no description at all: not media we can read
@@ -309,24 +415,29 @@ class FFmpegTranscoder(Transcoder):
                 notes.append(MediaError.NO_FRAME)
         except TimedOut:
             _remove(dst)
-            raise MediaError(MediaError.TOO_SLOW,
-                             f"no result after {run.timeout:.0f} s") from None
+            raise MediaError(MediaError.TOO_SLOW, f"no result after {run.timeout:.0f} s") from None
         except BaseException:
             _remove(dst)
             raise
         info = source if source is not None else (described.info if described else None)
-        return Encoded(duration=round(written, 3), mode="copy" if copy else "encode",
-                       notes=tuple(notes), source=info)
+        return Encoded(
+            duration=round(written, 3),
+            mode="copy" if copy else "encode",
+            notes=tuple(notes),
+            source=info,
+        )
 
     @staticmethod
     def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
         """(start, end) in seconds; MediaError when the window lies outside the source."""
         start, end = options.start or 0.0, options.end
         duration = source.duration
-        if duration is not None and (start >= duration or (end is not None and end > duration
-                                                            + 0.05)):
-            raise MediaError(MediaError.WINDOW.format(duration=duration),
-                             f"window {start}-{end} of {duration}")
+        if duration is not None and (
+            start >= duration or (end is not None and end > duration + 0.05)
+        ):
+            raise MediaError(
+                MediaError.WINDOW.format(duration=duration), f"window {start}-{end} of {duration}"
+            )
         return start, end
 
     @staticmethod
@@ -346,8 +457,13 @@ class FFmpegTranscoder(Transcoder):
             args += ["-af", _normaliser(gain)]
         return args
 
-    def _gain(self, src: str, options: AudioOptions, source: MediaInfo | None,
-              should_stop: Callable[[], bool] | None) -> tuple[float, MediaInfo]:
+    def _gain(
+        self,
+        src: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[float, MediaInfo]:
         """The linear gain (dB) that brings the chosen audio to the target loudness, and the
         source's description. One decode through ebur128 measures it (and describes the source
         when not described yet, checked against the ceilings before it decodes on); only when
@@ -364,9 +480,14 @@ class FFmpegTranscoder(Transcoder):
             gain += min(max(target - limited, 0.0), MAX_CORRECTION_DB)
         return gain, source
 
-    def _measure(self, src: str, options: AudioOptions, source: MediaInfo | None,
-                 gain: float | None, should_stop: Callable[[], bool] | None
-                 ) -> tuple[float, float, MediaInfo]:
+    def _measure(
+        self,
+        src: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        gain: float | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[float, float, MediaInfo]:
         """(integrated loudness, sample peak, description) of the chosen track within the
         window, after `gain` through the normaliser if given: one decode through ffmpeg's
         ebur128 filter, under the same allow-list and ceilings as the encode."""
@@ -376,21 +497,46 @@ class FFmpegTranscoder(Transcoder):
         measure = "ebur128=framelog=quiet:peak=sample"
         chain = measure if gain is None else f"{_normaliser(gain)},{measure}"
         target = "file:" + os.path.abspath(src)
-        args = [*_INPUT, "-loglevel", "info", "-nostats", *_window_args(start, end),
-                "-i", target, "-map", f"0:a:{options.track}",
-                "-t", f"{self.limits.max_duration + 1:g}", "-af", chain, "-f", "null", "-"]
+        args = [
+            *_INPUT,
+            "-loglevel",
+            "info",
+            "-nostats",
+            *_window_args(start, end),
+            "-i",
+            target,
+            "-map",
+            f"0:a:{options.track}",
+            "-t",
+            f"{self.limits.max_duration + 1:g}",
+            "-af",
+            chain,
+            "-f",
+            "null",
+            "-",
+        ]
         chosen = source.track(options.track) if source is not None else None
         if chosen is not None:
             self.limits.check(chosen)
             self._window(options, chosen)
         run = _Run(self, options, start, end, chosen, None, should_stop)
-        described = None if chosen else _Description(
-            target, lambda info: run.described(self._accept(options, False, info)))
+        described = (
+            None
+            if chosen
+            else _Description(
+                target, lambda info: run.described(self._accept(options, False, info))
+            )
+        )
         try:
-            outcome = ffmpeg_process.run(args, self._child_limits(run.timeout, 1 << 20),
-                                         run.timeout, should_stop=run.should_stop,
-                                         stderr_limit=STDERR_TAIL_BYTES, keep_stderr_head=False,
-                                         on_stderr_line=described.feed if described else None)
+            outcome = ffmpeg_process.run(
+                args,
+                self._child_limits(run.timeout, 1 << 20),
+                run.timeout,
+                should_stop=run.should_stop,
+                stderr_limit=STDERR_TAIL_BYTES,
+                keep_stderr_head=False,
+                on_stderr_line=described.feed if described else None,
+            )
         except TimedOut:
             raise MediaError(MediaError.TOO_SLOW, "loudness analysis timed out") from None
         if described is not None:
@@ -406,12 +552,14 @@ class FFmpegTranscoder(Transcoder):
         assert source is not None
         return summary[0], summary[1], source
 
-    def _check_outcome(self, outcome: ffmpeg_process.Outcome, written: float,
-                       expected: float | None) -> None:
+    def _check_outcome(
+        self, outcome: ffmpeg_process.Outcome, written: float, expected: float | None
+    ) -> None:
         limits = self.limits
         if outcome.code == -signal.SIGXFSZ:
-            raise MediaError(MediaError.TOO_LARGE.format(
-                limit=f"{limits.max_output_bytes // 2**20} MiB"))
+            raise MediaError(
+                MediaError.TOO_LARGE.format(limit=f"{limits.max_output_bytes // 2**20} MiB")
+            )
         if outcome.code in (-signal.SIGXCPU, -signal.SIGKILL):
             raise MediaError(MediaError.TOO_SLOW, f"ffmpeg ended by signal {-outcome.code}")
         if outcome.code != 0:
@@ -419,13 +567,17 @@ class FFmpegTranscoder(Transcoder):
         if written <= 0:
             raise MediaError(MediaError.DAMAGED, "no audio written")
         if expected is None and written >= limits.max_duration:
-            raise MediaError(MediaError.TOO_LONG.format(limit=hours(limits.max_duration)),
-                             "undeclared duration ran past the ceiling")
+            raise MediaError(
+                MediaError.TOO_LONG.format(limit=hours(limits.max_duration)),
+                "undeclared duration ran past the ceiling",
+            )
         if expected is not None:
             tolerance = max(0.5, 0.02 * expected)
             if abs(written - expected) > tolerance:
-                raise MediaError(MediaError.DAMAGED, f"{written:.2f} s of audio where "
-                                                     f"{expected:.2f} s were expected")
+                raise MediaError(
+                    MediaError.DAMAGED,
+                    f"{written:.2f} s of audio where {expected:.2f} s were expected",
+                )
 
 
 class _NotCopyable(Exception):
@@ -476,10 +628,16 @@ class _Run:
     """One encode or analysis run: its progress, and a deadline that tightens once the
     source's duration is known."""
 
-    def __init__(self, transcoder: "FFmpegTranscoder", options: AudioOptions, start: float,
-                 end: float | None, chosen: MediaInfo | None,
-                 on_progress: Callable[[float], None] | None,
-                 should_stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        transcoder: "FFmpegTranscoder",
+        options: AudioOptions,
+        start: float,
+        end: float | None,
+        chosen: MediaInfo | None,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ):
         self.transcoder = transcoder
         self.start, self.end = start, end
         self.stop = should_stop

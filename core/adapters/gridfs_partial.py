@@ -8,6 +8,7 @@ updates and partial deletes of GridFS chunks that the test server (nx-27017) doe
 `partial_uploads` lists each upload's bucket, segments and last write, so appends, the
 purge and orphan sweeps need no query on GridFS metadata.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -38,16 +39,18 @@ class GridFSPartialUploads(PartialUploadStore):
         self._blobs._check_bucket(bucket)
         oid = ObjectId()
         with _translate_errors():
-            self._db()[STATE].insert_one({"_id": oid, "bucket": bucket, "segments": [],
-                                          "updated_at": _now()})
+            self._db()[STATE].insert_one(
+                {"_id": oid, "bucket": bucket, "segments": [], "updated_at": _now()}
+            )
         return str(oid)
 
     @contextmanager
     def appender(self, handle: str, offset: int) -> Iterator[CountingWriter]:
         oid, doc = self._find(handle)
         segments = self._cut(oid, doc["segments"], offset)
-        with self._blobs.writer(SEGMENTS, handle, "application/octet-stream",
-                                {"upload": handle, "start": offset}) as sink:
+        with self._blobs.writer(
+            SEGMENTS, handle, "application/octet-stream", {"upload": handle, "start": offset}
+        ) as sink:
             try:
                 yield sink
             except BaseException as exc:
@@ -74,8 +77,9 @@ class GridFSPartialUploads(PartialUploadStore):
             return None
         return sum(int(segment["size"]) for segment in doc["segments"])
 
-    def finish(self, handle: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Blob:
+    def finish(
+        self, handle: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> Blob:
         oid, doc = self._find(handle)
         with self._blobs.writer(doc["bucket"], filename, content_type, metadata) as target:
             for segment in doc["segments"]:
@@ -83,8 +87,13 @@ class GridFSPartialUploads(PartialUploadStore):
                     while chunk := source.read(COPY_CHUNK):
                         target.write(chunk)
         self.delete(handle)
-        return Blob(fid=target.fid, size=target.size, content_type=content_type,
-                    filename=filename, metadata=dict(metadata or {}))
+        return Blob(
+            fid=target.fid,
+            size=target.size,
+            content_type=content_type,
+            filename=filename,
+            metadata=dict(metadata or {}),
+        )
 
     def delete(self, handle: str) -> bool:
         try:
@@ -117,8 +126,9 @@ class GridFSPartialUploads(PartialUploadStore):
             raise NotFound("upload not found")
         return oid, doc
 
-    def _cut(self, oid: ObjectId, segments: list[dict[str, Any]],
-             offset: int) -> list[dict[str, Any]]:
+    def _cut(
+        self, oid: ObjectId, segments: list[dict[str, Any]], offset: int
+    ) -> list[dict[str, Any]]:
         """Delete the segments at or past offset; the ones kept must end exactly there."""
         kept = [s for s in segments if s["start"] < offset]
         for segment in segments:
@@ -127,9 +137,15 @@ class GridFSPartialUploads(PartialUploadStore):
         end = kept[-1]["start"] + kept[-1]["size"] if kept else 0
         if end > offset:  # a segment spans the offset: keep its head in a new segment
             last = kept.pop()
-            with self._blobs.open(SEGMENTS, last["fid"]) as source, self._blobs.writer(
-                    SEGMENTS, str(oid), "application/octet-stream",
-                    {"upload": str(oid), "start": last["start"]}) as head:
+            with (
+                self._blobs.open(SEGMENTS, last["fid"]) as source,
+                self._blobs.writer(
+                    SEGMENTS,
+                    str(oid),
+                    "application/octet-stream",
+                    {"upload": str(oid), "start": last["start"]},
+                ) as head,
+            ):
                 left = offset - last["start"]
                 while left and (chunk := source.read(min(COPY_CHUNK, left))):
                     head.write(chunk)
@@ -144,5 +160,6 @@ class GridFSPartialUploads(PartialUploadStore):
 
     def _save(self, oid: ObjectId, segments: list[dict[str, Any]]) -> None:
         with _translate_errors():
-            self._db()[STATE].update_one({"_id": oid}, {"$set": {"segments": segments,
-                                                                "updated_at": _now()}})
+            self._db()[STATE].update_one(
+                {"_id": oid}, {"$set": {"segments": segments, "updated_at": _now()}}
+            )

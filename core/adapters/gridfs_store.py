@@ -1,4 +1,5 @@
 """A BlobStore on MongoDB GridFS: one GridFS bucket per blob-store bucket."""
+
 from __future__ import annotations
 
 import io
@@ -38,9 +39,12 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], Client]:
     """A function building a MongoClient for uri that gives up on an unreachable server quickly."""
+
     def build() -> Client:
-        return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                           appname="vid2mp3")
+        return MongoClient(
+            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, appname="vid2mp3"
+        )
+
     return build
 
 
@@ -57,6 +61,7 @@ def _guarded_write(upload: gridfs.GridIn) -> Callable[[bytes], None]:
     def write(data: bytes) -> None:
         with _translate_errors():
             upload.write(data)
+
     return write
 
 
@@ -95,7 +100,7 @@ class GridFSReader(io.BufferedIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -136,8 +141,9 @@ class GridFSBlobStore(BlobStore):
         return self._database_name
 
     @contextmanager
-    def writer(self, bucket: str, filename: str, content_type: str,
-               metadata: dict[str, Any] | None = None) -> Iterator[CountingWriter]:
+    def writer(
+        self, bucket: str, filename: str, content_type: str, metadata: dict[str, Any] | None = None
+    ) -> Iterator[CountingWriter]:
         """Stream a new file into GridFS; on an exception the partial upload is removed."""
         grid_bucket = self._bucket(bucket)
         stored = {"content_type": content_type, "metadata": dict(metadata or {})}
@@ -163,10 +169,15 @@ class GridFSBlobStore(BlobStore):
         if doc is None:
             return None
         stored = doc.get("metadata") or {}
-        return Blob(fid=str(doc["_id"]), size=int(doc.get("length") or 0),
-                    content_type=(stored.get("content_type") or doc.get("contentType")
-                                  or "application/octet-stream"),
-                    filename=doc.get("filename"), metadata=dict(stored.get("metadata") or {}))
+        return Blob(
+            fid=str(doc["_id"]),
+            size=int(doc.get("length") or 0),
+            content_type=(
+                stored.get("content_type") or doc.get("contentType") or "application/octet-stream"
+            ),
+            filename=doc.get("filename"),
+            metadata=dict(stored.get("metadata") or {}),
+        )
 
     def open(self, bucket: str, fid: str) -> GridFSReader:  # type: ignore[override]
         """A seekable reader over the stored file; raises NotFound for an unknown id."""
@@ -187,8 +198,9 @@ class GridFSBlobStore(BlobStore):
         try:
             with self.open(bucket, fid) as source:
                 # No user-chosen extension: a name must never steer ffmpeg's choice of demuxer.
-                with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="blob-",
-                                                 delete=False) as target:
+                with tempfile.NamedTemporaryFile(
+                    dir=scratch_dir, prefix="blob-", delete=False
+                ) as target:
                     path = target.name
                     shutil.copyfileobj(source, target, COPY_CHUNK)
             yield path

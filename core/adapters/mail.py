@@ -1,4 +1,5 @@
 """Mailers: SMTP for real delivery, an outbox directory of .eml files as the embedded default."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,8 @@ class SMTPMailer(Mailer):
         try:
             if self.ssl:
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout,
-                    context=ssl.create_default_context())
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with client:

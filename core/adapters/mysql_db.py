@@ -1,4 +1,5 @@
 """MySQL connections: one lazily created pool per process, schema migrations, error mapping."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,11 @@ log = logging.getLogger(__name__)
 
 # Versioned, idempotent migrations: each runs once, recorded in schema_migrations.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (1, "users", [
-        """CREATE TABLE IF NOT EXISTS users (
+    (
+        1,
+        "users",
+        [
+            """CREATE TABLE IF NOT EXISTS users (
             id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
             name VARCHAR(64) NOT NULL,
             email VARCHAR(254) NOT NULL,
@@ -30,9 +34,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             UNIQUE KEY uq_users_name (name),
             UNIQUE KEY uq_users_email (email)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-    ]),
-    (2, "jobs", [
-        """CREATE TABLE IF NOT EXISTS jobs (
+        ],
+    ),
+    (
+        2,
+        "jobs",
+        [
+            """CREATE TABLE IF NOT EXISTS jobs (
             id CHAR(32) NOT NULL PRIMARY KEY,
             owner_id BIGINT UNSIGNED NOT NULL,
             status ENUM('queued','converting','done','failed') NOT NULL,
@@ -57,24 +65,40 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id)
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-    ]),
-    (3, "job leases", [
-        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
+        ],
+    ),
+    (
+        3,
+        "job leases",
+        [
+            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
            ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
-        "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
-    ]),
-    (4, "jobs.request_id", [
-        "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
-    ]),
-    (5, "cancel and retention", [
-        """ALTER TABLE jobs MODIFY status ENUM('queued','converting','done','failed',
+            "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
+        ],
+    ),
+    (
+        4,
+        "jobs.request_id",
+        [
+            "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
+        ],
+    ),
+    (
+        5,
+        "cancel and retention",
+        [
+            """ALTER TABLE jobs MODIFY status ENUM('queued','converting','done','failed',
                'cancelled','expired') NOT NULL,
            MODIFY video_fid VARCHAR(64) NULL,
            ADD COLUMN IF NOT EXISTS expires_at DATETIME(6) NULL""",
-        "CREATE INDEX IF NOT EXISTS ix_jobs_status_expires ON jobs (status, expires_at)",
-    ]),
-    (6, "webhooks", [
-        """CREATE TABLE IF NOT EXISTS webhook_endpoints (
+            "CREATE INDEX IF NOT EXISTS ix_jobs_status_expires ON jobs (status, expires_at)",
+        ],
+    ),
+    (
+        6,
+        "webhooks",
+        [
+            """CREATE TABLE IF NOT EXISTS webhook_endpoints (
             id CHAR(32) NOT NULL PRIMARY KEY,
             owner_id BIGINT UNSIGNED NOT NULL,
             url VARCHAR(2000) NOT NULL,
@@ -86,7 +110,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             CONSTRAINT fk_webhook_endpoints_owner FOREIGN KEY (owner_id) REFERENCES users (id)
                 ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+            """CREATE TABLE IF NOT EXISTS webhook_deliveries (
             id CHAR(32) NOT NULL PRIMARY KEY,
             endpoint_id CHAR(32) NOT NULL,
             job_id CHAR(32) NOT NULL,
@@ -103,13 +127,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             CONSTRAINT fk_webhook_deliveries_endpoint FOREIGN KEY (endpoint_id)
                 REFERENCES webhook_endpoints (id) ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-    ]),
-    (7, "jobs.options, source, mode and notes", [
-        """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options JSON NULL,
+        ],
+    ),
+    (
+        7,
+        "jobs.options, source, mode and notes",
+        [
+            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options JSON NULL,
            ADD COLUMN IF NOT EXISTS source JSON NULL,
            ADD COLUMN IF NOT EXISTS mode VARCHAR(8) NULL,
            ADD COLUMN IF NOT EXISTS notes JSON NULL""",
-    ]),
+        ],
+    ),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
@@ -121,11 +150,26 @@ _SERVER_FULL = (errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECT
 class MySQLDatabase:
     """Owns the per-process pool. The schema is created by `migrate()`, once, at start-up."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, database: str,
-                 pool_size: int = 5, connect_timeout: int = 3):
-        self._config = dict(host=host, port=port, user=user, password=password,
-                            connection_timeout=connect_timeout, autocommit=True,
-                            charset="utf8mb4", collation="utf8mb4_unicode_ci")
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        database: str,
+        pool_size: int = 5,
+        connect_timeout: int = 3,
+    ):
+        self._config = dict(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            connection_timeout=connect_timeout,
+            autocommit=True,
+            charset="utf8mb4",
+            collation="utf8mb4_unicode_ci",
+        )
         self.database = database
         self._pool_size = pool_size
         self._pool: pooling.MySQLConnectionPool | None = None
@@ -138,8 +182,12 @@ class MySQLDatabase:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
                 self._pool = pooling.MySQLConnectionPool(
-                    pool_name=f"vid2mp3_{os.getpid()}_{id(self)}", pool_size=self._pool_size,
-                    pool_reset_session=False, database=self.database, **self._config)
+                    pool_name=f"vid2mp3_{os.getpid()}_{id(self)}",
+                    pool_size=self._pool_size,
+                    pool_reset_session=False,
+                    database=self.database,
+                    **self._config,
+                )
                 self._pid = os.getpid()
         return self._pool
 
@@ -189,8 +237,10 @@ class MySQLDatabase:
             raise
         try:
             cur = cnx.cursor()
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
             cur.execute(f"USE `{_ident(self.database)}`")
             cur.execute("SELECT GET_LOCK(%s, 30)", (f"{self.database}.migrate",))
             cur.fetchall()
@@ -205,8 +255,10 @@ class MySQLDatabase:
                         continue
                     for statement in statements:
                         cur.execute(statement)
-                    cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                                (version, name))
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (version, name),
+                    )
                     log.info("applied migration %s (%s)", version, name)
             finally:
                 cur.execute("SELECT RELEASE_LOCK(%s)", (f"{self.database}.migrate",))

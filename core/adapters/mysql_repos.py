@@ -1,4 +1,5 @@
 """User and job repositories on MySQL: parameterized SQL only."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,16 @@ def _utc(value: Any) -> Any:
 def _user(row: dict[str, Any] | None) -> User | None:
     if row is None:
         return None
-    return User(id=int(row["id"]), name=row["name"], email=row["email"], phone=row["phone"],
-                role=Role(row["role"]), password_hash=row["password_hash"],
-                token_version=int(row["token_version"]), created_at=_utc(row["created_at"]))
+    return User(
+        id=int(row["id"]),
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"],
+        role=Role(row["role"]),
+        password_hash=row["password_hash"],
+        token_version=int(row["token_version"]),
+        created_at=_utc(row["created_at"]),
+    )
 
 
 class MySQLUserRepository(UserRepository):
@@ -38,9 +46,11 @@ class MySQLUserRepository(UserRepository):
 
     def add(self, user: NewUser) -> User:
         with self.db.cursor() as cur:
-            cur.execute("INSERT INTO users (name, email, phone, role, password_hash) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        (user.name, user.email, user.phone, user.role.value, user.password_hash))
+            cur.execute(
+                "INSERT INTO users (name, email, phone, role, password_hash) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (user.name, user.email, user.phone, user.role.value, user.password_hash),
+            )
             new_id = cur.lastrowid
         created = self.get(new_id)
         assert created is not None
@@ -57,8 +67,9 @@ class MySQLUserRepository(UserRepository):
 
     def list(self, offset: int, limit: int) -> tuple[list[User], int]:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT %s OFFSET %s",
-                        (limit, offset))
+            cur.execute(
+                f"SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT %s OFFSET %s", (limit, offset)
+            )
             users = [_user(row) for row in cur.fetchall()]
             cur.execute("SELECT COUNT(*) AS n FROM users")
             total = int(cur.fetchone()["n"])
@@ -71,8 +82,10 @@ class MySQLUserRepository(UserRepository):
         if changes:
             assignments = ", ".join(f"{column} = %s" for column in changes)
             with self.db.cursor() as cur:
-                cur.execute(f"UPDATE users SET {assignments}, updated_at = UTC_TIMESTAMP(6) "
-                            "WHERE id = %s", (*changes.values(), user_id))
+                cur.execute(
+                    f"UPDATE users SET {assignments}, updated_at = UTC_TIMESTAMP(6) WHERE id = %s",
+                    (*changes.values(), user_id),
+                )
         return self.get(user_id)
 
     def delete(self, user_id: int) -> bool:
@@ -81,14 +94,45 @@ class MySQLUserRepository(UserRepository):
             return bool(cur.rowcount > 0)
 
 
-JOB_COLUMNS = ("id", "owner_id", "status", "progress", "error", "video_fid", "video_filename",
-               "video_size", "bitrate", "mp3_fid", "mp3_size", "duration_s", "attempts",
-               "created_at", "updated_at", "started_at", "finished_at", "notified_at",
-               "notify_error", "lease_id", "lease_expires_at", "request_id", "expires_at",
-               "options", "source", "mode", "notes")
+JOB_COLUMNS = (
+    "id",
+    "owner_id",
+    "status",
+    "progress",
+    "error",
+    "video_fid",
+    "video_filename",
+    "video_size",
+    "bitrate",
+    "mp3_fid",
+    "mp3_size",
+    "duration_s",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "notified_at",
+    "notify_error",
+    "lease_id",
+    "lease_expires_at",
+    "request_id",
+    "expires_at",
+    "options",
+    "source",
+    "mode",
+    "notes",
+)
 _JSON_COLUMNS = ("options", "source", "notes")
-JOB_UPDATABLE = set(JOB_COLUMNS) - {"id", "owner_id", "created_at", "updated_at", "lease_id",
-                                    "lease_expires_at", "request_id"}
+JOB_UPDATABLE = set(JOB_COLUMNS) - {
+    "id",
+    "owner_id",
+    "created_at",
+    "updated_at",
+    "lease_id",
+    "lease_expires_at",
+    "request_id",
+}
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 
@@ -115,9 +159,18 @@ class MySQLJobRepository(JobRepository):
             cur.execute(
                 "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
                 "bitrate, request_id, options) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (job.id, job.owner_id, job.status.value, job.video_fid, job.video_filename,
-                 job.video_size, job.bitrate, job.request_id or current_request_id(),
-                 json.dumps(job.options)))
+                (
+                    job.id,
+                    job.owner_id,
+                    job.status.value,
+                    job.video_fid,
+                    job.video_filename,
+                    job.video_size,
+                    job.bitrate,
+                    job.request_id or current_request_id(),
+                    json.dumps(job.options),
+                ),
+            )
         created = self.get(job.id)
         assert created is not None
         return created
@@ -127,16 +180,19 @@ class MySQLJobRepository(JobRepository):
             cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = %s", (job_id,))
             return _job(cur.fetchone())
 
-    def list_for_owner(self, owner_id: int, offset: int, limit: int,
-                       status: JobStatus | None = None) -> tuple[list[Job], int]:
+    def list_for_owner(
+        self, owner_id: int, offset: int, limit: int, status: JobStatus | None = None
+    ) -> tuple[list[Job], int]:
         where, params = "owner_id = %s", [owner_id]
         if status is not None:
             where = "owner_id = %s AND status = %s"
             params = [owner_id, status.value]  # type: ignore[list-item]
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} "
-                        "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
-                        (*params, limit, offset))
+            cur.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} "
+                "ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
             jobs = [_job(row) for row in cur.fetchall()]
             cur.execute(f"SELECT COUNT(*) AS n FROM jobs WHERE {where}", params)
             total = int(cur.fetchone()["n"])
@@ -147,22 +203,32 @@ class MySQLJobRepository(JobRepository):
             cur.execute("SELECT id FROM jobs WHERE owner_id = %s", (owner_id,))
             return [row["id"] for row in cur.fetchall()]
 
-    def update(self, job_id: str, changes: dict[str, Any],
-               only_if_status: tuple[JobStatus, ...] | None = None) -> bool:
+    def update(
+        self,
+        job_id: str,
+        changes: dict[str, Any],
+        only_if_status: tuple[JobStatus, ...] | None = None,
+    ) -> bool:
         where, params = "", []
         if only_if_status:
             where = f" AND status IN ({', '.join(['%s'] * len(only_if_status))})"
             params = [s.value for s in only_if_status]
         return self._update(job_id, changes, where, params)
 
-    def _update(self, job_id: str, changes: dict[str, Any], where: str = "",
-                where_params: list[Any] | None = None) -> bool:
+    def _update(
+        self,
+        job_id: str,
+        changes: dict[str, Any],
+        where: str = "",
+        where_params: list[Any] | None = None,
+    ) -> bool:
         unknown = set(changes) - JOB_UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [v.value if isinstance(v, JobStatus) else
-                  json.dumps(v) if column in _JSON_COLUMNS else v
-                  for column, v in changes.items()]
+        values = [
+            v.value if isinstance(v, JobStatus) else json.dumps(v) if column in _JSON_COLUMNS else v
+            for column, v in changes.items()
+        ]
         assignments = "".join(f"{column} = %s, " for column in changes)
         sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
         with self.db.cursor() as cur:
@@ -177,37 +243,50 @@ class MySQLJobRepository(JobRepository):
                 "started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
                 "WHERE id = %s AND (status = 'queued' OR (status = 'converting' AND "
                 "(lease_expires_at IS NULL OR lease_expires_at < %s)))",
-                (lease_id, expires_at, job_id, now))
+                (lease_id, expires_at, job_id, now),
+            )
             return bool(cur.rowcount > 0)
 
     def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
         with self.db.cursor() as cur:
             # updated_at is left alone: a heartbeat is not a change a polling client sees.
-            cur.execute("UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
-                        "AND status = 'converting'", (expires_at, job_id, lease_id))
+            cur.execute(
+                "UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
+                "AND status = 'converting'",
+                (expires_at, job_id, lease_id),
+            )
             if cur.rowcount > 0:
                 return True
-            cur.execute("SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s "
-                        "AND status = 'converting'", (job_id, lease_id))
+            cur.execute(
+                "SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s AND status = 'converting'",
+                (job_id, lease_id),
+            )
             return cur.fetchone() is not None  # same expiry twice in one microsecond
 
     def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
-        return self._update(job_id, changes, " AND lease_id = %s AND status = 'converting'",
-                            [lease_id])
+        return self._update(
+            job_id, changes, " AND lease_id = %s AND status = 'converting'", [lease_id]
+        )
 
     def expired_leases(self, now: datetime) -> list[Job]:
         with self.db.cursor() as cur:
-            cur.execute(f"{_SELECT_JOBS} WHERE status = 'converting' AND "
-                        "(lease_expires_at IS NULL OR lease_expires_at < %s) "
-                        "ORDER BY lease_expires_at LIMIT 500", (now,))
+            cur.execute(
+                f"{_SELECT_JOBS} WHERE status = 'converting' AND "
+                "(lease_expires_at IS NULL OR lease_expires_at < %s) "
+                "ORDER BY lease_expires_at LIMIT 500",
+                (now,),
+            )
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
     def usage(self, owner_id: int) -> tuple[int, int]:
         with self.db.cursor() as cur:
-            cur.execute("SELECT COALESCE(SUM(status IN ('queued', 'converting')), 0) AS active, "
-                        "COALESCE(SUM(IF(video_fid IS NULL, 0, video_size) "
-                        "+ IF(mp3_fid IS NULL, 0, COALESCE(mp3_size, 0))), 0) AS stored "
-                        "FROM jobs WHERE owner_id = %s", (owner_id,))
+            cur.execute(
+                "SELECT COALESCE(SUM(status IN ('queued', 'converting')), 0) AS active, "
+                "COALESCE(SUM(IF(video_fid IS NULL, 0, video_size) "
+                "+ IF(mp3_fid IS NULL, 0, COALESCE(mp3_size, 0))), 0) AS stored "
+                "FROM jobs WHERE owner_id = %s",
+                (owner_id,),
+            )
             row = cur.fetchone()
             return int(row["active"]), int(row["stored"])
 
@@ -218,30 +297,54 @@ class MySQLJobRepository(JobRepository):
 
     def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE status IN "
-                        f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
-                        "ORDER BY updated_at LIMIT 500",
-                        (*[s.value for s in statuses], older_than))
+            cur.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE status IN "
+                f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
+                "ORDER BY updated_at LIMIT 500",
+                (*[s.value for s in statuses], older_than),
+            )
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
     def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
         with self.db.cursor() as cur:
-            sql = (f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
-                   "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))")
+            sql = (
+                f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
+                "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))"
+            )
             params: list[Any] = [now]
             if ended_before is not None:
-                sql += (" OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
-                        " AND finished_at < %s)")
+                sql += (
+                    " OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
+                    " AND finished_at < %s)"
+                )
                 params.append(ended_before)
             cur.execute(sql + " LIMIT 500", params)
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
 
 ENDPOINT_COLUMNS = "id, owner_id, url, events, secret, disabled_at, created_at"
-DELIVERY_COLUMNS = ("id", "endpoint_id", "job_id", "event", "body", "attempts", "last_status",
-                    "last_error", "next_retry_at", "delivered_at", "failed_at", "created_at")
-DELIVERY_UPDATABLE = {"attempts", "last_status", "last_error", "next_retry_at", "delivered_at",
-                      "failed_at"}
+DELIVERY_COLUMNS = (
+    "id",
+    "endpoint_id",
+    "job_id",
+    "event",
+    "body",
+    "attempts",
+    "last_status",
+    "last_error",
+    "next_retry_at",
+    "delivered_at",
+    "failed_at",
+    "created_at",
+)
+DELIVERY_UPDATABLE = {
+    "attempts",
+    "last_status",
+    "last_error",
+    "next_retry_at",
+    "delivered_at",
+    "failed_at",
+}
 
 
 def _endpoint(row: dict[str, Any] | None) -> WebhookEndpoint | None:
@@ -265,29 +368,41 @@ class MySQLWebhookRepository(WebhookRepository):
 
     def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         with self.db.cursor() as cur:
-            cur.execute("INSERT INTO webhook_endpoints (id, owner_id, url, events, secret) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        (endpoint.id, endpoint.owner_id, endpoint.url,
-                         ",".join(endpoint.events), endpoint.secret))
+            cur.execute(
+                "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (
+                    endpoint.id,
+                    endpoint.owner_id,
+                    endpoint.url,
+                    ",".join(endpoint.events),
+                    endpoint.secret,
+                ),
+            )
         added = self.get_endpoint(endpoint.id)
         assert added is not None
         return added
 
     def get_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = %s",
-                        (endpoint_id,))
+            cur.execute(
+                f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = %s", (endpoint_id,)
+            )
             return _endpoint(cur.fetchone())
 
     def list_endpoints(self, owner_id: int) -> list[WebhookEndpoint]:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner_id = %s "
-                        "ORDER BY created_at, id", (owner_id,))
+            cur.execute(
+                f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner_id = %s "
+                "ORDER BY created_at, id",
+                (owner_id,),
+            )
             return [e for e in (_endpoint(row) for row in cur.fetchall()) if e]
 
     def endpoints_for(self, owner_id: int, event: str) -> list[WebhookEndpoint]:
-        return [e for e in self.list_endpoints(owner_id)
-                if e.disabled_at is None and event in e.events]
+        return [
+            e for e in self.list_endpoints(owner_id) if e.disabled_at is None and event in e.events
+        ]
 
     def delete_endpoint(self, endpoint_id: str) -> bool:
         with self.db.cursor() as cur:
@@ -296,28 +411,36 @@ class MySQLWebhookRepository(WebhookRepository):
 
     def disable_endpoint(self, endpoint_id: str) -> None:
         with self.db.cursor() as cur:
-            cur.execute("UPDATE webhook_endpoints SET disabled_at = UTC_TIMESTAMP(6) "
-                        "WHERE id = %s AND disabled_at IS NULL", (endpoint_id,))
+            cur.execute(
+                "UPDATE webhook_endpoints SET disabled_at = UTC_TIMESTAMP(6) "
+                "WHERE id = %s AND disabled_at IS NULL",
+                (endpoint_id,),
+            )
 
     def add_delivery(self, delivery: WebhookDelivery) -> bool:
         with self.db.cursor() as cur:
-            cur.execute("INSERT IGNORE INTO webhook_deliveries (id, endpoint_id, job_id, event, "
-                        "body) VALUES (%s, %s, %s, %s, %s)",
-                        (delivery.id, delivery.endpoint_id, delivery.job_id, delivery.event,
-                         delivery.body))
+            cur.execute(
+                "INSERT IGNORE INTO webhook_deliveries (id, endpoint_id, job_id, event, "
+                "body) VALUES (%s, %s, %s, %s, %s)",
+                (delivery.id, delivery.endpoint_id, delivery.job_id, delivery.event, delivery.body),
+            )
             return bool(cur.rowcount > 0)
 
     def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries "
-                        "WHERE id = %s", (delivery_id,))
+            cur.execute(
+                f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries WHERE id = %s",
+                (delivery_id,),
+            )
             return _delivery(cur.fetchone())
 
     def list_deliveries(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries "
-                        "WHERE endpoint_id = %s ORDER BY created_at DESC, id LIMIT %s",
-                        (endpoint_id, limit))
+            cur.execute(
+                f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM webhook_deliveries "
+                "WHERE endpoint_id = %s ORDER BY created_at DESC, id LIMIT %s",
+                (endpoint_id, limit),
+            )
             return [d for d in (_delivery(row) for row in cur.fetchall()) if d]
 
     def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None:
@@ -328,5 +451,7 @@ class MySQLWebhookRepository(WebhookRepository):
             return
         assignments = ", ".join(f"{column} = %s" for column in changes)
         with self.db.cursor() as cur:
-            cur.execute(f"UPDATE webhook_deliveries SET {assignments} WHERE id = %s",
-                        (*changes.values(), delivery_id))
+            cur.execute(
+                f"UPDATE webhook_deliveries SET {assignments} WHERE id = %s",
+                (*changes.values(), delivery_id),
+            )

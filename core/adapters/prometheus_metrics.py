@@ -6,6 +6,7 @@ process (gunicorn's master, the Celery worker's main process): prometheus_client
 multiprocess mode when it is first imported, and every forked child then writes its samples
 into a file of its own in that directory, which a scrape adds up.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,19 +27,24 @@ WEBHOOK_OUTCOMES = ("delivered", "retry", "disabled", "failed")
 
 JOBS = Counter("vid2mp3_jobs_total", "Conversions that ended, by outcome", ["outcome"])
 CONVERSION_SECONDS = Histogram(
-    "vid2mp3_conversion_seconds", "Seconds a convert task took for a job that succeeded",
-    buckets=(1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1200, 1800))
+    "vid2mp3_conversion_seconds",
+    "Seconds a convert task took for a job that succeeded",
+    buckets=(1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1200, 1800),
+)
 UPLOAD_BYTES = Counter("vid2mp3_upload_bytes_total", "Bytes of video uploads accepted")
 EMAILS = Counter("vid2mp3_emails_total", "Email delivery attempts, by outcome", ["outcome"])
-WEBHOOKS = Counter("vid2mp3_webhooks_total", "Webhook delivery attempts, by outcome",
-                   ["outcome"])
-HTTP_REQUESTS = Counter("vid2mp3_http_requests_total",
-                        "HTTP requests answered, by method, route template and status",
-                        ["method", "route", "status"])
-HTTP_SECONDS = Histogram("vid2mp3_http_request_duration_seconds",
-                         "Seconds to produce a response (a streamed body not included), by route",
-                         ["method", "route"],
-                         buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120))
+WEBHOOKS = Counter("vid2mp3_webhooks_total", "Webhook delivery attempts, by outcome", ["outcome"])
+HTTP_REQUESTS = Counter(
+    "vid2mp3_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "vid2mp3_http_request_duration_seconds",
+    "Seconds to produce a response (a streamed body not included), by route",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
 
 
 class PrometheusMetrics(Metrics):
@@ -88,9 +94,11 @@ class BrokerQueueCollector:
         return [self.key_prefix + name for name in names]
 
     def collect(self) -> Iterator[Metric]:
-        lengths = GaugeMetricFamily("vid2mp3_queue_length",
-                                    "Tasks waiting in a Celery queue (not yet taken by a worker)",
-                                    labels=["queue"])
+        lengths = GaugeMetricFamily(
+            "vid2mp3_queue_length",
+            "Tasks waiting in a Celery queue (not yet taken by a worker)",
+            labels=["queue"],
+        )
         up = GaugeMetricFamily("vid2mp3_broker_up", "1 when the broker answered this scrape")
         try:
             if self._redis is None:
@@ -117,11 +125,15 @@ class WorkerCollector:
         self.queue, self.worker, self.concurrency = queue, worker, concurrency
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("vid2mp3_worker_up", "A Celery worker serving this queue",
-                               labels=["queue", "worker"])
+        up = GaugeMetricFamily(
+            "vid2mp3_worker_up", "A Celery worker serving this queue", labels=["queue", "worker"]
+        )
         up.add_metric([self.queue, self.worker], 1)
-        slots = GaugeMetricFamily("vid2mp3_worker_concurrency",
-                                  "Pool processes of a Celery worker", labels=["queue", "worker"])
+        slots = GaugeMetricFamily(
+            "vid2mp3_worker_concurrency",
+            "Pool processes of a Celery worker",
+            labels=["queue", "worker"],
+        )
         slots.add_metric([self.queue, self.worker], self.concurrency)
         yield up
         yield slots

@@ -1,4 +1,5 @@
 """The RateLimiter port on the `limits` package, with its Redis storage (sliding windows)."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,12 @@ _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, Storag
 
 class LimitsRateLimiter(RateLimiter):
     def __init__(self, client: redis.Redis, prefix: str = "vid2mp3:"):
-        storage = RedisStorage("redis://", connection_pool=client.connection_pool,
-                               key_prefix=f"{prefix}limits", wrap_exceptions=True)
+        storage = RedisStorage(
+            "redis://",
+            connection_pool=client.connection_pool,
+            key_prefix=f"{prefix}limits",
+            wrap_exceptions=True,
+        )
         self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     def _retry_after(self, item: RateLimitItemPerSecond, key: str) -> int:

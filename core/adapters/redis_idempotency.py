@@ -1,4 +1,5 @@
 """Idempotency-Key records in Redis: `<prefix>idempotency:<user>:<sha256 of the key>`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,11 @@ class RedisIdempotencyStore(IdempotencyStore):
             return None
         raw = self.client.get(name)
         if raw is None:  # expired between the two calls: try once more
-            return None if self.client.set(name, json.dumps(PENDING), nx=True, ex=ttl) \
+            return (
+                None
+                if self.client.set(name, json.dumps(PENDING), nx=True, ex=ttl)
                 else dict(PENDING)
+            )
         value: dict[str, Any] = json.loads(raw)  # type: ignore[arg-type]
         return value
 

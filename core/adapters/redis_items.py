@@ -1,4 +1,5 @@
 """TTL items and the hit counter in Redis."""
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,13 @@ _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
     """A client that connects on first command (redis-py pools are fork-aware)."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                health_check_interval=30, decode_responses=False)
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+        decode_responses=False,
+    )
 
 
 P = ParamSpec("P")
@@ -26,12 +32,14 @@ R = TypeVar("R")
 
 def guard(method: Callable[P, R]) -> Callable[P, R]:
     """Turns a lost Redis connection into Unavailable('redis')."""
+
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except _DOWN as exc:
             raise Unavailable("redis") from exc
+
     return wrapper
 
 

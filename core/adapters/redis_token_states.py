@@ -1,4 +1,5 @@
 """The shared cache of each user's token state, in Redis."""
+
 from __future__ import annotations
 
 import redis

@@ -5,6 +5,7 @@ when a gunicorn worker dies mid-request (a key with a TTL does), and the expiry 
 sorted set. Losing Redis loses only resumability (clients start again from 0); the purge
 still finds the orphaned bytes through PartialUploadStore.stale().
 """
+
 from __future__ import annotations
 
 import json
@@ -51,11 +52,19 @@ class RedisUploadRepository(UploadRepository):
     def add(self, upload: Upload) -> None:
         key = self._key(upload.id)
         pipe = self.client.pipeline()
-        pipe.hset(key, mapping={
-            "owner_id": upload.owner_id, "length": upload.length, "offset": upload.offset,
-            "handle": upload.handle, "filename": upload.filename,
-            "options": json.dumps(upload.options), "expires_at": repr(upload.expires_at),
-            "job_id": upload.job_id or ""})
+        pipe.hset(
+            key,
+            mapping={
+                "owner_id": upload.owner_id,
+                "length": upload.length,
+                "offset": upload.offset,
+                "handle": upload.handle,
+                "filename": upload.filename,
+                "options": json.dumps(upload.options),
+                "expires_at": repr(upload.expires_at),
+                "job_id": upload.job_id or "",
+            },
+        )
         pipe.expireat(key, int(upload.expires_at) + GRACE_SECONDS)
         pipe.zadd(self._index, {upload.id: upload.expires_at})
         pipe.execute()
@@ -66,16 +75,25 @@ class RedisUploadRepository(UploadRepository):
         if not raw:
             return None
         row = {k.decode(): v.decode() for k, v in raw.items()}
-        return Upload(id=upload_id, owner_id=int(row["owner_id"]), length=int(row["length"]),
-                      offset=int(row["offset"]), handle=row["handle"], filename=row["filename"],
-                      options=json.loads(row["options"]), expires_at=float(row["expires_at"]),
-                      job_id=row.get("job_id") or None)
+        return Upload(
+            id=upload_id,
+            owner_id=int(row["owner_id"]),
+            length=int(row["length"]),
+            offset=int(row["offset"]),
+            handle=row["handle"],
+            filename=row["filename"],
+            options=json.loads(row["options"]),
+            expires_at=float(row["expires_at"]),
+            job_id=row.get("job_id") or None,
+        )
 
     @guard
     def update(self, upload_id: str, changes: dict[str, Any]) -> None:
         key = self._key(upload_id)
-        mapping = {name: repr(value) if name == "expires_at" else ("" if value is None else value)
-                   for name, value in changes.items()}
+        mapping = {
+            name: repr(value) if name == "expires_at" else ("" if value is None else value)
+            for name, value in changes.items()
+        }
         pipe = self.client.pipeline()
         pipe.hset(key, mapping=mapping)
         if "expires_at" in changes:
@@ -92,8 +110,12 @@ class RedisUploadRepository(UploadRepository):
 
     @guard
     def expired(self, now: float) -> list[str]:
-        return [member.decode() for member in
-                cast(list[bytes], self.client.zrangebyscore(self._index, "-inf", f"({now}"))]
+        return [
+            member.decode()
+            for member in cast(
+                list[bytes], self.client.zrangebyscore(self._index, "-inf", f"({now}")
+            )
+        ]
 
     @contextmanager
     def lock(self, upload_id: str, ttl: float) -> Iterator[RedisLease | None]:

@@ -1,4 +1,5 @@
 """Scratch directories on local disk: one per conversion attempt, never shared."""
+
 from __future__ import annotations
 
 import glob

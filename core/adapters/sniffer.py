@@ -2,14 +2,30 @@
 
 It is not the gate: ffmpeg's own format allow-list is. It only spares the storage and the
 queue from files that are plainly not media (text, images, archives, manifests)."""
+
 from __future__ import annotations
 
 import struct
 
 from core.ports import Sniffer
 
-_ISO_TOP_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot",
-                            b"uuid", b"junk", b"pict", b"styp", b"sidx", b"moof"})
+_ISO_TOP_BOXES = frozenset(
+    {
+        b"ftyp",
+        b"moov",
+        b"mdat",
+        b"free",
+        b"skip",
+        b"wide",
+        b"pnot",
+        b"uuid",
+        b"junk",
+        b"pict",
+        b"styp",
+        b"sidx",
+        b"moof",
+    }
+)
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _MXF_KEY = bytes.fromhex("060e2b34020501010d010201")
 _MPEG_BITRATE_BAD = 0x0F
@@ -32,14 +48,14 @@ def _sniff_iso(head: bytes) -> str | None:
         return None  # a size field that reads as text is text
     pos, seen = 0, []
     while pos + 8 <= len(head):
-        size, kind = struct.unpack(">I4s", head[pos:pos + 8])
+        size, kind = struct.unpack(">I4s", head[pos : pos + 8])
         if kind not in _ISO_TOP_BOXES:
             return None
         seen.append(kind)
         if size == 1:
             if pos + 16 > len(head):
                 break
-            size = struct.unpack(">Q", head[pos + 8:pos + 16])[0]
+            size = struct.unpack(">Q", head[pos + 8 : pos + 16])[0]
             if size < 16:
                 return None
         elif size == 0:
@@ -106,8 +122,9 @@ def _sniff_ts(head: bytes) -> str | None:
         positions = range(offset, len(head), stride)
         if len(positions) < 3 or not all(_ts_packet_ok(head, p) for p in positions):
             continue
-        has_pat = any(p + 3 <= len(head) and head[p + 1] & 0x1F == 0 and head[p + 2] == 0
-                      for p in positions)
+        has_pat = any(
+            p + 3 <= len(head) and head[p + 1] & 0x1F == 0 and head[p + 2] == 0 for p in positions
+        )
         if has_pat:
             return "mpeg-ts"
     return None
@@ -159,7 +176,7 @@ def sniff(head: bytes) -> str | None:
         size = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9])
         if head[5] & 0x10:
             size += 10  # footer
-        after = head[size:size + 4]
+        after = head[size : size + 4]
         if after.startswith(b"fLaC"):
             return "flac"
         # Audio frames must follow the tag within the bytes we were given.

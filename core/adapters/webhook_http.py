@@ -1,5 +1,6 @@
 """Webhook deliveries over HTTP: Standard Webhooks signatures, a 10 s timeout, no redirects,
 and an SSRF guard that refuses any receiver resolving to a non-public address."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -60,8 +61,9 @@ def check_url(url: str, allow_private: bool, resolver: Resolver = resolve) -> li
 
 
 class HttpWebhookSender(WebhookSender):
-    def __init__(self, allow_private: bool = False, timeout: float = 10.0,
-                 resolver: Resolver = resolve):
+    def __init__(
+        self, allow_private: bool = False, timeout: float = 10.0, resolver: Resolver = resolve
+    ):
         self.allow_private = allow_private
         self.timeout = timeout
         self.resolver = resolver
@@ -76,14 +78,23 @@ class HttpWebhookSender(WebhookSender):
         except InvalidInput as exc:
             raise WebhookError(exc.message) from None
         now = datetime.now(UTC)
-        headers = {"content-type": "application/json", "user-agent": "vid2mp3-webhooks",
-                   "webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": Webhook(secret).sign(msg_id, now, body)}
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "vid2mp3-webhooks",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        }
         try:
             with requests.Session() as session:
                 session.trust_env = False  # no proxy from the environment
-                response = session.post(url, data=body.encode(), headers=headers,
-                                        timeout=self.timeout, allow_redirects=False)
+                response = session.post(
+                    url,
+                    data=body.encode(),
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
                 response.close()
                 return int(response.status_code)
         except requests.Timeout:

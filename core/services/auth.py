@@ -1,4 +1,5 @@
 """Passwords (argon2id), access tokens (JWT HS256) and login."""
+
 from __future__ import annotations
 
 import functools
@@ -51,22 +52,32 @@ class Tokens:
 
     def issue(self, user: User, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
-        claims = {"sub": str(user.id), "role": user.role.value, "ver": user.token_version,
-                  "iat": issued, "exp": issued + self.ttl_seconds}
+        claims = {
+            "sub": str(user.id),
+            "role": user.role.value,
+            "ver": user.token_version,
+            "iat": issued,
+            "exp": issued + self.ttl_seconds,
+        }
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
     def decode(self, token: str, now: float | None = None) -> dict[str, Any]:
         """The token's claims; Unauthorized when forged, expired, malformed or unsigned."""
         claims = self._verified(token)
-        if not isinstance(claims.get("exp"), (int, float)) \
-                or claims["exp"] <= (time.time() if now is None else now):
+        if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= (
+            time.time() if now is None else now
+        ):
             raise Unauthorized("token expired")
         return dict(claims)
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:
-            return jwt.decode(token, self._secret, algorithms=[JWT_ALGORITHM],
-                              options={"require": ["sub", "role", "iat", "exp"]})
+            return jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                options={"require": ["sub", "role", "iat", "exp"]},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired") from None
         except jwt.InvalidTokenError:
@@ -87,8 +98,7 @@ class LoginThrottle:
 
     def _rates(self, email: str, address: str | None) -> list[tuple[int, str]]:
         where = address or "unknown"
-        return [(self.per_account, f"login:{where}:{email}"),
-                (self.per_address, f"login:{where}")]
+        return [(self.per_account, f"login:{where}:{email}"), (self.per_address, f"login:{where}")]
 
     def check(self, email: str, address: str | None) -> None:
         for amount, key in self._rates(email, address):
@@ -106,8 +116,14 @@ class LoginThrottle:
 
 
 class AuthService:
-    def __init__(self, users: UserRepository, passwords: Passwords, tokens: Tokens,
-                 throttle: LoginThrottle | None = None, states: TokenStates | None = None):
+    def __init__(
+        self,
+        users: UserRepository,
+        passwords: Passwords,
+        tokens: Tokens,
+        throttle: LoginThrottle | None = None,
+        states: TokenStates | None = None,
+    ):
         self.users = users
         self.passwords = passwords
         self.tokens = tokens
@@ -129,8 +145,11 @@ class AuthService:
         assert user is not None
         if self.throttle:
             self.throttle.succeeded(email, address)
-        return {"access_token": self.tokens.issue(user), "token_type": "Bearer",
-                "expires_in": self.tokens.ttl_seconds}
+        return {
+            "access_token": self.tokens.issue(user),
+            "token_type": "Bearer",
+            "expires_in": self.tokens.ttl_seconds,
+        }
 
     def claims(self, token: str) -> dict[str, Any]:
         """Claims of a token that is well signed, unexpired and still current for its user."""
@@ -169,8 +188,11 @@ class AuthService:
         try:
             self.states.publish(user_id, (user.token_version, user.role.value) if user else None)
         except Unavailable:
-            log.warning("could not publish the token state of user %s; earlier tokens stay "
-                        "valid until the cached state expires", user_id)
+            log.warning(
+                "could not publish the token state of user %s; earlier tokens stay "
+                "valid until the cached state expires",
+                user_id,
+            )
 
     def authenticate(self, token: str) -> Principal:
         claims = self.claims(token)

@@ -1,4 +1,5 @@
 """Converting a job: one owner at a time through a lease, renewed by a heartbeat."""
+
 from __future__ import annotations
 
 import enum
@@ -27,8 +28,13 @@ class Outcome(str, enum.Enum):
 class Lease:
     """This attempt's claim on a job, renewed in the background until released."""
 
-    def __init__(self, jobs: JobRepository, job_id: str, seconds: int,
-                 check_every: float = CANCEL_CHECK_SECONDS):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        job_id: str,
+        seconds: int,
+        check_every: float = CANCEL_CHECK_SECONDS,
+    ):
         self.jobs = jobs
         self.job_id = job_id
         self.id = uuid.uuid4().hex
@@ -44,8 +50,9 @@ class Lease:
         return self.jobs.claim(self.job_id, self.id, now + timedelta(seconds=self.seconds), now)
 
     def __enter__(self) -> "Lease":
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                        name=f"lease-{self.job_id[:8]}")
+        self._thread = threading.Thread(
+            target=self._heartbeat, daemon=True, name=f"lease-{self.job_id[:8]}"
+        )
         self._thread.start()
         return self
 
@@ -66,8 +73,9 @@ class Lease:
                 valid_until = renewed_until
             except Unavailable:
                 if utcnow() >= valid_until:  # cannot prove we still own it: stop writing
-                    log.warning("job %s: lease %s expired while MySQL was down",
-                                self.job_id, self.id)
+                    log.warning(
+                        "job %s: lease %s expired while MySQL was down", self.job_id, self.id
+                    )
                     self.lost.set()
                     return
 
@@ -77,9 +85,17 @@ class Lease:
 
 
 class Conversion:
-    def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue,
-                 transcoder: Transcoder, scratch: ScratchSpace, lease_seconds: int,
-                 retention: timedelta | None = None, keep_source: bool = True):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        transcoder: Transcoder,
+        scratch: ScratchSpace,
+        lease_seconds: int,
+        retention: timedelta | None = None,
+        keep_source: bool = True,
+    ):
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
@@ -94,8 +110,12 @@ class Conversion:
         job once; outages (Unavailable) propagate for a retry."""
         job = self.jobs.get(job_id)
         if job is None or not job.active:
-            if job and job.status is JobStatus.DONE and job.notified_at is None \
-                    and job.notify_error is None:
+            if (
+                job
+                and job.status is JobStatus.DONE
+                and job.notified_at is None
+                and job.notify_error is None
+            ):
                 # The attempt that finished it may have died before queueing the email (and
                 # the event, queued just before it: emitting it again sends nothing twice).
                 self._event(job_id, "job.succeeded")
@@ -118,34 +138,55 @@ class Conversion:
         output = os.path.join(workdir, "out.mp3")
         if job.video_fid is None:
             return self._fail(lease, MediaError(MediaError.MISSING))
-        options = AudioOptions.from_dict(job.options) if job.options else \
-            AudioOptions(bitrate=job.bitrate)  # a job queued before options existed
+        options = (
+            AudioOptions.from_dict(job.options)
+            if job.options
+            else AudioOptions(bitrate=job.bitrate)
+        )  # a job queued before options existed
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
                 # Without a prior probe: a plain conversion is one ffmpeg run.
                 result = self.transcoder.encode_mp3(
-                    source, output, options, None,
+                    source,
+                    output,
+                    options,
+                    None,
                     on_progress=lambda pct: self._progress(lease, pct),
-                    should_stop=lease.lost.is_set)
+                    should_stop=lease.lost.is_set,
+                )
         except NotFound:
             return self._fail(lease, MediaError(MediaError.MISSING))
         except MediaError as exc:
             return self._fail(lease, exc)
         if lease.lost.is_set():
             return Outcome.LOST
-        with open(output, "rb") as fh, self.blobs.writer(
-                MP3S, mp3_name(job.video_filename), "audio/mpeg",
-                {"owner_id": job.owner_id, "job_id": job_id}) as writer:
+        with (
+            open(output, "rb") as fh,
+            self.blobs.writer(
+                MP3S,
+                mp3_name(job.video_filename),
+                "audio/mpeg",
+                {"owner_id": job.owner_id, "job_id": job_id},
+            ) as writer,
+        ):
             while chunk := fh.read(1 << 20):
                 writer.write(chunk)
         now = utcnow()
-        finished = lease.update({"status": JobStatus.DONE, "progress": 100.0,
-                                 "mp3_fid": writer.fid, "mp3_size": os.path.getsize(output),
-                                 "duration_s": result.duration, "finished_at": now,
-                                 "mode": result.mode, "notes": list(result.notes),
-                                 "source": result.source.to_dict() if result.source else None,
-                                 "error": None,
-                                 "expires_at": now + self.retention if self.retention else None})
+        finished = lease.update(
+            {
+                "status": JobStatus.DONE,
+                "progress": 100.0,
+                "mp3_fid": writer.fid,
+                "mp3_size": os.path.getsize(output),
+                "duration_s": result.duration,
+                "finished_at": now,
+                "mode": result.mode,
+                "notes": list(result.notes),
+                "source": result.source.to_dict() if result.source else None,
+                "error": None,
+                "expires_at": now + self.retention if self.retention else None,
+            }
+        )
         if not finished:  # deleted or cancelled meanwhile, or the lease passed to another attempt
             self.blobs.delete(MP3S, writer.fid)
             return Outcome.LOST
@@ -173,8 +214,9 @@ class Conversion:
 
     def _fail(self, lease: Lease, error: MediaError) -> Outcome:
         log.info("job %s failed: %s (%s)", lease.job_id, error.reason, error.detail)
-        if lease.update({"status": JobStatus.FAILED, "error": error.reason,
-                         "finished_at": utcnow()}):
+        if lease.update(
+            {"status": JobStatus.FAILED, "error": error.reason, "finished_at": utcnow()}
+        ):
             job = self.jobs.get(lease.job_id)
             if job is not None:
                 self._drop_source(job.id, job.video_fid)
@@ -185,7 +227,9 @@ class Conversion:
     def fail(self, job_id: str, reason: str) -> None:
         """End a job that cannot succeed (the task's time limit), whoever holds it."""
         log.info("job %s failed: %s", job_id, reason)
-        if self.jobs.update(job_id, {"status": JobStatus.FAILED, "error": reason,
-                                     "finished_at": utcnow()},
-                            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING)):
+        if self.jobs.update(
+            job_id,
+            {"status": JobStatus.FAILED, "error": reason, "finished_at": utcnow()},
+            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING),
+        ):
             self._event(job_id, "job.failed")

@@ -1,4 +1,5 @@
 """Accepting an upload: rate and quota checks, an early sniff, storage, a queued job."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,17 @@ class UploadQuotas:
 
 
 class Intake:
-    def __init__(self, jobs: JobRepository, blobs: BlobStore, queue: TaskQueue, sniffer: Sniffer,
-                 limiter: RateLimiter, quotas: UploadQuotas, max_upload_bytes: int,
-                 idempotency: IdempotencyStore | None = None):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        sniffer: Sniffer,
+        limiter: RateLimiter,
+        quotas: UploadQuotas,
+        max_upload_bytes: int,
+        idempotency: IdempotencyStore | None = None,
+    ):
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
@@ -59,28 +68,50 @@ class Intake:
         q = self.quotas
         retry = self.limiter.hit(q.uploads, q.per_seconds, f"upload:{actor.user_id}")
         if retry:
-            raise QuotaExceeded(f"at most {q.uploads} uploads per {q.per_seconds} s",
-                                "UPLOAD_RATE_LIMIT", q.uploads, q.uploads, 429, retry)
+            raise QuotaExceeded(
+                f"at most {q.uploads} uploads per {q.per_seconds} s",
+                "UPLOAD_RATE_LIMIT",
+                q.uploads,
+                q.uploads,
+                429,
+                retry,
+            )
         return self._room(actor, declared_bytes)
 
     def _room(self, actor: Principal, declared_bytes: int | None) -> int:
         q = self.quotas
         active, stored = self.jobs.usage(actor.user_id)
         if active >= q.active_jobs:
-            raise QuotaExceeded(f"at most {q.active_jobs} jobs may wait or convert at once; "
-                                "try again when one has finished", "QUOTA_ACTIVE_JOBS",
-                                q.active_jobs, active, 429, ACTIVE_RETRY_AFTER)
+            raise QuotaExceeded(
+                f"at most {q.active_jobs} jobs may wait or convert at once; "
+                "try again when one has finished",
+                "QUOTA_ACTIVE_JOBS",
+                q.active_jobs,
+                active,
+                429,
+                ACTIVE_RETRY_AFTER,
+            )
         room = q.stored_bytes - stored
-        if room <= 0 or (declared_bytes is not None and declared_bytes > room
-                         and room < self.max_upload_bytes):
-            raise QuotaExceeded(f"your stored files would exceed {q.stored_bytes // 2**20} MiB; "
-                                "delete some jobs first", "QUOTA_STORED_MB",
-                                q.stored_bytes, stored)
+        if room <= 0 or (
+            declared_bytes is not None and declared_bytes > room and room < self.max_upload_bytes
+        ):
+            raise QuotaExceeded(
+                f"your stored files would exceed {q.stored_bytes // 2**20} MiB; "
+                "delete some jobs first",
+                "QUOTA_STORED_MB",
+                q.stored_bytes,
+                stored,
+            )
         return min(self.max_upload_bytes, room)
 
-    def submit(self, actor: Principal, filename: str | None, chunks: Iterable[bytes],
-               options: AudioOptions | Callable[[], AudioOptions] | None = None,
-               allowed_bytes: int | None = None) -> Job:
+    def submit(
+        self,
+        actor: Principal,
+        filename: str | None,
+        chunks: Iterable[bytes],
+        options: AudioOptions | Callable[[], AudioOptions] | None = None,
+        allowed_bytes: int | None = None,
+    ) -> Job:
         """Stream an upload into the blob store, record a queued job and enqueue its conversion.
 
         `options` may be a callable, asked once the upload is read (a form field can follow
@@ -99,8 +130,14 @@ class Intake:
         self._enqueue(job)
         return job
 
-    def _store(self, actor: Principal, job_id: str, filename: str, chunks: Iterator[bytes],
-               allowed_bytes: int) -> tuple[str, int]:
+    def _store(
+        self,
+        actor: Principal,
+        job_id: str,
+        filename: str,
+        chunks: Iterator[bytes],
+        allowed_bytes: int,
+    ) -> tuple[str, int]:
         wanted = self.sniffer.head_bytes
         head = b""
         for chunk in chunks:
@@ -112,8 +149,12 @@ class Intake:
         if self.sniffer.sniff(head[:wanted]) is None:
             raise UnsupportedMedia("the upload is not a video or audio file we accept")
         size = 0
-        with self.blobs.writer(VIDEOS, filename, "application/octet-stream",
-                               {"owner_id": actor.user_id, "job_id": job_id}) as writer:
+        with self.blobs.writer(
+            VIDEOS,
+            filename,
+            "application/octet-stream",
+            {"owner_id": actor.user_id, "job_id": job_id},
+        ) as writer:
             for chunk in _prepend(head, chunks):
                 size += len(chunk)
                 if size > allowed_bytes:
@@ -124,14 +165,22 @@ class Intake:
     def _too_large(self, allowed_bytes: int) -> Exception:
         if allowed_bytes >= self.max_upload_bytes:
             return TooLarge(f"uploads are limited to {self.max_upload_bytes // 2**20} MiB")
-        return QuotaExceeded(f"your stored files would exceed "
-                             f"{self.quotas.stored_bytes // 2**20} MiB; delete some jobs first",
-                             "QUOTA_STORED_MB", self.quotas.stored_bytes,
-                             self.quotas.stored_bytes - allowed_bytes)
+        return QuotaExceeded(
+            f"your stored files would exceed "
+            f"{self.quotas.stored_bytes // 2**20} MiB; delete some jobs first",
+            "QUOTA_STORED_MB",
+            self.quotas.stored_bytes,
+            self.quotas.stored_bytes - allowed_bytes,
+        )
 
-
-    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      options: AudioOptions | None = None) -> Job:
+    def submit_stored(
+        self,
+        actor: Principal,
+        filename: str | None,
+        video_fid: str,
+        size: int,
+        options: AudioOptions | None = None,
+    ) -> Job:
         """Queue a job for a video already in the videos bucket (a finished resumable upload):
         the same sniff, quotas and option checks as `submit`; the blob is deleted when one
         fails. The upload rate was counted when the upload was created."""
@@ -159,7 +208,6 @@ class Intake:
         except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
             log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
 
-
     # --- Idempotency-Key (IETF httpapi draft) ---------------------------------------------
 
     def reserve_key(self, actor: Principal, key: str) -> dict[str, object] | None:
@@ -178,26 +226,45 @@ class Intake:
         assert self.idempotency is not None
         self.idempotency.release(actor.user_id, key)
 
-    def submit_keyed(self, actor: Principal, key: str, filename: str | None,
-                     chunks: Iterable[bytes], options: Callable[[], AudioOptions],
-                     allowed_bytes: int | None = None) -> Job:
+    def submit_keyed(
+        self,
+        actor: Principal,
+        key: str,
+        filename: str | None,
+        chunks: Iterable[bytes],
+        options: Callable[[], AudioOptions],
+        allowed_bytes: int | None = None,
+    ) -> Job:
         """`submit` for the first request with a reserved key; remembers its fingerprint
         (file content and options) and job, or releases the key when it fails."""
         assert self.idempotency is not None
         try:
             fingerprint = Fingerprint()
-            job = self.submit(actor, filename, fingerprint.feed(chunks), options=options,
-                              allowed_bytes=allowed_bytes)
-            self.idempotency.complete(actor.user_id, key, {
-                "fingerprint": fingerprint.digest(options().to_dict()), "job_id": job.id},
-                IDEMPOTENCY_TTL)
+            job = self.submit(
+                actor,
+                filename,
+                fingerprint.feed(chunks),
+                options=options,
+                allowed_bytes=allowed_bytes,
+            )
+            self.idempotency.complete(
+                actor.user_id,
+                key,
+                {"fingerprint": fingerprint.digest(options().to_dict()), "job_id": job.id},
+                IDEMPOTENCY_TTL,
+            )
         except BaseException:
             self.idempotency.release(actor.user_id, key)
             raise
         return job
 
-    def replay(self, actor: Principal, prior: Mapping[str, object], chunks: Iterable[bytes],
-               options: Callable[[], AudioOptions]) -> Job:
+    def replay(
+        self,
+        actor: Principal,
+        prior: Mapping[str, object],
+        chunks: Iterable[bytes],
+        options: Callable[[], AudioOptions],
+    ) -> Job:
         """A retry of a request already answered: the same job when it is the same request
         (read, hashed, not stored), InvalidInput (422) when it differs."""
         fingerprint = Fingerprint()
@@ -228,12 +295,25 @@ class Fingerprint:
         return final.hexdigest()
 
 
-def _new_job(job_id: str, actor: Principal, video_fid: str, filename: str, size: int,
-             options: AudioOptions | None) -> Job:
+def _new_job(
+    job_id: str,
+    actor: Principal,
+    video_fid: str,
+    filename: str,
+    size: int,
+    options: AudioOptions | None,
+) -> Job:
     chosen = (options or AudioOptions()).titled(filename)
-    return Job(id=job_id, owner_id=actor.user_id, status=JobStatus.QUEUED, video_fid=video_fid,
-               video_filename=filename, video_size=size, bitrate=chosen.label,
-               options=chosen.to_dict())
+    return Job(
+        id=job_id,
+        owner_id=actor.user_id,
+        status=JobStatus.QUEUED,
+        video_fid=video_fid,
+        video_filename=filename,
+        video_size=size,
+        bitrate=chosen.label,
+        options=chosen.to_dict(),
+    )
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -1,4 +1,5 @@
 """TTL items: small JSON objects per user with an expiry, and the service hit counter."""
+
 from __future__ import annotations
 
 import json
@@ -17,24 +18,38 @@ RESERVED = ("last_updated", "ttl")
 
 def check_key(key: str) -> str:
     """Item keys: path-like segments of letters, digits and _ @ : . -; no '..', no globs."""
-    if not key or len(key) > MAX_KEY_LENGTH or not KEY_RE.match(key) \
-            or any(part in (".", "..") for part in key.split("/")):
-        raise InvalidInput("invalid item key", {"fields": {"key": [
-            f"1-{MAX_KEY_LENGTH} characters of letters, digits and _ @ : . - in /-separated "
-            "segments; no '.' or '..' segments"]}})
+    if (
+        not key
+        or len(key) > MAX_KEY_LENGTH
+        or not KEY_RE.match(key)
+        or any(part in (".", "..") for part in key.split("/"))
+    ):
+        raise InvalidInput(
+            "invalid item key",
+            {
+                "fields": {
+                    "key": [
+                        f"1-{MAX_KEY_LENGTH} characters of letters, digits and _ @ : . - "
+                        "in /-separated segments; no '.' or '..' segments"
+                    ]
+                }
+            },
+        )
     return key
 
 
 class ItemService:
-    def __init__(self, store: ItemStore, default_ttl: int, max_bytes: int,
-                 max_items: int | None = None):
+    def __init__(
+        self, store: ItemStore, default_ttl: int, max_bytes: int, max_items: int | None = None
+    ):
         self.store = store
         self.default_ttl = default_ttl
         self.max_bytes = max_bytes
         self.max_items = max_items
 
-    def put(self, owner_id: int, key: str, value: Any, ttl: int | None = None,
-            now: float | None = None) -> tuple[dict[str, Any], bool]:
+    def put(
+        self, owner_id: int, key: str, value: Any, ttl: int | None = None, now: float | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Store an object with last_updated and ttl; returns it and whether it is new."""
         check_key(key)
         if not isinstance(value, dict):
@@ -49,8 +64,12 @@ class ItemService:
         if self.max_items is not None and self.store.get(owner_id, key) is None:
             count = self.store.count(owner_id)
             if count >= self.max_items:
-                raise QuotaExceeded(f"at most {self.max_items} items per user; delete some first",
-                                    "QUOTA_ITEMS", self.max_items, count)
+                raise QuotaExceeded(
+                    f"at most {self.max_items} items per user; delete some first",
+                    "QUOTA_ITEMS",
+                    self.max_items,
+                    count,
+                )
         created = self.store.put(owner_id, key, stored, ttl)
         return {**stored, "ttl": ttl}, created
 

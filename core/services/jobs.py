@@ -1,4 +1,5 @@
 """Jobs as their owners see them: read, list, download and delete."""
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,9 @@ def check_bitrate(value: str | None) -> str:
     """The MP3 bitrate asked for, or the default; InvalidInput for any other value."""
     chosen = value or DEFAULT_BITRATE
     if chosen not in BITRATES:
-        raise InvalidInput("invalid bitrate", {"fields": {"bitrate": [
-            f"one of {', '.join(BITRATES)}"]}})
+        raise InvalidInput(
+            "invalid bitrate", {"fields": {"bitrate": [f"one of {', '.join(BITRATES)}"]}}
+        )
     return chosen
 
 
@@ -70,8 +72,14 @@ class Download:
 
 
 class JobService:
-    def __init__(self, jobs: JobRepository, blobs: BlobStore, links: LinkSigner | None = None,
-                 keep_source: bool = True, on_cancel: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        blobs: BlobStore,
+        links: LinkSigner | None = None,
+        keep_source: bool = True,
+        on_cancel: Callable[[str], None] | None = None,
+    ):
         self.jobs = jobs
         self.blobs = blobs
         self.links = links
@@ -84,10 +92,12 @@ class JobService:
             raise NotFound("job not found")
         return job
 
-    def list(self, actor: Principal, page: int, per_page: int,
-             status: JobStatus | None = None) -> Page:
-        jobs, total = self.jobs.list_for_owner(actor.user_id, (page - 1) * per_page, per_page,
-                                               status=status)
+    def list(
+        self, actor: Principal, page: int, per_page: int, status: JobStatus | None = None
+    ) -> Page:
+        jobs, total = self.jobs.list_for_owner(
+            actor.user_id, (page - 1) * per_page, per_page, status=status
+        )
         return Page(jobs, page, per_page, total)
 
     def download(self, actor: Principal, job_id: str) -> Download:
@@ -107,8 +117,13 @@ class JobService:
         blob = self.blobs.stat(MP3S, fid) if fid else None
         job_id = str((blob.metadata or {}).get("job_id", "")) if blob else ""
         job = self.jobs.get(job_id) if is_job_id(job_id) else None
-        if blob is None or job is None or job.mp3_fid != fid or job.status is not JobStatus.DONE \
-                or not actor.can_access(job.owner_id):
+        if (
+            blob is None
+            or job is None
+            or job.mp3_fid != fid
+            or job.status is not JobStatus.DONE
+            or not actor.can_access(job.owner_id)
+        ):
             raise NotFound("file not found")
         return Download(job, blob, mp3_name(job.video_filename))
 
@@ -122,8 +137,11 @@ class JobService:
         """Stop a queued or converting job: the conversion's lease renewal fails, so its
         ffmpeg is stopped and nothing is stored. Conflict when the job already ended."""
         job = self.get(actor, job_id)
-        if not self.jobs.update(job.id, {"status": JobStatus.CANCELLED, "finished_at": utcnow()},
-                                only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING)):
+        if not self.jobs.update(
+            job.id,
+            {"status": JobStatus.CANCELLED, "finished_at": utcnow()},
+            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING),
+        ):
             current = self.jobs.get(job.id)
             status = current.status.value if current else "deleted"
             raise Conflict(f"the job has already ended ({status})")

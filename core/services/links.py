@@ -1,4 +1,5 @@
 """Expiring download links: a job id, its MP3's id and an expiry, signed with itsdangerous."""
+
 from __future__ import annotations
 
 import time
@@ -40,8 +41,11 @@ class LinkSigner:
             job_id, mp3_fid, expires_at = self._serializer.loads(token)
         except (BadSignature, ValueError, TypeError):
             raise NotFound("no such link") from None
-        if not isinstance(job_id, str) or not isinstance(mp3_fid, str) \
-                or not isinstance(expires_at, int):
+        if (
+            not isinstance(job_id, str)
+            or not isinstance(mp3_fid, str)
+            or not isinstance(expires_at, int)
+        ):
             raise NotFound("no such link")
         if self.clock() >= expires_at:
             raise Gone("this link has expired")

@@ -1,4 +1,5 @@
 """Telling the owner their MP3 is ready, once."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,15 @@ GAVE_UP = "the email could not be delivered"
 
 
 class Notifications:
-    def __init__(self, jobs: JobRepository, users: UserRepository, mailer: Mailer, base_url: str,
-                 links: LinkSigner | None = None, link_ttl: int = 24 * 3600):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        users: UserRepository,
+        mailer: Mailer,
+        base_url: str,
+        links: LinkSigner | None = None,
+        link_ttl: int = 24 * 3600,
+    ):
         self.jobs = jobs
         self.users = users
         self.mailer = mailer
@@ -39,16 +47,26 @@ class Notifications:
         if self.links is not None and job.mp3_fid:
             signed, expires_at = self.links.sign(job.id, job.mp3_fid, self.link_ttl)
             until = datetime.fromtimestamp(expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            download = (f"Download: {signed}\n(this link works without signing in until {until})"
-                        f"\n\nAfterwards, sign in and download it from {link}\n")
+            download = (
+                f"Download: {signed}\n(this link works without signing in until {until})"
+                f"\n\nAfterwards, sign in and download it from {link}\n"
+            )
         else:
-            download = (f"Download: {link}\n\n"
-                        "Sign in and send your access token with the request to download it.\n")
-        self.mailer.send(Email(
-            to=owner.email, subject=f"Your MP3 is ready: {mp3_name(job.video_filename)}",
-            message_id=f"<job-{job.id}@vid2mp3>",
-            body=(f"Hello {owner.name},\n\nyour MP3 of {job.video_filename} is ready.\n\n"
-                  f"Job: {job.id}\n{download}")))
+            download = (
+                f"Download: {link}\n\n"
+                "Sign in and send your access token with the request to download it.\n"
+            )
+        self.mailer.send(
+            Email(
+                to=owner.email,
+                subject=f"Your MP3 is ready: {mp3_name(job.video_filename)}",
+                message_id=f"<job-{job.id}@vid2mp3>",
+                body=(
+                    f"Hello {owner.name},\n\nyour MP3 of {job.video_filename} is ready.\n\n"
+                    f"Job: {job.id}\n{download}"
+                ),
+            )
+        )
         self.jobs.update(job_id, {"notified_at": utcnow(), "notify_error": None})
         return True
 

@@ -1,4 +1,5 @@
 """Deleting what is kept no longer: MP3s past RETENTION_SECONDS, and sources of ended jobs."""
+
 from __future__ import annotations
 
 import logging
@@ -30,10 +31,14 @@ class Retention:
         ended_before = None if self.keep_source else now - SOURCE_GRACE
         purged: list[str] = []
         for job in self.jobs.purgeable(now, ended_before):
-            if job.status is JobStatus.DONE and job.expires_at is not None \
-                    and job.expires_at.replace(tzinfo=None) < now:  # naive UTC, as utcnow()
-                if not self.jobs.update(job.id, {"status": JobStatus.EXPIRED},
-                                        only_if_status=(JobStatus.DONE,)):
+            if (
+                job.status is JobStatus.DONE
+                and job.expires_at is not None
+                and job.expires_at.replace(tzinfo=None) < now
+            ):  # naive UTC, as utcnow()
+                if not self.jobs.update(
+                    job.id, {"status": JobStatus.EXPIRED}, only_if_status=(JobStatus.DONE,)
+                ):
                     continue  # deleted meanwhile
                 job.status = JobStatus.EXPIRED
             changes: dict[str, object] = {}

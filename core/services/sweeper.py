@@ -1,5 +1,6 @@
 """Finding work whose message was lost: expired leases, queued jobs the broker forgot, and
 finished jobs whose email was never sent."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Resumable uploads (tus 1.0.0): create, append at an offset, finish into a job, expire."""
+
 from __future__ import annotations
 
 import base64
@@ -52,8 +53,9 @@ def parse_checksum(header: str) -> tuple[str, bytes]:
     """`<algorithm> <base64 digest>` from Upload-Checksum; InvalidInput when malformed."""
     algorithm, _, encoded = header.strip().partition(" ")
     if algorithm not in CHECKSUM_ALGORITHMS:
-        raise InvalidInput(f"unsupported checksum algorithm; use one of "
-                           f"{', '.join(CHECKSUM_ALGORITHMS)}")
+        raise InvalidInput(
+            f"unsupported checksum algorithm; use one of {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
     try:
         return algorithm, base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -63,8 +65,14 @@ def parse_checksum(header: str) -> tuple[str, bytes]:
 class JobSubmitter(Protocol):
     """What the uploads need of the intake: Intake.submit_stored."""
 
-    def submit_stored(self, actor: Principal, filename: str | None, video_fid: str, size: int,
-                      options: AudioOptions | None = None) -> Job: ...
+    def submit_stored(
+        self,
+        actor: Principal,
+        filename: str | None,
+        video_fid: str,
+        size: int,
+        options: AudioOptions | None = None,
+    ) -> Job: ...
 
 
 @dataclass
@@ -74,8 +82,15 @@ class AppendResult:
 
 
 class ResumableUploads:
-    def __init__(self, repo: UploadRepository, store: PartialUploadStore, jobs: JobSubmitter,
-                 max_length: int, expires_seconds: int, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        repo: UploadRepository,
+        store: PartialUploadStore,
+        jobs: JobSubmitter,
+        max_length: int,
+        expires_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ):
         self.repo = repo
         self.store = store
         self.jobs = jobs
@@ -91,9 +106,16 @@ class ResumableUploads:
             raise InvalidInput("the upload is empty", {"fields": {"Upload-Length": ["empty"]}})
         options = parse_options(metadata)
         filename = safe_filename(metadata.get("filename") or metadata.get("name"))
-        upload = Upload(id=uuid.uuid4().hex, owner_id=actor.user_id, length=length, offset=0,
-                        handle=self.store.create(VIDEOS), filename=filename, options=options,
-                        expires_at=self.clock() + self.expires_seconds)
+        upload = Upload(
+            id=uuid.uuid4().hex,
+            owner_id=actor.user_id,
+            length=length,
+            offset=0,
+            handle=self.store.create(VIDEOS),
+            filename=filename,
+            options=options,
+            expires_at=self.clock() + self.expires_seconds,
+        )
         try:
             self.repo.add(upload)
         except BaseException:
@@ -110,9 +132,15 @@ class ResumableUploads:
             raise Gone("the upload expired")
         return upload
 
-    def append(self, actor: Principal, upload_id: str, offset: int, chunks: Iterable[bytes],
-               content_length: int | None = None,
-               checksum: tuple[str, bytes] | None = None) -> AppendResult:
+    def append(
+        self,
+        actor: Principal,
+        upload_id: str,
+        offset: int,
+        chunks: Iterable[bytes],
+        content_length: int | None = None,
+        checksum: tuple[str, bytes] | None = None,
+    ) -> AppendResult:
         """Store the body at offset. What arrives before a dropped connection is kept, unless
         a checksum was given (then the whole body must arrive and match, or nothing is kept).
         The last byte turns the upload into a queued job."""
@@ -124,8 +152,9 @@ class ResumableUploads:
                 raise Conflict("another request is writing to this upload")
             upload = self.get(actor, upload_id)  # as it is now that we hold the lease
             if offset != upload.offset or upload.job_id is not None:
-                raise Conflict(f"Upload-Offset is {upload.offset}, not {offset}",
-                               {"offset": upload.offset})
+                raise Conflict(
+                    f"Upload-Offset is {upload.offset}, not {offset}", {"offset": upload.offset}
+                )
             room = upload.length - offset
             if content_length is not None and content_length > room:
                 raise TooLarge(f"the body goes past Upload-Length ({room} bytes left)")
@@ -135,8 +164,14 @@ class ResumableUploads:
             self._finish(actor, upload)
             return AppendResult(upload, True)
 
-    def _write(self, upload: Upload, lease: Any, chunks: Iterable[bytes], room: int,
-               checksum: tuple[str, bytes] | None) -> None:
+    def _write(
+        self,
+        upload: Upload,
+        lease: Any,
+        chunks: Iterable[bytes],
+        room: int,
+        checksum: tuple[str, bytes] | None,
+    ) -> None:
         digest = hashlib.new(checksum[0]) if checksum else None
         start, complete, mismatch = upload.offset, False, False
         sink: PartialAppender | None = None
@@ -167,17 +202,21 @@ class ResumableUploads:
                 self.store.truncate(upload.handle, start)
             upload.offset = start + kept
             upload.expires_at = self.clock() + self.expires_seconds
-            self.repo.update(upload.id, {"offset": upload.offset,
-                                         "expires_at": upload.expires_at})
+            self.repo.update(upload.id, {"offset": upload.offset, "expires_at": upload.expires_at})
         if mismatch:
             raise ChecksumMismatch("the body does not match Upload-Checksum; nothing was kept")
 
     def _finish(self, actor: Principal, upload: Upload) -> None:
-        blob = self.store.finish(upload.handle, upload.filename, "application/octet-stream",
-                                 {"owner_id": actor.user_id, "upload_id": upload.id})
+        blob = self.store.finish(
+            upload.handle,
+            upload.filename,
+            "application/octet-stream",
+            {"owner_id": actor.user_id, "upload_id": upload.id},
+        )
         try:
-            job = self.jobs.submit_stored(actor, upload.filename, blob.fid, blob.size,
-                                          AudioOptions.parse(upload.options))
+            job = self.jobs.submit_stored(
+                actor, upload.filename, blob.fid, blob.size, AudioOptions.parse(upload.options)
+            )
         except BaseException:
             self.repo.delete(upload.id)  # submit_stored removed the video
             raise
@@ -209,8 +248,11 @@ class ResumableUploads:
                     self.store.delete(upload.handle)
                 self.repo.delete(upload_id)
                 purged += 1
-        cutoff = datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None) \
-            - timedelta(seconds=self.expires_seconds) - ORPHAN_MARGIN
+        cutoff = (
+            datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None)
+            - timedelta(seconds=self.expires_seconds)
+            - ORPHAN_MARGIN
+        )
         for handle in self.store.stale(cutoff):
             log.info("removing orphaned partial upload %s", handle)
             purged += self.store.delete(handle)

@@ -1,4 +1,5 @@
 """User management: create, read, update, delete, list and find by name."""
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,9 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
     if "name" in fields:
         name = (fields["name"] or "").strip()
         if not 1 <= len(name) <= 64 or not NAME_RE.match(name):
-            errors["name"] = ["1-64 letters, digits, spaces and . _ ' -; starts with a letter "
-                              "or digit"]
+            errors["name"] = [
+                "1-64 letters, digits, spaces and . _ ' -; starts with a letter or digit"
+            ]
         clean["name"] = name
     if "email" in fields:
         email = (fields["email"] or "").strip().lower()
@@ -62,9 +64,14 @@ def _check(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class UserService:
-    def __init__(self, users: UserRepository, passwords: Passwords, open_signup: bool = False,
-                 before_delete: Callable[[int], None] | None = None,
-                 tokens_changed: Callable[[int, User | None], None] | None = None):
+    def __init__(
+        self,
+        users: UserRepository,
+        passwords: Passwords,
+        open_signup: bool = False,
+        before_delete: Callable[[int], None] | None = None,
+        tokens_changed: Callable[[int, User | None], None] | None = None,
+    ):
         self.users = users
         self.passwords = passwords
         self.open_signup = open_signup
@@ -83,10 +90,15 @@ class UserService:
         if "role" in fields and not (actor and actor.is_admin):
             raise Forbidden("only admins set roles")
         clean = _check(fields)
-        return self.users.add(NewUser(
-            name=clean["name"], email=clean["email"], phone=clean.get("phone"),
-            role=clean.get("role", Role.USER),
-            password_hash=self.passwords.hash(clean["password"])))
+        return self.users.add(
+            NewUser(
+                name=clean["name"],
+                email=clean["email"],
+                phone=clean.get("phone"),
+                role=clean.get("role", Role.USER),
+                password_hash=self.passwords.hash(clean["password"]),
+            )
+        )
 
     def ensure_admin(self, email: str, password: str) -> User:
         """The admin account for these credentials, created on first start."""
@@ -98,8 +110,14 @@ class UserService:
         if self.users.get_by_name(name):
             name = f"{name}-admin"[:64]
         try:
-            return self.users.add(NewUser(name=name, email=clean["email"], role=Role.ADMIN,
-                                          password_hash=self.passwords.hash(clean["password"])))
+            return self.users.add(
+                NewUser(
+                    name=name,
+                    email=clean["email"],
+                    role=Role.ADMIN,
+                    password_hash=self.passwords.hash(clean["password"]),
+                )
+            )
         except Conflict:  # another process created it at the same moment
             found = self.users.get_by_email(clean["email"])
             if found is None:

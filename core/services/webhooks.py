@@ -1,5 +1,6 @@
 """Webhooks: endpoints a user registers, one signed message per job outcome and endpoint,
 delivered with retries for up to a day; a receiver answering 410 Gone is disabled."""
+
 from __future__ import annotations
 
 import base64
@@ -36,12 +37,16 @@ log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)
 RETRY_CAP_SECONDS = 3600.0
 MAX_ENDPOINTS = 10
-OUTCOME_EVENTS = {JobStatus.DONE: "job.succeeded", JobStatus.FAILED: "job.failed",
-                  JobStatus.CANCELLED: "job.cancelled"}
+OUTCOME_EVENTS = {
+    JobStatus.DONE: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELLED: "job.cancelled",
+}
 
 
-def retry_schedule(base: float, cap: float = RETRY_CAP_SECONDS,
-                   within: timedelta = RETRY_FOR) -> list[float]:
+def retry_schedule(
+    base: float, cap: float = RETRY_CAP_SECONDS, within: timedelta = RETRY_FOR
+) -> list[float]:
     """Delays before each retry: base, doubling, capped at an hour, until a day has passed."""
     delays: list[float] = []
     while sum(delays) < within.total_seconds():
@@ -54,9 +59,16 @@ class RetryLater(Exception):
 
 
 class Webhooks:
-    def __init__(self, repo: WebhookRepository, sender: WebhookSender, queue: TaskQueue,
-                 jobs: JobRepository, render: Callable[[Job], dict[str, Any]],
-                 link: Callable[[Job], str | None], metrics: Metrics):
+    def __init__(
+        self,
+        repo: WebhookRepository,
+        sender: WebhookSender,
+        queue: TaskQueue,
+        jobs: JobRepository,
+        render: Callable[[Job], dict[str, Any]],
+        link: Callable[[Job], str | None],
+        metrics: Metrics,
+    ):
         self.repo = repo
         self.sender = sender
         self.queue = queue
@@ -71,16 +83,21 @@ class Webhooks:
         chosen = list(dict.fromkeys(events or WEBHOOK_EVENTS))
         unknown = [e for e in chosen if e not in WEBHOOK_EVENTS]
         if unknown or not chosen:
-            raise InvalidInput("unknown events", {"fields": {"events": [
-                f"each one of {', '.join(WEBHOOK_EVENTS)}"]}})
+            raise InvalidInput(
+                "unknown events",
+                {"fields": {"events": [f"each one of {', '.join(WEBHOOK_EVENTS)}"]}},
+            )
         if len(url) > 2000:
             raise InvalidInput("the webhook URL is too long")
         self.sender.check_url(url)
         if len(self.repo.list_endpoints(actor.user_id)) >= MAX_ENDPOINTS:
             raise InvalidInput(f"at most {MAX_ENDPOINTS} webhooks per user")
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        return self.repo.add_endpoint(WebhookEndpoint(
-            id=uuid.uuid4().hex, owner_id=actor.user_id, url=url, events=chosen, secret=secret))
+        return self.repo.add_endpoint(
+            WebhookEndpoint(
+                id=uuid.uuid4().hex, owner_id=actor.user_id, url=url, events=chosen, secret=secret
+            )
+        )
 
     def endpoint(self, actor: Principal, endpoint_id: str) -> WebhookEndpoint:
         found = self.repo.get_endpoint(endpoint_id) if len(endpoint_id) == 32 else None
@@ -94,8 +111,9 @@ class Webhooks:
     def delete(self, actor: Principal, endpoint_id: str) -> None:
         self.repo.delete_endpoint(self.endpoint(actor, endpoint_id).id)
 
-    def deliveries(self, actor: Principal, endpoint_id: str,
-                   limit: int = 100) -> list[WebhookDelivery]:
+    def deliveries(
+        self, actor: Principal, endpoint_id: str, limit: int = 100
+    ) -> list[WebhookDelivery]:
         return self.repo.list_deliveries(self.endpoint(actor, endpoint_id).id, limit)
 
     def redeliver(self, actor: Principal, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
@@ -103,8 +121,9 @@ class Webhooks:
         delivery = self.repo.get_delivery(delivery_id) if len(delivery_id) == 32 else None
         if delivery is None or delivery.endpoint_id != endpoint.id:
             raise NotFound("delivery not found")
-        self.repo.update_delivery(delivery.id, {"failed_at": None, "delivered_at": None,
-                                                "next_retry_at": utcnow()})
+        self.repo.update_delivery(
+            delivery.id, {"failed_at": None, "delivered_at": None, "next_retry_at": utcnow()}
+        )
         self.queue.enqueue_delivery(delivery.id)
         found = self.repo.get_delivery(delivery.id)
         assert found is not None
@@ -124,14 +143,24 @@ class Webhooks:
             data = self.render(job)
             if event == "job.succeeded":
                 data["download_url"] = self.link(job)
-            body = json.dumps({"type": event, "timestamp": _iso(utcnow()), "data": data},
-                              default=str, separators=(",", ":"))
-            inserted = self.repo.add_delivery(WebhookDelivery(
-                id=delivery_id[:32], endpoint_id=endpoint.id, job_id=job_id, event=event,
-                body=body))
+            body = json.dumps(
+                {"type": event, "timestamp": _iso(utcnow()), "data": data},
+                default=str,
+                separators=(",", ":"),
+            )
+            inserted = self.repo.add_delivery(
+                WebhookDelivery(
+                    id=delivery_id[:32],
+                    endpoint_id=endpoint.id,
+                    job_id=job_id,
+                    event=event,
+                    body=body,
+                )
+            )
             existing = self.repo.get_delivery(delivery_id[:32])
-            if inserted or (existing is not None and existing.attempts == 0
-                            and existing.delivered_at is None):
+            if inserted or (
+                existing is not None and existing.attempts == 0 and existing.delivered_at is None
+            ):
                 self.queue.enqueue_delivery(delivery_id[:32])
                 queued.append(delivery_id[:32])
         return queued
@@ -139,33 +168,38 @@ class Webhooks:
     def deliver(self, delivery_id: str) -> str:
         """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise."""
         delivery = self.repo.get_delivery(delivery_id)
-        if delivery is None or delivery.delivered_at is not None \
-                or delivery.failed_at is not None:
+        if delivery is None or delivery.delivered_at is not None or delivery.failed_at is not None:
             return "skipped"
         endpoint = self.repo.get_endpoint(delivery.endpoint_id)
         if endpoint is None or endpoint.disabled_at is not None:
-            self.repo.update_delivery(delivery.id, {"failed_at": utcnow(),
-                                                    "last_error": "the webhook is disabled",
-                                                    "next_retry_at": None})
+            self.repo.update_delivery(
+                delivery.id,
+                {
+                    "failed_at": utcnow(),
+                    "last_error": "the webhook is disabled",
+                    "next_retry_at": None,
+                },
+            )
             return "skipped"
         attempt: dict[str, Any] = {"attempts": delivery.attempts + 1}
         try:
-            status = self.sender.send(endpoint.url, endpoint.secret, delivery.msg_id,
-                                      delivery.body)
+            status = self.sender.send(endpoint.url, endpoint.secret, delivery.msg_id, delivery.body)
         except WebhookError as exc:
             attempt.update(last_status=None, last_error=str(exc)[:200])
             self.repo.update_delivery(delivery.id, attempt)
             raise RetryLater(str(exc)) from None
         attempt.update(last_status=status, last_error=None)
         if 200 <= status < 300:
-            self.repo.update_delivery(delivery.id, {**attempt, "delivered_at": utcnow(),
-                                                    "next_retry_at": None})
+            self.repo.update_delivery(
+                delivery.id, {**attempt, "delivered_at": utcnow(), "next_retry_at": None}
+            )
             self.metrics.webhook("delivered")
             return "delivered"
         if status == 410:
             self.repo.disable_endpoint(endpoint.id)
-            self.repo.update_delivery(delivery.id, {**attempt, "failed_at": utcnow(),
-                                                    "next_retry_at": None})
+            self.repo.update_delivery(
+                delivery.id, {**attempt, "failed_at": utcnow(), "next_retry_at": None}
+            )
             self.metrics.webhook("disabled")
             log.info("webhook %s answered 410: disabled", endpoint.id)
             return "disabled"
@@ -174,8 +208,9 @@ class Webhooks:
 
     def retry_at(self, delivery_id: str, delay: float) -> None:
         self.metrics.webhook("retry")
-        self.repo.update_delivery(delivery_id, {"next_retry_at": utcnow()
-                                                + timedelta(seconds=delay)})
+        self.repo.update_delivery(
+            delivery_id, {"next_retry_at": utcnow() + timedelta(seconds=delay)}
+        )
 
     def gave_up(self, delivery_id: str) -> None:
         self.metrics.webhook("failed")

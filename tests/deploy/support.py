@@ -1,4 +1,5 @@
 """Shared by the deployment tests: the tools, the built overlays, compose, the code's env vars."""
+
 from __future__ import annotations
 
 import ast
@@ -38,8 +39,8 @@ CODE_PATHS = ("api", "core", "tasks", "workers", "celeryconfig.py", "gunicorn.co
 # Variables the code reads that deployments must NOT set, each with its reason.
 EXEMPT_FROM_DEPLOYMENT = {
     "CELERY_KEY_PREFIX": "test isolation only (each test run prefixes its broker keys); a "
-                         "deployment keeps it empty, because KEDA's listName is the bare queue "
-                         "name and Flower and the workers must see the same keys",
+    "deployment keeps it empty, because KEDA's listName is the bare queue "
+    "name and Flower and the workers must see the same keys",
 }
 
 
@@ -50,23 +51,29 @@ def venv_tool(name: str) -> str:
     """A console script installed beside this interpreter (the project's virtualenv)."""
     path = Path(sys.executable).parent / name
     if not path.exists():
-        pytest.fail(f"{name} is not installed next to {sys.executable}; run `make install` "
-                    f"(it is in the project's [test] extras)")
+        pytest.fail(
+            f"{name} is not installed next to {sys.executable}; run `make install` "
+            f"(it is in the project's [test] extras)"
+        )
     return str(path)
 
 
 def kubectl() -> str:
     found = shutil.which("kubectl")
     if not found:
-        pytest.fail("kubectl is not on PATH: the deployment tests build the kustomize overlays "
-                    "with `kubectl kustomize` (install kubectl >= 1.27; CI has it)")
+        pytest.fail(
+            "kubectl is not on PATH: the deployment tests build the kustomize overlays "
+            "with `kubectl kustomize` (install kubectl >= 1.27; CI has it)"
+        )
     return found
 
 
-def run(argv: list[str], stdin: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+def run(
+    argv: list[str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 # --- kustomize ---------------------------------------------------------------------------
@@ -93,8 +100,9 @@ def built(overlay: str) -> list[dict[str, Any]]:
 
 
 def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
-    return [d for d in docs
-            if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    return [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
 
 
 def one(docs: list[dict], kind: str, name: str) -> dict:
@@ -120,8 +128,9 @@ def app_container(docs: list[dict], component: str) -> dict:
 
 def configmap(docs: list[dict]) -> dict[str, str]:
     """The settings ConfigMap (its generated name carries a hash suffix)."""
-    (cm,) = [d for d in find(docs, "ConfigMap")
-             if d["metadata"]["name"].startswith("vid2mp3-config")]
+    (cm,) = [
+        d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith("vid2mp3-config")
+    ]
     return cm["data"]
 
 
@@ -189,11 +198,13 @@ _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}
 
 def interpolate(value: str, variables: dict[str, str]) -> str:
     """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, from `variables` (the .env)."""
+
     def substitute(match: re.Match) -> str:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         if variables.get(name):
             return variables[name]
         return arg if op in (":-", "-") else f"<{name}>"
+
     return _INTERPOLATION.sub(substitute, value)
 
 
@@ -236,8 +247,12 @@ def _python_files() -> Iterator[Path]:
 
 
 def _is_os_environ(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Attribute) and node.attr == "environ"
-            and isinstance(node.value, ast.Name) and node.value.id == "os")
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "environ"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
 
 
 def environ_reads(tree: ast.AST) -> Iterator[tuple[ast.AST, ast.AST, ast.AST | None]]:
@@ -248,11 +263,17 @@ def environ_reads(tree: ast.AST) -> Iterator[tuple[ast.AST, ast.AST, ast.AST | N
             yield node, node.slice, None
         elif isinstance(node, ast.Call) and node.args:
             func = node.func
-            environ_method = (isinstance(func, ast.Attribute)
-                              and func.attr in ("get", "pop", "setdefault")
-                              and _is_os_environ(func.value))
-            getenv = (isinstance(func, ast.Attribute) and func.attr == "getenv"
-                      and isinstance(func.value, ast.Name) and func.value.id == "os")
+            environ_method = (
+                isinstance(func, ast.Attribute)
+                and func.attr in ("get", "pop", "setdefault")
+                and _is_os_environ(func.value)
+            )
+            getenv = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "getenv"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "os"
+            )
             if environ_method or getenv:
                 default = node.args[1] if len(node.args) > 1 else None
                 yield node, node.args[0], default

@@ -1,5 +1,6 @@
 """docker-compose.yml follows the Compose specification and runs the stack the README describes;
 the Dockerfile and .dockerignore build the one image every process runs."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -31,8 +32,14 @@ SERVICES = {*DATA_STORE_SERVICES, "mailpit", *APP_COMPONENTS}
 
 def test_compose_file_validates_against_the_compose_spec():
     """check-jsonschema ships the compose-spec schema: no network needed."""
-    result = run([venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                  str(COMPOSE_FILE)])
+    result = run(
+        [
+            venv_tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(COMPOSE_FILE),
+        ]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -42,10 +49,15 @@ def test_compose_uses_the_specification_format_with_every_service():
     assert set(spec["services"]) == SERVICES
 
 
-@pytest.mark.parametrize("service, pattern", [
-    ("mysql", r"mysql:8(\.\d+)*"), ("redis", r"redis:7(\.\d+)*"), ("mongo", r"mongo:7(\.\d+)*"),
-    ("mailpit", r"axllent/mailpit:v1(\.\d+)*"),
-])
+@pytest.mark.parametrize(
+    "service, pattern",
+    [
+        ("mysql", r"mysql:8(\.\d+)*"),
+        ("redis", r"redis:7(\.\d+)*"),
+        ("mongo", r"mongo:7(\.\d+)*"),
+        ("mailpit", r"axllent/mailpit:v1(\.\d+)*"),
+    ],
+)
 def test_data_store_images_are_the_pinned_major_versions(service, pattern):
     assert re.fullmatch(pattern, compose()["services"][service]["image"])
 
@@ -114,7 +126,8 @@ def test_env_example_documents_every_line():
         if re.match(r"[A-Z_][A-Z0-9_]*=", line):
             above = lines[number - 1].strip() if number else ""
             assert above.startswith("#") and len(above) > 2, (
-                f".env.example:{number + 1}: {line.split('=')[0]} has no comment above it")
+                f".env.example:{number + 1}: {line.split('=')[0]} has no comment above it"
+            )
 
 
 def test_env_example_ships_no_secret_and_is_refused_until_filled_in():
@@ -196,16 +209,24 @@ def _ignored(path: str, patterns: list[str]) -> bool:
         glob = pattern.lstrip("!").rstrip("/").removeprefix("**/")
         parts = path.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-        if any(fnmatch.fnmatch(p, glob) or fnmatch.fnmatch(p.split("/")[-1], glob)
-               for p in prefixes):
+        if any(
+            fnmatch.fnmatch(p, glob) or fnmatch.fnmatch(p.split("/")[-1], glob) for p in prefixes
+        ):
             ignored = not negate
     return ignored
 
 
 def test_dockerignore_keeps_secrets_data_and_virtualenvs_out_but_not_the_sources():
     patterns = _dockerignore_patterns()
-    for path in (".env", ".env.local", "data/blobs/x", ".venv/bin/python", "venv/bin/python",
-                 ".git/config", "core/__pycache__/x.pyc"):
+    for path in (
+        ".env",
+        ".env.local",
+        "data/blobs/x",
+        ".venv/bin/python",
+        "venv/bin/python",
+        ".git/config",
+        "core/__pycache__/x.pyc",
+    ):
         assert _ignored(path, patterns), f"{path} would be sent to the build"
     sources = []
     for keyword, args in _dockerfile_stages()[0] + _final_stage():

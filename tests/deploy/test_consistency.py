@@ -1,5 +1,6 @@
 """The code, docker-compose.yml and k8s/ agree: every variable the code reads is provided,
 secrets come from secrets, and images, commands, ports and queue names match everywhere."""
+
 from __future__ import annotations
 
 import ast
@@ -50,9 +51,11 @@ COMMANDS = {
 def _queues() -> dict[str, str]:
     import celeryconfig
 
-    return {"worker-convert": celeryconfig.CONVERT_QUEUE,
-            "worker-notify": celeryconfig.NOTIFY_QUEUE,
-            "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE}
+    return {
+        "worker-convert": celeryconfig.CONVERT_QUEUE,
+        "worker-notify": celeryconfig.NOTIFY_QUEUE,
+        "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE,
+    }
 
 
 def _required() -> set[str]:
@@ -62,8 +65,9 @@ def _required() -> set[str]:
 def _compose_provided(service: dict) -> dict[str, str]:
     """Variables a compose service's containers get: .env (as .env.example) then environment."""
     provided = dict(env_example()) if ".env" in compose_env_files(service) else {}
-    provided.update({k: interpolate(v, env_example())
-                     for k, v in compose_environment(service).items()})
+    provided.update(
+        {k: interpolate(v, env_example()) for k, v in compose_environment(service).items()}
+    )
     return provided
 
 
@@ -80,14 +84,18 @@ def _port_of(mapping: str) -> int:
 
 def test_the_scan_finds_environment_reads_outside_settings():
     scanned, dynamic = scan_environ_reads()
-    assert not dynamic, ("environment reads whose name is not a literal; the consistency "
-                         f"checks cannot see them: {dynamic}")
+    assert not dynamic, (
+        "environment reads whose name is not a literal; the consistency "
+        f"checks cannot see them: {dynamic}"
+    )
     for var in ("API_HOST", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
         assert var in scanned, var
     # One source of configuration: Celery's settings come from Settings, not the environment.
     assert not [var for var, where in scanned.items() if "celeryconfig.py" in where]
-    snippet = ("import os\nA = os.environ['NEW_A']\nB = os.environ.get('NEW_B', '1')\n"
-               "C = os.getenv('NEW_C')\n")
+    snippet = (
+        "import os\nA = os.environ['NEW_A']\nB = os.environ.get('NEW_B', '1')\n"
+        "C = os.getenv('NEW_C')\n"
+    )
     keys = {key.value for _, key, _ in environ_reads(ast.parse(snippet))}
     assert keys == {"NEW_A", "NEW_B", "NEW_C"}
 
@@ -132,8 +140,10 @@ def test_kubernetes_provides_every_variable(overlay, component):
     docs = built(overlay)
     provided = container_env(docs, app_container(docs, component))
     missing = sorted(_required() - set(provided))
-    assert not missing, (f"{overlay}: Deployment {component} gets neither from vid2mp3-config "
-                         f"nor from a Secret: {missing}")
+    assert not missing, (
+        f"{overlay}: Deployment {component} gets neither from vid2mp3-config "
+        f"nor from a Secret: {missing}"
+    )
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -199,8 +209,13 @@ def test_commands_name_code_that_exists():
     assert (ROOT / COMMANDS["api"][2]).is_file()
     module, _, attribute = COMMANDS["api"][3].partition(":")
     tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
-    assigned = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert attribute in assigned, f"{module} defines no {attribute}"
     for argv in list(COMMANDS.values())[1:] + [["python", "-m", "workers.health"]]:
         assert importlib.util.find_spec(argv[2]) is not None, argv[2]
@@ -210,7 +225,7 @@ def _dockerfile_instruction(keyword: str) -> list[str]:
     import json
 
     lines = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith(keyword + " ")]
-    return json.loads(lines[-1][len(keyword) + 1:])
+    return json.loads(lines[-1][len(keyword) + 1 :])
 
 
 def test_every_process_runs_the_same_command_in_the_image_compose_and_kubernetes():
@@ -230,14 +245,21 @@ def test_workers_consume_and_probe_the_queues_celeryconfig_declares():
 
     declared = set(celeryconfig.QUEUES)
     assert set(_queues().values()) == declared
-    constants = {"worker-convert": "CONVERT_QUEUE", "worker-notify": "NOTIFY_QUEUE",
-                 "worker-webhooks": "WEBHOOKS_QUEUE"}
+    constants = {
+        "worker-convert": "CONVERT_QUEUE",
+        "worker-notify": "NOTIFY_QUEUE",
+        "worker-webhooks": "WEBHOOKS_QUEUE",
+    }
     for component, queue in _queues().items():
         module = COMMANDS[component][2]
         tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
-        consumed = [call.args[1].id for call in ast.walk(tree)
-                    if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "run_worker"
-                    and isinstance(call.args[1], ast.Name)]
+        consumed = [
+            call.args[1].id
+            for call in ast.walk(tree)
+            if isinstance(call, ast.Call)
+            and getattr(call.func, "id", "") == "run_worker"
+            and isinstance(call.args[1], ast.Name)
+        ]
         assert consumed == [constants[component]], f"{module} consumes {consumed}"
         probe = ["python", "-m", "workers.health", queue]
         assert compose()["services"][component]["healthcheck"]["test"] == ["CMD", *probe]
@@ -254,8 +276,12 @@ def test_keda_reads_each_queue_where_the_broker_keeps_it():
     broker_dbs = {
         "Settings default": _db_index(settings_variables()["CELERY_BROKER_URL"]["default"]),
         "secret template": _db_index(secret_templates()["vid2mp3-secrets"]["CELERY_BROKER_URL"]),
-        **{f"compose {name}": _db_index(_compose_provided(compose()["services"][name])[
-            "CELERY_BROKER_URL"]) for name in APP_COMPONENTS},
+        **{
+            f"compose {name}": _db_index(
+                _compose_provided(compose()["services"][name])["CELERY_BROKER_URL"]
+            )
+            for name in APP_COMPONENTS
+        },
     }
     assert len(set(broker_dbs.values())) == 1, broker_dbs
     (broker_db,) = set(broker_dbs.values())
@@ -266,8 +292,11 @@ def test_keda_reads_each_queue_where_the_broker_keeps_it():
         assert meta["listName"] == _queues()[target]
         assert int(meta["databaseIndex"]) == broker_db
         host, port = meta["address"].rsplit(":", 1)
-        assert host in (f"redis.{namespace}.svc.cluster.local", f"redis.{namespace}.svc",
-                        f"redis.{namespace}"), "KEDA runs in another namespace: use the full name"
+        assert host in (
+            f"redis.{namespace}.svc.cluster.local",
+            f"redis.{namespace}.svc",
+            f"redis.{namespace}",
+        ), "KEDA runs in another namespace: use the full name"
         assert int(port) == redis_port
 
 
@@ -289,8 +318,10 @@ def test_one_image_for_every_process():
     assert repository.rsplit("/", 1)[-1] == project and tag not in ("", "dev", "latest")
 
 
-@pytest.mark.parametrize("component, variable, port_name", [
-    ("api", "API_PORT", "http"), ("flower", "FLOWER_PORT", "http")])
+@pytest.mark.parametrize(
+    "component, variable, port_name",
+    [("api", "API_PORT", "http"), ("flower", "FLOWER_PORT", "http")],
+)
 def test_ports_agree(component, variable, port_name):
     default = settings_variables()[variable]["default"]
     assert int(env_example()[variable]) == default
@@ -315,8 +346,9 @@ def _dockerfile_exposed() -> set[int]:
 
 
 def test_probe_paths_are_routes_of_the_api():
-    routes = set(re.findall(r'route\("([^"]+)"', "".join(
-        p.read_text() for p in (ROOT / "api").glob("*.py"))))
+    routes = set(
+        re.findall(r'route\("([^"]+)"', "".join(p.read_text() for p in (ROOT / "api").glob("*.py")))
+    )
     container = app_container(built("production"), "api")
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["path"] in routes, probe

@@ -1,5 +1,6 @@
 """The kustomize overlays build, validate against Kubernetes and KEDA schemas, and say what the
 operations guide promises: probes, limits, hardening, scaling, disruption budgets, policies."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,7 @@ from tests.deploy.support import (
 )
 
 NAMESPACE = "vid2mp3"
-WORKERS = {"worker-convert": "convert", "worker-notify": "notify",
-           "worker-webhooks": "webhooks"}
+WORKERS = {"worker-convert": "convert", "worker-notify": "notify", "worker-webhooks": "webhooks"}
 
 
 # --- build and schemas --------------------------------------------------------------------
@@ -44,8 +44,11 @@ def test_overlay_builds_into_one_namespace(overlay):
     docs = built(overlay)
     assert docs, f"{overlay} built nothing"
     namespaced = [d for d in docs if d["kind"] != "Namespace"]
-    outside = [f"{d['kind']}/{d['metadata']['name']}" for d in namespaced
-               if d["metadata"].get("namespace") != NAMESPACE]
+    outside = [
+        f"{d['kind']}/{d['metadata']['name']}"
+        for d in namespaced
+        if d["metadata"].get("namespace") != NAMESPACE
+    ]
     assert not outside, f"resources outside namespace {NAMESPACE}: {outside}"
     assert one(docs, "Namespace", NAMESPACE)
 
@@ -55,17 +58,27 @@ def test_pinned_kubernetes_version_is_shipped_by_kubernetes_validate():
 
     assert KUBERNETES_VERSION in utils.all_versions(), (
         f"kubernetes-validate {utils.__version__} has no schemas for Kubernetes "
-        f"{KUBERNETES_VERSION}; upgrade it (pip install -U kubernetes-validate)")
+        f"{KUBERNETES_VERSION}; upgrade it (pip install -U kubernetes-validate)"
+    )
 
 
 def _kubernetes_validate(yaml_text: str, label: str) -> list[str]:
     """Validate every resource with --strict in one run; return the kinds it had no schema for."""
-    result = run([venv_tool("kubernetes-validate"), "--strict", "--kubernetes-version",
-                  KUBERNETES_VERSION, "-"], stdin=yaml_text)
+    result = run(
+        [
+            venv_tool("kubernetes-validate"),
+            "--strict",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "-",
+        ],
+        stdin=yaml_text,
+    )
     lines = result.stdout.splitlines() + result.stderr.splitlines()
     problems = [line for line in lines if line.startswith(("ERROR", "FATAL"))]
     assert result.returncode == 0 and not problems, (
-        f"{label} does not validate against Kubernetes {KUBERNETES_VERSION}:\n" + "\n".join(lines))
+        f"{label} does not validate against Kubernetes {KUBERNETES_VERSION}:\n" + "\n".join(lines)
+    )
     passed = [line for line in lines if line.startswith("INFO") and " passed " in line]
     unknown = [line for line in lines if line.startswith("WARN")]
     docs = [d for d in yaml.safe_load_all(yaml_text) if d]
@@ -90,26 +103,34 @@ def _keda_schema(name: str) -> dict:
 
 def test_keda_resources_match_the_vendored_crd_schemas():
     docs = built("production")
-    schemas = {"ScaledObject": _keda_schema("scaledobject_v1alpha1.json"),
-               "TriggerAuthentication": _keda_schema("triggerauthentication_v1alpha1.json")}
+    schemas = {
+        "ScaledObject": _keda_schema("scaledobject_v1alpha1.json"),
+        "TriggerAuthentication": _keda_schema("triggerauthentication_v1alpha1.json"),
+    }
     keda = [d for d in docs if d["apiVersion"].startswith("keda.sh/")]
     assert {d["kind"] for d in keda} == set(schemas)
     for doc in keda:
         assert doc["apiVersion"] == "keda.sh/v1alpha1"
-        errors = sorted(jsonschema.Draft202012Validator(schemas[doc["kind"]]).iter_errors(doc),
-                        key=str)
+        errors = sorted(
+            jsonschema.Draft202012Validator(schemas[doc["kind"]]).iter_errors(doc), key=str
+        )
         assert not errors, f"{doc['kind']}/{doc['metadata']['name']}: " + "; ".join(
-            f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+            f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors
+        )
 
 
 def test_vendored_keda_schema_rejects_a_broken_scaledobject():
     schema = _keda_schema("scaledobject_v1alpha1.json")
-    broken = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-              "metadata": {"name": "x"},
-              "spec": {"scaleTargetRef": {"name": "x"}, "minReplicas": 1, "triggers": []}}
+    broken = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "x"}, "minReplicas": 1, "triggers": []},
+    }
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
     assert (KEDA_SCHEMAS / "LICENSE").is_file() and "datreeio/CRDs-catalog" in (
-        KEDA_SCHEMAS / "README.md").read_text()
+        KEDA_SCHEMAS / "README.md"
+    ).read_text()
 
 
 # --- the API ------------------------------------------------------------------------------
@@ -123,14 +144,19 @@ def test_api_runs_several_replicas_with_probes_service_and_autoscaler():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     service = one(docs, "Service", "api")
-    assert selects({"matchLabels": service["spec"]["selector"]},
-                   api["spec"]["template"]["metadata"]["labels"])
+    assert selects(
+        {"matchLabels": service["spec"]["selector"]}, api["spec"]["template"]["metadata"]["labels"]
+    )
     hpa = one(docs, "HorizontalPodAutoscaler", "api")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "api"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "api",
+    }
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
-    assert [h["spec"]["scaleTargetRef"]["name"] for h in find(docs, "HorizontalPodAutoscaler")] \
-        == ["api"]
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in find(docs, "HorizontalPodAutoscaler")] == [
+        "api"
+    ]
 
 
 # --- every pod ----------------------------------------------------------------------------
@@ -150,8 +176,12 @@ def test_every_container_has_requests_and_a_memory_limit(overlay):
 def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
     """The namespace enforces `restricted`; a pod that breaks it would never be admitted."""
     docs = built(overlay)
-    assert one(docs, "Namespace", NAMESPACE)["metadata"]["labels"][
-        "pod-security.kubernetes.io/enforce"] == "restricted"
+    assert (
+        one(docs, "Namespace", NAMESPACE)["metadata"]["labels"][
+            "pod-security.kubernetes.io/enforce"
+        ]
+        == "restricted"
+    )
     for workload in find(docs, "Deployment") + find(docs, "StatefulSet"):
         spec = pod_spec(workload)
         name = workload["metadata"]["name"]
@@ -194,7 +224,11 @@ def test_each_worker_has_its_own_deployment_probe_and_resources(overlay):
     for component, queue in WORKERS.items():
         container = app_container(docs, component)
         assert container["startupProbe"]["exec"]["command"] == [
-            "python", "-m", "workers.health", queue]
+            "python",
+            "-m",
+            "workers.health",
+            queue,
+        ]
         resources[component] = container["resources"]
     assert resources["worker-convert"] != resources["worker-notify"]
 
@@ -205,8 +239,10 @@ def test_beat_is_a_single_replica_recreated_never_scaled(overlay):
     beat = one(docs, "Deployment", "beat")
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"]["type"] == "Recreate"
-    targets = [d["spec"]["scaleTargetRef"]["name"]
-               for d in find(docs, "HorizontalPodAutoscaler") + find(docs, "ScaledObject")]
+    targets = [
+        d["spec"]["scaleTargetRef"]["name"]
+        for d in find(docs, "HorizontalPodAutoscaler") + find(docs, "ScaledObject")
+    ]
     assert "beat" not in targets
 
 
@@ -218,8 +254,10 @@ def test_flower_has_a_service_and_basic_auth_from_a_secret(overlay):
     secret_refs = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
     assert any("FLOWER_BASIC_AUTH" in secret_templates()[name] for name in secret_refs)
     service = one(docs, "Service", "flower")
-    assert selects({"matchLabels": service["spec"]["selector"]},
-                   one(docs, "Deployment", "flower")["spec"]["template"]["metadata"]["labels"])
+    assert selects(
+        {"matchLabels": service["spec"]["selector"]},
+        one(docs, "Deployment", "flower")["spec"]["template"]["metadata"]["labels"],
+    )
 
 
 # --- data stores --------------------------------------------------------------------------
@@ -234,8 +272,10 @@ def test_data_stores_are_statefulsets_with_claims_and_services(overlay):
         mounted = {m["name"] for c in containers(sts) for m in c.get("volumeMounts", [])}
         assert claims and set(claims) <= mounted, name
         service = one(docs, "Service", sts["spec"]["serviceName"])
-        assert selects({"matchLabels": service["spec"]["selector"]},
-                       sts["spec"]["template"]["metadata"]["labels"]), name
+        assert selects(
+            {"matchLabels": service["spec"]["selector"]},
+            sts["spec"]["template"]["metadata"]["labels"],
+        ), name
     images = {name: containers(one(docs, "StatefulSet", name))[0]["image"] for name in DATA_STORES}
     assert re.fullmatch(r"mysql:8(\.\d+)*", images["mysql"])
     assert re.fullmatch(r"mongo:7(\.\d+)*", images["mongodb"])
@@ -259,8 +299,11 @@ def test_disruption_budgets_cover_api_and_workers_and_never_block_a_drain(overla
     covered = set()
     for pdb in find(docs, "PodDisruptionBudget"):
         spec = pdb["spec"]
-        matches = [d["metadata"]["name"] for d in find(docs, "Deployment")
-                   if selects(spec["selector"], d["spec"]["template"]["metadata"]["labels"])]
+        matches = [
+            d["metadata"]["name"]
+            for d in find(docs, "Deployment")
+            if selects(spec["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
         assert len(matches) == 1, f"PDB {pdb['metadata']['name']} selects {matches}"
         covered.add(matches[0])
         replicas = one(docs, "Deployment", matches[0])["spec"]["replicas"]
@@ -273,8 +316,10 @@ def test_disruption_budgets_cover_api_and_workers_and_never_block_a_drain(overla
 
 def _pods(docs: list[dict]) -> dict[str, dict[str, str]]:
     """Workload name -> its pod labels."""
-    return {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]
-            for w in find(docs, "Deployment") + find(docs, "StatefulSet")}
+    return {
+        w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]
+        for w in find(docs, "Deployment") + find(docs, "StatefulSet")
+    }
 
 
 def _ingress_sources(docs: list[dict], labels: dict[str, str]) -> list[dict | None]:
@@ -291,27 +336,39 @@ def _ingress_sources(docs: list[dict], labels: dict[str, str]) -> list[dict | No
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policies_isolate_the_data_stores(overlay):
     docs = built(overlay)
-    default_deny = [p for p in find(docs, "NetworkPolicy")
-                    if p["spec"]["podSelector"] == {} and "Ingress" in p["spec"]["policyTypes"]
-                    and not p["spec"].get("ingress")]
+    default_deny = [
+        p
+        for p in find(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"] == {}
+        and "Ingress" in p["spec"]["policyTypes"]
+        and not p["spec"].get("ingress")
+    ]
     assert default_deny, "no default-deny ingress policy"
     pods = _pods(docs)
     open_to_all = {name for name, labels in pods.items() if None in _ingress_sources(docs, labels)}
     allowed_open = {"api", "flower"} | ({"mailpit"} if overlay == "local" else set())
     assert open_to_all == allowed_open
-    clients = {"mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks"},
-               "mongodb": {"api", "worker-convert", "worker-notify"},
-               # Flower is a broker client too; beat only sends tasks.
-               "redis": {"api", "worker-convert", "worker-notify", "worker-webhooks", "beat",
-                         "flower"}}
+    clients = {
+        "mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks"},
+        "mongodb": {"api", "worker-convert", "worker-notify"},
+        # Flower is a broker client too; beat only sends tasks.
+        "redis": {"api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower"},
+    }
     for store, expected in clients.items():
         sources = _ingress_sources(docs, pods[store])
-        reached_by = {name for name, labels in pods.items()
-                      for peer in sources if peer and "podSelector" in peer
-                      and "namespaceSelector" not in peer and selects(peer["podSelector"], labels)}
+        reached_by = {
+            name
+            for name, labels in pods.items()
+            for peer in sources
+            if peer
+            and "podSelector" in peer
+            and "namespaceSelector" not in peer
+            and selects(peer["podSelector"], labels)
+        }
         assert reached_by == expected, f"{store} reachable from {sorted(reached_by)}"
-        other_namespaces = [p["namespaceSelector"] for p in sources
-                            if p and "namespaceSelector" in p]
+        other_namespaces = [
+            p["namespaceSelector"] for p in sources if p and "namespaceSelector" in p
+        ]
         if store == "redis" and overlay == "production":
             assert other_namespaces == [{"matchLabels": {"kubernetes.io/metadata.name": "keda"}}]
         else:
@@ -336,9 +393,11 @@ def test_production_overlay_scales_each_worker_on_its_own_queue_with_keda():
     import celeryconfig
 
     docs = built("production")
-    queues = {"worker-convert": celeryconfig.CONVERT_QUEUE,
-              "worker-notify": celeryconfig.NOTIFY_QUEUE,
-              "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE}
+    queues = {
+        "worker-convert": celeryconfig.CONVERT_QUEUE,
+        "worker-notify": celeryconfig.NOTIFY_QUEUE,
+        "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE,
+    }
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in find(docs, "ScaledObject")}
     assert set(scaled) == set(queues)
     auth_names = {a["metadata"]["name"] for a in find(docs, "TriggerAuthentication")}
@@ -362,7 +421,8 @@ def test_production_overlay_serves_the_api_over_tls():
     assert ingress["spec"]["tls"]
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
     assert {str(p["backend"]["service"]) for p in paths} == {
-        str({"name": "api", "port": {"name": "http"}})}
+        str({"name": "api", "port": {"name": "http"}})
+    }
     assert configmap(docs)["PUBLIC_BASE_URL"].startswith("https://")
 
 
@@ -381,8 +441,9 @@ def _routed(paths: list[dict], path: str) -> bool:
         rule = entry["path"]
         if entry["pathType"] == "Exact" and path == rule:
             return True
-        if entry["pathType"] == "Prefix" and (rule == "/" or path == rule
-                                              or path.startswith(rule.rstrip("/") + "/")):
+        if entry["pathType"] == "Prefix" and (
+            rule == "/" or path == rule or path.startswith(rule.rstrip("/") + "/")
+        ):
             return True
     return False
 
@@ -415,7 +476,8 @@ def test_secret_template_holds_obvious_placeholders_the_app_refuses():
     for kustomization in K8S.rglob("kustomization.yaml"):
         listed = yaml.safe_load(kustomization.read_text()).get("resources", [])
         assert not any(SECRET_TEMPLATE.name in entry for entry in listed), (
-            f"{kustomization.relative_to(K8S)} lists the Secret template as a resource")
+            f"{kustomization.relative_to(K8S)} lists the Secret template as a resource"
+        )
     environ = {**configmap(built("production")), **templates["vid2mp3-secrets"]}
     with pytest.raises(ConfigError):
         Settings.from_env(environ, dotenv_path=None)

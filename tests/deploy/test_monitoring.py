@@ -1,6 +1,7 @@
 """The operator's side of the metrics: alert rules that promtool accepts and whose unit tests
 pass, a Grafana dashboard whose queries parse and name only series the code exports, and
 scrape annotations that point at the ports the processes really serve."""
+
 from __future__ import annotations
 
 import json
@@ -53,11 +54,16 @@ def test_the_alerts_fire_on_trouble_and_stay_quiet_otherwise():
 
 
 def test_alerts_cover_the_issue_and_name_exported_series_only():
-    rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"]
-             for rule in group["rules"]]
+    rules = [
+        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+    ]
     names = {rule["alert"] for rule in rules}
-    assert {"Vid2mp3BacklogGrowing", "Vid2mp3ConversionFailureRate", "Vid2mp3NoConvertWorker",
-            "Vid2mp3EmailFailures"} <= names
+    assert {
+        "Vid2mp3BacklogGrowing",
+        "Vid2mp3ConversionFailureRate",
+        "Vid2mp3NoConvertWorker",
+        "Vid2mp3EmailFailures",
+    } <= names
     for rule in rules:
         unknown = referenced(rule["expr"]) - exported_metrics()
         assert not unknown, f"{rule['alert']} uses series nobody exports: {unknown}"
@@ -73,11 +79,20 @@ def test_dashboard_queries_parse_and_use_exported_series(tmp_path):
         unknown = referenced(expr) - exported_metrics()
         assert not unknown, f"the dashboard queries series nobody exports: {unknown} in {expr}"
     # promtool has no PromQL checker on its own: each query becomes a recording rule.
-    recording = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(exprs)]}]}
+    recording = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(exprs)
+                ],
+            }
+        ]
+    }
     (tmp_path / "dashboard.rules.yaml").write_text(yaml.safe_dump(recording))
     assert f"SUCCESS: {len(exprs)} rules found" in promtool(
-        "check", "rules", "dashboard.rules.yaml", cwd=tmp_path)
+        "check", "rules", "dashboard.rules.yaml", cwd=tmp_path
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -96,10 +111,12 @@ def test_scrape_annotations_point_at_the_served_ports(overlay):
     settings = configmap(docs)
     assert settings["LOG_FORMAT"] == "json"
     assert settings["WORKER_METRICS_HOST"] == "0.0.0.0"
-    expected = {"api": int(settings["API_PORT"]),
-                "worker-convert": int(settings["WORKER_METRICS_PORT"]),
-                "worker-notify": int(settings["WORKER_METRICS_PORT"]),
-                "worker-webhooks": int(settings["WORKER_METRICS_PORT"])}
+    expected = {
+        "api": int(settings["API_PORT"]),
+        "worker-convert": int(settings["WORKER_METRICS_PORT"]),
+        "worker-notify": int(settings["WORKER_METRICS_PORT"]),
+        "worker-webhooks": int(settings["WORKER_METRICS_PORT"]),
+    }
     for component, port in expected.items():
         template = one(docs, "Deployment", component)["spec"]["template"]
         annotations = template["metadata"]["annotations"]
@@ -108,6 +125,9 @@ def test_scrape_annotations_point_at_the_served_ports(overlay):
         assert int(annotations["prometheus.io/port"]) == port > 0, component
         ports = {p["containerPort"] for p in app_container(docs, component).get("ports", [])}
         assert port in ports, f"{component} does not declare port {port}"
-    scrapers = [policy for policy in find(docs, "NetworkPolicy")
-                if policy["metadata"]["name"] == "worker-metrics"]
+    scrapers = [
+        policy
+        for policy in find(docs, "NetworkPolicy")
+        if policy["metadata"]["name"] == "worker-metrics"
+    ]
     assert scrapers and scrapers[0]["spec"]["ingress"][0]["ports"] == [{"port": "metrics"}]

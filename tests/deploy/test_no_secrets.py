@@ -1,4 +1,5 @@
 """No working secret is committed: not in manifests, compose, env files, docs or the image."""
+
 import re
 import subprocess
 from pathlib import Path
@@ -6,14 +7,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # A setting being given a value: `NAME=value`, `NAME: value` or `- NAME=value`.
 ASSIGNMENT = re.compile(
-    r"^\s*-?\s*[A-Z_]*(SECRET|PASSWORD|BASIC_AUTH)[A-Z_]*\s*[:=]\s*[\"']?([^\"'#]*)")
+    r"^\s*-?\s*[A-Z_]*(SECRET|PASSWORD|BASIC_AUTH)[A-Z_]*\s*[:=]\s*[\"']?([^\"'#]*)"
+)
 PLACEHOLDER = re.compile(r"^((admin:)?(REPLACE_ME\S*)?|\$\{.*\}|\$\S*)$")
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
 def tracked_files() -> list[Path]:
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     return [ROOT / name for name in names if (ROOT / name).is_file()]
 
 

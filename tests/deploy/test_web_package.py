@@ -1,4 +1,5 @@
 """The web page's and /docs' assets ship in the wheel that the Docker image installs."""
+
 from __future__ import annotations
 
 import shutil
@@ -21,9 +22,22 @@ def test_wheel_carries_the_page_and_docs_assets(tmp_path):
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(path, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                            "-w", str(tmp_path / "dist"), str(source)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "dist").glob("vid2mp3-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -1,4 +1,5 @@
 """End-to-end fixtures: a running stack per blob store, a real SMTP server, test media."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """A test using `stack` runs once per blob store, or per store its `stores` mark names."""
-    explicit = any("stack" in str(m.args[0])
-                   for m in metafunc.definition.iter_markers("parametrize"))
+    explicit = any(
+        "stack" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")
+    )
     if "stack" in metafunc.fixturenames and not explicit:
         marker = metafunc.definition.get_closest_marker("stores")
         stores = [store for store in STORES if marker is None or store in marker.args]
@@ -43,9 +45,12 @@ def mongo_uri():
 @pytest.fixture(scope="session")
 def stack(request, tmp_path_factory, smtp):
     _, smtp_port = smtp
-    extra = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-             # webhook receivers of the tests listen on loopback; retries come fast
-             "WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_RETRY_BASE_SECONDS": "0.5"}
+    extra = {
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        # webhook receivers of the tests listen on loopback; retries come fast
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    }
     if request.param == "gridfs":
         extra["MONGO_URI"] = request.getfixturevalue("mongo_uri")
         extra["MONGO_DATABASE"] = f"vid2mp3_e2e_{tmp_path_factory.mktemp('x').name}"
@@ -80,10 +85,13 @@ def new_user(stack, admin):
     def make():
         n = next(_users)
         email = f"e2e{n}-{stack.blob_store}@example.com"
-        created = admin.post("/users", json={"name": f"e2e{n}-{stack.blob_store}",
-                                             "email": email, "password": "password-1"})
+        created = admin.post(
+            "/users",
+            json={"name": f"e2e{n}-{stack.blob_store}", "email": email, "password": "password-1"},
+        )
         assert created.status_code == 201, created.text
         return login(stack, email, "password-1"), email
+
     return make
 
 
@@ -91,6 +99,7 @@ def new_user(stack, admin):
 def stored_videos(stack):
     """The uploads the stack's blob store physically holds, read past the API: file names in
     the directory store, or ids in GridFS."""
+
     def names():
         settings = stack.settings
         if not settings.mongo_uri:
@@ -99,6 +108,9 @@ def stored_videos(stack):
         from pymongo import MongoClient
 
         with MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000) as client:
-            return sorted(str(doc["_id"]) for doc in
-                          client[settings.mongo_database]["videos.files"].find({}, {"_id": 1}))
+            return sorted(
+                str(doc["_id"])
+                for doc in client[settings.mongo_database]["videos.files"].find({}, {"_id": 1})
+            )
+
     return names

@@ -1,4 +1,5 @@
 """The `vid2mp3` command-line client against the real stack, run as a user runs it."""
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,24 @@ def cli_env(tmp_path: Path, url: str, email: str | None = None) -> dict[str, str
     return env
 
 
-def vid2mp3(env: dict[str, str], *args: str, cwd: Path | None = None,
-            timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def vid2mp3(
+    env: dict[str, str],
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a script runs it: pipes, not a terminal."""
-    return subprocess.run([VID2MP3, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          input=stdin, check=False, timeout=timeout)
+    return subprocess.run(
+        [VID2MP3, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        check=False,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -56,8 +70,9 @@ def short_clip(media_dir):
 def test_convert_two_clips_in_parallel(user, clip, short_clip, tmp_path):
     client, env = user
     out = tmp_path / "out"
-    done = vid2mp3(env, "convert", clip, short_clip, "-o", str(out), "--parallel", "2",
-                   "--bitrate", "128k")
+    done = vid2mp3(
+        env, "convert", clip, short_clip, "-o", str(out), "--parallel", "2", "--bitrate", "128k"
+    )
     assert done.returncode == 0, done.stderr
     written = [out / (Path(clip).stem + ".mp3"), out / (Path(short_clip).stem + ".mp3")]
     assert done.stdout.split() == [str(path) for path in written]
@@ -95,8 +110,9 @@ def test_existing_output_is_kept_without_force(user, clip, tmp_path):
     target.write_bytes(b"my own recording")
     refused = vid2mp3(env, "convert", clip, "-o", str(tmp_path))
     assert refused.returncode == 1
-    assert refused.stderr.strip() == (f"vid2mp3: {clip}: {target} exists "
-                                      "(use --force to overwrite)")
+    assert refused.stderr.strip() == (
+        f"vid2mp3: {clip}: {target} exists (use --force to overwrite)"
+    )
     assert target.read_bytes() == b"my own recording"
     assert client.get("/jobs").json()["total"] == 0  # refused before uploading
 
@@ -105,11 +121,14 @@ def test_existing_output_is_kept_without_force(user, clip, tmp_path):
     assert media.is_mpeg_audio(target) and abs(media.mp3_duration(target) - 3.0) <= 0.2
 
 
-@pytest.mark.parametrize("url,message", [
-    (f"http://127.0.0.1:{free_port()}", "cannot reach the vid2mp3 server at http://127.0.0.1:"),
-    ("http://no-such-host.invalid", "cannot reach the vid2mp3 server at http://no-such-host"),
-    ("127.0.0.1:8080", "is not an http:// or https:// URL"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        (f"http://127.0.0.1:{free_port()}", "cannot reach the vid2mp3 server at http://127.0.0.1:"),
+        ("http://no-such-host.invalid", "cannot reach the vid2mp3 server at http://no-such-host"),
+        ("127.0.0.1:8080", "is not an http:// or https:// URL"),
+    ],
+)
 def test_bad_url_is_one_clear_line(tmp_path, clip, url, message):
     env = cli_env(tmp_path, url, "someone@example.com")
     for args in (["convert", clip, "-o", str(tmp_path)], ["jobs"], ["status", "x"]):
@@ -201,8 +220,9 @@ def test_job_commands(user, clip, tmp_path):
     assert vid2mp3(env, "rm", job_id).returncode == 0
     assert client.get(f"/jobs/{job_id}").status_code == 404
 
-    second = json.loads(vid2mp3(env, "convert", clip, "-o", str(tmp_path / "c"),
-                                "--json").stdout)[0]["job_id"]
+    second = json.loads(vid2mp3(env, "convert", clip, "-o", str(tmp_path / "c"), "--json").stdout)[
+        0
+    ]["job_id"]
     assert vid2mp3(env, "rm", second).returncode == 0
     assert client.get(f"/jobs/{second}").status_code == 404
 
@@ -215,8 +235,11 @@ def test_ctrl_c_cancels_the_started_jobs(stack, user, clip, tmp_path):
     control.cancel_consumer("convert", destination=worker, reply=True)  # jobs stay queued
     try:
         with Terminal([VID2MP3, "convert", clip, "-o", str(tmp_path)], env, tmp_path) as term:
-            job = wait_for(lambda: (client.get("/jobs").json()["items"] or [None])[0],
-                           timeout=30, what="the upload to create a job")
+            job = wait_for(
+                lambda: (client.get("/jobs").json()["items"] or [None])[0],
+                timeout=30,
+                what="the upload to create a job",
+            )
             term.expect("convert")
             term.send("\x03")  # Ctrl-C, through the terminal as a person presses it
             assert term.wait() == 130, term.text

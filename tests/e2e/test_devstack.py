@@ -1,4 +1,5 @@
 """`make up` (scripts/devstack.py): it starts every process, and Ctrl-C leaves none behind."""
+
 from __future__ import annotations
 
 import os
@@ -49,25 +50,41 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
     run = uuid.uuid4().hex[:8]
     api_port, flower_port = free_port(), free_port()
     env = service_env(
-        MYSQL_DATABASE=f"vid2mp3_up_{run}", REDIS_PREFIX=f"vid2mp3-up-{run}:",
-        CELERY_KEY_PREFIX=f"vid2mp3-up-{run}:", API_PORT=api_port, FLOWER_PORT=flower_port,
-        FLOWER_BASIC_AUTH="flower:flower-test-password", DATA_DIR=tmp_path / "data",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}", WEB_CONCURRENCY=1,
-        MONGO_URI="", SMTP_URL="",  # directory store and outbox, whatever a .env says
-        WORKER_METRICS_PORT=0)  # no fixed metrics ports (9808, ...) that another run may hold
+        MYSQL_DATABASE=f"vid2mp3_up_{run}",
+        REDIS_PREFIX=f"vid2mp3-up-{run}:",
+        CELERY_KEY_PREFIX=f"vid2mp3-up-{run}:",
+        API_PORT=api_port,
+        FLOWER_PORT=flower_port,
+        FLOWER_BASIC_AUTH="flower:flower-test-password",
+        DATA_DIR=tmp_path / "data",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}",
+        WEB_CONCURRENCY=1,
+        MONGO_URI="",
+        SMTP_URL="",  # directory store and outbox, whatever a .env says
+        WORKER_METRICS_PORT=0,
+    )  # no fixed metrics ports (9808, ...) that another run may hold
     container = Container(Settings.from_env(env, dotenv_path=None))
     url = f"http://127.0.0.1:{api_port}"
     log = open(tmp_path / "devstack.log", "wb")
-    devstack = subprocess.Popen([*DEVSTACK, "--env-file", str(tmp_path / ".env")], cwd=ROOT,
-                                env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    devstack = subprocess.Popen(
+        [*DEVSTACK, "--env-file", str(tmp_path / ".env")],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     sessions = {devstack.pid}
     try:
         wait_for(lambda: api_ready(url, devstack), timeout=90, what="the API to be ready")
         host = socket.gethostname()
         nodes = {f"convert@{host}", f"convert-2@{host}", f"notify@{host}"}
-        wait_for(lambda: nodes <= worker_names(container.celery), timeout=90,
-                 what="every worker to answer a ping")
+        wait_for(
+            lambda: nodes <= worker_names(container.celery),
+            timeout=90,
+            what="every worker to answer a ping",
+        )
         wait_for(lambda: _listening(flower_port), timeout=60, what="Flower")
         services = psutil.Process(devstack.pid).children()
         assert len(services) == SERVICES, [p.cmdline() for p in services]
@@ -77,17 +94,26 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
 
         [notify] = [p for p in services if "workers.notify" in p.cmdline()]
         os.killpg(notify.pid, signal.SIGKILL)  # a crash: `make up` starts it again
-        again = wait_for(lambda: _service(devstack, "workers.notify", other_than=notify.pid),
-                         timeout=30, what="the notify worker to be restarted")
+        again = wait_for(
+            lambda: _service(devstack, "workers.notify", other_than=notify.pid),
+            timeout=30,
+            what="the notify worker to be restarted",
+        )
         sessions.add(os.getsid(again.pid))
-        wait_for(lambda: f"notify@{host}" in worker_names(container.celery), timeout=90,
-                 what="the restarted notify worker to answer a ping")
+        wait_for(
+            lambda: f"notify@{host}" in worker_names(container.celery),
+            timeout=90,
+            what="the restarted notify worker to answer a ping",
+        )
 
         os.killpg(devstack.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
 
         assert devstack.wait(timeout=60) == 0
-        wait_for(lambda: not sessions_alive(sessions), timeout=15,
-                 what=f"every process of `make up` to be gone ({len(sessions)} sessions)")
+        wait_for(
+            lambda: not sessions_alive(sessions),
+            timeout=15,
+            what=f"every process of `make up` to be gone ({len(sessions)} sessions)",
+        )
         assert sessions_alive(sessions) == []
         assert not _listening(api_port) and not _listening(flower_port)
         assert not worker_names(container.celery)

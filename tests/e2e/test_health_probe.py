@@ -1,4 +1,5 @@
 """The worker probe Kubernetes runs (`python -m workers.health QUEUE`): its exit status."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ pytestmark = pytest.mark.e2e
 
 
 def probe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workers.health", *args], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "workers.health", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.stores("directory")

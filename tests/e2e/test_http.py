@@ -1,4 +1,5 @@
 """Conditional and partial responses over the real gunicorn stack: downloads and job polling."""
+
 from __future__ import annotations
 
 import email.parser
@@ -21,8 +22,13 @@ def upload(client, path):
 
 
 def wait_done(client, job_id):
-    job = wait_for(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
-        client.get(f"/jobs/{job_id}").json()), timeout=60, what=f"job {job_id} to finish")
+    job = wait_for(
+        lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+            client.get(f"/jobs/{job_id}").json()
+        ),
+        timeout=60,
+        what=f"job {job_id} to finish",
+    )
     assert job["status"] == "done", job
     return job
 
@@ -30,8 +36,10 @@ def wait_done(client, job_id):
 @pytest.fixture(scope="module")
 def user(stack, admin):
     email = f"http-{stack.blob_store}@example.com"
-    created = admin.post("/users", json={"name": f"http-{stack.blob_store}", "email": email,
-                                         "password": "password-1"})
+    created = admin.post(
+        "/users",
+        json={"name": f"http-{stack.blob_store}", "email": email, "password": "password-1"},
+    )
     assert created.status_code == 201, created.text
     return login(stack, email, "password-1")
 
@@ -44,8 +52,9 @@ def job(user, clip):
 @pytest.fixture(scope="module", params=["by-job", "by-fid"])
 def mp3(request, user, job):
     """The MP3 URL (either route), the MP3 downloaded whole, and its ETag."""
-    url = {"by-job": f"/jobs/{job['id']}/mp3",
-           "by-fid": f"/download?fid={job['mp3_fid']}"}[request.param]
+    url = {"by-job": f"/jobs/{job['id']}/mp3", "by-fid": f"/download?fid={job['mp3_fid']}"}[
+        request.param
+    ]
     whole = user.get(url)
     assert whole.status_code == 200 and len(whole.content) == job["mp3_size"]
     return url, whole.content, whole.headers["ETag"]
@@ -103,9 +112,9 @@ def test_single_ranges_are_the_right_bytes(user, mp3, span):
     url, whole, _ = mp3
     first, _, last = span.removeprefix("bytes=").partition("-")
     if not first:
-        expected = whole[-int(last):]
+        expected = whole[-int(last) :]
     else:
-        expected = whole[int(first):int(last) + 1 if last else None]
+        expected = whole[int(first) : int(last) + 1 if last else None]
     part = user.get(url, headers={"Range": span})
     assert part.status_code == 206 and part.content == expected
     assert part.headers["Content-Length"] == str(len(expected))
@@ -121,12 +130,18 @@ def test_a_multi_range_request_gets_the_right_bytes(user, mp3):
         assert response.status_code == 206, response.text
         assert response.headers["Content-Type"].startswith("multipart/byteranges")
         message = email.parser.BytesParser().parsebytes(
-            b"Content-Type: " + response.headers["Content-Type"].encode() + b"\r\n\r\n"
-            + response.content)
-        parts = [(part["Content-Range"], part.get_payload(decode=True))
-                 for part in message.get_payload()]
-        assert parts == [(f"bytes 0-9/{len(whole)}", whole[0:10]),
-                         (f"bytes 200-299/{len(whole)}", whole[200:300])]
+            b"Content-Type: "
+            + response.headers["Content-Type"].encode()
+            + b"\r\n\r\n"
+            + response.content
+        )
+        parts = [
+            (part["Content-Range"], part.get_payload(decode=True)) for part in message.get_payload()
+        ]
+        assert parts == [
+            (f"bytes 0-9/{len(whole)}", whole[0:10]),
+            (f"bytes 200-299/{len(whole)}", whole[200:300]),
+        ]
 
 
 @pytest.mark.parametrize("span", ["bytes={size}-", "bytes={size}-{size}"])
@@ -135,8 +150,11 @@ def test_an_unsatisfiable_range_is_a_416_in_the_error_shape(user, mp3, span):
     response = user.get(url, headers={"Range": span.format(size=len(whole))})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{len(whole)}"
-    assert response.json() == {"status": 416, "code": "range_not_satisfiable",
-                               "message": "range not satisfiable"}
+    assert response.json() == {
+        "status": 416,
+        "code": "range_not_satisfiable",
+        "message": "range not satisfiable",
+    }
 
 
 def test_polling_a_job_gets_a_304_until_it_changes(user, media_dir):
@@ -155,11 +173,15 @@ def test_polling_a_job_gets_a_304_until_it_changes(user, media_dir):
             assert response.content == b"" and response.headers["ETag"] == etag
             return None
         return response
+
     later = wait_for(changed, timeout=60, interval=0.1, what="the job to change")
     assert later.status_code == 200 and later.headers["ETag"] != etag
     assert later.json() != first.json()
-    wait_for(lambda: user.get(f"/jobs/{job_id}").json()["notified_at"], timeout=60,
-             what="the owner to be notified")  # the last change a job sees
+    wait_for(
+        lambda: user.get(f"/jobs/{job_id}").json()["notified_at"],
+        timeout=60,
+        what="the owner to be notified",
+    )  # the last change a job sees
     current = user.get(f"/jobs/{job_id}")
     assert current.json()["status"] == "done"
     cached = user.get(f"/jobs/{job_id}", headers={"If-None-Match": current.headers["ETag"]})

@@ -1,5 +1,6 @@
 """What programs that call us rely on, over real processes: cancel, expiring links (also in the
 email), Idempotency-Key under gunicorn, GET /jobs?status=."""
+
 from __future__ import annotations
 
 import os
@@ -40,18 +41,23 @@ def test_cancel_stops_ffmpeg_within_2_s_and_keeps_nothing(stack, new_user, smtp,
     cancelled = user.post(f"/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    wait_for(lambda: ffmpeg_of(job_id) is None, timeout=2, interval=0.05,
-             what="ffmpeg to stop")
+    wait_for(lambda: ffmpeg_of(job_id) is None, timeout=2, interval=0.05, what="ffmpeg to stop")
     print(f"ffmpeg stopped {time.monotonic() - started:.2f} s after the cancel")
-    wait_for(lambda: f"job {job_id}: lost" in stack.log("worker-convert"), timeout=10,
-             what="the conversion to end")
+    wait_for(
+        lambda: f"job {job_id}: lost" in stack.log("worker-convert"),
+        timeout=10,
+        what="the conversion to end",
+    )
     job = user.get(f"/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["mp3_fid"] is None
     assert user.get(f"/jobs/{job_id}/mp3").status_code == 404
     assert user.post(f"/jobs/{job_id}/cancel").status_code == 409
     scratch = os.path.join(stack.env["DATA_DIR"], "scratch")
-    assert not [name for name in os.listdir(scratch) if job_id in name] \
-        if os.path.isdir(scratch) else True
+    assert (
+        not [name for name in os.listdir(scratch) if job_id in name]
+        if os.path.isdir(scratch)
+        else True
+    )
     inbox, _ = smtp
     assert not [m for m in inbox.received() if m["To"] == email]
 
@@ -99,8 +105,9 @@ def test_the_ready_email_link_downloads_the_mp3(stack, new_user, smtp, clip):
     user, email = new_user()
     job = wait_job(user, upload(user, clip).json()["job_id"])
     inbox, _ = smtp
-    [mail] = wait_for(lambda: [m for m in inbox.received() if m["To"] == email],
-                      timeout=30, what="the email")
+    [mail] = wait_for(
+        lambda: [m for m in inbox.received() if m["To"] == email], timeout=30, what="the email"
+    )
     body = mail.get_payload(decode=True).decode()
     link = re.search(re.escape(stack.base_url) + r"/links/\S+", body).group(0)
     got = requests.get(link, timeout=10)
@@ -109,8 +116,12 @@ def test_the_ready_email_link_downloads_the_mp3(stack, new_user, smtp, clip):
 
 def keyed_upload(user, path, key, **form):
     with open(path, "rb") as fh:
-        return user.post("/upload", files={"file": (os.path.basename(path), fh)}, data=form,
-                         headers={"Idempotency-Key": key})
+        return user.post(
+            "/upload",
+            files={"file": (os.path.basename(path), fh)},
+            data=form,
+            headers={"Idempotency-Key": key},
+        )
 
 
 def test_a_retried_upload_makes_one_job(stack, new_user, clip, media_dir):
@@ -142,8 +153,9 @@ def test_concurrent_uploads_with_one_key_make_one_job(stack, new_user, clip):
 def test_jobs_can_be_listed_by_status(stack, new_user, clip):
     user, _ = new_user()
     done = wait_job(user, upload(user, clip).json()["job_id"])
-    assert [j["id"] for j in user.get("/jobs", params={"status": "done"}).json()["items"]] == \
-        [done["id"]]
+    assert [j["id"] for j in user.get("/jobs", params={"status": "done"}).json()["items"]] == [
+        done["id"]
+    ]
     assert user.get("/jobs", params={"status": "failed"}).json()["total"] == 0
     assert user.get("/jobs", params={"status": "nonsense"}).status_code == 422
     assert done["expires_at"] and done["expires_at"] > done["finished_at"]

@@ -1,5 +1,6 @@
 """Metrics, request ids and JSON logs over the real processes: gunicorn with 2 workers, a convert
 and a notify worker each serving its own metrics port, LOG_FORMAT=json everywhere."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,16 @@ TOKEN = "metrics-test-token-" + uuid.uuid4().hex
 def obs_stack(tmp_path_factory, smtp):
     _, smtp_port = smtp
     ports = {"worker-convert": free_port(), "worker-notify": free_port()}
-    extra = {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "LOG_FORMAT": "json",
-             "METRICS_TOKEN": TOKEN}
-    with running_stack(tmp_path_factory.mktemp("stack-obs"), extra,
-                       process_env={name: {"WORKER_METRICS_PORT": port}
-                                    for name, port in ports.items()}) as stack:
+    extra = {
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "LOG_FORMAT": "json",
+        "METRICS_TOKEN": TOKEN,
+    }
+    with running_stack(
+        tmp_path_factory.mktemp("stack-obs"),
+        extra,
+        process_env={name: {"WORKER_METRICS_PORT": port} for name, port in ports.items()},
+    ) as stack:
         stack.metrics_ports = ports
         yield stack
 
@@ -39,16 +45,20 @@ def obs_user(obs_stack):
     settings = obs_stack.settings
     admin = login(obs_stack, settings.admin_email, settings.admin_password)
     email = f"obs-{uuid.uuid4().hex[:8]}@example.com"
-    created = admin.post("/users", json={"name": email.split("@")[0], "email": email,
-                                         "password": "password-1"})
+    created = admin.post(
+        "/users", json={"name": email.split("@")[0], "email": email, "password": "password-1"}
+    )
     assert created.status_code == 201, created.text
     return login(obs_stack, email, "password-1")
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     """{(sample name, sorted labels): value} of a Prometheus text page."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(found: dict, name: str, **labels: str) -> float | None:
@@ -56,8 +66,11 @@ def value(found: dict, name: str, **labels: str) -> float | None:
 
 
 def scrape(stack) -> dict:
-    response = requests.get(stack.url("/metrics"), timeout=10,
-                            headers={"Authorization": f"Bearer {TOKEN}", "Connection": "close"})
+    response = requests.get(
+        stack.url("/metrics"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}", "Connection": "close"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/plain")
     return samples(response.text)
@@ -71,14 +84,16 @@ def scrape_worker(stack, name: str) -> dict:
 
 def upload(client, path, headers=None):
     with open(path, "rb") as fh:
-        return client.post("/upload", files={"file": (os.path.basename(path), fh)},
-                           headers=headers or {})
+        return client.post(
+            "/upload", files={"file": (os.path.basename(path), fh)}, headers=headers or {}
+        )
 
 
 def wait_done(client, job_id, timeout=90):
     def finished():
         job = client.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("done", "failed") else None
+
     return wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
 
 
@@ -104,22 +119,37 @@ def test_request_id_travels_from_the_upload_into_both_workers_logs(obs_stack, ob
     assert job["status"] == "done" and job["request_id"] == request_id
 
     def lines_of(name):
-        return [entry for entry in json_lines(obs_stack.log(name))
-                if entry["request_id"] == request_id]
+        return [
+            entry for entry in json_lines(obs_stack.log(name)) if entry["request_id"] == request_id
+        ]
 
-    convert = wait_for(lambda: lines_of("worker-convert"), timeout=30,
-                       what="the convert worker's lines with the request id")
+    convert = wait_for(
+        lambda: lines_of("worker-convert"),
+        timeout=30,
+        what="the convert worker's lines with the request id",
+    )
     assert {entry["job_id"] for entry in convert} == {job_id}
-    assert any(e["task"] == "convert.video_to_mp3" and "succeeded" in e["message"]
-               for e in convert), convert
-    notify = wait_for(lambda: [e for e in lines_of("worker-notify") if "email sent" in
-                               e["message"]], timeout=30, what="the email's log line")
+    assert any(
+        e["task"] == "convert.video_to_mp3" and "succeeded" in e["message"] for e in convert
+    ), convert
+    notify = wait_for(
+        lambda: [e for e in lines_of("worker-notify") if "email sent" in e["message"]],
+        timeout=30,
+        what="the email's log line",
+    )
     assert notify[0]["job_id"] == job_id and notify[0]["task"] == "notify.job_done"
     api = wait_for(lambda: lines_of("api"), timeout=10, what="the API's access line")
     assert any("POST /upload" in entry["message"] for entry in api), api
     for entry in convert + notify + api:
-        assert set(entry) >= {"timestamp", "level", "logger", "message", "request_id",
-                              "job_id", "task"}
+        assert set(entry) >= {
+            "timestamp",
+            "level",
+            "logger",
+            "message",
+            "request_id",
+            "job_id",
+            "task",
+        }
 
 
 def test_every_response_carries_a_sane_request_id(obs_stack, obs_user):
@@ -138,8 +168,9 @@ def test_every_response_carries_a_sane_request_id(obs_stack, obs_user):
 def test_metrics_need_the_token(obs_stack):
     anonymous = requests.get(obs_stack.url("/metrics"), timeout=10)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
-    wrong = requests.get(obs_stack.url("/metrics"), headers={"Authorization": "Bearer nope"},
-                         timeout=10)
+    wrong = requests.get(
+        obs_stack.url("/metrics"), headers={"Authorization": "Bearer nope"}, timeout=10
+    )
     assert wrong.status_code == 401
 
 
@@ -147,20 +178,41 @@ def test_metrics_add_up_every_gunicorn_worker(obs_stack):
     route = f"/jobs/{uuid.uuid4().hex}"  # a job that does not exist: 401 without a token
     sent = 40
     for _ in range(sent):  # a new connection each: both workers take some
-        assert requests.get(obs_stack.url(route), timeout=10,
-                            headers={"Connection": "close"}).status_code == 401
+        assert (
+            requests.get(
+                obs_stack.url(route), timeout=10, headers={"Connection": "close"}
+            ).status_code
+            == 401
+        )
     counted = set()
     for _ in range(6):  # whichever worker answers the scrape sees the same total
         found = scrape(obs_stack)
-        counted.add(value(found, "vid2mp3_http_requests_total", method="GET",
-                          route="/jobs/<job_id>", status="401"))
-        assert value(found, "vid2mp3_http_request_duration_seconds_count", method="GET",
-                     route="/jobs/<job_id>") is not None
+        counted.add(
+            value(
+                found,
+                "vid2mp3_http_requests_total",
+                method="GET",
+                route="/jobs/<job_id>",
+                status="401",
+            )
+        )
+        assert (
+            value(
+                found,
+                "vid2mp3_http_request_duration_seconds_count",
+                method="GET",
+                route="/jobs/<job_id>",
+            )
+            is not None
+        )
     assert counted == {float(sent)}, counted
-    assert not any(name == "vid2mp3_http_requests_total" and dict(labels)["route"] == route
-                   for name, labels in found), "raw paths must not become labels"
-    metric_files = os.listdir(os.path.join(obs_stack.env["DATA_DIR"], "metrics",
-                                           f"api-{obs_stack.settings.api_port}"))
+    assert not any(
+        name == "vid2mp3_http_requests_total" and dict(labels)["route"] == route
+        for name, labels in found
+    ), "raw paths must not become labels"
+    metric_files = os.listdir(
+        os.path.join(obs_stack.env["DATA_DIR"], "metrics", f"api-{obs_stack.settings.api_port}")
+    )
     pids = {re.sub(r"\D", "", name) for name in metric_files if name.startswith("counter_")}
     assert len(pids) >= 2, metric_files
 
@@ -171,7 +223,8 @@ def test_service_metrics_after_a_conversion(obs_stack, obs_user, clip):
     assert job["status"] == "done"
     after = scrape(obs_stack)
     uploaded = value(after, "vid2mp3_upload_bytes_total") - (
-        value(before, "vid2mp3_upload_bytes_total") or 0)
+        value(before, "vid2mp3_upload_bytes_total") or 0
+    )
     assert uploaded == os.path.getsize(clip) == job["video_size"]
     for queue in ("convert", "notify"):
         assert value(after, "vid2mp3_queue_length", queue=queue) == 0
@@ -183,12 +236,19 @@ def test_service_metrics_after_a_conversion(obs_stack, obs_user, clip):
     assert value(convert, "vid2mp3_conversion_seconds_count") >= 1
     assert value(convert, "vid2mp3_conversion_seconds_sum") > 0
     assert [labels for name, labels in convert if name == "vid2mp3_worker_up"] == [
-        (("queue", "convert"), ("worker", f"convert@{os.uname().nodename}"))]
-    notify = wait_for(lambda: (lambda m: m if value(m, "vid2mp3_emails_total", outcome="sent")
-                               else None)(scrape_worker(obs_stack, "worker-notify")),
-                      timeout=30, what="the notify worker to count the email")
-    assert value(notify, "vid2mp3_worker_up", queue="notify",
-                 worker=f"notify@{os.uname().nodename}") == 1
+        (("queue", "convert"), ("worker", f"convert@{os.uname().nodename}"))
+    ]
+    notify = wait_for(
+        lambda: (lambda m: m if value(m, "vid2mp3_emails_total", outcome="sent") else None)(
+            scrape_worker(obs_stack, "worker-notify")
+        ),
+        timeout=30,
+        what="the notify worker to count the email",
+    )
+    assert (
+        value(notify, "vid2mp3_worker_up", queue="notify", worker=f"notify@{os.uname().nodename}")
+        == 1
+    )
 
 
 def test_queue_length_counts_waiting_conversions(obs_stack, obs_user, clip):
@@ -197,11 +257,17 @@ def test_queue_length_counts_waiting_conversions(obs_stack, obs_user, clip):
     control.cancel_consumer(CONVERT_QUEUE, destination=[node], reply=True, timeout=5)
     try:
         job_ids = [upload(obs_user, clip).json()["job_id"] for _ in range(2)]
-        wait_for(lambda: value(scrape(obs_stack), "vid2mp3_queue_length", queue="convert") == 2,
-                 timeout=20, what="two conversions waiting")
+        wait_for(
+            lambda: value(scrape(obs_stack), "vid2mp3_queue_length", queue="convert") == 2,
+            timeout=20,
+            what="two conversions waiting",
+        )
     finally:
         control.add_consumer(CONVERT_QUEUE, destination=[node], reply=True, timeout=5)
     for job_id in job_ids:
         assert wait_done(obs_user, job_id)["status"] == "done"
-    wait_for(lambda: value(scrape(obs_stack), "vid2mp3_queue_length", queue="convert") == 0,
-             timeout=20, what="the convert queue to drain")
+    wait_for(
+        lambda: value(scrape(obs_stack), "vid2mp3_queue_length", queue="convert") == 0,
+        timeout=20,
+        what="the convert queue to drain",
+    )

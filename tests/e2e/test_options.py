@@ -1,4 +1,5 @@
 """Audio options through the real stack: upload with options -> worker -> the MP3 has them."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.e2e
 
 def upload(client, path, params=None, **form):
     with open(path, "rb") as fh:
-        return client.post("/upload", files={"file": (os.path.basename(path), fh)}, data=form,
-                           params=params)
+        return client.post(
+            "/upload", files={"file": (os.path.basename(path), fh)}, data=form, params=params
+        )
 
 
 def finished(client, accepted):
@@ -26,6 +28,7 @@ def finished(client, accepted):
     def ended():
         job = client.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("done", "failed") else None
+
     return wait_for(ended, timeout=60, what=f"job {job_id} to finish")
 
 
@@ -44,17 +47,35 @@ def two_languages(media_dir):
 
 def test_options_reach_the_mp3(stack, new_user, two_languages, tmp_path):
     user, _ = new_user()
-    job = finished(user, upload(user, two_languages, params={"track": "1", "cover": "frame"},
-                                quality="2", start="0.5", end="00:00:03.000", artist="Zoë",
-                                loudness="-16"))
+    job = finished(
+        user,
+        upload(
+            user,
+            two_languages,
+            params={"track": "1", "cover": "frame"},
+            quality="2",
+            start="0.5",
+            end="00:00:03.000",
+            artist="Zoë",
+            loudness="-16",
+        ),
+    )
     assert job["status"] == "done", job
     assert job["mode"] == "encode" and job["bitrate"] == "V2" and job["notes"] == []
-    assert job["options"] == {"quality": 2, "start": 0.5, "end": 3.0, "loudness": -16.0,
-                              "title": "two_languages_4s", "artist": "Zoë", "cover": "frame",
-                              "track": 1}
+    assert job["options"] == {
+        "quality": 2,
+        "start": 0.5,
+        "end": 3.0,
+        "loudness": -16.0,
+        "title": "two_languages_4s",
+        "artist": "Zoë",
+        "cover": "frame",
+        "track": 1,
+    }
     assert job["source"]["video"] == {"width": 160, "height": 120}
-    assert [(t["language"], t["channels"], t["sample_rate"])
-            for t in job["source"]["audio_tracks"]] == [("eng", 1, 44100), ("fra", 2, 48000)]
+    assert [
+        (t["language"], t["channels"], t["sample_rate"]) for t in job["source"]["audio_tracks"]
+    ] == [("eng", 1, 44100), ("fra", 2, 48000)]
     assert job["source"]["duration"] == pytest.approx(4.0, abs=0.1)
     mp3 = download(user, job, tmp_path)
     audio = MP3(mp3)

@@ -1,4 +1,5 @@
 """Upload -> convert worker -> MP3 in the blob store -> email -> download, over real processes."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ def wait_job(client, job_id, timeout=60):
     def finished():
         job = client.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("done", "failed") else None
+
     return wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
 
 
@@ -37,8 +39,9 @@ def test_upload_convert_email_download(stack, new_user, smtp, clip, tmp_path):
     assert job["links"]["mp3"] == f"/jobs/{job_id}/mp3"
 
     inbox, _ = smtp
-    [mail] = wait_for(lambda: [m for m in inbox.received() if m["To"] == email],
-                      timeout=30, what="the email")
+    [mail] = wait_for(
+        lambda: [m for m in inbox.received() if m["To"] == email], timeout=30, what="the email"
+    )
     body = mail.get_payload(decode=True).decode()
     assert job_id in body and f"{stack.base_url}/jobs/{job_id}/mp3" in body
 
@@ -94,11 +97,14 @@ def test_delete_job_removes_it(stack, new_user, clip):
 
 
 @pytest.mark.stores("directory")  # input handling does not depend on the blob store
-@pytest.mark.parametrize("maker,status,error", [
-    (media.make_truncated_mp4, "failed", ""),
-    (media.make_silent_video, "failed", "audio"),
-    (media.make_audio_only, "done", None),
-])
+@pytest.mark.parametrize(
+    "maker,status,error",
+    [
+        (media.make_truncated_mp4, "failed", ""),
+        (media.make_silent_video, "failed", "audio"),
+        (media.make_audio_only, "done", None),
+    ],
+)
 def test_odd_inputs_end_cleanly(stack, new_user, media_dir, maker, status, error):
     user, _ = new_user()
     accepted = upload(user, maker(media_dir))
@@ -121,8 +127,9 @@ def test_webm_from_either_store_converts(stack, new_user, media_dir):
 
 
 @pytest.mark.parametrize("maker,status", [(media.make_text_as_mp4, 415), (media.make_empty, 422)])
-def test_non_media_is_refused_without_a_job(stack, new_user, stored_videos, media_dir, maker,
-                                            status):
+def test_non_media_is_refused_without_a_job(
+    stack, new_user, stored_videos, media_dir, maker, status
+):
     user, _ = new_user()
     before = stored_videos()
     response = upload(user, maker(media_dir))
@@ -156,8 +163,13 @@ def test_flower_lists_both_workers_behind_auth(stack):
     wait_for(lambda: _flower_up(url), timeout=30, what="Flower")
     assert requests.get(f"{url}/api/workers", timeout=10).status_code == 401
     user, password = stack.env["FLOWER_BASIC_AUTH"].split(":")
-    workers = wait_for(lambda: requests.get(f"{url}/api/workers?refresh=1", auth=(user, password),
-                                            timeout=10).json(), timeout=30, what="workers")
+    workers = wait_for(
+        lambda: requests.get(
+            f"{url}/api/workers?refresh=1", auth=(user, password), timeout=10
+        ).json(),
+        timeout=30,
+        what="workers",
+    )
     names = " ".join(workers)
     assert "convert@" in names and "notify@" in names
 
@@ -172,11 +184,14 @@ def _flower_up(url):
 
 
 @pytest.mark.stores("directory")  # naming does not depend on the blob store
-@pytest.mark.parametrize("filename,expected", [
-    ("../../etc/passwd.mp4", "passwd.mp3"),
-    ("Été à Paris.mp4", "Été à Paris.mp3"),
-    ("ünïcödé 😀.mov", "ünïcödé 😀.mp3"),
-])
+@pytest.mark.parametrize(
+    "filename,expected",
+    [
+        ("../../etc/passwd.mp4", "passwd.mp3"),
+        ("Été à Paris.mp4", "Été à Paris.mp3"),
+        ("ünïcödé 😀.mov", "ünïcödé 😀.mp3"),
+    ],
+)
 def test_download_names_are_safe(stack, new_user, clip, filename, expected):
     from urllib.parse import quote, unquote
 

@@ -1,5 +1,6 @@
 """Resumable uploads over real gunicorn and workers, driven by tuspy (a tus client we did not
 write): an upload cut off mid-PATCH resumes from the offset HEAD reports and converts."""
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,9 @@ def video(media_dir):
 
 
 def tus_client(stack, user) -> TusClient:
-    return TusClient(stack.url("/uploads/"),
-                     headers={"Authorization": user.session.headers["Authorization"]})
+    return TusClient(
+        stack.url("/uploads/"), headers={"Authorization": user.session.headers["Authorization"]}
+    )
 
 
 def offset_of(user, url) -> int:
@@ -39,17 +41,20 @@ def offset_of(user, url) -> int:
     return int(response.headers["Upload-Offset"])
 
 
-def send_half_and_hang_up(url: str, token_header: str, offset: int, body: bytes,
-                          keep_open: bool = False) -> socket.socket:
+def send_half_and_hang_up(
+    url: str, token_header: str, offset: int, body: bytes, keep_open: bool = False
+) -> socket.socket:
     """A PATCH declaring all of body that sends only its first half, then closes the socket
     (or leaves it open, still streaming as far as the server knows)."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    head = (f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Authorization: {token_header}\r\nTus-Resumable: 1.0.0\r\n"
-            f"Content-Type: {OCTETS}\r\nUpload-Offset: {offset}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    sock.sendall(head.encode() + body[:len(body) // 2])
+    head = (
+        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: {token_header}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: {OCTETS}\r\nUpload-Offset: {offset}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body[: len(body) // 2])
     if not keep_open:
         sock.close()
     return sock
@@ -59,6 +64,7 @@ def wait_job(user, job_id, timeout=90):
     def finished():
         job = user.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("done", "failed") else None
+
     return wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
 
 
@@ -67,8 +73,12 @@ def test_interrupted_upload_resumes_and_converts(stack, new_user, video, tmp_pat
     data = open(video, "rb").read()
     quarter = len(data) // 4
     client = tus_client(stack, user)
-    first = client.uploader(video, chunk_size=quarter, upload_checksum=True,
-                            metadata={"filename": "holiday.mp4", "bitrate": "128k"})
+    first = client.uploader(
+        video,
+        chunk_size=quarter,
+        upload_checksum=True,
+        metadata={"filename": "holiday.mp4", "bitrate": "128k"},
+    )
     first.upload(stop_at=quarter)
     assert offset_of(user, first.url) == quarter
 
@@ -76,8 +86,11 @@ def test_interrupted_upload_resumes_and_converts(stack, new_user, video, tmp_pat
     rest = data[quarter:]
     send_half_and_hang_up(first.url, user.session.headers["Authorization"], quarter, rest)
     expected = quarter + len(rest) // 2
-    wait_for(lambda: offset_of(user, first.url) == expected, timeout=30,
-             what="the server to keep the half that arrived")
+    wait_for(
+        lambda: offset_of(user, first.url) == expected,
+        timeout=30,
+        what="the server to keep the half that arrived",
+    )
 
     resumed = client.uploader(video, url=first.url, chunk_size=quarter, upload_checksum=True)
     assert resumed.offset == expected  # tuspy asked HEAD where to resume
@@ -106,23 +119,31 @@ def test_a_second_patch_while_one_streams_gets_409(stack, new_user, video):
     data = open(video, "rb").read()
     uploader = tus_client(stack, user).uploader(video, chunk_size=len(data))
     url = uploader.create_url()
-    hanging = send_half_and_hang_up(url, user.session.headers["Authorization"], 0, data,
-                                    keep_open=True)
+    hanging = send_half_and_hang_up(
+        url, user.session.headers["Authorization"], 0, data, keep_open=True
+    )
     try:
-        wait_for(lambda: offset_of(user, url) == 0 and _second_patch(user, url, data) == 409,
-                 timeout=30, what="the second PATCH to be refused while the first streams")
+        wait_for(
+            lambda: offset_of(user, url) == 0 and _second_patch(user, url, data) == 409,
+            timeout=30,
+            what="the second PATCH to be refused while the first streams",
+        )
     finally:
         hanging.close()
-    wait_for(lambda: offset_of(user, url) == len(data) // 2, timeout=30,
-             what="the first PATCH's half to be kept")
+    wait_for(
+        lambda: offset_of(user, url) == len(data) // 2,
+        timeout=30,
+        what="the first PATCH's half to be kept",
+    )
     resumed = tus_client(stack, user).uploader(video, url=url, chunk_size=len(data))
     resumed.upload()
     assert wait_job(user, resumed.request.response_headers["vid2mp3-job-id"])["status"] == "done"
 
 
 def _second_patch(user, url, data) -> int:
-    return user.session.patch(url, data=data, timeout=10, headers={
-        **TUS, "Content-Type": OCTETS, "Upload-Offset": "0"}).status_code
+    return user.session.patch(
+        url, data=data, timeout=10, headers={**TUS, "Content-Type": OCTETS, "Upload-Offset": "0"}
+    ).status_code
 
 
 def test_protocol_errors_over_http(stack, new_user, video):
@@ -135,8 +156,12 @@ def test_protocol_errors_over_http(stack, new_user, video):
     url = uploader.url
 
     def patch(who, offset, body, **headers):
-        return who.session.patch(url, data=body, timeout=10, headers={
-            **TUS, "Content-Type": OCTETS, "Upload-Offset": str(offset), **headers})
+        return who.session.patch(
+            url,
+            data=body,
+            timeout=10,
+            headers={**TUS, "Content-Type": OCTETS, "Upload-Offset": str(offset), **headers},
+        )
 
     assert patch(user, 0, data[:10]).status_code == 409
     wrong = base64.b64encode(hashlib.sha1(b"not this").digest()).decode()
@@ -146,8 +171,9 @@ def test_protocol_errors_over_http(stack, new_user, video):
     assert patch(stranger, 1000, data[1000:]).status_code == 404
     assert stranger.session.head(url, headers=TUS, timeout=10).status_code == 404
     assert stranger.session.delete(url, headers=TUS, timeout=10).status_code == 404
-    missing = user.session.patch(url, data=b"x", timeout=10, headers={
-        "Content-Type": OCTETS, "Upload-Offset": "1000"})
+    missing = user.session.patch(
+        url, data=b"x", timeout=10, headers={"Content-Type": OCTETS, "Upload-Offset": "1000"}
+    )
     assert missing.status_code == 412 and missing.headers["Tus-Version"] == "1.0.0"
     old = user.session.head(url, headers={"Tus-Resumable": "0.2.2"}, timeout=10)
     assert old.status_code == 412

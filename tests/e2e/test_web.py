@@ -1,4 +1,5 @@
 """The web page at /app/ and the API docs at /docs, in Debian's Chromium against the real stack."""
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,11 @@ from tests.support.client import login
 from tests.support.stack import workers_answer
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.e2e,
-              # The page is the same whatever the blob store: one stack is enough.
-              pytest.mark.stores("directory")]
+pytestmark = [
+    pytest.mark.e2e,
+    # The page is the same whatever the blob store: one stack is enough.
+    pytest.mark.stores("directory"),
+]
 
 # A loaded machine hashes a password (argon2) or answers a poll slowly: deadlines, not sleeps.
 expect.set_options(timeout=20_000)
@@ -64,8 +67,7 @@ def account(stack, admin):
     """A new user: (email, id)."""
     n = next(_numbers)
     email = f"web{n}@example.com"
-    created = admin.post("/users", json={"name": f"web{n}", "email": email,
-                                         "password": PASSWORD})
+    created = admin.post("/users", json={"name": f"web{n}", "email": email, "password": PASSWORD})
     assert created.status_code == 201, created.text
     return email, created.json()["id"]
 
@@ -138,12 +140,15 @@ def test_sign_in_convert_download_delete_sign_out(open_page, stack, account, cli
 def drop_file(page, selector, path):
     """Drag a file from the desktop onto an element, as a person does."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    transfer = page.evaluate_handle("""([name, data]) => {
+    transfer = page.evaluate_handle(
+        """([name, data]) => {
         const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
         return transfer;
-    }""", [Path(path).name, data])
+    }""",
+        [Path(path).name, data],
+    )
     page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
     page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
 
@@ -155,7 +160,8 @@ def test_copy_link_is_offered_only_when_the_server_has_links(open_page, stack, a
     sign_in(page, stack, email)
     drop_file(page, "#drop-zone", clip)
     expect(upload_row(page, "video_3s_160x120.mp4").locator(".status")).to_contain_text(
-        "Uploaded 100%")
+        "Uploaded 100%"
+    )
     row = job_row(page, "video_3s_160x120.mp4")
     expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
     button = row.get_by_role("button", name="Copy link")
@@ -168,11 +174,13 @@ def test_copy_link_is_offered_only_when_the_server_has_links(open_page, stack, a
     else:
         expect(button).to_be_disabled()
         expect(page.locator("#links-note")).to_have_text(
-            "Copy link is not available: this server does not offer shareable links yet.")
+            "Copy link is not available: this server does not offer shareable links yet."
+        )
 
 
-def test_phone_keyboard_and_a_file_that_is_not_a_video(open_page, stack, account, clip,
-                                                       media_dir, tmp_path):
+def test_phone_keyboard_and_a_file_that_is_not_a_video(
+    open_page, stack, account, clip, media_dir, tmp_path
+):
     email, _ = account
     page, _ = open_page(PHONE)
     page.goto(stack.url("/app/"))
@@ -193,9 +201,11 @@ def test_phone_keyboard_and_a_file_that_is_not_a_video(open_page, stack, account
     notes = media.make_text_as_mp4(media_dir)
     page.get_by_label("Drop videos here").set_input_files([notes, clip])
     expect(upload_row(page, "notes.mp4").get_by_role("alert")).to_contain_text(
-        "“notes.mp4” is not a video we accept")
+        "“notes.mp4” is not a video we accept"
+    )
     expect(job_row(page, "video_3s_160x120.mp4")).to_have_attribute(
-        "data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+        "data-status", "done", timeout=CONVERSION_TIMEOUT_MS
+    )
     assert not job_row(page, "notes.mp4").count()
 
     width = page.evaluate("() => document.documentElement.scrollWidth")
@@ -230,8 +240,11 @@ def test_cancel_a_job_that_waits_for_a_worker(open_page, stack, account, clip):
             assert user.get(f"/jobs/{job_id}").status_code == 404
     finally:
         stack.start("worker-convert")
-        wait_for(lambda: workers_answer(stack.container, ("convert",)), timeout=60,
-                 what="the convert worker to come back")
+        wait_for(
+            lambda: workers_answer(stack.container, ("convert",)),
+            timeout=60,
+            what="the convert worker to come back",
+        )
 
 
 def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, account, admin):
@@ -244,7 +257,8 @@ def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, accou
     assert changed.status_code == 200, changed.text
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20_000)
     expect(page.locator("#notice")).to_have_text(
-        "You have been signed out because your session expired. Please sign in again.")
+        "You have been signed out because your session expired. Please sign in again."
+    )
     assert page.evaluate("() => sessionStorage.getItem('vid2mp3.token')") is None
 
 
@@ -310,8 +324,11 @@ def test_security_headers_and_the_service_document(stack):
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
         assert response.headers["Referrer-Policy"] == "no-referrer", path
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert requests.get(stack.url("/app/app.js"), timeout=10).headers[
-        "Content-Type"].startswith("text/javascript")
+    assert (
+        requests.get(stack.url("/app/app.js"), timeout=10)
+        .headers["Content-Type"]
+        .startswith("text/javascript")
+    )
     moved = requests.get(stack.url("/app"), allow_redirects=False, timeout=10)
     assert moved.status_code == 308 and moved.headers["Location"].endswith("/app/")
     index = requests.get(stack.url("/"), timeout=10)

@@ -1,5 +1,6 @@
 """Signed webhooks over real processes: a receiver on loopback verifies each message with the
 standardwebhooks library; failing receivers are retried, a 410 disables the endpoint."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -23,6 +24,7 @@ def receivers():
     def make(**kw):
         made.append(Receiver(**kw))
         return made[-1]
+
     yield make
     for receiver in made:
         receiver.close()
@@ -38,8 +40,10 @@ def register(user, url, events=None):
 def messages(receiver, secret, count=1, timeout=30):
     """The first `count` messages, each verified with standardwebhooks."""
     wait_for(lambda: len(receiver.received) >= count, timeout=timeout, what="webhook messages")
-    return [(headers, Webhook(secret).verify(raw, headers))
-            for headers, raw in receiver.received[:count]]
+    return [
+        (headers, Webhook(secret).verify(raw, headers))
+        for headers, raw in receiver.received[:count]
+    ]
 
 
 def test_a_succeeded_job_is_told_once_with_a_signed_message(stack, new_user, clip, receivers):
@@ -47,7 +51,10 @@ def test_a_succeeded_job_is_told_once_with_a_signed_message(stack, new_user, cli
     receiver = receivers()
     hook = register(user, receiver.url)
     assert hook["secret"].startswith("whsec_") and hook["events"] == [
-        "job.succeeded", "job.failed", "job.cancelled"]
+        "job.succeeded",
+        "job.failed",
+        "job.cancelled",
+    ]
     assert "secret" not in user.get("/webhooks").json()[0]
 
     job = wait_job(user, upload(user, clip).json()["job_id"])
@@ -81,9 +88,13 @@ def test_a_failing_receiver_is_retried_until_it_answers(stack, new_user, clip, r
     wait_job(user, upload(user, clip).json()["job_id"])
     three = messages(receiver, hook["secret"], count=3)
     assert len({headers["webhook-id"] for headers, _ in three}) == 1
-    delivered = wait_for(lambda: [d for d in user.get(
-        f"/webhooks/{hook['id']}/deliveries").json() if d["delivered_at"]], timeout=10,
-        what="the delivery to be recorded")
+    delivered = wait_for(
+        lambda: [
+            d for d in user.get(f"/webhooks/{hook['id']}/deliveries").json() if d["delivered_at"]
+        ],
+        timeout=10,
+        what="the delivery to be recorded",
+    )
     assert delivered[0]["attempts"] == 3 and delivered[0]["last_status"] == 200
 
 
@@ -92,11 +103,20 @@ def test_a_410_disables_the_webhook(stack, new_user, clip, receivers):
     receiver = receivers(status=410)
     hook = register(user, receiver.url)
     wait_job(user, upload(user, clip).json()["job_id"])
-    wait_for(lambda: [d for d in user.get(f"/webhooks/{hook['id']}/deliveries").json()
-                      if d["failed_at"] and d["last_status"] == 410],
-             timeout=30, what="the delivery to be marked failed")
-    wait_for(lambda: user.get("/webhooks").json()[0]["disabled_at"], timeout=30,
-             what="the webhook to be disabled")
+    wait_for(
+        lambda: [
+            d
+            for d in user.get(f"/webhooks/{hook['id']}/deliveries").json()
+            if d["failed_at"] and d["last_status"] == 410
+        ],
+        timeout=30,
+        what="the delivery to be marked failed",
+    )
+    wait_for(
+        lambda: user.get("/webhooks").json()[0]["disabled_at"],
+        timeout=30,
+        what="the webhook to be disabled",
+    )
     wait_job(user, upload(user, clip).json()["job_id"])
     assert len(receiver.received) == 1  # nothing more after the 410
 
@@ -113,7 +133,8 @@ def test_cancel_and_failure_are_told(stack, new_user, media_dir, receivers, long
     assert broken["status"] == "failed"
     got = messages(receiver, hook["secret"], count=2)
     assert sorted((m["type"], m["data"]["id"]) for _, m in got) == sorted(
-        [("job.cancelled", running), ("job.failed", broken["id"])])
+        [("job.cancelled", running), ("job.failed", broken["id"])]
+    )
     assert all("download_url" not in m["data"] for _, m in got)
 
 
@@ -124,7 +145,9 @@ def test_webhooks_are_private_to_their_owner(stack, new_user, receivers):
     assert stranger.get(f"/webhooks/{hook['id']}/deliveries").status_code == 404
     assert stranger.delete(f"/webhooks/{hook['id']}").status_code == 404
     assert owner.post("/webhooks", json={"url": "ftp://example.com/"}).status_code == 422
-    assert owner.post("/webhooks", json={"url": "http://x.org/", "events": ["job.x"]}) \
-        .status_code == 422
+    assert (
+        owner.post("/webhooks", json={"url": "http://x.org/", "events": ["job.x"]}).status_code
+        == 422
+    )
     assert owner.delete(f"/webhooks/{hook['id']}").status_code == 204
     assert owner.get("/webhooks").json() == []

@@ -1,5 +1,6 @@
 """A stack whose every backing service the tests can break: private Redis, a MySQL proxy,
 a restartable SMTP server, a fast sweeper; plus a long input to interrupt."""
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,17 @@ def services(tmp_path_factory, settings):
 @pytest.fixture(scope="session")
 def stack(services, tmp_path_factory):
     redis, mysql, smtp = services
-    env = {"REDIS_URL": redis.url(0), "CELERY_BROKER_URL": redis.url(1),
-           "MYSQL_PORT": str(mysql.port), "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
-           "SWEEP_INTERVAL_SECONDS": "1", "SWEEP_AFTER_SECONDS": "4", "LEASE_SECONDS": "2",
-           "NOTIFY_MAX_RETRIES": "3", "NOTIFY_RETRY_BASE_SECONDS": "0.5"}
+    env = {
+        "REDIS_URL": redis.url(0),
+        "CELERY_BROKER_URL": redis.url(1),
+        "MYSQL_PORT": str(mysql.port),
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "SWEEP_AFTER_SECONDS": "4",
+        "LEASE_SECONDS": "2",
+        "NOTIFY_MAX_RETRIES": "3",
+        "NOTIFY_RETRY_BASE_SECONDS": "0.5",
+    }
     with running_stack(tmp_path_factory.mktemp("faults"), env, beat=True) as running:
         running.blob_store = "directory"
         yield running
@@ -49,8 +57,9 @@ def admin(stack):
 
 @pytest.fixture(scope="session")
 def user(stack, admin):
-    created = admin.post("/users", json={"name": "faulty", "email": "faulty@example.com",
-                                         "password": "password-1"})
+    created = admin.post(
+        "/users", json={"name": "faulty", "email": "faulty@example.com", "password": "password-1"}
+    )
     assert created.status_code == 201, created.text
     return login(stack, "faulty@example.com", "password-1")
 
@@ -80,8 +89,9 @@ def clip(media_dir):
 
 def upload(client: Client, path: str, **form) -> str:
     with open(path, "rb") as fh:
-        response = client.post("/upload", files={"file": (os.path.basename(path), fh)},
-                               data=form, timeout=60)
+        response = client.post(
+            "/upload", files={"file": (os.path.basename(path), fh)}, data=form, timeout=60
+        )
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 
@@ -94,19 +104,26 @@ def wait_status(client: Client, job_id: str, statuses=("done", "failed"), timeou
     def reached():
         job = job_of(client, job_id)
         return job if job["status"] in statuses else None
-    return wait_for(reached, timeout=timeout, interval=0.1,
-                    what=f"job {job_id} to reach {statuses}")
+
+    return wait_for(
+        reached, timeout=timeout, interval=0.1, what=f"job {job_id} to reach {statuses}"
+    )
 
 
 def converting_ffmpeg(job_id: str) -> psutil.Process:
     """The ffmpeg process working on this job, once it has made some progress."""
+
     def find():
         for proc in psutil.process_iter(["name", "cmdline"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if "ffmpeg" in (proc.info["name"] or "") and f"job-{job_id}-" in cmdline \
-                    and "libmp3lame" in cmdline:
+            if (
+                "ffmpeg" in (proc.info["name"] or "")
+                and f"job-{job_id}-" in cmdline
+                and "libmp3lame" in cmdline
+            ):
                 return proc
         return None
+
     return wait_for(find, timeout=60, interval=0.02, what=f"ffmpeg converting {job_id}")
 
 
@@ -125,8 +142,10 @@ def mp3_files_of(stack, job_id: str) -> list[str]:
 
 
 def no_ffmpeg_left(job_id: str) -> bool:
-    return not any(f"job-{job_id}-" in " ".join(p.info["cmdline"] or [])
-                   for p in psutil.process_iter(["cmdline"]))
+    return not any(
+        f"job-{job_id}-" in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["cmdline"])
+    )
 
 
 def api_up(stack) -> bool:

@@ -1,4 +1,5 @@
 """The GridFS server going away under a running stack, and uploads over the size limit."""
+
 from __future__ import annotations
 
 import os
@@ -31,10 +32,16 @@ def gridfs_stack(mongo, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def user(gridfs_stack):
-    admin = login(gridfs_stack, gridfs_stack.settings.admin_email,
-                  gridfs_stack.settings.admin_password)
-    assert admin.post("/users", json={"name": "gridfs", "email": "gridfs@example.com",
-                                      "password": "password-1"}).status_code == 201
+    admin = login(
+        gridfs_stack, gridfs_stack.settings.admin_email, gridfs_stack.settings.admin_password
+    )
+    assert (
+        admin.post(
+            "/users",
+            json={"name": "gridfs", "email": "gridfs@example.com", "password": "password-1"},
+        ).status_code
+        == 201
+    )
     return login(gridfs_stack, "gridfs@example.com", "password-1")
 
 
@@ -79,8 +86,11 @@ def test_oversized_uploads_store_nothing(gridfs_stack, mongo, user, tmp_path):
                 yield block
         yield b"\r\n" + boundary + b"--\r\n"
 
-    streamed = user.post("/upload", data=chunked(),
-                         headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    streamed = user.post(
+        "/upload",
+        data=chunked(),
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
     assert streamed.status_code == 413
     assert stored_videos(mongo) == before
     assert user.get("/jobs").json()["total"] == jobs_before

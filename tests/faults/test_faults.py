@@ -1,4 +1,5 @@
 """Faults injected into a running stack; each test states what a user sees afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,11 @@ def assert_delivered_once(stack, services, user, job_id):
 
 def replace_convert_worker(stack):
     stack.start("worker-convert")
-    wait_for(lambda: workers_answer(stack.container, ("convert",)), timeout=60,
-             what="the new convert worker")
+    wait_for(
+        lambda: workers_answer(stack.container, ("convert",)),
+        timeout=60,
+        what="the new convert worker",
+    )
 
 
 def test_kill_9_of_the_converting_process(stack, services, user, long_input):
@@ -53,15 +57,22 @@ def test_kill_9_of_the_converting_process(stack, services, user, long_input):
 
 
 def test_two_workers_and_an_eager_sweeper_convert_a_silent_job_once(
-        stack, services, user, silent_duration_input):
+    stack, services, user, silent_duration_input
+):
     """The sweeper bug: a conversion reporting no percentage for longer than the sweep threshold
     (4 s here, swept every second) was converted again by a second worker. With the lease it
     runs once: one claim, one MP3, one email."""
     stack.start("worker-convert-2", [*stack.commands["worker-convert"], "-n", "convert2@%h"])
     try:
-        wait_for(lambda: any("convert2@" in name for reply in
-                             stack.container.celery.control.ping(timeout=1.0) for name in reply),
-                 timeout=60, what="the second convert worker")
+        wait_for(
+            lambda: any(
+                "convert2@" in name
+                for reply in stack.container.celery.control.ping(timeout=1.0)
+                for name in reply
+            ),
+            timeout=60,
+            what="the second convert worker",
+        )
         job_id = upload(user, silent_duration_input)
         converting_ffmpeg(job_id)
         job = assert_delivered_once(stack, services, user, job_id)
@@ -125,8 +136,11 @@ def test_smtp_down_past_the_retry_cap(stack, services, user, clip):
     smtp.stop()
     try:
         job_id = upload(user, clip)
-        job = wait_for(lambda: (j := job_of(user, job_id))["notify_error"] and j,
-                       timeout=60, what="the notification to be given up")
+        job = wait_for(
+            lambda: (j := job_of(user, job_id))["notify_error"] and j,
+            timeout=60,
+            what="the notification to be given up",
+        )
         assert job["status"] == "done" and job["notified_at"] is None
         # What went wrong, in words for the user; the SMTP host and port stay in the log.
         assert job["notify_error"] == "the email could not be delivered"
@@ -143,8 +157,9 @@ def test_mysql_down_503_then_recovers(stack, services, user):
     try:
         jobs = user.get("/jobs")
         assert jobs.status_code == 503 and jobs.json()["code"] == "unavailable"
-        login = requests.post(stack.url("/login"), auth=("faulty@example.com", "password-1"),
-                              timeout=10)
+        login = requests.post(
+            stack.url("/login"), auth=("faulty@example.com", "password-1"), timeout=10
+        )
         assert login.status_code == 503
         assert requests.get(stack.url("/healthz"), timeout=5).status_code == 200
         ready = requests.get(stack.url("/readyz"), timeout=10)
@@ -174,16 +189,30 @@ def swept_probe(stack, older: str):
     from core.domain import Job, JobStatus
 
     jobs = stack.container.job_repo
-    probe = jobs.add(Job(id=uuid.uuid4().hex, owner_id=jobs.get(older).owner_id,
-                         status=JobStatus.QUEUED, video_fid=uuid.uuid4().hex,
-                         video_filename="probe.mp4", video_size=1))
+    probe = jobs.add(
+        Job(
+            id=uuid.uuid4().hex,
+            owner_id=jobs.get(older).owner_id,
+            status=JobStatus.QUEUED,
+            video_fid=uuid.uuid4().hex,
+            video_filename="probe.mp4",
+            video_size=1,
+        )
+    )
     try:
         with stack.container.db.cursor() as cur:
             for job_id, age in ((older, 3600), (probe.id, 3000)):
-                cur.execute("UPDATE jobs SET updated_at = UTC_TIMESTAMP(6) - INTERVAL %s SECOND"
-                            " WHERE id = %s", (age, job_id))
-        return wait_for(lambda: (j := jobs.get(probe.id)).status is JobStatus.FAILED and j,
-                        timeout=30, interval=0.1, what="the sweeper to requeue the probe job")
+                cur.execute(
+                    "UPDATE jobs SET updated_at = UTC_TIMESTAMP(6) - INTERVAL %s SECOND"
+                    " WHERE id = %s",
+                    (age, job_id),
+                )
+        return wait_for(
+            lambda: (j := jobs.get(probe.id)).status is JobStatus.FAILED and j,
+            timeout=30,
+            interval=0.1,
+            what="the sweeper to requeue the probe job",
+        )
     finally:
         jobs.delete(probe.id)
 

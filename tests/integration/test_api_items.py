@@ -1,4 +1,5 @@
 """TTL items, the hit counter and health over the test client, on real Redis and MariaDB."""
+
 import pytest
 
 from tests.support.openapi import documented_operations, routed_operations
@@ -28,8 +29,17 @@ def test_items_are_private(client, auth):
     assert client.get("/items/shared-name", headers=alice).get_json()["owner"] == "alice"
 
 
-@pytest.mark.parametrize("path", ["/items/a/../b", "/items/a*", "/items/a%3F", "/items/has%20space",
-                                  "/items/new%0Aline", "/items/%2A"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/items/a/../b",
+        "/items/a*",
+        "/items/a%3F",
+        "/items/has%20space",
+        "/items/new%0Aline",
+        "/items/%2A",
+    ],
+)
 def test_unsafe_keys_are_rejected_and_nothing_stored(client, auth, container, path):
     user, headers = auth.new_user()
     response = client.put(path, json={"v": 1}, headers=headers)
@@ -44,14 +54,19 @@ def stored_keys(container, owner_id):
     return sorted(container.redis.scan_iter(match=pattern))
 
 
-@pytest.mark.parametrize("data,content_type,status", [
-    ("[1,2]", "application/json", 400), ("{bad", "application/json", 400),
-    ("a=1", "text/plain", 415), (b"\xff\xfe{", "application/json", 400),
-    ("[" * 50000 + "]" * 50000, "application/json", 400),
-    ('{"a": "' + "x" * 70000 + '"}', "application/json", 413),
-    ('{"a": "' + "x" * 2_000_000 + '"}', "application/json", 413)])
-def test_bad_bodies_are_4xx_and_store_nothing(client, auth, container, data, content_type,
-                                              status):
+@pytest.mark.parametrize(
+    "data,content_type,status",
+    [
+        ("[1,2]", "application/json", 400),
+        ("{bad", "application/json", 400),
+        ("a=1", "text/plain", 415),
+        (b"\xff\xfe{", "application/json", 400),
+        ("[" * 50000 + "]" * 50000, "application/json", 400),
+        ('{"a": "' + "x" * 70000 + '"}', "application/json", 413),
+        ('{"a": "' + "x" * 2_000_000 + '"}', "application/json", 413),
+    ],
+)
+def test_bad_bodies_are_4xx_and_store_nothing(client, auth, container, data, content_type, status):
     user, headers = auth.new_user()
     response = client.put("/items/k", data=data, content_type=content_type, headers=headers)
     assert response.status_code == status and response.is_json
@@ -76,8 +91,7 @@ def test_health_and_readiness(client):
 
 
 def test_errors_share_one_shape(client):
-    for response in (client.get("/no-such-route"), client.delete("/healthz"),
-                     client.get("/users")):
+    for response in (client.get("/no-such-route"), client.delete("/healthz"), client.get("/users")):
         body = response.get_json()
         assert set(body) >= {"status", "code", "message"} and body["status"] == response.status_code
 

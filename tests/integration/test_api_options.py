@@ -1,5 +1,6 @@
 """Audio options at POST /upload and over tus: every invalid value and combination is a 422
 naming the field, with nothing stored; valid ones are echoed, normalised, in the job."""
+
 from __future__ import annotations
 
 import base64
@@ -18,21 +19,41 @@ def clip(tmp_path_factory) -> bytes:
         return fh.read()
 
 
-def upload(client, headers, data: bytes, name: str = "My Talk.mp4", query: str = "",
-           **fields: str):
+def upload(client, headers, data: bytes, name: str = "My Talk.mp4", query: str = "", **fields: str):
     form = {**fields, "file": (io.BytesIO(data), name)}  # the options come before the file
-    return client.post(f"/upload{query}", headers=headers, content_type="multipart/form-data",
-                       data=form)
+    return client.post(
+        f"/upload{query}", headers=headers, content_type="multipart/form-data", data=form
+    )
 
 
 INVALID = [
-    ("bitrate", "100k"), ("bitrate", "192"), ("quality", "10"), ("quality", "-1"),
+    ("bitrate", "100k"),
+    ("bitrate", "192"),
+    ("quality", "10"),
+    ("quality", "-1"),
     ("quality", "V2"),
-    ("quality", "2.5"), ("sample_rate", "44101"), ("sample_rate", "96000"), ("channels", "0"),
-    ("channels", "6"), ("start", "-1"), ("start", "1:2:3"), ("start", "00:61:00"),
-    ("end", "soon"), ("end", "1e3"), ("loudness", "-31"), ("loudness", "-4"), ("loudness", "x"),
-    ("loudness", "nan"), ("title", "x" * 201), ("title", "\x00\x01"), ("artist", "a" * 201),
-    ("album", " "), ("cover", "first"), ("cover", "FRAME"), ("track", "-1"), ("track", "one"),
+    ("quality", "2.5"),
+    ("sample_rate", "44101"),
+    ("sample_rate", "96000"),
+    ("channels", "0"),
+    ("channels", "6"),
+    ("start", "-1"),
+    ("start", "1:2:3"),
+    ("start", "00:61:00"),
+    ("end", "soon"),
+    ("end", "1e3"),
+    ("loudness", "-31"),
+    ("loudness", "-4"),
+    ("loudness", "x"),
+    ("loudness", "nan"),
+    ("title", "x" * 201),
+    ("title", "\x00\x01"),
+    ("artist", "a" * 201),
+    ("album", " "),
+    ("cover", "first"),
+    ("cover", "FRAME"),
+    ("track", "-1"),
+    ("track", "one"),
 ]
 
 
@@ -47,14 +68,17 @@ def test_each_invalid_option_is_a_422_naming_it(client, auth, clip, name, value)
     assert client.get("/jobs", headers=headers).get_json()["total"] == 0
 
 
-@pytest.mark.parametrize("fields,query,named", [
-    ({"quality": "2", "bitrate": "192k"}, "", ["quality"]),
-    ({"start": "10", "end": "5"}, "", ["end"]),
-    ({"start": "00:00:05", "end": "5"}, "", ["end"]),
-    ({"quality": "2"}, "?bitrate=320k", ["quality"]),
-    ({"title": "A"}, "?title=B", ["title"]),
-    ({"loudness": "-16", "channels": "3"}, "?loudness=-16", ["channels", "loudness"]),
-])
+@pytest.mark.parametrize(
+    "fields,query,named",
+    [
+        ({"quality": "2", "bitrate": "192k"}, "", ["quality"]),
+        ({"start": "10", "end": "5"}, "", ["end"]),
+        ({"start": "00:00:05", "end": "5"}, "", ["end"]),
+        ({"quality": "2"}, "?bitrate=320k", ["quality"]),
+        ({"title": "A"}, "?title=B", ["title"]),
+        ({"loudness": "-16", "channels": "3"}, "?loudness=-16", ["channels", "loudness"]),
+    ],
+)
 def test_invalid_combinations_are_422(client, auth, clip, fields, query, named):
     _, headers = auth.new_user()
     refused = upload(client, headers, clip, query=query, **fields)
@@ -65,14 +89,36 @@ def test_invalid_combinations_are_422(client, auth, clip, fields, query, named):
 
 def test_options_are_echoed_normalised_in_the_job(client, auth, clip):
     _, headers = auth.new_user()
-    accepted = upload(client, headers, clip, quality="0", sample_rate="22050", channels="1",
-                      start="00:00:00.250", end="0.75", loudness="-16", artist="Zoë",
-                      album="Live", cover="frame", track="0")
+    accepted = upload(
+        client,
+        headers,
+        clip,
+        quality="0",
+        sample_rate="22050",
+        channels="1",
+        start="00:00:00.250",
+        end="0.75",
+        loudness="-16",
+        artist="Zoë",
+        album="Live",
+        cover="frame",
+        track="0",
+    )
     assert accepted.status_code == 202, accepted.get_json()
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"quality": 0, "sample_rate": 22050, "channels": 1, "start": 0.25,
-                              "end": 0.75, "loudness": -16.0, "title": "My Talk",
-                              "artist": "Zoë", "album": "Live", "cover": "frame", "track": 0}
+    assert job["options"] == {
+        "quality": 0,
+        "sample_rate": 22050,
+        "channels": 1,
+        "start": 0.25,
+        "end": 0.75,
+        "loudness": -16.0,
+        "title": "My Talk",
+        "artist": "Zoë",
+        "album": "Live",
+        "cover": "frame",
+        "track": 0,
+    }
     assert job["bitrate"] == "V0"
     assert job["source"] is None and job["mode"] is None and job["notes"] == []
 
@@ -89,8 +135,7 @@ def test_defaults_when_no_option_is_given(client, auth, clip):
     _, headers = auth.new_user()
     accepted = upload(client, headers, clip, name="clip.final.mov")
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"title": "clip.final", "cover": "none",
-                              "track": 0}
+    assert job["options"] == {"title": "clip.final", "cover": "none", "track": 0}
 
 
 def test_openapi_documents_each_option_as_field_and_query_parameter(client):
@@ -98,8 +143,20 @@ def test_openapi_documents_each_option_as_field_and_query_parameter(client):
     post = spec["paths"]["/upload"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     query = {p["name"] for p in post["parameters"] if p["in"] == "query"}
-    options = {"bitrate", "quality", "sample_rate", "channels", "start", "end", "loudness",
-               "title", "artist", "album", "cover", "track"}
+    options = {
+        "bitrate",
+        "quality",
+        "sample_rate",
+        "channels",
+        "start",
+        "end",
+        "loudness",
+        "title",
+        "artist",
+        "album",
+        "cover",
+        "track",
+    }
     assert set(form) == options | {"file"} and query == options
     assert "422" in post["responses"]
     job = spec["components"]["schemas"]["Job"]["properties"]
@@ -113,22 +170,41 @@ def _metadata(**values: str) -> str:
 def test_tus_metadata_takes_the_same_options(client, auth, clip):
     _, headers = auth.new_user()
     tus = {**headers, "Tus-Resumable": "1.0.0"}
-    refused = client.post("/uploads/", headers={
-        **tus, "Upload-Length": str(len(clip)),
-        "Upload-Metadata": _metadata(filename="a.mp4", quality="3", bitrate="128k")})
+    refused = client.post(
+        "/uploads/",
+        headers={
+            **tus,
+            "Upload-Length": str(len(clip)),
+            "Upload-Metadata": _metadata(filename="a.mp4", quality="3", bitrate="128k"),
+        },
+    )
     assert refused.status_code == 422
     assert list(refused.get_json()["errors"]["json"]) == ["quality"]
-    created = client.post("/uploads/", headers={
-        **tus, "Upload-Length": str(len(clip)),
-        "Upload-Metadata": _metadata(filename="a.mp4", quality="3", loudness="-14",
-                                     title="Über")})
+    created = client.post(
+        "/uploads/",
+        headers={
+            **tus,
+            "Upload-Length": str(len(clip)),
+            "Upload-Metadata": _metadata(
+                filename="a.mp4", quality="3", loudness="-14", title="Über"
+            ),
+        },
+    )
     assert created.status_code == 201
-    done = client.patch(created.headers["Location"], data=clip, headers={
-        **tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    done = client.patch(
+        created.headers["Location"],
+        data=clip,
+        headers={**tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
     assert done.status_code == 204
     [job] = client.get("/jobs", headers=headers).get_json()["items"]
-    assert job["options"] == {"quality": 3, "loudness": -14.0, "title": "Über",
-                              "cover": "none", "track": 0}
+    assert job["options"] == {
+        "quality": 3,
+        "loudness": -14.0,
+        "title": "Über",
+        "cover": "none",
+        "track": 0,
+    }
 
 
 def test_empty_fields_are_options_not_given(client, auth, clip):

@@ -1,5 +1,6 @@
 """The tus protocol at /uploads/ over the test client, on real Redis, MariaDB and the directory
 store: headers, ownership, the negative cases, and a finished upload becoming a job."""
+
 from __future__ import annotations
 
 import base64
@@ -20,13 +21,18 @@ def b64(text: str | bytes) -> str:
 def create(client, headers, length=None, metadata=None, **extra):
     length = len(MP4) if length is None else length
     meta = ",".join(f"{k} {b64(v)}" for k, v in (metadata or {"filename": "clip.mp4"}).items())
-    return client.post("/uploads/", headers={**headers, **TUS, "Upload-Length": str(length),
-                                             "Upload-Metadata": meta, **extra})
+    return client.post(
+        "/uploads/",
+        headers={**headers, **TUS, "Upload-Length": str(length), "Upload-Metadata": meta, **extra},
+    )
 
 
 def patch(client, headers, location, offset, data, **extra):
-    return client.patch(location, data=data, headers={
-        **headers, **TUS, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra})
+    return client.patch(
+        location,
+        data=data,
+        headers={**headers, **TUS, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra},
+    )
 
 
 def path_of(response) -> str:
@@ -38,7 +44,12 @@ def test_options_advertises_the_server(client):
     assert response.status_code == 204
     assert response.headers["Tus-Version"] == "1.0.0"
     assert set(response.headers["Tus-Extension"].split(",")) == {
-        "creation", "creation-with-upload", "termination", "expiration", "checksum"}
+        "creation",
+        "creation-with-upload",
+        "termination",
+        "expiration",
+        "checksum",
+    }
     assert int(response.headers["Tus-Max-Size"]) == 2048 * 2**20
     assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
 
@@ -58,8 +69,9 @@ def test_create_head_patch_to_a_job(client, auth):
     assert first.status_code == 204 and first.headers["Upload-Offset"] == "1000"
     assert "Vid2mp3-Job-Id" not in first.headers
     digest = b64(hashlib.sha1(MP4[1000:]).digest())
-    last = patch(client, headers, location, 1000, MP4[1000:],
-                 **{"Upload-Checksum": f"sha1 {digest}"})
+    last = patch(
+        client, headers, location, 1000, MP4[1000:], **{"Upload-Checksum": f"sha1 {digest}"}
+    )
     assert last.status_code == 204 and last.headers["Upload-Offset"] == str(len(MP4))
     job_id = last.headers["Vid2mp3-Job-Id"]
     assert last.headers["Vid2mp3-Job-Location"] == f"/jobs/{job_id}"
@@ -71,8 +83,11 @@ def test_create_head_patch_to_a_job(client, auth):
 
 def test_creation_with_upload(client, auth):
     _, headers = auth.new_user()
-    created = client.post("/uploads/", data=MP4[:500], headers={
-        **headers, **TUS, "Upload-Length": str(len(MP4)), "Content-Type": OCTETS})
+    created = client.post(
+        "/uploads/",
+        data=MP4[:500],
+        headers={**headers, **TUS, "Upload-Length": str(len(MP4)), "Content-Type": OCTETS},
+    )
     assert created.status_code == 201 and created.headers["Upload-Offset"] == "500"
     head = client.head(path_of(created), headers={**headers, **TUS})
     assert head.headers["Upload-Offset"] == "500"
@@ -93,12 +108,19 @@ def test_wrong_offset_409_wrong_checksum_460(client, auth):
     assert patch(client, headers, location, 0, MP4[:100]).status_code == 204
     wrong = patch(client, headers, location, 50, MP4[50:150])
     assert wrong.status_code == 409 and wrong.get_json()["code"] == "conflict"
-    bad = patch(client, headers, location, 100, MP4[100:200],
-                **{"Upload-Checksum": f"sha1 {b64(hashlib.sha1(b'other').digest())}"})
+    bad = patch(
+        client,
+        headers,
+        location,
+        100,
+        MP4[100:200],
+        **{"Upload-Checksum": f"sha1 {b64(hashlib.sha1(b'other').digest())}"},
+    )
     assert bad.status_code == 460 and bad.get_json()["code"] == "checksum_mismatch"
     assert client.head(location, headers={**headers, **TUS}).headers["Upload-Offset"] == "100"
-    unknown = patch(client, headers, location, 100, MP4[100:200],
-                    **{"Upload-Checksum": f"crc32 {b64(b'1234')}"})
+    unknown = patch(
+        client, headers, location, 100, MP4[100:200], **{"Upload-Checksum": f"crc32 {b64(b'1234')}"}
+    )
     assert unknown.status_code == 422
 
 
@@ -111,8 +133,11 @@ def test_size_ceiling_and_bad_metadata(client, auth, settings):
     location = path_of(create(client, headers, length=100))
     past_end = patch(client, headers, location, 0, MP4[:101])
     assert past_end.status_code == 413
-    not_octets = client.patch(location, data=b"x", headers={
-        **headers, **TUS, "Upload-Offset": "0", "Content-Type": "application/json"})
+    not_octets = client.patch(
+        location,
+        data=b"x",
+        headers={**headers, **TUS, "Upload-Offset": "0", "Content-Type": "application/json"},
+    )
     assert not_octets.status_code == 415
 
 
@@ -146,21 +171,33 @@ def test_browser_tus_clients_pass_cors(settings, container):
     from api import create_app
     from core.bootstrap import Container
 
-    browser = create_app(container=Container(
-        settings.with_overrides(cors_origins="https://app.example.com"),
-        passwords=container.passwords)).test_client()
+    browser = create_app(
+        container=Container(
+            settings.with_overrides(cors_origins="https://app.example.com"),
+            passwords=container.passwords,
+        )
+    ).test_client()
     origin = {"Origin": "https://app.example.com"}
-    for path, method in (("/uploads/", "POST"), ("/uploads/" + "0" * 32, "PATCH"),
-                         ("/uploads/" + "0" * 32, "HEAD")):
-        preflight = browser.options(path, headers={**origin, "Access-Control-Request-Method":
-                                                   method})
+    for path, method in (
+        ("/uploads/", "POST"),
+        ("/uploads/" + "0" * 32, "PATCH"),
+        ("/uploads/" + "0" * 32, "HEAD"),
+    ):
+        preflight = browser.options(
+            path, headers={**origin, "Access-Control-Request-Method": method}
+        )
         assert preflight.status_code in (200, 204)
         assert method in preflight.headers["Access-Control-Allow-Methods"]
-        allowed = {h.strip().lower() for h in
-                   preflight.headers["Access-Control-Allow-Headers"].split(",")}
-        assert {"tus-resumable", "upload-length", "upload-metadata", "upload-offset",
-                "upload-checksum"} <= allowed
-    exposed = browser.options("/uploads/", headers=origin).headers[
-        "Access-Control-Expose-Headers"]
+        allowed = {
+            h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")
+        }
+        assert {
+            "tus-resumable",
+            "upload-length",
+            "upload-metadata",
+            "upload-offset",
+            "upload-checksum",
+        } <= allowed
+    exposed = browser.options("/uploads/", headers=origin).headers["Access-Control-Expose-Headers"]
     for name in ("Location", "Upload-Offset", "Vid2mp3-Job-Id", "Tus-Resumable"):
         assert name in exposed

@@ -1,4 +1,5 @@
 """The users and login routes over the Flask test client, on real MariaDB and Redis."""
+
 import time
 
 import jwt
@@ -16,9 +17,16 @@ def test_login_returns_a_bearer_token(client, settings):
     assert {"sub", "role", "iat", "exp"} <= set(claims) and claims["role"] == "admin"
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer abc"}, {"Authorization": "Basic !!notbase64"},
-    basic("admin@example.com", "wrong-password"), basic("ghost@example.com", "whatever1")])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer abc"},
+        {"Authorization": "Basic !!notbase64"},
+        basic("admin@example.com", "wrong-password"),
+        basic("ghost@example.com", "whatever1"),
+    ],
+)
 def test_bad_logins_are_401_json(client, headers):
     response = client.post("/login", headers=headers)
     assert response.status_code == 401
@@ -31,12 +39,19 @@ def test_validate_returns_claims_or_401(client, auth, settings):
     ok = client.post("/validate", headers=headers)
     assert ok.status_code == 200 and ok.get_json()["role"] == "admin"
     now = int(time.time())
-    expired = jwt.encode({"sub": "1", "role": "admin", "iat": now - 100, "exp": now - 10},
-                         settings.jwt_secret, algorithm="HS256")
-    none_alg = jwt.encode({"sub": "1", "role": "admin", "iat": now, "exp": now + 60}, None,
-                          algorithm="none")
-    forged = jwt.encode({"sub": "1", "role": "admin", "iat": now, "exp": now + 60},
-                        "not-the-secret-" + "q" * 30, algorithm="HS256")
+    expired = jwt.encode(
+        {"sub": "1", "role": "admin", "iat": now - 100, "exp": now - 10},
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
+    none_alg = jwt.encode(
+        {"sub": "1", "role": "admin", "iat": now, "exp": now + 60}, None, algorithm="none"
+    )
+    forged = jwt.encode(
+        {"sub": "1", "role": "admin", "iat": now, "exp": now + 60},
+        "not-the-secret-" + "q" * 30,
+        algorithm="HS256",
+    )
     for token in (expired, none_alg, forged, "garbage"):
         response = client.post("/validate", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
@@ -45,9 +60,16 @@ def test_validate_returns_claims_or_401(client, auth, settings):
 
 def test_create_find_update_delete_user(client, auth):
     admin = auth.admin()
-    created = client.post("/users", headers=admin, json={
-        "name": "Zoë O'Neil", "email": "zoe@example.com", "password": "zoe-password",
-        "phone": "+33 1 23 45 67 89"})
+    created = client.post(
+        "/users",
+        headers=admin,
+        json={
+            "name": "Zoë O'Neil",
+            "email": "zoe@example.com",
+            "password": "zoe-password",
+            "phone": "+33 1 23 45 67 89",
+        },
+    )
     assert created.status_code == 201
     user = created.get_json()
     assert set(user) == {"id", "name", "email", "phone", "role", "since"}
@@ -57,8 +79,11 @@ def test_create_find_update_delete_user(client, auth):
     zoe = auth.headers("zoe@example.com", "zoe-password")
     found = client.get("/user/Zoë O'Neil", headers=zoe)
     assert found.status_code == 200
-    assert found.get_json() == {"name": "Zoë O'Neil", "phone": "+33 1 23 45 67 89",
-                                "since": user["since"]}
+    assert found.get_json() == {
+        "name": "Zoë O'Neil",
+        "phone": "+33 1 23 45 67 89",
+        "since": user["since"],
+    }
     patched = client.patch(f"/users/{user['id']}", headers=zoe, json={"phone": "+33 9 99"})
     assert patched.status_code == 200 and patched.get_json()["phone"] == "+33 9 99"
     assert client.delete(f"/users/{user['id']}", headers=zoe).status_code == 204
@@ -70,15 +95,24 @@ def test_create_find_update_delete_user(client, auth):
 def test_conflicts_and_validation(client, auth, container):
     admin = auth.admin()
     user, _ = auth.new_user()
-    taken = client.post("/users", headers=admin, json={
-        "name": user["name"], "email": "fresh@example.com", "password": "password-1"})
+    taken = client.post(
+        "/users",
+        headers=admin,
+        json={"name": user["name"], "email": "fresh@example.com", "password": "password-1"},
+    )
     assert taken.status_code == 409 and taken.get_json()["code"] == "conflict"
-    invalid = client.post("/users", headers=admin, json={
-        "name": "Robert'); DROP TABLE users;--", "email": "nope", "password": "x"})
+    invalid = client.post(
+        "/users",
+        headers=admin,
+        json={"name": "Robert'); DROP TABLE users;--", "email": "nope", "password": "x"},
+    )
     assert invalid.status_code == 422
     assert set(invalid.get_json()["errors"]["json"]) == {"name", "email", "password"}
-    unknown = client.post("/users", headers=admin, json={
-        "name": "ok", "email": "ok@example.com", "password": "password-1", "admin": True})
+    unknown = client.post(
+        "/users",
+        headers=admin,
+        json={"name": "ok", "email": "ok@example.com", "password": "password-1", "admin": True},
+    )
     assert unknown.status_code == 422 and "admin" in unknown.get_json()["errors"]["json"]
     # the users table survived the metacharacters, and none of the refused users is in it
     assert client.get("/users", headers=admin).status_code == 200
@@ -87,12 +121,16 @@ def test_conflicts_and_validation(client, auth, container):
 
 
 def test_signup_is_closed_by_default(client, auth, container):
-    anonymous = client.post("/users", json={"name": "anon", "email": "anon@example.com",
-                                            "password": "password-1"})
+    anonymous = client.post(
+        "/users", json={"name": "anon", "email": "anon@example.com", "password": "password-1"}
+    )
     assert anonymous.status_code == 401
     _, user = auth.new_user()
-    as_user = client.post("/users", headers=user, json={
-        "name": "anon", "email": "anon@example.com", "password": "password-1"})
+    as_user = client.post(
+        "/users",
+        headers=user,
+        json={"name": "anon", "email": "anon@example.com", "password": "password-1"},
+    )
     assert as_user.status_code == 403
     assert container.user_repo.get_by_email("anon@example.com") is None
 
@@ -102,11 +140,15 @@ def test_users_reach_only_themselves(client, auth):
     bob, bob_h = auth.new_user()
     for method in (client.get, client.delete):
         assert method(f"/users/{bob['id']}", headers=alice_h).status_code == 404
-    assert client.patch(f"/users/{bob['id']}", headers=alice_h,
-                        json={"phone": "+1 555"}).status_code == 404
+    assert (
+        client.patch(f"/users/{bob['id']}", headers=alice_h, json={"phone": "+1 555"}).status_code
+        == 404
+    )
     assert client.get("/users", headers=alice_h).status_code == 403
-    assert client.patch(f"/users/{alice['id']}", headers=alice_h,
-                        json={"role": "admin"}).status_code == 403
+    assert (
+        client.patch(f"/users/{alice['id']}", headers=alice_h, json={"role": "admin"}).status_code
+        == 403
+    )
     assert client.get(f"/users/{bob['id']}", headers=auth.admin()).status_code == 200
 
 

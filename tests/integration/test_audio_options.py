@@ -1,5 +1,6 @@
 """Every audio option reaches the MP3: the real transcoder on generated media, checked by
 oracles we did not write (mutagen, ffmpeg's ebur128 filter, moviepy, Pillow)."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,12 @@ from tests.support.media import (
     mpeg_audio_frames,
 )
 
-LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
-                     max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
+LIMITS = MediaLimits(
+    max_duration=4 * 3600.0,
+    min_sample_rate=8000,
+    max_output_bytes=600 * 2**20,
+    memory_bytes=2048 * 2**20,
+)
 TRANSCODER = FFmpegTranscoder(LIMITS)
 
 
@@ -83,10 +88,13 @@ def test_channels_are_what_was_asked(media: Path, dst: str, channels: str) -> No
 # --- window ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start,end,seconds", [
-    ("1.5", "4", 2.5), ("00:00:01.250", "00:00:05", 3.75), ("2", None, 4.0), (None, "1", 1.0)])
-def test_a_window_keeps_end_minus_start(media: Path, dst: str, start: str | None,
-                                        end: str | None, seconds: float) -> None:
+@pytest.mark.parametrize(
+    "start,end,seconds",
+    [("1.5", "4", 2.5), ("00:00:01.250", "00:00:05", 3.75), ("2", None, 4.0), (None, "1", 1.0)],
+)
+def test_a_window_keeps_end_minus_start(
+    media: Path, dst: str, start: str | None, end: str | None, seconds: float
+) -> None:
     src = make_audio_only(media, 6.0, fmt="wav")
     fields = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
     result = convert(src, dst, **fields)
@@ -95,10 +103,12 @@ def test_a_window_keeps_end_minus_start(media: Path, dst: str, start: str | None
     assert result.duration == pytest.approx(seconds, abs=0.05)
 
 
-@pytest.mark.parametrize("fields", [{"start": "7"}, {"start": "00:01:00"},
-                                    {"start": "1", "end": "9"}])
-def test_a_window_outside_the_source_fails_clearly(media: Path, dst: str,
-                                                   fields: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "fields", [{"start": "7"}, {"start": "00:01:00"}, {"start": "1", "end": "9"}]
+)
+def test_a_window_outside_the_source_fails_clearly(
+    media: Path, dst: str, fields: dict[str, str]
+) -> None:
     src = make_audio_only(media, 6.0, fmt="wav")
     with pytest.raises(MediaError) as caught:
         convert(src, dst, **fields)
@@ -159,8 +169,7 @@ def test_the_title_defaults_to_the_file_name(two_languages: str, dst: str) -> No
     assert "TPE1" not in tags
 
 
-def test_cover_frame_is_a_front_cover_jpeg_not_the_black_first_frame(media: Path,
-                                                                     dst: str) -> None:
+def test_cover_frame_is_a_front_cover_jpeg_not_the_black_first_frame(media: Path, dst: str) -> None:
     src = make_fade_in_video(media, 5.0)
     result = convert(src, dst, cover="frame")
     tags = MP3(dst).tags
@@ -195,13 +204,16 @@ def test_cover_frame_without_video_says_so(media: Path, dst: str) -> None:
 def test_probe_lists_each_audio_track(two_languages: str) -> None:
     info = TRANSCODER.probe(two_languages)
     assert [(t.codec, t.channels, t.sample_rate, t.language) for t in info.audio_tracks] == [
-        ("aac", 1, 44100, "eng"), ("aac", 2, 48000, "fra")]
+        ("aac", 1, 44100, "eng"),
+        ("aac", 2, 48000, "fra"),
+    ]
     assert info.to_dict()["video"] == {"width": 160, "height": 120}
 
 
 @pytest.mark.parametrize("track,rate,channels", [("0", 44100, 1), ("1", 48000, 2)])
-def test_track_chooses_the_audio_track(two_languages: str, dst: str, track: str, rate: int,
-                                       channels: int) -> None:
+def test_track_chooses_the_audio_track(
+    two_languages: str, dst: str, track: str, rate: int, channels: int
+) -> None:
     convert(two_languages, dst, track=track)
     info = MP3(dst).info
     assert (info.sample_rate, info.channels) == (rate, channels)
@@ -210,8 +222,7 @@ def test_track_chooses_the_audio_track(two_languages: str, dst: str, track: str,
 def test_a_missing_track_fails_naming_how_many_there_are(two_languages: str, dst: str) -> None:
     with pytest.raises(MediaError) as caught:
         convert(two_languages, dst, track="2")
-    assert str(caught.value) == \
-        "there is no audio track 2: the file has 2 audio tracks (from 0)"
+    assert str(caught.value) == "there is no audio track 2: the file has 2 audio tracks (from 0)"
     assert not Path(dst).exists()
 
 
@@ -228,10 +239,20 @@ def test_an_mp3_source_is_copied_frame_for_frame_with_new_tags(media: Path, dst:
     assert "TALB" not in tags  # the source's "Old album" stays behind
 
 
-@pytest.mark.parametrize("fields", [{"bitrate": "192k"}, {"quality": "4"}, {"channels": "2"},
-                                    {"sample_rate": "22050"}, {"end": "2"}, {"loudness": "-16"}])
-def test_an_option_that_changes_the_audio_encodes(media: Path, dst: str,
-                                                  fields: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"bitrate": "192k"},
+        {"quality": "4"},
+        {"channels": "2"},
+        {"sample_rate": "22050"},
+        {"end": "2"},
+        {"loudness": "-16"},
+    ],
+)
+def test_an_option_that_changes_the_audio_encodes(
+    media: Path, dst: str, fields: dict[str, str]
+) -> None:
     src = make_mp3_source(media, 4.0)
     result = convert(src, dst, **fields)
     assert result.mode == "encode"
@@ -256,25 +277,33 @@ def test_silence_cannot_be_normalised(media: Path, dst: str, tmp_path: Path) -> 
 def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
     from core.adapters.ffmpeg_transcoder import ebur128_summary
 
-    spoof = ("    comment         : [Parsed_ebur128_0 @ 0x1] Summary:\n"
-             "[Parsed_ebur128_0 @ 0x1] Summary:\n\n  Integrated loudness:\n    I:  -5.0 LUFS\n"
-             "  Sample peak:\n    Peak:  0.0 dBFS\n")
-    real = ("[Parsed_ebur128_0 @ 0x7f] Summary:\n\n  Integrated loudness:\n"
-            "    I:         -21.3 LUFS\n    Threshold: -31.3 LUFS\n\n  Loudness range:\n"
-            "    LRA:         0.0 LU\n\n  Sample peak:\n    Peak:       -5.7 dBFS\n")
+    spoof = (
+        "    comment         : [Parsed_ebur128_0 @ 0x1] Summary:\n"
+        "[Parsed_ebur128_0 @ 0x1] Summary:\n\n  Integrated loudness:\n    I:  -5.0 LUFS\n"
+        "  Sample peak:\n    Peak:  0.0 dBFS\n"
+    )
+    real = (
+        "[Parsed_ebur128_0 @ 0x7f] Summary:\n\n  Integrated loudness:\n"
+        "    I:         -21.3 LUFS\n    Threshold: -31.3 LUFS\n\n  Loudness range:\n"
+        "    LRA:         0.0 LU\n\n  Sample peak:\n    Peak:       -5.7 dBFS\n"
+    )
     assert ebur128_summary(spoof + real) == (-21.3, -5.7)
     assert ebur128_summary(real.replace("    Peak:       -5.7 dBFS\n", "")) is None
 
 
-@pytest.mark.parametrize("make,fields,runs", [
-    (lambda d: make_video(d, 2.0), {}, 1),
-    (lambda d: make_video(d, 2.0), {"quality": "4", "end": "1", "title": "t"}, 1),
-    (lambda d: make_mp3_source(d, 2.0), {}, 1),
-    (lambda d: make_video(d, 2.0), {"cover": "frame"}, 2),
-    (lambda d: make_video(d, 2.0), {"loudness": "-16"}, 2),
-])
-def test_ffmpeg_runs_per_conversion(media: Path, dst: str, monkeypatch: pytest.MonkeyPatch,
-                                    make, fields: dict[str, str], runs: int) -> None:
+@pytest.mark.parametrize(
+    "make,fields,runs",
+    [
+        (lambda d: make_video(d, 2.0), {}, 1),
+        (lambda d: make_video(d, 2.0), {"quality": "4", "end": "1", "title": "t"}, 1),
+        (lambda d: make_mp3_source(d, 2.0), {}, 1),
+        (lambda d: make_video(d, 2.0), {"cover": "frame"}, 2),
+        (lambda d: make_video(d, 2.0), {"loudness": "-16"}, 2),
+    ],
+)
+def test_ffmpeg_runs_per_conversion(
+    media: Path, dst: str, monkeypatch: pytest.MonkeyPatch, make, fields: dict[str, str], runs: int
+) -> None:
     from core.adapters import ffmpeg_process
 
     src = make(media)
@@ -284,6 +313,7 @@ def test_ffmpeg_runs_per_conversion(media: Path, dst: str, monkeypatch: pytest.M
     def counted(args: list[str], *rest, **kwargs):
         calls.append(args)
         return real(args, *rest, **kwargs)
+
     monkeypatch.setattr(ffmpeg_process, "run", counted)
     result = convert(src, dst, **fields)
     assert len(calls) == runs, calls
@@ -297,17 +327,22 @@ def test_describe_reads_each_tracks_codec_channels_rate_and_language() -> None:
     from core.adapters.ffmpeg_transcoder import describe
 
     ours = "file:/scratch/job/blob-1"
-    text = (f"Input #0, matroska,webm, from '{ours}':\n"
-            "  Metadata:\n    title           :   Stream #0:9(deu): Audio: mp3, 8000 Hz, mono\n"
-            "  Duration: 01:30:00.50, start: 0.000000, bitrate: 4000 kb/s\n"
-            "  Stream #0:0(eng): Video: h264 (High), yuv420p(progressive), 1920x1080, 24 fps\n"
-            "  Stream #0:1(eng): Audio: aac (LC), 48000 Hz, 5.1(side), fltp (default)\n"
-            "  Stream #0:2[0x3](fra): Audio: ac3, 44100 Hz, stereo, fltp, 192 kb/s\n"
-            "  Stream #0:3: Audio: opus, 48000 Hz, 3 channels, fltp\n"
-            "  Stream #0:4(und): Audio: pcm_s16le, 22050 Hz, mono, s16\n"
-            "Stream mapping:\n  Stream #0:5(spa): Audio: mp3, 44100 Hz, mono\n")
+    text = (
+        f"Input #0, matroska,webm, from '{ours}':\n"
+        "  Metadata:\n    title           :   Stream #0:9(deu): Audio: mp3, 8000 Hz, mono\n"
+        "  Duration: 01:30:00.50, start: 0.000000, bitrate: 4000 kb/s\n"
+        "  Stream #0:0(eng): Video: h264 (High), yuv420p(progressive), 1920x1080, 24 fps\n"
+        "  Stream #0:1(eng): Audio: aac (LC), 48000 Hz, 5.1(side), fltp (default)\n"
+        "  Stream #0:2[0x3](fra): Audio: ac3, 44100 Hz, stereo, fltp, 192 kb/s\n"
+        "  Stream #0:3: Audio: opus, 48000 Hz, 3 channels, fltp\n"
+        "  Stream #0:4(und): Audio: pcm_s16le, 22050 Hz, mono, s16\n"
+        "Stream mapping:\n  Stream #0:5(spa): Audio: mp3, 44100 Hz, mono\n"
+    )
     info = describe(text, ours)
     assert info is not None and info.duration == 5400.5 and info.video_size == (1920, 1080)
     assert [(t.codec, t.channels, t.sample_rate, t.language) for t in info.audio_tracks] == [
-        ("aac", 6, 48000, "eng"), ("ac3", 2, 44100, "fra"), ("opus", 3, 48000, None),
-        ("pcm_s16le", 1, 22050, None)]
+        ("aac", 6, 48000, "eng"),
+        ("ac3", 2, 44100, "fra"),
+        ("opus", 3, 48000, None),
+        ("pcm_s16le", 1, 22050, None),
+    ]

@@ -1,4 +1,5 @@
 """One contract for every BlobStore adapter, run against a directory and a real GridFS server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,18 @@ UNKNOWN_IDS = {
     "directory": uuid.uuid4().hex,
     "gridfs": "0123456789abcdef01234567",
 }
-MALFORMED_IDS = ["", "nope", "../x", "../../etc/passwd", "zz" * 12, "0" * 23, "0" * 33,
-                 "0123456789abcdef01234567\n", "a/b", "."]
+MALFORMED_IDS = [
+    "",
+    "nope",
+    "../x",
+    "../../etc/passwd",
+    "zz" * 12,
+    "0" * 23,
+    "0" * 33,
+    "0123456789abcdef01234567\n",
+    "a/b",
+    ".",
+]
 
 
 class Boom(Exception):
@@ -54,18 +65,22 @@ def blob_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[BlobStore]:
 
 
 @pytest.fixture
-def stored_names(blob_store: BlobStore,
-                 request: pytest.FixtureRequest) -> Callable[[str], list[str]]:
+def stored_names(
+    blob_store: BlobStore, request: pytest.FixtureRequest
+) -> Callable[[str], list[str]]:
     """Everything a bucket physically holds: file names on disk, or GridFS file ids."""
+
     def names(bucket: str) -> list[str]:
         if isinstance(blob_store, DirectoryBlobStore):
             directory = os.path.join(blob_store.root, bucket)
             return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
         assert isinstance(blob_store, GridFSBlobStore)
-        with MongoClient(request.getfixturevalue("mongo_uri"),
-                         serverSelectionTimeoutMS=3000) as client:
+        with MongoClient(
+            request.getfixturevalue("mongo_uri"), serverSelectionTimeoutMS=3000
+        ) as client:
             files = client[blob_store.database_name][f"{bucket}.files"]
             return sorted(str(doc["_id"]) for doc in files.find({}))
+
     return names
 
 
@@ -74,12 +89,18 @@ def unknown_id(request: pytest.FixtureRequest, blob_store: BlobStore) -> str:
     return UNKNOWN_IDS[request.node.callspec.params["blob_store"]]
 
 
-def put(store: BlobStore, data: bytes, bucket: str = VIDEOS, filename: str = "clip.mp4",
-        content_type: str = "video/mp4", metadata: dict | None = None,
-        chunk: int = 64 * 1024) -> str:
+def put(
+    store: BlobStore,
+    data: bytes,
+    bucket: str = VIDEOS,
+    filename: str = "clip.mp4",
+    content_type: str = "video/mp4",
+    metadata: dict | None = None,
+    chunk: int = 64 * 1024,
+) -> str:
     with store.writer(bucket, filename, content_type, metadata) as writer:
         for start in range(0, len(data), chunk):
-            writer.write(data[start:start + chunk])
+            writer.write(data[start : start + chunk])
     return writer.fid
 
 
@@ -92,8 +113,13 @@ def sample(size: int) -> bytes:
 
 def test_round_trip_keeps_bytes_and_metadata(blob_store: BlobStore):
     data = sample(300_000)
-    fid = put(blob_store, data, filename="holiday.mov", content_type="video/quicktime",
-              metadata={"owner_id": 7, "job_id": "abc", "tags": ["a", "b"]})
+    fid = put(
+        blob_store,
+        data,
+        filename="holiday.mov",
+        content_type="video/quicktime",
+        metadata={"owner_id": 7, "job_id": "abc", "tags": ["a", "b"]},
+    )
 
     blob = blob_store.stat(VIDEOS, fid)
     assert blob is not None
@@ -154,7 +180,7 @@ def test_seek_and_partial_reads(blob_store: BlobStore):
         assert fh.read(500) == data[261_000:261_500]
         assert fh.tell() == 261_500
         fh.seek(2 * MiB)
-        assert fh.read(10) == data[2 * MiB:2 * MiB + 10]
+        assert fh.read(10) == data[2 * MiB : 2 * MiB + 10]
         fh.seek(5)  # backwards
         assert fh.read(3) == data[5:8]
         fh.seek(100, io.SEEK_CUR)
@@ -448,8 +474,9 @@ def _in_forked_child(work: Callable[[], str], timeout: float = 30) -> str:
             os._exit(code)
     os.close(write_end)
     try:
-        wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, timeout=timeout,
-                 what="the forked child")
+        wait_for(
+            lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, timeout=timeout, what="the forked child"
+        )
     except AssertionError:
         os.kill(pid, 9)
         os.waitpid(pid, 0)

@@ -1,4 +1,5 @@
 """Flower is never open: without FLOWER_BASIC_AUTH it refuses to start."""
+
 import subprocess
 import sys
 
@@ -7,7 +8,12 @@ from tests.support.config import service_env
 
 def test_flower_refuses_to_start_without_basic_auth():
     env = service_env(FLOWER_BASIC_AUTH="")
-    result = subprocess.run([sys.executable, "-m", "workers.flower"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.flower"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "FLOWER_BASIC_AUTH" in result.stderr

@@ -3,6 +3,7 @@
 Each manifest points at a local "victim" file (or a loopback listener): the test proves its
 content never reaches an MP3, that ffmpeg never opened it (strace), and that no connection is
 made. Bombs (1 Hz WAVs, endless sources, huge outputs) fail fast with a clear reason."""
+
 from __future__ import annotations
 
 import os
@@ -25,21 +26,33 @@ from core.domain import AudioOptions, MediaError, MediaLimits
 from tests.support.media import make_audio_only, make_video, make_webm
 from tests.unit.test_sniff import padded_like_ts
 
-LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
-                     max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
+LIMITS = MediaLimits(
+    max_duration=4 * 3600.0,
+    min_sample_rate=8000,
+    max_output_bytes=600 * 2**20,
+    memory_bytes=2048 * 2**20,
+)
 
 
 @pytest.fixture(params=["probe-first", "one-run"])
 def encode(request: pytest.FixtureRequest):
     """Encode as a caller with a probe's result does, or as the service does: one run that
     describes its input itself. Every ceiling must hold both ways."""
-    def run(transcoder: FFmpegTranscoder, src: str, dst: str, bitrate: str = "192k",
-            source=None, **kwargs):
+
+    def run(
+        transcoder: FFmpegTranscoder,
+        src: str,
+        dst: str,
+        bitrate: str = "192k",
+        source=None,
+        **kwargs,
+    ):
         if request.param == "probe-first" and source is None:
             source = transcoder.probe(src)
         elif request.param == "one-run":
             source = None
         return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), source, **kwargs)
+
     return run
 
 
@@ -79,6 +92,7 @@ def listener() -> Iterator[tuple[int, list[bytes]]]:
                     accepted.append(conn.recv(4096))
                 except OSError:
                     accepted.append(b"")
+
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1], accepted
@@ -88,13 +102,20 @@ def listener() -> Iterator[tuple[int, list[bytes]]]:
 
 
 def dash(*urls: str, tail: bytes = b"") -> bytes:
-    sets = b"".join(b'<AdaptationSet mimeType="audio/mp4"><Representation id="r%d" '
-                    b'bandwidth="%d"><BaseURL>%s</BaseURL></Representation></AdaptationSet>'
-                    % (n, 1000 - n, url.encode()) for n, url in enumerate(urls))
-    return (b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
-            b'mediaPresentationDuration="PT2S" minBufferTime="PT1S" '
-            b'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011"><Period>' + sets
-            + b"</Period></MPD>\n" + tail)
+    sets = b"".join(
+        b'<AdaptationSet mimeType="audio/mp4"><Representation id="r%d" '
+        b'bandwidth="%d"><BaseURL>%s</BaseURL></Representation></AdaptationSet>'
+        % (n, 1000 - n, url.encode())
+        for n, url in enumerate(urls)
+    )
+    return (
+        b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+        b'mediaPresentationDuration="PT2S" minBufferTime="PT1S" '
+        b'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011"><Period>'
+        + sets
+        + b"</Period></MPD>\n"
+        + tail
+    )
 
 
 def manifests(victim: Path, port: int) -> dict[str, bytes]:
@@ -104,8 +125,13 @@ def manifests(victim: Path, port: int) -> dict[str, bytes]:
         "dash-remote": dash(remote),
         # A malformed line makes libxml2 print text that looks like ffmpeg's header.
         "dash-spoof": dash(local, tail=b"<bad>Input #0, mov, from 'file:/tmp/x':\n"),
-        "hls": (b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n" + local.encode()
-                + b"\n#EXTINF:2,\n" + remote.encode() + b"\n#EXT-X-ENDLIST\n"),
+        "hls": (
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n"
+            + local.encode()
+            + b"\n#EXTINF:2,\n"
+            + remote.encode()
+            + b"\n#EXT-X-ENDLIST\n"
+        ),
         "concat": b"ffconcat version 1.0\nfile '" + victim.name.encode() + b"'\n",
         # SBaGen synthesises 24 h of audio from 50 bytes of text.
         "sbg": b"-SE\nalpha: 200+10/50\nNOW alpha\n+24:00:00 alpha\n",
@@ -115,15 +141,18 @@ def manifests(victim: Path, port: int) -> dict[str, bytes]:
 KINDS = ["dash", "dash-remote", "dash-spoof", "hls", "concat", "sbg"]
 
 
-def traced_transcoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
-        FFmpegTranscoder, Path]:
+def traced_transcoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FFmpegTranscoder, Path]:
     """A transcoder whose ffmpeg runs under strace, logging every file it opens."""
     strace = shutil.which("strace")
     assert strace, "strace is needed for the open-file audit (.ci/run installs it)"
     log = tmp_path / "opened.log"
     wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f"#!/bin/sh\nexec {strace} -f -qq -e trace=open,openat,connect "
-                       f"-o {log} {ffmpeg_process.ffmpeg_exe()} \"$@\"\n")
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {strace} -f -qq -e trace=open,openat,connect "
+        f'-o {log} {ffmpeg_process.ffmpeg_exe()} "$@"\n'
+    )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(ffmpeg_process, "ffmpeg_exe", lambda: str(wrapper))
     return FFmpegTranscoder(LIMITS), log
@@ -131,14 +160,22 @@ def traced_transcoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("disguise", ["plain", "ts-padded", "m2ts-padded"])
-def test_manifests_are_refused_before_they_read_anything(kind: str, disguise: str, victim: Path,
-                                                         listener, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch,
-                                                         encode) -> None:
+def test_manifests_are_refused_before_they_read_anything(
+    kind: str,
+    disguise: str,
+    victim: Path,
+    listener,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encode,
+) -> None:
     port, accepted = listener
     text = manifests(victim, port)[kind]
-    data = {"plain": text, "ts-padded": padded_like_ts(text, 0, 188, 8192),
-            "m2ts-padded": padded_like_ts(text, 4, 192, 8192)}[disguise]
+    data = {
+        "plain": text,
+        "ts-padded": padded_like_ts(text, 0, 188, 8192),
+        "m2ts-padded": padded_like_ts(text, 4, 192, 8192),
+    }[disguise]
     upload = tmp_path / "source"  # scratch files carry no user-chosen extension
     upload.write_bytes(data)
     assert sniff(data) is None  # the early refusal
@@ -155,28 +192,48 @@ def test_manifests_are_refused_before_they_read_anything(kind: str, disguise: st
 
 @pytest.mark.parametrize("kind", ["dash", "concat", "sbg"])
 def test_without_the_allow_list_these_uploads_would_leak_or_explode(
-        kind: str, victim: Path, listener, tmp_path: Path) -> None:
+    kind: str, victim: Path, listener, tmp_path: Path
+) -> None:
     """The attacks are real: plain ffmpeg follows the manifest into the local file, or
     synthesises hours of audio, which is what the test above proves we never do."""
     port, _ = listener
     upload = tmp_path / "source"
     upload.write_bytes(manifests(victim, port)[kind])
     out = tmp_path / "leak.wav"
-    done = subprocess.run([ffmpeg_process.ffmpeg_exe(), "-nostdin", "-y", "-protocol_whitelist",
-                           "file", "-i", f"file:{upload}", "-map", "0:a:0", "-t", "1",
-                           str(out)], capture_output=True, timeout=60)
+    done = subprocess.run(
+        [
+            ffmpeg_process.ffmpeg_exe(),
+            "-nostdin",
+            "-y",
+            "-protocol_whitelist",
+            "file",
+            "-i",
+            f"file:{upload}",
+            "-map",
+            "0:a:0",
+            "-t",
+            "1",
+            str(out),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and out.stat().st_size > 10_000, done.stderr[-500:]
 
 
 def test_a_probe_output_spoof_is_not_read_as_our_header() -> None:
     ours = "file:/scratch/job-1/blob-abc"
-    spoof = ("[dash @ 0x1] parser error: Input #0, mov, from 'file:/scratch/job-1/blob-abc':\n"
-             "Input #0, mov, from 'file:/elsewhere':\n  Duration: 00:00:02.00\n"
-             "  Stream #0:0: Audio: aac, 44100 Hz\n")
+    spoof = (
+        "[dash @ 0x1] parser error: Input #0, mov, from 'file:/scratch/job-1/blob-abc':\n"
+        "Input #0, mov, from 'file:/elsewhere':\n  Duration: 00:00:02.00\n"
+        "  Stream #0:0: Audio: aac, 44100 Hz\n"
+    )
     assert describe(spoof, ours) is None
-    real = (f"Input #0, wav, from '{ours}':\n  Duration: 00:00:02.00, bitrate: 705 kb/s\n"
-            "  Stream #0:0: Audio: pcm_s16le, 44100 Hz, mono\n"
-            "Input #1, mov, from 'file:/other':\n  Stream #1:0: Video: h264, 640x480\n")
+    real = (
+        f"Input #0, wav, from '{ours}':\n  Duration: 00:00:02.00, bitrate: 705 kb/s\n"
+        "  Stream #0:0: Audio: pcm_s16le, 44100 Hz, mono\n"
+        "Input #1, mov, from 'file:/other':\n  Stream #1:0: Video: h264, 640x480\n"
+    )
     info = describe(real, ours)
     assert info is not None and info.duration == 2.0 and info.has_audio
     assert not info.has_video  # lines after our block belong to someone else
@@ -185,10 +242,20 @@ def test_a_probe_output_spoof_is_not_read_as_our_header() -> None:
 def wav_header(rate: int, seconds: float) -> bytes:
     """A PCM WAV header declaring `seconds` of mono 16-bit audio at `rate` Hz."""
     data = int(rate * seconds) * 2
-    return (b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-            + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
-            + (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little")
-            + (16).to_bytes(2, "little") + b"data" + data.to_bytes(4, "little"))
+    return (
+        b"RIFF"
+        + (36 + data).to_bytes(4, "little")
+        + b"WAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + rate.to_bytes(4, "little")
+        + (rate * 2).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+        + b"data"
+        + data.to_bytes(4, "little")
+    )
 
 
 @pytest.mark.parametrize("rate", [1, 100, 4000])
@@ -235,9 +302,9 @@ def test_the_output_ceiling_stops_ffmpeg(tmp_path: Path, encode) -> None:
     assert not (tmp_path / "out.mp3").exists()
 
 
-def test_ffmpeg_runs_without_secrets_and_under_limits(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      encode) -> None:
+def test_ffmpeg_runs_without_secrets_and_under_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encode
+) -> None:
     monkeypatch.setenv("JWT_SECRET", "a-secret-ffmpeg-must-not-see-0123456789")
     monkeypatch.setenv("MYSQL_PASSWORD", "another-secret")
     src = make_audio_only(tmp_path, 60.0, fmt="opus")
@@ -250,6 +317,7 @@ def test_ffmpeg_runs_without_secrets_and_under_limits(tmp_path: Path,
             if "ffmpeg" in child.name():
                 seen["environ"] = Path(f"/proc/{child.pid}/environ").read_text()
                 seen["limits"] = Path(f"/proc/{child.pid}/limits").read_text()
+
     transcoder = FFmpegTranscoder(LIMITS)
     encode(transcoder, src, str(tmp_path / "out.mp3"), on_progress=inspect)
     assert seen, "ffmpeg should have reported progress while running"
@@ -277,5 +345,3 @@ def test_a_real_video_still_converts_under_all_of_this(tmp_path: Path, encode) -
     info = encode(transcoder, src, str(tmp_path / "out.mp3"))
     assert info.duration == pytest.approx(2.0, abs=0.2)
     assert info.source is not None and info.source.video_size == (160, 120)
-
-

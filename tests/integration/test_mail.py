@@ -1,4 +1,5 @@
 """Mailers against a real SMTP server and a real outbox directory."""
+
 import email
 
 import pytest
@@ -8,8 +9,12 @@ from core.domain import Email
 from core.ports import MailError
 from tests.support.smtp import smtp_server
 
-MESSAGE = Email(to="owner@example.com", subject="Your MP3 is ready", body="Job abc is done.",
-                message_id="<job-abc@vid2mp3>")
+MESSAGE = Email(
+    to="owner@example.com",
+    subject="Your MP3 is ready",
+    body="Job abc is done.",
+    message_id="<job-abc@vid2mp3>",
+)
 
 
 def test_smtp_delivers_the_email():

@@ -1,4 +1,5 @@
 """The ffmpeg transcoder and the sniffer against the real bundled ffmpeg, on generated media."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,12 @@ from tests.support.media import (
     mp3_duration,
 )
 
-LIMITS = MediaLimits(max_duration=4 * 3600.0, min_sample_rate=8000,
-                     max_output_bytes=600 * 2**20, memory_bytes=2048 * 2**20)
+LIMITS = MediaLimits(
+    max_duration=4 * 3600.0,
+    min_sample_rate=8000,
+    max_output_bytes=600 * 2**20,
+    memory_bytes=2048 * 2**20,
+)
 TRANSCODER = FFmpegTranscoder(LIMITS)
 
 
@@ -35,10 +40,12 @@ def probe(path: str) -> MediaInfo:
     return TRANSCODER.probe(path)
 
 
-def encode_mp3(src: str, dst: str, bitrate: str = "192k", transcoder: FFmpegTranscoder = TRANSCODER,
-               **kwargs) -> Encoded:
-    return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), transcoder.probe(src),
-                                 **kwargs)
+def encode_mp3(
+    src: str, dst: str, bitrate: str = "192k", transcoder: FFmpegTranscoder = TRANSCODER, **kwargs
+) -> Encoded:
+    return transcoder.encode_mp3(
+        src, dst, AudioOptions(bitrate=bitrate), transcoder.probe(src), **kwargs
+    )
 
 
 def ffmpeg_children() -> list[psutil.Process]:
@@ -93,16 +100,23 @@ def assert_clear_error(error: MediaError) -> None:
 
 def test_probe_describes_a_video(video_mp4: str) -> None:
     info = probe(video_mp4)
-    assert info == MediaInfo(duration=pytest.approx(3.0, abs=0.1), has_audio=True, has_video=True,
-                             audio_codec="aac", video_size=(160, 120), sample_rate=44100,
-                             audio_tracks=(AudioTrack("aac", 1, 44100, None),))
+    assert info == MediaInfo(
+        duration=pytest.approx(3.0, abs=0.1),
+        has_audio=True,
+        has_video=True,
+        audio_codec="aac",
+        video_size=(160, 120),
+        sample_rate=44100,
+        audio_tracks=(AudioTrack("aac", 1, 44100, None),),
+    )
 
 
 def test_probe_rejects_a_playlist(media_dir: Path, tmp_path: Path) -> None:
     segment = make_video(media_dir, 1.0, fmt="ts")
     playlist = tmp_path / "upload.m3u8"
-    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n"
-                        f"{segment}\n#EXT-X-ENDLIST\n")
+    playlist.write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{segment}\n#EXT-X-ENDLIST\n"
+    )
     with pytest.raises(MediaError, match=MediaError.NOT_MEDIA) as caught:
         probe(str(playlist))
     assert_clear_error(caught.value)
@@ -188,13 +202,17 @@ def test_silent_video_fails_with_a_message_about_audio(media_dir: Path, dst: str
     assert not os.path.exists(dst)
 
 
-@pytest.mark.parametrize("make, expected", [
-    (make_text_as_mp4, MediaError.NOT_MEDIA),
-    (make_empty, MediaError.EMPTY),
-    (make_truncated_mp4, MediaError.NOT_MEDIA),  # the moov index at the end was cut off
-])
-def test_unreadable_input_fails_clearly(media_dir: Path, dst: str, make: Callable[[Path], str],
-                                      expected: str) -> None:
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (make_text_as_mp4, MediaError.NOT_MEDIA),
+        (make_empty, MediaError.EMPTY),
+        (make_truncated_mp4, MediaError.NOT_MEDIA),  # the moov index at the end was cut off
+    ],
+)
+def test_unreadable_input_fails_clearly(
+    media_dir: Path, dst: str, make: Callable[[Path], str], expected: str
+) -> None:
     with pytest.raises(MediaError) as caught:
         encode_mp3(make(media_dir), dst)
     assert str(caught.value) == expected
@@ -218,8 +236,9 @@ def test_truncated_faststart_mp4_fails_the_duration_check(media_dir: Path, dst: 
 
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, SoftTimeLimitExceeded])
-def test_an_interruption_kills_ffmpeg_and_removes_dst(long_audio: str, dst: str,
-                                                      interruption: type[BaseException]) -> None:
+def test_an_interruption_kills_ffmpeg_and_removes_dst(
+    long_audio: str, dst: str, interruption: type[BaseException]
+) -> None:
     running: list[psutil.Process] = []
 
     def interrupt(percent: float) -> None:
@@ -250,31 +269,56 @@ def head_of(path: str) -> bytes:
         return f.read(4096)
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda d: make_video(d, 1.0), "mp4"),
-    (lambda d: make_video(d, 1.0, faststart=True), "mp4"),
-    (lambda d: make_video(d, 1.0, fmt="mov"), "mov"),
-    (lambda d: make_video(d, 1.0, fmt="3gp"), "3gp"),
-    (lambda d: make_video(d, 1.0, fmt="mkv"), "matroska/webm"),
-    (lambda d: make_webm(d, 1.0), "matroska/webm"),
-    (lambda d: make_webm(d, 1.0, streamed=True), "matroska/webm"),
-    (lambda d: make_video(d, 1.0, fmt="avi"), "avi"),
-    (lambda d: make_video(d, 1.0, fmt="ts"), "mpeg-ts"),
-    (lambda d: make_video(d, 1.0, fmt="mpg"), "mpeg-ps"),
-    (lambda d: make_video(d, 1.0, fmt="flv"), "flv"),
-    (lambda d: make_video(d, 1.0, fmt="ogv"), "ogg"),
-    (lambda d: make_video(d, 1.0, fmt="wmv"), "asf"),
-    (lambda d: make_silent_video(d, 1.0), "mp4"),
-    (lambda d: make_audio_only(d, 1.0, fmt="m4a"), "mp4"),
-    (lambda d: make_audio_only(d, 1.0, fmt="wav"), "wav"),
-    (lambda d: make_audio_only(d, 1.0, fmt="mp3"), "mp3"),
-    (lambda d: make_audio_only(d, 1.0, fmt="flac"), "flac"),
-    (lambda d: make_audio_only(d, 1.0, fmt="ogg"), "ogg"),
-    (lambda d: make_audio_only(d, 1.0, fmt="aac"), "aac"),
-], ids=["mp4", "mp4-faststart", "mov", "3gp", "mkv", "webm", "webm-streamed", "avi", "ts",
-        "mpg", "flv", "ogv", "wmv", "silent-mp4", "m4a", "wav", "mp3", "flac", "ogg", "adts"])
-def test_sniff_recognizes_generated_media(tmp_path: Path, make: Callable[[Path], str],
-                                         expected: str) -> None:
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda d: make_video(d, 1.0), "mp4"),
+        (lambda d: make_video(d, 1.0, faststart=True), "mp4"),
+        (lambda d: make_video(d, 1.0, fmt="mov"), "mov"),
+        (lambda d: make_video(d, 1.0, fmt="3gp"), "3gp"),
+        (lambda d: make_video(d, 1.0, fmt="mkv"), "matroska/webm"),
+        (lambda d: make_webm(d, 1.0), "matroska/webm"),
+        (lambda d: make_webm(d, 1.0, streamed=True), "matroska/webm"),
+        (lambda d: make_video(d, 1.0, fmt="avi"), "avi"),
+        (lambda d: make_video(d, 1.0, fmt="ts"), "mpeg-ts"),
+        (lambda d: make_video(d, 1.0, fmt="mpg"), "mpeg-ps"),
+        (lambda d: make_video(d, 1.0, fmt="flv"), "flv"),
+        (lambda d: make_video(d, 1.0, fmt="ogv"), "ogg"),
+        (lambda d: make_video(d, 1.0, fmt="wmv"), "asf"),
+        (lambda d: make_silent_video(d, 1.0), "mp4"),
+        (lambda d: make_audio_only(d, 1.0, fmt="m4a"), "mp4"),
+        (lambda d: make_audio_only(d, 1.0, fmt="wav"), "wav"),
+        (lambda d: make_audio_only(d, 1.0, fmt="mp3"), "mp3"),
+        (lambda d: make_audio_only(d, 1.0, fmt="flac"), "flac"),
+        (lambda d: make_audio_only(d, 1.0, fmt="ogg"), "ogg"),
+        (lambda d: make_audio_only(d, 1.0, fmt="aac"), "aac"),
+    ],
+    ids=[
+        "mp4",
+        "mp4-faststart",
+        "mov",
+        "3gp",
+        "mkv",
+        "webm",
+        "webm-streamed",
+        "avi",
+        "ts",
+        "mpg",
+        "flv",
+        "ogv",
+        "wmv",
+        "silent-mp4",
+        "m4a",
+        "wav",
+        "mp3",
+        "flac",
+        "ogg",
+        "adts",
+    ],
+)
+def test_sniff_recognizes_generated_media(
+    tmp_path: Path, make: Callable[[Path], str], expected: str
+) -> None:
     assert sniff(head_of(make(tmp_path))) == expected
 
 
@@ -295,18 +339,26 @@ def zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("make", [
-    lambda d: make_text_as_mp4(d),
-    lambda d: make_empty(d),
-], ids=["text-as-mp4", "empty"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: make_text_as_mp4(d),
+        lambda d: make_empty(d),
+    ],
+    ids=["text-as-mp4", "empty"],
+)
 def test_sniff_rejects_generated_non_media(tmp_path: Path, make: Callable[[Path], str]) -> None:
     assert sniff(head_of(make(tmp_path))) is None
 
 
-@pytest.mark.parametrize("head", [
-    zip_bytes(),
-    b"<!DOCTYPE html>\n<html><head><title>Video</title></head><body></body></html>\n",
-    "Протокол встречи, не видео\n".encode("utf-8"),
-], ids=["zip", "html", "utf8-text"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        zip_bytes(),
+        b"<!DOCTYPE html>\n<html><head><title>Video</title></head><body></body></html>\n",
+        "Протокол встречи, не видео\n".encode("utf-8"),
+    ],
+    ids=["zip", "html", "utf8-text"],
+)
 def test_sniff_rejects_non_media_bytes(head: bytes) -> None:
     assert sniff(head) is None

@@ -1,4 +1,5 @@
 """The MySQL repositories on a real MariaDB, in the run's throwaway database."""
+
 import uuid
 from datetime import timedelta
 
@@ -13,13 +14,23 @@ from core.services.jobs import utcnow
 @pytest.fixture
 def owner(container):
     suffix = uuid.uuid4().hex[:8]
-    return container.user_repo.add(NewUser(name=f"owner-{suffix}", email=f"{suffix}@example.com",
-                                           password_hash="$argon2id$fake"))
+    return container.user_repo.add(
+        NewUser(
+            name=f"owner-{suffix}", email=f"{suffix}@example.com", password_hash="$argon2id$fake"
+        )
+    )
 
 
 def new_job(container, owner, **fields):
-    job = Job(id=uuid.uuid4().hex, owner_id=owner.id, status=JobStatus.QUEUED,
-              video_fid="f" * 32, video_filename="clip.mp4", video_size=123, **fields)
+    job = Job(
+        id=uuid.uuid4().hex,
+        owner_id=owner.id,
+        status=JobStatus.QUEUED,
+        video_fid="f" * 32,
+        video_filename="clip.mp4",
+        video_size=123,
+        **fields,
+    )
     return container.job_repo.add(job)
 
 
@@ -44,8 +55,9 @@ def test_a_job_keeps_the_request_id_it_was_uploaded_with(container, owner):
 
 def test_sql_metacharacters_are_data(container):
     name = "x'; DROP TABLE users; --"
-    user = container.user_repo.add(NewUser(name=name, email="meta@example.com",
-                                           password_hash="h", role=Role.USER))
+    user = container.user_repo.add(
+        NewUser(name=name, email="meta@example.com", password_hash="h", role=Role.USER)
+    )
     assert container.user_repo.get_by_name(name).id == user.id
     assert container.user_repo.get_by_name("' OR '1'='1") is None
 
@@ -60,8 +72,7 @@ def test_unique_name_and_email(container, owner):
 def test_job_update_respects_expected_status(container, owner):
     job = new_job(container, owner)
     repo = container.job_repo
-    assert repo.update(job.id, {"status": JobStatus.CONVERTING},
-                       only_if_status=(JobStatus.QUEUED,))
+    assert repo.update(job.id, {"status": JobStatus.CONVERTING}, only_if_status=(JobStatus.QUEUED,))
     assert not repo.update(job.id, {"status": JobStatus.DONE}, only_if_status=(JobStatus.QUEUED,))
     assert repo.get(job.id).status is JobStatus.CONVERTING
 

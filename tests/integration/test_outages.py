@@ -1,4 +1,5 @@
 """MySQL or Redis going away: 503 JSON on the routes that need them, recovery without restart."""
+
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +22,8 @@ def flaky(settings, container):
     redis_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
     redis = Outage("127.0.0.1", redis_port).up()
     flaky_settings = settings.with_overrides(
-        mysql_port=mysql.port, redis_url=f"redis://127.0.0.1:{redis.port}/0")
+        mysql_port=mysql.port, redis_url=f"redis://127.0.0.1:{redis.port}/0"
+    )
     app = create_app(container=Container(flaky_settings, passwords=container.passwords))
     yield app.test_client(), mysql, redis
     mysql.down()
@@ -46,8 +48,10 @@ def test_mysql_down_is_503_and_recovers(flaky, settings):
     ready = client.get("/readyz")
     assert ready.status_code == 503
     # Which service is down, and nothing an attacker could use: no host, port or driver text.
-    assert ready.get_json() == {"status": "unavailable: mysql", "checks": {
-        "mysql": "unavailable", "redis": "ok", "blob_store": "ok"}}
+    assert ready.get_json() == {
+        "status": "unavailable: mysql",
+        "checks": {"mysql": "unavailable", "redis": "ok", "blob_store": "ok"},
+    }
     mysql.up()
     assert login(client, settings).status_code == 200
     assert client.get("/readyz").status_code == 200
@@ -66,23 +70,29 @@ def test_redis_down_is_503_and_recovers(flaky, settings):
 
 @pytest.mark.parametrize("path,method", operations_documenting(503))
 def test_every_operation_documenting_503_answers_it_while_mysql_and_redis_are_down(
-        flaky, settings, path, method):
+    flaky, settings, path, method
+):
     from tests.conftest import basic
 
     client, mysql, redis = flaky
     token = login(client, settings).get_json()["access_token"]
     mysql.down()
     redis.down()
-    headers = basic(settings.admin_email, settings.admin_password) if path == "/login" \
+    headers = (
+        basic(settings.admin_email, settings.admin_password)
+        if path == "/login"
         else {"Authorization": f"Bearer {token}"}
+    )
     headers.update(PROTOCOL_HEADERS)
     body = example_body(path, method)
     url = example_url(path)
     if path == "/links/{token}":  # a well-signed link, so the job has to be looked up
-        url = urlsplit(client.application.extensions["vid2mp3"].links.sign(
-            "0" * 32, "0" * 24, 3600)[0]).path
-    response = client.open(url, method=method.upper(), headers=headers,
-                           **({"json": body} if body is not None else {}))
+        url = urlsplit(
+            client.application.extensions["vid2mp3"].links.sign("0" * 32, "0" * 24, 3600)[0]
+        ).path
+    response = client.open(
+        url, method=method.upper(), headers=headers, **({"json": body} if body is not None else {})
+    )
     assert response.status_code == 503, response.get_json()
     # readiness answers with its checks, the others with the error shape
     if path != "/readyz" and method != "head":

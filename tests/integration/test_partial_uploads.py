@@ -1,5 +1,6 @@
 """The partial-upload stores against a real directory and a real GridFS server (nx-27017),
 and the Redis upload state: appends at offsets, dropped bodies, finishing without a copy."""
+
 from __future__ import annotations
 
 import os
@@ -52,11 +53,12 @@ def stores(request, tmp_path) -> Iterator[tuple[PartialUploadStore, BlobStore]]:
             client.drop_database(blobs.database_name)
 
 
-def append(store: PartialUploadStore, handle: str, offset: int, data: bytes,
-           piece: int = 100_000) -> int:
+def append(
+    store: PartialUploadStore, handle: str, offset: int, data: bytes, piece: int = 100_000
+) -> int:
     with store.appender(handle, offset) as sink:
         for start in range(0, len(data), piece):
-            sink.write(data[start:start + piece])
+            sink.write(data[start : start + piece])
     return sink.size
 
 
@@ -88,10 +90,10 @@ def test_a_dropped_body_keeps_what_arrived(stores):
     handle = store.create(VIDEOS)
     with pytest.raises(Dropped):
         with store.appender(handle, 0) as sink:
-            sink.write(data[:CHUNK_SIZE + 100])
+            sink.write(data[: CHUNK_SIZE + 100])
             raise Dropped()
     assert sink.size == store.size(handle) == CHUNK_SIZE + 100
-    append(store, handle, CHUNK_SIZE + 100, data[CHUNK_SIZE + 100:])
+    append(store, handle, CHUNK_SIZE + 100, data[CHUNK_SIZE + 100 :])
     blob = store.finish(handle, "a.mp4", "video/mp4")
     with blobs.open(VIDEOS, blob.fid) as fh:
         assert fh.read() == data
@@ -182,8 +184,16 @@ def repo(settings):
 
 def test_redis_state_round_trip_and_expiry_index(repo):
     now = time.time()
-    upload = Upload(id=uuid.uuid4().hex, owner_id=7, length=100, offset=0, handle="h" * 32,
-                    filename="a b.mp4", options={"bitrate": "128k"}, expires_at=now + 60)
+    upload = Upload(
+        id=uuid.uuid4().hex,
+        owner_id=7,
+        length=100,
+        offset=0,
+        handle="h" * 32,
+        filename="a b.mp4",
+        options={"bitrate": "128k"},
+        expires_at=now + 60,
+    )
     repo.add(upload)
     assert repo.get(upload.id) == upload
     repo.update(upload.id, {"offset": 40, "expires_at": now + 120})

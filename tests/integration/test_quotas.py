@@ -1,5 +1,6 @@
 """Per-user ceilings over the API, on real MariaDB, Redis and the directory store: each answer
 names the limit, rates say when to retry, and a refused upload leaves nothing stored."""
+
 from __future__ import annotations
 
 import io
@@ -21,14 +22,21 @@ def clip(tmp_path_factory) -> bytes:
 
 
 def quota_client(settings, container, tmp_path, **limits):
-    tight = settings.with_overrides(redis_prefix=settings.redis_prefix + f"q{os.urandom(3).hex()}:",
-                                    data_dir=str(tmp_path), **limits)
+    tight = settings.with_overrides(
+        redis_prefix=settings.redis_prefix + f"q{os.urandom(3).hex()}:",
+        data_dir=str(tmp_path),
+        **limits,
+    )
     return create_app(container=Container(tight, passwords=container.passwords)).test_client()
 
 
 def upload(client, headers, data: bytes, name: str = "clip.mp4"):
-    return client.post("/upload", headers=headers, content_type="multipart/form-data",
-                       data={"file": (io.BytesIO(data), name)})
+    return client.post(
+        "/upload",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), name)},
+    )
 
 
 def stored_videos(tmp_path) -> list[str]:

@@ -1,5 +1,6 @@
 """The retention purge on MySQL and the directory store: a purge killed halfway (SIGKILL) is
 finished by the next run, with no orphan file and no job pointing at a missing one."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -20,12 +21,26 @@ def stored(container, bucket, data=b"ID3 audio"):
 
 
 def expired_job(container, owner_id):
-    job = container.job_repo.add(Job(id=uuid.uuid4().hex, owner_id=owner_id,
-                                     status=JobStatus.QUEUED, video_fid=stored(container, VIDEOS),
-                                     video_filename="clip.mp4", video_size=9))
-    container.job_repo.update(job.id, {"status": JobStatus.DONE, "mp3_fid": stored(container, MP3S),
-                                       "mp3_size": 9, "finished_at": utcnow(),
-                                       "expires_at": utcnow() - timedelta(seconds=1)})
+    job = container.job_repo.add(
+        Job(
+            id=uuid.uuid4().hex,
+            owner_id=owner_id,
+            status=JobStatus.QUEUED,
+            video_fid=stored(container, VIDEOS),
+            video_filename="clip.mp4",
+            video_size=9,
+        )
+    )
+    container.job_repo.update(
+        job.id,
+        {
+            "status": JobStatus.DONE,
+            "mp3_fid": stored(container, MP3S),
+            "mp3_size": 9,
+            "finished_at": utcnow(),
+            "expires_at": utcnow() - timedelta(seconds=1),
+        },
+    )
     return job.id
 
 
@@ -45,12 +60,14 @@ def _purge_and_die_on_third_delete(settings):
 
 def test_a_purge_killed_halfway_is_finished_by_the_next(container, settings):
     suffix = uuid.uuid4().hex[:8]
-    owner = container.user_repo.add(NewUser(name=f"ret-{suffix}", email=f"ret-{suffix}@x.org",
-                                            password_hash="$argon2id$fake"))
+    owner = container.user_repo.add(
+        NewUser(name=f"ret-{suffix}", email=f"ret-{suffix}@x.org", password_hash="$argon2id$fake")
+    )
     ids = [expired_job(container, owner.id) for _ in range(3)]
     files = {j: container.job_repo.get(j) for j in ids}
-    child = multiprocessing.get_context("fork").Process(target=_purge_and_die_on_third_delete,
-                                                        args=(settings,))
+    child = multiprocessing.get_context("fork").Process(
+        target=_purge_and_die_on_third_delete, args=(settings,)
+    )
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
@@ -70,12 +87,20 @@ def test_a_purge_killed_halfway_is_finished_by_the_next(container, settings):
 
 def test_status_filter_and_expires_at_in_mysql(container):
     suffix = uuid.uuid4().hex[:8]
-    owner = container.user_repo.add(NewUser(name=f"flt-{suffix}", email=f"flt-{suffix}@x.org",
-                                            password_hash="$argon2id$fake"))
+    owner = container.user_repo.add(
+        NewUser(name=f"flt-{suffix}", email=f"flt-{suffix}@x.org", password_hash="$argon2id$fake")
+    )
     done = expired_job(container, owner.id)
-    queued = container.job_repo.add(Job(id=uuid.uuid4().hex, owner_id=owner.id,
-                                        status=JobStatus.QUEUED, video_fid="f" * 32,
-                                        video_filename="a.mp4", video_size=1)).id
+    queued = container.job_repo.add(
+        Job(
+            id=uuid.uuid4().hex,
+            owner_id=owner.id,
+            status=JobStatus.QUEUED,
+            video_fid="f" * 32,
+            video_filename="a.mp4",
+            video_size=1,
+        )
+    ).id
     assert container.job_repo.update(queued, {"status": JobStatus.CANCELLED})
     jobs, total = container.job_repo.list_for_owner(owner.id, 0, 10, status=JobStatus.CANCELLED)
     assert [j.id for j in jobs] == [queued] and total == 1

@@ -1,4 +1,5 @@
 """Token checks when the token-state cache (Redis) is down: MySQL answers, revocations hold."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,9 @@ def private_redis(tmp_path):
 @pytest.fixture
 def app_on(private_redis, settings, container):
     """The app with its Redis (token-state cache, throttle, items) on a server the test stops."""
-    built = Container(settings.with_overrides(redis_url=private_redis.url(0)),
-                      passwords=container.passwords)
+    built = Container(
+        settings.with_overrides(redis_url=private_redis.url(0)), passwords=container.passwords
+    )
     app = create_app(container=built)
     app.config["TESTING"] = True
     return app.test_client(), built
@@ -49,8 +51,7 @@ def test_token_checks_read_mysql_while_the_cache_is_down(app_on, private_redis, 
     private_redis.stop()
     assert client.get("/jobs", headers=headers).status_code == 200  # still signed in
 
-    changed = client.patch(f"/users/{user['id']}", json={"password": "password-2"},
-                           headers=headers)
+    changed = client.patch(f"/users/{user['id']}", json={"password": "password-2"}, headers=headers)
     assert changed.status_code == 200, changed.get_json()
     revoked = client.get("/jobs", headers=headers)
     assert revoked.status_code == 401 and revoked.get_json()["code"]  # MySQL knows, cache or not

@@ -1,5 +1,6 @@
 """The HTTP webhook sender against real receivers on loopback: signatures verified with the
 standardwebhooks library itself; failing, slow, redirecting and 410 receivers."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ def receivers():
     def make(**kw):
         made.append(Receiver(**kw))
         return made[-1]
+
     yield make
     for receiver in made:
         receiver.close()

@@ -10,6 +10,7 @@ signal, for any app built in this process) and from the HTTP client of the e2e a
   some test, or the run fails with the list. A partial run says that it skipped this check.
 Responses to paths no route answers (404 for an unknown URL, 405) belong to no operation.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -34,8 +35,13 @@ def record_http(response: Any, *args: Any, **kwargs: Any) -> None:
     """A `requests` response hook: record what an HTTP client of the stack received."""
     from urllib.parse import unquote, urlsplit
 
-    _pending.append((response.request.method, unquote(urlsplit(response.request.url).path),
-                     response.status_code))
+    _pending.append(
+        (
+            response.request.method,
+            unquote(urlsplit(response.request.url).path),
+            response.status_code,
+        )
+    )
 
 
 def _on_request_finished(sender: Flask, response: Any, **extra: Any) -> None:
@@ -67,8 +73,10 @@ def _undocumented(responses: list[tuple[str, str, int]]) -> list[str]:
             continue
         _reached[operation].add(status)
         if status not in documented_statuses(spec, *operation):
-            problems.append(f"{operation[1].upper()} {operation[0]} answered {status} "
-                            f"({method} {path}), which its OpenAPI operation does not document")
+            problems.append(
+                f"{operation[1].upper()} {operation[0]} answered {status} "
+                f"({method} {path}), which its OpenAPI operation does not document"
+            )
     return sorted(set(problems))
 
 
@@ -90,12 +98,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The run is complete when every test file of the HTTP tiers was collected, unfiltered."""
     option = session.config.option
-    filtered = any(getattr(option, name, None) for name in ("keyword", "markexpr", "lf",
-                                                            "deselect")) \
-        or any("::" in arg for arg in session.config.args)
+    filtered = any(
+        getattr(option, name, None) for name in ("keyword", "markexpr", "lf", "deselect")
+    ) or any("::" in arg for arg in session.config.args)
     collected = {Path(str(item.path)).resolve() for item in session.items}
-    expected = {path.resolve() for tier in FULL_RUN_TIERS
-                for path in (ROOT / "tests" / tier).glob("test_*.py")}
+    expected = {
+        path.resolve()
+        for tier in FULL_RUN_TIERS
+        for path in (ROOT / "tests" / tier).glob("test_*.py")
+    }
     _state["complete"] = not filtered and expected <= collected
 
 
@@ -109,8 +120,10 @@ def _unreached() -> list[str]:
             for status in documented_statuses(spec, path, method):
                 if status >= 300 and status not in _reached[(path, method)]:
                     described = operation["responses"][str(status)]
-                    missing.append(f"{method.upper()} {path} documents {status}: "
-                                   f"{described.get('description') or described.get('$ref')}")
+                    missing.append(
+                        f"{method.upper()} {path} documents {status}: "
+                        f"{described.get('description') or described.get('$ref')}"
+                    )
     return missing
 
 
@@ -125,12 +138,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     unreached = _state.get("unreached")
     if unreached:
         verdict = "the run fails" if _state["passed"] else "not enforced: tests failed"
-        terminalreporter.section(f"OpenAPI: documented statuses no test received ({verdict})",
-                                 red=True)
+        terminalreporter.section(
+            f"OpenAPI: documented statuses no test received ({verdict})", red=True
+        )
         for line in unreached:
             terminalreporter.line(line)
     elif unreached == []:
         terminalreporter.line("OpenAPI: every documented status was received by some test")
     elif _reached:
-        terminalreporter.line("OpenAPI: partial run; reachability of documented statuses not "
-                              "checked (run the integration, e2e and faults tiers unfiltered)")
+        terminalreporter.line(
+            "OpenAPI: partial run; reachability of documented statuses not "
+            "checked (run the integration, e2e and faults tiers unfiltered)"
+        )

@@ -1,4 +1,5 @@
 """An HTTP client of the API for end-to-end and fault tests."""
+
 from __future__ import annotations
 
 import requests
@@ -22,7 +23,8 @@ class Client:
 
 
 def login(stack, email: str, password: str) -> Client:
-    response = requests.post(stack.url("/login"), auth=(email, password), timeout=10,
-                             hooks={"response": record_http})
+    response = requests.post(
+        stack.url("/login"), auth=(email, password), timeout=10, hooks={"response": record_http}
+    )
     assert response.status_code == 200, response.text
     return Client(stack, response.json()["access_token"])

@@ -1,4 +1,5 @@
 """Settings for test runs: throwaway names per run, test-only secrets, real local services."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,12 @@ def drop_database(settings) -> None:
 
     if not settings.mysql_database.replace("_", "").isalnum():
         raise ValueError(f"unsafe database name {settings.mysql_database!r}")
-    cnx = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
-                                  user=settings.mysql_user, password=settings.mysql_password)
+    cnx = mysql.connector.connect(
+        host=settings.mysql_host,
+        port=settings.mysql_port,
+        user=settings.mysql_user,
+        password=settings.mysql_password,
+    )
     try:
         cur = cnx.cursor()
         cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql_database}`")

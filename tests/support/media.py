@@ -1,5 +1,6 @@
 """Generate small test media with the bundled ffmpeg (lavfi testsrc/sine), and inspect MP3
 output."""
+
 from __future__ import annotations
 
 import os
@@ -38,11 +39,14 @@ _AUDIO_CODECS: dict[str, list[str]] = {
 
 def _ffmpeg(*args: str, stdout: int | None = None) -> None:
     """Run the bundled ffmpeg quietly; raise with its stderr on failure."""
-    done = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-                           *args], stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, timeout=GENERATE_TIMEOUT_S)
+    done = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=GENERATE_TIMEOUT_S,
+    )
     if done.returncode != 0:
-        stderr = done.stderr.decode(errors='replace')
+        stderr = done.stderr.decode(errors="replace")
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {stderr}")
 
 
@@ -54,8 +58,13 @@ def _audio_source(seconds: float, rate: int = 44100) -> list[str]:
     return ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}:duration={seconds}"]
 
 
-def make_video(directory: str | os.PathLike[str], seconds: float = 3.0, size: str = "160x120",
-               fmt: str = "mp4", faststart: bool = False) -> str:
+def make_video(
+    directory: str | os.PathLike[str],
+    seconds: float = 3.0,
+    size: str = "160x120",
+    fmt: str = "mp4",
+    faststart: bool = False,
+) -> str:
     """A testsrc video with a 440 Hz tone; mp4/mov keep ffmpeg's default moov-at-end unless
     faststart."""
     if fmt not in _VIDEO_CODECS:
@@ -63,19 +72,40 @@ def make_video(directory: str | os.PathLike[str], seconds: float = 3.0, size: st
     suffix = "_faststart" if faststart else ""
     path = Path(directory) / f"video_{seconds:g}s_{size}{suffix}.{fmt}"
     flags = ["-movflags", "+faststart"] if faststart and fmt in ("mp4", "mov", "3gp") else []
-    _ffmpeg(*_video_source(seconds, size), *_audio_source(seconds), *_VIDEO_CODECS[fmt],
-            *flags, str(path))
+    _ffmpeg(
+        *_video_source(seconds, size),
+        *_audio_source(seconds),
+        *_VIDEO_CODECS[fmt],
+        *flags,
+        str(path),
+    )
     return str(path)
 
 
-def make_webm(directory: str | os.PathLike[str], seconds: float = 3.0,
-              streamed: bool = False) -> str:
+def make_webm(
+    directory: str | os.PathLike[str], seconds: float = 3.0, streamed: bool = False
+) -> str:
     """A VP8 + Opus WebM; streamed=True writes it to a pipe, as a browser recorder does: no
     duration."""
     path = Path(directory) / f"video_{seconds:g}s{'_streamed' if streamed else ''}.webm"
-    args = [*_video_source(seconds, "160x120"), *_audio_source(seconds, 48000),
-            "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k",
-            "-c:a", "libopus", "-b:a", "32k", "-f", "webm"]
+    args = [
+        *_video_source(seconds, "160x120"),
+        *_audio_source(seconds, 48000),
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "200k",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-f",
+        "webm",
+    ]
     if streamed:
         with open(path, "wb") as out:
             _ffmpeg(*args, "pipe:1", stdout=out.fileno())
@@ -88,8 +118,17 @@ def make_streamed_audio_webm(directory: str | os.PathLike[str], seconds: float =
     """Opus audio in a WebM written to a pipe: the container declares no duration."""
     path = os.path.join(directory, f"streamed-{seconds:g}s.webm")
     with open(path, "wb") as out:
-        _ffmpeg(*_audio_source(seconds), "-c:a", "libopus", "-b:a", "24k", "-f", "webm",
-                "pipe:1", stdout=out.fileno())
+        _ffmpeg(
+            *_audio_source(seconds),
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+            "-f",
+            "webm",
+            "pipe:1",
+            stdout=out.fileno(),
+        )
     return path
 
 
@@ -100,8 +139,9 @@ def make_silent_video(directory: str | os.PathLike[str], seconds: float = 3.0) -
     return str(path)
 
 
-def make_audio_only(directory: str | os.PathLike[str], seconds: float = 3.0,
-                    fmt: str = "m4a") -> str:
+def make_audio_only(
+    directory: str | os.PathLike[str], seconds: float = 3.0, fmt: str = "m4a"
+) -> str:
     """A 440 Hz tone with no video stream (m4a, wav, mp3, flac, ogg, opus or ADTS aac)."""
     if fmt not in _AUDIO_CODECS:
         raise ValueError(f"unsupported test audio format {fmt!r}; one of {sorted(_AUDIO_CODECS)}")
@@ -111,8 +151,9 @@ def make_audio_only(directory: str | os.PathLike[str], seconds: float = 3.0,
     return str(path)
 
 
-def make_truncated_mp4(directory: str | os.PathLike[str], fraction: float = 0.4,
-                       faststart: bool = False) -> str:
+def make_truncated_mp4(
+    directory: str | os.PathLike[str], fraction: float = 0.4, faststart: bool = False
+) -> str:
     """A real 3 s mp4 cut to `fraction` of its bytes (moov at the end is lost unless faststart)."""
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         data = Path(make_video(scratch, 3.0, faststart=faststart)).read_bytes()
@@ -162,20 +203,49 @@ def make_two_language_video(directory: str | os.PathLike[str], seconds: float = 
     mono at 44.1 kHz; track 1 French, stereo at 48 kHz. The file also carries a title and an
     artist of its own (which must not reach the MP3)."""
     path = Path(directory) / f"two_languages_{seconds:g}s.mp4"
-    _ffmpeg(*_video_source(seconds, "160x120"), *_audio_source(seconds),
-            "-f", "lavfi", "-i", f"sine=frequency=880:sample_rate=48000:duration={seconds}",
-            "-map", "0:v", "-map", "1:a", "-map", "2:a", *_X264, *_AAC, "-ac:a:1", "2",
-            "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
-            "-metadata", "title=The source's own title", "-metadata", "artist=Source Artist",
-            str(path))
+    _ffmpeg(
+        *_video_source(seconds, "160x120"),
+        *_audio_source(seconds),
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=880:sample_rate=48000:duration={seconds}",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        *_X264,
+        *_AAC,
+        "-ac:a:1",
+        "2",
+        "-metadata:s:a:0",
+        "language=eng",
+        "-metadata:s:a:1",
+        "language=fra",
+        "-metadata",
+        "title=The source's own title",
+        "-metadata",
+        "artist=Source Artist",
+        str(path),
+    )
     return str(path)
 
 
 def make_fade_in_video(directory: str | os.PathLike[str], seconds: float = 5.0) -> str:
     """A bright testsrc video whose first frames are black (a fade in over 0.3 s)."""
     path = Path(directory) / f"fade_in_{seconds:g}s.mp4"
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds},"
-            "fade=in:st=0:d=0.3", *_audio_source(seconds), *_X264, *_AAC, str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size=320x240:rate=25:duration={seconds},fade=in:st=0:d=0.3",
+        *_audio_source(seconds),
+        *_X264,
+        *_AAC,
+        str(path),
+    )
     return str(path)
 
 
@@ -183,17 +253,34 @@ def make_quiet_with_clicks(directory: str | os.PathLike[str], seconds: float = 8
     """A quiet tone (about -31 LUFS) with a short loud 3 kHz burst every second: normalising it
     to a podcast level would take the bursts far over full scale without a limiter."""
     path = Path(directory) / f"quiet_clicks_{seconds:g}s.wav"
-    _ffmpeg("-f", "lavfi", "-i",
-            "aevalsrc='0.05*sin(2*PI*440*t)+0.5*sin(2*PI*3000*t)*lt(mod(t\\,1)\\,0.001)'"
-            f":s=44100:d={seconds}", "-c:a", "pcm_s16le", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc='0.05*sin(2*PI*440*t)+0.5*sin(2*PI*3000*t)*lt(mod(t\\,1)\\,0.001)'"
+        f":s=44100:d={seconds}",
+        "-c:a",
+        "pcm_s16le",
+        str(path),
+    )
     return str(path)
 
 
 def make_mp3_source(directory: str | os.PathLike[str], seconds: float = 4.0) -> str:
     """A 128 kb/s MP3 with tags of its own: a source whose audio can be copied."""
     path = Path(directory) / f"source_{seconds:g}s.mp3"
-    _ffmpeg(*_audio_source(seconds), "-c:a", "libmp3lame", "-b:a", "128k",
-            "-metadata", "title=Old title", "-metadata", "album=Old album", str(path))
+    _ffmpeg(
+        *_audio_source(seconds),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-metadata",
+        "title=Old title",
+        "-metadata",
+        "album=Old album",
+        str(path),
+    )
     return str(path)
 
 
@@ -201,11 +288,25 @@ def loudness(path: str | os.PathLike[str]) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBTP) by ffmpeg's own ebur128 filter."""
     import re
 
-    done = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
-                           "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"],
-                          capture_output=True, timeout=GENERATE_TIMEOUT_S)
+    done = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true:framelog=quiet",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        timeout=GENERATE_TIMEOUT_S,
+    )
     text = done.stderr.decode(errors="replace")
-    summary = text[text.rindex("Summary:"):]
+    summary = text[text.rindex("Summary:") :]
     integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
     peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
     assert integrated and peak, summary
@@ -221,7 +322,7 @@ def mpeg_audio_frames(path: str | os.PathLike[str]) -> bytes:
     header frame or an ID3v1 tag: what a stream copy must keep byte for byte."""
     data = Path(path).read_bytes()
     if data[:3] == b"ID3":
-        data = data[10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]):]
+        data = data[10 + ((data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]) :]
     if data[-128:-125] == b"TAG":
         data = data[:-128]
     assert data[0] == 0xFF and data[1] & 0xFE == 0xFA, "not MPEG-1 Layer III"

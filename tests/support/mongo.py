@@ -1,4 +1,5 @@
 """Start a throwaway MongoDB-compatible server (nx-27017, SQLite-backed) for integration tests."""
+
 from __future__ import annotations
 
 import os
@@ -40,22 +41,36 @@ class MongoServer:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> str:
         command = [
-            sys.executable, "-c", _LAUNCH,
-            "--host", HOST, "--port", str(self.port),
+            sys.executable,
+            "-c",
+            _LAUNCH,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
             # One SQLite file per logical database, so dropping a test database is real.
-            "--data-dir", self.data_dir,
+            "--data-dir",
+            self.data_dir,
             # The defaults are fixed names in /tmp; a live pid in /tmp/nx_27017.pid makes a
             # second server refuse to start, so every server gets its own.
-            "--pid-file", os.path.join(self.workdir, "server.pid"),
-            "--log-file", os.path.join(self.workdir, "server.log"),
+            "--pid-file",
+            os.path.join(self.workdir, "server.pid"),
+            "--log-file",
+            os.path.join(self.workdir, "server.log"),
         ]
         output_path = os.path.join(self.workdir, "stdout.log")
         with open(output_path, "ab") as output:
-            self.process = subprocess.Popen(command, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                            stdout=output, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            _wait_until_ready(self.process, self.port, self.uri, time.monotonic() + timeout,
-                              output_path)
+            _wait_until_ready(
+                self.process, self.port, self.uri, time.monotonic() + timeout, output_path
+            )
         except BaseException:
             self.stop()
             raise
@@ -78,16 +93,20 @@ def running_mongo(timeout: float = START_TIMEOUT_S) -> Iterator[str]:
             server.stop()
 
 
-def _wait_until_ready(process: subprocess.Popen, port: int, uri: str, deadline: float,
-                      output_path: str) -> None:
+def _wait_until_ready(
+    process: subprocess.Popen, port: int, uri: str, deadline: float, output_path: str
+) -> None:
     """Poll until the server accepts a connection and answers ping, or fail at the deadline."""
+
     def check_alive() -> None:
         if process.poll() is not None:
-            raise MongoStartError(f"nx-27017 exited with {process.returncode}:\n"
-                                  f"{_tail(output_path)}")
+            raise MongoStartError(
+                f"nx-27017 exited with {process.returncode}:\n{_tail(output_path)}"
+            )
         if time.monotonic() >= deadline:
-            raise MongoStartError(f"nx-27017 did not answer within the deadline:\n"
-                                  f"{_tail(output_path)}")
+            raise MongoStartError(
+                f"nx-27017 did not answer within the deadline:\n{_tail(output_path)}"
+            )
 
     while True:  # cheap TCP probes first: the server is up in a fraction of a second
         check_alive()

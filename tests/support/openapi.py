@@ -1,4 +1,5 @@
 """The OpenAPI document against the app: which operations exist, which statuses are documented."""
+
 from __future__ import annotations
 
 import functools
@@ -11,8 +12,17 @@ from flask import Flask
 # Routes that are not operations of the API, each listed by its exact rule so that a new route
 # must be documented or added here: the document, its Swagger UI page and the page's assets,
 # and the web page (HTML and static assets for browsers).
-DOC_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/LICENSE", "/docs/assets/<name>",
-                        "/app", "/app/", "/app/<path:filename>"})
+DOC_ROUTES = frozenset(
+    {
+        "/openapi.json",
+        "/docs",
+        "/docs/LICENSE",
+        "/docs/assets/<name>",
+        "/app",
+        "/app/",
+        "/app/<path:filename>",
+    }
+)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
@@ -38,8 +48,12 @@ def routed_operations(app: Flask) -> set[tuple[str, str]]:
 
 
 def documented_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(path, method) for path, item in spec["paths"].items()
-            for method in item if method in METHODS}
+    return {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS
+    }
 
 
 def documented_statuses(spec: dict[str, Any], path: str, method: str) -> set[int]:
@@ -60,15 +74,25 @@ def reference() -> tuple[Flask, dict[str, Any]]:
 def operations_documenting(status: int) -> list[tuple[str, str]]:
     """(path, method) of every operation that documents `status`."""
     _, spec = reference()
-    return sorted(operation for operation in documented_operations(spec)
-                  if status in documented_statuses(spec, *operation))
+    return sorted(
+        operation
+        for operation in documented_operations(spec)
+        if status in documented_statuses(spec, *operation)
+    )
 
 
 def example_url(path: str) -> str:
     """A concrete URL for a documented path, with well-formed values for its parameters."""
-    values = {"job_id": "0" * 32, "user_id": "999999", "key": "some/key", "name": "nobody",
-              "upload_id": "0" * 32, "endpoint_id": "0" * 32, "delivery_id": "0" * 32,
-              "token": "not-a-token"}
+    values = {
+        "job_id": "0" * 32,
+        "user_id": "999999",
+        "key": "some/key",
+        "name": "nobody",
+        "upload_id": "0" * 32,
+        "endpoint_id": "0" * 32,
+        "delivery_id": "0" * 32,
+        "token": "not-a-token",
+    }
     url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)
     return url + ("?fid=" + "0" * 24 if path == "/download" else "")
 
@@ -76,25 +100,36 @@ def example_url(path: str) -> str:
 def json_body_operations() -> list[tuple[str, str]]:
     """(path, method) of every operation whose request body is JSON."""
     _, spec = reference()
-    return sorted((path, method) for path, method in documented_operations(spec)
-                  if "application/json" in spec["paths"][path][method]
-                  .get("requestBody", {}).get("content", {}))
+    return sorted(
+        (path, method)
+        for path, method in documented_operations(spec)
+        if "application/json"
+        in spec["paths"][path][method].get("requestBody", {}).get("content", {})
+    )
 
 
 def example_body(path: str, method: str) -> dict[str, Any] | None:
     """A valid JSON body for the operations that take one, so only the check under test fails."""
-    bodies = {("/users", "post"): {"name": "example", "email": "example@example.com",
-                                   "password": "password-1"},
-              ("/users/{user_id}", "patch"): {"phone": "+1 555 0100"},
-              ("/items/{key}", "put"): {"text": "hello"}}
+    bodies = {
+        ("/users", "post"): {
+            "name": "example",
+            "email": "example@example.com",
+            "password": "password-1",
+        },
+        ("/users/{user_id}", "patch"): {"phone": "+1 555 0100"},
+        ("/items/{key}", "put"): {"text": "hello"},
+    }
     return bodies.get((path, method))
 
 
 def secured_operations() -> list[tuple[str, str]]:
     """(path, method) of every operation that asks for credentials (Bearer or Basic)."""
     _, spec = reference()
-    return sorted((path, method) for path, method in documented_operations(spec)
-                  if spec["paths"][path][method].get("security"))
+    return sorted(
+        (path, method)
+        for path, method in documented_operations(spec)
+        if spec["paths"][path][method].get("security")
+    )
 
 
 # Headers every request of the spec-driven tests carries: tus routes check their protocol

@@ -1,4 +1,5 @@
 """A TCP forwarder the tests can cut and restore, to play a backing service going down."""
+
 from __future__ import annotations
 
 import socket
@@ -72,4 +73,3 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
-

@@ -1,4 +1,5 @@
 """A webhook receiver on loopback for tests: records what it got, answers as told."""
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,9 @@ class Receiver:
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 receiver.times.append(time.time())
                 time.sleep(receiver.delay)
-                answers = receiver.status if isinstance(receiver.status, list) \
-                    else [receiver.status]
+                answers = (
+                    receiver.status if isinstance(receiver.status, list) else [receiver.status]
+                )
                 self.send_response(answers[min(len(receiver.received), len(answers)) - 1])
                 if receiver.location:
                     self.send_header("Location", receiver.location)

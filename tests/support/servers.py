@@ -1,4 +1,5 @@
 """Backing services the fault tests own, so they can stop and restart them: Redis and SMTP."""
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,24 @@ class RedisServer:
         if binary is None:
             raise AssertionError("redis-server is not installed")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir, "--logfile",
-             os.path.join(self.workdir, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+                "--logfile",
+                os.path.join(self.workdir, "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
         wait_for(lambda: _pings(client), timeout=10, what="redis-server")
 
@@ -68,5 +83,8 @@ class SMTPServer:
             self._controller = None
 
     def mails_about(self, job_id: str) -> list:
-        return [m for m in self.inbox.received()
-                if job_id in m.get_payload(decode=True).decode(errors="replace")]
+        return [
+            m
+            for m in self.inbox.received()
+            if job_id in m.get_payload(decode=True).decode(errors="replace")
+        ]

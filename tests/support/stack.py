@@ -1,4 +1,5 @@
 """Runs the real processes of the service for end-to-end tests: gunicorn, workers, Flower."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,25 +40,44 @@ class Stack(Processes):
 
 
 @contextmanager
-def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
-                  flower: bool = False, beat: bool = False,
-                  process_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+def running_stack(
+    tmp: Path,
+    extra_env: dict[str, str] | None = None,
+    flower: bool = False,
+    beat: bool = False,
+    process_env: dict[str, dict[str, str]] | None = None,
+) -> Iterator[Stack]:
     """API + convert worker + notify worker (+ Flower) as separate processes; cleaned up after.
     `process_env` adds variables to single processes by name (e.g. a worker's metrics port)."""
     run = uuid.uuid4().hex[:8]
     api_port = free_port()
-    env = service_env(**{
-        "MYSQL_DATABASE": f"vid2mp3_e2e_{run}", "REDIS_PREFIX": f"vid2mp3-e2e-{run}:",
-        "CELERY_KEY_PREFIX": f"vid2mp3-e2e-{run}:", "API_PORT": api_port,
-        "DATA_DIR": tmp / "data", "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-        "WEB_CONCURRENCY": 2, "LOG_LEVEL": "INFO", "NOTIFY_RETRY_BASE_SECONDS": "0.5",
-        "FLOWER_PORT": free_port(), "FLOWER_BASIC_AUTH": "flower:flower-test-password",
-        **(extra_env or {})})
+    env = service_env(
+        **{
+            "MYSQL_DATABASE": f"vid2mp3_e2e_{run}",
+            "REDIS_PREFIX": f"vid2mp3-e2e-{run}:",
+            "CELERY_KEY_PREFIX": f"vid2mp3-e2e-{run}:",
+            "API_PORT": api_port,
+            "DATA_DIR": tmp / "data",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+            "WEB_CONCURRENCY": 2,
+            "LOG_LEVEL": "INFO",
+            "NOTIFY_RETRY_BASE_SECONDS": "0.5",
+            "FLOWER_PORT": free_port(),
+            "FLOWER_BASIC_AUTH": "flower:flower-test-password",
+            **(extra_env or {}),
+        }
+    )
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env=env, log_dir=log_dir, base_url=f"http://127.0.0.1:{api_port}",
-                  process_env={name: {k: str(v) for k, v in values.items()}
-                               for name, values in (process_env or {}).items()})
+    stack = Stack(
+        env=env,
+        log_dir=log_dir,
+        base_url=f"http://127.0.0.1:{api_port}",
+        process_env={
+            name: {k: str(v) for k, v in values.items()}
+            for name, values in (process_env or {}).items()
+        },
+    )
     container = Container(stack.settings)
     try:
         prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does
@@ -85,7 +105,8 @@ def _ready(stack: Stack) -> bool:
         return False
 
 
-def workers_answer(container: Container,
-                   queues: tuple[str, ...] = ("convert", "notify", "webhooks")) -> bool:
+def workers_answer(
+    container: Container, queues: tuple[str, ...] = ("convert", "notify", "webhooks")
+) -> bool:
     """True once this host's worker of every queue answers a Celery ping."""
     return procs.workers_answer(container.celery, queues)

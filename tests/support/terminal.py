@@ -1,4 +1,5 @@
 """Run a command on a pseudo-terminal, as a person at a terminal would, and read its screen."""
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 class Terminal:
     """A child process whose stdin, stdout and stderr are one pty (its controlling terminal)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | Path,
-                 columns: int = 120, rows: int = 40):
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | Path,
+        columns: int = 120,
+        rows: int = 40,
+    ):
         self.raw = b""
         self.returncode: int | None = None
         self.pid, self.fd = pty.fork()

@@ -33,8 +33,9 @@ SECRET = "unit-test-secret-" + "y" * 32
 
 @pytest.fixture
 def passwords():
-    return Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1,
-                                           type=argon2.Type.ID))
+    return Passwords(
+        argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID)
+    )
 
 
 @pytest.fixture
@@ -60,15 +61,17 @@ def admin(users):
 
 @pytest.fixture
 def alice(users, admin):
-    user = users.create(admin, {"name": "alice", "email": "alice@example.com",
-                                "password": "alice-password"})
+    user = users.create(
+        admin, {"name": "alice", "email": "alice@example.com", "password": "alice-password"}
+    )
     return Principal(user.id, Role.USER)
 
 
 @pytest.fixture
 def bob(users, admin):
-    user = users.create(admin, {"name": "bob", "email": "bob@example.com",
-                                "password": "bob-password"})
+    user = users.create(
+        admin, {"name": "bob", "email": "bob@example.com", "password": "bob-password"}
+    )
     return Principal(user.id, Role.USER)
 
 
@@ -80,6 +83,7 @@ def items():
 @pytest.fixture
 def pipeline(user_repo, tmp_path):
     """The job services on fakes, with the fakes reachable as attributes."""
+
     class Pipeline:
         pass
 
@@ -88,14 +92,24 @@ def pipeline(user_repo, tmp_path):
     p.transcoder, p.limiter = FakeTranscoder(), FakeLimiter()
     p.quotas = UploadQuotas(uploads=100, per_seconds=3600, active_jobs=5, stored_bytes=10_000)
     p.idempotency = FakeIdempotency()
-    p.intake = Intake(p.jobs, p.blobs, p.queue, FakeSniffer(), p.limiter, p.quotas,
-                      max_upload_bytes=1000, idempotency=p.idempotency)
+    p.intake = Intake(
+        p.jobs,
+        p.blobs,
+        p.queue,
+        FakeSniffer(),
+        p.limiter,
+        p.quotas,
+        max_upload_bytes=1000,
+        idempotency=p.idempotency,
+    )
     p.clock = [1_000_000.0]
-    p.links = LinkSigner("link-secret-for-unit-tests-0123456789", "http://api.test",
-                         clock=lambda: p.clock[0])
+    p.links = LinkSigner(
+        "link-secret-for-unit-tests-0123456789", "http://api.test", clock=lambda: p.clock[0]
+    )
     p.service = JobService(p.jobs, p.blobs, p.links, keep_source=False)
-    p.conversion = Conversion(p.jobs, p.blobs, p.queue, p.transcoder,
-                              TmpScratch(tmp_path / "scratch"), lease_seconds=3)
+    p.conversion = Conversion(
+        p.jobs, p.blobs, p.queue, p.transcoder, TmpScratch(tmp_path / "scratch"), lease_seconds=3
+    )
     p.notifications = Notifications(p.jobs, user_repo, p.mailer, "http://api.test")
     p.sweeper = Sweeper(p.jobs, p.queue, timedelta(seconds=60))
     p.retention = Retention(p.jobs, p.blobs, keep_source=False)

@@ -1,4 +1,5 @@
 """In-memory fakes of the ports, for unit tests of the services only."""
+
 from __future__ import annotations
 
 import io
@@ -49,9 +50,15 @@ class FakeUsers(UserRepository):
             raise Conflict("that name is taken")
         if any(u.email == user.email for u in self.rows.values()):
             raise Conflict("that email is taken")
-        new = User(id=next(self._ids), name=user.name, email=user.email, phone=user.phone,
-                   role=user.role, password_hash=user.password_hash,
-                   created_at=datetime.now(timezone.utc))
+        new = User(
+            id=next(self._ids),
+            name=user.name,
+            email=user.email,
+            phone=user.phone,
+            role=user.role,
+            password_hash=user.password_hash,
+            created_at=datetime.now(timezone.utc),
+        )
         self.rows[new.id] = new
         return new
 
@@ -66,15 +73,16 @@ class FakeUsers(UserRepository):
 
     def list(self, offset, limit):
         users = sorted(self.rows.values(), key=lambda u: u.id)
-        return users[offset:offset + limit], len(users)
+        return users[offset : offset + limit], len(users)
 
     def update(self, user_id, changes):
         user = self.rows.get(user_id)
         if user is None:
             return None
         for key in ("name", "email"):
-            if key in changes and any(getattr(u, key) == changes[key] and u.id != user_id
-                                      for u in self.rows.values()):
+            if key in changes and any(
+                getattr(u, key) == changes[key] and u.id != user_id for u in self.rows.values()
+            ):
                 raise Conflict(f"that {key} is taken")
         from core.domain import Role
 
@@ -99,10 +107,16 @@ class FakeJobs(JobRepository):
         return self.rows.get(job_id)
 
     def list_for_owner(self, owner_id, offset, limit, status=None):
-        jobs = sorted((j for j in self.rows.values() if j.owner_id == owner_id
-                       and (status is None or j.status is status)),
-                      key=lambda j: j.created_at, reverse=True)
-        return jobs[offset:offset + limit], len(jobs)
+        jobs = sorted(
+            (
+                j
+                for j in self.rows.values()
+                if j.owner_id == owner_id and (status is None or j.status is status)
+            ),
+            key=lambda j: j.created_at,
+            reverse=True,
+        )
+        return jobs[offset : offset + limit], len(jobs)
 
     def list_ids_for_owner(self, owner_id):
         return [j.id for j in self.rows.values() if j.owner_id == owner_id]
@@ -124,9 +138,13 @@ class FakeJobs(JobRepository):
 
     def claim(self, job_id, lease_id, expires_at, now):
         job = self.rows.get(job_id)
-        if job is None or not (job.status is JobStatus.QUEUED or (
+        if job is None or not (
+            job.status is JobStatus.QUEUED
+            or (
                 job.status is JobStatus.CONVERTING
-                and (job.lease_expires_at is None or job.lease_expires_at < now))):
+                and (job.lease_expires_at is None or job.lease_expires_at < now)
+            )
+        ):
             return False
         job.status, job.lease_id, job.lease_expires_at = JobStatus.CONVERTING, lease_id, expires_at
         job.attempts += 1
@@ -149,22 +167,38 @@ class FakeJobs(JobRepository):
         return self.update(job_id, changes)
 
     def expired_leases(self, now):
-        return [j for j in self.rows.values() if j.status is JobStatus.CONVERTING
-                and (j.lease_expires_at is None or j.lease_expires_at < now)]
+        return [
+            j
+            for j in self.rows.values()
+            if j.status is JobStatus.CONVERTING
+            and (j.lease_expires_at is None or j.lease_expires_at < now)
+        ]
 
     def usage(self, owner_id):
         mine = [j for j in self.rows.values() if j.owner_id == owner_id]
-        return (sum(j.active for j in mine),
-                sum((j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
-                    for j in mine))
+        return (
+            sum(j.active for j in mine),
+            sum(
+                (j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
+                for j in mine
+            ),
+        )
 
     def purgeable(self, now, ended_before):
         ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
-        return [j for j in self.rows.values()
-                if (j.status is JobStatus.DONE and j.expires_at and j.expires_at < now)
-                or (j.status is JobStatus.EXPIRED and (j.mp3_fid or j.video_fid))
-                or (ended_before is not None and j.status in ended and j.video_fid
-                    and j.finished_at and j.finished_at < ended_before)]
+        return [
+            j
+            for j in self.rows.values()
+            if (j.status is JobStatus.DONE and j.expires_at and j.expires_at < now)
+            or (j.status is JobStatus.EXPIRED and (j.mp3_fid or j.video_fid))
+            or (
+                ended_before is not None
+                and j.status in ended
+                and j.video_fid
+                and j.finished_at
+                and j.finished_at < ended_before
+            )
+        ]
 
 
 class _Writer:
@@ -185,9 +219,16 @@ class FakeBlobs(BlobStore):
         writer = _Writer()
         yield writer
         data = writer.buffer.getvalue()
-        self.files[(bucket, writer.fid)] = (data, Blob(
-            fid=writer.fid, size=len(data), content_type=content_type, filename=filename,
-            metadata=dict(metadata or {})))
+        self.files[(bucket, writer.fid)] = (
+            data,
+            Blob(
+                fid=writer.fid,
+                size=len(data),
+                content_type=content_type,
+                filename=filename,
+                metadata=dict(metadata or {}),
+            ),
+        )
 
     def stat(self, bucket, fid):
         found = self.files.get((bucket, fid))
@@ -244,8 +285,11 @@ class FakeItems(ItemStore):
         return self.values.pop((owner_id, key), None) is not None
 
     def count(self, owner_id):
-        return sum(1 for (owner, key) in self.values if owner == owner_id
-                   and self.get(owner, key) is not None)
+        return sum(
+            1
+            for (owner, key) in self.values
+            if owner == owner_id and self.get(owner, key) is not None
+        )
 
     def incr_hits(self):
         self.hits += 1

@@ -1,4 +1,5 @@
 """In-memory fakes of the resumable-upload ports, for unit tests of ResumableUploads."""
+
 from __future__ import annotations
 
 import uuid
@@ -80,7 +81,8 @@ class FakePartialStore(PartialUploadStore):
         handle = uuid.uuid4().hex
         self.parts[handle] = (bucket, bytearray())
         self.touched[handle] = datetime.fromtimestamp(self.clock(), timezone.utc).replace(
-            tzinfo=None)
+            tzinfo=None
+        )
         return handle
 
     @contextmanager
@@ -99,8 +101,13 @@ class FakePartialStore(PartialUploadStore):
 
     def finish(self, handle, filename, content_type, metadata=None):
         bucket, data = self.parts.pop(handle)
-        blob = Blob(fid=handle, size=len(data), content_type=content_type, filename=filename,
-                    metadata=dict(metadata or {}))
+        blob = Blob(
+            fid=handle,
+            size=len(data),
+            content_type=content_type,
+            filename=filename,
+            metadata=dict(metadata or {}),
+        )
         self.blobs.files[(bucket, handle)] = (bytes(data), blob)
         return blob
 

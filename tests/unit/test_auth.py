@@ -19,9 +19,15 @@ def test_login_issues_bearer_token_with_claims(auth, admin):
     assert claims["exp"] - claims["iat"] == 3600
 
 
-@pytest.mark.parametrize("email,password", [
-    ("admin@example.com", "wrong-password"), ("nobody@example.com", "admin-password"),
-    ("", ""), ("admin@example.com", "")])
+@pytest.mark.parametrize(
+    "email,password",
+    [
+        ("admin@example.com", "wrong-password"),
+        ("nobody@example.com", "admin-password"),
+        ("", ""),
+        ("admin@example.com", ""),
+    ],
+)
 def test_bad_credentials_are_refused_alike(auth, admin, email, password):
     with pytest.raises(Unauthorized) as err:
         auth.login(email, password)

@@ -1,4 +1,5 @@
 """The vid2mp3 client's parsing, token file and HTTP handling, without a server."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,19 @@ from vid2mp3_client.options import UPLOAD_OPTIONS, parse_duration, upload_fields
 CLIENT = Path(__file__).resolve().parents[2] / "client"
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("1h", 3600), ("90", 90), ("90s", 90), ("15m", 900), ("1h30m", 5400), ("7d", 604800),
-    ("2w", 1209600), (" 1H ", 3600),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("1h", 3600),
+        ("90", 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("2w", 1209600),
+        (" 1H ", 3600),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -52,17 +62,26 @@ def test_every_upload_option_is_a_flag_sent_only_when_given():
     given = parser.parse_args(argv)
     assert set(upload_fields(given)) == {option.field for option in UPLOAD_OPTIONS}
     assert upload_fields(parser.parse_args(["convert", "a.mp4", "--bitrate", "320k"])) == {
-        "bitrate": "320k"}
+        "bitrate": "320k"
+    }
     with pytest.raises(SystemExit) as usage:
         parser.parse_args(["convert", "a.mp4", "--bitrate", "100k"])
     assert usage.value.code == 2
 
 
-@pytest.mark.parametrize("name,safe", [
-    ("holiday.mp3", "holiday.mp3"), ("../../etc/passwd", "passwd.mp3"),
-    ("..\\..\\x.mp3", "x.mp3"), (".hidden.mp3", "hidden.mp3"), ("", "j1.mp3"), (None, "j1.mp3"),
-    ("a\nb.mp3", "a_b.mp3"), ("été.mp3", "été.mp3"),
-])
+@pytest.mark.parametrize(
+    "name,safe",
+    [
+        ("holiday.mp3", "holiday.mp3"),
+        ("../../etc/passwd", "passwd.mp3"),
+        ("..\\..\\x.mp3", "x.mp3"),
+        (".hidden.mp3", "hidden.mp3"),
+        ("", "j1.mp3"),
+        (None, "j1.mp3"),
+        ("a\nb.mp3", "a_b.mp3"),
+        ("été.mp3", "été.mp3"),
+    ],
+)
 def test_server_file_names_stay_in_the_output_folder(name, safe):
     assert safe_name(name, "j1") == safe
 
@@ -77,8 +96,9 @@ def test_configuration_from_the_environment(tmp_path):
     config = Config.from_env({"XDG_CONFIG_HOME": str(tmp_path)})
     assert config.url == "http://127.0.0.1:8080" and config.email is None
     assert config.config_dir == tmp_path / "vid2mp3"
-    config = Config.from_env({"VID2MP3_URL": "https://x.example/", "VID2MP3_EMAIL": "a@b"},
-                             url=None)
+    config = Config.from_env(
+        {"VID2MP3_URL": "https://x.example/", "VID2MP3_EMAIL": "a@b"}, url=None
+    )
     assert config.checked_url() == "https://x.example" and config.email == "a@b"
 
 
@@ -97,8 +117,9 @@ def test_token_file_is_private_and_replaced_not_followed(tmp_path):
 
 
 def _api(tmp_path, handler, **config) -> Api:
-    settings = Config("http://api.test", config.get("email", "a@b"),
-                      config.get("password", "pw"), tmp_path)
+    settings = Config(
+        "http://api.test", config.get("email", "a@b"), config.get("password", "pw"), tmp_path
+    )
     return Api(settings, TokenStore(tmp_path), transport=httpx.MockTransport(handler))
 
 
@@ -117,9 +138,11 @@ def test_cancel_falls_back_to_delete_only_where_the_route_is_missing(tmp_path):
             if (answer := _login(request)) is not None:
                 return answer
             if request.url.path.endswith("/cancel"):
-                return httpx.Response(status, json={"status": status, "code": "x",
-                                                    "message": "nope"})
+                return httpx.Response(
+                    status, json={"status": status, "code": "x", "message": "nope"}
+                )
             return httpx.Response(204)
+
         return handler
 
     assert _api(tmp_path, server(405)).cancel("j1") == "deleted"
@@ -140,8 +163,9 @@ def test_polling_sends_if_none_match_when_the_server_gives_an_etag(tmp_path):
         seen.append(request.headers.get("If-None-Match"))
         if request.headers.get("If-None-Match") == '"v1"':
             return httpx.Response(304, headers={"ETag": '"v1"'})
-        return httpx.Response(200, json={"id": "j1", "status": "converting"},
-                              headers={"ETag": '"v1"'})
+        return httpx.Response(
+            200, json={"id": "j1", "status": "converting"}, headers={"ETag": '"v1"'}
+        )
 
     api = _api(tmp_path, handler)
     job, etag = api.job("j1")
@@ -155,17 +179,21 @@ def test_errors_are_the_api_message_or_say_what_answered(tmp_path):
         if (answer := _login(request)) is not None:
             return answer
         if request.url.path == "/jobs":
-            return httpx.Response(422, json={
-                "status": 422, "code": "invalid_input", "message": "invalid input",
-                "errors": {"query": {"per_page": ["Must be between 1 and 100."]}}})
-        return httpx.Response(404, text="<html>nginx</html>",
-                              headers={"Content-Type": "text/html"})
+            return httpx.Response(
+                422,
+                json={
+                    "status": 422,
+                    "code": "invalid_input",
+                    "message": "invalid input",
+                    "errors": {"query": {"per_page": ["Must be between 1 and 100."]}},
+                },
+            )
+        return httpx.Response(404, text="<html>nginx</html>", headers={"Content-Type": "text/html"})
 
     api = _api(tmp_path, handler)
     with pytest.raises(ApiError) as invalid:
         api.jobs(per_page=1000)
-    assert str(invalid.value) == ("invalid input (per_page: Must be between 1 and 100.) "
-                                  "(HTTP 422)")
+    assert str(invalid.value) == ("invalid input (per_page: Must be between 1 and 100.) (HTTP 422)")
     with pytest.raises(ApiError, match="text/html, not a vid2mp3 error") as html:
         api.job("j1")
     assert html.value.status == 404
@@ -200,8 +228,9 @@ def test_uploads_report_progress_and_send_options_before_the_file(tmp_path):
         return httpx.Response(202, json={"job_id": "j1", "status": "queued"})
 
     progress = []
-    accepted = _api(tmp_path, handler).upload(video, {"bitrate": "128k"}, progress.append,
-                                              threading.Event())
+    accepted = _api(tmp_path, handler).upload(
+        video, {"bitrate": "128k"}, progress.append, threading.Event()
+    )
     assert accepted["job_id"] == "j1"
     assert progress[-1] == 300_000 and progress == sorted(progress) and len(progress) > 2
     body = bodies[0]
@@ -212,25 +241,35 @@ def test_the_client_imports_nothing_of_the_server():
     server = {"api", "core", "tasks", "workers", "celeryconfig", "tests"}
     for path in (CLIENT / "vid2mp3_client").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in server, f"{path.name} imports {name}"
 
 
 def test_the_client_depends_on_an_http_client_and_a_progress_library_only():
     project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
-    names = {dep.split(">")[0].split("=")[0].split("<")[0].strip()
-             for dep in project["dependencies"]}
+    names = {
+        dep.split(">")[0].split("=")[0].split("<")[0].strip() for dep in project["dependencies"]
+    }
     assert names == {"httpx", "rich"}
     assert project["scripts"] == {"vid2mp3": "vid2mp3_client.cli:main"}
 
 
 def test_a_wrong_env_password_names_the_variables(tmp_path):
     def handler(request):
-        return httpx.Response(401, json={"status": 401, "code": "unauthorized",
-                                         "message": "wrong email or password"})
+        return httpx.Response(
+            401, json={"status": 401, "code": "unauthorized", "message": "wrong email or password"}
+        )
 
-    with pytest.raises(ApiError, match="wrong email or password: check VID2MP3_EMAIL and "
-                                       r"VID2MP3_PASSWORD \(HTTP 401\)"):
+    with pytest.raises(
+        ApiError,
+        match="wrong email or password: check VID2MP3_EMAIL and "
+        r"VID2MP3_PASSWORD \(HTTP 401\)",
+    ):
         _api(tmp_path, handler).jobs()

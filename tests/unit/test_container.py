@@ -1,14 +1,21 @@
 """The composition root: nothing connects at construction, and overrides must name a component."""
+
 import pytest
 
 from core.bootstrap import Container
 from core.settings import Settings
 from tests.unit.fakes import FakeQueue
 
-SETTINGS = Settings.from_env({"JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef",
-                              "ADMIN_EMAIL": "admin@example.com",
-                              "ADMIN_PASSWORD": "correct horse battery",
-                              "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "1"}, dotenv_path=None)
+SETTINGS = Settings.from_env(
+    {
+        "JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef",
+        "ADMIN_EMAIL": "admin@example.com",
+        "ADMIN_PASSWORD": "correct horse battery",
+        "MYSQL_HOST": "127.0.0.1",
+        "MYSQL_PORT": "1",
+    },
+    dotenv_path=None,
+)
 
 
 def test_an_override_replaces_the_component():

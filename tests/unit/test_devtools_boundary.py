@@ -1,12 +1,17 @@
 """The service never depends on the tools that run it: devtools, scripts, bench and tests stay
 out of the image (the Dockerfile copies api/, core/, tasks/, workers/ and celeryconfig.py)."""
+
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE = [*(ROOT / "api").rglob("*.py"), *(ROOT / "core").rglob("*.py"),
-           *(ROOT / "tasks").rglob("*.py"), *(ROOT / "workers").rglob("*.py"),
-           ROOT / "celeryconfig.py"]
+SERVICE = [
+    *(ROOT / "api").rglob("*.py"),
+    *(ROOT / "core").rglob("*.py"),
+    *(ROOT / "tasks").rglob("*.py"),
+    *(ROOT / "workers").rglob("*.py"),
+    ROOT / "celeryconfig.py",
+]
 TOOLS = {"devtools", "scripts", "bench", "tests"}
 
 

@@ -1,4 +1,5 @@
 """The download route on fakes: every answer releases the blob store's reader exactly once."""
+
 from __future__ import annotations
 
 import io
@@ -41,28 +42,35 @@ def download(pipeline, alice, auth):
     client = app.test_client()
 
     def call(method="GET", **headers):
-        response = client.open(f"/jobs/{job.id}/mp3", method=method,
-                               headers={"Authorization": f"Bearer {token}", **headers})
+        response = client.open(
+            f"/jobs/{job.id}/mp3",
+            method=method,
+            headers={"Authorization": f"Bearer {token}", **headers},
+        )
         body = response.get_data()
         response.close()  # as the WSGI server does once the body is sent
         return response, body
+
     return call, mp3, log
 
 
-@pytest.mark.parametrize("method,headers,status", [
-    ("GET", {}, 200),
-    ("HEAD", {}, 200),
-    ("GET", {"Range": "bytes=2-5"}, 206),
-    ("HEAD", {"Range": "bytes=2-5"}, 206),
-    ("GET", {"Range": "bytes=0-1,3-4"}, 200),
-    ("GET", {"Range": "bytes=1000-"}, 416),
-    ("HEAD", {"Range": "bytes=1000-"}, 416),
-    ("GET", {"If-None-Match": "*"}, 304),
-    ("HEAD", {"If-None-Match": "*"}, 304),
-    ("GET", {"Range": "bytes=2-5", "If-Range": '"stale"'}, 200),
-    ("GET", {"If-Match": '"stale"'}, 412),
-    ("HEAD", {"If-Match": '"stale"'}, 412),
-])
+@pytest.mark.parametrize(
+    "method,headers,status",
+    [
+        ("GET", {}, 200),
+        ("HEAD", {}, 200),
+        ("GET", {"Range": "bytes=2-5"}, 206),
+        ("HEAD", {"Range": "bytes=2-5"}, 206),
+        ("GET", {"Range": "bytes=0-1,3-4"}, 200),
+        ("GET", {"Range": "bytes=1000-"}, 416),
+        ("HEAD", {"Range": "bytes=1000-"}, 416),
+        ("GET", {"If-None-Match": "*"}, 304),
+        ("HEAD", {"If-None-Match": "*"}, 304),
+        ("GET", {"Range": "bytes=2-5", "If-Range": '"stale"'}, 200),
+        ("GET", {"If-Match": '"stale"'}, 412),
+        ("HEAD", {"If-Match": '"stale"'}, 412),
+    ],
+)
 def test_every_answer_releases_the_reader_once(download, method, headers, status):
     call, mp3, log = download
     response, body = call(method, **headers)

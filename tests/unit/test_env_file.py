@@ -1,4 +1,5 @@
 """`make up` writes .env with generated secrets: private from the first byte, never via a link."""
+
 import importlib.util
 import stat
 import sys
@@ -13,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def devstack(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("devstack_under_test",
-                                                  ROOT / "scripts" / "devstack.py")
+    spec = importlib.util.spec_from_file_location(
+        "devstack_under_test", ROOT / "scripts" / "devstack.py"
+    )
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
     spec.loader.exec_module(module)

@@ -1,4 +1,5 @@
 """Cancel, expiring links, Idempotency-Key and retention on the services, with fakes."""
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ from tests.unit.test_jobs import MP4, submit
 
 
 def chunks(data=MP4):
-    return [data[i:i + 64] for i in range(0, len(data), 64)]
+    return [data[i : i + 64] for i in range(0, len(data), 64)]
 
 
 def done_job(pipeline, actor):
@@ -38,8 +39,14 @@ def test_cancel_a_queued_job_stops_it_before_it_runs(pipeline, alice):
 
 
 def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
-    conversion = Conversion(pipeline.jobs, pipeline.blobs, pipeline.queue, pipeline.transcoder,
-                            TmpScratch(tmp_path / "s"), lease_seconds=30)
+    conversion = Conversion(
+        pipeline.jobs,
+        pipeline.blobs,
+        pipeline.queue,
+        pipeline.transcoder,
+        TmpScratch(tmp_path / "s"),
+        lease_seconds=30,
+    )
     pipeline.transcoder.hold = threading.Event()
     job = submit(pipeline, alice)
     outcome = []
@@ -124,8 +131,14 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
     from core.services.notification import Notifications
 
     job = done_job(pipeline, alice)
-    notes = Notifications(pipeline.jobs, pipeline.notifications.users, pipeline.mailer,
-                          "http://api.test", links=pipeline.links, link_ttl=3600)
+    notes = Notifications(
+        pipeline.jobs,
+        pipeline.notifications.users,
+        pipeline.mailer,
+        "http://api.test",
+        links=pipeline.links,
+        link_ttl=3600,
+    )
     assert notes.notify(job.id)
     body = pipeline.mailer.sent[-1].body
     url = next(word for word in body.split() if word.startswith("http://api.test/links/"))
@@ -179,9 +192,16 @@ def test_keys_are_per_user_and_a_failed_request_frees_its_key(pipeline, alice, b
 
 
 def test_the_source_goes_when_the_job_ends_and_the_mp3_when_it_expires(pipeline, alice, tmp_path):
-    conversion = Conversion(pipeline.jobs, pipeline.blobs, pipeline.queue, pipeline.transcoder,
-                            TmpScratch(tmp_path / "s"), lease_seconds=3,
-                            retention=timedelta(seconds=60), keep_source=False)
+    conversion = Conversion(
+        pipeline.jobs,
+        pipeline.blobs,
+        pipeline.queue,
+        pipeline.transcoder,
+        TmpScratch(tmp_path / "s"),
+        lease_seconds=3,
+        retention=timedelta(seconds=60),
+        keep_source=False,
+    )
     job = submit(pipeline, alice)
     assert conversion.convert(job.id) is Outcome.DONE
     done = pipeline.jobs.get(job.id)
@@ -233,8 +253,9 @@ def test_keep_source_keeps_the_video_until_expiry(pipeline, alice):
 def test_list_filters_by_status(pipeline, alice):
     queued, done = submit(pipeline, alice), done_job(pipeline, alice)
     assert [j.id for j in pipeline.service.list(alice, 1, 20, JobStatus.DONE).items] == [done.id]
-    assert [j.id for j in pipeline.service.list(alice, 1, 20, JobStatus.QUEUED).items] == \
-        [queued.id]
+    assert [j.id for j in pipeline.service.list(alice, 1, 20, JobStatus.QUEUED).items] == [
+        queued.id
+    ]
 
 
 def test_outcome_events_are_queued_and_again_when_the_email_was_lost(pipeline, alice):

@@ -18,8 +18,24 @@ def test_owners_do_not_share_items(items):
         items.get(2, "k")
 
 
-@pytest.mark.parametrize("key", ["..", "a/../b", "a/./b", "*", "a*b", "a?", "has space",
-                                 "new\nline", "", "/lead", "trail/", "a//b", "x" * 201])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "..",
+        "a/../b",
+        "a/./b",
+        "*",
+        "a*b",
+        "a?",
+        "has space",
+        "new\nline",
+        "",
+        "/lead",
+        "trail/",
+        "a//b",
+        "x" * 201,
+    ],
+)
 def test_unsafe_keys_are_refused(items, key):
     with pytest.raises(InvalidInput):
         items.put(1, key, {"v": 1})

@@ -21,7 +21,7 @@ MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
 
 
 def submit(pipeline, actor, data=MP4, name="clip.mp4", options=None):
-    chunks = [data[i:i + 64] for i in range(0, len(data), 64)]
+    chunks = [data[i : i + 64] for i in range(0, len(data), 64)]
     return pipeline.intake.submit(actor, name, chunks, options)
 
 
@@ -33,9 +33,14 @@ def test_upload_is_stored_recorded_and_queued(pipeline, alice):
     assert job.bitrate == "192k"
 
 
-@pytest.mark.parametrize("data,error", [(b"", InvalidInput),
-                                        (b"hello, I am text" * 10, UnsupportedMedia),
-                                        (MP4 + b"\x00" * 1000, TooLarge)])
+@pytest.mark.parametrize(
+    "data,error",
+    [
+        (b"", InvalidInput),
+        (b"hello, I am text" * 10, UnsupportedMedia),
+        (MP4 + b"\x00" * 1000, TooLarge),
+    ],
+)
 def test_bad_uploads_store_nothing(pipeline, alice, data, error):
     with pytest.raises(error):
         submit(pipeline, alice, data)
@@ -155,10 +160,12 @@ def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice
 def test_others_jobs_look_missing(pipeline, alice, bob, admin):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    for call in (lambda: pipeline.service.get(bob, job.id),
-                 lambda: pipeline.service.download(bob, job.id),
-                 lambda: pipeline.service.delete(bob, job.id),
-                 lambda: pipeline.service.download_by_fid(bob, pipeline.jobs.get(job.id).mp3_fid)):
+    for call in (
+        lambda: pipeline.service.get(bob, job.id),
+        lambda: pipeline.service.download(bob, job.id),
+        lambda: pipeline.service.delete(bob, job.id),
+        lambda: pipeline.service.download_by_fid(bob, pipeline.jobs.get(job.id).mp3_fid),
+    ):
         with pytest.raises(NotFound):
             call()
     assert pipeline.service.download(admin, job.id).filename == "clip.mp3"
@@ -245,8 +252,10 @@ def test_two_deliveries_at_once_run_one_encoder(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.transcoder.hold = threading.Event()
     outcomes = []
-    threads = [threading.Thread(target=lambda: outcomes.append(pipeline.conversion.convert(job.id)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(pipeline.conversion.convert(job.id)))
+        for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     wait_for(lambda: pipeline.transcoder.running == 1 and len(outcomes) == 1, timeout=5)
@@ -272,8 +281,9 @@ def test_an_attempt_that_lost_its_lease_stops_and_writes_nothing(pipeline, alice
 
 def test_expired_lease_is_swept_and_converted_again(pipeline, alice):
     job = submit(pipeline, alice)
-    pipeline.jobs.claim(job.id, "d" * 32, utcnow() - timedelta(seconds=1),
-                        utcnow() - timedelta(seconds=2))
+    pipeline.jobs.claim(
+        job.id, "d" * 32, utcnow() - timedelta(seconds=1), utcnow() - timedelta(seconds=2)
+    )
     assert pipeline.sweeper.sweep() == [job.id]
     assert pipeline.conversion.convert(job.id) is Outcome.DONE
 
@@ -322,10 +332,18 @@ def test_upload_rate_limit_answers_429_with_retry_after(pipeline, alice, bob):
     assert submit(pipeline, alice)
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("../../etc/passwd", "passwd"), ("C:\\videos\\clip.mp4", "clip.mp4"),
-    ('a"b\'c.mp4', "abc.mp4"), ("new\nline\r.mp4", "newline.mp4"), ("", "video"),
-    ("Été à Paris.mp4", "Été à Paris.mp4"), ("..", "video")])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\videos\\clip.mp4", "clip.mp4"),
+        ("a\"b'c.mp4", "abc.mp4"),
+        ("new\nline\r.mp4", "newline.mp4"),
+        ("", "video"),
+        ("Été à Paris.mp4", "Été à Paris.mp4"),
+        ("..", "video"),
+    ],
+)
 def test_safe_filename(raw, expected):
     assert safe_filename(raw) == expected
 
@@ -335,7 +353,8 @@ def test_mp3_name_swaps_the_extension():
 
 
 def test_the_chosen_bitrate_reaches_the_encoder_and_the_output_stays_in_scratch(
-        pipeline, alice, tmp_path, monkeypatch):
+    pipeline, alice, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     job = submit(pipeline, alice, options=AudioOptions.parse({"bitrate": "320k"}))
     pipeline.conversion.convert(job.id)
@@ -345,7 +364,8 @@ def test_the_chosen_bitrate_reaches_the_encoder_and_the_output_stays_in_scratch(
 
 
 def test_a_heartbeat_that_cannot_reach_mysql_gives_up_the_job_once_its_lease_ran_out(
-        pipeline, alice):
+    pipeline, alice
+):
     from core.domain import Unavailable
 
     job = submit(pipeline, alice)
@@ -357,6 +377,7 @@ def test_a_heartbeat_that_cannot_reach_mysql_gives_up_the_job_once_its_lease_ran
 
     def down(*args, **kwargs):
         raise Unavailable("mysql")
+
     pipeline.jobs.renew = down
     worker.join(10)  # the 3 s lease runs out: the attempt stops rather than write blind
     assert outcome == [Outcome.LOST] and pipeline.blobs.in_bucket(MP3S) == []

@@ -1,4 +1,5 @@
 """LOG_FORMAT=json: one JSON object per line carrying the request, job and task context."""
+
 from __future__ import annotations
 
 import io
@@ -41,7 +42,10 @@ def test_json_lines_carry_the_context(capture):
     first, second, third = (json.loads(line) for line in lines)
     assert first["message"] == f"job {'a' * 32} done\nsecond line"
     assert (first["request_id"], first["job_id"], first["task"]) == (
-        "req-1", "a" * 32, "convert.video_to_mp3")
+        "req-1",
+        "a" * 32,
+        "convert.video_to_mp3",
+    )
     assert first["level"] == "INFO" and first["logger"] == "vid2mp3.test.logs"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["timestamp"])
     assert second["level"] == "WARNING"

@@ -1,4 +1,5 @@
 """A MySQL server out of connections is an outage (Unavailable, retried by the tasks), not a bug."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,9 @@ class _FullPool:
         raise errors.DatabaseError(msg="refused", errno=self.errno)
 
 
-@pytest.mark.parametrize("errno", [errorcode.ER_CON_COUNT_ERROR,
-                                   errorcode.ER_TOO_MANY_USER_CONNECTIONS])
+@pytest.mark.parametrize(
+    "errno", [errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECTIONS]
+)
 def test_too_many_connections_is_unavailable(monkeypatch, errno):
     db = MySQLDatabase("127.0.0.1", 1, "u", "p", "d")
     monkeypatch.setattr(db, "_get_pool", lambda: _FullPool(errno))
@@ -28,6 +30,7 @@ def test_too_many_connections_is_unavailable(monkeypatch, errno):
 
     def refuse(**_):
         raise errors.DatabaseError(msg="refused", errno=errno)
+
     monkeypatch.setattr(mysql_db.mysql.connector, "connect", refuse)
     with pytest.raises(Unavailable):
         db.migrate()

@@ -1,4 +1,5 @@
 """The README is the front door: it must match the code."""
+
 from pathlib import Path
 
 from core.settings import Settings

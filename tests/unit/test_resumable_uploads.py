@@ -1,4 +1,5 @@
 """ResumableUploads on fakes: offsets, checksums, ceilings, ownership, expiry, the job."""
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,9 @@ class Clock:
 def tus(pipeline):
     clock = Clock()
     repo, store = FakeUploadRepo(), FakePartialStore(pipeline.blobs, clock)
-    service = ResumableUploads(repo, store, pipeline.intake, max_length=1000,
-                               expires_seconds=DAY, clock=clock)
+    service = ResumableUploads(
+        repo, store, pipeline.intake, max_length=1000, expires_seconds=DAY, clock=clock
+    )
     service.clock_ = clock
     return service
 
@@ -205,8 +207,10 @@ def test_the_beat_task_purges_through_the_service(tus, alice, settings):
     from core.bootstrap import Container
     from tasks.uploads import purge_expired
 
-    assert {"task": celeryconfig.PURGE_UPLOADS_TASK, "schedule": 600.0} in \
-        celeryconfig.celery_config(settings)["beat_schedule"].values()
+    assert {
+        "task": celeryconfig.PURGE_UPLOADS_TASK,
+        "schedule": 600.0,
+    } in celeryconfig.celery_config(settings)["beat_schedule"].values()
     assert purge_expired.name == celeryconfig.PURGE_UPLOADS_TASK
     tus.create(alice, len(MP4), {})
     tus.clock_.now += DAY + 1

@@ -2,8 +2,11 @@ import pytest
 
 from core.settings import ConfigError, Settings
 
-BASE = {"JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef", "ADMIN_EMAIL": "admin@example.com",
-        "ADMIN_PASSWORD": "correct horse battery"}
+BASE = {
+    "JWT_SECRET": "unit-test-jwt-secret-0123456789abcdef",
+    "ADMIN_EMAIL": "admin@example.com",
+    "ADMIN_PASSWORD": "correct horse battery",
+}
 
 
 @pytest.mark.parametrize("missing", ["JWT_SECRET", "ADMIN_EMAIL", "ADMIN_PASSWORD"])
@@ -13,10 +16,16 @@ def test_missing_secret_names_the_variable(missing):
         Settings.from_env(env, dotenv_path=None)
 
 
-@pytest.mark.parametrize("env,match", [
-    ({"JWT_SECRET": "short"}, "JWT_SECRET"), ({"MYSQL_PORT": "abc"}, "MYSQL_PORT"),
-    ({"OPEN_SIGNUP": "maybe"}, "OPEN_SIGNUP"), ({"API_PORT": "70000"}, "API_PORT"),
-    ({"CONVERT_TIME_LIMIT": "10", "CONVERT_SOFT_TIME_LIMIT": "20"}, "CONVERT_TIME_LIMIT")])
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({"JWT_SECRET": "short"}, "JWT_SECRET"),
+        ({"MYSQL_PORT": "abc"}, "MYSQL_PORT"),
+        ({"OPEN_SIGNUP": "maybe"}, "OPEN_SIGNUP"),
+        ({"API_PORT": "70000"}, "API_PORT"),
+        ({"CONVERT_TIME_LIMIT": "10", "CONVERT_SOFT_TIME_LIMIT": "20"}, "CONVERT_TIME_LIMIT"),
+    ],
+)
 def test_malformed_values_are_named(env, match):
     with pytest.raises(ConfigError, match=match):
         Settings.from_env({**BASE, **env}, dotenv_path=None)
@@ -24,8 +33,9 @@ def test_malformed_values_are_named(env, match):
 
 def test_environment_wins_over_dotenv(tmp_path):
     dotenv = tmp_path / ".env"
-    dotenv.write_text("API_PORT=9000\nMYSQL_DATABASE=from_file\n" +
-                      "".join(f"{k}={v}\n" for k, v in BASE.items()))
+    dotenv.write_text(
+        "API_PORT=9000\nMYSQL_DATABASE=from_file\n" + "".join(f"{k}={v}\n" for k, v in BASE.items())
+    )
     settings = Settings.from_env({"API_PORT": "9100"}, dotenv_path=dotenv)
     assert (settings.api_port, settings.mysql_database) == (9100, "from_file")
 
@@ -42,26 +52,29 @@ def test_every_variable_is_documented():
         assert entry["env"].isupper() and entry["doc"]
 
 
-@pytest.mark.parametrize("env,match", [
-    ({"JWT_SECRET": ""}, "JWT_SECRET is required"),
-    ({"JWT_SECRET": "REPLACE_ME"}, "JWT_SECRET still holds a placeholder"),
-    ({"JWT_SECRET": "a" * 40}, "JWT_SECRET is too weak"),
-    ({"JWT_SECRET": "abababababababababababababababababab"}, "JWT_SECRET is too weak"),
-    ({"ADMIN_PASSWORD": "REPLACE_ME"}, "ADMIN_PASSWORD still holds a placeholder"),
-    ({"ADMIN_PASSWORD": "password1234"}, "ADMIN_PASSWORD is too weak"),
-    ({"ADMIN_PASSWORD": "short-pw"}, "ADMIN_PASSWORD must be at least 12"),
-    ({"MYSQL_PASSWORD": "REPLACE_ME"}, "MYSQL_PASSWORD still holds a placeholder"),
-    ({"MYSQL_HOST": "mysql"}, "MYSQL_PASSWORD is empty"),
-    ({"SMTP_URL": "smtp://REPLACE_ME_USER:REPLACE_ME_PASSWORD@mail:587"}, "SMTP_URL"),
-    ({"MONGO_URI": "mongodb://REPLACE_ME_MONGO_ROOT_USERNAME:x@mongodb"}, "MONGO_URI"),
-    ({"REDIS_URL": "redis://:REPLACE_ME_REDIS_PASSWORD@redis:6379/0"}, "REDIS_URL"),
-    ({"FLOWER_BASIC_AUTH": "admin:"}, "FLOWER_BASIC_AUTH is required"),
-    ({"FLOWER_BASIC_AUTH": "admin:admin"}, "FLOWER_BASIC_AUTH must be at least 12"),
-    ({"FLOWER_BASIC_AUTH": "REPLACE_ME_USER:REPLACE_ME"}, "FLOWER_BASIC_AUTH still holds"),
-    ({"UPLOAD_RATE_LIMIT": "lots"}, "UPLOAD_RATE_LIMIT"),
-    ({"SWEEP_INTERVAL_SECONDS": "1m"}, "SWEEP_INTERVAL_SECONDS must be a number"),
-    ({"MAX_DURATION_SECONDS": "0"}, "MAX_DURATION_SECONDS must be positive"),
-])
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({"JWT_SECRET": ""}, "JWT_SECRET is required"),
+        ({"JWT_SECRET": "REPLACE_ME"}, "JWT_SECRET still holds a placeholder"),
+        ({"JWT_SECRET": "a" * 40}, "JWT_SECRET is too weak"),
+        ({"JWT_SECRET": "abababababababababababababababababab"}, "JWT_SECRET is too weak"),
+        ({"ADMIN_PASSWORD": "REPLACE_ME"}, "ADMIN_PASSWORD still holds a placeholder"),
+        ({"ADMIN_PASSWORD": "password1234"}, "ADMIN_PASSWORD is too weak"),
+        ({"ADMIN_PASSWORD": "short-pw"}, "ADMIN_PASSWORD must be at least 12"),
+        ({"MYSQL_PASSWORD": "REPLACE_ME"}, "MYSQL_PASSWORD still holds a placeholder"),
+        ({"MYSQL_HOST": "mysql"}, "MYSQL_PASSWORD is empty"),
+        ({"SMTP_URL": "smtp://REPLACE_ME_USER:REPLACE_ME_PASSWORD@mail:587"}, "SMTP_URL"),
+        ({"MONGO_URI": "mongodb://REPLACE_ME_MONGO_ROOT_USERNAME:x@mongodb"}, "MONGO_URI"),
+        ({"REDIS_URL": "redis://:REPLACE_ME_REDIS_PASSWORD@redis:6379/0"}, "REDIS_URL"),
+        ({"FLOWER_BASIC_AUTH": "admin:"}, "FLOWER_BASIC_AUTH is required"),
+        ({"FLOWER_BASIC_AUTH": "admin:admin"}, "FLOWER_BASIC_AUTH must be at least 12"),
+        ({"FLOWER_BASIC_AUTH": "REPLACE_ME_USER:REPLACE_ME"}, "FLOWER_BASIC_AUTH still holds"),
+        ({"UPLOAD_RATE_LIMIT": "lots"}, "UPLOAD_RATE_LIMIT"),
+        ({"SWEEP_INTERVAL_SECONDS": "1m"}, "SWEEP_INTERVAL_SECONDS must be a number"),
+        ({"MAX_DURATION_SECONDS": "0"}, "MAX_DURATION_SECONDS must be positive"),
+    ],
+)
 def test_secrets_and_ceilings_refuse_unsafe_values(env, match):
     with pytest.raises(ConfigError, match=match):
         Settings.from_env({**BASE, **env}, dotenv_path=None)
@@ -81,6 +94,13 @@ def test_every_value_of_the_example_files_is_refused_where_it_is_a_secret():
 
 
 def test_a_strong_configuration_starts():
-    settings = Settings.from_env({**BASE, "MYSQL_HOST": "mysql", "MYSQL_PASSWORD": "x9-Tq!pLm2#",
-                                  "FLOWER_BASIC_AUTH": "ops:Vq8-ZtP3-kLm"}, dotenv_path=None)
+    settings = Settings.from_env(
+        {
+            **BASE,
+            "MYSQL_HOST": "mysql",
+            "MYSQL_PASSWORD": "x9-Tq!pLm2#",
+            "FLOWER_BASIC_AUTH": "ops:Vq8-ZtP3-kLm",
+        },
+        dotenv_path=None,
+    )
     assert settings.mysql_host == "mysql"

@@ -1,4 +1,5 @@
 """The Celery tasks called directly on fakes: what each does with the service's outcome."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -23,9 +24,14 @@ stale_jobs = sweep_proxy._get_current_object()
 @pytest.fixture
 def services(pipeline, monkeypatch):
     settings = SimpleNamespace(lease_seconds=3, notify_max_retries=2, notify_retry_base=0.1)
-    built = SimpleNamespace(conversion=pipeline.conversion, notifications=pipeline.notifications,
-                            sweeper=pipeline.sweeper, retention=pipeline.retention,
-                            settings=settings, metrics=NullMetrics())
+    built = SimpleNamespace(
+        conversion=pipeline.conversion,
+        notifications=pipeline.notifications,
+        sweeper=pipeline.sweeper,
+        retention=pipeline.retention,
+        settings=settings,
+        metrics=NullMetrics(),
+    )
     monkeypatch.setattr(tasks, "_container", built)
     return built
 
@@ -46,6 +52,7 @@ def no_sends(monkeypatch):
     def fake_retry(*args, countdown=None, exc=None, **kwargs):
         sent.append((countdown, exc))
         raise Retry(exc=exc, when=countdown)
+
     for task in (video_to_mp3, job_done):
         monkeypatch.setattr(task, "retry", fake_retry)
     return sent
@@ -58,20 +65,30 @@ def test_convert_returns_the_outcome(services, pipeline, alice):
 
 
 def test_convert_retries_after_the_lease_when_another_attempt_holds_the_job(
-        services, pipeline, alice, no_sends):
+    services, pipeline, alice, no_sends
+):
     job = submit(pipeline, alice)
-    pipeline.jobs.claim(job.id, "f" * 32, pipeline.jobs.rows[job.id].created_at.replace(
-        year=2999), pipeline.jobs.rows[job.id].created_at)
+    pipeline.jobs.claim(
+        job.id,
+        "f" * 32,
+        pipeline.jobs.rows[job.id].created_at.replace(year=2999),
+        pipeline.jobs.rows[job.id].created_at,
+    )
     with pytest.raises(Retry):
         run(video_to_mp3, job.id)
     assert no_sends == [(4, None)]  # the lease (3 s) and one more
 
 
-def test_convert_gives_up_retrying_a_held_job_after_max_retries(services, pipeline, alice,
-                                                               no_sends):
+def test_convert_gives_up_retrying_a_held_job_after_max_retries(
+    services, pipeline, alice, no_sends
+):
     job = submit(pipeline, alice)
-    pipeline.jobs.claim(job.id, "f" * 32, pipeline.jobs.rows[job.id].created_at.replace(
-        year=2999), pipeline.jobs.rows[job.id].created_at)
+    pipeline.jobs.claim(
+        job.id,
+        "f" * 32,
+        pipeline.jobs.rows[job.id].created_at.replace(year=2999),
+        pipeline.jobs.rows[job.id].created_at,
+    )
     assert run(video_to_mp3, job.id, retries=video_to_mp3.max_retries) == Outcome.LEASED.value
     assert no_sends == []
 
@@ -81,6 +98,7 @@ def test_convert_retries_an_outage_with_backoff(services, pipeline, alice, no_se
 
     def down(job_id):
         raise Unavailable("mysql")
+
     monkeypatch.setattr(pipeline.conversion, "convert", down)
     with pytest.raises(Retry):
         run(video_to_mp3, job.id, retries=2)
@@ -88,20 +106,23 @@ def test_convert_retries_an_outage_with_backoff(services, pipeline, alice, no_se
     assert countdown == 8.0 and isinstance(exc, Unavailable)
 
 
-def test_convert_soft_time_limit_fails_the_job_with_a_clear_reason(services, pipeline, alice,
-                                                                   monkeypatch):
+def test_convert_soft_time_limit_fails_the_job_with_a_clear_reason(
+    services, pipeline, alice, monkeypatch
+):
     job = submit(pipeline, alice)
 
     def too_slow(job_id):
         raise SoftTimeLimitExceeded()
+
     monkeypatch.setattr(pipeline.conversion, "convert", too_slow)
     assert run(video_to_mp3, job.id) == "failed"
     failed = pipeline.jobs.get(job.id)
     assert failed.status is JobStatus.FAILED and failed.error == MediaError.TOO_SLOW
 
 
-def test_notify_retries_mail_errors_then_gives_up_without_internals(services, pipeline, alice,
-                                                                    monkeypatch, no_sends):
+def test_notify_retries_mail_errors_then_gives_up_without_internals(
+    services, pipeline, alice, monkeypatch, no_sends
+):
     job = submit(pipeline, alice, MP4)
     pipeline.conversion.convert(job.id)
     pipeline.mailer.failures = 10

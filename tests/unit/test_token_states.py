@@ -1,4 +1,5 @@
 """Token checks served from the shared token-state cache still see every revocation."""
+
 import pytest
 
 from core.domain import Unauthorized

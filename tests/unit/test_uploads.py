@@ -82,11 +82,15 @@ class Endless(io.RawIOBase):
         return chunk
 
 
-@pytest.mark.parametrize("prefix", [
-    b"",  # a preamble that never ends
-    # part headers that never end
-    b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x",
-], ids=["preamble", "part-headers"])
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"",  # a preamble that never ends
+        # part headers that never end
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="file"; filename="x',
+    ],
+    ids=["preamble", "part-headers"],
+)
 def test_a_body_without_boundary_or_header_end_is_refused_with_little_read(prefix):
     import tracemalloc
 

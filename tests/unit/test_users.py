@@ -5,10 +5,21 @@ from core.services.users import UserService
 
 
 def test_admin_creates_user_without_exposing_password(users, admin):
-    user = users.create(admin, {"name": "carol", "email": "Carol@Example.com",
-                                "password": "carol-pass", "phone": "+44 20 7946 0000"})
+    user = users.create(
+        admin,
+        {
+            "name": "carol",
+            "email": "Carol@Example.com",
+            "password": "carol-pass",
+            "phone": "+44 20 7946 0000",
+        },
+    )
     assert (user.name, user.email, user.phone, user.role) == (
-        "carol", "carol@example.com", "+44 20 7946 0000", Role.USER)
+        "carol",
+        "carol@example.com",
+        "+44 20 7946 0000",
+        Role.USER,
+    )
     assert "carol-pass" not in user.password_hash
 
 
@@ -24,14 +35,26 @@ def test_open_signup_lets_anyone_create_a_plain_user(user_repo, passwords):
     user = service.create(None, {"name": "dave", "email": "d@example.com", "password": "password1"})
     assert user.role is Role.USER
     with pytest.raises(Forbidden):
-        service.create(None, {"name": "eve", "email": "e@example.com", "password": "password1",
-                              "role": "admin"})
+        service.create(
+            None,
+            {"name": "eve", "email": "e@example.com", "password": "password1", "role": "admin"},
+        )
 
 
-@pytest.mark.parametrize("field,value", [
-    ("name", "Robert'); DROP TABLE users;--"), ("name", ""), ("name", "x" * 65),
-    ("name", "-leading"), ("email", "not-an-email"), ("email", "a@b"), ("password", "short"),
-    ("phone", "call me"), ("name", "new\nline")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("name", "Robert'); DROP TABLE users;--"),
+        ("name", ""),
+        ("name", "x" * 65),
+        ("name", "-leading"),
+        ("email", "not-an-email"),
+        ("email", "a@b"),
+        ("password", "short"),
+        ("phone", "call me"),
+        ("name", "new\nline"),
+    ],
+)
 def test_invalid_fields_get_a_message_each(users, admin, field, value):
     data = {"name": "valid", "email": "valid@example.com", "password": "password1", field: value}
     with pytest.raises(InvalidInput) as err:
@@ -40,8 +63,9 @@ def test_invalid_fields_get_a_message_each(users, admin, field, value):
 
 
 def test_quotes_in_names_are_kept_as_data(users, admin):
-    user = users.create(admin, {"name": "O'Brien", "email": "ob@example.com",
-                                "password": "password1"})
+    user = users.create(
+        admin, {"name": "O'Brien", "email": "ob@example.com", "password": "password1"}
+    )
     assert users.find_by_name("O'Brien").id == user.id
 
 
@@ -89,8 +113,9 @@ def test_update_and_delete_self(users, alice):
 def test_delete_runs_the_cleanup_hook_first(user_repo, passwords, admin):
     purged = []
     service = UserService(user_repo, passwords, before_delete=purged.append)
-    target = service.create(admin, {"name": "gone", "email": "g@example.com",
-                                    "password": "password1"})
+    target = service.create(
+        admin, {"name": "gone", "email": "g@example.com", "password": "password1"}
+    )
     service.delete(admin, target.id)
     assert purged == [target.id]
 
