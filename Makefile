@@ -21,9 +21,15 @@ install: $(VENV)/.installed
 up: install
 	$(BIN)/python scripts/devstack.py --convert-workers $(CONVERT_WORKERS)
 
-## The whole suite: unit, integration and end-to-end.
-test: install
+## The whole suite: lint and types, then unit, integration, end-to-end, faults and deployment.
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## ruff (lint and format) and mypy (strict on core/); `make test` runs this first.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
