@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import time
 from typing import Callable
 
 from core.adapters import ffmpeg_process
+from core.adapters.ffmpeg_args import INPUT, encode_args, measure_args
+from core.adapters.ffmpeg_describe import Description, describe, detail
+from core.adapters.ffmpeg_loudness import gain_to_target, measured_loudness
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
 from core.adapters.sniffer import HEAD_BYTES, sniff
 from core.domain import (
     BITRATES,
-    DEFAULT_BITRATE,
-    TRUE_PEAK_DBTP,
     AudioOptions,
-    AudioTrack,
     Encoded,
     MediaError,
     MediaInfo,
@@ -28,162 +27,8 @@ from core.ports import Transcoder
 
 log = logging.getLogger(__name__)
 
-# Demuxers ffmpeg may use, enforced by ffmpeg itself before a demuxer reads its header.
-# Everything that opens other files or URLs, or synthesises audio from text (hls, dash,
-# concat, sdp, sbg, tty, image2, avisynth, lavfi, ...), is absent.
-ALLOWED_FORMATS = (
-    "mov",
-    "matroska",
-    "avi",
-    "wav",
-    "w64",
-    "aiff",
-    "mpegts",
-    "mpeg",
-    "flv",
-    "ogg",
-    "asf",
-    "flac",
-    "aac",
-    "mp3",
-    "caf",
-    "amr",
-    "rm",
-    "mxf",
-)
-# Given before every -i: each input gets its own allow-lists.
-_PER_INPUT = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_FORMATS)]
-_INPUT = ["-nostdin", "-hide_banner", *_PER_INPUT]
 PROBE_TIMEOUT_S = 60.0
 STDERR_TAIL_BYTES = 4096
-# One frame, at most 600 px wide, as full-range JPEG; one scaler thread (ffmpeg's thread pool
-# does not fit under the child's address-space limit).
-COVER_FILTER = "[0:v:0]trim=end_frame=1,scale='min(iw,600)':-2:threads=1,format=yuvj420p[cover]"
-LIMITER_MARGIN_DB = 1.0  # below TRUE_PEAK_DBTP, for the overshoot of MP3 encoding
-LIMITER_RECHECK_DB = 3.0  # a deeper cut than this is measured again (it lowers the loudness)
-MAX_CORRECTION_DB = 3.0
-_DURATION = re.compile(r"^\s+Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)")
-_STREAM = re.compile(
-    r"^\s+Stream #0:\d+(?:\[\w+\])?(?:\((\w{1,8})\))?: "
-    r"(Audio|Video): ([\w-]+)(.*)$"
-)
-_CHANNELS = re.compile(
-    r", (mono|stereo|2\.1|3\.0|3\.0\(back\)|4\.0|quad|quad\(side\)|3\.1|"
-    r"4\.1|5\.0|5\.0\(side\)|5\.1|5\.1\(side\)|6\.0|6\.1|7\.0|7\.1|"
-    r"(\d{1,2}) channels)(?=,|$)"
-)
-_LAYOUT_CHANNELS = {
-    "mono": 1,
-    "stereo": 2,
-    "2.1": 3,
-    "3.0": 3,
-    "3.0(back)": 3,
-    "4.0": 4,
-    "quad": 4,
-    "quad(side)": 4,
-    "3.1": 4,
-    "4.1": 5,
-    "5.0": 5,
-    "5.0(side)": 5,
-    "5.1": 6,
-    "5.1(side)": 6,
-    "6.0": 6,
-    "6.1": 7,
-    "7.0": 7,
-    "7.1": 8,
-}
-_INTEGRATED = re.compile(r"^\s+I:\s+(-?\d+(?:\.\d+)?|-inf) LUFS$")
-_PEAK = re.compile(r"^\s+Peak:\s+(-?\d+(?:\.\d+)?|-inf) dBFS$")
-_FRAME_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
-_SAMPLE_RATE = re.compile(r"\b(\d{1,7}) Hz\b")
-_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
-
-
-def describe(text: str, path: str) -> MediaInfo | None:
-    """Duration and streams from `ffmpeg -i` output, read only from the block that follows the
-    header naming exactly `path`; None when there is no such header."""
-    lines = text.splitlines()
-    header = re.compile(r"^Input #0, [\w,]+, from '" + re.escape(path) + r"':$")
-    start = next((n for n, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
-        return None
-    duration = None
-    video_size = None
-    has_video = False
-    tracks: list[AudioTrack] = []
-    for line in lines[start + 1 :]:
-        if not line.startswith(" "):
-            break  # the end of our input's block
-        found = _DURATION.match(line)
-        if found:
-            if found.group(1) is not None:
-                h, m, s = found.groups()
-                duration = int(h) * 3600 + int(m) * 60 + float(s)
-            continue
-        stream = _STREAM.match(line)
-        if stream is None:
-            continue
-        language, kind, codec, rest = stream.groups()
-        if kind == "Audio":
-            rate = _SAMPLE_RATE.search(rest)
-            layout = _CHANNELS.search(rest)
-            channels = None
-            if layout:
-                channels = (
-                    int(layout.group(2)) if layout.group(2) else _LAYOUT_CHANNELS[layout.group(1)]
-                )
-            tracks.append(
-                AudioTrack(
-                    codec=codec,
-                    channels=channels,
-                    sample_rate=int(rate.group(1)) if rate else None,
-                    language=language if language not in (None, "und") else None,
-                )
-            )
-        elif kind == "Video" and not has_video and "(attached pic)" not in rest:
-            has_video = True
-            size = _FRAME_SIZE.search(rest)
-            video_size = (int(size.group(1)), int(size.group(2))) if size else None
-    first = tracks[0] if tracks else None
-    return MediaInfo(
-        duration=duration,
-        has_audio=bool(tracks),
-        has_video=has_video,
-        audio_codec=first.codec if first else None,
-        video_size=video_size,
-        sample_rate=first.sample_rate if first else None,
-        audio_tracks=tuple(tracks),
-    )
-
-
-def ebur128_summary(stderr: str) -> tuple[float, float] | None:
-    """(integrated loudness in LUFS, sample peak in dBFS) from ebur128's summary: the last one,
-    printed when the filter closes, after anything of the input's own (metadata is the
-    uploader's text). None when there is no complete summary."""
-    lines = stderr.splitlines()
-    start = max(
-        (
-            n
-            for n, line in enumerate(lines)
-            if line.startswith("[Parsed_ebur128_") and line.endswith("] Summary:")
-        ),
-        default=None,
-    )
-    if start is None:
-        return None
-    block = lines[start + 1 : start + 14]
-    integrated = next((m for m in map(_INTEGRATED.match, block) if m), None)
-    peak = next((m for m in map(_PEAK.match, block) if m), None)
-    if integrated is None or peak is None:
-        return None
-    return float(integrated.group(1)), float(peak.group(1))
-
-
-def _detail(stderr: str) -> str:
-    """ffmpeg's most telling line, for the server log."""
-    lines = [_LOG_PREFIX.sub("", raw).strip() for raw in stderr.splitlines()]
-    lines = [line for line in lines if line]
-    return (lines[0] if lines else "")[:300]
 
 
 class _ProgressReporter:
@@ -249,7 +94,7 @@ class FFmpegTranscoder(Transcoder):
         target = "file:" + os.path.abspath(path)
         try:
             outcome = ffmpeg_process.run(
-                [*_INPUT, "-i", target],
+                [*INPUT, "-i", target],
                 self._child_limits(PROBE_TIMEOUT_S, 1 << 20),
                 PROBE_TIMEOUT_S,
             )
@@ -257,7 +102,7 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, "probe timed out") from None
         info = describe(outcome.stderr, target)
         if info is None:
-            raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
+            raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
         return info
 
     def encode_mp3(
@@ -343,56 +188,12 @@ class FFmpegTranscoder(Transcoder):
         if options.cover == "frame" and not cover:
             notes.append(MediaError.NO_COVER)
         target = "file:" + os.path.abspath(src)
-        # Undescribed, the source is read at info level: ffmpeg prints its description first.
-        args = [*_INPUT, "-loglevel", "error" if chosen else "info", "-y"]
-        if cover and chosen is not None:
-            # The still comes from a second reading of the same file, seeked 10% in.
-            at = 0.1 * chosen.duration if chosen.duration else 1.0
-            args += ["-ss", f"{at:.3f}", "-i", target, *_PER_INPUT]
-        args += [*_window_args(start, end), "-i", target]
-        audio = 1 if cover else 0
-        args += ["-map", f"{audio}:a:{options.track}"]
-        if cover:
-            args += [
-                "-filter_complex",
-                COVER_FILTER,
-                "-map",
-                "[cover]",
-                "-c:v",
-                "mjpeg",
-                "-disposition:v",
-                "attached_pic",
-                "-metadata:s:v",
-                "title=Album cover",
-                "-metadata:s:v",
-                "comment=Cover (front)",
-            ]
-        else:
-            args += ["-vn"]
-        args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
-        args += self._audio_args(options, copy, gain)
-        for tag in ("title", "artist", "album"):
-            value = getattr(options, tag)
-            if value:
-                args += ["-metadata", f"{tag}={value}"]
-        # An endless or undeclared source stops at the ceiling (and fails below).
-        args += [
-            "-t",
-            f"{limits.max_duration + 1:g}",
-            "-f",
-            "mp3",
-            "-progress",
-            "pipe:1",
-            "-stats_period",
-            "0.25",
-            "-nostats",
-            "file:" + os.path.abspath(dst),
-        ]
+        args = encode_args(target, dst, options, chosen, cover, copy, gain, limits.max_duration)
         run = _Run(self, options, start, end, chosen, on_progress, should_stop)
         described = (
             None
             if chosen
-            else _Description(target, lambda info: run.described(self._accept(options, copy, info)))
+            else Description(target, lambda info: run.described(self._accept(options, copy, info)))
         )
         try:
             outcome = ffmpeg_process.run(
@@ -408,7 +209,7 @@ class FFmpegTranscoder(Transcoder):
             if described is not None:
                 described.finish()
                 if run.chosen is None:  # no description at all: not media we can read
-                    raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
+                    raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
             written = run.reporter.out_seconds
             self._check_outcome(outcome, written, run.expected)
             if cover and run.reporter.frames == 0:
@@ -440,23 +241,6 @@ class FFmpegTranscoder(Transcoder):
             )
         return start, end
 
-    @staticmethod
-    def _audio_args(options: AudioOptions, copy: bool, gain: float | None) -> list[str]:
-        if copy:
-            return ["-c:a", "copy"]
-        args = ["-c:a", "libmp3lame"]
-        if options.quality is not None:
-            args += ["-q:a", str(options.quality)]
-        else:
-            args += ["-b:a", options.bitrate or DEFAULT_BITRATE]
-        if options.sample_rate is not None:
-            args += ["-ar", str(options.sample_rate)]
-        if options.channels is not None:
-            args += ["-ac", str(options.channels)]
-        if gain is not None:
-            args += ["-af", _normaliser(gain)]
-        return args
-
     def _gain(
         self,
         src: str,
@@ -466,19 +250,15 @@ class FFmpegTranscoder(Transcoder):
     ) -> tuple[float, MediaInfo]:
         """The linear gain (dB) that brings the chosen audio to the target loudness, and the
         source's description. One decode through ebur128 measures it (and describes the source
-        when not described yet, checked against the ceilings before it decodes on); only when
-        the limiter would then cut peaks by more than LIMITER_RECHECK_DB (its cut lowers the
-        loudness) does a second decode measure the gained, limited audio, and the gain is
-        corrected once by what is missing."""
+        when not described yet, checked against the ceilings before it decodes on); a second
+        measures the gained, limited audio only when gain_to_target asks for it."""
         assert options.loudness is not None
-        target = options.loudness
-        measured, peak, source = self._measure(src, options, source, None, should_stop)
-        gain = target - measured
-        ceiling = TRUE_PEAK_DBTP - LIMITER_MARGIN_DB
-        if peak + gain > ceiling + LIMITER_RECHECK_DB:
-            limited, _, _ = self._measure(src, options, source, gain, should_stop)
-            gain += min(max(target - limited, 0.0), MAX_CORRECTION_DB)
-        return gain, source
+        measured, peak, described = self._measure(src, options, source, None, should_stop)
+
+        def measure_limited(gain: float) -> float:
+            return self._measure(src, options, described, gain, should_stop)[0]
+
+        return gain_to_target(options.loudness, measured, peak, measure_limited), described
 
     def _measure(
         self,
@@ -494,27 +274,8 @@ class FFmpegTranscoder(Transcoder):
         if source is None and os.path.isfile(src) and os.path.getsize(src) == 0:
             raise MediaError(MediaError.EMPTY)
         start, end = options.start or 0.0, options.end
-        measure = "ebur128=framelog=quiet:peak=sample"
-        chain = measure if gain is None else f"{_normaliser(gain)},{measure}"
         target = "file:" + os.path.abspath(src)
-        args = [
-            *_INPUT,
-            "-loglevel",
-            "info",
-            "-nostats",
-            *_window_args(start, end),
-            "-i",
-            target,
-            "-map",
-            f"0:a:{options.track}",
-            "-t",
-            f"{self.limits.max_duration + 1:g}",
-            "-af",
-            chain,
-            "-f",
-            "null",
-            "-",
-        ]
+        args = measure_args(target, options, gain, self.limits.max_duration)
         chosen = source.track(options.track) if source is not None else None
         if chosen is not None:
             self.limits.check(chosen)
@@ -523,9 +284,7 @@ class FFmpegTranscoder(Transcoder):
         described = (
             None
             if chosen
-            else _Description(
-                target, lambda info: run.described(self._accept(options, False, info))
-            )
+            else Description(target, lambda info: run.described(self._accept(options, False, info)))
         )
         try:
             outcome = ffmpeg_process.run(
@@ -542,15 +301,13 @@ class FFmpegTranscoder(Transcoder):
         if described is not None:
             described.finish()
             if described.info is None:
-                raise MediaError(MediaError.NOT_MEDIA, _detail(outcome.stderr))
+                raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
             source = described.info
         if outcome.code != 0:
-            raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
-        summary = ebur128_summary(outcome.stderr)
-        if summary is None or not summary[0] > -70:  # silence: no gain reaches a target
-            raise MediaError(MediaError.SILENT, f"no loudness measured ({summary})")
+            raise MediaError(MediaError.DAMAGED, detail(outcome.stderr))
+        loudness, peak = measured_loudness(outcome.stderr)
         assert source is not None
-        return summary[0], summary[1], source
+        return loudness, peak, source
 
     def _check_outcome(
         self, outcome: ffmpeg_process.Outcome, written: float, expected: float | None
@@ -563,7 +320,7 @@ class FFmpegTranscoder(Transcoder):
         if outcome.code in (-signal.SIGXCPU, -signal.SIGKILL):
             raise MediaError(MediaError.TOO_SLOW, f"ffmpeg ended by signal {-outcome.code}")
         if outcome.code != 0:
-            raise MediaError(MediaError.DAMAGED, _detail(outcome.stderr))
+            raise MediaError(MediaError.DAMAGED, detail(outcome.stderr))
         if written <= 0:
             raise MediaError(MediaError.DAMAGED, "no audio written")
         if expected is None and written >= limits.max_duration:
@@ -582,46 +339,6 @@ class FFmpegTranscoder(Transcoder):
 
 class _NotCopyable(Exception):
     """The file looked like an MP3, but ffmpeg describes its audio as something else."""
-
-
-class _Description:
-    """ffmpeg's description of our input, read from its stderr as it is printed: the block
-    under the header naming exactly `target`. `on_complete` gets it (and may raise, which
-    stops the run) as soon as the block has ended."""
-
-    MAX_CHARS = 256 * 1024
-
-    def __init__(self, target: str, on_complete: Callable[[MediaInfo | None], None]):
-        self.target = target
-        self.on_complete = on_complete
-        self.lines: list[str] = []
-        self.chars = 0
-        self.header = re.compile(r"^Input #0, [\w,]+, from '" + re.escape(target) + r"':$")
-        self.in_block = False
-        self.done = False
-        self.info: MediaInfo | None = None
-
-    def feed(self, line: str) -> None:
-        if self.done:
-            return
-        if not self.in_block:
-            self.in_block = bool(self.header.match(line))
-        elif not line.startswith(" ") or self.chars > self.MAX_CHARS:
-            self._complete()
-            return
-        if self.in_block:
-            self.lines.append(line)
-            self.chars += len(line)
-
-    def finish(self) -> None:
-        """ffmpeg has ended: a block it was still printing is complete too."""
-        if not self.done and self.in_block:
-            self._complete()
-
-    def _complete(self) -> None:
-        self.done = True
-        self.info = describe("\n".join(self.lines), self.target)
-        self.on_complete(self.info)
 
 
 class _Run:
@@ -667,19 +384,6 @@ class _Run:
         if time.monotonic() - self.started > self.timeout:
             raise TimedOut()
         return self.stop is not None and self.stop()
-
-
-def _normaliser(gain: float) -> str:
-    """A linear gain, then a limiter a little under the true-peak ceiling: alimiter limits
-    sample peaks, and MP3 encoding adds some inter-sample overshoot (LIMITER_MARGIN_DB)."""
-    ceiling = 10 ** ((TRUE_PEAK_DBTP - LIMITER_MARGIN_DB) / 20)
-    return f"volume={gain:.2f}dB,alimiter=limit={ceiling:.4f}:level=disabled:latency=1"
-
-
-def _window_args(start: float, end: float | None) -> list[str]:
-    """Input options that read only [start, end) of the next input (accurate when decoding)."""
-    args = ["-ss", f"{start:.3f}"] if start else []
-    return args + (["-to", f"{end:.3f}"] if end is not None else [])
 
 
 def _remove(path: str) -> None:

@@ -275,7 +275,7 @@ def test_silence_cannot_be_normalised(media: Path, dst: str, tmp_path: Path) -> 
 
 
 def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
-    from core.adapters.ffmpeg_transcoder import ebur128_summary
+    from core.adapters.ffmpeg_describe import ebur128_summary
 
     spoof = (
         "    comment         : [Parsed_ebur128_0 @ 0x1] Summary:\n"
@@ -324,7 +324,7 @@ def test_ffmpeg_runs_per_conversion(
 
 
 def test_describe_reads_each_tracks_codec_channels_rate_and_language() -> None:
-    from core.adapters.ffmpeg_transcoder import describe
+    from core.adapters.ffmpeg_describe import describe
 
     ours = "file:/scratch/job/blob-1"
     text = (

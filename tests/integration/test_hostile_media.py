@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from core.adapters import ffmpeg_process
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder, describe
+from core.adapters.ffmpeg_describe import describe
+from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
 from core.domain import AudioOptions, MediaError, MediaLimits
 from tests.support.media import make_audio_only, make_video, make_webm
