@@ -75,19 +75,22 @@ class Converter:
         """Convert every file; KeyboardInterrupt after cancelling the unfinished jobs."""
         outcomes = [Outcome(source) for source in sources]
         targets = self._targets(outcomes)
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="convert") as pool:
-            futures = [
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="convert")
+        try:
+            pending = {
                 pool.submit(self._one, outcome, target)
                 for outcome, target in zip(outcomes, targets)
-            ]
-            try:
-                pending = set(futures)
-                while pending:  # short waits, so Ctrl-C reaches this thread at once
-                    _, pending = wait(pending, timeout=WAIT_TICK_S)
-            except KeyboardInterrupt:
-                self.stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            }
+            while pending:  # short waits, so Ctrl-C reaches this thread at once
+                _, pending = wait(pending, timeout=WAIT_TICK_S)
+        except BaseException:
+            # Ctrl-C (or anything else) wherever it lands, even between two submits: tell
+            # every worker thread to stop before waiting for them, or a job left queued on
+            # the server would keep its thread polling forever.
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return outcomes
 
     def cancel_unsettled(self) -> list[tuple[str, str, str]]:
