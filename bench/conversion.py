@@ -29,24 +29,17 @@ class DirectRun:
     max_rss_kb: int
 
 
+def bare_command(src: Path | str, out: str) -> list[str]:
+    """The reference every figure is compared with: the bare
+    `ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3`."""
+    return [ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-i", str(src), "-vn",
+            "-c:a", "libmp3lame", "-b:a", "192k", out]  # fmt: skip
+
+
 def direct_ffmpeg(src: Path, scratch: str) -> DirectRun:
-    """`ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3`, measured with /usr/bin/time -v."""
+    """The bare command, measured with /usr/bin/time -v."""
     out = os.path.join(scratch, "direct.mp3")
-    command = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-i",
-        str(src),
-        "-vn",
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "192k",
-        out,
-    ]
+    command = bare_command(src, out)
     timer = shutil.which("time", path="/usr/bin:/bin")
     try:
         if timer:

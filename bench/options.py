@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Figure, Row, Section
-from core.adapters.ffmpeg_process import ffmpeg_exe
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
 from core.domain import AudioOptions, MediaLimits
 
@@ -38,21 +38,7 @@ def children_cpu(action: Callable[[], object]) -> float:
 
 def bare(src: Path, out: str) -> None:
     subprocess.run(
-        [
-            ffmpeg_exe(),
-            "-nostdin",
-            "-y",
-            "-loglevel",
-            "error",
-            "-i",
-            str(src),
-            "-vn",
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "192k",
-            out,
-        ],
+        bare_command(src, out),
         check=True,
         timeout=900,
         stdout=subprocess.DEVNULL,

@@ -28,10 +28,10 @@ import psutil
 
 from bench import procs
 from bench.client import ApiClient, ApiError
+from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Row, Section, percentile
 from bench.stack import BenchStack
-from core.adapters.ffmpeg_process import ffmpeg_exe
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
 from core.domain import MediaInfo, MediaLimits
 
@@ -299,21 +299,7 @@ def run_bare(src: Path, jobs: int, parallel: int = 2) -> BareRun:
     def once(i: int, scratch: str) -> None:
         out = os.path.join(scratch, f"bare-{i}.mp3")
         subprocess.run(
-            [
-                ffmpeg_exe(),
-                "-nostdin",
-                "-y",
-                "-loglevel",
-                "error",
-                "-i",
-                str(src),
-                "-vn",
-                "-c:a",
-                "libmp3lame",
-                "-b:a",
-                "192k",
-                out,
-            ],
+            bare_command(src, out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
