@@ -189,8 +189,9 @@ class Intake:
         try:
             if size <= 0:
                 raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
-            if size > self._room(actor, size):
-                raise self._too_large(self._room(actor, size))
+            room = self._room(actor, size)
+            if size > room:
+                raise self._too_large(room)
             with self.blobs.open(VIDEOS, video_fid) as source:
                 head = source.read(self.sniffer.head_bytes)
             if self.sniffer.sniff(head) is None:
