@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-ALLOWED_HEADERS = "Authorization, Content-Type, Range"
-EXPOSED_HEADERS = "Content-Disposition, Content-Length, Content-Range, ETag, Retry-After"
+ALLOWED_HEADERS = "Authorization, Content-Type, Range, Idempotency-Key, X-Request-ID"
+EXPOSED_HEADERS = (
+    "Content-Disposition, Content-Length, Content-Range, ETag, Retry-After, X-Request-ID"
+)
 # What browser tus clients (tus-js-client, Uppy) send and read on /uploads/.
 TUS_ALLOWED_HEADERS = (
     "Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, "

@@ -172,8 +172,8 @@ def _accept_upload(actor) -> dict:
     if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
         raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
     key = request.headers.get("Idempotency-Key")
-    intake = services.intake
-    prior = intake.reserve_key(actor, key) if key is not None else None
+    intake, keys = services.intake, services.idempotency_keys
+    prior = keys.reserve(actor, key) if key is not None else None
     request.max_content_length = limit + MULTIPART_OVERHEAD
     form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
 
@@ -196,7 +196,7 @@ def _accept_upload(actor) -> dict:
             job = intake.submit(actor, form.filename, form, options=options, allowed_bytes=allowed)
     except BaseException:
         if key is not None:
-            intake.release_key(actor, key)
+            keys.release(actor, key)
         raise
     services.metrics.upload_received(job.video_size)
     return _accepted(job)

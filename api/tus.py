@@ -84,14 +84,24 @@ def options():
     security=BEARER,
     responses={
         **VERSION_412,
-        "201": {"description": "created; Location names the upload"},
+        "201": {
+            "description": "created (or, for a retry with the same Idempotency-Key, the "
+            "upload the first request created); Location names the upload, Upload-Offset "
+            "says where to continue"
+        },
+        "409": {"description": "a creation with this Idempotency-Key is still being answered"},
         "413": {"description": "Upload-Length over MAX_UPLOAD_MB"},
-        "422": {"description": "an invalid conversion option in Upload-Metadata"},
+        "422": {
+            "description": "an invalid conversion option in Upload-Metadata, or an "
+            "Idempotency-Key used for a different creation"
+        },
+        "429": {"description": "the upload rate or a quota (QUOTA_ACTIVE_JOBS) is reached"},
     },
 )
 def create(actor):
-    """Create an upload (`Upload-Length`, `Upload-Metadata` with `filename` and `bitrate`);
-    a body with Content-Type application/offset+octet-stream is its first bytes."""
+    """Create an upload (`Upload-Length`, `Upload-Metadata` with `filename` and the
+    conversion options); a body with Content-Type application/offset+octet-stream is its
+    first bytes. An `Idempotency-Key` makes a retried creation return the same upload."""
     try:
         if "Upload-Defer-Length" in request.headers:
             raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
@@ -100,19 +110,18 @@ def create(actor):
         has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
         if has_body and request.mimetype != OFFSET_TYPE:
             raise UnsupportedMedia(f"send the first bytes as {OFFSET_TYPE}")
-        services = container()
-        services.intake.admit(actor, length)  # the upload rate and quotas, as POST /upload
-        upload = services.uploads.create(actor, length, metadata)
+        key = request.headers.get("Idempotency-Key")
+        created = container().uploads.create(actor, length, metadata, key)
     except DomainError:
         _discard_body()
         raise
-    headers = {
-        "Location": url_for("tus.head", upload_id=upload.id, _external=True),
-        "Upload-Expires": http_date(upload.expires_at),
-    }
-    if has_body:
-        result = _append(actor, upload.id, 0)
-        headers.update(_progress_headers(result.upload))
+    upload = created.upload
+    headers = {"Location": url_for("tus.head", upload_id=upload.id, _external=True)}
+    if created.replayed:
+        _discard_body()  # what the first creation stored stays; the client resumes from it
+    elif has_body:
+        upload = _append(actor, upload.id, 0).upload
+    headers.update(_progress_headers(upload))
     return _empty(201, headers)
 
 

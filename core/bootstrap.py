@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     )
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.conversion import Conversion
+    from core.services.idempotency import IdempotencyKeys
     from core.services.intake import Intake
     from core.services.items import ItemService
     from core.services.jobs import JobService
@@ -293,6 +294,12 @@ class Container:
         return RedisIdempotencyStore(self.redis, self.settings.redis_prefix)
 
     @cached_property
+    def idempotency_keys(self) -> IdempotencyKeys:
+        from core.services.idempotency import IdempotencyKeys
+
+        return IdempotencyKeys(self.idempotency)
+
+    @cached_property
     def intake(self) -> Intake:
         from limits import parse
 
@@ -314,7 +321,7 @@ class Container:
             self.rate_limiter,
             quotas,
             s.max_upload_bytes,
-            idempotency=self.idempotency,
+            keys=self.idempotency_keys,
         )
 
     @cached_property
@@ -419,6 +426,7 @@ class Container:
             self.intake,
             s.max_upload_bytes,
             s.upload_expires_seconds,
+            keys=self.idempotency_keys,
         )
 
     # --- observability -----------------------------------------------------------------

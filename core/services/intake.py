@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -11,8 +9,6 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from core.domain import (
     AudioOptions,
-    Conflict,
-    DomainError,
     InvalidInput,
     Job,
     JobStatus,
@@ -22,13 +18,12 @@ from core.domain import (
     TooLarge,
     UnsupportedMedia,
 )
-from core.ports import BlobStore, IdempotencyStore, JobRepository, RateLimiter, Sniffer, TaskQueue
+from core.ports import BlobStore, JobRepository, RateLimiter, Sniffer, TaskQueue
+from core.services.idempotency import Fingerprint, IdempotencyKeys
 from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
-IDEMPOTENCY_TTL = 24 * 3600  # a key is remembered this long after its job was made
-RECEIVING_TTL = 6 * 3600  # a reservation outlives the slowest upload, not a crash
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class Intake:
         limiter: RateLimiter,
         quotas: UploadQuotas,
         max_upload_bytes: int,
-        idempotency: IdempotencyStore | None = None,
+        keys: IdempotencyKeys | None = None,
     ):
         self.jobs = jobs
         self.blobs = blobs
@@ -60,7 +55,7 @@ class Intake:
         self.limiter = limiter
         self.quotas = quotas
         self.max_upload_bytes = max_upload_bytes
-        self.idempotency = idempotency
+        self.keys = keys
 
     def admit(self, actor: Principal, declared_bytes: int | None = None) -> int:
         """Check the caller's rate and quotas before reading a body; returns how many bytes
@@ -211,22 +206,6 @@ class Intake:
 
     # --- Idempotency-Key (IETF httpapi draft) ---------------------------------------------
 
-    def reserve_key(self, actor: Principal, key: str) -> dict[str, object] | None:
-        """Reserve an Idempotency-Key for the request now arriving: None when it is new, else
-        what an earlier request made with it. Conflict while that request is still received."""
-        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-            raise DomainError("Idempotency-Key must be 1 to 255 printable ASCII characters")
-        assert self.idempotency is not None, "Intake built without an IdempotencyStore"
-        prior = self.idempotency.reserve(actor.user_id, key, RECEIVING_TTL)
-        if prior is not None and prior.get("pending"):
-            raise Conflict("a request with this Idempotency-Key is still being received")
-        return prior
-
-    def release_key(self, actor: Principal, key: str) -> None:
-        """The request holding the key failed: a retry starts afresh."""
-        assert self.idempotency is not None
-        self.idempotency.release(actor.user_id, key)
-
     def submit_keyed(
         self,
         actor: Principal,
@@ -236,9 +215,9 @@ class Intake:
         options: Callable[[], AudioOptions],
         allowed_bytes: int | None = None,
     ) -> Job:
-        """`submit` for the first request with a reserved key; remembers its fingerprint
-        (file content and options) and job, or releases the key when it fails."""
-        assert self.idempotency is not None
+        """`submit` for the first request with a key reserved in `keys`; remembers its
+        fingerprint (file content and options) and job, or releases the key when it fails."""
+        assert self.keys is not None, "Intake built without IdempotencyKeys"
         try:
             fingerprint = Fingerprint()
             job = self.submit(
@@ -248,14 +227,9 @@ class Intake:
                 options=options,
                 allowed_bytes=allowed_bytes,
             )
-            self.idempotency.complete(
-                actor.user_id,
-                key,
-                {"fingerprint": fingerprint.digest(options().to_dict()), "job_id": job.id},
-                IDEMPOTENCY_TTL,
-            )
+            self.keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
         except BaseException:
-            self.idempotency.release(actor.user_id, key)
+            self.keys.release(actor, key)
             raise
         return job
 
@@ -271,29 +245,11 @@ class Intake:
         fingerprint = Fingerprint()
         for _ in fingerprint.feed(chunks):
             pass
-        if fingerprint.digest(options().to_dict()) != prior.get("fingerprint"):
-            raise InvalidInput("this Idempotency-Key was used for a different request")
+        IdempotencyKeys.check_same(prior, fingerprint.digest(options().to_dict()))
         job = self.jobs.get(str(prior.get("job_id")))
         if job is None or job.owner_id != actor.user_id:
             raise NotFound("the job made with this Idempotency-Key was deleted")
         return job
-
-
-class Fingerprint:
-    """sha256 of an upload's bytes and its options, computed while the bytes stream past."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-
-    def feed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._hash.update(chunk)
-            yield chunk
-
-    def digest(self, options: Mapping[str, object]) -> str:
-        final = self._hash.copy()
-        final.update(b"\0" + json.dumps(dict(options), sort_keys=True).encode())
-        return final.hexdigest()
 
 
 def _new_job(

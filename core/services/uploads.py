@@ -25,6 +25,7 @@ from core.domain import (
     Upload,
 )
 from core.ports import PartialAppender, PartialUploadStore, UploadRepository
+from core.services.idempotency import Fingerprint, IdempotencyKeys
 from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def parse_checksum(header: str) -> tuple[str, bytes]:
 
 
 class JobSubmitter(Protocol):
-    """What the uploads need of the intake: Intake.submit_stored."""
+    """What the uploads need of the intake: Intake.admit and Intake.submit_stored."""
+
+    def admit(self, actor: Principal, declared_bytes: int | None = None) -> int: ...
 
     def submit_stored(
         self,
@@ -73,6 +76,12 @@ class JobSubmitter(Protocol):
         size: int,
         options: AudioOptions | None = None,
     ) -> Job: ...
+
+
+@dataclass
+class Created:
+    upload: Upload
+    replayed: bool  # an Idempotency-Key retry: the upload an earlier creation made
 
 
 @dataclass
@@ -90,6 +99,7 @@ class ResumableUploads:
         max_length: int,
         expires_seconds: int,
         clock: Callable[[], float] = time.time,
+        keys: IdempotencyKeys | None = None,
     ):
         self.repo = repo
         self.store = store
@@ -97,14 +107,43 @@ class ResumableUploads:
         self.max_length = max_length
         self.expires_seconds = expires_seconds
         self.clock = clock
+        self.keys = keys
 
-    def create(self, actor: Principal, length: int, metadata: dict[str, str]) -> Upload:
-        """Register an upload of length bytes; 413 over the ceiling, 422 for a bad option."""
+    def create(
+        self, actor: Principal, length: int, metadata: dict[str, str], key: str | None = None
+    ) -> Created:
+        """Register an upload of length bytes, counted against the caller's upload rate and
+        quotas like POST /upload; 413 over the ceiling, 422 for a bad option.
+
+        With an Idempotency-Key, a retry of the same creation (same length and metadata)
+        returns the upload the first one made, however far it got; another creation with
+        the key gets 422, and one while the first is still answered 409."""
+        if key is None:
+            return Created(self._create(actor, length, metadata), replayed=False)
+        assert self.keys is not None, "ResumableUploads built without IdempotencyKeys"
+        fingerprint = _fingerprint(length, metadata)
+        prior = self.keys.reserve(actor, key)
+        if prior is not None:
+            self.keys.check_same(prior, fingerprint)
+            try:
+                return Created(self.get(actor, str(prior.get("upload_id"))), replayed=True)
+            except NotFound:
+                raise NotFound("the upload made with this Idempotency-Key was deleted") from None
+        try:
+            upload = self._create(actor, length, metadata)
+            self.keys.remember(actor, key, fingerprint, upload_id=upload.id)
+        except BaseException:
+            self.keys.release(actor, key)
+            raise
+        return Created(upload, replayed=False)
+
+    def _create(self, actor: Principal, length: int, metadata: dict[str, str]) -> Upload:
         if length > self.max_length:
             raise TooLarge(f"uploads are limited to {self.max_length // 2**20} MiB")
         if length <= 0:
             raise InvalidInput("the upload is empty", {"fields": {"Upload-Length": ["empty"]}})
         options = parse_options(metadata)
+        self.jobs.admit(actor, length)
         filename = safe_filename(metadata.get("filename") or metadata.get("name"))
         upload = Upload(
             id=uuid.uuid4().hex,
@@ -257,6 +296,14 @@ class ResumableUploads:
             log.info("removing orphaned partial upload %s", handle)
             purged += self.store.delete(handle)
         return purged
+
+
+def _fingerprint(length: int, metadata: dict[str, str]) -> str:
+    """What identifies a creation: the declared length and the metadata (file name and
+    options). The bytes come later, in PATCHes, so they cannot be part of it."""
+    fingerprint = Fingerprint()
+    fingerprint.feed_bytes(f"tus {length}".encode())
+    return fingerprint.digest(metadata)
 
 
 def _is_upload_id(value: str) -> bool:

@@ -197,7 +197,56 @@ def test_browser_tus_clients_pass_cors(settings, container):
             "upload-metadata",
             "upload-offset",
             "upload-checksum",
+            "idempotency-key",
         } <= allowed
     exposed = browser.options("/uploads/", headers=origin).headers["Access-Control-Expose-Headers"]
     for name in ("Location", "Upload-Offset", "Vid2mp3-Job-Id", "Tus-Resumable"):
         assert name in exposed
+
+
+def test_a_retried_creation_with_the_same_key_resumes_the_same_upload(client, auth):
+    _, headers = auth.new_user()
+    key = {"Idempotency-Key": "create-once"}
+    first = create(client, headers, **key)
+    assert first.status_code == 201
+    location = path_of(first)
+    assert patch(client, headers, location, 0, MP4[:1000]).status_code == 204
+
+    # the client never saw the 201 and sends the creation again, first bytes and all
+    again = client.post(
+        "/uploads/",
+        data=MP4[:500],
+        headers={
+            **headers,
+            **TUS,
+            **key,
+            "Upload-Length": str(len(MP4)),
+            "Upload-Metadata": f"filename {b64('clip.mp4')}",
+            "Content-Type": OCTETS,
+        },
+    )
+    assert again.status_code == 201 and path_of(again) == location
+    assert again.headers["Upload-Offset"] == "1000"  # nothing appended twice
+    assert client.head(location, headers={**headers, **TUS}).headers["Upload-Offset"] == "1000"
+
+    job_id = patch(client, headers, location, 1000, MP4[1000:]).headers["Vid2mp3-Job-Id"]
+    after = create(client, headers, **key)
+    assert after.status_code == 201 and path_of(after) == location
+    assert after.headers["Vid2mp3-Job-Id"] == job_id
+    assert client.get("/jobs", headers=headers).get_json()["total"] == 1
+
+
+def test_a_key_for_another_creation_is_422_and_one_in_flight_409(client, auth, container):
+    user, headers = auth.new_user()
+    assert create(client, headers, **{"Idempotency-Key": "k"}).status_code == 201
+    other = create(client, headers, metadata={"filename": "other.mp4"}, **{"Idempotency-Key": "k"})
+    assert other.status_code == 422 and "different request" in other.get_json()["message"]
+    longer = create(client, headers, length=len(MP4) + 1, **{"Idempotency-Key": "k"})
+    assert longer.status_code == 422
+    # a creation with this key is being answered right now (another connection holds it)
+    container.idempotency.reserve(user["id"], "busy", 60)
+    busy = create(client, headers, **{"Idempotency-Key": "busy"})
+    assert busy.status_code == 409 and busy.get_json()["code"] == "conflict"
+    # one user's key is not another's
+    _, stranger = auth.new_user()
+    assert create(client, stranger, **{"Idempotency-Key": "k"}).status_code == 201

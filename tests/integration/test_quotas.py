@@ -98,3 +98,20 @@ def test_a_disguised_manifest_is_refused_at_the_door(settings, container, auth, 
     _, alice = auth.new_user()
     refused = upload(client, alice, padded_like_ts(MANIFESTS["dash"], 4, 192, 8192), "a.ts")
     assert refused.status_code == 415 and stored_videos(tmp_path) == []
+
+
+def test_resumable_creation_counts_against_the_upload_rate(settings, container, auth, tmp_path):
+    client = quota_client(settings, container, tmp_path, upload_rate_limit="1/minute")
+    _, alice = auth.new_user()
+    tus = {**alice, "Tus-Resumable": "1.0.0", "Upload-Length": "1000"}
+    assert client.post("/uploads/", headers=tus).status_code == 201
+    refused = client.post("/uploads/", headers=tus)
+    assert refused.status_code == 429
+    assert refused.get_json()["errors"]["quota"]["limit"] == "UPLOAD_RATE_LIMIT"
+    # a retried creation with its Idempotency-Key is not a new upload: it is not counted
+    keyed = {**tus, "Idempotency-Key": "k"}
+    fresh = quota_client(settings, container, tmp_path, upload_rate_limit="1/minute")
+    first = fresh.post("/uploads/", headers=keyed)
+    assert first.status_code == 201
+    again = fresh.post("/uploads/", headers=keyed)
+    assert again.status_code == 201 and again.headers["Location"] == first.headers["Location"]

@@ -6,6 +6,7 @@ import pytest
 from core.domain import Principal, Role
 from core.services.auth import AuthService, Passwords, Tokens
 from core.services.conversion import Conversion
+from core.services.idempotency import IdempotencyKeys
 from core.services.intake import Intake, UploadQuotas
 from core.services.items import ItemService
 from core.services.jobs import JobService
@@ -92,6 +93,7 @@ def pipeline(user_repo, tmp_path):
     p.transcoder, p.limiter = FakeTranscoder(), FakeLimiter()
     p.quotas = UploadQuotas(uploads=100, per_seconds=3600, active_jobs=5, stored_bytes=10_000)
     p.idempotency = FakeIdempotency()
+    p.keys = IdempotencyKeys(p.idempotency)
     p.intake = Intake(
         p.jobs,
         p.blobs,
@@ -100,7 +102,7 @@ def pipeline(user_repo, tmp_path):
         p.limiter,
         p.quotas,
         max_upload_bytes=1000,
-        idempotency=p.idempotency,
+        keys=p.keys,
     )
     p.clock = [1_000_000.0]
     p.links = LinkSigner(

@@ -152,7 +152,7 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
 
 
 def keyed(pipeline, actor, key, data=MP4, options=None):
-    prior = pipeline.intake.reserve_key(actor, key)
+    prior = pipeline.keys.reserve(actor, key)
     opts = AudioOptions.parse(options or {"bitrate": "192k"})
     if prior is None:
         return pipeline.intake.submit_keyed(actor, key, "clip.mp4", chunks(data), lambda: opts)
@@ -177,9 +177,9 @@ def test_the_same_key_for_another_request_is_refused(pipeline, alice):
 
 
 def test_a_key_still_being_received_conflicts(pipeline, alice):
-    assert pipeline.intake.reserve_key(alice, "k-3") is None
+    assert pipeline.keys.reserve(alice, "k-3") is None
     with pytest.raises(Conflict):
-        pipeline.intake.reserve_key(alice, "k-3")
+        pipeline.keys.reserve(alice, "k-3")
 
 
 def test_keys_are_per_user_and_a_failed_request_frees_its_key(pipeline, alice, bob):

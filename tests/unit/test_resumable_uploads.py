@@ -38,7 +38,13 @@ def tus(pipeline):
     clock = Clock()
     repo, store = FakeUploadRepo(), FakePartialStore(pipeline.blobs, clock)
     service = ResumableUploads(
-        repo, store, pipeline.intake, max_length=1000, expires_seconds=DAY, clock=clock
+        repo,
+        store,
+        pipeline.intake,
+        max_length=1000,
+        expires_seconds=DAY,
+        clock=clock,
+        keys=pipeline.keys,
     )
     service.clock_ = clock
     return service
@@ -55,7 +61,7 @@ def dropped_after(data: bytes):
 
 
 def test_upload_in_pieces_becomes_a_queued_job(tus, pipeline, alice):
-    upload = tus.create(alice, len(MP4), {"filename": "holiday.mp4", "bitrate": "320k"})
+    upload = tus.create(alice, len(MP4), {"filename": "holiday.mp4", "bitrate": "320k"}).upload
     first = tus.append(alice, upload.id, 0, [MP4[:100]])
     assert not first.finished and first.upload.offset == 100
     assert tus.get(alice, upload.id).offset == 100
@@ -71,7 +77,7 @@ def test_upload_in_pieces_becomes_a_queued_job(tus, pipeline, alice):
 
 
 def test_a_dropped_connection_keeps_what_arrived(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     with pytest.raises(ConnectionResetError):
         tus.append(alice, upload.id, 0, dropped_after(MP4[:200]))
     assert tus.get(alice, upload.id).offset == 200
@@ -79,14 +85,14 @@ def test_a_dropped_connection_keeps_what_arrived(tus, alice):
 
 
 def test_a_dropped_connection_with_a_checksum_keeps_nothing(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     with pytest.raises(ConnectionResetError):
         tus.append(alice, upload.id, 0, dropped_after(MP4[:200]), checksum=sha1(MP4))
     assert tus.get(alice, upload.id).offset == 0 and tus.store.size(upload.handle) == 0
 
 
 def test_checksum_mismatch_appends_nothing(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     tus.append(alice, upload.id, 0, [MP4[:100]])
     with pytest.raises(ChecksumMismatch) as raised:
         tus.append(alice, upload.id, 100, [MP4[100:]], checksum=sha1(b"something else"))
@@ -95,7 +101,7 @@ def test_checksum_mismatch_appends_nothing(tus, alice):
 
 
 def test_wrong_offset_is_a_conflict(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     tus.append(alice, upload.id, 0, [MP4[:100]])
     for offset in (0, 50, 101):
         with pytest.raises(Conflict):
@@ -104,7 +110,7 @@ def test_wrong_offset_is_a_conflict(tus, alice):
 
 
 def test_a_second_writer_gets_a_conflict(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
 
     def racing_body():
         yield MP4[:100]
@@ -121,7 +127,7 @@ def test_ceilings(tus, alice):
         tus.create(alice, 1001, {})
     with pytest.raises(InvalidInput):
         tus.create(alice, 0, {})
-    upload = tus.create(alice, 100, {})
+    upload = tus.create(alice, 100, {}).upload
     with pytest.raises(TooLarge):
         tus.append(alice, upload.id, 0, [MP4[:101]], content_length=101)
     with pytest.raises(TooLarge):  # no Content-Length: caught while reading
@@ -137,7 +143,7 @@ def test_bad_option_fails_at_creation(tus, alice):
 
 def test_not_a_video_fails_at_the_end_and_leaves_nothing(tus, pipeline, alice):
     text = b"hello, I am text" * 10
-    upload = tus.create(alice, len(text), {})
+    upload = tus.create(alice, len(text), {}).upload
     with pytest.raises(UnsupportedMedia):
         tus.append(alice, upload.id, 0, [text])
     assert pipeline.blobs.files == {} and pipeline.jobs.rows == {}
@@ -146,7 +152,7 @@ def test_not_a_video_fails_at_the_end_and_leaves_nothing(tus, pipeline, alice):
 
 
 def test_others_cannot_see_resume_or_delete(tus, alice, bob, admin):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     for actor in (bob, admin):
         with pytest.raises(NotFound):
             tus.get(actor, upload.id)
@@ -158,7 +164,7 @@ def test_others_cannot_see_resume_or_delete(tus, alice, bob, admin):
 
 
 def test_terminate_deletes_the_bytes(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     tus.append(alice, upload.id, 0, [MP4[:10]])
     tus.terminate(alice, upload.id)
     assert tus.store.parts == {}
@@ -167,7 +173,7 @@ def test_terminate_deletes_the_bytes(tus, alice):
 
 
 def test_expired_uploads_are_gone_then_purged(tus, alice):
-    upload = tus.create(alice, len(MP4), {})
+    upload = tus.create(alice, len(MP4), {}).upload
     tus.clock_.now += DAY - 1
     tus.append(alice, upload.id, 0, [MP4[:10]])  # a PATCH pushes the expiry further
     tus.clock_.now += DAY - 1
@@ -184,7 +190,7 @@ def test_expired_uploads_are_gone_then_purged(tus, alice):
 
 
 def test_purge_removes_orphaned_bytes_only_when_old(tus, alice):
-    live = tus.create(alice, len(MP4), {})
+    live = tus.create(alice, len(MP4), {}).upload
     orphan = tus.store.create(VIDEOS)
     tus.store.touched[orphan] -= timedelta(days=1, hours=1, seconds=1)
     tus.store.touched[live.handle] -= timedelta(days=1, minutes=59)  # its state is still there
@@ -220,3 +226,22 @@ def test_the_beat_task_purges_through_the_service(tus, alice, settings):
     finally:
         tasks.use_container(None)
     assert tus.repo.rows == {} and tus.store.parts == {}
+
+
+def test_a_keyed_creation_retried_returns_the_same_upload_and_counts_once(tus, pipeline, alice):
+    first = tus.create(alice, len(MP4), {"filename": "a.mp4"}, key="k")
+    again = tus.create(alice, len(MP4), {"filename": "a.mp4"}, key="k")
+    assert not first.replayed and again.replayed and again.upload.id == first.upload.id
+    assert len(tus.repo.rows) == 1
+    assert [hits for _, hits in pipeline.limiter.windows.values()] == [1]
+    with pytest.raises(InvalidInput):
+        tus.create(alice, len(MP4), {"filename": "b.mp4"}, key="k")
+    tus.terminate(alice, first.upload.id)
+    with pytest.raises(NotFound):
+        tus.create(alice, len(MP4), {"filename": "a.mp4"}, key="k")
+
+
+def test_a_failed_keyed_creation_frees_its_key(tus, alice):
+    with pytest.raises(InvalidInput):
+        tus.create(alice, len(MP4), {"bitrate": "999k"}, key="k")
+    assert not tus.create(alice, len(MP4), {}, key="k").replayed
