@@ -137,6 +137,55 @@ def test_sign_in_convert_download_delete_sign_out(open_page, stack, account, cli
     assert page.evaluate("() => sessionStorage.getItem('vid2mp3.token')") is None
 
 
+def test_a_large_file_goes_over_tus_and_survives_a_dropped_chunk(
+    open_page, stack, account, clip, tmp_path
+):
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    size = Path(clip).stat().st_size
+    chunk = size // 6 + 1
+    # What counts as large, and the chunk size, scaled down so the clip takes six PATCHes.
+    page.add_init_script(f"window.VID2MP3_TUS = {{ minBytes: 1, chunkBytes: {chunk} }};")
+    sign_in(page, stack, email)
+    requests_seen: list[tuple[str, int | None]] = []
+    dropped: list[int] = []
+
+    def cut_the_third_patch(route):
+        request = route.request
+        offset = request.headers.get("upload-offset")
+        requests_seen.append((request.method, None if offset is None else int(offset)))
+        if request.method == "PATCH" and len(requests_seen) == 4 and not dropped:
+            dropped.append(int(offset))
+            route.abort("connectionreset")  # the network fails mid-upload
+            return
+        route.fallback()
+
+    page.route(re.compile(r".*/uploads/.*"), cut_the_third_patch)
+    page.get_by_label("Title").fill("Über tus")
+    page.get_by_label("Drop videos here").set_input_files(clip)
+    name = Path(clip).name
+    uploaded = upload_row(page, name)
+    expect(uploaded.locator(".status")).to_contain_text("Uploaded 100%", timeout=60_000)
+    row = job_row(page, name)
+    expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+
+    methods = [method for method, _ in requests_seen]
+    assert methods.count("POST") == 1, requests_seen  # one upload, however many chunks
+    assert "HEAD" in methods  # the client asked where to resume
+    patches = [offset for method, offset in requests_seen if method == "PATCH"]
+    assert dropped and dropped[0] > 0
+    assert patches.count(dropped[0]) == 2, patches  # resumed where it broke, not from 0
+    assert patches == sorted(patches) and len(set(patches)) == 6
+
+    job = login(stack, email, PASSWORD).get(f"/jobs/{row.get_attribute('data-job-id')}").json()
+    assert job["video_size"] == size and job["options"]["title"] == "Über tus"
+    with page.expect_download() as info:
+        row.get_by_role("button", name="Download").click()
+    saved = tmp_path / "tus.mp3"
+    info.value.save_as(saved)
+    assert abs(media.mp3_duration(saved) - 3.0) <= 0.2
+
+
 def drop_file(page, selector, path):
     """Drag a file from the desktop onto an element, as a person does."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
