@@ -362,7 +362,10 @@ class Container:
         from core.services.sweeper import Sweeper
 
         return Sweeper(
-            self.job_repo, self.queue, timedelta(seconds=self.settings.sweep_after_seconds)
+            self.job_repo,
+            self.queue,
+            timedelta(seconds=self.settings.sweep_after_seconds),
+            webhooks=self.webhook_repo,
         )
 
     # --- health ------------------------------------------------------------------------

@@ -282,6 +282,11 @@ class Job:
 
 
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
+OUTCOME_EVENTS = {
+    JobStatus.DONE: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELLED: "job.cancelled",
+}
 
 
 @dataclass

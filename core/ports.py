@@ -319,6 +319,12 @@ class WebhookRepository(abc.ABC):
     @abc.abstractmethod
     def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None: ...
 
+    @abc.abstractmethod
+    def unannounced(self, ended_after: datetime, ended_before: datetime) -> list[tuple[str, str]]:
+        """(job_id, event) for jobs that ended within the window while an enabled endpoint of
+        their owner was subscribed to the outcome's event, and that endpoint has no delivery
+        of the job: events whose emission was lost."""
+
 
 class WebhookSender(abc.ABC):
     """Posts one signed webhook message to a receiver."""

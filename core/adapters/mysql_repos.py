@@ -7,7 +7,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
-from core.domain import Job, JobStatus, NewUser, Role, User, WebhookDelivery, WebhookEndpoint
+from core.domain import (
+    OUTCOME_EVENTS,
+    Job,
+    JobStatus,
+    NewUser,
+    Role,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from core.observability import current_request_id
 from core.ports import JobRepository, UserRepository, WebhookRepository
 
@@ -362,6 +371,14 @@ def _delivery(row: dict[str, Any] | None) -> WebhookDelivery | None:
     return WebhookDelivery(**{key: _utc(value) for key, value in row.items()})
 
 
+# The webhook event of each ended job's status, as SQL.
+_EVENT_OF_STATUS = (
+    "CASE j.status "
+    + " ".join(f"WHEN '{status.value}' THEN '{event}'" for status, event in OUTCOME_EVENTS.items())
+    + " END"
+)
+
+
 class MySQLWebhookRepository(WebhookRepository):
     def __init__(self, db: MySQLDatabase):
         self.db = db
@@ -416,6 +433,22 @@ class MySQLWebhookRepository(WebhookRepository):
                 "WHERE id = %s AND disabled_at IS NULL",
                 (endpoint_id,),
             )
+
+    def unannounced(self, ended_after: datetime, ended_before: datetime) -> list[tuple[str, str]]:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT j.id, j.status FROM jobs j "
+                "JOIN webhook_endpoints e ON e.owner_id = j.owner_id "
+                "AND e.disabled_at IS NULL AND e.created_at <= j.finished_at "
+                f"WHERE j.status IN ({', '.join(repr(s.value) for s in OUTCOME_EVENTS)}) "
+                "AND j.finished_at >= %s AND j.finished_at < %s "
+                f"AND FIND_IN_SET({_EVENT_OF_STATUS}, e.events) "
+                "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
+                "WHERE d.endpoint_id = e.id AND d.job_id = j.id) "
+                "ORDER BY j.id LIMIT 500",
+                (ended_after, ended_before),
+            )
+            return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in cur.fetchall()]
 
     def add_delivery(self, delivery: WebhookDelivery) -> bool:
         with self.db.cursor() as cur:

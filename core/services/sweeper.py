@@ -1,5 +1,6 @@
-"""Finding work whose message was lost: expired leases, queued jobs the broker forgot, and
-finished jobs whose email was never sent."""
+"""Finding work whose message was lost: expired leases, queued jobs the broker forgot,
+finished jobs whose email was never sent, and ended jobs whose webhook event was never
+emitted."""
 
 from __future__ import annotations
 
@@ -7,17 +8,27 @@ import logging
 from datetime import timedelta
 
 from core.domain import JobStatus
-from core.ports import JobRepository, TaskQueue
+from core.ports import JobRepository, TaskQueue, WebhookRepository
 from core.services.jobs import utcnow
 
 log = logging.getLogger(__name__)
+# Events of jobs that ended longer ago than this are not looked for (deliveries retry for a
+# day; an event that old would reach a receiver no one is waiting on).
+ANNOUNCE_WITHIN = timedelta(hours=24)
 
 
 class Sweeper:
-    def __init__(self, jobs: JobRepository, queue: TaskQueue, queued_after: timedelta):
+    def __init__(
+        self,
+        jobs: JobRepository,
+        queue: TaskQueue,
+        queued_after: timedelta,
+        webhooks: WebhookRepository | None = None,
+    ):
         self.jobs = jobs
         self.queue = queue
         self.queued_after = queued_after
+        self.webhooks = webhooks
 
     def sweep(self) -> list[str]:
         """Enqueue again what no live worker holds or will receive; returns the job ids."""
@@ -38,7 +49,14 @@ class Sweeper:
         for job in self.jobs.stale((JobStatus.DONE,), cutoff):
             if job.notified_at is None and job.notify_error is None:
                 self.jobs.update(job.id, {})
-                self.queue.enqueue_event(job.id, "job.succeeded")  # once, however often
                 self.queue.enqueue_notify(job.id)
                 requeued.append(job.id)
+        if self.webhooks is not None:
+            # The worker that ended a job may have died before it queued the event; emitting
+            # makes each delivery once, so a late duplicate sends nothing twice.
+            for job_id, event in self.webhooks.unannounced(cutoff - ANNOUNCE_WITHIN, cutoff):
+                log.info("job %s: emitting the lost %s event", job_id, event)
+                self.queue.enqueue_event(job_id, event)
+                if job_id not in requeued:
+                    requeued.append(job_id)
         return requeued

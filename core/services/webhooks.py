@@ -17,7 +17,6 @@ from core.domain import (
     WEBHOOK_EVENTS,
     InvalidInput,
     Job,
-    JobStatus,
     NotFound,
     Principal,
     WebhookDelivery,
@@ -37,11 +36,6 @@ log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)
 RETRY_CAP_SECONDS = 3600.0
 MAX_ENDPOINTS = 10
-OUTCOME_EVENTS = {
-    JobStatus.DONE: "job.succeeded",
-    JobStatus.FAILED: "job.failed",
-    JobStatus.CANCELLED: "job.cancelled",
-}
 
 
 def retry_schedule(

@@ -96,3 +96,46 @@ def test_unreachable_server_is_unavailable():
     db = MySQLDatabase("127.0.0.1", 1, "root", "", "nowhere", connect_timeout=1)
     with pytest.raises(Unavailable):
         db.ping()
+
+
+def test_unannounced_finds_ended_jobs_whose_event_was_never_emitted(container, owner):
+    from core.domain import WebhookDelivery, WebhookEndpoint
+
+    hooks = container.webhook_repo
+    endpoint = hooks.add_endpoint(
+        WebhookEndpoint(
+            id=uuid.uuid4().hex,
+            owner_id=owner.id,
+            url="https://receiver.example/hook",
+            events=["job.succeeded", "job.failed"],
+            secret="whsec_x",
+        )
+    )
+
+    def ended(status):
+        job = new_job(container, owner)
+        container.job_repo.update(job.id, {"status": status, "finished_at": utcnow()})
+        return job.id
+
+    failed, done, cancelled, announced = (
+        ended(JobStatus.FAILED),
+        ended(JobStatus.DONE),
+        ended(JobStatus.CANCELLED),  # not subscribed
+        ended(JobStatus.DONE),
+    )
+    new_job(container, owner)  # still queued: nothing to announce
+    hooks.add_delivery(
+        WebhookDelivery(
+            id=uuid.uuid4().hex,
+            endpoint_id=endpoint.id,
+            job_id=announced,
+            event="job.succeeded",
+            body="{}",
+        )
+    )
+    window = (utcnow() - timedelta(hours=1), utcnow() + timedelta(minutes=1))
+    found = set(hooks.unannounced(*window))
+    assert found == {(failed, "job.failed"), (done, "job.succeeded")}, (cancelled, found)
+    assert hooks.unannounced(utcnow() + timedelta(minutes=1), utcnow() + timedelta(hours=1)) == []
+    hooks.disable_endpoint(endpoint.id)
+    assert hooks.unannounced(*window) == []

@@ -15,6 +15,7 @@ from core.domain import (
 )
 from core.services.conversion import Outcome
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
+from core.services.sweeper import Sweeper
 from tests.support.wait import wait_for
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
@@ -380,3 +381,20 @@ def test_a_heartbeat_that_cannot_reach_mysql_gives_up_the_job_once_its_lease_ran
     pipeline.jobs.renew = down
     worker.join(10)  # the 3 s lease runs out: the attempt stops rather than write blind
     assert outcome == [Outcome.LOST] and pipeline.blobs.in_bucket(MP3S) == []
+
+
+def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
+    class Hooks:
+        windows: list = []
+
+        def unannounced(self, after, before):
+            self.windows.append((after, before))
+            return [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
+
+    hooks = Hooks()
+    sweeper = Sweeper(pipeline.jobs, pipeline.queue, timedelta(minutes=15), webhooks=hooks)
+    assert sweeper.sweep() == ["f" * 32, "c" * 32]
+    assert pipeline.queue.events[-2:] == [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
+    [(after, before)] = hooks.windows
+    # only jobs that ended more than SWEEP_AFTER ago (their own event had its chance), within a day
+    assert utcnow() - before >= timedelta(minutes=15) and before - after == timedelta(hours=24)
