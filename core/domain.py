@@ -267,6 +267,8 @@ class Job:
     finished_at: datetime | None = None
     notified_at: datetime | None = None
     notify_error: str | None = None
+    notify_holder: str | None = None  # the notify task sending the email now, or about to
+    notify_until: datetime | None = None  # ...until then; afterwards another may
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
     request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs

@@ -96,6 +96,16 @@ class JobRepository(abc.ABC):
         """Apply changes only while lease_id holds a converting job."""
 
     @abc.abstractmethod
+    def claim_notification(self, job_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        """Let holder send the done job's email until `until`: True when the email is still
+        unsent and no other holder's claim runs at `now` (a holder may extend its own)."""
+
+    @abc.abstractmethod
+    def unsent(self, finished_before: datetime, now: datetime) -> list[Job]:
+        """Done jobs finished before `finished_before` whose email was neither sent, given up
+        on, nor claimed by a sender at `now`."""
+
+    @abc.abstractmethod
     def expired_leases(self, now: datetime) -> list[Job]:
         """Converting jobs whose lease expired before now."""
 
@@ -238,7 +248,8 @@ class TaskQueue(abc.ABC):
     def enqueue_convert(self, job_id: str) -> None: ...
 
     @abc.abstractmethod
-    def enqueue_notify(self, job_id: str) -> None: ...
+    def enqueue_notify(self, job_id: str, holder: str | None = None) -> None:
+        """Email the owner (notify queue); `holder` names a claim made for that task."""
 
     @abc.abstractmethod
     def enqueue_event(self, job_id: str, event: str) -> None:

@@ -16,12 +16,14 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(name=NOTIFY_TASK, bind=True, max_retries=None, acks_late=True)
-def job_done(self, job_id: str) -> bool:
-    """Send the email once; SMTP trouble retries with exponential backoff up to a cap."""
+def job_done(self, job_id: str, holder: str | None = None) -> bool:
+    """Send the email once; SMTP trouble retries with exponential backoff up to a cap.
+    `holder` is the claim the sweeper made for this message; otherwise the task's id is."""
     services = container()
     settings = services.settings
+    holder = holder or self.request.id
     try:
-        sent = services.notifications.notify(job_id)
+        sent = services.notifications.notify(job_id, holder)
     except (MailError, Unavailable) as exc:
         if self.request.retries >= settings.notify_max_retries:
             services.notifications.gave_up(job_id, f"{self.request.retries} retries: {exc}")
@@ -30,6 +32,10 @@ def job_done(self, job_id: str) -> bool:
         services.metrics.email("retry")
         delay = backoff(self.request.retries, settings.notify_retry_base)
         delay *= random.uniform(0.8, 1.0)  # jitter: retries of many jobs do not stampede
+        try:
+            services.notifications.hold(job_id, holder, delay)
+        except Unavailable:  # the claim runs out sooner; a second sender still waits for it
+            log.warning("job %s: could not hold the email's claim over the retry", job_id)
         log.warning(
             "job %s: email failed (%s), retry %s in %.1f s",
             job_id,

@@ -68,8 +68,12 @@ class CeleryTaskQueue(TaskQueue):
             celeryconfig.CONVERT_TASK, args=[job_id], queue=celeryconfig.CONVERT_QUEUE
         )
 
-    def enqueue_notify(self, job_id: str) -> None:
-        self.app.send_task(celeryconfig.NOTIFY_TASK, args=[job_id], queue=celeryconfig.NOTIFY_QUEUE)
+    def enqueue_notify(self, job_id: str, holder: str | None = None) -> None:
+        self.app.send_task(
+            celeryconfig.NOTIFY_TASK,
+            args=[job_id] if holder is None else [job_id, holder],
+            queue=celeryconfig.NOTIFY_QUEUE,
+        )
 
     def enqueue_event(self, job_id: str, event: str) -> None:
         self.app.send_task(

@@ -139,6 +139,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
            ADD COLUMN IF NOT EXISTS notes JSON NULL""",
         ],
     ),
+    (
+        8,
+        "jobs.notify_holder and notify_until: one email sender at a time",
+        [
+            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS notify_holder VARCHAR(64) NULL,
+           ADD COLUMN IF NOT EXISTS notify_until DATETIME(6) NULL""",
+        ],
+    ),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

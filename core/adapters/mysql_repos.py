@@ -123,6 +123,8 @@ JOB_COLUMNS = (
     "finished_at",
     "notified_at",
     "notify_error",
+    "notify_holder",
+    "notify_until",
     "lease_id",
     "lease_expires_at",
     "request_id",
@@ -141,6 +143,8 @@ JOB_UPDATABLE = set(JOB_COLUMNS) - {
     "lease_id",
     "lease_expires_at",
     "request_id",
+    "notify_holder",
+    "notify_until",
 }
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
@@ -276,6 +280,33 @@ class MySQLJobRepository(JobRepository):
         return self._update(
             job_id, changes, " AND lease_id = %s AND status = 'converting'", [lease_id]
         )
+
+    def claim_notification(self, job_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE jobs SET notify_holder = %s, notify_until = %s WHERE id = %s "
+                "AND status = 'done' AND notified_at IS NULL AND notify_error IS NULL "
+                "AND (notify_until IS NULL OR notify_until < %s OR notify_holder = %s)",
+                (holder, until, job_id, now, holder),
+            )
+            if cur.rowcount > 0:
+                return True
+            cur.execute(  # the same values again within one microsecond change no row
+                "SELECT 1 FROM jobs WHERE id = %s AND notify_holder = %s AND notify_until = %s "
+                "AND status = 'done' AND notified_at IS NULL AND notify_error IS NULL",
+                (job_id, holder, until),
+            )
+            return cur.fetchone() is not None
+
+    def unsent(self, finished_before: datetime, now: datetime) -> list[Job]:
+        with self.db.cursor() as cur:
+            cur.execute(
+                f"{_SELECT_JOBS} WHERE status = 'done' AND notified_at IS NULL "
+                "AND notify_error IS NULL AND finished_at < %s "
+                "AND (notify_until IS NULL OR notify_until < %s) ORDER BY finished_at LIMIT 500",
+                (finished_before, now),
+            )
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
     def expired_leases(self, now: datetime) -> list[Job]:
         with self.db.cursor() as cur:

@@ -116,11 +116,11 @@ class Conversion:
                 and job.notified_at is None
                 and job.notify_error is None
             ):
-                # The attempt that finished it may have died before queueing the event:
-                # emitting it again sends nothing twice. The email is not queued here: a
-                # delivery racing the one that just finished would send it twice; the sweeper
-                # sends an email that was never queued.
+                # The attempt that finished it may have died before queueing the event and
+                # the email: emitting again sends nothing twice, and the email is claimed by
+                # its sender, so a notify racing the first one's sends nothing either.
                 self._event(job_id, "job.succeeded")
+                self.queue.enqueue_notify(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
         if not lease.claim():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from core.domain import Email, JobStatus
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # What the job shows when the email could not be delivered: no host, port or server reply.
 GAVE_UP = "the email could not be delivered"
+# How long a claimed email may take to send (SMTP's own timeouts are 10 s per step).
+SENDING = timedelta(minutes=5)
 
 
 class Notifications:
@@ -35,10 +38,18 @@ class Notifications:
         self.links = links
         self.link_ttl = link_ttl
 
-    def notify(self, job_id: str) -> bool:
-        """Email the owner that the MP3 is ready, once; MailError propagates for a retry."""
+    def notify(self, job_id: str, holder: str | None = None) -> bool:
+        """Email the owner that the MP3 is ready, once; MailError propagates for a retry.
+
+        The sender first claims the email (`holder`: the task, the same through its retries),
+        so two deliveries of the task, or a retry chain and the sweeper's, never send at once."""
         job = self.jobs.get(job_id)
         if job is None or job.status is not JobStatus.DONE or job.notified_at is not None:
+            return False
+        now = utcnow()
+        holder = holder or uuid.uuid4().hex
+        if not self.jobs.claim_notification(job_id, holder, now + SENDING, now):
+            log.info("job %s: another sender holds the email", job_id)
             return False
         owner = self.users.get(job.owner_id)
         if owner is None:
@@ -69,6 +80,13 @@ class Notifications:
         )
         self.jobs.update(job_id, {"notified_at": utcnow(), "notify_error": None})
         return True
+
+    def hold(self, job_id: str, holder: str, retry_in: float) -> None:
+        """Keep the claim over a retry's wait, so the sweeper sends no second email meanwhile
+        (if the retry never comes, the claim runs out and the sweeper takes over)."""
+        now = utcnow()
+        until = now + timedelta(seconds=retry_in) + SENDING
+        self.jobs.claim_notification(job_id, holder, until, now)
 
     def gave_up(self, job_id: str, error: str) -> None:
         """Record that the email will not be sent; the server log keeps the cause."""

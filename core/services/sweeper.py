@@ -5,6 +5,7 @@ emitted."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from core.domain import JobStatus
@@ -15,6 +16,9 @@ log = logging.getLogger(__name__)
 # Events of jobs that ended longer ago than this are not looked for (deliveries retry for a
 # day; an event that old would reach a receiver no one is waiting on).
 ANNOUNCE_WITHIN = timedelta(hours=24)
+# A done job whose email no sender has claimed this long after it finished gets one queued
+# (the email is claimed before it is sent, so a late first message never sends a second).
+UNSENT_AFTER = timedelta(minutes=2)
 
 
 class Sweeper:
@@ -46,10 +50,13 @@ class Sweeper:
                     self.jobs.update(job.id, {})  # touch: not picked again until cutoff passes
                     self.queue.enqueue_convert(job.id)
                     requeued.append(job.id)
-        for job in self.jobs.stale((JobStatus.DONE,), cutoff):
-            if job.notified_at is None and job.notify_error is None:
-                self.jobs.update(job.id, {})
-                self.queue.enqueue_notify(job.id)
+        now = utcnow()
+        for job in self.jobs.unsent(now - min(self.queued_after, UNSENT_AFTER), now):
+            # Claimed for the message queued here, for as long as a queued job may wait: the
+            # sweeps meanwhile queue no second one, and a late first message sends nothing.
+            holder = uuid.uuid4().hex
+            if self.jobs.claim_notification(job.id, holder, now + self.queued_after, now):
+                self.queue.enqueue_notify(job.id, holder)
                 requeued.append(job.id)
         if self.webhooks is not None:
             # The worker that ended a job may have died before it queued the event; emitting

@@ -139,3 +139,23 @@ def test_unannounced_finds_ended_jobs_whose_event_was_never_emitted(container, o
     assert hooks.unannounced(utcnow() + timedelta(minutes=1), utcnow() + timedelta(hours=1)) == []
     hooks.disable_endpoint(endpoint.id)
     assert hooks.unannounced(*window) == []
+
+
+def test_one_email_sender_at_a_time(container, owner):
+    jobs = container.job_repo
+    job = new_job(container, owner)
+    now = utcnow()
+    soon = now + timedelta(minutes=5)
+    assert not jobs.claim_notification(job.id, "a", soon, now)  # not done yet: nothing to send
+    jobs.update(job.id, {"status": JobStatus.DONE, "finished_at": now - timedelta(hours=1)})
+    assert [j.id for j in jobs.unsent(now, now) if j.id == job.id] == [job.id]
+    assert jobs.claim_notification(job.id, "a", soon, now)
+    assert jobs.claim_notification(job.id, "a", soon, now)  # the holder again (a retry)
+    assert not jobs.claim_notification(job.id, "b", soon, now)  # another, while it runs
+    assert job.id not in {j.id for j in jobs.unsent(now, now)}
+    later = soon + timedelta(seconds=1)
+    assert job.id in {j.id for j in jobs.unsent(later, later)}  # the claim ran out
+    assert jobs.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
+    jobs.update(job.id, {"notified_at": later})
+    assert not jobs.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
+    assert job.id not in {j.id for j in jobs.unsent(later, later)}

@@ -166,6 +166,34 @@ class FakeJobs(JobRepository):
             return False
         return self.update(job_id, changes)
 
+    def claim_notification(self, job_id, holder, until, now):
+        job = self.rows.get(job_id)
+        if (
+            job is None
+            or job.status is not JobStatus.DONE
+            or job.notified_at is not None
+            or job.notify_error is not None
+            or (
+                job.notify_until is not None
+                and job.notify_until >= now
+                and job.notify_holder != holder
+            )
+        ):
+            return False
+        job.notify_holder, job.notify_until = holder, until
+        return True
+
+    def unsent(self, finished_before, now):
+        return [
+            j
+            for j in self.rows.values()
+            if j.status is JobStatus.DONE
+            and j.notified_at is None
+            and j.notify_error is None
+            and j.finished_at < finished_before
+            and (j.notify_until is None or j.notify_until < now)
+        ]
+
     def expired_leases(self, now):
         return [
             j
@@ -317,13 +345,15 @@ class FakeQueue(TaskQueue):
         self.notifies: list[str] = []
         self.waiting: list[str] = []  # what the broker still holds, for the sweeper
         self.events: list[tuple[str, str]] = []
+        self.holders: list[str | None] = []
         self.deliveries: list[str] = []
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
 
-    def enqueue_notify(self, job_id):
+    def enqueue_notify(self, job_id, holder=None):
         self.notifies.append(job_id)
+        self.holders.append(holder)
 
     def enqueue_event(self, job_id, event):
         self.events.append((job_id, event))

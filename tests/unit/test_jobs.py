@@ -13,6 +13,7 @@ from core.domain import (
     TooLarge,
     UnsupportedMedia,
 )
+from core.ports import MailError
 from core.services.conversion import Outcome
 from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
 from core.services.sweeper import Sweeper
@@ -83,15 +84,19 @@ def test_redelivered_convert_does_nothing_more(pipeline, alice):
     assert pipeline.queue.notifies == [job.id]
 
 
-def test_an_email_lost_between_done_and_its_queueing_is_sent_by_the_sweeper_once(pipeline, alice):
+def test_an_email_lost_between_done_and_its_queueing_is_queued_again_and_sent_once(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
     pipeline.queue.notifies.clear()  # the attempt died before it queued the email
-    assert pipeline.conversion.convert(job.id) is Outcome.GONE
-    assert pipeline.queue.notifies == []  # a redelivery racing a live notify would send twice
-    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
-    assert pipeline.sweeper.sweep() == [job.id] and pipeline.queue.notifies == [job.id]
-    assert len(pipeline.blobs.in_bucket(MP3S)) == 1
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE  # the redelivery
+    assert pipeline.queue.notifies == [job.id]
+    # ...and races a notify that did get queued: whoever claims first sends, the other nothing
+    now = utcnow()
+    assert pipeline.jobs.claim_notification(job.id, "first", now + timedelta(minutes=5), now)
+    assert pipeline.notifications.notify(job.id, "second") is False
+    assert pipeline.notifications.notify(job.id, "first") is True
+    assert pipeline.notifications.notify(job.id, "second") is False
+    assert len(pipeline.mailer.sent) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
 
 
 def test_rerun_after_a_crash_mid_conversion_finishes_once_the_lease_expired(pipeline, alice):
@@ -146,15 +151,13 @@ def test_notify_emails_the_owner_once(pipeline, alice):
 
 
 def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice):
-    from core.ports import MailError
-
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
     pipeline.mailer.failures = 1
     with pytest.raises(MailError):
-        pipeline.notifications.notify(job.id)
+        pipeline.notifications.notify(job.id, "task-1")
     assert pipeline.jobs.get(job.id).notified_at is None
-    assert pipeline.notifications.notify(job.id) is True
+    assert pipeline.notifications.notify(job.id, "task-1") is True  # its retry
 
 
 def test_others_jobs_look_missing(pipeline, alice, bob, admin):
@@ -214,15 +217,31 @@ def test_sweeper_leaves_a_queued_job_the_broker_still_holds(pipeline, alice):
     assert pipeline.sweeper.sweep() == [] and pipeline.queue.converts == [job.id]
 
 
-def test_sweeper_emails_a_finished_job_never_notified(pipeline, alice):
+def test_sweeper_emails_a_finished_job_never_notified_once(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    pipeline.queue.notifies.clear()
-    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
+    pipeline.queue.notifies.clear()  # lost
+    assert pipeline.sweeper.sweep() == []  # just finished: its own email may be on its way
+    pipeline.jobs.rows[job.id].finished_at -= timedelta(minutes=30)
     assert pipeline.sweeper.sweep() == [job.id] and pipeline.queue.notifies == [job.id]
-    pipeline.notifications.notify(job.id)
-    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
-    assert pipeline.sweeper.sweep() == []
+    assert pipeline.sweeper.sweep() == []  # claimed for the message it queued
+    holder = pipeline.queue.holders[-1]
+    assert pipeline.notifications.notify(job.id) is False  # a late first message sends nothing
+    assert pipeline.notifications.notify(job.id, holder) is True
+    assert len(pipeline.mailer.sent) == 1
+
+
+def test_a_notify_waiting_to_retry_keeps_its_claim(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.conversion.convert(job.id)
+    pipeline.mailer.failures = 1
+    with pytest.raises(MailError):
+        pipeline.notifications.notify(job.id, "chain")
+    pipeline.notifications.hold(job.id, "chain", 600)
+    pipeline.jobs.rows[job.id].finished_at -= timedelta(minutes=30)
+    assert pipeline.sweeper.sweep() == []  # the retry is coming: no second chain
+    assert pipeline.notifications.notify(job.id, "chain") is True
+    assert len(pipeline.mailer.sent) == 1
 
 
 def test_a_silent_conversion_keeps_its_job_past_the_sweep_threshold(pipeline, alice):
