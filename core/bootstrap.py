@@ -328,6 +328,7 @@ class Container:
     def conversion(self) -> Conversion:
         from datetime import timedelta
 
+        from core.adapters.local_processes import LocalProcesses
         from core.services.conversion import Conversion
 
         s = self.settings
@@ -340,6 +341,7 @@ class Container:
             s.lease_seconds,
             retention=timedelta(seconds=s.retention_seconds),
             keep_source=s.keep_source,
+            holders=LocalProcesses(),
         )
 
     @cached_property

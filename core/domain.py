@@ -271,6 +271,7 @@ class Job:
     notify_until: datetime | None = None  # ...until then; afterwards another may
     lease_id: str | None = None
     lease_expires_at: datetime | None = None
+    lease_holder: str | None = None  # the process running the attempt (AttemptHolders)
     request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
     expires_at: datetime | None = None  # when a done job's MP3 is deleted (RETENTION_SECONDS)
     options: dict[str, Any] = field(default_factory=dict)  # AudioOptions.to_dict()

@@ -83,9 +83,29 @@ class JobRepository(abc.ABC):
         """Jobs in these states not updated since older_than."""
 
     @abc.abstractmethod
-    def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
+    def claim(
+        self,
+        job_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        now: datetime,
+        holder: str | None = None,
+    ) -> bool:
         """Make lease_id the job's owner, when it is queued, or converting under a lease that
-        expired before now; marks it converting and counts the attempt."""
+        expired before now; marks it converting and counts the attempt. `holder` names the
+        process running the attempt."""
+
+    @abc.abstractmethod
+    def take_over(
+        self,
+        job_id: str,
+        dead_lease_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        holder: str | None = None,
+    ) -> bool:
+        """`claim` from an attempt whose process is known to be gone, before its lease runs
+        out: only while dead_lease_id still holds the job."""
 
     @abc.abstractmethod
     def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
@@ -357,6 +377,20 @@ class WebhookError(Exception):
 
 class MailError(Exception):
     """Mail could not be delivered now; worth retrying."""
+
+
+class AttemptHolders(abc.ABC):
+    """Names the process running a conversion attempt, and tells when such a process is gone
+    (so its lease need not be waited out)."""
+
+    @abc.abstractmethod
+    def current(self) -> str:
+        """This process's name, as stored in the job's lease."""
+
+    @abc.abstractmethod
+    def is_gone(self, holder: str) -> bool:
+        """True only when it is certain the named process no longer runs: False for a
+        process it cannot see (another machine) or a name it does not understand."""
 
 
 class ScratchSpace(abc.ABC):

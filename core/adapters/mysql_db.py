@@ -147,6 +147,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
            ADD COLUMN IF NOT EXISTS notify_until DATETIME(6) NULL""",
         ],
     ),
+    (
+        9,
+        "jobs.lease_holder: which process runs the attempt",
+        ["ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder VARCHAR(200) NULL"],
+    ),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

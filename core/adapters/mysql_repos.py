@@ -127,6 +127,7 @@ JOB_COLUMNS = (
     "notify_until",
     "lease_id",
     "lease_expires_at",
+    "lease_holder",
     "request_id",
     "expires_at",
     "options",
@@ -142,6 +143,7 @@ JOB_UPDATABLE = set(JOB_COLUMNS) - {
     "updated_at",
     "lease_id",
     "lease_expires_at",
+    "lease_holder",
     "request_id",
     "notify_holder",
     "notify_until",
@@ -248,15 +250,40 @@ class MySQLJobRepository(JobRepository):
             cur.execute(sql, [*values, job_id, *(where_params or [])])
             return bool(cur.rowcount > 0)
 
-    def claim(self, job_id: str, lease_id: str, expires_at: datetime, now: datetime) -> bool:
+    _CLAIM = (
+        "UPDATE jobs SET status = 'converting', lease_id = %s, lease_expires_at = %s, "
+        "lease_holder = %s, attempts = attempts + 1, progress = 0, error = NULL, "
+        "started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) WHERE id = %s "
+    )
+
+    def claim(
+        self,
+        job_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        now: datetime,
+        holder: str | None = None,
+    ) -> bool:
         with self.db.cursor() as cur:
             cur.execute(
-                "UPDATE jobs SET status = 'converting', lease_id = %s, lease_expires_at = %s, "
-                "attempts = attempts + 1, progress = 0, error = NULL, "
-                "started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
-                "WHERE id = %s AND (status = 'queued' OR (status = 'converting' AND "
+                self._CLAIM + "AND (status = 'queued' OR (status = 'converting' AND "
                 "(lease_expires_at IS NULL OR lease_expires_at < %s)))",
-                (lease_id, expires_at, job_id, now),
+                (lease_id, expires_at, holder, job_id, now),
+            )
+            return bool(cur.rowcount > 0)
+
+    def take_over(
+        self,
+        job_id: str,
+        dead_lease_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        holder: str | None = None,
+    ) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                self._CLAIM + "AND status = 'converting' AND lease_id = %s",
+                (lease_id, expires_at, holder, job_id, dead_lease_id),
             )
             return bool(cur.rowcount > 0)
 

@@ -10,7 +10,14 @@ import uuid
 from datetime import timedelta
 
 from core.domain import AudioOptions, JobStatus, MediaError, NotFound, Stopped, Unavailable
-from core.ports import BlobStore, JobRepository, ScratchSpace, TaskQueue, Transcoder
+from core.ports import (
+    AttemptHolders,
+    BlobStore,
+    JobRepository,
+    ScratchSpace,
+    TaskQueue,
+    Transcoder,
+)
 from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,9 +52,14 @@ class Lease:
         self._released = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def claim(self) -> bool:
+    def claim(self, holder: str | None = None) -> bool:
         now = utcnow()
-        return self.jobs.claim(self.job_id, self.id, now + timedelta(seconds=self.seconds), now)
+        expires = now + timedelta(seconds=self.seconds)
+        return self.jobs.claim(self.job_id, self.id, expires, now, holder)
+
+    def take_over(self, dead_lease_id: str, holder: str | None = None) -> bool:
+        expires = utcnow() + timedelta(seconds=self.seconds)
+        return self.jobs.take_over(self.job_id, dead_lease_id, self.id, expires, holder)
 
     def __enter__(self) -> "Lease":
         self._thread = threading.Thread(
@@ -95,6 +107,7 @@ class Conversion:
         lease_seconds: int,
         retention: timedelta | None = None,
         keep_source: bool = True,
+        holders: AttemptHolders | None = None,
     ):
         self.jobs = jobs
         self.blobs = blobs
@@ -104,6 +117,7 @@ class Conversion:
         self.lease_seconds = lease_seconds
         self.retention = retention
         self.keep_source = keep_source
+        self.holders = holders
 
     def convert(self, job_id: str) -> Outcome:
         """Turn the job's video into an MP3, if no other attempt holds it. Media errors fail the
@@ -123,7 +137,8 @@ class Conversion:
                 self.queue.enqueue_notify(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
-        if not lease.claim():
+        holder = self.holders.current() if self.holders else None
+        if not lease.claim(holder) and not self._take_over_from_the_dead(lease, holder):
             current = self.jobs.get(job_id)
             return Outcome.LEASED if current and current.active else Outcome.GONE
         with lease, self.scratch.attempt(job_id, lease.id) as workdir:
@@ -131,6 +146,24 @@ class Conversion:
                 return self._run(job_id, lease, workdir)
             except Stopped:
                 return Outcome.LOST
+
+    def _take_over_from_the_dead(self, lease: Lease, holder: str | None) -> bool:
+        """The job's lease belongs to a process known to be gone (a SIGKILLed pool process on
+        this host): take it now rather than when the lease runs out."""
+        current = self.jobs.get(lease.job_id)
+        if (
+            self.holders is None
+            or current is None
+            or current.status is not JobStatus.CONVERTING
+            or not current.lease_id
+            or not current.lease_holder
+            or not self.holders.is_gone(current.lease_holder)
+        ):
+            return False
+        if not lease.take_over(current.lease_id, holder):
+            return False
+        log.info("job %s: took over from %s, which is gone", lease.job_id, current.lease_holder)
+        return True
 
     def _run(self, job_id: str, lease: Lease, workdir: str) -> Outcome:
         job = self.jobs.get(job_id)

@@ -159,3 +159,17 @@ def test_one_email_sender_at_a_time(container, owner):
     jobs.update(job.id, {"notified_at": later})
     assert not jobs.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
     assert job.id not in {j.id for j in jobs.unsent(later, later)}
+
+
+def test_an_attempt_known_dead_is_taken_over_only_while_it_still_holds(container, owner):
+    jobs = container.job_repo
+    job = new_job(container, owner)
+    now = utcnow()
+    later = now + timedelta(minutes=1)
+    assert jobs.claim(job.id, "a" * 32, later, now, "host:1:1")
+    assert jobs.get(job.id).lease_holder == "host:1:1"
+    assert not jobs.take_over(job.id, "x" * 32, "b" * 32, later, "host:2:2")  # not the holder
+    assert jobs.take_over(job.id, "a" * 32, "b" * 32, later, "host:2:2")
+    taken = jobs.get(job.id)
+    assert taken.lease_id == "b" * 32 and taken.lease_holder == "host:2:2" and taken.attempts == 2
+    assert not jobs.take_over(job.id, "a" * 32, "c" * 32, later, "host:3:3")  # already taken

@@ -24,6 +24,7 @@ from core.domain import (
     User,
 )
 from core.ports import (
+    AttemptHolders,
     BlobStore,
     IdempotencyStore,
     ItemStore,
@@ -136,7 +137,16 @@ class FakeJobs(JobRepository):
     def stale(self, statuses, older_than):
         return [j for j in self.rows.values() if j.status in statuses and j.updated_at < older_than]
 
-    def claim(self, job_id, lease_id, expires_at, now):
+    def take_over(self, job_id, dead_lease_id, lease_id, expires_at, holder=None):
+        job = self.rows.get(job_id)
+        if job is None or job.status is not JobStatus.CONVERTING or job.lease_id != dead_lease_id:
+            return False
+        job.lease_id, job.lease_expires_at, job.lease_holder = lease_id, expires_at, holder
+        job.attempts += 1
+        job.progress, job.error = 0.0, None
+        return True
+
+    def claim(self, job_id, lease_id, expires_at, now, holder=None):
         job = self.rows.get(job_id)
         if job is None or not (
             job.status is JobStatus.QUEUED
@@ -147,6 +157,7 @@ class FakeJobs(JobRepository):
         ):
             return False
         job.status, job.lease_id, job.lease_expires_at = JobStatus.CONVERTING, lease_id, expires_at
+        job.lease_holder = holder
         job.attempts += 1
         job.progress, job.error = 0.0, None
         return True
@@ -477,3 +488,17 @@ class FakeIdempotency(IdempotencyStore):
 
     def release(self, owner_id, key):
         self.records.pop((owner_id, key), None)
+
+
+class FakeHolders(AttemptHolders):
+    """Processes by name; the test says which are gone."""
+
+    def __init__(self, name: str = "here:100:1"):
+        self.name = name
+        self.gone: set[str] = set()
+
+    def current(self):
+        return self.name
+
+    def is_gone(self, holder):
+        return holder in self.gone

@@ -417,3 +417,20 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
     [(after, before)] = hooks.windows
     # only jobs that ended more than SWEEP_AFTER ago (their own event had its chance), within a day
     assert utcnow() - before >= timedelta(minutes=15) and before - after == timedelta(hours=24)
+
+
+def test_a_job_whose_attempt_died_here_is_taken_over_without_waiting_for_its_lease(pipeline, alice):
+    from tests.unit.fakes import FakeHolders
+
+    holders = FakeHolders("here:200:7")
+    pipeline.conversion.holders = holders
+    job = submit(pipeline, alice)
+    now = utcnow()
+    # an attempt on this host holds it for a minute, and is SIGKILLed
+    assert pipeline.jobs.claim(job.id, "d" * 32, now + timedelta(seconds=60), now, "here:99:5")
+    assert pipeline.conversion.convert(job.id) is Outcome.LEASED  # alive, as far as we know
+    holders.gone.add("here:99:5")
+    assert pipeline.conversion.convert(job.id) is Outcome.DONE
+    done = pipeline.jobs.get(job.id)
+    assert done.attempts == 2 and done.lease_holder == "here:200:7"
+    assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1

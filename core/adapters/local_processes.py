@@ -1,0 +1,47 @@
+"""Conversion attempts named by host, pid and process start time (Linux /proc).
+
+A SIGKILLed pool process leaves its lease behind; Celery hands the task back to the same
+worker, on the same host. There the pid can be checked: gone, or reused by a process that
+started at another time, means the attempt is dead and its job can be taken over at once
+instead of after LEASE_SECONDS. On another host (another pod) nothing can be told, and the
+lease is waited out as before.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from core.ports import AttemptHolders
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or
+    None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+class LocalProcesses(AttemptHolders):
+    def __init__(self, hostname: str | None = None):
+        self.hostname = hostname or socket.gethostname()
+
+    def current(self) -> str:
+        pid = os.getpid()
+        return f"{self.hostname}:{pid}:{_start_time(pid) or '?'}"
+
+    def is_gone(self, holder: str) -> bool:
+        parts = holder.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != self.hostname or not parts[1].isdigit():
+            return False
+        _, pid, started = parts
+        if not os.path.isdir("/proc/self"):
+            return False  # no /proc: cannot tell
+        now = _start_time(int(pid))
+        return now is None or (started != "?" and now != started)
