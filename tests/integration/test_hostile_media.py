@@ -308,16 +308,23 @@ def test_ffmpeg_runs_without_secrets_and_under_limits(
 ) -> None:
     monkeypatch.setenv("JWT_SECRET", "a-secret-ffmpeg-must-not-see-0123456789")
     monkeypatch.setenv("MYSQL_PASSWORD", "another-secret")
-    src = make_audio_only(tmp_path, 60.0, fmt="opus")
+    # Long enough for progress reports while ffmpeg still runs: a fast machine encodes a short
+    # source before its first report, and the last report comes as ffmpeg exits.
+    src = make_audio_only(tmp_path, 600.0, fmt="opus")
     seen: dict[str, str] = {}
 
     def inspect(percent: float) -> None:
         if seen:
             return
         for child in psutil.Process().children(recursive=True):
-            if "ffmpeg" in child.name():
-                seen["environ"] = Path(f"/proc/{child.pid}/environ").read_text()
-                seen["limits"] = Path(f"/proc/{child.pid}/limits").read_text()
+            try:
+                if "ffmpeg" not in child.name():
+                    continue
+                environ = Path(f"/proc/{child.pid}/environ").read_text()
+                limits = Path(f"/proc/{child.pid}/limits").read_text()
+            except (psutil.NoSuchProcess, ProcessLookupError, FileNotFoundError):
+                continue  # it exited meanwhile: the next report tries again
+            seen.update(environ=environ, limits=limits)
 
     transcoder = FFmpegTranscoder(LIMITS)
     encode(transcoder, src, str(tmp_path / "out.mp3"), on_progress=inspect)
