@@ -276,7 +276,7 @@ class TaskQueue(abc.ABC):
         """Tell the job owner's webhooks about event (webhooks queue)."""
 
     @abc.abstractmethod
-    def enqueue_delivery(self, delivery_id: str) -> None:
+    def enqueue_delivery(self, delivery_id: str, holder: str | None = None) -> None:
         """Deliver (again) one webhook message (webhooks queue)."""
 
     @abc.abstractmethod
@@ -351,10 +351,18 @@ class WebhookRepository(abc.ABC):
     def update_delivery(self, delivery_id: str, changes: dict[str, Any]) -> None: ...
 
     @abc.abstractmethod
+    def claim_delivery(
+        self, delivery_id: str, holder: str, until: datetime, now: datetime, force: bool = False
+    ) -> bool:
+        """Let holder send the delivery until `until`: True when it is neither delivered nor
+        failed and no other holder's claim runs at `now` (a holder may extend its own;
+        `force` takes it from any holder: a manual redelivery)."""
+
+    @abc.abstractmethod
     def unannounced(self, ended_after: datetime, ended_before: datetime) -> list[tuple[str, str]]:
-        """(job_id, event) for jobs that ended within the window while an enabled endpoint of
-        their owner was subscribed to the outcome's event, and that endpoint has no delivery
-        of the job: events whose emission was lost."""
+        """(job_id, event) for jobs that ended within the window, unchanged since its end,
+        while an enabled endpoint of their owner was subscribed to the outcome's event, and
+        that endpoint has no delivery of the job: events whose emission was lost."""
 
 
 class WebhookSender(abc.ABC):

@@ -25,13 +25,14 @@ def emit(self, job_id: str, event: str) -> int:
 
 
 @shared_task(name=WEBHOOK_DELIVER_TASK, bind=True, max_retries=None, acks_late=True)
-def deliver(self, delivery_id: str) -> str:
+def deliver(self, delivery_id: str, holder: str | None = None) -> str:
     """One attempt; a receiver that fails or does not answer is retried with exponential
     backoff (WEBHOOK_RETRY_BASE_SECONDS, doubling, at most an hour apart) for 24 h."""
     services = container()
     schedule = retry_schedule(services.settings.webhook_retry_base)
+    holder = holder or self.request.id  # the same through this message's retries
     try:
-        return services.webhooks.deliver(delivery_id)
+        return services.webhooks.deliver(delivery_id, holder)
     except (RetryLater, Unavailable) as exc:
         retries = self.request.retries
         if retries >= len(schedule):
@@ -42,7 +43,7 @@ def deliver(self, delivery_id: str) -> str:
             return "failed"
         delay = schedule[retries] * random.uniform(0.9, 1.0)  # jitter
         if isinstance(exc, RetryLater):
-            services.webhooks.retry_at(delivery_id, delay)
+            services.webhooks.retry_at(delivery_id, delay, holder)
         log.info(
             "webhook delivery %s: %s, retry %d in %.1f s", delivery_id, exc, retries + 1, delay
         )

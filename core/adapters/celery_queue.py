@@ -80,9 +80,11 @@ class CeleryTaskQueue(TaskQueue):
             celeryconfig.WEBHOOK_EMIT_TASK, args=[job_id, event], queue=celeryconfig.WEBHOOKS_QUEUE
         )
 
-    def enqueue_delivery(self, delivery_id: str) -> None:
+    def enqueue_delivery(self, delivery_id: str, holder: str | None = None) -> None:
         self.app.send_task(
-            celeryconfig.WEBHOOK_DELIVER_TASK, args=[delivery_id], queue=celeryconfig.WEBHOOKS_QUEUE
+            celeryconfig.WEBHOOK_DELIVER_TASK,
+            args=[delivery_id] if holder is None else [delivery_id, holder],
+            queue=celeryconfig.WEBHOOKS_QUEUE,
         )
 
     def pending_convert_ids(self) -> set[str] | None:

@@ -28,20 +28,36 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
 
 
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace: containers that share a hostname (host
+    networking) but not their pids have different ones."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "?"
+
+
 class LocalProcesses(AttemptHolders):
+    """Names look like `<host>:<pid namespace>:<pid>:<start time>`."""
+
     def __init__(self, hostname: str | None = None):
         self.hostname = hostname or socket.gethostname()
+        self.namespace = _pid_namespace()
 
     def current(self) -> str:
         pid = os.getpid()
-        return f"{self.hostname}:{pid}:{_start_time(pid) or '?'}"
+        return f"{self.hostname}:{self.namespace}:{pid}:{_start_time(pid) or '?'}"
 
     def is_gone(self, holder: str) -> bool:
-        parts = holder.rsplit(":", 2)
-        if len(parts) != 3 or parts[0] != self.hostname or not parts[1].isdigit():
-            return False
-        _, pid, started = parts
-        if not os.path.isdir("/proc/self"):
-            return False  # no /proc: cannot tell
+        parts = holder.rsplit(":", 3)
+        if (
+            len(parts) != 4
+            or parts[0] != self.hostname
+            or parts[1] != self.namespace
+            or self.namespace == "?"
+            or not parts[2].isdigit()
+        ):
+            return False  # another machine or container, or a name we cannot read
+        _, _, pid, started = parts
         now = _start_time(int(pid))
         return now is None or (started != "?" and now != started)

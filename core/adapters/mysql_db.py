@@ -141,7 +141,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
     (
         8,
-        "jobs.notify_holder and notify_until: one email sender at a time",
+        "jobs.notify_holder, notify_until: one email sender",
         [
             """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS notify_holder VARCHAR(64) NULL,
            ADD COLUMN IF NOT EXISTS notify_until DATETIME(6) NULL""",
@@ -150,7 +150,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         9,
         "jobs.lease_holder: which process runs the attempt",
-        ["ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder VARCHAR(200) NULL"],
+        ["ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder VARCHAR(400) NULL"],
+    ),
+    (
+        10,
+        "delivery claims; jobs by status and finished_at",
+        [
+            """ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS holder VARCHAR(64) NULL,
+           ADD COLUMN IF NOT EXISTS held_until DATETIME(6) NULL""",
+            "CREATE INDEX IF NOT EXISTS ix_jobs_status_finished ON jobs (status, finished_at)",
+        ],
     ),
 ]
 

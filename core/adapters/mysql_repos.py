@@ -495,16 +495,16 @@ class MySQLWebhookRepository(WebhookRepository):
     def unannounced(self, ended_after: datetime, ended_before: datetime) -> list[tuple[str, str]]:
         with self.db.cursor() as cur:
             cur.execute(
-                "SELECT DISTINCT j.id, j.status FROM jobs j "
+                "SELECT DISTINCT j.id, j.status, j.updated_at FROM jobs j "
                 "JOIN webhook_endpoints e ON e.owner_id = j.owner_id "
                 "AND e.disabled_at IS NULL AND e.created_at <= j.finished_at "
                 f"WHERE j.status IN ({', '.join(repr(s.value) for s in OUTCOME_EVENTS)}) "
-                "AND j.finished_at >= %s AND j.finished_at < %s "
+                "AND j.finished_at >= %s AND j.finished_at < %s AND j.updated_at < %s "
                 f"AND FIND_IN_SET({_EVENT_OF_STATUS}, e.events) "
                 "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
                 "WHERE d.endpoint_id = e.id AND d.job_id = j.id) "
-                "ORDER BY j.id LIMIT 500",
-                (ended_after, ended_before),
+                "ORDER BY j.updated_at LIMIT 500",
+                (ended_after, ended_before, ended_before),
             )
             return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in cur.fetchall()]
 
@@ -516,6 +516,25 @@ class MySQLWebhookRepository(WebhookRepository):
                 (delivery.id, delivery.endpoint_id, delivery.job_id, delivery.event, delivery.body),
             )
             return bool(cur.rowcount > 0)
+
+    def claim_delivery(
+        self, delivery_id: str, holder: str, until: datetime, now: datetime, force: bool = False
+    ) -> bool:
+        free = "" if force else "AND (held_until IS NULL OR held_until < %s OR holder = %s)"
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE webhook_deliveries SET holder = %s, held_until = %s WHERE id = %s "
+                f"AND delivered_at IS NULL AND failed_at IS NULL {free}",
+                (holder, until, delivery_id) + (() if force else (now, holder)),
+            )
+            if cur.rowcount > 0:
+                return True
+            cur.execute(  # the same values again within one microsecond change no row
+                "SELECT 1 FROM webhook_deliveries WHERE id = %s AND holder = %s "
+                "AND held_until = %s AND delivered_at IS NULL AND failed_at IS NULL",
+                (delivery_id, holder, until),
+            )
+            return cur.fetchone() is not None
 
     def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         with self.db.cursor() as cur:

@@ -22,6 +22,8 @@ from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.5  # a cancelled job's ffmpeg stops within about twice this
+# How long a queued email is claimed for its message; after that the sweeper queues another.
+QUEUED_EMAIL = timedelta(minutes=5)
 
 
 class Outcome(str, enum.Enum):
@@ -134,7 +136,7 @@ class Conversion:
                 # the email: emitting again sends nothing twice, and the email is claimed by
                 # its sender, so a notify racing the first one's sends nothing either.
                 self._event(job_id, "job.succeeded")
-                self.queue.enqueue_notify(job_id)
+                self._queue_email(job_id)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
         holder = self.holders.current() if self.holders else None
@@ -226,8 +228,15 @@ class Conversion:
             return Outcome.LOST
         self._drop_source(job_id, job.video_fid)
         self._event(job_id, "job.succeeded")
-        self.queue.enqueue_notify(job_id)
+        self._queue_email(job_id)
         return Outcome.DONE
+
+    def _queue_email(self, job_id: str) -> None:
+        """Queue the email, claimed for the message: a second one queued meanwhile (by a
+        redelivery, or the sweeper while the first waits behind others) sends nothing."""
+        holder, now = uuid.uuid4().hex, utcnow()
+        if self.jobs.claim_notification(job_id, holder, now + QUEUED_EMAIL, now):
+            self.queue.enqueue_notify(job_id, holder)
 
     def _event(self, job_id: str, event: str) -> None:
         try:

@@ -63,6 +63,7 @@ class Sweeper:
             # makes each delivery once, so a late duplicate sends nothing twice.
             for job_id, event in self.webhooks.unannounced(cutoff - ANNOUNCE_WITHIN, cutoff):
                 log.info("job %s: emitting the lost %s event", job_id, event)
+                self.jobs.update(job_id, {})  # touch: not emitted again until cutoff passes
                 self.queue.enqueue_event(job_id, event)
                 if job_id not in requeued:
                     requeued.append(job_id)

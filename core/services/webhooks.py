@@ -35,6 +35,8 @@ from core.services.jobs import utcnow
 log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)
 RETRY_CAP_SECONDS = 3600.0
+# How long a claimed attempt may take (the receiver's timeout is 10 s).
+SENDING = timedelta(minutes=2)
 MAX_ENDPOINTS = 10
 
 
@@ -118,7 +120,10 @@ class Webhooks:
         self.repo.update_delivery(
             delivery.id, {"failed_at": None, "delivered_at": None, "next_retry_at": utcnow()}
         )
-        self.queue.enqueue_delivery(delivery.id)
+        # Claimed for the message queued here: a retry chain still waiting sends nothing more.
+        holder, now = uuid.uuid4().hex, utcnow()
+        self.repo.claim_delivery(delivery.id, holder, now + SENDING, now, force=True)
+        self.queue.enqueue_delivery(delivery.id, holder)
         found = self.repo.get_delivery(delivery.id)
         assert found is not None
         return found
@@ -159,10 +164,19 @@ class Webhooks:
                 queued.append(delivery_id[:32])
         return queued
 
-    def deliver(self, delivery_id: str) -> str:
-        """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise."""
+    def deliver(self, delivery_id: str, holder: str | None = None) -> str:
+        """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise.
+
+        The sender first claims the delivery (`holder`: the task, the same through its
+        retries), so a delivery queued twice (an event emitted again while the first message
+        waited) is sent by one task, with one retry schedule."""
         delivery = self.repo.get_delivery(delivery_id)
         if delivery is None or delivery.delivered_at is not None or delivery.failed_at is not None:
+            return "skipped"
+        now = utcnow()
+        if not self.repo.claim_delivery(
+            delivery_id, holder or uuid.uuid4().hex, now + SENDING, now
+        ):
             return "skipped"
         endpoint = self.repo.get_endpoint(delivery.endpoint_id)
         if endpoint is None or endpoint.disabled_at is not None:
@@ -200,11 +214,15 @@ class Webhooks:
         self.repo.update_delivery(delivery.id, attempt)
         raise RetryLater(f"the receiver answered {status}")
 
-    def retry_at(self, delivery_id: str, delay: float) -> None:
+    def retry_at(self, delivery_id: str, delay: float, holder: str | None = None) -> None:
+        """Record when the next attempt comes; the holder keeps its claim until then."""
         self.metrics.webhook("retry")
-        self.repo.update_delivery(
-            delivery_id, {"next_retry_at": utcnow() + timedelta(seconds=delay)}
-        )
+        now = utcnow()
+        self.repo.update_delivery(delivery_id, {"next_retry_at": now + timedelta(seconds=delay)})
+        if holder is not None:
+            self.repo.claim_delivery(
+                delivery_id, holder, now + timedelta(seconds=delay) + SENDING, now
+            )
 
     def gave_up(self, delivery_id: str) -> None:
         self.metrics.webhook("failed")

@@ -16,6 +16,7 @@ from tests.faults.conftest import (
     job_of,
     mp3_files_of,
     no_ffmpeg_left,
+    supervised,
     upload,
     wait_status,
 )
@@ -108,11 +109,13 @@ def test_broker_restarted_empty_loses_no_job(stack, services, user, clip):
     redis, _, _ = services
     stack.stop("worker-convert")
     queued = [upload(user, clip) for _ in range(3)]
-    redis.stop()
-    redis.start()  # no persistence: the queue is gone, the jobs are still in MySQL
-    replace_convert_worker(stack)
-    for job_id in queued:
-        assert_delivered_once(stack, services, user, job_id)
+    with supervised(stack):  # a worker the broker's loss crashes is restarted
+        redis.stop()
+        redis.start()  # no persistence: the queue is gone, the jobs are still in MySQL
+        replace_convert_worker(stack)
+        for job_id in queued:
+            assert_delivered_once(stack, services, user, job_id)
+        wait_for(lambda: workers_answer(stack.container), timeout=60, what="every worker to answer")
 
 
 def test_smtp_down_then_back_delivers_once(stack, services, user, clip):

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 
-from core.adapters.local_processes import LocalProcesses, _start_time
+from core.adapters.local_processes import LocalProcesses, _pid_namespace, _start_time
 
 
 def test_a_live_process_is_not_gone_and_a_killed_one_is():
@@ -15,7 +15,7 @@ def test_a_live_process_is_not_gone_and_a_killed_one_is():
     assert not here.is_gone(here.current())
     child = subprocess.Popen(["sleep", "60"])
     try:
-        name = f"host-a:{child.pid}:{_start_time(child.pid)}"
+        name = f"host-a:{_pid_namespace()}:{child.pid}:{_start_time(child.pid)}"
         assert not here.is_gone(name)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
@@ -28,7 +28,7 @@ def test_a_live_process_is_not_gone_and_a_killed_one_is():
 def test_an_unreaped_child_counts_as_gone():
     here = LocalProcesses("host-a")
     child = subprocess.Popen(["sleep", "60"])
-    name = f"host-a:{child.pid}:{_start_time(child.pid)}"
+    name = f"host-a:{_pid_namespace()}:{child.pid}:{_start_time(child.pid)}"
     os.kill(child.pid, signal.SIGKILL)
     try:
         # a zombie until reaped: its pid still exists, the attempt does not
@@ -42,7 +42,8 @@ def test_an_unreaped_child_counts_as_gone():
 def test_a_reused_pid_is_gone_and_what_cannot_be_seen_is_not():
     here = LocalProcesses("host-a")
     me = here.current()
-    pid = me.split(":")[1]
-    assert here.is_gone(f"host-a:{pid}:1")  # same pid, another start time: a new process
+    _, namespace, pid, _ = me.split(":")
+    assert here.is_gone(f"host-a:{namespace}:{pid}:1")  # same pid, another start: a new process
     assert not here.is_gone(me.replace("host-a", "host-b", 1))  # another machine
-    assert not here.is_gone("nonsense") and not here.is_gone("host-a:x:1")
+    assert not here.is_gone(f"host-a:1:{pid}:1")  # another container with the same hostname
+    assert not here.is_gone("nonsense") and not here.is_gone(f"host-a:{namespace}:x:1")

@@ -122,7 +122,24 @@ class FakeJobs(JobRepository):
     def list_ids_for_owner(self, owner_id):
         return [j.id for j in self.rows.values() if j.owner_id == owner_id]
 
+    # What MySQLJobRepository.update refuses: ownership and claims change only through their
+    # own methods.
+    NOT_UPDATABLE = {
+        "id",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "lease_id",
+        "lease_expires_at",
+        "lease_holder",
+        "request_id",
+        "notify_holder",
+        "notify_until",
+    }
+
     def update(self, job_id, changes, only_if_status=None):
+        if set(changes) & self.NOT_UPDATABLE:
+            raise ValueError(f"not updatable: {sorted(set(changes) & self.NOT_UPDATABLE)}")
         job = self.rows.get(job_id)
         if job is None or (only_if_status and job.status not in only_if_status):
             return False
@@ -201,6 +218,7 @@ class FakeJobs(JobRepository):
             if j.status is JobStatus.DONE
             and j.notified_at is None
             and j.notify_error is None
+            and j.finished_at is not None
             and j.finished_at < finished_before
             and (j.notify_until is None or j.notify_until < now)
         ]
@@ -369,7 +387,7 @@ class FakeQueue(TaskQueue):
     def enqueue_event(self, job_id, event):
         self.events.append((job_id, event))
 
-    def enqueue_delivery(self, delivery_id):
+    def enqueue_delivery(self, delivery_id, holder=None):
         self.deliveries.append(delivery_id)
 
     def pending_convert_ids(self):

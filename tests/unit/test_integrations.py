@@ -142,7 +142,7 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
         links=pipeline.links,
         link_ttl=3600,
     )
-    assert notes.notify(job.id)
+    assert notes.notify(job.id, pipeline.queue.holders[-1])
     body = pipeline.mailer.sent[-1].body
     url = next(word for word in body.split() if word.startswith("http://api.test/links/"))
     assert pipeline.service.download_link(url.rsplit("/", 1)[1]).job.id == job.id
@@ -266,7 +266,7 @@ def test_outcome_events_are_queued_and_again_when_the_email_was_lost(pipeline, a
     assert pipeline.queue.events == [(done.id, "job.succeeded")]
     assert pipeline.conversion.convert(done.id) is Outcome.GONE  # redelivered, not emailed yet
     assert pipeline.queue.events == [(done.id, "job.succeeded")] * 2  # emit makes it once
-    pipeline.notifications.notify(done.id)
+    pipeline.notifications.notify(done.id, pipeline.queue.holders[-1])
     assert pipeline.conversion.convert(done.id) is Outcome.GONE
     assert len(pipeline.queue.events) == 2
     failed = submit(pipeline, alice, data=MP4 + b"POISON")

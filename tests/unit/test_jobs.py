@@ -78,7 +78,7 @@ def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
 def test_redelivered_convert_does_nothing_more(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    pipeline.notifications.notify(job.id)
+    pipeline.notifications.notify(job.id, pipeline.queue.holders[-1])
     pipeline.conversion.convert(job.id)
     assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
     assert pipeline.queue.notifies == [job.id]
@@ -87,15 +87,18 @@ def test_redelivered_convert_does_nothing_more(pipeline, alice):
 def test_an_email_lost_between_done_and_its_queueing_is_queued_again_and_sent_once(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    pipeline.queue.notifies.clear()  # the attempt died before it queued the email
-    assert pipeline.conversion.convert(job.id) is Outcome.GONE  # the redelivery
+    first = pipeline.queue.holders[-1]  # the message queued with the email's claim
+    pipeline.queue.notifies.clear()
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE  # a redelivery
+    assert pipeline.queue.notifies == []  # the first message's claim runs: no second one
+    # the attempt died after marking the job done, before it claimed and queued the email
+    pipeline.jobs.rows[job.id].notify_holder = pipeline.jobs.rows[job.id].notify_until = None
+    assert pipeline.conversion.convert(job.id) is Outcome.GONE
     assert pipeline.queue.notifies == [job.id]
-    # ...and races a notify that did get queued: whoever claims first sends, the other nothing
-    now = utcnow()
-    assert pipeline.jobs.claim_notification(job.id, "first", now + timedelta(minutes=5), now)
-    assert pipeline.notifications.notify(job.id, "second") is False
-    assert pipeline.notifications.notify(job.id, "first") is True
-    assert pipeline.notifications.notify(job.id, "second") is False
+    second = pipeline.queue.holders[-1]
+    assert pipeline.notifications.notify(job.id, first) is False  # claimed by the second
+    assert pipeline.notifications.notify(job.id, second) is True
+    assert pipeline.notifications.notify(job.id, first) is False
     assert len(pipeline.mailer.sent) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
 
 
@@ -142,8 +145,9 @@ def test_job_deleted_during_conversion_leaves_no_mp3(pipeline, alice):
 def test_notify_emails_the_owner_once(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    assert pipeline.notifications.notify(job.id) is True
-    assert pipeline.notifications.notify(job.id) is False
+    holder = pipeline.queue.holders[-1]
+    assert pipeline.notifications.notify(job.id, holder) is True
+    assert pipeline.notifications.notify(job.id, holder) is False
     [email] = pipeline.mailer.sent
     assert email.to == "alice@example.com" and job.id in email.body
     assert f"http://api.test/jobs/{job.id}/mp3" in email.body
@@ -153,11 +157,12 @@ def test_notify_emails_the_owner_once(pipeline, alice):
 def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
+    holder = pipeline.queue.holders[-1]
     pipeline.mailer.failures = 1
     with pytest.raises(MailError):
-        pipeline.notifications.notify(job.id, "task-1")
+        pipeline.notifications.notify(job.id, holder)
     assert pipeline.jobs.get(job.id).notified_at is None
-    assert pipeline.notifications.notify(job.id, "task-1") is True  # its retry
+    assert pipeline.notifications.notify(job.id, holder) is True  # its retry
 
 
 def test_others_jobs_look_missing(pipeline, alice, bob, admin):
@@ -221,12 +226,15 @@ def test_sweeper_emails_a_finished_job_never_notified_once(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
     pipeline.queue.notifies.clear()  # lost
-    assert pipeline.sweeper.sweep() == []  # just finished: its own email may be on its way
+    first = pipeline.queue.holders[-1]
+    assert pipeline.sweeper.sweep() == []  # just finished: its email is on its way
     pipeline.jobs.rows[job.id].finished_at -= timedelta(minutes=30)
+    assert pipeline.sweeper.sweep() == []  # the lost message's claim still runs
+    pipeline.jobs.rows[job.id].notify_until -= timedelta(minutes=30)
     assert pipeline.sweeper.sweep() == [job.id] and pipeline.queue.notifies == [job.id]
     assert pipeline.sweeper.sweep() == []  # claimed for the message it queued
     holder = pipeline.queue.holders[-1]
-    assert pipeline.notifications.notify(job.id) is False  # a late first message sends nothing
+    assert pipeline.notifications.notify(job.id, first) is False  # the lost one, late: nothing
     assert pipeline.notifications.notify(job.id, holder) is True
     assert len(pipeline.mailer.sent) == 1
 
@@ -234,13 +242,14 @@ def test_sweeper_emails_a_finished_job_never_notified_once(pipeline, alice):
 def test_a_notify_waiting_to_retry_keeps_its_claim(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
+    chain = pipeline.queue.holders[-1]
     pipeline.mailer.failures = 1
     with pytest.raises(MailError):
-        pipeline.notifications.notify(job.id, "chain")
-    pipeline.notifications.hold(job.id, "chain", 600)
+        pipeline.notifications.notify(job.id, chain)
+    pipeline.notifications.hold(job.id, chain, 600)
     pipeline.jobs.rows[job.id].finished_at -= timedelta(minutes=30)
     assert pipeline.sweeper.sweep() == []  # the retry is coming: no second chain
-    assert pipeline.notifications.notify(job.id, "chain") is True
+    assert pipeline.notifications.notify(job.id, chain) is True
     assert len(pipeline.mailer.sent) == 1
 
 

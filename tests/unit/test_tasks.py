@@ -125,11 +125,12 @@ def test_notify_retries_mail_errors_then_gives_up_without_internals(
 ):
     job = submit(pipeline, alice, MP4)
     pipeline.conversion.convert(job.id)
+    holder = pipeline.queue.holders[-1]
     pipeline.mailer.failures = 10
     with pytest.raises(Retry):
-        run(job_done, job.id, retries=0)
+        run(job_done, job.id, holder, retries=0)
     assert pipeline.jobs.get(job.id).notify_error is None
-    assert run(job_done, job.id, retries=2) is False  # NOTIFY_MAX_RETRIES reached
+    assert run(job_done, job.id, holder, retries=2) is False  # NOTIFY_MAX_RETRIES reached
     error = pipeline.jobs.get(job.id).notify_error
     assert error == "the email could not be delivered" and "SMTP" not in error
 
@@ -137,7 +138,9 @@ def test_notify_retries_mail_errors_then_gives_up_without_internals(
 def test_notify_sends_once(services, pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
-    assert run(job_done, job.id) is True and run(job_done, job.id) is False
+    holder = pipeline.queue.holders[-1]
+    assert run(job_done, job.id, holder) is True and run(job_done, job.id, holder) is False
+    assert run(job_done, job.id) is False  # a message without the claim sends nothing
     assert len(pipeline.mailer.sent) == 1
 
 

@@ -9,7 +9,9 @@ const TUS_VERSION = "1.0.0";
 const OFFSET_TYPE = "application/offset+octet-stream";
 const MIB = 2 ** 20;
 // Waits after a failed request before trying again (then the upload fails with the error).
-const RETRY_DELAYS_MS = [1000, 3000, 5000, 10000, 20000];
+// They add up to more than the server's 60 s lock on an upload, which a PATCH cut off by the
+// network may hold until the server notices.
+const RETRY_DELAYS_MS = [1000, 3000, 5000, 10000, 20000, 30000, 30000];
 
 /** Where tus starts and how big each PATCH is. `window.VID2MP3_TUS` may change both (the
  * browser tests make a small clip take several chunks that way). */
@@ -74,8 +76,16 @@ function base64(text) {
   return btoa(binary);
 }
 
-/** Worth another try: the network, a conflict on the offset (resynchronised by HEAD), or a
- * server that is briefly unavailable. */
+/** A random key. crypto.randomUUID() exists only in secure contexts (https, localhost);
+ * getRandomValues() everywhere. */
+function randomKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)),
+    (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Worth another try: the network, a conflict on the offset or the upload's lock (HEAD
+ * resynchronises), or a server that is briefly unavailable (5xx from 502 up). */
 function retryable(error) {
   return error.message !== "cancelled"
     && (error.status === 0 || error.status === 409 || error.status >= 502);
@@ -104,7 +114,7 @@ export const tus = {
     const creation = tusHeaders({
       "Upload-Length": String(file.size),
       "Upload-Metadata": metadata,
-      "Idempotency-Key": crypto.randomUUID(),
+      "Idempotency-Key": randomKey(),
     });
     let created = null;
     while (!created) {
