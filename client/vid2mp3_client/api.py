@@ -40,6 +40,7 @@ class Api:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
+        self._tus: bool | None = None
         self.http = httpx.Client(
             base_url=self.url,
             timeout=TIMEOUT,
@@ -158,6 +159,21 @@ class Api:
             )
         return body
 
+    def offers_tus(self) -> bool:
+        """Whether the server takes tus 1.0.0 uploads at /uploads/ (asked once)."""
+        if self._tus is None:
+            try:
+                response = self._send("OPTIONS", "/uploads/")
+                versions = response.headers.get("Tus-Version", "").split(",")
+                self._tus = response.status_code in (200, 204) and "1.0.0" in versions
+            except ClientError:
+                self._tus = False
+        return self._tus
+
+    def error_from(self, response: httpx.Response) -> ApiError:
+        """The API's error answer as an ApiError (a 401 also says how to log in)."""
+        return self._error(response)
+
     def _error(self, response: httpx.Response) -> ApiError:
         message = _message(response)
         code = None
@@ -176,7 +192,14 @@ class Api:
     def upload(
         self, path: Path, fields: dict[str, str], on_progress: Progress, stop: threading.Event
     ) -> dict[str, Any]:
-        """POST /upload: the file as multipart field `file`, the options as fields first."""
+        """The file as one multipart POST /upload (options as fields first), or, from
+        VID2MP3_TUS_MIN_BYTES (16 MiB) when the server offers tus, resumable in chunks."""
+        if path.stat().st_size >= self._config.tus_min_bytes and self.offers_tus():
+            from vid2mp3_client.tus import Resumable
+
+            return Resumable(self, self._config.tus_chunk_bytes).upload(
+                path, fields, on_progress, stop
+            )
         with open(path, "rb") as raw:
             reader = _ProgressReader(raw, on_progress, stop)
             response = self.request(

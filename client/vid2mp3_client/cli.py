@@ -336,7 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors exit 2
-    ctx = Context(args, Config.from_env(os.environ, args.url))
+    try:
+        config = Config.from_env(os.environ, args.url)
+    except ClientError as exc:
+        parser.error(str(exc))  # a bad setting is a usage error: exit 2
+    ctx = Context(args, config)
     try:
         handler: Callable[[Context], int] = args.handler
         return handler(ctx)

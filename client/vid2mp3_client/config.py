@@ -26,6 +26,8 @@ class Config:
     email: str | None
     password: str | None
     config_dir: Path
+    tus_min_bytes: int = 16 * 2**20  # files this large go over tus, in chunks
+    tus_chunk_bytes: int = 8 * 2**20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], url: str | None = None) -> Config:
@@ -35,6 +37,8 @@ class Config:
             email=environ.get("VID2MP3_EMAIL") or None,
             password=environ.get("VID2MP3_PASSWORD") or None,
             config_dir=Path(base) / "vid2mp3",
+            tus_min_bytes=_bytes(environ, "VID2MP3_TUS_MIN_BYTES", 16 * 2**20),
+            tus_chunk_bytes=_bytes(environ, "VID2MP3_TUS_CHUNK_BYTES", 8 * 2**20),
         )
 
     def checked_url(self) -> str:
@@ -50,6 +54,15 @@ class Config:
         except ValueError:
             raise ClientError(f"the server URL {self.url!r} has an invalid port") from None
         return self.url.rstrip("/")
+
+
+def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ClientError(f"{name} must be a positive number of bytes, not {raw!r}")
+    return int(raw)
 
 
 class TokenStore:

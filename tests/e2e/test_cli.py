@@ -249,3 +249,36 @@ def test_ctrl_c_cancels_the_started_jobs(stack, user, clip, tmp_path):
     assert f"job {job['id']} cancelled" in term.text, term.text
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "cancelled"
     assert not (tmp_path / (Path(clip).stem + ".mp3")).exists()
+
+
+@directory_stack
+def test_a_large_file_goes_over_tus_and_survives_a_cut_connection(user, stack, clip, tmp_path):
+    from tests.support.proxy import CutOnce
+
+    client, env = user
+    size = Path(clip).stat().st_size
+    chunk = size // 4 + 1
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    # the network fails halfway through the body of the first PATCH
+    proxy = CutOnce("127.0.0.1", port, after=chunk // 2)
+    try:
+        env = {
+            **env,
+            "VID2MP3_URL": f"http://127.0.0.1:{proxy.port}",
+            "VID2MP3_TUS_MIN_BYTES": "1",  # what counts as large, scaled down to the clip
+            "VID2MP3_TUS_CHUNK_BYTES": str(chunk),
+        }
+        api_log_before = len(stack.log("api"))
+        done = vid2mp3(env, "convert", clip, "-o", str(tmp_path), "--title", "Über tus")
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert proxy.cut.is_set()  # the connection really was cut mid-PATCH
+    out = tmp_path / (Path(clip).stem + ".mp3")
+    assert abs(media.mp3_duration(out) - 3.0) <= 0.2
+    [job] = client.get("/jobs").json()["items"]  # one upload, one job
+    assert job["video_size"] == size and job["options"]["title"] == "Über tus"
+    requests_seen = stack.log("api")[api_log_before:]
+    assert requests_seen.count('"POST /uploads/ ') == 1
+    assert '"HEAD /uploads/' in requests_seen  # it asked where to resume
+    assert '"POST /upload ' not in requests_seen

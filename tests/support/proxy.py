@@ -73,3 +73,65 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+class CutOnce:
+    """Forwards to target, and once, `after` bytes into the first request that starts with
+    `method` (a PATCH), cuts that connection both ways: a network failing mid-body."""
+
+    def __init__(self, target_host: str, target_port: int, after: int, method: bytes = b"PATCH "):
+        self.target = (target_host, target_port)
+        self.after = after
+        self.method = method
+        self.port = free_port()
+        self.cut = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        _close(self._listener)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                _close(client)
+                continue
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        counted: int | None = None  # bytes since the request to cut began
+        try:
+            while data := client.recv(65536):
+                if counted is None and not self.cut.is_set() and self.method in data:
+                    data_from = data.index(self.method)
+                    upstream.sendall(data[:data_from])
+                    data, counted = data[data_from:], 0
+                if counted is not None and not self.cut.is_set():
+                    if counted + len(data) > self.after:
+                        upstream.sendall(data[: self.after - counted])
+                        self.cut.set()
+                        return
+                    counted += len(data)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(client)
+            _close(upstream)
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := upstream.recv(65536):
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(client)
+            _close(upstream)

@@ -100,6 +100,12 @@ def test_configuration_from_the_environment(tmp_path):
         {"VID2MP3_URL": "https://x.example/", "VID2MP3_EMAIL": "a@b"}, url=None
     )
     assert config.checked_url() == "https://x.example" and config.email == "a@b"
+    assert (config.tus_min_bytes, config.tus_chunk_bytes) == (16 * 2**20, 8 * 2**20)
+    config = Config.from_env({"VID2MP3_TUS_MIN_BYTES": "1", "VID2MP3_TUS_CHUNK_BYTES": "4096"})
+    assert (config.tus_min_bytes, config.tus_chunk_bytes) == (1, 4096)
+    for bad in ("0", "-1", "8MB"):
+        with pytest.raises(ClientError, match="VID2MP3_TUS_CHUNK_BYTES"):
+            Config.from_env({"VID2MP3_TUS_CHUNK_BYTES": bad})
 
 
 def test_token_file_is_private_and_replaced_not_followed(tmp_path):
