@@ -49,6 +49,24 @@ class UserRepository(abc.ABC):
     def delete(self, user_id: int) -> bool: ...
 
 
+# Job fields `JobRepository.update` refuses: identity and timestamps, and the claims, which
+# change only through claim, renew, take_over and claim_notification.
+JOB_FIELDS_NOT_UPDATABLE = frozenset(
+    {
+        "id",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "lease_id",
+        "lease_expires_at",
+        "lease_holder",
+        "request_id",
+        "notify_holder",
+        "notify_until",
+    }
+)
+
+
 class JobRepository(abc.ABC):
     @abc.abstractmethod
     def add(self, job: Job) -> Job: ...
@@ -73,7 +91,7 @@ class JobRepository(abc.ABC):
         only_if_status: tuple[JobStatus, ...] | None = None,
     ) -> bool:
         """Apply changes; with only_if_status, only when the job is in one of those states.
-        Returns whether a row changed state."""
+        Returns whether a row changed state. ValueError for a JOB_FIELDS_NOT_UPDATABLE."""
 
     @abc.abstractmethod
     def delete(self, job_id: str) -> bool: ...

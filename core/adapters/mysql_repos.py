@@ -18,7 +18,12 @@ from core.domain import (
     WebhookEndpoint,
 )
 from core.observability import current_request_id
-from core.ports import JobRepository, UserRepository, WebhookRepository
+from core.ports import (
+    JOB_FIELDS_NOT_UPDATABLE,
+    JobRepository,
+    UserRepository,
+    WebhookRepository,
+)
 
 USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
 USER_UPDATABLE = {"name", "email", "phone", "role", "password_hash", "token_version"}
@@ -136,18 +141,7 @@ JOB_COLUMNS = (
     "notes",
 )
 _JSON_COLUMNS = ("options", "source", "notes")
-JOB_UPDATABLE = set(JOB_COLUMNS) - {
-    "id",
-    "owner_id",
-    "created_at",
-    "updated_at",
-    "lease_id",
-    "lease_expires_at",
-    "lease_holder",
-    "request_id",
-    "notify_holder",
-    "notify_until",
-}
+JOB_UPDATABLE = set(JOB_COLUMNS) - JOB_FIELDS_NOT_UPDATABLE
 _SELECT_JOBS = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
 
 

@@ -24,6 +24,7 @@ from core.domain import (
     User,
 )
 from core.ports import (
+    JOB_FIELDS_NOT_UPDATABLE,
     AttemptHolders,
     BlobStore,
     IdempotencyStore,
@@ -122,24 +123,10 @@ class FakeJobs(JobRepository):
     def list_ids_for_owner(self, owner_id):
         return [j.id for j in self.rows.values() if j.owner_id == owner_id]
 
-    # What MySQLJobRepository.update refuses: ownership and claims change only through their
-    # own methods.
-    NOT_UPDATABLE = {
-        "id",
-        "owner_id",
-        "created_at",
-        "updated_at",
-        "lease_id",
-        "lease_expires_at",
-        "lease_holder",
-        "request_id",
-        "notify_holder",
-        "notify_until",
-    }
-
     def update(self, job_id, changes, only_if_status=None):
-        if set(changes) & self.NOT_UPDATABLE:
-            raise ValueError(f"not updatable: {sorted(set(changes) & self.NOT_UPDATABLE)}")
+        refused = set(changes) & JOB_FIELDS_NOT_UPDATABLE
+        if refused:
+            raise ValueError(f"not updatable: {sorted(refused)}")
         job = self.rows.get(job_id)
         if job is None or (only_if_status and job.status not in only_if_status):
             return False
