@@ -49,6 +49,42 @@ def _user(row: dict[str, Any] | None) -> User | None:
     )
 
 
+def _claim(
+    db: MySQLDatabase,
+    table: str,
+    columns: tuple[str, str],
+    open_while: str,
+    row_id: str,
+    holder: str,
+    until: datetime,
+    now: datetime,
+    force: bool = False,
+) -> bool:
+    """Write (holder, until) into the row's claim columns while `open_while` (SQL) holds and
+    no other holder's claim runs at now (whatever claim runs, with force); True also when the
+    row already carries exactly this claim (the same values again change no row)."""
+    holder_column, until_column = columns
+    free = (
+        ""
+        if force
+        else f" AND ({until_column} IS NULL OR {until_column} < %s OR {holder_column} = %s)"
+    )
+    with db.cursor() as cur:
+        cur.execute(
+            f"UPDATE {table} SET {holder_column} = %s, {until_column} = %s "
+            f"WHERE id = %s AND {open_while}{free}",
+            (holder, until, row_id) + (() if force else (now, holder)),
+        )
+        if cur.rowcount > 0:
+            return True
+        cur.execute(
+            f"SELECT 1 FROM {table} WHERE id = %s AND {holder_column} = %s "
+            f"AND {until_column} = %s AND {open_while}",
+            (row_id, holder, until),
+        )
+        return cur.fetchone() is not None
+
+
 class MySQLUserRepository(UserRepository):
     def __init__(self, db: MySQLDatabase):
         self.db = db
@@ -303,21 +339,16 @@ class MySQLJobRepository(JobRepository):
         )
 
     def claim_notification(self, job_id: str, holder: str, until: datetime, now: datetime) -> bool:
-        with self.db.cursor() as cur:
-            cur.execute(
-                "UPDATE jobs SET notify_holder = %s, notify_until = %s WHERE id = %s "
-                "AND status = 'done' AND notified_at IS NULL AND notify_error IS NULL "
-                "AND (notify_until IS NULL OR notify_until < %s OR notify_holder = %s)",
-                (holder, until, job_id, now, holder),
-            )
-            if cur.rowcount > 0:
-                return True
-            cur.execute(  # the same values again within one microsecond change no row
-                "SELECT 1 FROM jobs WHERE id = %s AND notify_holder = %s AND notify_until = %s "
-                "AND status = 'done' AND notified_at IS NULL AND notify_error IS NULL",
-                (job_id, holder, until),
-            )
-            return cur.fetchone() is not None
+        return _claim(
+            self.db,
+            "jobs",
+            ("notify_holder", "notify_until"),
+            "status = 'done' AND notified_at IS NULL AND notify_error IS NULL",
+            job_id,
+            holder,
+            until,
+            now,
+        )
 
     def unsent(self, finished_before: datetime, now: datetime) -> list[Job]:
         with self.db.cursor() as cur:
@@ -514,21 +545,17 @@ class MySQLWebhookRepository(WebhookRepository):
     def claim_delivery(
         self, delivery_id: str, holder: str, until: datetime, now: datetime, force: bool = False
     ) -> bool:
-        free = "" if force else "AND (held_until IS NULL OR held_until < %s OR holder = %s)"
-        with self.db.cursor() as cur:
-            cur.execute(
-                "UPDATE webhook_deliveries SET holder = %s, held_until = %s WHERE id = %s "
-                f"AND delivered_at IS NULL AND failed_at IS NULL {free}",
-                (holder, until, delivery_id) + (() if force else (now, holder)),
-            )
-            if cur.rowcount > 0:
-                return True
-            cur.execute(  # the same values again within one microsecond change no row
-                "SELECT 1 FROM webhook_deliveries WHERE id = %s AND holder = %s "
-                "AND held_until = %s AND delivered_at IS NULL AND failed_at IS NULL",
-                (delivery_id, holder, until),
-            )
-            return cur.fetchone() is not None
+        return _claim(
+            self.db,
+            "webhook_deliveries",
+            ("holder", "held_until"),
+            "delivered_at IS NULL AND failed_at IS NULL",
+            delivery_id,
+            holder,
+            until,
+            now,
+            force,
+        )
 
     def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         with self.db.cursor() as cur:
