@@ -19,6 +19,7 @@ from core.ports import (
     Transcoder,
 )
 from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
+from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.5  # a cancelled job's ffmpeg stops within about twice this
@@ -136,7 +137,7 @@ class Conversion:
                 # the email: emitting again sends nothing twice, and the email is claimed by
                 # its sender, so a notify racing the first one's sends nothing either.
                 self._event(job_id, "job.succeeded")
-                self._queue_email(job_id)
+                queue_email(self.jobs, self.queue, job_id, QUEUED_EMAIL)
             return Outcome.GONE
         lease = Lease(self.jobs, job_id, self.lease_seconds)
         holder = self.holders.current() if self.holders else None
@@ -228,15 +229,8 @@ class Conversion:
             return Outcome.LOST
         self._drop_source(job_id, job.video_fid)
         self._event(job_id, "job.succeeded")
-        self._queue_email(job_id)
+        queue_email(self.jobs, self.queue, job_id, QUEUED_EMAIL)
         return Outcome.DONE
-
-    def _queue_email(self, job_id: str) -> None:
-        """Queue the email, claimed for the message: a second one queued meanwhile (by a
-        redelivery, or the sweeper while the first waits behind others) sends nothing."""
-        holder, now = uuid.uuid4().hex, utcnow()
-        if self.jobs.claim_notification(job_id, holder, now + QUEUED_EMAIL, now):
-            self.queue.enqueue_notify(job_id, holder)
 
     def _event(self, job_id: str, event: str) -> None:
         try:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from core.domain import Email, JobStatus
-from core.ports import JobRepository, Mailer, UserRepository
+from core.ports import JobRepository, Mailer, TaskQueue, UserRepository
 from core.services.jobs import mp3_name, utcnow
 
 if TYPE_CHECKING:
@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 GAVE_UP = "the email could not be delivered"
 # How long a claimed email may take to send (SMTP's own timeouts are 10 s per step).
 SENDING = timedelta(minutes=5)
+
+
+def queue_email(jobs: JobRepository, queue: TaskQueue, job_id: str, claimed_for: timedelta) -> bool:
+    """Queue the done job's email with a claim for its message, held claimed_for: another
+    message queued meanwhile (a redelivery's, or the sweeper's while this one waits behind
+    others) sends nothing. False, queueing nothing, while another sender's claim runs or once
+    the email is sent."""
+    holder, now = uuid.uuid4().hex, utcnow()
+    if not jobs.claim_notification(job_id, holder, now + claimed_for, now):
+        return False
+    queue.enqueue_notify(job_id, holder)
+    return True
 
 
 class Notifications:

@@ -5,12 +5,12 @@ emitted."""
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
 from core.domain import JobStatus
 from core.ports import JobRepository, TaskQueue, WebhookRepository
 from core.services.jobs import utcnow
+from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)
 # Events of jobs that ended longer ago than this are not looked for (deliveries retry for a
@@ -52,11 +52,9 @@ class Sweeper:
                     requeued.append(job.id)
         now = utcnow()
         for job in self.jobs.unsent(now - min(self.queued_after, UNSENT_AFTER), now):
-            # Claimed for the message queued here, for as long as a queued job may wait: the
-            # sweeps meanwhile queue no second one, and a late first message sends nothing.
-            holder = uuid.uuid4().hex
-            if self.jobs.claim_notification(job.id, holder, now + self.queued_after, now):
-                self.queue.enqueue_notify(job.id, holder)
+            # Claimed for as long as a queued job may wait: the sweeps meanwhile queue no
+            # second message, and a late first one sends nothing.
+            if queue_email(self.jobs, self.queue, job.id, self.queued_after):
                 requeued.append(job.id)
         if self.webhooks is not None:
             # The worker that ended a job may have died before it queued the event; emitting
