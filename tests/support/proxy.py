@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Callable
 
 from devtools.processes import free_port
 
@@ -50,13 +51,26 @@ class Outage:
                 continue
             with self._lock:
                 self._connections.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, forward in ((client, upstream, self._forwarder()), (upstream, client, None)):
+                threading.Thread(target=self._pipe, args=(a, b, forward), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _forwarder(self) -> Callable[[bytes, socket.socket], bool] | None:
+        """How one connection's bytes from the client reach the target: None sends them all;
+        a function gets each piece and the target's socket, and returns False to cut."""
+        return None
+
+    def _pipe(
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        forward: Callable[[bytes, socket.socket], bool] | None = None,
+    ) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if forward is None:
+                    sink.sendall(data)
+                elif not forward(data, sink):
+                    return  # cut: the finally closes both ways
         except OSError:
             pass
         finally:
@@ -75,63 +89,36 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-class CutOnce:
+class CutOnce(Outage):
     """Forwards to target, and once, `after` bytes into the first request that starts with
     `method` (a PATCH), cuts that connection both ways: a network failing mid-body."""
 
     def __init__(self, target_host: str, target_port: int, after: int, method: bytes = b"PATCH "):
-        self.target = (target_host, target_port)
+        super().__init__(target_host, target_port)
         self.after = after
         self.method = method
-        self.port = free_port()
         self.cut = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.up()
 
     def close(self) -> None:
-        _close(self._listener)
+        self.down()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=10)
-            except OSError:
-                _close(client)
-                continue
-            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+    def _forwarder(self) -> Callable[[bytes, socket.socket], bool]:
+        counted: int | None = None  # bytes since the request to cut began, on this connection
 
-    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
-        counted: int | None = None  # bytes since the request to cut began
-        try:
-            while data := client.recv(65536):
-                if counted is None and not self.cut.is_set() and self.method in data:
-                    data_from = data.index(self.method)
-                    upstream.sendall(data[:data_from])
-                    data, counted = data[data_from:], 0
-                if counted is not None and not self.cut.is_set():
-                    if counted + len(data) > self.after:
-                        upstream.sendall(data[: self.after - counted])
-                        self.cut.set()
-                        return
-                    counted += len(data)
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _close(client)
-            _close(upstream)
+        def forward(data: bytes, upstream: socket.socket) -> bool:
+            nonlocal counted
+            if counted is None and not self.cut.is_set() and self.method in data:
+                start = data.index(self.method)
+                upstream.sendall(data[:start])
+                data, counted = data[start:], 0
+            if counted is not None and not self.cut.is_set():
+                if counted + len(data) > self.after:
+                    upstream.sendall(data[: self.after - counted])
+                    self.cut.set()
+                    return False
+                counted += len(data)
+            upstream.sendall(data)
+            return True
 
-    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
-        try:
-            while data := upstream.recv(65536):
-                client.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _close(client)
-            _close(upstream)
+        return forward
