@@ -65,7 +65,9 @@ def list_deliveries(actor, endpoint_id):
 @login_required
 @blp.response(202, WebhookDeliverySchema)
 @blp.alt_response(404, description="no such webhook or delivery, or not yours")
+@blp.alt_response(429, description="over WEBHOOK_REDELIVER_RATE_LIMIT (Retry-After)")
 @blp.doc(security=BEARER)
 def redeliver(actor, endpoint_id, delivery_id):
-    """Send a message again, with the same `webhook-id`."""
+    """Send a message again, with the same `webhook-id` (at most WEBHOOK_REDELIVER_RATE_LIMIT
+    per user)."""
     return container().webhooks.redeliver(actor, endpoint_id, delivery_id)

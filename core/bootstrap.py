@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
         PartialUploadStore,
         RateLimiter,
         ScratchSpace,
+        Slots,
         Sniffer,
         TaskQueue,
         TokenStates,
@@ -253,17 +254,29 @@ class Container:
     def webhook_sender(self) -> WebhookSender:
         from core.adapters.webhook_http import HttpWebhookSender
 
-        return HttpWebhookSender(allow_private=self.settings.webhook_allow_private)
+        s = self.settings
+        return HttpWebhookSender(allow_private=s.webhook_allow_private, timeout=s.webhook_timeout)
+
+    @cached_property
+    def slots(self) -> Slots:
+        from core.adapters.redis_slots import RedisSlots
+
+        return RedisSlots(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def webhooks(self) -> Webhooks:
+        from limits import parse
+
         from api.schemas import JobSchema  # the job as GET /jobs/<id> shows it
-        from core.services.webhooks import Webhooks
+        from core.services.webhooks import DeliveryLimits, Webhooks
+
+        s = self.settings
+        redeliveries = parse(s.webhook_redeliver_rate_limit)
 
         def link(job: Job) -> str | None:
             if not job.mp3_fid:
                 return None
-            return self.links.sign(job.id, job.mp3_fid, self.settings.link_ttl_seconds)[0]
+            return self.links.sign(job.id, job.mp3_fid, s.link_ttl_seconds)[0]
 
         return Webhooks(
             self.webhook_repo,
@@ -273,6 +286,15 @@ class Container:
             render=lambda job: dict(JobSchema().dump(job)),
             link=link,
             metrics=self.metrics,
+            slots=self.slots,
+            limiter=self.rate_limiter,
+            limits=DeliveryLimits(
+                per_endpoint=s.webhook_endpoint_concurrency,
+                per_owner=s.webhook_owner_concurrency,
+                attempt_seconds=s.webhook_timeout,
+                redeliveries=redeliveries.amount,
+                redelivery_window=redeliveries.get_expiry(),
+            ),
         )
 
     @cached_property

@@ -397,6 +397,20 @@ class WebhookSender(abc.ABC):
         Raises WebhookError when no answer came (refused address, timeout, connection)."""
 
 
+class Slots(abc.ABC):
+    """Counting semaphores shared by every process: at most `limit` holders of a key at once
+    (webhook deliveries in flight per receiver and per owner). A slot its holder never
+    releases (a killed worker) frees itself after its ttl."""
+
+    @abc.abstractmethod
+    def acquire(self, limits: dict[str, int], ttl: float) -> str | None:
+        """A token holding one slot of every key at once, or None, taking nothing, when any
+        key already has its limit of holders."""
+
+    @abc.abstractmethod
+    def release(self, keys: list[str], token: str) -> None: ...
+
+
 class WebhookError(Exception):
     """A webhook message got no answer; the message is a short reason, safe to show."""
 

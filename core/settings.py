@@ -188,6 +188,29 @@ class Settings:
         30.0,
         doc="first webhook retry delay; doubles each time up to an hour, for 24 h",
     )
+    webhook_timeout: float = _opt(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        10.0,
+        doc="deadline of one webhook attempt, connect to answer, however the receiver "
+        "trickles (at most 60)",
+    )
+    webhook_endpoint_concurrency: int = _opt(
+        "WEBHOOK_ENDPOINT_CONCURRENCY",
+        2,
+        doc="webhook deliveries in flight at once to one receiver, over all workers; "
+        "more wait their turn",
+    )
+    webhook_owner_concurrency: int = _opt(
+        "WEBHOOK_OWNER_CONCURRENCY",
+        4,
+        doc="webhook deliveries in flight at once to one user's receivers, over all workers; "
+        "more wait their turn",
+    )
+    webhook_redeliver_rate_limit: str = _opt(
+        "WEBHOOK_REDELIVER_RATE_LIMIT",
+        "10/minute",
+        doc="manual webhook redeliveries per user, as the limits package writes rates",
+    )
     log_level: str = _opt("LOG_LEVEL", "INFO", doc="logging level")
     log_format: str = _opt(
         "LOG_FORMAT", "text", doc="text, or json: one JSON object per line with request_id, job_id"
@@ -288,20 +311,19 @@ class Settings:
             "retention_seconds",
             "webhook_concurrency",
             "webhook_retry_base",
+            "webhook_timeout",
+            "webhook_endpoint_concurrency",
+            "webhook_owner_concurrency",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if self.ffmpeg_memory_mb < 256:
             raise ConfigError("FFMPEG_MEMORY_MB must be at least 256")
-        try:
-            from limits import parse
-
-            if not parse(self.upload_rate_limit):
-                raise ValueError(self.upload_rate_limit)
-        except ValueError:
-            raise ConfigError(
-                f"UPLOAD_RATE_LIMIT must be a rate such as 120/hour, got {self.upload_rate_limit!r}"
-            ) from None
+        _check_rate("UPLOAD_RATE_LIMIT", self.upload_rate_limit)
+        _check_rate("WEBHOOK_REDELIVER_RATE_LIMIT", self.webhook_redeliver_rate_limit)
+        if self.webhook_timeout > 60:
+            # a claimed attempt is held two minutes (core/services/webhooks.py, SENDING)
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be at most 60")
         if self.convert_time_limit <= self.convert_soft_time_limit:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
         if self.trusted_proxies < 0:
@@ -380,6 +402,16 @@ def _check_secret(env: str, value: str | None, min_length: int) -> None:
             f"{env} is too weak; generate one, e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
+
+
+def _check_rate(env: str, value: str) -> None:
+    from limits import parse
+
+    try:
+        if not parse(value):
+            raise ValueError(value)
+    except ValueError:
+        raise ConfigError(f"{env} must be a rate such as 120/hour, got {value!r}") from None
 
 
 def check_flower_auth(value: str) -> None:

@@ -10,6 +10,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,12 +20,16 @@ from core.domain import (
     Job,
     NotFound,
     Principal,
+    TooManyRequests,
+    Unavailable,
     WebhookDelivery,
     WebhookEndpoint,
 )
 from core.ports import (
     JobRepository,
     Metrics,
+    RateLimiter,
+    Slots,
     TaskQueue,
     WebhookError,
     WebhookRepository,
@@ -35,9 +40,25 @@ from core.services.jobs import utcnow
 log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)
 RETRY_CAP_SECONDS = 3600.0
-# How long a claimed attempt may take (the receiver's timeout is 10 s).
+# How long a claimed attempt may take (WEBHOOK_TIMEOUT_SECONDS is at most a minute).
 SENDING = timedelta(minutes=2)
 MAX_ENDPOINTS = 10
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """What one user's receivers may take of the webhook workers."""
+
+    per_endpoint: int = 2  # attempts in flight at once to one receiver
+    per_owner: int = 4  # ... to all of one user's receivers
+    attempt_seconds: float = 10.0  # the sender's deadline: a slot is held no longer
+    redeliveries: int = 10  # manual redeliveries per user ...
+    redelivery_window: int = 60  # ... within this many seconds
+
+    @property
+    def slot_ttl(self) -> float:
+        """A slot whose holder died frees itself this long after it was taken."""
+        return self.attempt_seconds + 30.0
 
 
 def retry_schedule(
@@ -50,8 +71,19 @@ def retry_schedule(
     return delays
 
 
+def turn_delay(waited: int, attempt_seconds: float) -> float:
+    """How long a Busy delivery waits before its next turn: 1 s, doubling, at most half an
+    attempt's deadline (a slot frees within one deadline), without jitter."""
+    return float(min(2.0**waited, max(1.0, attempt_seconds / 2)))
+
+
 class RetryLater(Exception):
     """The receiver did not take the message; the task retries it after a delay."""
+
+
+class Busy(Exception):
+    """The receiver, or its owner's receivers, have their share of attempts in flight: this
+    one waits its turn (not an attempt, not a failure)."""
 
 
 class Webhooks:
@@ -64,6 +96,9 @@ class Webhooks:
         render: Callable[[Job], dict[str, Any]],
         link: Callable[[Job], str | None],
         metrics: Metrics,
+        slots: Slots,
+        limiter: RateLimiter,
+        limits: DeliveryLimits,
     ):
         self.repo = repo
         self.sender = sender
@@ -72,6 +107,9 @@ class Webhooks:
         self.render = render  # the job as GET /jobs/<id> shows it
         self.link = link  # a signed download link for a done job
         self.metrics = metrics
+        self.slots = slots
+        self.limiter = limiter
+        self.limits = limits
 
     # --- endpoints, for their owner --------------------------------------------------------
 
@@ -113,6 +151,13 @@ class Webhooks:
         return self.repo.list_deliveries(self.endpoint(actor, endpoint_id).id, limit)
 
     def redeliver(self, actor: Principal, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
+        """Queue a message again; TooManyRequests past the user's redelivery rate."""
+        limits = self.limits
+        wait = self.limiter.hit(
+            limits.redeliveries, limits.redelivery_window, f"webhook-redeliver:{actor.user_id}"
+        )
+        if wait:
+            raise TooManyRequests("too many redeliveries; try again later", wait)
         endpoint = self.endpoint(actor, endpoint_id)
         delivery = self.repo.get_delivery(delivery_id) if len(delivery_id) == 32 else None
         if delivery is None or delivery.endpoint_id != endpoint.id:
@@ -165,7 +210,8 @@ class Webhooks:
         return queued
 
     def deliver(self, delivery_id: str, holder: str | None = None) -> str:
-        """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise.
+        """One attempt: 'delivered', 'disabled' (410) or 'skipped'; RetryLater otherwise, Busy
+        when the receiver or its owner already has its share of attempts in flight.
 
         The sender first claims the delivery (`holder`: the task, the same through its
         retries), so a delivery queued twice (an event emitted again while the first message
@@ -189,6 +235,13 @@ class Webhooks:
                 },
             )
             return "skipped"
+        shares = {
+            f"webhook-endpoint:{endpoint.id}": self.limits.per_endpoint,
+            f"webhook-owner:{endpoint.owner_id}": self.limits.per_owner,
+        }
+        slot = self.slots.acquire(shares, self.limits.slot_ttl)
+        if slot is None:
+            raise Busy("the receiver has its share of deliveries in flight")
         attempt: dict[str, Any] = {"attempts": delivery.attempts + 1}
         try:
             status = self.sender.send(endpoint.url, endpoint.secret, delivery.msg_id, delivery.body)
@@ -196,6 +249,8 @@ class Webhooks:
             attempt.update(last_status=None, last_error=str(exc)[:200])
             self.repo.update_delivery(delivery.id, attempt)
             raise RetryLater(str(exc)) from None
+        finally:
+            self._release(list(shares), slot)
         attempt.update(last_status=status, last_error=None)
         if 200 <= status < 300:
             self.repo.update_delivery(
@@ -223,6 +278,22 @@ class Webhooks:
             self.repo.claim_delivery(
                 delivery_id, holder, now + timedelta(seconds=delay) + SENDING, now
             )
+
+    def _release(self, keys: list[str], slot: str) -> None:
+        try:
+            self.slots.release(keys, slot)
+        except Unavailable:  # the attempt's outcome still counts; the slot expires by itself
+            log.warning(
+                "could not release a webhook slot; it frees itself within %.0f s",
+                self.limits.slot_ttl,
+            )
+
+    def wait_turn(self, delivery_id: str, delay: float, holder: str) -> None:
+        """A Busy delivery comes back after delay seconds; its holder keeps the claim."""
+        self.metrics.webhook("deferred")
+        now = utcnow()
+        self.repo.update_delivery(delivery_id, {"next_retry_at": now + timedelta(seconds=delay)})
+        self.repo.claim_delivery(delivery_id, holder, now + timedelta(seconds=delay) + SENDING, now)
 
     def gave_up(self, delivery_id: str) -> None:
         self.metrics.webhook("failed")

@@ -50,6 +50,8 @@ def stack(request, tmp_path_factory, smtp):
         # webhook receivers of the tests listen on loopback; retries come fast
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+        # a held receiver keeps its slot long enough for the fairness test to watch
+        "WEBHOOK_TIMEOUT_SECONDS": "30",
     }
     if request.param == "gridfs":
         extra["MONGO_URI"] = request.getfixturevalue("mongo_uri")

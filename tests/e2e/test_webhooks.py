@@ -3,6 +3,7 @@ standardwebhooks library; failing receivers are retried, a 410 disables the endp
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import pytest
@@ -151,3 +152,48 @@ def test_webhooks_are_private_to_their_owner(stack, new_user, receivers):
     )
     assert owner.delete(f"/webhooks/{hook['id']}").status_code == 204
     assert owner.get("/webhooks").json() == []
+
+
+@pytest.mark.stores("directory")
+def test_one_users_slow_receivers_leave_room_for_everyone_else(stack, new_user, clip, receivers):
+    """A user with ten receivers that never answer gets WEBHOOK_OWNER_CONCURRENCY (4) of the
+    webhooks worker's eight slots; another user's message goes through meanwhile, and the
+    hog's deliveries past its share wait their turn (not attempts, not failures)."""
+    settings = stack.settings
+    share = settings.webhook_owner_concurrency
+    assert share < settings.webhook_concurrency
+    other, _ = new_user()
+    fast = receivers()
+    other_hook = register(other, fast.url, ["job.succeeded"])
+    wait_job(other, upload(other, clip).json()["job_id"])
+    messages(fast, other_hook["secret"])
+    [first] = other.get(f"/webhooks/{other_hook['id']}/deliveries").json()
+
+    hog, _ = new_user()
+    held = threading.Event()
+    slow = receivers(hold=held)
+    hooks = [register(hog, f"{slow.url}/{n}", ["job.succeeded"]) for n in range(10)]
+    wait_job(hog, upload(hog, clip).json()["job_id"])
+    wait_for(lambda: slow.in_flight >= share, timeout=60, what="the hog's receivers to be busy")
+
+    redelivered = other.post(f"/webhooks/{other_hook['id']}/deliveries/{first['id']}/redeliver")
+    assert redelivered.status_code == 202
+    # Well inside WEBHOOK_TIMEOUT_SECONDS (30): before any of the hog's attempts could end.
+    wait_for(lambda: len(fast.received) >= 2, timeout=20, what="the other user's message")
+    assert slow.in_flight >= 1 and slow.peak <= share
+
+    def hog_deliveries():
+        return [d for h in hooks for d in hog.get(f"/webhooks/{h['id']}/deliveries").json()]
+
+    assert all(d["attempts"] == 0 and not d["failed_at"] for d in hog_deliveries())
+    held.set()
+    done = wait_for(
+        lambda: (
+            [d for d in hog_deliveries() if d["delivered_at"]] == hog_deliveries()
+            and hog_deliveries()
+        ),
+        timeout=120,
+        what="every one of the hog's deliveries, in turn",
+    )
+    assert len(done) == 10 and all(d["attempts"] == 1 and not d["failed_at"] for d in done)
+    assert slow.peak <= share and len(slow.received) == 10

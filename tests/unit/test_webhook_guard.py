@@ -108,3 +108,10 @@ def test_the_retry_schedule_doubles_to_an_hour_and_covers_a_day():
     delays = retry_schedule(30.0)
     assert delays[:4] == [30.0, 60.0, 120.0, 240.0] and max(delays) == 3600.0
     assert sum(delays[:-1]) < 24 * 3600 <= sum(delays)
+
+
+def test_a_delivery_waiting_its_turn_comes_back_soon_then_less_often():
+    from core.services.webhooks import turn_delay
+
+    assert [turn_delay(n, 10.0) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert turn_delay(30, 60.0) == 30.0 and turn_delay(0, 0.5) == 1.0
