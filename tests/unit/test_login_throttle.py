@@ -15,7 +15,7 @@ def limiter():
 
 @pytest.fixture
 def throttled(user_repo, passwords, admin, limiter):
-    throttle = LoginThrottle(limiter, per_account=3, per_address=5, window=WINDOW)
+    throttle = LoginThrottle(limiter, per_account_and_address=3, per_address=5, window=WINDOW)
     return AuthService(user_repo, passwords, Tokens(SECRET, 60), throttle)
 
 
