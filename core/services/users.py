@@ -237,12 +237,13 @@ class UserService:
         user = self.users.get(user_id) if user_id == actor.user_id else None
         if user is None:
             raise NotFound("no such confirmation")
-        if user.email == address and user.email_confirmed:
+        old, was_confirmed = user.email, user.email_confirmed
+        if old == address and was_confirmed:
             return user  # confirmed already (the link was followed twice)
         if not self.users.confirm_email(user_id, address):
             raise NotFound("no such confirmation: ask for a new link")
-        if user.email_confirmed and user.email != address:
-            self._send(AccountEmail.EMAIL_CHANGED, user_id, user.email)
+        if was_confirmed and old != address:
+            self._send(AccountEmail.EMAIL_CHANGED, user_id, old)
         confirmed = self.users.get(user_id)
         if confirmed is None:
             raise NotFound("user not found")
@@ -292,11 +293,9 @@ class UserService:
         if user_id is not None:
             keys.insert(0, (CONFIRMATIONS_PER_ACCOUNT, f"confirm-email:user:{user_id}"))
         for (amount, seconds), key in keys:
-            if self.limiter.retry_after(amount, seconds, key):
-                raise TooManyRequests(
-                    "too many confirmation emails; try again later",
-                    self.limiter.retry_after(amount, seconds, key),
-                )
+            retry = self.limiter.retry_after(amount, seconds, key)
+            if retry:
+                raise TooManyRequests("too many confirmation emails; try again later", retry)
         for (amount, seconds), key in keys:
             self.limiter.hit(amount, seconds, key)
 

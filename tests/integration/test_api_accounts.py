@@ -191,6 +191,17 @@ def test_a_stolen_admin_token_makes_no_lasting_admin(api, settings):
         url, headers=admin, json={**promote, "current_password": settings.admin_password}
     )
     assert ok.status_code == 200 and ok.get_json()["role"] == "admin"
+    # and the admin's password cannot be guessed with the token either
+    guesses = [
+        client.post(
+            "/users",
+            headers=admin,
+            json={**new_admin, "role": "admin", "current_password": f"guess-{n}"},
+            environ_base={"REMOTE_ADDR": "10.50.0.1"},
+        ).status_code
+        for n in range(4)
+    ]
+    assert guesses == [403, 403, 403, 429]  # LOGIN_MAX_FAILURES is 3 here
 
 
 # --- finding 2: the mailer writes only to confirmed addresses, in its own words -----------
