@@ -18,6 +18,7 @@ WEBHOOKS_QUEUE = "webhooks"
 QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE)
 CONVERT_TASK = "convert.video_to_mp3"
 NOTIFY_TASK = "notify.job_done"
+ACCOUNT_EMAIL_TASK = "notify.account_email"
 SWEEP_TASK = "sweep.stale_jobs"
 PURGE_UPLOADS_TASK = "uploads.purge_expired"
 WEBHOOK_EMIT_TASK = "webhooks.emit"

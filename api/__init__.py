@@ -57,12 +57,10 @@ def create_app(
     web.register(app)
     cors.enable(app, settings.cors_origins)
     if settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+        from api.proxies import TrustedProxyFix
 
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app,
-            x_for=settings.trusted_proxies,
-            x_proto=settings.trusted_proxies,
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxies, settings.proxy_networks
         )
     return app
 

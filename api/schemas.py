@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
 from core.domain import BITRATES
 
@@ -41,15 +41,29 @@ class UserCreateSchema(StrictSchema):
     role = fields.String(
         validate=validate.OneOf(["user", "admin"]), metadata={"description": "admins only"}
     )
+    current_password = fields.String(
+        load_only=True,
+        metadata={"description": "the admin's own password, to create another admin"},
+    )
 
 
 class UserUpdateSchema(StrictSchema):
     name = fields.String()
-    email = fields.String()
+    email = fields.String(
+        metadata={
+            "description": "becomes `pending_email` until confirmed through the link sent to it"
+        }
+    )
     password = fields.String(load_only=True)
     phone = fields.String(allow_none=True)
     role = fields.String(
         validate=validate.OneOf(["user", "admin"]), metadata={"description": "admins only"}
+    )
+    current_password = fields.String(
+        load_only=True,
+        metadata={
+            "description": "the caller's own password: required to change password, email or role"
+        },
     )
 
 
@@ -60,6 +74,37 @@ class UserSchema(Schema):
     phone = fields.String(allow_none=True)
     role = fields.Function(lambda u: u.role.value, required=True)
     since = fields.DateTime(attribute="created_at", format="iso")
+    pending_email = fields.String(
+        allow_none=True,
+        metadata={"description": "an address asked for, waiting for its confirmation"},
+    )
+    email_confirmed = fields.Boolean(
+        metadata={"description": "false until a sign-up's address is confirmed: no emails"}
+    )
+
+
+class UserUpdatedSchema(UserSchema):
+    token = fields.Nested(
+        TokenSchema,
+        metadata={
+            "description": "present when you changed your own password or role: every "
+            "earlier token, this request's too, is retired; use this one"
+        },
+    )
+
+    @post_dump
+    def _without_empty_token(self, data: dict, **kwargs: object) -> dict:
+        if data.get("token") is None:
+            data.pop("token", None)
+        return data
+
+
+class EmailConfirmationSchema(StrictSchema):
+    token = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "from the link in the confirmation email (after #confirm-email=)"},
+    )
 
 
 class PublicUserSchema(Schema):

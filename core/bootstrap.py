@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
         IdempotencyStore,
         ItemStore,
         JobRepository,
+        KnownAddresses,
         Mailer,
         Metrics,
         PartialUploadStore,
@@ -41,7 +42,9 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
         WebhookRepository,
         WebhookSender,
     )
+    from core.services.account_mail import AccountMail
     from core.services.auth import AuthService, LoginThrottle, Passwords
+    from core.services.confirmations import EmailConfirmations
     from core.services.conversion import Conversion
     from core.services.idempotency import IdempotencyKeys
     from core.services.intake import Intake
@@ -211,7 +214,15 @@ class Container:
             s.login_max_failures,
             s.login_max_failures_per_address,
             s.login_window_seconds,
+            per_account=s.login_max_failures_per_account,
+            known=self.known_addresses,
         )
+
+    @cached_property
+    def known_addresses(self) -> KnownAddresses:
+        from core.adapters.redis_known_addresses import RedisKnownAddresses
+
+        return RedisKnownAddresses(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def users(self) -> UserService:
@@ -223,7 +234,24 @@ class Container:
             self.settings.open_signup,
             before_delete=lambda user_id: self.jobs.purge_owner(user_id),
             tokens_changed=lambda user_id, user: self.auth.publish_state(user_id, user),
+            confirmations=self.confirmations,
+            queue=self.queue,
+            limiter=self.rate_limiter,
+            reauthenticate=self.auth.check_password,
+            password_changed=self.auth.password_changed,
         )
+
+    @cached_property
+    def confirmations(self) -> EmailConfirmations:
+        from core.services.confirmations import EmailConfirmations
+
+        return EmailConfirmations(self.settings.jwt_secret, self.settings.base_url)
+
+    @cached_property
+    def account_mail(self) -> AccountMail:
+        from core.services.account_mail import AccountMail
+
+        return AccountMail(self.user_repo, self.mailer, self.confirmations)
 
     @cached_property
     def items(self) -> ItemService:

@@ -216,6 +216,11 @@ class User:
     phone: str | None = None
     token_version: int = 0
     created_at: datetime | None = None
+    # An address asked for and not yet confirmed through the signed link sent to it.
+    pending_email: str | None = None
+    # False for a sign-up whose address was never confirmed: nothing but the confirmation is
+    # sent to it.
+    email_confirmed: bool = True
 
     @property
     def is_admin(self) -> bool:
@@ -229,6 +234,15 @@ class NewUser:
     password_hash: str
     role: Role = Role.USER
     phone: str | None = None
+    email_confirmed: bool = True
+
+
+class AccountEmail(str, enum.Enum):
+    """The emails about an account itself; none carries text the user chose."""
+
+    CONFIRM = "confirm-email"  # to the address to confirm: the signed link
+    EMAIL_CHANGED = "email-changed"  # to the old address, once the new one is confirmed
+    PASSWORD_CHANGED = "password-changed"  # to the account's address
 
 
 @dataclass

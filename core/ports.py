@@ -22,6 +22,12 @@ from core.domain import (
     WebhookEndpoint,
 )
 
+# User columns `UserRepository.update` changes: the email changes only through confirm_email,
+# once its owner confirmed it.
+USER_FIELDS_UPDATABLE = frozenset(
+    {"name", "phone", "role", "password_hash", "token_version", "pending_email"}
+)
+
 
 class UserRepository(abc.ABC):
     @abc.abstractmethod
@@ -43,7 +49,13 @@ class UserRepository(abc.ABC):
 
     @abc.abstractmethod
     def update(self, user_id: int, changes: dict[str, Any]) -> User | None:
-        """Apply column changes; raises Conflict on a taken name or email."""
+        """Apply column changes (never the email: see confirm_email); Conflict on a taken
+        name."""
+
+    @abc.abstractmethod
+    def confirm_email(self, user_id: int, address: str) -> bool:
+        """Make `address` the user's confirmed email, if it is still their pending one or
+        their unconfirmed one; False otherwise. Conflict when another user has it."""
 
     @abc.abstractmethod
     def delete(self, user_id: int) -> bool: ...
@@ -255,6 +267,21 @@ class RateLimiter(abc.ABC):
     def reset(self, amount: int, seconds: int, key: str) -> None: ...
 
 
+class KnownAddresses(abc.ABC):
+    """The client addresses each account signed in from lately (the login throttle lets them
+    past the per-account cap)."""
+
+    @abc.abstractmethod
+    def remember(self, user_id: int, address: str) -> None: ...
+
+    @abc.abstractmethod
+    def knows(self, user_id: int, address: str) -> bool: ...
+
+    @abc.abstractmethod
+    def forget(self, user_id: int) -> None:
+        """Drop every address of the account (its password changed, or it was deleted)."""
+
+
 TokenState = tuple[int, str]  # (token_version, role) of a user
 
 
@@ -288,6 +315,11 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     def enqueue_notify(self, job_id: str, holder: str | None = None) -> None:
         """Email the owner (notify queue); `holder` names a claim made for that task."""
+
+    @abc.abstractmethod
+    def enqueue_account_email(self, user_id: int, kind: str, address: str | None = None) -> None:
+        """Send one AccountEmail (notify queue); `address`: the address to confirm, or the old
+        address told of a change."""
 
     @abc.abstractmethod
     def enqueue_event(self, job_id: str, event: str) -> None:

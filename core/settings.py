@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -42,7 +43,15 @@ class Settings:
     admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
     admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
     login_max_failures: int = _opt(
-        "LOGIN_MAX_FAILURES", 5, doc="failed logins per account within the window before 429"
+        "LOGIN_MAX_FAILURES",
+        5,
+        doc="password guesses at one account from one client address within the window before 429",
+    )
+    login_max_failures_per_account: int = _opt(
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        10,
+        doc="password guesses at one account from addresses it never signed in from, "
+        "within the window, before those addresses get 429",
     )
     login_max_failures_per_address: int = _opt(
         "LOGIN_MAX_FAILURES_PER_ADDRESS",
@@ -51,7 +60,16 @@ class Settings:
     )
     login_window_seconds: int = _opt("LOGIN_WINDOW_SECONDS", 300, doc="login rate-limit window")
     trusted_proxies: int = _opt(
-        "TRUSTED_PROXIES", 0, doc="proxies in front of the API whose X-Forwarded-For is trusted"
+        "TRUSTED_PROXIES",
+        0,
+        doc="proxy hops in front of the API: the client address is taken this many entries "
+        "from the right of X-Forwarded-For, only on connections from FORWARDED_ALLOW_IPS",
+    )
+    forwarded_allow_ips: str = _opt(
+        "FORWARDED_ALLOW_IPS",
+        "127.0.0.1",
+        doc="addresses or networks (comma-separated, CIDR allowed; * for any) of the proxies "
+        "whose X-Forwarded-For and -Proto are believed, by gunicorn and the app",
     )
     cors_origins: str = _opt(
         "CORS_ORIGINS", "", doc="comma-separated origins allowed by CORS; empty: CORS off"
@@ -300,6 +318,7 @@ class Settings:
             "worker_max_tasks_per_child",
             "login_max_failures",
             "login_max_failures_per_address",
+            "login_max_failures_per_account",
             "login_window_seconds",
             "max_duration_seconds",
             "min_sample_rate",
@@ -328,6 +347,9 @@ class Settings:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
         if self.trusted_proxies < 0:
             raise ConfigError("TRUSTED_PROXIES must be 0 or more")
+        proxies = self.proxy_networks  # raises ConfigError on a malformed value
+        if self.trusted_proxies and proxies is not None and not proxies:
+            raise ConfigError("TRUSTED_PROXIES is set but FORWARDED_ALLOW_IPS names no proxy")
         if not 1 <= self.api_port <= 65535:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
@@ -349,6 +371,11 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_base_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
+
+    @property
+    def proxy_networks(self) -> list[IPNetwork] | None:
+        """The networks of FORWARDED_ALLOW_IPS; None when it is `*` (any peer)."""
+        return parse_proxy_networks(self.forwarded_allow_ips)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -412,6 +439,24 @@ def _check_rate(env: str, value: str) -> None:
             raise ValueError(value)
     except ValueError:
         raise ConfigError(f"{env} must be a rate such as 120/hour, got {value!r}") from None
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxy_networks(value: str) -> list[IPNetwork] | None:
+    """FORWARDED_ALLOW_IPS as gunicorn reads it: comma-separated addresses or networks (host
+    bits must be zero), or `*` for any peer (None)."""
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    if "*" in items:
+        return None
+    try:
+        return [ipaddress.ip_network(item) for item in items]
+    except ValueError:
+        raise ConfigError(
+            "FORWARDED_ALLOW_IPS must be comma-separated addresses or networks "
+            f"(e.g. 127.0.0.1,10.0.0.0/8) or *, got {value!r}"
+        ) from None
 
 
 def check_flower_auth(value: str) -> None:

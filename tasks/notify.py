@@ -1,4 +1,5 @@
-"""`notify.job_done`: email the owner that the MP3 is ready."""
+"""`notify.job_done`: email the owner that the MP3 is ready; `notify.account_email`: the
+emails about an account (a confirmation link, a changed address or password)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 
 from celery import shared_task
 
-from celeryconfig import NOTIFY_TASK
+from celeryconfig import ACCOUNT_EMAIL_TASK, NOTIFY_TASK
 from core.domain import Unavailable
 from core.ports import MailError
 from tasks import backoff, container
@@ -46,4 +47,26 @@ def job_done(self, job_id: str, holder: str | None = None) -> bool:
         raise self.retry(exc=exc, countdown=delay) from exc
     services.metrics.email("sent" if sent else "skipped")
     log.info("job %s: email %s", job_id, "sent" if sent else "not needed")
+    return sent
+
+
+@shared_task(name=ACCOUNT_EMAIL_TASK, bind=True, max_retries=None, acks_late=True)
+def account_email(self, user_id: int, kind: str, address: str | None = None) -> bool:
+    """Send one account email; SMTP trouble retries like job_done's, then gives up."""
+    services = container()
+    settings = services.settings
+    try:
+        sent = services.account_mail.send(user_id, kind, address)
+    except (MailError, Unavailable) as exc:
+        if self.request.retries >= settings.notify_max_retries:
+            log.error("user %s: giving up on the %s email: %s", user_id, kind, exc)
+            services.metrics.email("failed")
+            return False
+        services.metrics.email("retry")
+        delay = backoff(self.request.retries, settings.notify_retry_base)
+        delay *= random.uniform(0.8, 1.0)
+        log.warning("user %s: %s email failed (%s), retrying in %.1f s", user_id, kind, exc, delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
+    services.metrics.email("sent" if sent else "skipped")
+    log.info("user %s: %s email %s", user_id, kind, "sent" if sent else "not needed")
     return sent

@@ -75,6 +75,13 @@ class CeleryTaskQueue(TaskQueue):
             queue=celeryconfig.NOTIFY_QUEUE,
         )
 
+    def enqueue_account_email(self, user_id: int, kind: str, address: str | None = None) -> None:
+        self.app.send_task(
+            celeryconfig.ACCOUNT_EMAIL_TASK,
+            args=[int(user_id), kind, address],
+            queue=celeryconfig.NOTIFY_QUEUE,
+        )
+
     def enqueue_event(self, job_id: str, event: str) -> None:
         self.app.send_task(
             celeryconfig.WEBHOOK_EMIT_TASK, args=[job_id, event], queue=celeryconfig.WEBHOOKS_QUEUE

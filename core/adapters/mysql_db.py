@@ -161,6 +161,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX IF NOT EXISTS ix_jobs_status_finished ON jobs (status, finished_at)",
         ],
     ),
+    (
+        11,
+        "users.pending_email, email_confirmed_at: confirmed addresses",
+        [
+            # Portable SQL (MySQL 8.4 and MariaDB 10.6+): no IF NOT EXISTS on columns.
+            """ALTER TABLE users ADD COLUMN pending_email VARCHAR(254) NULL,
+           ADD COLUMN email_confirmed_at DATETIME(6) NULL""",
+            # Every existing account was made by an admin or before sign-ups were confirmed.
+            "UPDATE users SET email_confirmed_at = created_at WHERE email_confirmed_at IS NULL",
+        ],
+    ),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)

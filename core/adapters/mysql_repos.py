@@ -20,13 +20,16 @@ from core.domain import (
 from core.observability import current_request_id
 from core.ports import (
     JOB_FIELDS_NOT_UPDATABLE,
+    USER_FIELDS_UPDATABLE,
     JobRepository,
     UserRepository,
     WebhookRepository,
 )
 
-USER_COLUMNS = "id, name, email, phone, role, password_hash, token_version, created_at"
-USER_UPDATABLE = {"name", "email", "phone", "role", "password_hash", "token_version"}
+USER_COLUMNS = (
+    "id, name, email, phone, role, password_hash, token_version, created_at, "
+    "pending_email, email_confirmed_at"
+)
 
 
 def _utc(value: Any) -> Any:
@@ -46,6 +49,8 @@ def _user(row: dict[str, Any] | None) -> User | None:
         password_hash=row["password_hash"],
         token_version=int(row["token_version"]),
         created_at=_utc(row["created_at"]),
+        pending_email=row["pending_email"],
+        email_confirmed=row["email_confirmed_at"] is not None,
     )
 
 
@@ -97,9 +102,16 @@ class MySQLUserRepository(UserRepository):
     def add(self, user: NewUser) -> User:
         with self.db.cursor() as cur:
             cur.execute(
-                "INSERT INTO users (name, email, phone, role, password_hash) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (user.name, user.email, user.phone, user.role.value, user.password_hash),
+                "INSERT INTO users (name, email, phone, role, password_hash, email_confirmed_at) "
+                "VALUES (%s, %s, %s, %s, %s, IF(%s, UTC_TIMESTAMP(6), NULL))",
+                (
+                    user.name,
+                    user.email,
+                    user.phone,
+                    user.role.value,
+                    user.password_hash,
+                    user.email_confirmed,
+                ),
             )
             new_id = cur.lastrowid
         created = self.get(new_id)
@@ -126,7 +138,7 @@ class MySQLUserRepository(UserRepository):
         return [u for u in users if u], total
 
     def update(self, user_id: int, changes: dict[str, Any]) -> User | None:
-        unknown = set(changes) - USER_UPDATABLE
+        unknown = set(changes) - USER_FIELDS_UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         if changes:
@@ -137,6 +149,17 @@ class MySQLUserRepository(UserRepository):
                     (*changes.values(), user_id),
                 )
         return self.get(user_id)
+
+    def confirm_email(self, user_id: int, address: str) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE users SET email = %s, pending_email = NULL, "
+                "email_confirmed_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
+                "WHERE id = %s AND (pending_email = %s "
+                "OR (email = %s AND email_confirmed_at IS NULL))",
+                (address, user_id, address, address),
+            )
+            return bool(cur.rowcount > 0)
 
     def delete(self, user_id: int) -> bool:
         with self.db.cursor() as cur:

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import time
+import unicodedata
 from typing import Any
 
 import argon2
 import jwt
 
-from core.domain import Principal, Role, TooManyRequests, Unauthorized, Unavailable, User
-from core.ports import RateLimiter, TokenState, TokenStates, UserRepository
+from core.domain import (
+    Forbidden,
+    Principal,
+    Role,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    User,
+)
+from core.ports import KnownAddresses, RateLimiter, TokenState, TokenStates, UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -84,35 +94,95 @@ class Tokens:
             raise Unauthorized("invalid token") from None
 
 
+def identifier_key(identifier: str) -> str:
+    """A login identifier as the throttle counts it: compatibility forms, accents and case
+    folded (NFKD, marks dropped, NFKC, casefold), so spellings that MySQL's collation may take
+    for one account share one budget even before, or without, a user being found."""
+    text = unicodedata.normalize("NFKD", identifier.strip())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def address_key(address: str | None) -> str:
+    """A client address as the throttle counts it: IPv4 as is (also when IPv4-mapped), IPv6
+    by its /64, the block one host or one customer holds (privacy addresses rotate inside it)."""
+    try:
+        parsed = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 class LoginThrottle:
-    """Limits failed logins per account-and-address and per address within a window.
+    """Limits password guesses, at login and at re-authentication, in a sliding window:
 
-    An attacker's failures never lock the owner out: they count against the attacker's own
-    address, and a right password from any other address still logs in."""
+    - per account and client address (`per_account_and_address`);
+    - per account from addresses it has not signed in from lately (`per_account`): guesses
+      spread over many addresses stop, while the owner still signs in from an address where
+      they signed in before (the `known` addresses);
+    - per client address across accounts (`per_address`), counting failures only.
 
-    def __init__(self, limiter: RateLimiter, per_account: int, per_address: int, window: int):
+    An account is its user id once looked up (every spelling the database matches is one
+    account), else the normalised identifier. Guesses at an account are counted before the
+    password is checked, so concurrent guesses cannot all pass the check together."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        per_account_and_address: int,
+        per_address: int,
+        window: int,
+        per_account: int | None = None,
+        known: KnownAddresses | None = None,
+    ):
         self.limiter = limiter
-        self.per_account = per_account
+        self.per_account_and_address = per_account_and_address
         self.per_address = per_address
         self.window = window
+        self.per_account = per_account
+        self.known = known
 
-    def _rates(self, email: str, address: str | None) -> list[tuple[int, str]]:
-        where = address or "unknown"
-        return [(self.per_account, f"login:{where}:{email}"), (self.per_address, f"login:{where}")]
+    def _refuse_after(self, retry: int) -> None:
+        if retry:
+            raise TooManyRequests("too many failed logins; try again later", retry)
 
-    def check(self, email: str, address: str | None) -> None:
-        for amount, key in self._rates(email, address):
-            retry = self.limiter.retry_after(amount, self.window, key)
-            if retry:
-                raise TooManyRequests("too many failed logins; try again later", retry)
+    def check_address(self, address: str | None) -> None:
+        """TooManyRequests when this address failed too often, whatever the account."""
+        key = f"login:{address_key(address)}"
+        self._refuse_after(self.limiter.retry_after(self.per_address, self.window, key))
 
-    def failed(self, email: str, address: str | None) -> None:
-        for amount, key in self._rates(email, address):
-            self.limiter.hit(amount, self.window, key)
+    def attempt(self, account: str, address: str | None, user_id: int | None) -> None:
+        """Count one guess at `account` from `address`; TooManyRequests when over a limit."""
+        where = address_key(address)
+        key = f"login:{where}:{account}"
+        self._refuse_after(self.limiter.hit(self.per_account_and_address, self.window, key))
+        if self.per_account is None:
+            return
+        if user_id is not None and self.known is not None and self.known.knows(user_id, where):
+            return
+        key = f"login-account:{account}"
+        self._refuse_after(self.limiter.hit(self.per_account, self.window, key))
 
-    def succeeded(self, email: str, address: str | None) -> None:
-        amount, key = self._rates(email, address)[0]
-        self.limiter.reset(amount, self.window, key)
+    def failed(self, address: str | None) -> None:
+        self.limiter.hit(self.per_address, self.window, f"login:{address_key(address)}")
+
+    def succeeded(self, account: str, address: str | None, user_id: int) -> None:
+        where = address_key(address)
+        self.limiter.reset(self.per_account_and_address, self.window, f"login:{where}:{account}")
+        if self.known is not None:
+            self.known.remember(user_id, where)
+
+    def forget(self, user_id: int, keep: str | None = None) -> None:
+        """The account's known addresses no longer count (its password changed), but `keep`,
+        from where the owner just proved their password."""
+        if self.known is not None:
+            self.known.forget(user_id)
+            if keep is not None:
+                self.known.remember(user_id, address_key(keep))
 
 
 class AuthService:
@@ -132,24 +202,59 @@ class AuthService:
 
     def login(self, email: str, password: str, address: str | None = None) -> dict[str, Any]:
         """An access token for valid credentials; Unauthorized otherwise, same for every cause.
-        Too many failures for this account from this address, or from this address for any
-        account -> TooManyRequests."""
-        email = (email or "").strip().lower()
+        Too many guesses (see LoginThrottle) -> TooManyRequests."""
+        identifier = (email or "").strip()
         if self.throttle:
-            self.throttle.check(email, address)
-        user = self.users.get_by_email(email) if email else None
-        if not self.passwords.verify(user.password_hash if user else None, password or ""):
-            if self.throttle:
-                self.throttle.failed(email, address)
+            self.throttle.check_address(address)
+        user = self.users.get_by_email(identifier.lower()) if identifier else None
+        if not self._verify(user, identifier, password, address):
             raise Unauthorized("invalid email or password")
         assert user is not None
+        return self.session(user)
+
+    def check_password(self, user: User, password: str, address: str | None = None) -> None:
+        """Re-authentication before a sensitive change: Forbidden unless `password` is the
+        user's, throttled like a login (a stolen token is no unlimited password oracle)."""
         if self.throttle:
-            self.throttle.succeeded(email, address)
+            self.throttle.check_address(address)
+        if not self._verify(user, user.email, password, address):
+            raise Forbidden("current_password is not your password")
+
+    def _verify(
+        self, user: User | None, identifier: str, password: str, address: str | None
+    ) -> bool:
+        account = f"u:{user.id}" if user else f"e:{identifier_key(identifier)}"
+        if self.throttle:
+            self.throttle.attempt(account, address, user.id if user else None)
+        ok = self.passwords.verify(user.password_hash if user else None, password or "")
+        if self.throttle:
+            if ok and user is not None:
+                self.throttle.succeeded(account, address, user.id)
+            else:
+                self.throttle.failed(address)
+        return ok and user is not None
+
+    def session(self, user: User) -> dict[str, Any]:
+        """A new access token for the user, as /login answers it."""
         return {
             "access_token": self.tokens.issue(user),
             "token_type": "Bearer",
             "expires_in": self.tokens.ttl_seconds,
         }
+
+    def password_changed(self, user_id: int, address: str | None = None) -> None:
+        """The addresses the account signed in from stop counting as the owner's, but the one
+        the owner changed it from (`address`; None when an admin changed it)."""
+        if not self.throttle:
+            return
+        try:
+            self.throttle.forget(user_id, keep=address)
+        except Unavailable:
+            log.warning(
+                "could not forget the sign-in addresses of user %s; they stay known for up "
+                "to 30 days",
+                user_id,
+            )
 
     def claims(self, token: str) -> dict[str, Any]:
         """Claims of a token that is well signed, unexpired and still current for its user."""

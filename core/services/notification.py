@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -17,8 +18,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # What the job shows when the email could not be delivered: no host, port or server reply.
 GAVE_UP = "the email could not be delivered"
+# ... and when the owner's address was never confirmed: nothing else is sent to it.
+UNCONFIRMED = "no email: your email address is not confirmed yet"
+# The most characters of a file name an email's subject and body quote.
+SUBJECT_NAME_CHARS, BODY_NAME_CHARS = 40, 100
+_QUOTES = "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2039\u203a\u00ab\u00bb"
 # How long a claimed email may take to send (SMTP's own timeouts are 10 s per step).
 SENDING = timedelta(minutes=5)
+
+
+def quoted(text: str, limit: int) -> str:
+    """Text a user chose, as an email shows it: one line of visible characters (controls,
+    bidirectional overrides, line and paragraph separators become spaces; quote marks go), at
+    most `limit` of them (cut with …), between “ ”, so it cannot pass for the service's words."""
+    visible = "".join(
+        " " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text if ch not in _QUOTES
+    )
+    line = " ".join(visible.split())
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "\u2026"
+    return f"\u201c{line}\u201d"
 
 
 def queue_email(jobs: JobRepository, queue: TaskQueue, job_id: str, claimed_for: timedelta) -> bool:
@@ -66,6 +85,10 @@ class Notifications:
         owner = self.users.get(job.owner_id)
         if owner is None:
             return False
+        if not owner.email_confirmed:
+            log.info("job %s: the owner's address is not confirmed; no email", job_id)
+            self.jobs.update(job_id, {"notify_error": UNCONFIRMED})
+            return False
         link = f"{self.base_url}/jobs/{job.id}/mp3"
         if self.links is not None and job.mp3_fid:
             signed, expires_at = self.links.sign(job.id, job.mp3_fid, self.link_ttl)
@@ -82,10 +105,12 @@ class Notifications:
         self.mailer.send(
             Email(
                 to=owner.email,
-                subject=f"Your MP3 is ready: {mp3_name(job.video_filename)}",
+                subject="Your MP3 is ready: "
+                + quoted(mp3_name(job.video_filename), SUBJECT_NAME_CHARS),
                 message_id=f"<job-{job.id}@vid2mp3>",
                 body=(
-                    f"Hello {owner.name},\n\nyour MP3 of {job.video_filename} is ready.\n\n"
+                    "Hello,\n\nthe MP3 of the file you uploaded as "
+                    f"{quoted(job.video_filename, BODY_NAME_CHARS)} is ready.\n\n"
                     f"Job: {job.id}\n{download}"
                 ),
             )

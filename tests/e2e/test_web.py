@@ -302,13 +302,54 @@ def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, accou
     sign_in(page, stack, email)
     expect(page.locator("#jobs-empty")).to_be_visible()
     # A password change revokes every token of the user: the page's next poll gets 401.
-    changed = admin.patch(f"/users/{user_id}", json={"password": "password-2"})
+    changed = admin.patch(
+        f"/users/{user_id}",
+        json={"password": "password-2", "current_password": stack.settings.admin_password},
+    )
     assert changed.status_code == 200, changed.text
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20_000)
     expect(page.locator("#notice")).to_have_text(
         "You have been signed out because your session expired. Please sign in again."
     )
     assert page.evaluate("() => sessionStorage.getItem('vid2mp3.token')") is None
+
+
+def test_a_confirmation_link_confirms_the_address_once_signed_in(open_page, stack, account, smtp):
+    """The link in the email (sent by the notify worker) opens the page; the address changes
+    only when the account's owner signs in there, and the old address is told."""
+    email, user_id = account
+    inbox, _ = smtp
+    new = f"moved{next(_numbers)}@example.org"
+    user = login(stack, email, PASSWORD)
+    asked = user.patch(f"/users/{user_id}", json={"email": new, "current_password": PASSWORD})
+    assert asked.status_code == 200 and asked.json()["pending_email"] == new, asked.text
+
+    def mail(to, subject):
+        return next(
+            (m for m in inbox.received() if m["To"] == to and m["Subject"] == subject), None
+        )
+
+    confirm = wait_for(
+        lambda: mail(new, "Confirm your email address for vid2mp3"),
+        timeout=60,
+        what="the confirmation email",
+    )
+    link = re.search(r"http\S+#confirm-email=[\w.-]+", confirm.get_payload(decode=True).decode())
+    page, _ = open_page(DESKTOP)
+    page.goto(link.group(0))
+    expect(page.locator("#notice")).to_have_text(
+        "Sign in to the account to confirm your email address."
+    )
+    assert "confirm-email" not in page.url  # the token left the address bar and history
+    assert user.get(f"/users/{user_id}").json()["email"] == email  # following it did nothing
+    sign_in(page, stack, email)
+    expect(page.locator("#notice")).to_have_text(f"Your email address is now {new}.")
+    assert user.get(f"/users/{user_id}").json()["email"] == new
+    wait_for(
+        lambda: mail(email, "The email address of your vid2mp3 account was changed"),
+        timeout=60,
+        what="the notice to the old address",
+    )
 
 
 def test_wrong_password_then_too_many_attempts(open_page, stack):

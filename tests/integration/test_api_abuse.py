@@ -74,6 +74,7 @@ def proxied_app(settings, container, trusted_proxies):
     """An app behind `trusted_proxies` proxies, blocking an address after 2 failed logins."""
     limited = settings.with_overrides(
         trusted_proxies=trusted_proxies,
+        forwarded_allow_ips="10.0.0.0/24",  # the proxy below connects from 10.0.0.1
         login_max_failures=100,
         login_max_failures_per_address=2,
         redis_prefix=f"{settings.redis_prefix}proxies{trusted_proxies}:",

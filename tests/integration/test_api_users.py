@@ -72,7 +72,16 @@ def test_create_find_update_delete_user(client, auth):
     )
     assert created.status_code == 201
     user = created.get_json()
-    assert set(user) == {"id", "name", "email", "phone", "role", "since"}
+    assert set(user) == {
+        "id",
+        "name",
+        "email",
+        "phone",
+        "role",
+        "since",
+        "pending_email",
+        "email_confirmed",
+    }
     assert "password" not in created.get_data(as_text=True)
     assert "argon2" not in created.get_data(as_text=True)
 
@@ -162,7 +171,12 @@ def test_list_users_is_paginated(client, auth):
 
 def test_password_change_retires_old_tokens(client, auth):
     user, headers = auth.new_user(email="rotate@example.com")
-    client.patch(f"/users/{user['id']}", headers=headers, json={"password": "brand-new-pass"})
+    changed = client.patch(
+        f"/users/{user['id']}",
+        headers=headers,
+        json={"password": "brand-new-pass", "current_password": "password-1"},
+    )
+    assert changed.status_code == 200, changed.get_json()
     assert client.post("/validate", headers=headers).status_code == 401
     assert auth.token("rotate@example.com", "brand-new-pass")
 
@@ -170,7 +184,11 @@ def test_password_change_retires_old_tokens(client, auth):
 def test_a_refused_update_changes_nothing(client, auth, container):
     user, headers = auth.new_user()
     other, _ = auth.new_user()
-    taken = client.patch(f"/users/{user['id']}", headers=headers, json={"email": other["email"]})
+    taken = client.patch(
+        f"/users/{user['id']}",
+        headers=headers,
+        json={"email": other["email"], "current_password": "password-1"},
+    )
     assert taken.status_code == 409 and taken.get_json()["code"] == "conflict"
     invalid = client.patch(f"/users/{user['id']}", headers=headers, json={"email": "nope"})
     assert invalid.status_code == 422 and "email" in invalid.get_json()["errors"]["json"]

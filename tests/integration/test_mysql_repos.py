@@ -69,6 +69,34 @@ def test_unique_name_and_email(container, owner):
         container.user_repo.add(NewUser(name="another", email=owner.email, password_hash="h"))
 
 
+def test_an_email_changes_only_by_confirmation(container, owner):
+    users = container.user_repo
+    with pytest.raises(ValueError):
+        users.update(owner.id, {"email": "direct@example.org"})
+    new = f"moved-{owner.email}"
+    assert not users.confirm_email(owner.id, new)  # nobody asked for it
+    users.update(owner.id, {"pending_email": new})
+    assert users.get(owner.id).pending_email == new
+    assert users.confirm_email(owner.id, new)
+    moved = users.get(owner.id)
+    assert (moved.email, moved.pending_email, moved.email_confirmed) == (new, None, True)
+    assert not users.confirm_email(owner.id, new)  # once
+    signed_up = users.add(
+        NewUser(
+            name=f"s-{owner.name}",
+            email=f"s-{owner.email}",
+            password_hash="h",
+            email_confirmed=False,
+        )
+    )
+    assert not users.get(signed_up.id).email_confirmed
+    users.update(signed_up.id, {"pending_email": new})
+    with pytest.raises(Conflict, match="email"):  # taken meanwhile
+        users.confirm_email(signed_up.id, new)
+    assert users.confirm_email(signed_up.id, signed_up.email)  # its own, unconfirmed address
+    assert users.get(signed_up.id).email_confirmed
+
+
 def test_job_update_respects_expected_status(container, owner):
     job = new_job(container, owner)
     repo = container.job_repo

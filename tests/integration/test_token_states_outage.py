@@ -51,13 +51,17 @@ def test_token_checks_read_mysql_while_the_cache_is_down(app_on, private_redis, 
     private_redis.stop()
     assert client.get("/jobs", headers=headers).status_code == 200  # still signed in
 
-    changed = client.patch(f"/users/{user['id']}", json={"password": "password-2"}, headers=headers)
-    assert changed.status_code == 200, changed.get_json()
-    revoked = client.get("/jobs", headers=headers)
-    assert revoked.status_code == 401 and revoked.get_json()["code"]  # MySQL knows, cache or not
+    # Password checks are counted in Redis: without it none is made (fails closed).
+    change = {"password": "password-2", "current_password": "password-1"}
+    refused = client.patch(f"/users/{user['id']}", json=change, headers=headers)
+    assert refused.status_code == 503, refused.get_json()
+    assert client.get("/jobs", headers=headers).status_code == 200  # nothing changed
 
     private_redis.start()  # back, and empty
-    assert client.get("/jobs", headers=headers).status_code == 401
+    changed = client.patch(f"/users/{user['id']}", json=change, headers=headers)
+    assert changed.status_code == 200, changed.get_json()
+    revoked = client.get("/jobs", headers=headers)
+    assert revoked.status_code == 401 and revoked.get_json()["code"]
     fresh = Auth(client, settings).token(user["email"], "password-2")
     assert client.get("/jobs", headers=bearer(fresh)).status_code == 200
     assert cached_state(private_redis, settings, user["id"]) is not None

@@ -25,11 +25,13 @@ from core.domain import (
 )
 from core.ports import (
     JOB_FIELDS_NOT_UPDATABLE,
+    USER_FIELDS_UPDATABLE,
     AttemptHolders,
     BlobStore,
     IdempotencyStore,
     ItemStore,
     JobRepository,
+    KnownAddresses,
     Mailer,
     MailError,
     RateLimiter,
@@ -60,6 +62,7 @@ class FakeUsers(UserRepository):
             role=user.role,
             password_hash=user.password_hash,
             created_at=datetime.now(timezone.utc),
+            email_confirmed=user.email_confirmed,
         )
         self.rows[new.id] = new
         return new
@@ -78,19 +81,32 @@ class FakeUsers(UserRepository):
         return users[offset : offset + limit], len(users)
 
     def update(self, user_id, changes):
+        refused = set(changes) - USER_FIELDS_UPDATABLE
+        if refused:  # as MySQL's repository: the email changes only through confirm_email
+            raise ValueError(f"not updatable: {sorted(refused)}")
         user = self.rows.get(user_id)
         if user is None:
             return None
-        for key in ("name", "email"):
-            if key in changes and any(
-                getattr(u, key) == changes[key] and u.id != user_id for u in self.rows.values()
-            ):
-                raise Conflict(f"that {key} is taken")
+        if "name" in changes and any(
+            u.name == changes["name"] and u.id != user_id for u in self.rows.values()
+        ):
+            raise Conflict("that name is taken")
         from core.domain import Role
 
         for key, value in changes.items():
             setattr(user, key, Role(value) if key == "role" else value)
         return user
+
+    def confirm_email(self, user_id, address):
+        user = self.rows.get(user_id)
+        if user is None or not (
+            user.pending_email == address or (user.email == address and not user.email_confirmed)
+        ):
+            return False
+        if any(u.email == address and u.id != user_id for u in self.rows.values()):
+            raise Conflict("that email is taken")
+        user.email, user.pending_email, user.email_confirmed = address, None, True
+        return True
 
     def delete(self, user_id):
         return self.rows.pop(user_id, None) is not None
@@ -363,6 +379,7 @@ class FakeQueue(TaskQueue):
         self.events: list[tuple[str, str]] = []
         self.holders: list[str | None] = []
         self.deliveries: list[str] = []
+        self.account_emails: list[tuple[int, str, str | None]] = []
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
@@ -373,6 +390,9 @@ class FakeQueue(TaskQueue):
 
     def enqueue_event(self, job_id, event):
         self.events.append((job_id, event))
+
+    def enqueue_account_email(self, user_id, kind, address=None):
+        self.account_emails.append((user_id, kind, address))
 
     def enqueue_delivery(self, delivery_id, holder=None):
         self.deliveries.append(delivery_id)
@@ -407,6 +427,20 @@ class FakeLimiter(RateLimiter):
 
     def reset(self, amount, seconds, key):
         self.windows.pop((amount, seconds, key), None)
+
+
+class FakeKnownAddresses(KnownAddresses):
+    def __init__(self):
+        self.addresses: dict[int, set[str]] = {}
+
+    def remember(self, user_id, address):
+        self.addresses.setdefault(user_id, set()).add(address)
+
+    def knows(self, user_id, address):
+        return address in self.addresses.get(user_id, set())
+
+    def forget(self, user_id):
+        self.addresses.pop(user_id, None)
 
 
 class FakeTokenStates(TokenStates):

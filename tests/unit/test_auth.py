@@ -92,7 +92,11 @@ def test_deleted_users_token_is_refused(auth, users, admin, alice):
 
 def test_password_change_retires_earlier_tokens(auth, users, alice):
     old = login_token(auth, "alice@example.com", "alice-password")
-    users.update(alice, alice.user_id, {"password": "new-password-1"})
+    users.update(
+        alice,
+        alice.user_id,
+        {"password": "new-password-1", "current_password": "alice-password"},
+    )
     with pytest.raises(Unauthorized, match="revoked"):
         auth.authenticate(old)
     new = login_token(auth, "alice@example.com", "new-password-1")

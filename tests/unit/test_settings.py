@@ -24,6 +24,10 @@ def test_missing_secret_names_the_variable(missing):
         ({"OPEN_SIGNUP": "maybe"}, "OPEN_SIGNUP"),
         ({"API_PORT": "70000"}, "API_PORT"),
         ({"CONVERT_TIME_LIMIT": "10", "CONVERT_SOFT_TIME_LIMIT": "20"}, "CONVERT_TIME_LIMIT"),
+        ({"FORWARDED_ALLOW_IPS": "proxy.internal"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1/8"}, "FORWARDED_ALLOW_IPS"),  # host bits, as gunicorn
+        ({"TRUSTED_PROXIES": "1", "FORWARDED_ALLOW_IPS": " , "}, "FORWARDED_ALLOW_IPS"),
+        ({"LOGIN_MAX_FAILURES_PER_ACCOUNT": "0"}, "LOGIN_MAX_FAILURES_PER_ACCOUNT"),
     ],
 )
 def test_malformed_values_are_named(env, match):
@@ -109,3 +113,12 @@ def test_a_strong_configuration_starts():
         dotenv_path=None,
     )
     assert settings.mysql_host == "mysql"
+
+
+def test_proxy_networks_read_like_gunicorns():
+    read = Settings.from_env(
+        {**BASE, "FORWARDED_ALLOW_IPS": "127.0.0.1, 10.0.0.0/8,::1"}, dotenv_path=None
+    )
+    assert [str(n) for n in read.proxy_networks] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    anyone = Settings.from_env({**BASE, "FORWARDED_ALLOW_IPS": "*"}, dotenv_path=None)
+    assert anyone.proxy_networks is None

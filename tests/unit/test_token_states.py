@@ -29,7 +29,9 @@ def test_password_change_revokes_despite_the_cache(cached, admin, alice):
     auth, users, _ = cached
     token = auth.login("alice@example.com", "alice-password")["access_token"]
     auth.authenticate(token)  # now cached
-    users.update(alice, alice.user_id, {"password": "another-password"})
+    users.update(
+        alice, alice.user_id, {"password": "another-password", "current_password": "alice-password"}
+    )
     with pytest.raises(Unauthorized):
         auth.authenticate(token)
 
@@ -47,7 +49,9 @@ def test_a_late_stale_offer_does_not_undo_a_revocation(cached, admin, alice, use
     auth, users, states = cached
     token = auth.login("alice@example.com", "alice-password")["access_token"]
     stale = (user_repo.get(alice.user_id).token_version, "user")
-    users.update(alice, alice.user_id, {"password": "another-password"})
+    users.update(
+        alice, alice.user_id, {"password": "another-password", "current_password": "alice-password"}
+    )
     states.offer(alice.user_id, stale)  # a reader that looked at MySQL before the change
     with pytest.raises(Unauthorized):
         auth.authenticate(token)

@@ -100,7 +100,10 @@ def test_only_admins_list_and_change_roles(users, alice, admin, bob):
         users.update(alice, alice.user_id, {"role": "admin"})
     page = users.list(admin, 1, 2)
     assert page.total == 3 and [u.name for u in page.items] == ["admin", "alice"]
-    assert users.update(admin, bob.user_id, {"role": "admin"}).role is Role.ADMIN
+    promoted = users.update(
+        admin, bob.user_id, {"role": "admin", "current_password": "admin-password"}
+    )
+    assert promoted.role is Role.ADMIN
 
 
 def test_update_and_delete_self(users, alice):

@@ -6,6 +6,7 @@ import { pickTransport } from "./uploads.js";
 
 const $ = (id) => document.getElementById(id);
 const UPLOADS_AT_ONCE = 2;
+const CONFIRM_KEY = "vid2mp3.confirm-email";
 
 const session = new Session();
 const jobs = new JobList({
@@ -78,6 +79,41 @@ async function signIn(event) {
     error.hidden = false;
   } finally {
     button.disabled = false;
+  }
+}
+
+// --- confirming an email address ---------------------------------------------------------
+
+/**
+ * A confirmation link opens the page with #confirm-email=<token>: keep the token in this tab
+ * (and out of the address bar and history) until the account is signed in, then send it.
+ */
+function takeConfirmation() {
+  const match = /^#confirm-email=([\w.-]{1,1000})$/.exec(window.location.hash);
+  if (!match) return false;
+  sessionStorage.setItem(CONFIRM_KEY, match[1]);
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+  return true;
+}
+
+async function confirmEmail() {
+  const token = sessionStorage.getItem(CONFIRM_KEY);
+  if (!token || !session.signedIn) return;
+  sessionStorage.removeItem(CONFIRM_KEY);
+  try {
+    const user = await session.json("POST", "/users/confirm-email", {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+    notify(`Your email address is now ${user.email}.`);
+  } catch (failure) {
+    const messages = {
+      404: "This confirmation link is not for the account you are signed in to, or a newer "
+        + "link replaced it.",
+      409: "Another account uses that email address now.",
+      410: "This confirmation link has expired: change your email again to get a new one.",
+    };
+    notify(messages[failure.status] || describeError(failure), "error");
   }
 }
 
@@ -187,16 +223,25 @@ async function main() {
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => session.signOut());
   $("refresh").addEventListener("click", () => jobs.refreshNow());
-  session.addEventListener("signedin", showWork);
+  session.addEventListener("signedin", () => {
+    showWork();
+    confirmEmail();
+  });
   session.addEventListener("signedout", (event) => {
     showSignIn();
     notify(event.detail === "expired"
       ? "You have been signed out because your session expired. Please sign in again."
       : "You are signed out.", event.detail === "expired" ? "error" : "info");
   });
+  const confirming = takeConfirmation();
   capabilities = await discover();
-  if (session.signedIn) showWork();
-  else showSignIn();
+  if (session.signedIn) {
+    showWork();
+    confirmEmail();
+  } else {
+    showSignIn();
+    if (confirming) notify("Sign in to the account to confirm your email address.");
+  }
 }
 
 main();
