@@ -363,6 +363,7 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
+@blp.alt_response(410, description="the job has expired: its MP3 was deleted")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
 def job_mp3(actor, job_id):

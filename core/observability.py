@@ -1,4 +1,5 @@
-"""Request ids, structured logs and the place metric files live; no Flask, Celery or Prometheus.
+"""Request ids, structured logs, the place metric files live and whether a metrics port is free;
+no Flask, Celery or Prometheus.
 
 The id of the HTTP request (or of the task) being handled sits in a contextvar: the API sets
 it per request, a Celery signal sets it per task from the message headers, and a logging
@@ -7,17 +8,19 @@ filter copies it into every log record.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
-from core.settings import Settings
+from core.settings import ConfigError, Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -143,3 +146,26 @@ def use_metrics_dir(settings: Settings, name: str) -> str:
 def metrics_dir_in_use() -> str | None:
     """The directory set by use_metrics_dir in this process or the parent it forked from."""
     return _metrics_dir
+
+
+def metrics_port_taken(port: int, host: str) -> ConfigError:
+    """The one line a worker stops with when another process listens on its metrics port."""
+    return ConfigError(
+        f"WORKER_METRICS_PORT={port}: {host}:{port} is in use by another process; set "
+        "WORKER_METRICS_PORT to a free port, or 0 to serve no worker metrics"
+    )
+
+
+def check_metrics_port(port: int, host: str) -> None:
+    """ConfigError when a metrics server could not listen on host:port now. The probe binds
+    with SO_REUSEADDR, as the server does, so it fails only where something listens already.
+    Call it before use_metrics_dir, which empties the directory named after the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise metrics_port_taken(port, host) from None

@@ -247,7 +247,8 @@ class Settings:
     worker_metrics_port: int = _opt(
         "WORKER_METRICS_PORT",
         0,
-        doc="port of a worker's /metrics (each worker needs its own); 0: off",
+        doc="port of a worker's /metrics (each worker needs its own); 0: off; "
+        "taken by another process: the worker stops with one line",
     )
     worker_metrics_host: str = _opt(
         "WORKER_METRICS_HOST", "127.0.0.1", doc="address a worker's metrics port listens on"

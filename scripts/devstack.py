@@ -17,12 +17,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/devstack.py`: devtools sits at the root
     sys.path.insert(0, str(ROOT))
 
-from devtools.processes import Processes, service_commands  # noqa: E402
+from devtools.processes import Processes, free_port, service_commands  # noqa: E402
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ENV_FILE = ROOT / ".env"
 
@@ -66,21 +70,9 @@ def load_environment(env_file: Path | None = None) -> dict[str, str]:
     return env
 
 
-def metrics_ports(commands: dict[str, list[str]], base: int) -> dict[str, dict[str, str]]:
-    """WORKER_METRICS_PORT=P: the workers on this one host serve /metrics on P, P+1, ..."""
-    workers = [name for name in commands if name.startswith("worker-")]
-    extra = {}
-    for offset, name in enumerate(workers):
-        extra[name] = {"WORKER_METRICS_PORT": str(base + offset)}
-        print(f"[devstack] {name} metrics on http://127.0.0.1:{base + offset}/metrics", flush=True)
-    return extra
-
-
-def prepare(env: dict[str, str]) -> None:
-    """Validate the settings and create the database, schema and admin before serving."""
+def check_settings(env: dict[str, str]) -> Settings:
+    """The settings, validated; a bad one stops `make up` with one line naming it."""
     os.environ.update(env)
-    from core.bootstrap import prepare as prepare_database
-    from core.domain import Unavailable
     from core.settings import ConfigError, Settings
 
     try:
@@ -89,6 +81,50 @@ def prepare(env: dict[str, str]) -> None:
         sys.exit(f"configuration error: {exc}")
     if ":" not in settings.flower_basic_auth:
         sys.exit("configuration error: FLOWER_BASIC_AUTH must be user:password")
+    return settings
+
+
+def metrics_ports(commands: dict[str, list[str]], setting: str, host: str) -> dict[str, int]:
+    """Each worker's metrics port on this one host, from WORKER_METRICS_PORT as set (checked
+    by check_settings). Unset: a free port each, picked now, so another stack's 9808 is never
+    ours; P: P, P+1, ..., and a clear stop when another process listens on one of them; 0: none."""
+    from core.observability import check_metrics_port
+    from core.settings import ConfigError
+
+    workers = [name for name in commands if name.startswith("worker-")]
+    if not setting.strip():
+        return {name: free_port(host) for name in workers}
+    base = int(setting)
+    if not base:
+        return {}
+    last = base + len(workers) - 1
+    if last > 65535:
+        sys.exit(
+            f"configuration error: WORKER_METRICS_PORT={base} leaves too few ports for the "
+            f"{len(workers)} workers: set it to {65536 - len(workers)} or lower"
+        )
+    ports = {name: base + offset for offset, name in enumerate(workers)}
+    taken = []
+    for name, port in ports.items():
+        try:
+            check_metrics_port(port, host)
+        except ConfigError:
+            taken.append(f"{port} ({name})")
+    if taken:
+        sys.exit(
+            f"configuration error: WORKER_METRICS_PORT={base} gives the {len(workers)} workers "
+            f"ports {base}-{last} on {host}, but another process (another "
+            f"stack?) listens on {', '.join(taken)}. Leave WORKER_METRICS_PORT unset to let "
+            "`make up` pick free ports, set it to another first port, or 0 for no worker metrics."
+        )
+    return ports
+
+
+def prepare(settings: Settings, metrics: dict[str, int]) -> None:
+    """Create the database, schema and admin before serving; print where everything is."""
+    from core.bootstrap import prepare as prepare_database
+    from core.domain import Unavailable
+
     try:
         prepare_database(settings, wait_seconds=30)
     except Unavailable:
@@ -98,6 +134,10 @@ def prepare(env: dict[str, str]) -> None:
         f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}",
         flush=True,
     )
+    host = settings.worker_metrics_host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    for name, port in metrics.items():
+        print(f"[devstack] {name} metrics on http://{shown}:{port}/metrics", flush=True)
 
 
 @dataclass
@@ -168,10 +208,14 @@ def main() -> int:
     args = parser.parse_args()
     write_env_file(args.env_file)
     env = load_environment(args.env_file)
-    prepare(env)
+    settings = check_settings(env)
     commands = service_commands(convert_workers=max(1, args.convert_workers))
-    base = int(env.get("WORKER_METRICS_PORT") or 9808)  # 0 in .env or the environment: off
-    return supervise(commands, env, metrics_ports(commands, base) if base else {})
+    metrics = metrics_ports(
+        commands, env.get("WORKER_METRICS_PORT", ""), settings.worker_metrics_host
+    )
+    prepare(settings, metrics)
+    process_env = {name: {"WORKER_METRICS_PORT": str(port)} for name, port in metrics.items()}
+    return supervise(commands, env, process_env)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from celery import Celery, signals
+
+log = logging.getLogger(__name__)
+_stopped_with: int | None = None  # the exit status when this module stopped the worker
 
 
 def build_app() -> Celery:
@@ -48,6 +52,7 @@ def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None
     """Start a worker that consumes only `queue`, named `<queue>@<host>`."""
     from tasks import container
 
+    check_metrics_port()
     start_up(app)
     args = [
         "worker",
@@ -65,6 +70,26 @@ def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None
         args.insert(0, "--quiet")  # no start-up banner: every line of the log is JSON
     serve_metrics(queue, concurrency)
     app.worker_main(args + list(sys.argv[1:] if argv is None else argv))
+    # Celery's worker_main drops the worker's exit code; keep ours when we stopped it.
+    if _stopped_with is not None:
+        sys.exit(_stopped_with)
+
+
+def check_metrics_port() -> None:
+    """With WORKER_METRICS_PORT set: stop with one line, before consuming anything, when another
+    process listens there; a worker serving nothing is better than one whose URL shows someone
+    else's numbers. Supervisors (compose, Kubernetes, `make up`) restart it, saying so again."""
+    from core.observability import check_metrics_port as check
+    from core.settings import ConfigError
+    from tasks import container
+
+    settings = container().settings
+    if not settings.worker_metrics_port:
+        return
+    try:
+        check(settings.worker_metrics_port, settings.worker_metrics_host)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
 
 
 def serve_metrics(queue: str, concurrency: int) -> None:
@@ -80,13 +105,20 @@ def serve_metrics(queue: str, concurrency: int) -> None:
 
     def start(sender: Any = None, **_: Any) -> None:
         from core.adapters.prometheus_metrics import WorkerCollector, registry, serve
+        from core.settings import ConfigError
 
         node = getattr(sender, "hostname", None) or queue
         pool = getattr(getattr(sender, "controller", None), "concurrency", None) or concurrency
-        serve(
-            settings.worker_metrics_port,
-            settings.worker_metrics_host,
-            registry(WorkerCollector(queue, node, pool)),
-        )
+        try:
+            serve(
+                settings.worker_metrics_port,
+                settings.worker_metrics_host,
+                registry(WorkerCollector(queue, node, pool)),
+            )
+        except ConfigError as exc:  # taken since check_metrics_port(): stop all the same
+            global _stopped_with
+            log.error("configuration error: %s", exc)  # one line, no traceback
+            _stopped_with = 1
+            raise SystemExit(1) from None  # Celery shuts the worker down warm
 
     signals.worker_ready.connect(start, weak=False, dispatch_uid="vid2mp3.worker_metrics")

@@ -9,6 +9,7 @@ into a file of its own in that directory, which a scrape adds up.
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any, Callable, Iterable, Iterator
 
@@ -16,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, s
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from core.observability import metrics_dir_in_use
+from core.observability import metrics_dir_in_use, metrics_port_taken
 from core.ports import Metrics
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,12 @@ def registry(*extra: Any) -> CollectorRegistry:
 
 
 def serve(port: int, host: str, served: CollectorRegistry) -> None:
-    """Serve `served` on http://host:port/metrics from a daemon thread of this process."""
-    start_http_server(port, addr=host, registry=served)
+    """Serve `served` on http://host:port/metrics from a daemon thread of this process;
+    ConfigError when something else listens there (its numbers must not pass for ours)."""
+    try:
+        start_http_server(port, addr=host, registry=served)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise metrics_port_taken(port, host) from None
     log.info("metrics on http://%s:%d/metrics", host, port)

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -13,7 +17,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from celeryconfig import CONVERT_QUEUE
+from core.bootstrap import Container
+from core.settings import Settings
+from devtools.processes import ROOT
 from tests.support.client import login
+from tests.support.config import service_env
 from tests.support.stack import free_port, running_stack
 from tests.support.wait import wait_for
 
@@ -271,3 +279,66 @@ def test_queue_length_counts_waiting_conversions(obs_stack, obs_user, clip):
         timeout=20,
         what="the convert queue to drain",
     )
+
+
+PATCH_OUT_THE_START_UP_CHECK = (
+    "import core.observability as o; o.check_metrics_port = lambda *a: None; "
+    "import runpy; runpy.run_module('workers.notify', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("taken", ["at start-up", "when ready"])
+def test_a_worker_whose_metrics_port_is_taken_stops_with_one_line(tmp_path, taken):
+    """Another process listens on the worker's metrics port: the worker says so in one line and
+    stops (exit 1), rather than carry on while its URL serves someone else's numbers. "when
+    ready": the port was taken after the start-up check (a race), seen as the server starts."""
+    run = uuid.uuid4().hex[:8]
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = service_env(
+            MYSQL_DATABASE=f"vid2mp3_wm_{run}",
+            REDIS_PREFIX=f"vid2mp3-wm-{run}:",
+            CELERY_KEY_PREFIX=f"vid2mp3-wm-{run}:",
+            DATA_DIR=tmp_path / "data",
+            WORKER_METRICS_PORT=port,
+            LOG_LEVEL="INFO",
+            SMTP_URL="",
+        )
+        argv = (
+            [sys.executable, "-m", "workers.notify"]
+            if taken == "at start-up"
+            else [sys.executable, "-c", PATCH_OUT_THE_START_UP_CHECK]
+        )
+        worker = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:  # it carried on: stop it and its pool
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.communicate()
+            from tests.conftest import cleanup
+
+            cleanup(Container(Settings.from_env(env, dotenv_path=None)))
+    said = (
+        f"configuration error: WORKER_METRICS_PORT={port}: 127.0.0.1:{port} is in use by another "
+        "process; set WORKER_METRICS_PORT to a free port, or 0 to serve no worker metrics"
+    )
+    assert worker.returncode == 1, output
+    assert "Traceback" not in output and "Address already in use" not in output, output
+    lines = [line for line in output.splitlines() if said in line]
+    assert len(lines) == 1, output
+    if taken == "at start-up":  # before anything else: no database, no broker, no Celery
+        assert output.strip() == said
+    else:
+        assert "celery.worker.consumer.connection: Connected to" in output  # it got that far

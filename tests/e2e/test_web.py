@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -265,6 +266,18 @@ def test_phone_keyboard_and_a_file_that_is_not_a_video(
     screenshot(page, "web-phone", tmp_path)
 
 
+def expect_ended(row, words, actions=("Delete",)):
+    """An ended job: its words, no progress bar (spinning or not), and only `actions`."""
+    expect(row.locator(".status")).to_have_text(words)
+    expect(row.locator("progress")).to_be_hidden()
+    for name in ("Download", "Copy link", "Cancel", "Delete"):
+        button = row.get_by_role("button", name=name)
+        if name in actions:
+            expect(button).to_be_visible()
+        else:
+            expect(button).to_be_hidden()
+
+
 def test_cancel_a_job_that_waits_for_a_worker(open_page, stack, account, clip):
     email, _ = account
     page, _ = open_page(DESKTOP)
@@ -278,15 +291,10 @@ def test_cancel_a_job_that_waits_for_a_worker(open_page, stack, account, clip):
         expect(row.get_by_role("button", name="Download")).to_be_hidden()
         job_id = row.get_attribute("data-job-id")
         row.get_by_role("button", name="Cancel").click()
+        expect(row).to_have_attribute("data-status", "cancelled")
+        expect_ended(row, "Cancelled")
         user = login(stack, email, PASSWORD)
-        paths = requests.get(stack.url("/openapi.json"), timeout=10).json()["paths"]
-        if "/jobs/{job_id}/cancel" in paths:
-            expect(row.get_by_role("button", name="Cancel")).to_be_hidden()
-            assert user.get(f"/jobs/{job_id}").json()["status"] not in ("queued", "converting")
-        else:  # no cancel endpoint yet: the page falls back to deleting the job
-            expect(row).to_have_count(0)
-            expect(page.locator("#notice")).to_have_text("Cancelled “video_3s_160x120.mp4”.")
-            assert user.get(f"/jobs/{job_id}").status_code == 404
+        assert user.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
     finally:
         stack.start("worker-convert")
         wait_for(
@@ -294,6 +302,30 @@ def test_cancel_a_job_that_waits_for_a_worker(open_page, stack, account, clip):
             timeout=60,
             what="the convert worker to come back",
         )
+
+
+def test_failed_and_expired_jobs_say_so(open_page, stack, account, clip, media_dir):
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    sign_in(page, stack, email)
+    broken = media.make_truncated_mp4(media_dir)
+    page.get_by_label("Drop videos here").set_input_files([clip, broken])
+    done = job_row(page, Path(clip).name)
+    failed = job_row(page, Path(broken).name)
+    expect(failed).to_have_attribute("data-status", "failed", timeout=CONVERSION_TIMEOUT_MS)
+    expect_ended(failed, re.compile(r"^Failed: \S"))
+    expect(done).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+
+    # Its MP3 passes the retention time: the sweeper's purge marks it expired.
+    job_id = done.get_attribute("data-job-id")
+    container = stack.container
+    assert container.job_repo.update(job_id, {"expires_at": datetime(2000, 6, 15, 12)})
+    assert job_id in container.retention.purge()
+    page.get_by_role("button", name="Refresh").click()
+    expect(done).to_have_attribute("data-status", "expired")
+    expect_ended(done, re.compile(r"^Expired: the MP3 was deleted \(kept until .*2000"))
+    user = login(stack, email, PASSWORD)
+    assert user.get(f"/jobs/{job_id}/mp3").status_code == 410
 
 
 def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, account, admin):
@@ -389,6 +421,25 @@ def test_error_messages_in_words(open_page, stack):
     assert words["offline"].startswith("Could not reach the server.")
     assert words["cutOff"].startswith("The upload of “big.mp4” was cut off")
     assert 118 <= words["dated"] <= 121
+
+
+def test_every_job_status_has_its_own_words(open_page, stack):
+    page, _ = open_page(DESKTOP)
+    page.goto(stack.url("/app/"))
+    spec = requests.get(stack.url("/openapi.json"), timeout=10).json()
+    [query] = [p for p in spec["paths"]["/jobs"]["get"]["parameters"] if p["name"] == "status"]
+    statuses = query["schema"]["enum"]
+    words = page.evaluate(
+        """async (statuses) => {
+        const { statusWords } = await import('/app/jobs.js');
+        return Object.fromEntries(statuses.map((status) => [status, statusWords({ status })]));
+    }""",
+        statuses,
+    )
+    # Each status has words of its own that name it: no "Failed" for a cancelled job, and a new
+    # status of the API fails here until the page words it.
+    for status, said in words.items():
+        assert said.startswith(status.capitalize()), words
 
 
 def test_page_offers_every_upload_option_of_the_api(open_page, stack, account):

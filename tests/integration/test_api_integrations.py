@@ -93,6 +93,7 @@ def test_links_answer_416_404_and_410(client, auth, container):
     assert client.get(f"/links/{expired_link}").status_code == 410
     container.job_repo.update(job.id, {"status": JobStatus.EXPIRED})
     assert client.get(path).status_code == 410  # the MP3 was purged by retention
+    assert client.get(f"/jobs/{job.id}/mp3", headers=alice).status_code == 410
     again = client.post(f"/jobs/{job.id}/links", headers=alice, json={})
     assert again.status_code == 410
 

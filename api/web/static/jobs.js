@@ -1,5 +1,6 @@
-// The job list: polls GET /jobs (If-None-Match when the server sends an ETag), shows status and
-// conversion progress, and offers Download, Copy link, Cancel and Delete on each job.
+// The job list: polls GET /jobs (If-None-Match when the server sends an ETag), says each job's
+// status in words with its conversion progress, and offers the actions that status allows:
+// Download and Copy link once done, Cancel while queued or converting, Delete always.
 import { describeError } from "./api.js";
 
 const ACTIVE = new Set(["queued", "converting"]);
@@ -142,22 +143,13 @@ export class JobList {
     const { job } = row;
     const percent = Math.max(0, Math.min(100, Math.floor(job.progress || 0)));
     row.element.dataset.status = job.status;
-    if (job.status === "queued") {
-      row.status.textContent = "Queued";
-      row.progress.removeAttribute("value");
-    } else if (job.status === "converting") {
-      row.status.textContent = `Converting ${percent}%`;
-      row.progress.value = percent;
-    } else if (job.status === "done") {
-      const facts = [job.duration_s != null ? duration(job.duration_s) : null,
-        job.mp3_size != null ? size(job.mp3_size) : null,
-        job.mode === "copy" ? "audio copied" : job.bitrate, ...(job.notes || [])].filter(Boolean);
-      row.status.textContent = `Done${facts.length ? " · " + facts.join(" · ") : ""}`;
-      row.progress.value = 100;
-    } else {
-      row.status.textContent = `Failed: ${job.error || "the conversion did not succeed"}`;
-    }
-    row.progress.hidden = job.status === "failed";
+    row.status.textContent = statusWords(job, percent);
+    // A bar only while the job waits (indeterminate) or converts, and full once it is done;
+    // a failed, cancelled or expired job has none.
+    if (job.status === "queued") row.progress.removeAttribute("value");
+    else if (job.status === "converting") row.progress.value = percent;
+    else if (job.status === "done") row.progress.value = 100;
+    row.progress.hidden = !ACTIVE.has(job.status) && job.status !== "done";
     const done = job.status === "done";
     row.buttons.download.hidden = !done;
     row.buttons.link.hidden = !done;
@@ -247,6 +239,32 @@ export class JobList {
     await this.session.fetch("DELETE", `/jobs/${row.job.id}`);
     this.notify(`Deleted “${row.job.filename}”.`);
     this.refreshNow();
+  }
+}
+
+/** What a job's row says about it, one wording per status of the API. */
+export function statusWords(job, percent = 0) {
+  switch (job.status) {
+    case "queued":
+      return "Queued";
+    case "converting":
+      return `Converting ${percent}%`;
+    case "done": {
+      const facts = [job.duration_s != null ? duration(job.duration_s) : null,
+        job.mp3_size != null ? size(job.mp3_size) : null,
+        job.mode === "copy" ? "audio copied" : job.bitrate, ...(job.notes || [])].filter(Boolean);
+      return `Done${facts.length ? " · " + facts.join(" · ") : ""}`;
+    }
+    case "failed":
+      return `Failed: ${job.error || "the conversion did not succeed"}`;
+    case "cancelled":
+      return "Cancelled";
+    case "expired": {
+      const until = job.expires_at ? new Date(job.expires_at).toLocaleString() : null;
+      return `Expired: the MP3 was deleted${until ? ` (kept until ${until})` : ""}`;
+    }
+    default: // a status this page does not know yet: say it as the API does
+      return String(job.status);
   }
 }
 
