@@ -1,8 +1,9 @@
 """`make up`: run the whole stack locally and keep it running, like a tiny process supervisor.
 
 First run: writes .env with generated secrets and prints the admin login once. Then it checks
-the settings, creates the database, and starts gunicorn, the workers (one per queue, N convert
-workers if asked), the sweeper (beat) and Flower. A process that dies is restarted with
+the settings, runs the schema migration (`python -m core.migrate`, as `make migrate` does),
+and starts gunicorn, the workers (one per queue, N convert workers if asked), the sweeper
+(beat) and Flower. A process that dies is restarted with
 backoff, as Kubernetes would; Ctrl-C stops every process it started.
 """
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/devstack.py`: devtools sits at the root
     sys.path.insert(0, str(ROOT))
 
-from devtools.processes import Processes, service_commands  # noqa: E402
+from devtools.processes import Processes, migrate_command, service_commands  # noqa: E402
 
 ENV_FILE = ROOT / ".env"
 
@@ -77,10 +78,9 @@ def metrics_ports(commands: dict[str, list[str]], base: int) -> dict[str, dict[s
 
 
 def prepare(env: dict[str, str]) -> None:
-    """Validate the settings and create the database, schema and admin before serving."""
+    """Validate the settings, then migrate the schema (`python -m core.migrate`, waiting up to
+    30 s for MySQL) before any process starts, as compose's one-shot `migrate` service does."""
     os.environ.update(env)
-    from core.bootstrap import prepare as prepare_database
-    from core.domain import Unavailable
     from core.settings import ConfigError, Settings
 
     try:
@@ -89,10 +89,9 @@ def prepare(env: dict[str, str]) -> None:
         sys.exit(f"configuration error: {exc}")
     if ":" not in settings.flower_basic_auth:
         sys.exit("configuration error: FLOWER_BASIC_AUTH must be user:password")
-    try:
-        prepare_database(settings, wait_seconds=30)
-    except Unavailable:
-        sys.exit(f"MySQL at {settings.mysql_host}:{settings.mysql_port} is not reachable")
+    code = Processes(env).run_once("migrate", migrate_command("--wait", "30"))
+    if code != 0:
+        sys.exit(f"[devstack] the migration failed (exit status {code}); nothing started")
     print(
         f"[devstack] API on http://127.0.0.1:{settings.api_port} "
         f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}",
