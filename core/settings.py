@@ -45,7 +45,9 @@ class Settings:
     redis_prefix: str = _opt("REDIS_PREFIX", "vid2mp3:", doc="prefix of every key the API writes")
     jwt_secret: str = _opt("JWT_SECRET", secret=True, doc="HS256 signing key (required, 32+ chars)")
     jwt_ttl_seconds: int = _opt("JWT_TTL_SECONDS", 3600, doc="lifetime of an access token")
-    admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
+    admin_email: str = _opt(
+        "ADMIN_EMAIL", doc="admin account the migration (python -m core.migrate) creates if missing"
+    )
     admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
     login_max_failures: int = _opt(
         "LOGIN_MAX_FAILURES", 5, doc="failed logins per account within the window before 429"
