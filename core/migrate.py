@@ -69,10 +69,8 @@ def run(
                     for line in plan.changed:
                         fail(line)
                     pending = ", ".join(plan.describe_pending()) or "none"
-                    fail(
-                        f"{behind_message(plan.current, required) or 'schema is current'}; "
-                        f"pending: {pending}"
-                    )
+                    behind = behind_message(plan.current, required)
+                    fail(f"{behind or f'schema is at {plan.current}'}; pending: {pending}")
                     return EXIT_FAILED
             else:
                 plan = runner.apply(say, then=partial(_ensure_admin, container, settings, say))
