@@ -96,7 +96,7 @@ def test_the_in_code_migrations_were_not_mysql_8_4():
     """What the files replace: the old in-code statements fail on mysql:8.4, as the issue says."""
     old = [(f"in-code {v}", s) for v, _, statements in IN_CODE_MIGRATIONS for s in statements]
     failing = {p.split(":")[0] for p in rejected(old)}
-    assert failing == {f"in-code {version}" for version in range(1, 11)}
+    assert {f"in-code {version}" for version in range(1, 11)} <= failing
 
 
 def test_a_new_file_with_add_column_if_not_exists_fails_the_check(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from core.adapters.mysql_migrations import load
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
+from tests.support.legacy_schema import MIGRATIONS as IN_CODE_MIGRATIONS
 from tests.support.legacy_schema import create_legacy_schema
 from tests.support.wait import wait_for
 
@@ -333,7 +334,7 @@ def test_a_database_of_the_in_code_migrations_is_adopted_with_its_rows(env, tmp_
     create_legacy_schema(settings)
     _fill(env)
     before = _rows(env)
-    assert query(env, "SELECT COUNT(*) FROM schema_migrations") == [(10,)]
+    assert query(env, "SELECT COUNT(*) FROM schema_migrations") == [(len(IN_CODE_MIGRATIONS),)]
     # a build with one more migration than the in-code list had
     new = files / f"{LAST + 1:04d}_jobs_x.sql"
     new.write_text("ALTER TABLE jobs ADD COLUMN x INT NULL;\nCREATE INDEX ix_jobs_x ON jobs (x);\n")
@@ -341,8 +342,9 @@ def test_a_database_of_the_in_code_migrations_is_adopted_with_its_rows(env, tmp_
     result = migrate(env, "--migrations-dir", str(files), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     adopted = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("adopted")]
-    assert adopted == [m.filename for m in SHIPPED[:10]]
-    assert applied_lines(result.stdout) == [m.filename for m in SHIPPED[10:]] + [new.name]
+    in_code = len(IN_CODE_MIGRATIONS)
+    assert adopted == [m.filename for m in SHIPPED[:in_code]]
+    assert applied_lines(result.stdout) == [m.filename for m in SHIPPED[in_code:]] + [new.name]
     assert "created the admin account" not in result.stdout  # it was there
     after = _rows(env)
     for table in TABLES:
@@ -377,8 +379,12 @@ def test_the_files_make_the_schema_the_in_code_migrations_made(env, tmp_path):
     legacy_env = {**env, "MYSQL_DATABASE": env["MYSQL_DATABASE"] + "_old"}
     legacy = Settings.from_env(legacy_env, dotenv_path=None)
     create_legacy_schema(legacy)
+    same_versions = tmp_path / "same"  # the files of the versions the in-code list had
+    same_versions.mkdir()
+    for migration in SHIPPED[: len(IN_CODE_MIGRATIONS)]:
+        shutil.copy(ROOT / "migrations" / migration.filename, same_versions)
     try:
-        assert migrate(env, cwd=tmp_path).returncode == 0
+        assert migrate(env, "--migrations-dir", str(same_versions), cwd=tmp_path).returncode == 0
         for table in TABLES:
             ((_, made_by_files),) = query(env, f"SHOW CREATE TABLE {table}")
             ((_, made_in_code),) = query(legacy_env, f"SHOW CREATE TABLE {table}")
