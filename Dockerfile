@@ -4,6 +4,7 @@
 #   convert worker  python -m workers.convert
 #   notify worker   python -m workers.notify
 #   sweeper         python -m workers.beat
+#   migration       python -m core.migrate   (once per deploy, before the others start)
 #   Flower          python -m workers.flower --address=0.0.0.0
 # ffmpeg comes from the imageio-ffmpeg wheel (pulled in by moviepy), so no system ffmpeg.
 
@@ -23,12 +24,14 @@ COPY api/ api/
 COPY core/ core/
 COPY tasks/ tasks/
 COPY workers/ workers/
+COPY migrations/ migrations/
 # Non-editable install: the final stage gets site-packages, never the source tree.
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --upgrade pip \
     && pip install . \
     && python -c "import imageio_ffmpeg, subprocess; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-version'], check=True, stdout=subprocess.DEVNULL)" \
-    && cd / && python -c "import api.web as web, swagger_ui_bundle; assert (web.STATIC / 'index.html').is_file() and (web.STATIC / 'app.js').is_file(), 'web page assets missing from the wheel'"
+    && cd / && python -c "import api.web as web, swagger_ui_bundle; assert (web.STATIC / 'index.html').is_file() and (web.STATIC / 'app.js').is_file(), 'web page assets missing from the wheel'" \
+    && python -c "from core.adapters.mysql_migrations import load; assert load(), 'migrations missing from the wheel'"
 
 # --- runtime: no compilers, no pip cache, no source, not root -------------------------
 FROM ${PYTHON_IMAGE} AS runtime

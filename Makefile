@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 CONVERT_WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: install up test lint test-unit test-integration test-e2e faults bench mutation clean
+SQLGRAMMAR := tests/sqlgrammar
+
+.PHONY: install sqlgrammar up migrate test lint test-unit test-integration test-e2e faults bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +19,24 @@ $(VENV)/.installed: pyproject.toml client/pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# MySQL 8.4's grammar, which tests/deploy/test_sql_grammar.py parses every migration with:
+# ts-mysql-parser on node, pinned by tests/sqlgrammar/package-lock.json. Only the tests need it.
+$(SQLGRAMMAR)/node_modules/.package-lock.json: $(SQLGRAMMAR)/package.json $(SQLGRAMMAR)/package-lock.json
+	npm ci --prefix $(SQLGRAMMAR) --no-audit --no-fund
+
+sqlgrammar: $(SQLGRAMMAR)/node_modules/.package-lock.json
+
 ## Run API, workers (CONVERT_WORKERS=N convert workers), sweeper and Flower; Ctrl-C stops all.
 up: install
 	$(BIN)/python scripts/devstack.py --convert-workers $(CONVERT_WORKERS)
 
+## Apply the pending schema migrations (migrations/*.sql) with the settings `make up` uses
+## (.env and the environment) and create the admin account; `make up` runs it first.
+migrate: install
+	$(BIN)/python -m core.migrate
+
 ## The whole suite: lint and types, then unit, integration, end-to-end, faults and deployment.
-test: install lint
+test: install sqlgrammar lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## ruff (lint and format) and mypy (strict on core/); `make test` runs this first.

@@ -1,12 +1,20 @@
-"""gunicorn settings for the API (production and `make up`), from the environment."""
+"""gunicorn settings for the API (production and `make up`), from the validated Settings (the
+environment over .env): a bad value stops gunicorn with one line naming the variable."""
 
-import os
+import sys
 
-bind = f"{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+from core.settings import ConfigError, Settings
+
+try:
+    settings = Settings.from_env()
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
+
+bind = f"{settings.api_host}:{settings.api_port}"
+workers = settings.web_concurrency
 worker_class = "gthread"
-threads = int(os.environ.get("API_THREADS", "4"))
-timeout = int(os.environ.get("API_TIMEOUT", "300"))  # large uploads and downloads take time
+threads = settings.api_threads
+timeout = settings.api_timeout  # large uploads and downloads take time
 graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
@@ -15,32 +23,30 @@ errorlog = "-"
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" request_id=%({x-request-id}o)s'
 )
-if os.environ.get("LOG_FORMAT", "text") == "json":
+if settings.log_format == "json":
     logger_class = "api.gunicorn_logging.JsonLogger"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+loglevel = settings.log_level.lower()
+forwarded_allow_ips = settings.forwarded_allow_ips
 # gunicorn >= 25 opens a control socket under $HOME by default; containers run read-only.
 control_socket_disable = True
 
 
 def on_starting(server):
-    """Check the settings and create the database and admin account before any worker starts."""
-    import sys
-
-    from core.bootstrap import prepare
+    """Before any worker starts: the schema is the one this build needs (`python -m
+    core.migrate` made it; the API never migrates), or the API stops with one line."""
+    from core.bootstrap import schema_behind
     from core.domain import Unavailable
-    from core.settings import ConfigError, Settings
 
     try:
-        settings = Settings.from_env()
-        prepare(settings, wait_seconds=10)
-    except ConfigError as exc:
-        sys.exit(f"configuration error: {exc}")
+        behind = schema_behind(settings, wait_seconds=10)
     except Unavailable:
         server.log.warning(
-            "MySQL is not reachable at start; the schema and the admin account "
-            "are created on first use, and /readyz reports 503 until then"
+            "MySQL is not reachable at start; /readyz reports 503 until it answers "
+            "with the schema this build needs"
         )
+    else:
+        if behind:
+            sys.exit(behind)
     from core.observability import use_metrics_dir
 
     # Before the workers fork: each writes its metric files here; /metrics adds them up.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.client import ApiClient
-from core.bootstrap import Container, prepare
+from core.bootstrap import Container
 from core.domain import Job, JobStatus
 from core.settings import Settings
 from devtools import processes as procs
@@ -156,7 +156,9 @@ def running(tmp: Path) -> Iterator[BenchStack]:
     container = Container(Settings.from_env(env, dotenv_path=None))
     admin = ApiClient("127.0.0.1", port)
     try:
-        prepare(container.settings)  # database, schema and admin, as the API does at start
+        # database, schema and admin, as compose's one-shot `migrate` service makes them
+        if processes.run_once("migrate", procs.migrate_command(), timeout=120) != 0:
+            raise RuntimeError("the migration failed:\n" + processes.log("migrate"))
         for name, argv in procs.service_commands(beat=False, flower=False).items():
             processes.start(name, argv)
         wait_for(lambda: _api_ready(processes, port), timeout=60, what="the API to be ready")

@@ -422,9 +422,21 @@ class Container:
 
     # --- health ------------------------------------------------------------------------
 
+    def schema_behind(self) -> str | None:
+        """None when the database's schema is at least the version this build needs, else
+        "schema is at N, this build needs M: run the migration"."""
+        from core.adapters.mysql_migrations import (
+            behind_message,
+            required_version,
+            schema_version,
+        )
+
+        return behind_message(schema_version(self.db), required_version())
+
     def readiness(self) -> dict[str, str]:
-        """'ok' or 'unavailable' per backing service the API needs; the cause goes to the log
-        only, so the public probe shows no hosts, ports or driver messages."""
+        """'ok' or 'unavailable' per backing service the API needs, and whether the schema is
+        the one this build needs (else the line saying so); the cause of an outage goes to the
+        log only, so the public probe shows no hosts, ports or driver messages."""
         checks = {
             "mysql": self.db.ping,
             "redis": self.item_store.ping,
@@ -438,6 +450,12 @@ class Container:
             except Exception:  # a readiness probe reports, it never raises
                 log.warning("readiness check %s failed", name, exc_info=True)
                 report[name] = "unavailable"
+        report["schema"] = "unavailable"
+        if report["mysql"] == "ok":
+            try:
+                report["schema"] = self.schema_behind() or "ok"
+            except Exception:
+                log.warning("readiness check schema failed", exc_info=True)
         return report
 
     def close(self) -> None:
@@ -508,19 +526,18 @@ class Container:
         )
 
 
-def prepare(settings: Settings, wait_seconds: float = 0.0) -> None:
-    """Once, at a process's start-up: create the database and its schema and the admin
-    account, waiting up to wait_seconds for MySQL. Raises Unavailable when it does not
-    answer in time."""
+def schema_behind(settings: Settings, wait_seconds: float = 0.0) -> str | None:
+    """At a process's start: None when the database's schema is the one this build needs (or
+    newer), else the one line to stop with. Waits up to wait_seconds for MySQL; raises
+    Unavailable when it does not answer in time. Processes never migrate: `python -m
+    core.migrate` does, once per deploy."""
     from core.domain import Unavailable
 
     deadline = time.monotonic() + wait_seconds
     while True:
         container = Container(settings)
         try:
-            container.db.migrate()
-            container.users.ensure_admin(settings.admin_email, settings.admin_password)
-            return
+            return container.schema_behind()
         except Unavailable:
             if time.monotonic() >= deadline:
                 raise

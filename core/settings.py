@@ -32,6 +32,12 @@ class Settings:
     mysql_password: str = _opt("MYSQL_PASSWORD", "", secret=True, doc="MySQL password")
     mysql_database: str = _opt("MYSQL_DATABASE", "vid2mp3", doc="database, created if missing")
     mysql_pool_size: int = _opt("MYSQL_POOL_SIZE", 5, doc="connections per process")
+    migrate_lock_seconds: int = _opt(
+        "MIGRATE_LOCK_SECONDS",
+        60,
+        doc="how long `python -m core.migrate` waits for another run's lock; then it stops, "
+        "applying nothing",
+    )
     redis_url: str = _opt(
         "REDIS_URL",
         "redis://127.0.0.1:6379/0",
@@ -40,7 +46,9 @@ class Settings:
     redis_prefix: str = _opt("REDIS_PREFIX", "vid2mp3:", doc="prefix of every key the API writes")
     jwt_secret: str = _opt("JWT_SECRET", secret=True, doc="HS256 signing key (required, 32+ chars)")
     jwt_ttl_seconds: int = _opt("JWT_TTL_SECONDS", 3600, doc="lifetime of an access token")
-    admin_email: str = _opt("ADMIN_EMAIL", doc="admin account created at start if missing")
+    admin_email: str = _opt(
+        "ADMIN_EMAIL", doc="admin account the migration (python -m core.migrate) creates if missing"
+    )
     admin_password: str = _opt("ADMIN_PASSWORD", secret=True, doc="its password (required)")
     login_max_failures: int = _opt(
         "LOGIN_MAX_FAILURES",
@@ -77,7 +85,15 @@ class Settings:
     open_signup: bool = _opt(
         "OPEN_SIGNUP", False, doc="true: anyone may POST /users; false: only admins"
     )
+    api_host: str = _opt(
+        "API_HOST", "127.0.0.1", doc="address gunicorn binds (0.0.0.0 in containers)"
+    )
     api_port: int = _opt("API_PORT", 8080, doc="port gunicorn listens on")
+    web_concurrency: int = _opt("WEB_CONCURRENCY", 2, doc="gunicorn worker processes")
+    api_threads: int = _opt("API_THREADS", 4, doc="threads per gunicorn worker")
+    api_timeout: int = _opt(
+        "API_TIMEOUT", 300, doc="gunicorn worker timeout, seconds (large uploads take time)"
+    )
     public_base_url: str = _opt(
         "PUBLIC_BASE_URL", "", doc="base of links in emails (default http://127.0.0.1:API_PORT)"
     )
@@ -310,6 +326,10 @@ class Settings:
             "max_json_bytes",
             "max_upload_mb",
             "mysql_pool_size",
+            "migrate_lock_seconds",
+            "web_concurrency",
+            "api_threads",
+            "api_timeout",
             "convert_soft_time_limit",
             "convert_concurrency",
             "notify_concurrency",
@@ -359,6 +379,10 @@ class Settings:
             raise ConfigError("LINK_TTL_SECONDS must be between 60 and 604800")
         if self.upload_expires_seconds <= 0:
             raise ConfigError("UPLOAD_EXPIRES_SECONDS must be positive")
+        if not self.api_host:
+            raise ConfigError("API_HOST must be an address to bind, e.g. 127.0.0.1")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT must be text or json")
         if self.metrics_token and len(self.metrics_token) < 16:

@@ -46,6 +46,12 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def migrate_command(*args: str) -> list[str]:
+    """argv of the one-shot schema migration (`python -m core.migrate`), run before the
+    service's processes start, as compose's `migrate` service and the Kubernetes Job do."""
+    return python("-m", "core.migrate", *args)
+
+
 def service_commands(
     convert_workers: int = 1, beat: bool = True, flower: bool = True
 ) -> dict[str, list[str]]:
@@ -119,6 +125,17 @@ class Processes:
         )
         self.running[name] = process
         return process
+
+    def run_once(self, name: str, argv: list[str], timeout: float = 300) -> int:
+        """Run a one-shot process (the migration) to its end, as `start` would start it; its
+        exit status. Killed, with its session, if it outlasts timeout seconds."""
+        process = self.start(name, argv)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return -signal.SIGKILL
+        finally:
+            self.stop(name)
 
     def send(self, name: str, sig: int) -> None:
         """Send sig to the process's whole group."""

@@ -1,8 +1,9 @@
 """`make up`: run the whole stack locally and keep it running, like a tiny process supervisor.
 
 First run: writes .env with generated secrets and prints the admin login once. Then it checks
-the settings, creates the database, and starts gunicorn, the workers (one per queue, N convert
-workers if asked), the sweeper (beat) and Flower. A process that dies is restarted with
+the settings, runs the schema migration (`python -m core.migrate`, as `make migrate` does),
+and starts gunicorn, the workers (one per queue, N convert workers if asked), the sweeper
+(beat) and Flower. A process that dies is restarted with
 backoff, as Kubernetes would; Ctrl-C stops every process it started.
 """
 
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python scripts/devstack.py`: devtools sits at the root
     sys.path.insert(0, str(ROOT))
 
-from devtools.processes import Processes, free_port, service_commands  # noqa: E402
+from devtools.processes import Processes, free_port, migrate_command, service_commands  # noqa: E402
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -120,15 +121,12 @@ def metrics_ports(commands: dict[str, list[str]], setting: str, host: str) -> di
     return ports
 
 
-def prepare(settings: Settings, metrics: dict[str, int]) -> None:
-    """Create the database, schema and admin before serving; print where everything is."""
-    from core.bootstrap import prepare as prepare_database
-    from core.domain import Unavailable
-
-    try:
-        prepare_database(settings, wait_seconds=30)
-    except Unavailable:
-        sys.exit(f"MySQL at {settings.mysql_host}:{settings.mysql_port} is not reachable")
+def prepare(settings: Settings, metrics: dict[str, int], env: dict[str, str]) -> None:
+    """Migrate the schema (`python -m core.migrate`, waiting up to 30 s for MySQL) before any
+    process starts, as compose's one-shot `migrate` service does; print where everything is."""
+    code = Processes(env).run_once("migrate", migrate_command("--wait", "30"))
+    if code != 0:
+        sys.exit(f"[devstack] the migration failed (exit status {code}); nothing started")
     print(
         f"[devstack] API on http://127.0.0.1:{settings.api_port} "
         f"(docs at /docs), Flower on http://127.0.0.1:{settings.flower_port}",
@@ -213,7 +211,7 @@ def main() -> int:
     metrics = metrics_ports(
         commands, env.get("WORKER_METRICS_PORT", ""), settings.worker_metrics_host
     )
-    prepare(settings, metrics)
+    prepare(settings, metrics, env)
     process_env = {name: {"WORKER_METRICS_PORT": str(port)} for name, port in metrics.items()}
     return supervise(commands, env, process_env)
 

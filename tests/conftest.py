@@ -32,10 +32,17 @@ def container(settings):
         argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=argon2.Type.ID)
     )
     built = Container(settings, passwords=fast)
-    built.db.migrate()  # what prepare() does at a process's start
-    built.users.ensure_admin(settings.admin_email, settings.admin_password)
+    migrate(settings)
     yield built
     cleanup(built)
+
+
+def migrate(settings: Settings) -> None:
+    """`python -m core.migrate` in this process: the schema and the admin account."""
+    from core.migrate import run
+
+    failures: list[str] = []
+    assert run(settings, say=lambda line: None, fail=failures.append) == 0, failures
 
 
 def cleanup(built) -> None:

@@ -36,16 +36,19 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
 
 
 def start_up(app: Celery) -> None:
-    """Before consuming: the schema and admin exist (idempotent, under a lock), waiting up to
-    a minute for MySQL, as the API's start-up does."""
-    from core.bootstrap import prepare
+    """Before consuming: the schema is the one this build needs (waiting up to a minute for
+    MySQL), or the worker stops with one line. Workers never migrate: `python -m
+    core.migrate` does, once per deploy."""
+    from core.bootstrap import schema_behind
     from core.domain import Unavailable
     from tasks import container
 
     try:
-        prepare(container().settings, wait_seconds=60)
+        behind = schema_behind(container().settings, wait_seconds=60)
     except Unavailable as exc:
         sys.exit(f"start-up failed: {exc.message}")
+    if behind:
+        sys.exit(behind)
 
 
 def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""MySQL connections: one lazily created pool per process, schema migrations, error mapping."""
+"""MySQL connections: one lazily created pool per process, error mapping."""
 
 from __future__ import annotations
 
@@ -15,165 +15,6 @@ from core.domain import Conflict, Unavailable
 
 log = logging.getLogger(__name__)
 
-# Versioned, idempotent migrations: each runs once, recorded in schema_migrations.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (
-        1,
-        "users",
-        [
-            """CREATE TABLE IF NOT EXISTS users (
-            id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-            name VARCHAR(64) NOT NULL,
-            email VARCHAR(254) NOT NULL,
-            phone VARCHAR(32) NULL,
-            role ENUM('user','admin') NOT NULL DEFAULT 'user',
-            password_hash VARCHAR(255) NOT NULL,
-            token_version INT UNSIGNED NOT NULL DEFAULT 0,
-            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            updated_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            UNIQUE KEY uq_users_name (name),
-            UNIQUE KEY uq_users_email (email)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        ],
-    ),
-    (
-        2,
-        "jobs",
-        [
-            """CREATE TABLE IF NOT EXISTS jobs (
-            id CHAR(32) NOT NULL PRIMARY KEY,
-            owner_id BIGINT UNSIGNED NOT NULL,
-            status ENUM('queued','converting','done','failed') NOT NULL,
-            progress DOUBLE NOT NULL DEFAULT 0,
-            error VARCHAR(1000) NULL,
-            video_fid VARCHAR(64) NOT NULL,
-            video_filename VARCHAR(255) NOT NULL,
-            video_size BIGINT UNSIGNED NOT NULL,
-            bitrate VARCHAR(8) NOT NULL,
-            mp3_fid VARCHAR(64) NULL,
-            mp3_size BIGINT UNSIGNED NULL,
-            duration_s DOUBLE NULL,
-            attempts INT UNSIGNED NOT NULL DEFAULT 0,
-            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            updated_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            started_at DATETIME(6) NULL,
-            finished_at DATETIME(6) NULL,
-            notified_at DATETIME(6) NULL,
-            notify_error VARCHAR(1000) NULL,
-            KEY ix_jobs_owner_created (owner_id, created_at),
-            KEY ix_jobs_status_updated (status, updated_at),
-            CONSTRAINT fk_jobs_owner FOREIGN KEY (owner_id) REFERENCES users (id)
-                ON DELETE CASCADE
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        ],
-    ),
-    (
-        3,
-        "job leases",
-        [
-            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_id CHAR(32) NULL,
-           ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(6) NULL""",
-            "CREATE INDEX IF NOT EXISTS ix_jobs_status_lease ON jobs (status, lease_expires_at)",
-        ],
-    ),
-    (
-        4,
-        "jobs.request_id",
-        [
-            "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS request_id VARCHAR(128) NULL",
-        ],
-    ),
-    (
-        5,
-        "cancel and retention",
-        [
-            """ALTER TABLE jobs MODIFY status ENUM('queued','converting','done','failed',
-               'cancelled','expired') NOT NULL,
-           MODIFY video_fid VARCHAR(64) NULL,
-           ADD COLUMN IF NOT EXISTS expires_at DATETIME(6) NULL""",
-            "CREATE INDEX IF NOT EXISTS ix_jobs_status_expires ON jobs (status, expires_at)",
-        ],
-    ),
-    (
-        6,
-        "webhooks",
-        [
-            """CREATE TABLE IF NOT EXISTS webhook_endpoints (
-            id CHAR(32) NOT NULL PRIMARY KEY,
-            owner_id BIGINT UNSIGNED NOT NULL,
-            url VARCHAR(2000) NOT NULL,
-            events VARCHAR(200) NOT NULL,
-            secret VARCHAR(100) NOT NULL,
-            disabled_at DATETIME(6) NULL,
-            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            KEY ix_webhook_endpoints_owner (owner_id),
-            CONSTRAINT fk_webhook_endpoints_owner FOREIGN KEY (owner_id) REFERENCES users (id)
-                ON DELETE CASCADE
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-            """CREATE TABLE IF NOT EXISTS webhook_deliveries (
-            id CHAR(32) NOT NULL PRIMARY KEY,
-            endpoint_id CHAR(32) NOT NULL,
-            job_id CHAR(32) NOT NULL,
-            event VARCHAR(32) NOT NULL,
-            body MEDIUMTEXT NOT NULL,
-            attempts INT UNSIGNED NOT NULL DEFAULT 0,
-            last_status INT NULL,
-            last_error VARCHAR(200) NULL,
-            next_retry_at DATETIME(6) NULL,
-            delivered_at DATETIME(6) NULL,
-            failed_at DATETIME(6) NULL,
-            created_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),
-            UNIQUE KEY uq_webhook_deliveries_event (endpoint_id, job_id, event),
-            CONSTRAINT fk_webhook_deliveries_endpoint FOREIGN KEY (endpoint_id)
-                REFERENCES webhook_endpoints (id) ON DELETE CASCADE
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        ],
-    ),
-    (
-        7,
-        "jobs.options, source, mode and notes",
-        [
-            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS options JSON NULL,
-           ADD COLUMN IF NOT EXISTS source JSON NULL,
-           ADD COLUMN IF NOT EXISTS mode VARCHAR(8) NULL,
-           ADD COLUMN IF NOT EXISTS notes JSON NULL""",
-        ],
-    ),
-    (
-        8,
-        "jobs.notify_holder, notify_until: one email sender",
-        [
-            """ALTER TABLE jobs ADD COLUMN IF NOT EXISTS notify_holder VARCHAR(64) NULL,
-           ADD COLUMN IF NOT EXISTS notify_until DATETIME(6) NULL""",
-        ],
-    ),
-    (
-        9,
-        "jobs.lease_holder: which process runs the attempt",
-        ["ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_holder VARCHAR(400) NULL"],
-    ),
-    (
-        10,
-        "delivery claims; jobs by status and finished_at",
-        [
-            """ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS holder VARCHAR(64) NULL,
-           ADD COLUMN IF NOT EXISTS held_until DATETIME(6) NULL""",
-            "CREATE INDEX IF NOT EXISTS ix_jobs_status_finished ON jobs (status, finished_at)",
-        ],
-    ),
-    (
-        11,
-        "users.pending_email, email_confirmed_at: confirmed addresses",
-        [
-            # Portable SQL (MySQL 8.4 and MariaDB 10.6+): no IF NOT EXISTS on columns.
-            """ALTER TABLE users ADD COLUMN pending_email VARCHAR(254) NULL,
-           ADD COLUMN email_confirmed_at DATETIME(6) NULL""",
-            # Every existing account was made by an admin or before sign-ups were confirmed.
-            "UPDATE users SET email_confirmed_at = created_at WHERE email_confirmed_at IS NULL",
-        ],
-    ),
-]
-
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
 # Refused at the handshake because the server is out of connections: an outage, retried,
 # not a bug (mysql-connector raises these as a plain DatabaseError).
@@ -181,7 +22,8 @@ _SERVER_FULL = (errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECT
 
 
 class MySQLDatabase:
-    """Owns the per-process pool. The schema is created by `migrate()`, once, at start-up."""
+    """Owns the per-process pool. The schema comes from `python -m core.migrate`, once per
+    deploy (core/adapters/mysql_migrations.py)."""
 
     def __init__(
         self,
@@ -258,8 +100,10 @@ class MySQLDatabase:
             finally:
                 cur.close()
 
-    def migrate(self) -> None:
-        """Create the database if missing and apply pending migrations, under a named lock."""
+    @contextmanager
+    def server_connection(self) -> Iterator[Any]:
+        """One connection of its own, outside the pool and in no database (the migrations
+        create it); outages become Unavailable('mysql')."""
         try:
             cnx = mysql.connector.connect(**self._config)
         except _UNAVAILABLE as exc:
@@ -269,38 +113,12 @@ class MySQLDatabase:
                 raise Unavailable("mysql") from exc
             raise
         try:
-            cur = cnx.cursor()
-            cur.execute(
-                f"CREATE DATABASE IF NOT EXISTS `{_ident(self.database)}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-            cur.execute(f"USE `{_ident(self.database)}`")
-            cur.execute("SELECT GET_LOCK(%s, 30)", (f"{self.database}.migrate",))
-            cur.fetchall()
-            try:
-                cur.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version INT PRIMARY KEY, name VARCHAR(64) NOT NULL,
-                    applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))""")
-                cur.execute("SELECT version FROM schema_migrations")
-                applied = {row[0] for row in cur.fetchall()}  # type: ignore[index]
-                for version, name, statements in MIGRATIONS:
-                    if version in applied:
-                        continue
-                    for statement in statements:
-                        cur.execute(statement)
-                    cur.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (version, name),
-                    )
-                    log.info("applied migration %s (%s)", version, name)
-            finally:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (f"{self.database}.migrate",))
-                cur.fetchall()
-                cur.close()
-        except _UNAVAILABLE as exc:
-            raise Unavailable("mysql") from exc
+            yield cnx
         finally:
-            cnx.close()
+            try:
+                cnx.close()
+            except errors.Error:
+                log.debug("closing a MySQL connection", exc_info=True)
 
     def close(self) -> None:
         """Close this process's pooled connections; the next use opens new ones."""
@@ -318,7 +136,8 @@ class MySQLDatabase:
             cur.fetchall()
 
 
-def _ident(name: str) -> str:
+def identifier(name: str) -> str:
+    """A database name safe to put between backticks, or ValueError."""
     if not name.replace("_", "").isalnum():
         raise ValueError(f"unsafe database name {name!r}")
     return name

@@ -142,7 +142,7 @@ class UserService:
         return user
 
     def ensure_admin(self, email: str, password: str) -> User:
-        """The admin account for these credentials, created on first start."""
+        """The admin account for these credentials, created if missing (the migration calls it)."""
         clean = _check({"email": email, "password": password})
         existing = self.users.get_by_email(clean["email"])
         if existing:

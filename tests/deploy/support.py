@@ -32,6 +32,11 @@ KUBERNETES_VERSION = "1.35.0"
 # Every process that runs the vid2mp3 image: compose service == k8s Deployment == component label.
 APP_COMPONENTS = ("api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower")
 DATA_STORES = ("mysql", "mongodb", "redis")
+# The schema migration runs once per deploy, to its end: compose's one-shot service and
+# Kubernetes' Job, both named `migrate`, same image. The processes that use MySQL wait for it.
+MIGRATE = "migrate"
+MIGRATE_COMMAND = ["python", "-m", "core.migrate", "--wait", "300"]
+SCHEMA_USERS = ("api", "worker-convert", "worker-notify", "worker-webhooks")
 
 # The project's own modules, scanned for environment reads.
 CODE_PATHS = ("api", "core", "tasks", "workers", "celeryconfig.py", "gunicorn.conf.py")
@@ -124,6 +129,27 @@ def app_container(docs: list[dict], component: str) -> dict:
     deployment = one(docs, "Deployment", component)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
+
+
+def migrate_container(docs: list[dict]) -> dict:
+    """The container of the migration Job."""
+    (container,) = pod_spec(one(docs, "Job", MIGRATE))["containers"]
+    return container
+
+
+def schema_wait(docs: list[dict], component: str) -> dict:
+    """The init container by which a Deployment waits for the schema."""
+    (init,) = pod_spec(one(docs, "Deployment", component)).get("initContainers", [None])
+    assert init is not None, f"{component} has no init container"
+    return init
+
+
+def image_containers(docs: list[dict]) -> dict[str, dict]:
+    """Every container that runs the vid2mp3 image, by a name saying where it is."""
+    found = {component: app_container(docs, component) for component in APP_COMPONENTS}
+    found.update({f"{c} (init)": schema_wait(docs, c) for c in SCHEMA_USERS})
+    found[f"Job {MIGRATE}"] = migrate_container(docs)
+    return found
 
 
 def configmap(docs: list[dict]) -> dict[str, str]:

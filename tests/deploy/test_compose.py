@@ -14,7 +14,10 @@ from tests.deploy.support import (
     COMPOSE_FILE,
     DOCKERFILE,
     ENV_EXAMPLE,
+    MIGRATE,
+    MIGRATE_COMMAND,
     ROOT,
+    SCHEMA_USERS,
     compose,
     compose_env_files,
     env_example,
@@ -24,7 +27,7 @@ from tests.deploy.support import (
 )
 
 DATA_STORE_SERVICES = {"mysql": "/var/lib/mysql", "redis": "/data", "mongo": "/data/db"}
-SERVICES = {*DATA_STORE_SERVICES, "mailpit", *APP_COMPONENTS}
+SERVICES = {*DATA_STORE_SERVICES, "mailpit", *APP_COMPONENTS, MIGRATE}
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
@@ -74,7 +77,8 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
     services = compose()["services"]
     for name, service in services.items():
         check = service.get("healthcheck", {})
-        if name == "beat":  # answers no ping; the image's API check must not apply to it
+        # beat answers no ping, the migration exits: the image's API check must not apply
+        if name in ("beat", MIGRATE):
             assert check == {"disable": True}
             continue
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
@@ -82,10 +86,30 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
         depends = service.get("depends_on", {})
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
         for dependency, rule in depends.items():
+            if dependency == MIGRATE:
+                assert rule["condition"] == "service_completed_successfully", name
+                continue
             assert rule["condition"] == "service_healthy", f"{name} -> {dependency}"
             assert not services[dependency].get("healthcheck", {}).get("disable")
-    for name in ("api", "worker-convert", "worker-notify", "worker-webhooks"):
+    for name in SCHEMA_USERS:
         assert {"mysql", "redis", "mongo"} <= set(services[name]["depends_on"]), name
+
+
+def test_the_migration_runs_once_before_the_api_and_workers_start():
+    """A one-shot: it waits for MySQL, exits, is never restarted; whatever uses MySQL starts
+    only once it exited 0."""
+    services = compose()["services"]
+    migrate = services[MIGRATE]
+    assert migrate["command"] == MIGRATE_COMMAND
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"mysql": {"condition": "service_healthy"}}
+    waiting = {
+        name
+        for name, service in services.items()
+        if service.get("depends_on", {}).get(MIGRATE, {}).get("condition")
+        == "service_completed_successfully"
+    }
+    assert waiting == set(SCHEMA_USERS)
 
 
 def test_workers_scale_with_docker_compose_up_scale():
@@ -111,7 +135,7 @@ def test_mailpit_catches_the_mail_and_shows_it():
 
 
 def test_settings_and_secrets_come_from_dot_env():
-    for name in APP_COMPONENTS:
+    for name in (*APP_COMPONENTS, MIGRATE):
         assert compose_env_files(compose()["services"][name]) == [".env"], name
     gitignore = (ROOT / ".gitignore").read_text().split()
     assert ".env" in gitignore

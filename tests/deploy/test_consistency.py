@@ -14,8 +14,11 @@ from tests.deploy.support import (
     APP_COMPONENTS,
     DOCKERFILE,
     EXEMPT_FROM_DEPLOYMENT,
+    MIGRATE,
+    MIGRATE_COMMAND,
     OVERLAYS,
     ROOT,
+    SCHEMA_USERS,
     app_container,
     built,
     code_variables,
@@ -28,11 +31,14 @@ from tests.deploy.support import (
     env_example,
     environ_reads,
     find,
+    image_containers,
     interpolate,
     is_secret,
+    migrate_container,
     one,
     pod_spec,
     scan_environ_reads,
+    schema_wait,
     secret_templates,
     settings_variables,
 )
@@ -88,10 +94,10 @@ def test_the_scan_finds_environment_reads_outside_settings():
         "environment reads whose name is not a literal; the consistency "
         f"checks cannot see them: {dynamic}"
     )
-    for var in ("API_HOST", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
-        assert var in scanned, var
-    # One source of configuration: Celery's settings come from Settings, not the environment.
-    assert not [var for var, where in scanned.items() if "celeryconfig.py" in where]
+    # One source of configuration: Celery's and gunicorn's settings come from Settings, not
+    # from the environment.
+    for module in ("celeryconfig.py", "gunicorn.conf.py"):
+        assert not [var for var, where in scanned.items() if module in where], module
     snippet = (
         "import os\nA = os.environ['NEW_A']\nB = os.environ.get('NEW_B', '1')\n"
         "C = os.getenv('NEW_C')\n"
@@ -115,12 +121,12 @@ def test_exemptions_are_few_explained_and_really_left_out():
     assert all(len(reason) > 40 for reason in EXEMPT_FROM_DEPLOYMENT.values())
     for var in EXEMPT_FROM_DEPLOYMENT:
         assert var not in env_example()
-        for name in APP_COMPONENTS:
+        for name in (*APP_COMPONENTS, MIGRATE):
             assert var not in compose_environment(compose()["services"][name])
         for overlay in OVERLAYS:
             docs = built(overlay)
-            for component in APP_COMPONENTS:
-                assert var not in container_env(docs, app_container(docs, component))
+            for container in image_containers(docs).values():
+                assert var not in container_env(docs, container)
 
 
 def test_env_example_documents_every_variable_the_code_reads():
@@ -128,22 +134,21 @@ def test_env_example_documents_every_variable_the_code_reads():
     assert not missing, f".env.example does not document {missing}"
 
 
-@pytest.mark.parametrize("service", APP_COMPONENTS)
+@pytest.mark.parametrize("service", (*APP_COMPONENTS, MIGRATE))
 def test_compose_provides_every_variable(service):
     missing = sorted(_required() - set(_compose_provided(compose()["services"][service])))
     assert not missing, f"compose service {service} does not get {missing}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("component", APP_COMPONENTS)
-def test_kubernetes_provides_every_variable(overlay, component):
+def test_kubernetes_provides_every_variable(overlay):
+    """To every container of the image: the Deployments', their init containers', the Job's."""
     docs = built(overlay)
-    provided = container_env(docs, app_container(docs, component))
-    missing = sorted(_required() - set(provided))
-    assert not missing, (
-        f"{overlay}: Deployment {component} gets neither from vid2mp3-config "
-        f"nor from a Secret: {missing}"
-    )
+    for where, container in image_containers(docs).items():
+        missing = sorted(_required() - set(container_env(docs, container)))
+        assert not missing, (
+            f"{overlay}: {where} gets neither from vid2mp3-config nor from a Secret: {missing}"
+        )
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -157,10 +162,10 @@ def test_kubernetes_secrets_come_only_from_secrets(overlay):
     for var, value in configmap(docs).items():
         assert not is_secret(var), f"{var} is a secret but sits in the ConfigMap"
         assert not _PASSWORD_IN_URL.search(value), f"{var} carries a password in the ConfigMap"
-    for component in APP_COMPONENTS:
-        for var, (source, value) in container_env(docs, app_container(docs, component)).items():
+    for where, container in image_containers(docs).items():
+        for var, (source, value) in container_env(docs, container).items():
             if is_secret(var) or _PASSWORD_IN_URL.search(value):
-                assert source == "secret", f"{component}: {var} comes from {source}"
+                assert source == "secret", f"{where}: {var} comes from {source}"
 
 
 def test_compose_writes_no_secret_into_the_file():
@@ -178,7 +183,7 @@ def test_compose_writes_no_secret_into_the_file():
 # --- where the containers connect ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", APP_COMPONENTS)
+@pytest.mark.parametrize("service", (*APP_COMPONENTS, MIGRATE))
 def test_compose_points_every_connection_at_a_compose_service(service):
     services = compose()["services"]
     env = _compose_provided(services[service])
@@ -232,12 +237,32 @@ def test_every_process_runs_the_same_command_in_the_image_compose_and_kubernetes
     assert _dockerfile_instruction("CMD") == COMMANDS["api"]
     for name, argv in COMMANDS.items():
         assert compose()["services"][name]["command"] == argv, f"compose {name}"
+    assert compose()["services"][MIGRATE]["command"] == MIGRATE_COMMAND
     for overlay in OVERLAYS:
         docs = built(overlay)
         for name, argv in COMMANDS.items():
             container = app_container(docs, name)
             # args, not command: the image's ENTRYPOINT (tini) stays PID 1
             assert "command" not in container and container["args"] == argv, f"{overlay} {name}"
+        job = migrate_container(docs)
+        assert "command" not in job and job["args"] == MIGRATE_COMMAND, overlay
+        for component in SCHEMA_USERS:
+            init = schema_wait(docs, component)
+            assert "command" not in init and init["args"][:4] == [
+                "python",
+                "-m",
+                "core.migrate",
+                "--check",
+            ], f"{overlay} {component}"
+
+
+def test_the_migration_command_and_its_check_exist():
+    from core.migrate import main
+
+    assert importlib.util.find_spec("core.migrate") is not None
+    with pytest.raises(SystemExit) as usage:
+        main(["--help"])
+    assert usage.value.code == 0
 
 
 def test_workers_consume_and_probe_the_queues_celeryconfig_declares():
@@ -305,14 +330,15 @@ def test_one_image_for_every_process():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
     services = compose()["services"]
-    compose_images = {services[name]["image"] for name in APP_COMPONENTS}
+    compose_images = {services[name]["image"] for name in (*APP_COMPONENTS, MIGRATE)}
     assert len(compose_images) == 1
     assert next(iter(compose_images)).split(":")[0] == project
-    for name in APP_COMPONENTS:
+    for name in (*APP_COMPONENTS, MIGRATE):
         assert services[name]["build"]["context"] == "."
-    local = {app_container(built("local"), c)["image"] for c in APP_COMPONENTS}
+    # the migration, the init containers' check and the processes: one build, one schema
+    local = {c["image"] for c in image_containers(built("local")).values()}
     assert local == compose_images, "the local overlay runs the image compose builds"
-    production = {app_container(built("production"), c)["image"] for c in APP_COMPONENTS}
+    production = {c["image"] for c in image_containers(built("production")).values()}
     (image,) = production
     repository, _, tag = image.rpartition(":")
     assert repository.rsplit("/", 1)[-1] == project and tag not in ("", "dev", "latest")

@@ -16,7 +16,10 @@ from tests.deploy.support import (
     K8S,
     KEDA_SCHEMAS,
     KUBERNETES_VERSION,
+    MIGRATE,
+    MIGRATE_COMMAND,
     OVERLAYS,
+    SCHEMA_USERS,
     SECRET_TEMPLATE,
     app_container,
     build_text,
@@ -24,9 +27,12 @@ from tests.deploy.support import (
     configmap,
     containers,
     find,
+    image_containers,
+    migrate_container,
     one,
     pod_spec,
     run,
+    schema_wait,
     secret_templates,
     selects,
     venv_tool,
@@ -164,7 +170,8 @@ def test_api_runs_several_replicas_with_probes_service_and_autoscaler():
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_has_requests_and_a_memory_limit(overlay):
-    for workload in find(built(overlay), "Deployment") + find(built(overlay), "StatefulSet"):
+    docs = built(overlay)
+    for workload in find(docs, "Deployment") + find(docs, "StatefulSet") + find(docs, "Job"):
         for container in containers(workload):
             resources = container.get("resources", {})
             where = f"{workload['metadata']['name']}/{container['name']}"
@@ -182,7 +189,7 @@ def test_every_pod_meets_the_restricted_pod_security_standard(overlay):
         ]
         == "restricted"
     )
-    for workload in find(docs, "Deployment") + find(docs, "StatefulSet"):
+    for workload in find(docs, "Deployment") + find(docs, "StatefulSet") + find(docs, "Job"):
         spec = pod_spec(workload)
         name = workload["metadata"]["name"]
         assert spec["securityContext"]["runAsNonRoot"] is True, name
@@ -212,6 +219,40 @@ def test_vid2mp3_processes_have_read_only_roots_and_writable_scratch(overlay):
         for path in (data_dir, "/tmp"):
             assert path in mounts, f"{component}: nothing writable mounted at {path}"
             assert "emptyDir" in volumes[mounts[path]], f"{component}: {path} is not an emptyDir"
+    for where, container in image_containers(docs).items():
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
+        assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, where
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_job_migrates_once_and_the_deployments_wait_for_the_schema(overlay):
+    """The Job runs the migration to its end (retried with backoff, never restarted in
+    place); every Deployment that uses MySQL starts only once `--check` passes, with the
+    same image, so a new build waits for its own schema."""
+    docs = built(overlay)
+    job = one(docs, "Job", MIGRATE)
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    assert 1 <= job["spec"]["backoffLimit"] <= 10
+    assert migrate_container(docs)["args"] == MIGRATE_COMMAND
+    waiting = {
+        d["metadata"]["name"] for d in find(docs, "Deployment") if pod_spec(d).get("initContainers")
+    }
+    assert waiting == set(SCHEMA_USERS)
+    for component in SCHEMA_USERS:
+        init = schema_wait(docs, component)
+        assert init["args"][:4] == ["python", "-m", "core.migrate", "--check"], component
+        wait = int(init["args"][init["args"].index("--wait") + 1])
+        assert wait >= 60, f"{component} gives the migration {wait} s"
+        assert (
+            init["image"]
+            == app_container(docs, component)["image"]
+            == migrate_container(docs)["image"]
+        )
+        assert init["envFrom"] == app_container(docs, component)["envFrom"], component
 
 
 # --- workers ------------------------------------------------------------------------------
@@ -318,7 +359,7 @@ def _pods(docs: list[dict]) -> dict[str, dict[str, str]]:
     """Workload name -> its pod labels."""
     return {
         w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]
-        for w in find(docs, "Deployment") + find(docs, "StatefulSet")
+        for w in find(docs, "Deployment") + find(docs, "StatefulSet") + find(docs, "Job")
     }
 
 
@@ -349,7 +390,7 @@ def test_network_policies_isolate_the_data_stores(overlay):
     allowed_open = {"api", "flower"} | ({"mailpit"} if overlay == "local" else set())
     assert open_to_all == allowed_open
     clients = {
-        "mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks"},
+        "mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks", MIGRATE},
         "mongodb": {"api", "worker-convert", "worker-notify"},
         # Flower is a broker client too; beat only sends tasks.
         "redis": {"api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower"},
@@ -383,8 +424,8 @@ def test_local_overlay_runs_one_of_each_from_the_local_image_on_nodeports():
     for workload in find(docs, "Deployment") + find(docs, "StatefulSet"):
         assert workload["spec"]["replicas"] == 1, workload["metadata"]["name"]
     assert not find(docs, "HorizontalPodAutoscaler") and not find(docs, "ScaledObject")
-    for component in APP_COMPONENTS:
-        assert app_container(docs, component)["imagePullPolicy"] == "Never", component
+    for where, container in image_containers(docs).items():
+        assert container["imagePullPolicy"] == "Never", where
     for name in ("api", "flower", "mailpit"):
         assert one(docs, "Service", name)["spec"]["type"] == "NodePort", name
 

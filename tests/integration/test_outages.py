@@ -50,7 +50,12 @@ def test_mysql_down_is_503_and_recovers(flaky, settings):
     # Which service is down, and nothing an attacker could use: no host, port or driver text.
     assert ready.get_json() == {
         "status": "unavailable: mysql",
-        "checks": {"mysql": "unavailable", "redis": "ok", "blob_store": "ok"},
+        "checks": {
+            "mysql": "unavailable",
+            "redis": "ok",
+            "blob_store": "ok",
+            "schema": "unavailable",
+        },
     }
     mysql.up()
     assert login(client, settings).status_code == 200

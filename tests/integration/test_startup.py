@@ -1,6 +1,7 @@
-"""Processes check their settings at start and say what is wrong in one line; the API
-creates its database and admin account at start-up, before any request."""
+"""Processes check their settings at start and say what is wrong in one line; the API and the
+workers check the schema version and stop when it is behind, never migrating themselves."""
 
+import shutil
 import subprocess
 import sys
 import uuid
@@ -9,11 +10,13 @@ from pathlib import Path
 import mysql.connector
 import pytest
 
-from tests.support.config import service_env
+from core.adapters.mysql_migrations import required_version
+from core.settings import Settings
+from tests.support.config import drop_database, service_env
 from tests.support.stack import free_port
-from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+LAST = required_version()
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "api.wsgi:app"]
 
 
@@ -40,6 +43,7 @@ PROCESSES = {
     "beat": [sys.executable, "-m", "workers.beat"],
     "flower": [sys.executable, "-m", "workers.flower"],
     "health": [sys.executable, "-m", "workers.health", "convert"],
+    "migrate": [sys.executable, "-m", "core.migrate"],
 }
 
 
@@ -98,32 +102,126 @@ def test_flower_refuses_an_empty_password(tmp_path):
     assert "configuration error: FLOWER_BASIC_AUTH" in result.stderr + result.stdout
 
 
-def test_api_creates_database_and_admin_at_start(tmp_path):
-    database = f"vid2mp3_start_{uuid.uuid4().hex[:8]}"
-    env = env_without(MYSQL_DATABASE=database, API_PORT=free_port(), DATA_DIR=tmp_path)
-    process = subprocess.Popen(
-        GUNICORN, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+GUNICORN_SETTINGS = [
+    ("API_THREADS", "four", "API_THREADS must be an integer"),
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be positive"),
+    ("API_TIMEOUT", "5m", "API_TIMEOUT must be an integer"),
+    ("API_PORT", "80800", "API_PORT must be a TCP port"),
+    ("LOG_LEVEL", "verbose", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+]
+
+
+@pytest.mark.parametrize(
+    "name,value,message", GUNICORN_SETTINGS, ids=[g[0] for g in GUNICORN_SETTINGS]
+)
+def test_gunicorn_takes_its_settings_from_settings(name, value, message, tmp_path):
+    result = subprocess.run(
+        GUNICORN,
+        cwd=tmp_path,
+        env=env_without(**{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert result.returncode != 0
+    (line,) = (result.stdout + result.stderr).strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"configuration error: {message}")
+
+
+def test_gunicorn_reads_dot_env_like_the_rest(tmp_path):
+    (tmp_path / ".env").write_text("API_THREADS=four\n")
+    result = subprocess.run(
+        GUNICORN, cwd=tmp_path, env=env_without(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    (line,) = (result.stdout + result.stderr).strip().splitlines()
+    assert line.startswith("configuration error: API_THREADS must be an integer")
+
+
+def _database_at(version: int, tmp_path: Path) -> dict[str, str]:
+    """Settings of a new database migrated by the first `version` files only."""
+    env = env_without(MYSQL_DATABASE=f"vid2mp3_start_{uuid.uuid4().hex[:8]}", DATA_DIR=tmp_path)
+    if version:
+        first = tmp_path / "first"
+        first.mkdir()
+        for path in sorted((ROOT / "migrations").glob("*.sql"))[:version]:
+            shutil.copy(path, first)
+        result = subprocess.run(
+            [sys.executable, "-m", "core.migrate", "--migrations-dir", str(first)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    return env
+
+
+@pytest.fixture
+def behind(tmp_path):
+    env = _database_at(LAST - 1, tmp_path)
+    yield env
+    drop_database(Settings.from_env(env, dotenv_path=None))
+
+
+SCHEMA_USERS = {
+    "api": GUNICORN,
+    "convert": PROCESSES["convert"],
+    "notify": PROCESSES["notify"],
+    "webhooks": [sys.executable, "-m", "workers.webhooks"],
+}
+
+
+@pytest.mark.parametrize("process", SCHEMA_USERS.keys())
+def test_api_and_workers_stop_with_one_line_when_the_schema_is_behind(process, behind, tmp_path):
+    result = subprocess.run(
+        SCHEMA_USERS[process],
+        cwd=tmp_path,
+        env={**behind, "API_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"schema is at {LAST - 1}, this build needs {LAST}: run the migration" in output
+    assert "Traceback" not in output
+
+
+def test_the_api_creates_neither_the_database_nor_the_admin(tmp_path):
+    env = _database_at(0, tmp_path)
+    result = subprocess.run(
+        GUNICORN,
+        cwd=tmp_path,
+        env={**env, "API_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"schema is at 0, this build needs {LAST}: run the migration" in result.stderr
+    cnx = mysql.connector.connect(**mysql_login(env))
     try:
-
-        def admin_exists():
-            try:
-                cnx = mysql.connector.connect(database=database, **mysql_login(env))
-            except mysql.connector.Error:
-                return False
-            try:
-                cur = cnx.cursor()
-                cur.execute("SELECT role FROM users WHERE email = %s", (env["ADMIN_EMAIL"],))
-                return cur.fetchall() == [("admin",)]
-            except mysql.connector.Error:
-                return False
-            finally:
-                cnx.close()
-
-        wait_for(admin_exists, timeout=30, interval=0.2, what="the admin account")
+        cur = cnx.cursor()
+        cur.execute("SHOW DATABASES LIKE %s", (env["MYSQL_DATABASE"],))
+        assert cur.fetchall() == []
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        cnx = mysql.connector.connect(**mysql_login(env))
-        cnx.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         cnx.close()
+
+
+def test_readyz_says_the_schema_is_behind(behind):
+    from api import create_app
+    from core.bootstrap import Container
+
+    container = Container(Settings.from_env(behind, dotenv_path=None))
+    try:
+        response = create_app(container=container).test_client().get("/readyz")
+    finally:
+        container.close()
+    assert response.status_code == 503
+    message = f"schema is at {LAST - 1}, this build needs {LAST}: run the migration"
+    assert response.get_json() == {
+        "status": f"unavailable: {message}",
+        "checks": {"mysql": "ok", "redis": "ok", "blob_store": "ok", "schema": message},
+    }

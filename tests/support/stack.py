@@ -11,14 +11,14 @@ from typing import Iterator
 
 import requests
 
-from core.bootstrap import Container, prepare
+from core.bootstrap import Container
 from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port
 from tests.support.config import service_env
 from tests.support.wait import wait_for
 
-__all__ = ["Stack", "free_port", "running_stack", "workers_answer"]
+__all__ = ["Stack", "free_port", "run_migration", "running_stack", "workers_answer"]
 
 
 @dataclass
@@ -80,7 +80,7 @@ def running_stack(
     )
     container = Container(stack.settings)
     try:
-        prepare(stack.settings)  # database, schema and admin, as gunicorn's start-up does
+        run_migration(stack)  # database, schema and admin, as compose's `migrate` service
         for name, argv in procs.service_commands(beat=beat, flower=flower).items():
             stack.start(name, argv)
         wait_for(lambda: _ready(stack), timeout=30, what="the API to be ready")
@@ -95,6 +95,14 @@ def running_stack(
         from tests.conftest import cleanup
 
         cleanup(container)
+
+
+def run_migration(processes: Processes, *args: str) -> None:
+    """`python -m core.migrate` with the stack's settings, to its end, before any process
+    starts; fails the test with its log unless it exits 0."""
+    code = processes.run_once("migrate", procs.migrate_command(*args), timeout=120)
+    if code != 0:
+        raise AssertionError(f"the migration exited with {code}:\n{processes.log('migrate')}")
 
 
 def _ready(stack: Stack) -> bool:

@@ -33,7 +33,8 @@ def test_too_many_connections_is_unavailable(monkeypatch, errno):
 
     monkeypatch.setattr(mysql_db.mysql.connector, "connect", refuse)
     with pytest.raises(Unavailable):
-        db.migrate()
+        with db.server_connection():
+            pass
 
 
 def test_other_database_errors_stay_errors(monkeypatch):
