@@ -347,12 +347,10 @@ def test_a_database_of_the_in_code_migrations_is_adopted_with_its_rows(env, tmp_
     assert applied_lines(result.stdout) == [m.filename for m in SHIPPED[in_code:]] + [new.name]
     assert "created the admin account" not in result.stdout  # it was there
     after = _rows(env)
-    for table in TABLES:
-        if table == "jobs":  # the new column, NULL for the rows that were there
-            assert [row[:-1] for row in after[table]] == before[table]
-            assert {row[-1] for row in after[table]} == {None}
-        else:
-            assert after[table] == before[table], table
+    for table in TABLES:  # columns the shipped files added since come last
+        width = len(before[table][0])
+        assert [row[:width] for row in after[table]] == before[table], table
+    assert {row[-1] for row in after["jobs"]} == {None}  # the new column, NULL for old rows
     recorded = dict(query(env, "SELECT version, checksum FROM schema_migrations"))
     assert recorded == {m.version: m.checksum for m in load(files)}
 

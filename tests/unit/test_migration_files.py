@@ -24,8 +24,9 @@ SHIPPED = Path(__file__).resolve().parents[2] / "migrations"
 
 @pytest.fixture
 def files(tmp_path):
-    """A copy of the shipped migrations to add to or break."""
-    for path in SHIPPED.glob("*.sql"):
+    """A copy of the first ten shipped migrations (the ones the old code ran) to add to or
+    break, so the names below stay true as files are added."""
+    for path in sorted(SHIPPED.glob("*.sql"))[:10]:
         shutil.copy(path, tmp_path)
     return tmp_path
 
@@ -53,7 +54,7 @@ def test_a_file_splits_into_its_statements_without_comments_alone():
 
 
 def test_adding_a_migration_is_dropping_a_file(files):
-    version = len(load()) + 1
+    version = len(load(files)) + 1
     (files / f"{version:04d}_jobs_x.sql").write_text("ALTER TABLE jobs ADD COLUMN x INT NULL;\n")
     assert load(files)[-1].filename == f"{version:04d}_jobs_x.sql"
 
