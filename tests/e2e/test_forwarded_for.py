@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from core.bootstrap import Container, prepare
+from core.bootstrap import Container
 from devtools import processes as procs
 from tests.support.config import service_env
-from tests.support.stack import Stack, free_port
+from tests.support.stack import Stack, free_port, run_migration
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ def api(tmp_path_factory):
         LOGIN_MAX_FAILURES_PER_ADDRESS=PER_ADDRESS,
     )
     stack = Stack(env=env, log_dir=tmp, base_url=f"http://127.0.0.1:{port}")
-    prepare(stack.settings)
+    run_migration(stack)  # the database, schema and admin, as compose's `migrate` service
     try:
         stack.start("api", procs.service_commands()["api"])
         wait_for(lambda: _answers(stack, port), timeout=30, what="gunicorn to answer")
