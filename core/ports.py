@@ -518,7 +518,8 @@ class Metrics(abc.ABC):
 
     @abc.abstractmethod
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """An HTTP request answered, by route template (never the raw path)."""
+        """An HTTP request answered, by route template (never the raw path; "<unmatched>"
+        when no route matched). The method is counted as "other" unless it is a standard one."""
 
     @abc.abstractmethod
     def webhook(self, outcome: str) -> None:
