@@ -10,7 +10,14 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.domain import DomainError, QuotaExceeded, TooManyRequests, Unauthorized, Unavailable
+from core.domain import (
+    DomainError,
+    QuotaExceeded,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    ascii_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,15 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(500, "internal error")
 
 
+def _check_content_length() -> Response | None:
+    """Content-Length is plain ASCII digits or absent: werkzeug reads a malformed one as 0 and
+    gunicorn reads Unicode digits (٣) as a number, so the two could disagree on the body."""
+    raw = request.environ.get("CONTENT_LENGTH")
+    if raw in (None, "") or ascii_int(raw) is not None:
+        return None
+    return error_response(400, "Content-Length must be plain ASCII digits")
+
+
 def _require_json_bodies() -> Response | None:
     """Bodies of JSON routes must be JSON: wrong type -> 415, malformed -> 400."""
     if request.method not in ("POST", "PUT", "PATCH") or request.endpoint in JSON_EXEMPT:
@@ -135,4 +151,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_check_content_length)
     app.before_request(_require_json_bodies)

@@ -434,9 +434,12 @@ def stream_download(item: Download) -> Response:
 
 def _single_range_environ(environ: dict) -> dict:
     """werkzeug answers any Range it cannot serve as one part with 416; RFC 9110 lets a server
-    ignore a multi-range or non-byte Range and send the whole file, which every client reads."""
+    ignore a multi-range, non-byte or unreadable Range (`bytes=٢-٥`: werkzeug reads only ASCII
+    digits) and send the whole file, which every client reads."""
+    if "HTTP_RANGE" not in environ:
+        return environ
     parsed = parse_range_header(environ.get("HTTP_RANGE"))
-    if parsed is not None and (parsed.units != "bytes" or len(parsed.ranges) != 1):
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
     return environ
 

@@ -20,7 +20,16 @@ from werkzeug.http import http_date
 
 from api.deps import container, login_required
 from api.openapi import BEARER
-from core.domain import DomainError, InvalidInput, PreconditionFailed, UnsupportedMedia, Upload
+from core.domain import (
+    MAX_DIGITS,
+    BadRequest,
+    DomainError,
+    InvalidInput,
+    PreconditionFailed,
+    UnsupportedMedia,
+    Upload,
+    ascii_int,
+)
 from core.services.uploads import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
@@ -84,6 +93,7 @@ def options():
     security=BEARER,
     responses={
         **VERSION_412,
+        "400": {"description": "Upload-Length missing or not plain ASCII digits"},
         "201": {
             "description": "created (or, for a retry with the same Idempotency-Key, the "
             "upload the first request created); Location names the upload, Upload-Offset "
@@ -153,7 +163,8 @@ def head(actor, upload_id):
         "404": {"description": "no such upload, or not yours"},
         "410": {"description": "expired"},
         "413": {"description": "past Upload-Length"},
-        "422": {"description": "a malformed Upload-Offset or Upload-Checksum"},
+        "400": {"description": "Upload-Offset missing or not plain ASCII digits"},
+        "422": {"description": "a malformed Upload-Checksum"},
         "204": {
             "description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"
         },
@@ -246,12 +257,14 @@ def _progress_headers(upload: Upload) -> dict[str, str]:
 
 
 def _int_header(name: str) -> int:
-    raw = request.headers.get(name, "")
-    if not raw.isdigit():
-        raise InvalidInput(
-            f"send {name} as a non-negative integer", {"fields": {name: ["a non-negative integer"]}}
+    """A header that holds a byte count: plain ASCII digits, or 400."""
+    number = ascii_int(request.headers.get(name))
+    if number is None:
+        raise BadRequest(
+            f"send {name} as a non-negative integer in plain ASCII digits (at most {MAX_DIGITS})",
+            {"fields": {name: ["plain ASCII digits"]}},
         )
-    return int(raw)
+    return number
 
 
 def _empty(status: int, headers: dict[str, str]) -> Response:
