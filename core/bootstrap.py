@@ -103,7 +103,8 @@ class Container:
     def item_store(self) -> ItemStore:
         from core.adapters.redis_items import RedisItemStore
 
-        return RedisItemStore(self.redis, self.settings.redis_prefix)
+        s = self.settings
+        return RedisItemStore(self.redis, s.redis_prefix, total_bytes=s.items_total_mb * 2**20)
 
     @cached_property
     def blob_store(self) -> BlobStore:
@@ -229,7 +230,13 @@ class Container:
         from core.services.items import ItemService
 
         s = self.settings
-        return ItemService(self.item_store, s.item_default_ttl, s.item_max_bytes, s.quota_items)
+        return ItemService(
+            self.item_store,
+            s.item_default_ttl,
+            s.item_max_bytes,
+            s.quota_items,
+            s.quota_items_mb * 2**20,
+        )
 
     @cached_property
     def jobs(self) -> JobService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import time
 import uuid
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from core.ports import (
     AttemptHolders,
     BlobStore,
     IdempotencyStore,
+    ItemPut,
     ItemStore,
     JobRepository,
     Mailer,
@@ -314,10 +316,21 @@ class FakeItems(ItemStore):
         self.hits = 0
         self.now = time.time
 
-    def put(self, owner_id, key, value, ttl):
+    def put(self, owner_id, key, value, ttl, quota=None):
         new = self.get(owner_id, key) is None
+        items, used = self.usage(owner_id)
+        old = 0 if new else self._size(key, self.values[(owner_id, key)][0])
+        if quota is not None and quota.items is not None and new and items >= quota.items:
+            return ItemPut(False, "items", items, used)
+        if quota is not None and quota.bytes is not None:
+            if used - old + self._size(key, value) > quota.bytes:
+                return ItemPut(False, "bytes", items, used)
         self.values[(owner_id, key)] = (dict(value), self.now() + ttl)
-        return new
+        return ItemPut(new, None, items, used)
+
+    @staticmethod
+    def _size(key, value):
+        return len(json.dumps(value)) + len(key)
 
     def get(self, owner_id, key):
         found = self.values.get((owner_id, key))
@@ -328,12 +341,13 @@ class FakeItems(ItemStore):
     def delete(self, owner_id, key):
         return self.values.pop((owner_id, key), None) is not None
 
-    def count(self, owner_id):
-        return sum(
-            1
+    def usage(self, owner_id):
+        live = [
+            self._size(key, self.values[(owner, key)][0])
             for (owner, key) in self.values
             if owner == owner_id and self.get(owner, key) is not None
-        )
+        ]
+        return len(live), sum(live)
 
     def incr_hits(self):
         self.hits += 1
