@@ -185,15 +185,17 @@ def _accept_upload(actor) -> dict:
         job = intake.replay(actor, prior, form, options)
         return _accepted(job)
     try:
-        allowed = intake.admit(actor, request.content_length)
-        form.find_file()
-        options()  # fail before the video is read when the fields come first
-        if key is not None:
-            job = intake.submit_keyed(
-                actor, key, form.filename, form, options, allowed_bytes=allowed
-            )
-        else:
-            job = intake.submit(actor, form.filename, form, options=options, allowed_bytes=allowed)
+        with intake.admitted(actor, request.content_length) as admission:
+            form.find_file()
+            options()  # fail before the video is read when the fields come first
+            if key is not None:
+                job = intake.submit_keyed(
+                    actor, key, form.filename, form, options, admission=admission
+                )
+            else:
+                job = intake.submit(
+                    actor, form.filename, form, options=options, admission=admission
+                )
     except BaseException:
         if key is not None:
             keys.release(actor, key)

@@ -169,6 +169,10 @@ def head(actor, upload_id):
             "description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"
         },
         "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
+        "429": {
+            "description": "QUOTA_ACTIVE_JOBS is reached as the last byte arrives (the upload "
+            "is discarded); Retry-After"
+        },
         "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
         "460": {"description": "the body does not match Upload-Checksum; nothing was kept"},
     },

@@ -68,6 +68,19 @@ JOB_FIELDS_NOT_UPDATABLE = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class QuotaHold:
+    """Room an upload takes in its owner's quotas while its bytes arrive: `bytes` of
+    QUOTA_STORED_MB and `jobs` (1 for an upload that becomes a job when it ends, 0 for a
+    resumable upload that may wait a day for its next piece) of QUOTA_ACTIVE_JOBS."""
+
+    id: str
+    owner_id: int
+    bytes: int
+    jobs: int
+    expires_at: datetime
+
+
 class JobRepository(abc.ABC):
     @abc.abstractmethod
     def add(self, job: Job) -> Job: ...
@@ -149,8 +162,36 @@ class JobRepository(abc.ABC):
         """Converting jobs whose lease expired before now."""
 
     @abc.abstractmethod
-    def usage(self, owner_id: int) -> tuple[int, int]:
-        """(active jobs, stored bytes of videos and MP3s) of an owner."""
+    def usage(self, owner_id: int, now: datetime | None = None) -> tuple[int, int]:
+        """(active jobs, stored bytes) of an owner as the quotas count them: queued and
+        converting jobs, stored videos and MP3s, and the holds unexpired at now."""
+
+    # Quotas are taken, not only checked: an upload holds its room (QuotaHold) from the
+    # moment it is admitted, under a lock on the owner, so uploads arriving together are
+    # counted one after the other.
+
+    @abc.abstractmethod
+    def hold(
+        self, hold: QuotaHold, max_active: int, max_stored: int, now: datetime
+    ) -> tuple[bool, int, int]:
+        """Record the hold when, with it, the owner stays within max_active jobs (counting one
+        more job, whatever hold.jobs says) and max_stored bytes. One atomic step per owner.
+        Returns (taken, active, stored), counted without it."""
+
+    @abc.abstractmethod
+    def extend_hold(self, hold_id: str, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def release_hold(self, hold_id: str) -> None:
+        """Forget a hold (nothing happens when it is gone already)."""
+
+    @abc.abstractmethod
+    def add_held(
+        self, job: Job, hold_id: str | None, max_active: int, max_stored: int, now: datetime
+    ) -> tuple[bool, int, int]:
+        """Insert the job in place of its hold, in one atomic step, when the owner stays
+        within the quotas counted without the hold (which may have expired meanwhile).
+        Returns (added, active, stored), counted without the hold."""
 
     @abc.abstractmethod
     def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:

@@ -161,6 +161,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX IF NOT EXISTS ix_jobs_status_finished ON jobs (status, finished_at)",
         ],
     ),
+    (
+        12,
+        "quota_holds: the room uploads take while their bytes arrive",
+        [
+            """CREATE TABLE IF NOT EXISTS quota_holds (
+            id CHAR(32) NOT NULL PRIMARY KEY,
+            owner_id BIGINT UNSIGNED NOT NULL,
+            bytes BIGINT UNSIGNED NOT NULL,
+            jobs TINYINT UNSIGNED NOT NULL DEFAULT 0,
+            expires_at DATETIME(6) NOT NULL,
+            created_at DATETIME(6) NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+            KEY ix_quota_holds_owner_expires (owner_id, expires_at),
+            CONSTRAINT fk_quota_holds_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+        ],
+    ),
 ]
 
 _UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
@@ -244,6 +261,26 @@ class MySQLDatabase:
             cur = cnx.cursor(dictionary=True)
             try:
                 yield cur
+            finally:
+                cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one READ COMMITTED transaction: committed when the block ends,
+        rolled back when it raises. Each statement sees what others committed before it,
+        so a row lock taken first (SELECT ... FOR UPDATE) orders the checks that follow."""
+        with self.connection() as cnx:
+            cnx.start_transaction(isolation_level="READ COMMITTED")
+            cur = cnx.cursor(dictionary=True)
+            try:
+                yield cur
+                cnx.commit()
+            except BaseException:
+                try:
+                    cnx.rollback()
+                except Exception:  # the connection is gone: the server rolled back already
+                    log.debug("rolling back on a broken MySQL connection", exc_info=True)
+                raise
             finally:
                 cur.close()
 

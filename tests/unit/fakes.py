@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from core.domain import (
@@ -34,6 +35,7 @@ from core.ports import (
     JobRepository,
     Mailer,
     MailError,
+    QuotaHold,
     RateLimiter,
     ScratchSpace,
     Sniffer,
@@ -101,6 +103,7 @@ class FakeUsers(UserRepository):
 class FakeJobs(JobRepository):
     def __init__(self):
         self.rows: dict[str, Job] = {}
+        self.holds: dict[str, QuotaHold] = {}
 
     def add(self, job: Job) -> Job:
         job.created_at = job.updated_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -220,15 +223,44 @@ class FakeJobs(JobRepository):
             and (j.lease_expires_at is None or j.lease_expires_at < now)
         ]
 
-    def usage(self, owner_id):
+    def usage(self, owner_id, now=None, without_hold=None):
+        now = now or datetime.now(timezone.utc).replace(tzinfo=None)
         mine = [j for j in self.rows.values() if j.owner_id == owner_id]
+        held = [
+            h
+            for h in self.holds.values()
+            if h.owner_id == owner_id and h.expires_at > now and h.id != without_hold
+        ]
         return (
-            sum(j.active for j in mine),
+            sum(j.active for j in mine) + sum(h.jobs for h in held),
             sum(
                 (j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
                 for j in mine
-            ),
+            )
+            + sum(h.bytes for h in held),
         )
+
+    def hold(self, hold, max_active, max_stored, now):
+        active, stored = self.usage(hold.owner_id, now, hold.id)
+        if active + 1 > max_active or stored + hold.bytes > max_stored:
+            return False, active, stored
+        self.holds[hold.id] = hold
+        return True, active, stored
+
+    def extend_hold(self, hold_id, expires_at):
+        if hold_id in self.holds:
+            self.holds[hold_id] = replace(self.holds[hold_id], expires_at=expires_at)
+
+    def release_hold(self, hold_id):
+        self.holds.pop(hold_id, None)
+
+    def add_held(self, job, hold_id, max_active, max_stored, now):
+        active, stored = self.usage(job.owner_id, now, hold_id)
+        if active + 1 > max_active or stored + job.video_size > max_stored:
+            return False, active, stored
+        self.holds.pop(hold_id or "", None)
+        self.add(job)
+        return True, active, stored
 
     def purgeable(self, now, ended_before):
         ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
