@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from api.body_deadline import BodyTimeout
 from core.domain import (
     DomainError,
     QuotaExceeded,
@@ -27,6 +28,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     412: "precondition_failed",
     413: "too_large",
@@ -137,7 +139,7 @@ def _require_json_bodies() -> Response | None:
         return error_response(415, "send a JSON body with Content-Type: application/json")
     try:
         request.get_json()
-    except RequestEntityTooLarge as exc:
+    except (RequestEntityTooLarge, BodyTimeout) as exc:
         return _http_error(exc)
     except HTTPException:
         return error_response(400, "the body is not valid UTF-8 JSON")

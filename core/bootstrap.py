@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
         PartialUploadStore,
         RateLimiter,
         ScratchSpace,
+        Slots,
         Sniffer,
         TaskQueue,
         TokenStates,
@@ -319,6 +320,7 @@ class Container:
             per_seconds=rate.get_expiry(),
             active_jobs=s.quota_active_jobs,
             stored_bytes=s.quota_stored_mb * 2**20,
+            concurrent_uploads=s.quota_concurrent_uploads,
         )
         return Intake(
             self.job_repo,
@@ -329,7 +331,14 @@ class Container:
             quotas,
             s.max_upload_bytes,
             keys=self.idempotency_keys,
+            slots=self.slots,
         )
+
+    @cached_property
+    def slots(self) -> Slots:
+        from core.adapters.redis_slots import RedisSlots
+
+        return RedisSlots(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def conversion(self) -> Conversion:

@@ -571,6 +571,22 @@ class UploadRepository(abc.ABC):
         The yielded lease's `renew()` pushes its expiry ttl seconds further."""
 
 
+class Slots(abc.ABC):
+    """Counted slots shared by every process: at most `limit` holders of a name at once,
+    each under a lease it renews while it works (a holder that dies frees its slot)."""
+
+    @abc.abstractmethod
+    def acquire(self, name: str, limit: int, lease_seconds: float) -> str | None:
+        """A holder id when a slot was free, else None."""
+
+    @abc.abstractmethod
+    def renew(self, name: str, holder: str, lease_seconds: float) -> bool:
+        """Push the holder's lease further; False when it had expired and was dropped."""
+
+    @abc.abstractmethod
+    def release(self, name: str, holder: str) -> None: ...
+
+
 class Metrics(abc.ABC):
     """What the service counts for its operators; the Prometheus adapter implements it."""
 

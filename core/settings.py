@@ -139,6 +139,23 @@ class Settings:
     quota_active_jobs: int = _opt(
         "QUOTA_ACTIVE_JOBS", 10, doc="queued or converting jobs one user may have at once"
     )
+    quota_concurrent_uploads: int = _opt(
+        "QUOTA_CONCURRENT_UPLOADS",
+        2,
+        doc="uploads (POST /upload, tus PATCH) one user may be sending at once; keep it well "
+        "under WEB_CONCURRENCY x API_THREADS",
+    )
+    body_timeout_seconds: int = _opt(
+        "BODY_TIMEOUT_SECONDS",
+        20,
+        doc="a request body that sends nothing for this long is cut off with 408",
+    )
+    body_min_rate: int = _opt(
+        "BODY_MIN_RATE",
+        1024,
+        doc="bytes per second a request body must average after its first "
+        "BODY_TIMEOUT_SECONDS, or it is cut off with 408",
+    )
     quota_items: int = _opt("QUOTA_ITEMS", 10000, doc="TTL items one user may keep")
     quota_items_mb: int = _opt(
         "QUOTA_ITEMS_MB",
@@ -298,6 +315,9 @@ class Settings:
             "quota_active_jobs",
             "quota_items",
             "quota_items_mb",
+            "quota_concurrent_uploads",
+            "body_timeout_seconds",
+            "body_min_rate",
             "items_total_mb",
             "retention_seconds",
             "webhook_concurrency",

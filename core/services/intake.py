@@ -19,9 +19,18 @@ from core.domain import (
     Principal,
     QuotaExceeded,
     TooLarge,
+    Unavailable,
     UnsupportedMedia,
 )
-from core.ports import BlobStore, JobRepository, QuotaHold, RateLimiter, Sniffer, TaskQueue
+from core.ports import (
+    BlobStore,
+    JobRepository,
+    QuotaHold,
+    RateLimiter,
+    Slots,
+    Sniffer,
+    TaskQueue,
+)
 from core.services.idempotency import Fingerprint, IdempotencyKeys
 from core.services.jobs import VIDEOS, safe_filename
 
@@ -31,6 +40,8 @@ ACTIVE_RETRY_AFTER = 30
 # HOLD_RENEW_SECONDS while bytes arrive: a process that dies mid-upload frees its room soon.
 HOLD_SECONDS = 300
 HOLD_RENEW_SECONDS = 60
+SLOT_LEASE_SECONDS = 60.0  # an upload slot's lease, renewed while the body arrives
+BUSY_RETRY_AFTER = 5
 
 
 def utcnow() -> datetime:
@@ -48,12 +59,46 @@ class Admission:
 
 @dataclass(frozen=True)
 class UploadQuotas:
-    """Per-user ceilings on uploads: a rate, and what may be queued and stored at once."""
+    """Per-user ceilings on uploads: a rate, what may be queued and stored at once, and how
+    many uploads may be receiving at once (None: no cap)."""
 
     uploads: int  # per `per_seconds`
     per_seconds: int
     active_jobs: int
     stored_bytes: int
+    concurrent_uploads: int | None = None
+
+
+class UploadsBusy(QuotaExceeded):
+    """All of the caller's concurrent-upload slots are taken (429)."""
+
+
+class UploadSlot:
+    """One of a user's concurrent-upload slots, held for a request; `keep_alive()` renews
+    its lease while the body arrives (call it as often as you like)."""
+
+    def __init__(self, slots: Slots | None, name: str, holder: str):
+        self._slots = slots
+        self._name = name
+        self._holder = holder
+        self._renewed = time.monotonic()
+
+    def keep_alive(self) -> None:
+        if self._slots is None or time.monotonic() - self._renewed < SLOT_LEASE_SECONDS / 3:
+            return
+        self._renewed = time.monotonic()
+        try:
+            self._slots.renew(self._name, self._holder, SLOT_LEASE_SECONDS)
+        except Unavailable:  # the upload goes on; at worst its slot is freed early
+            log.warning("could not renew an upload slot; Redis is unavailable")
+
+    def release(self) -> None:
+        if self._slots is None:
+            return
+        try:
+            self._slots.release(self._name, self._holder)
+        except Unavailable:  # its lease frees it soon
+            log.warning("could not release an upload slot; Redis is unavailable")
 
 
 class Intake:
@@ -67,7 +112,9 @@ class Intake:
         quotas: UploadQuotas,
         max_upload_bytes: int,
         keys: IdempotencyKeys | None = None,
+        slots: Slots | None = None,
     ):
+        self.slots = slots
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
@@ -76,6 +123,32 @@ class Intake:
         self.quotas = quotas
         self.max_upload_bytes = max_upload_bytes
         self.keys = keys
+
+    @contextmanager
+    def uploading(self, actor: Principal) -> Iterator[UploadSlot]:
+        """One of the caller's QUOTA_CONCURRENT_UPLOADS slots, for a request that receives an
+        upload's bytes (POST /upload, a tus PATCH): no user holds more of the API's threads
+        with uploads. UploadsBusy (429) when every slot is taken."""
+        limit = self.quotas.concurrent_uploads
+        if self.slots is None or limit is None:
+            yield UploadSlot(None, "", "")
+            return
+        name = f"uploads:{actor.user_id}"
+        holder = self.slots.acquire(name, limit, SLOT_LEASE_SECONDS)
+        if holder is None:
+            raise UploadsBusy(
+                f"at most {limit} uploads may be received at once; try again when one has finished",
+                "QUOTA_CONCURRENT_UPLOADS",
+                limit,
+                limit,
+                429,
+                BUSY_RETRY_AFTER,
+            )
+        slot = UploadSlot(self.slots, name, holder)
+        try:
+            yield slot
+        finally:
+            slot.release()
 
     def _count_upload(self, actor: Principal) -> None:
         """One more upload against UPLOAD_RATE_LIMIT; QuotaExceeded (429) past it."""

@@ -118,3 +118,28 @@ def test_upload_options_must_be_ascii_digits(client, auth, fields):
     )
     assert response.status_code == 422, (fields, response.status_code, response.get_json())
     assert set(response.get_json()["errors"]["json"]) == set(fields)
+
+
+def test_content_length_must_be_ascii_digits_on_upload_routes(client, auth):
+    _, headers = auth.new_user()
+    created = _tus_create(client, headers, "100")
+    location = "/" + created.headers["Location"].split("/", 3)[3]
+    calls = {
+        "multipart": ("POST", "/upload", {"Content-Type": "multipart/form-data; boundary=x"}),
+        "tus creation": (
+            "POST",
+            "/uploads/",
+            {**TUS, "Content-Type": OCTETS, "Upload-Length": "100"},
+        ),
+        "tus patch": ("PATCH", location, {**TUS, "Content-Type": OCTETS, "Upload-Offset": "0"}),
+    }
+    for what, (method, url, extra) in calls.items():
+        response = client.open(
+            url,
+            method=method,
+            data=b"\0" * 10,
+            headers={**headers, **extra},
+            environ_overrides={"CONTENT_LENGTH": "١٠"},
+        )
+        assert response.status_code == 400, (what, response.status_code, response.get_json())
+    assert client.head(location, headers={**headers, **TUS}).headers["Upload-Offset"] == "0"

@@ -34,6 +34,7 @@ def racing_client(settings, container, tmp_path, **limits):
         data_dir=str(tmp_path),
         mysql_pool_size=24,  # every racing request holds a connection while it waits its turn
         upload_rate_limit="1000/hour",
+        quota_concurrent_uploads=16,  # here the quotas race, not the cap on uploads at once
         **limits,
     )
     return create_app(container=Container(tight, passwords=container.passwords)).test_client()
