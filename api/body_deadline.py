@@ -219,13 +219,18 @@ class _Watchdog:
             self._start()
             token = next(self._ids)
             self._callbacks[token] = callback
+            if not self._heap or deadline < self._heap[0][0]:
+                self._cond.notify()  # the thread sleeps until the earliest deadline
             heapq.heappush(self._heap, (deadline, token))
-            self._cond.notify()
             return token
 
     def forget(self, token: int) -> None:
         with self._cond:
             self._callbacks.pop(token, None)
+            if len(self._heap) > 2 * len(self._callbacks) + 64:
+                # reads that ended in time leave their far deadlines behind: drop them
+                self._heap = [entry for entry in self._heap if entry[1] in self._callbacks]
+                heapq.heapify(self._heap)
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():

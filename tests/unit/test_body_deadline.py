@@ -131,3 +131,15 @@ def test_a_trickling_peer_is_cut_off_inside_one_long_read(pair):
     finally:
         stop.set()
     assert 2 < time.monotonic() - started < 10
+
+
+def test_the_watchdog_forgets_reads_that_ended_in_time():
+    from api.body_deadline import _Watchdog
+
+    watchdog = _Watchdog()
+    for n in range(10_000):  # a fast upload: each read ends long before its deadline
+        watchdog.forget(watchdog.watch(time.monotonic() + 3600 + n, lambda: None))
+    assert len(watchdog._heap) <= 64 + 1
+    fired = threading.Event()
+    watchdog.watch(time.monotonic() + 0.05, fired.set)
+    assert fired.wait(timeout=5)
