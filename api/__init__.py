@@ -56,6 +56,11 @@ def create_app(
 
     web.register(app)
     cors.enable(app, settings.cors_origins)
+    from api.body_deadline import BodyDeadline
+
+    app.wsgi_app = BodyDeadline(  # type: ignore[method-assign]
+        app.wsgi_app, settings.body_timeout_seconds, settings.body_min_rate
+    )
     if settings.trusted_proxies:
         from api.proxies import TrustedProxyFix
 

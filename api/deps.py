@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import wraps
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator, cast
 
 from flask import current_app, g, request
 
+from api.body_deadline import abandon_body
 from core.bootstrap import Container
 from core.domain import Principal, Unauthorized
+from core.services.intake import UploadsBusy, UploadSlot
 
 
 def container() -> Container:
@@ -53,3 +56,29 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def login_optional(view: Callable[..., Any]) -> Callable[..., Any]:
     """Pass the caller, or None for an anonymous request; a bad token is still a 401."""
     return _with_principal(view, False)
+
+
+@contextmanager
+def upload_slot(actor: Principal) -> Iterator[IO[bytes]]:
+    """Hold one of the caller's concurrent-upload slots while the body is received; yields the
+    body, which keeps the slot's lease as it is read. Over the cap the answer is 429 at once,
+    the body unread and the connection closed after it."""
+    try:
+        with container().intake.uploading(actor) as slot:
+            yield cast(IO[bytes], _Renewing(slot))
+    except UploadsBusy:
+        abandon_body(request.environ)
+        raise
+
+
+class _Renewing:
+    """The request's body stream, renewing its upload slot as it is read. The stream is
+    taken on the first read, after the view has set request.max_content_length."""
+
+    def __init__(self, slot: UploadSlot):
+        self._slot = slot
+
+    def read(self, size: int = -1) -> bytes:
+        data = request.stream.read(size)
+        self._slot.keep_alive()
+        return data

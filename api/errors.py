@@ -10,7 +10,15 @@ from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.domain import DomainError, QuotaExceeded, TooManyRequests, Unauthorized, Unavailable
+from api.body_deadline import BodyTimeout
+from core.domain import (
+    DomainError,
+    QuotaExceeded,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    ascii_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     412: "precondition_failed",
     413: "too_large",
@@ -111,6 +120,15 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(500, "internal error")
 
 
+def _check_content_length() -> Response | None:
+    """Content-Length is plain ASCII digits or absent: werkzeug reads a malformed one as 0 and
+    gunicorn reads Unicode digits (٣) as a number, so the two could disagree on the body."""
+    raw = request.environ.get("CONTENT_LENGTH")
+    if raw in (None, "") or ascii_int(raw) is not None:
+        return None
+    return error_response(400, "Content-Length must be plain ASCII digits")
+
+
 def _require_json_bodies() -> Response | None:
     """Bodies of JSON routes must be JSON: wrong type -> 415, malformed -> 400."""
     if request.method not in ("POST", "PUT", "PATCH") or request.endpoint in JSON_EXEMPT:
@@ -121,7 +139,7 @@ def _require_json_bodies() -> Response | None:
         return error_response(415, "send a JSON body with Content-Type: application/json")
     try:
         request.get_json()
-    except RequestEntityTooLarge as exc:
+    except (RequestEntityTooLarge, BodyTimeout) as exc:
         return _http_error(exc)
     except HTTPException:
         return error_response(400, "the body is not valid UTF-8 JSON")
@@ -135,4 +153,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_check_content_length)
     app.before_request(_require_json_bodies)

@@ -14,7 +14,8 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from api.deps import container, login_required
+from api.body_deadline import BodyTimeout
+from api.deps import container, login_required, upload_slot
 from api.errors import error_response
 from api.openapi import BEARER
 from api.schemas import (
@@ -134,7 +135,7 @@ UPLOAD_PARAMETERS = [
 @blp.route("/upload", methods=["POST"])
 @login_required
 @blp.response(202, UploadAcceptedSchema)
-@blp.alt_response(400, description="a malformed Idempotency-Key")
+@blp.alt_response(400, description="a malformed Idempotency-Key or Content-Length")
 @blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
 @blp.alt_response(409, description="a request with this Idempotency-Key is still being received")
 @blp.alt_response(413, description="larger than MAX_UPLOAD_MB, or over the QUOTA_STORED_MB quota")
@@ -146,7 +147,12 @@ UPLOAD_PARAMETERS = [
     "option given both as field and query parameter (errors.json "
     "names each), or an Idempotency-Key used for another request",
 )
-@blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
+@blp.alt_response(
+    429,
+    description="over UPLOAD_RATE_LIMIT, QUOTA_ACTIVE_JOBS or QUOTA_CONCURRENT_UPLOADS "
+    "(Retry-After; over QUOTA_CONCURRENT_UPLOADS the body is not read and the "
+    "connection closes)",
+)
 @blp.alt_response(503, description="storage or database unavailable")
 @blp.doc(security=BEARER, requestBody=UPLOAD_BODY, parameters=[IDEMPOTENCY_KEY, *UPLOAD_PARAMETERS])
 def upload(actor):
@@ -155,16 +161,17 @@ def upload(actor):
 
     With an `Idempotency-Key` header, a retry of the same request (same file and options)
     within 24 h answers with the same job and stores nothing."""
-    try:
-        return _accept_upload(actor)
-    except Exception:
-        # Read (a bounded amount of) what the client is still sending, so it gets to see
-        # the error response instead of a connection reset mid-upload.
-        _discard_body(DRAIN_LIMIT)
-        raise
+    with upload_slot(actor) as body:
+        try:
+            return _accept_upload(actor, body)
+        except Exception:
+            # Read (a bounded amount of) what the client is still sending, so it gets to
+            # see the error response instead of a connection reset mid-upload.
+            _discard_body(DRAIN_LIMIT)
+            raise
 
 
-def _accept_upload(actor) -> dict:
+def _accept_upload(actor, body: IO[bytes]) -> dict:
     services = container()
     limit = services.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
@@ -175,7 +182,7 @@ def _accept_upload(actor) -> dict:
     intake, keys = services.intake, services.idempotency_keys
     prior = keys.reserve(actor, key) if key is not None else None
     request.max_content_length = limit + MULTIPART_OVERHEAD
-    form = MultipartUpload(request.stream, request.mimetype_params["boundary"].encode())
+    form = MultipartUpload(body, request.mimetype_params["boundary"].encode())
 
     def options() -> AudioOptions:
         return upload_options(form.fields)
@@ -185,15 +192,17 @@ def _accept_upload(actor) -> dict:
         job = intake.replay(actor, prior, form, options)
         return _accepted(job)
     try:
-        allowed = intake.admit(actor, request.content_length)
-        form.find_file()
-        options()  # fail before the video is read when the fields come first
-        if key is not None:
-            job = intake.submit_keyed(
-                actor, key, form.filename, form, options, allowed_bytes=allowed
-            )
-        else:
-            job = intake.submit(actor, form.filename, form, options=options, allowed_bytes=allowed)
+        with intake.admitted(actor, request.content_length) as admission:
+            form.find_file()
+            options()  # fail before the video is read when the fields come first
+            if key is not None:
+                job = intake.submit_keyed(
+                    actor, key, form.filename, form, options, admission=admission
+                )
+            else:
+                job = intake.submit(
+                    actor, form.filename, form, options=options, admission=admission
+                )
     except BaseException:
         if key is not None:
             keys.release(actor, key)
@@ -242,7 +251,7 @@ def _discard_body(max_bytes: int) -> None:
             if not chunk:
                 return
             read += len(chunk)
-    except OSError:
+    except (OSError, BodyTimeout):  # gone, or too slow: the connection closes
         return
 
 
@@ -435,9 +444,12 @@ def stream_download(item: Download) -> Response:
 
 def _single_range_environ(environ: dict) -> dict:
     """werkzeug answers any Range it cannot serve as one part with 416; RFC 9110 lets a server
-    ignore a multi-range or non-byte Range and send the whole file, which every client reads."""
+    ignore a multi-range, non-byte or unreadable Range (`bytes=٢-٥`: werkzeug reads only ASCII
+    digits) and send the whole file, which every client reads."""
+    if "HTTP_RANGE" not in environ:
+        return environ
     parsed = parse_range_header(environ.get("HTTP_RANGE"))
-    if parsed is not None and (parsed.units != "bytes" or len(parsed.ranges) != 1):
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
     return environ
 

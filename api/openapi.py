@@ -21,6 +21,12 @@ JSON_BODY_ERRORS = {
 }
 
 
+BODY_TIMEOUT_ERROR = (
+    "the body stopped for BODY_TIMEOUT_SECONDS, or came slower than BODY_MIN_RATE; the "
+    "connection closes"
+)
+
+
 class Vid2mp3Api(Api):
     ERROR_SCHEMA = ErrorSchema
 
@@ -28,7 +34,7 @@ class Vid2mp3Api(Api):
 class CommonErrors(BasePlugin):
     """Documents, on every operation they apply to, the errors that come from the shared request
     path rather than from the view: 401 (the token is checked first), 503 (MySQL, Redis or the
-    blob store is down) and the JSON body checks of `api.errors`."""
+    blob store is down), the JSON body checks of `api.errors` and the body deadline (408)."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
@@ -42,6 +48,8 @@ class CommonErrors(BasePlugin):
                 common[503] = "MySQL, Redis or the blob store is unavailable; retry later"
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
                 common.update(JSON_BODY_ERRORS)
+            if operation.get("requestBody"):
+                common[408] = BODY_TIMEOUT_ERROR
             for status, description in common.items():
                 if status not in responses and str(status) not in responses:
                     responses[str(status)] = {

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
-from core.domain import BITRATES
+from core.domain import BITRATES, ascii_int
+
+
+class Digits(fields.Integer):
+    """An integer; written as a string, only plain ASCII digits (marshmallow's int() also reads
+    '٣', '+5' and '1_000')."""
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, str) and ascii_int(value) is None:
+            raise self.make_error("invalid")
+        return super()._validated(value)
 
 
 class ErrorSchema(Schema):
@@ -114,8 +126,8 @@ class PublicUserSchema(Schema):
 
 
 class PageQuerySchema(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    page = Digits(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = Digits(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class PageSchema(Schema):
@@ -137,7 +149,7 @@ class ItemSchema(Schema):
 
 
 class ItemQuerySchema(StrictSchema):
-    ttl = fields.Integer(
+    ttl = Digits(
         validate=validate.Range(min=1), metadata={"description": "seconds; default one year"}
     )
 
@@ -235,7 +247,7 @@ class JobListQuerySchema(PageQuerySchema):
 
 
 class LinkRequestSchema(StrictSchema):
-    expires_in = fields.Integer(
+    expires_in = Digits(
         load_default=86400,
         validate=validate.Range(min=60, max=604800),
         metadata={"description": "seconds the link works"},

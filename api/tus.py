@@ -18,9 +18,19 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import http_date
 
-from api.deps import container, login_required
-from api.openapi import BEARER
-from core.domain import DomainError, InvalidInput, PreconditionFailed, UnsupportedMedia, Upload
+from api.body_deadline import BodyTimeout
+from api.deps import container, login_required, upload_slot
+from api.openapi import BEARER, BODY_TIMEOUT_ERROR
+from core.domain import (
+    MAX_DIGITS,
+    BadRequest,
+    DomainError,
+    InvalidInput,
+    PreconditionFailed,
+    UnsupportedMedia,
+    Upload,
+    ascii_int,
+)
 from core.services.uploads import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
@@ -84,6 +94,8 @@ def options():
     security=BEARER,
     responses={
         **VERSION_412,
+        "400": {"description": "Upload-Length missing or not plain ASCII digits"},
+        "408": {"description": BODY_TIMEOUT_ERROR},
         "201": {
             "description": "created (or, for a retry with the same Idempotency-Key, the "
             "upload the first request created); Location names the upload, Upload-Offset "
@@ -95,20 +107,29 @@ def options():
             "description": "an invalid conversion option in Upload-Metadata, or an "
             "Idempotency-Key used for a different creation"
         },
-        "429": {"description": "the upload rate or a quota (QUOTA_ACTIVE_JOBS) is reached"},
+        "429": {
+            "description": "the upload rate or a quota (QUOTA_ACTIVE_JOBS, or "
+            "QUOTA_CONCURRENT_UPLOADS with a first piece of the body) is reached"
+        },
     },
 )
 def create(actor):
     """Create an upload (`Upload-Length`, `Upload-Metadata` with `filename` and the
     conversion options); a body with Content-Type application/offset+octet-stream is its
     first bytes. An `Idempotency-Key` makes a retried creation return the same upload."""
+    if not request.content_length and "Transfer-Encoding" not in request.headers:
+        return _create(actor, None)
+    with upload_slot(actor) as body:  # the first bytes come with it
+        return _create(actor, body)
+
+
+def _create(actor, body: IO[bytes] | None) -> Response:
     try:
         if "Upload-Defer-Length" in request.headers:
             raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
         length = _int_header("Upload-Length")
         metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
-        has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
-        if has_body and request.mimetype != OFFSET_TYPE:
+        if body is not None and request.mimetype != OFFSET_TYPE:
             raise UnsupportedMedia(f"send the first bytes as {OFFSET_TYPE}")
         key = request.headers.get("Idempotency-Key")
         created = container().uploads.create(actor, length, metadata, key)
@@ -119,8 +140,8 @@ def create(actor):
     headers = {"Location": url_for("tus.head", upload_id=upload.id, _external=True)}
     if created.replayed:
         _discard_body()  # what the first creation stored stays; the client resumes from it
-    elif has_body:
-        upload = _append(actor, upload.id, 0).upload
+    elif body is not None:
+        upload = _append(actor, upload.id, 0, body).upload
     headers.update(_progress_headers(upload))
     return _empty(201, headers)
 
@@ -153,11 +174,18 @@ def head(actor, upload_id):
         "404": {"description": "no such upload, or not yours"},
         "410": {"description": "expired"},
         "413": {"description": "past Upload-Length"},
-        "422": {"description": "a malformed Upload-Offset or Upload-Checksum"},
+        "400": {"description": "Upload-Offset or Content-Length missing or not plain ASCII digits"},
+        "408": {"description": BODY_TIMEOUT_ERROR},
+        "422": {"description": "a malformed Upload-Checksum"},
         "204": {
             "description": "stored; the last byte adds Vid2mp3-Job-Id and Vid2mp3-Job-Location"
         },
         "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
+        "429": {
+            "description": "QUOTA_CONCURRENT_UPLOADS: the caller's other uploads are being "
+            "received (the body is not read; retry after Retry-After), or QUOTA_ACTIVE_JOBS "
+            "is reached as the last byte arrives (the upload is discarded)"
+        },
         "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
         "460": {"description": "the body does not match Upload-Checksum; nothing was kept"},
     },
@@ -171,7 +199,8 @@ def patch(actor, upload_id):
     except DomainError:
         _discard_body()
         raise
-    result = _append(actor, upload_id, offset)
+    with upload_slot(actor) as body:
+        result = _append(actor, upload_id, offset, body)
     return _empty(204, _progress_headers(result.upload))
 
 
@@ -206,7 +235,7 @@ def parse_metadata(header: str) -> dict[str, str]:
     return metadata
 
 
-def _append(actor, upload_id: str, offset: int) -> AppendResult:
+def _append(actor, upload_id: str, offset: int, body: IO[bytes]) -> AppendResult:
     services = container()
     checksum_header = request.headers.get("Upload-Checksum")
     try:
@@ -218,7 +247,7 @@ def _append(actor, upload_id: str, offset: int) -> AppendResult:
     declared = request.content_length
     try:
         return services.uploads.append(
-            actor, upload_id, offset, _chunks(request.stream, declared), declared, checksum
+            actor, upload_id, offset, _chunks(body, declared), declared, checksum
         )
     except DomainError:
         _discard_body()
@@ -246,12 +275,14 @@ def _progress_headers(upload: Upload) -> dict[str, str]:
 
 
 def _int_header(name: str) -> int:
-    raw = request.headers.get(name, "")
-    if not raw.isdigit():
-        raise InvalidInput(
-            f"send {name} as a non-negative integer", {"fields": {name: ["a non-negative integer"]}}
+    """A header that holds a byte count: plain ASCII digits, or 400."""
+    number = ascii_int(request.headers.get(name))
+    if number is None:
+        raise BadRequest(
+            f"send {name} as a non-negative integer in plain ASCII digits (at most {MAX_DIGITS})",
+            {"fields": {name: ["plain ASCII digits"]}},
         )
-    return int(raw)
+    return number
 
 
 def _empty(status: int, headers: dict[str, str]) -> Response:
@@ -268,5 +299,5 @@ def _discard_body() -> None:
         left = declared
         while left > 0 and (chunk := stream.read(min(READ_SIZE, left))):
             left -= len(chunk)
-    except OSError:
+    except (OSError, BodyTimeout):  # gone, or too slow: the connection closes
         return

@@ -44,6 +44,8 @@ def bench_env(run: str, port: int, data_dir: Path) -> dict[str, str]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "DATA_DIR": str(data_dir),
         "LOG_LEVEL": "INFO",  # the production default
+        # Every load client uploads as the admin: one account sending many uploads at once.
+        "QUOTA_CONCURRENT_UPLOADS": "64",
         # Directory store and outbox mail whatever a developer's .env says.
         "MONGO_URI": "",
         "SMTP_URL": "",

@@ -107,7 +107,8 @@ class Container:
     def item_store(self) -> ItemStore:
         from core.adapters.redis_items import RedisItemStore
 
-        return RedisItemStore(self.redis, self.settings.redis_prefix)
+        s = self.settings
+        return RedisItemStore(self.redis, s.redis_prefix, total_bytes=s.items_total_mb * 2**20)
 
     @cached_property
     def blob_store(self) -> BlobStore:
@@ -258,7 +259,13 @@ class Container:
         from core.services.items import ItemService
 
         s = self.settings
-        return ItemService(self.item_store, s.item_default_ttl, s.item_max_bytes, s.quota_items)
+        return ItemService(
+            self.item_store,
+            s.item_default_ttl,
+            s.item_max_bytes,
+            s.quota_items,
+            s.quota_items_mb * 2**20,
+        )
 
     @cached_property
     def jobs(self) -> JobService:
@@ -362,6 +369,7 @@ class Container:
             per_seconds=rate.get_expiry(),
             active_jobs=s.quota_active_jobs,
             stored_bytes=s.quota_stored_mb * 2**20,
+            concurrent_uploads=s.quota_concurrent_uploads,
         )
         return Intake(
             self.job_repo,
@@ -372,6 +380,7 @@ class Container:
             quotas,
             s.max_upload_bytes,
             keys=self.idempotency_keys,
+            slots=self.slots,
         )
 
     @cached_property

@@ -34,24 +34,32 @@ LOUDNESS_RANGE = (-30.0, -5.0)  # LUFS
 TRUE_PEAK_DBTP = -1.0
 TAG_MAX_CHARS = 200
 COVERS = ("none", "frame")
-_TIMESTAMP = re.compile(r"^(\d{1,2}):([0-5]\d):([0-5]\d(?:\.\d{1,3})?)$")
-_SECONDS = re.compile(r"^\d{1,6}(?:\.\d{1,3})?$")
+# Numbers from users are plain ASCII digits: Python's \d, int() and float() also take
+# Unicode digits (٣, ３), and int() takes '+5' and '1_000'.
+_TIMESTAMP = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d(?:\.\d{1,3})?)", re.ASCII)
+_SECONDS = re.compile(r"\d{1,6}(?:\.\d{1,3})?", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+")
+MAX_DIGITS = 18  # below 2**63: every such number fits a BIGINT
+
+
+def ascii_int(text: str | None, max_digits: int = MAX_DIGITS) -> int | None:
+    """The number written in text as 1 to max_digits plain ASCII digits, else None."""
+    if text is None or len(text) > max_digits or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
 
 
 def _int_in(value: str, allowed: tuple[int, ...] | range) -> int | None:
-    text = value.strip()
-    if not re.fullmatch(r"\d{1,6}", text):
-        return None
-    number = int(text)
-    return number if number in allowed else None
+    number = ascii_int(value.strip(), 6)
+    return number if number is not None and number in allowed else None
 
 
 def parse_time(value: str) -> float | None:
     """Seconds from `12.5` or `HH:MM:SS(.mmm)`; None when it is neither."""
     text = value.strip()
-    if _SECONDS.match(text):
+    if _SECONDS.fullmatch(text):
         return float(text)
-    found = _TIMESTAMP.match(text)
+    found = _TIMESTAMP.fullmatch(text)
     if found is None:
         return None
     h, m, s = found.groups()
@@ -192,7 +200,7 @@ def _parse_one(name: str, raw: str) -> Any:
     if name in ("start", "end"):
         return parse_time(raw)
     if name == "loudness":
-        if not re.fullmatch(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", raw):
+        if not re.fullmatch(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", raw, re.ASCII):
             return None
         lufs = float(raw)
         low, high = LOUDNESS_RANGE
@@ -469,6 +477,13 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or {}
+
+
+class BadRequest(DomainError):
+    """The request itself is malformed (a header that should be a number is not one)."""
+
+    status = 400
+    code = "bad_request"
 
 
 class InvalidInput(DomainError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
@@ -77,6 +78,19 @@ JOB_FIELDS_NOT_UPDATABLE = frozenset(
         "notify_until",
     }
 )
+
+
+@dataclass(frozen=True)
+class QuotaHold:
+    """Room an upload takes in its owner's quotas while its bytes arrive: `bytes` of
+    QUOTA_STORED_MB and `jobs` (1 for an upload that becomes a job when it ends, 0 for a
+    resumable upload that may wait a day for its next piece) of QUOTA_ACTIVE_JOBS."""
+
+    id: str
+    owner_id: int
+    bytes: int
+    jobs: int
+    expires_at: datetime
 
 
 class JobRepository(abc.ABC):
@@ -160,8 +174,36 @@ class JobRepository(abc.ABC):
         """Converting jobs whose lease expired before now."""
 
     @abc.abstractmethod
-    def usage(self, owner_id: int) -> tuple[int, int]:
-        """(active jobs, stored bytes of videos and MP3s) of an owner."""
+    def usage(self, owner_id: int, now: datetime | None = None) -> tuple[int, int]:
+        """(active jobs, stored bytes) of an owner as the quotas count them: queued and
+        converting jobs, stored videos and MP3s, and the holds unexpired at now."""
+
+    # Quotas are taken, not only checked: an upload holds its room (QuotaHold) from the
+    # moment it is admitted, under a lock on the owner, so uploads arriving together are
+    # counted one after the other.
+
+    @abc.abstractmethod
+    def hold(
+        self, hold: QuotaHold, max_active: int, max_stored: int, now: datetime
+    ) -> tuple[bool, int, int]:
+        """Record the hold when, with it, the owner stays within max_active jobs (counting one
+        more job, whatever hold.jobs says) and max_stored bytes. One atomic step per owner.
+        Returns (taken, active, stored), counted without it."""
+
+    @abc.abstractmethod
+    def extend_hold(self, hold_id: str, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def release_hold(self, hold_id: str) -> None:
+        """Forget a hold (nothing happens when it is gone already)."""
+
+    @abc.abstractmethod
+    def add_held(
+        self, job: Job, hold_id: str | None, max_active: int, max_stored: int, now: datetime
+    ) -> tuple[bool, int, int]:
+        """Insert the job in place of its hold, in one atomic step, when the owner stays
+        within the quotas counted without the hold (which may have expired meanwhile).
+        Returns (added, active, stored), counted without the hold."""
 
     @abc.abstractmethod
     def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
@@ -209,12 +251,40 @@ class BlobStore(abc.ABC):
         """Raise Unavailable when the store cannot be reached."""
 
 
+@dataclass(frozen=True)
+class ItemQuota:
+    """What one owner's items may take: how many, and how many bytes of the store's memory
+    (None: no limit)."""
+
+    items: int | None = None
+    bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemPut:
+    """What a put did: stored (created: the key was new), or refused because the owner's
+    `over` ("items" or "bytes") quota would be exceeded; items and bytes in use before it."""
+
+    created: bool
+    over: str | None = None
+    items: int = 0
+    bytes: int = 0
+
+
 class ItemStore(abc.ABC):
     """JSON objects with an expiry, kept per owner."""
 
     @abc.abstractmethod
-    def put(self, owner_id: int, key: str, value: dict[str, Any], ttl: int) -> bool:
-        """Store; returns True when the key was new."""
+    def put(
+        self,
+        owner_id: int,
+        key: str,
+        value: dict[str, Any],
+        ttl: int,
+        quota: ItemQuota | None = None,
+    ) -> ItemPut:
+        """Store, unless the owner's quota would be exceeded: the check and the write are one
+        atomic step, so concurrent puts cannot pass the quota together."""
 
     @abc.abstractmethod
     def get(self, owner_id: int, key: str) -> tuple[dict[str, Any], int] | None:
@@ -224,8 +294,8 @@ class ItemStore(abc.ABC):
     def delete(self, owner_id: int, key: str) -> bool: ...
 
     @abc.abstractmethod
-    def count(self, owner_id: int) -> int:
-        """How many unexpired items the owner has."""
+    def usage(self, owner_id: int) -> tuple[int, int]:
+        """(items, bytes) of the owner's unexpired items, as the quota counts them."""
 
     @abc.abstractmethod
     def incr_hits(self) -> int: ...
@@ -431,13 +501,18 @@ class WebhookSender(abc.ABC):
 
 class Slots(abc.ABC):
     """Counting semaphores shared by every process: at most `limit` holders of a key at once
-    (webhook deliveries in flight per receiver and per owner). A slot its holder never
-    releases (a killed worker) frees itself after its ttl."""
+    (webhook deliveries in flight per receiver and per owner; a user's uploads being
+    received). A slot its holder never releases (a killed process) frees itself after its
+    ttl; a holder working longer renews it."""
 
     @abc.abstractmethod
     def acquire(self, limits: dict[str, int], ttl: float) -> str | None:
         """A token holding one slot of every key at once, or None, taking nothing, when any
         key already has its limit of holders."""
+
+    @abc.abstractmethod
+    def renew(self, keys: list[str], token: str, ttl: float) -> bool:
+        """Hold the token's slots for another ttl; False when one had already freed itself."""
 
     @abc.abstractmethod
     def release(self, keys: list[str], token: str) -> None: ...
@@ -564,7 +639,8 @@ class Metrics(abc.ABC):
 
     @abc.abstractmethod
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """An HTTP request answered, by route template (never the raw path)."""
+        """An HTTP request answered, by route template (never the raw path; "<unmatched>"
+        when no route matched). The method is counted as "other" unless it is a standard one."""
 
     @abc.abstractmethod
     def webhook(self, outcome: str) -> None:

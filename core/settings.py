@@ -173,7 +173,36 @@ class Settings:
     quota_active_jobs: int = _opt(
         "QUOTA_ACTIVE_JOBS", 10, doc="queued or converting jobs one user may have at once"
     )
+    quota_concurrent_uploads: int = _opt(
+        "QUOTA_CONCURRENT_UPLOADS",
+        2,
+        doc="uploads (POST /upload, tus PATCH) one user may be sending at once; keep it well "
+        "under WEB_CONCURRENCY x API_THREADS",
+    )
+    body_timeout_seconds: int = _opt(
+        "BODY_TIMEOUT_SECONDS",
+        20,
+        doc="a request body that sends nothing for this long is cut off with 408",
+    )
+    body_min_rate: int = _opt(
+        "BODY_MIN_RATE",
+        1024,
+        doc="bytes per second a request body must average after its first "
+        "BODY_TIMEOUT_SECONDS, or it is cut off with 408",
+    )
     quota_items: int = _opt("QUOTA_ITEMS", 10000, doc="TTL items one user may keep")
+    quota_items_mb: int = _opt(
+        "QUOTA_ITEMS_MB",
+        10,
+        doc="MiB of Redis one user's TTL items may take (each counts its JSON, its key and "
+        "100 bytes)",
+    )
+    items_total_mb: int = _opt(
+        "ITEMS_TOTAL_MB",
+        256,
+        doc="MiB of Redis all users' TTL items may take together: keep it well under Redis's "
+        "maxmemory, which the broker, rate limits and uploads share",
+    )
     upload_rate_limit: str = _opt(
         "UPLOAD_RATE_LIMIT",
         "120/hour",
@@ -348,6 +377,11 @@ class Settings:
             "quota_stored_mb",
             "quota_active_jobs",
             "quota_items",
+            "quota_items_mb",
+            "quota_concurrent_uploads",
+            "body_timeout_seconds",
+            "body_min_rate",
+            "items_total_mb",
             "retention_seconds",
             "webhook_concurrency",
             "webhook_retry_base",
@@ -375,6 +409,11 @@ class Settings:
             raise ConfigError("API_PORT must be a TCP port")
         if self.redis_url.split("://")[0] not in ("redis", "rediss", "unix"):
             raise ConfigError("REDIS_URL must be a redis:// URL")
+        if same_redis_database(self.redis_url, self.celery_broker_url):
+            raise ConfigError(
+                "CELERY_BROKER_URL must not be the Redis database of REDIS_URL: users' items "
+                "would share the broker's keys; give it its own database (/1) or server"
+            )
         if not 60 <= self.link_ttl_seconds <= 604800:
             raise ConfigError("LINK_TTL_SECONDS must be between 60 and 604800")
         if self.upload_expires_seconds <= 0:
@@ -490,6 +529,33 @@ def check_flower_auth(value: str) -> None:
     if not sep or not user:
         raise ConfigError("FLOWER_BASIC_AUTH must be user:password")
     _check_secret("FLOWER_BASIC_AUTH", password, min_length=12)
+
+
+def same_redis_database(first: str, second: str) -> bool:
+    """Whether two Redis URLs name the same database of the same server (localhost and
+    127.0.0.1 are one host; the default port is 6379 and the default database 0)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def where(url: str) -> tuple[str, str, int, str] | None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            return None  # another broker (amqp://): never the items' Redis
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            return None
+        host = (parts.hostname or "localhost").lower()
+        host = "127.0.0.1" if host in _LOOPBACK else host
+        query = parse_qs(parts.query)
+        if parts.scheme == "unix":
+            host, port = parts.path, 0
+            db = (query.get("db") or ["0"])[0]
+        else:
+            db = (query.get("db") or [parts.path.strip("/") or "0"])[0]
+        return host, "tcp" if parts.scheme != "unix" else "unix", port, db.lstrip("0") or "0"
+
+    found = where(first)
+    return found is not None and found == where(second)
 
 
 def _env_of(name: str) -> str:

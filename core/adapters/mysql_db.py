@@ -101,6 +101,26 @@ class MySQLDatabase:
                 cur.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one READ COMMITTED transaction: committed when the block ends,
+        rolled back when it raises. Each statement sees what others committed before it,
+        so a row lock taken first (SELECT ... FOR UPDATE) orders the checks that follow."""
+        with self.connection() as cnx:
+            cnx.start_transaction(isolation_level="READ COMMITTED")
+            cur = cnx.cursor(dictionary=True)
+            try:
+                yield cur
+                cnx.commit()
+            except BaseException:
+                try:
+                    cnx.rollback()
+                except Exception:  # the connection is gone: the server rolled back already
+                    log.debug("rolling back on a broken MySQL connection", exc_info=True)
+                raise
+            finally:
+                cur.close()
+
+    @contextmanager
     def server_connection(self) -> Iterator[Any]:
         """One connection of its own, outside the pool and in no database (the migrations
         create it); outages become Unavailable('mysql')."""

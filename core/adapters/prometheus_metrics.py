@@ -25,6 +25,20 @@ log = logging.getLogger(__name__)
 JOB_OUTCOMES = ("succeeded", "failed", "cancelled")
 EMAIL_OUTCOMES = ("sent", "skipped", "retry", "failed")
 WEBHOOK_OUTCOMES = ("delivered", "retry", "disabled", "failed")
+# Every label value comes from a closed set: a value from a request (a made-up method) or a
+# new outcome becomes "other", so no client can add series to /metrics.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+OTHER = "other"
+
+
+def closed(value: str, allowed: tuple[str, ...]) -> str:
+    """value when it is one of allowed, else "other"."""
+    return value if value in allowed else OTHER
+
+
+def status_label(status: int) -> str:
+    return str(status) if isinstance(status, int) and 100 <= status <= 599 else OTHER
+
 
 JOBS = Counter("vid2mp3_jobs_total", "Conversions that ended, by outcome", ["outcome"])
 CONVERSION_SECONDS = Histogram(
@@ -61,18 +75,19 @@ class PrometheusMetrics(Metrics):
         UPLOAD_BYTES.inc(size)
 
     def job_finished(self, outcome: str, seconds: float | None = None) -> None:
-        JOBS.labels(outcome).inc()
+        JOBS.labels(closed(outcome, JOB_OUTCOMES)).inc()
         if seconds is not None and outcome == "succeeded":
             CONVERSION_SECONDS.observe(seconds)
 
     def email(self, outcome: str) -> None:
-        EMAILS.labels(outcome).inc()
+        EMAILS.labels(closed(outcome, EMAIL_OUTCOMES)).inc()
 
     def webhook(self, outcome: str) -> None:
-        WEBHOOKS.labels(outcome).inc()
+        WEBHOOKS.labels(closed(outcome, WEBHOOK_OUTCOMES)).inc()
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        method = closed(method, HTTP_METHODS)
+        HTTP_REQUESTS.labels(method, route, status_label(status)).inc()
         HTTP_SECONDS.labels(method, route).observe(seconds)
 
 

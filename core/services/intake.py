@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, Mapping
 
 from core.domain import (
@@ -16,24 +19,86 @@ from core.domain import (
     Principal,
     QuotaExceeded,
     TooLarge,
+    Unavailable,
     UnsupportedMedia,
 )
-from core.ports import BlobStore, JobRepository, RateLimiter, Sniffer, TaskQueue
+from core.ports import (
+    BlobStore,
+    JobRepository,
+    QuotaHold,
+    RateLimiter,
+    Slots,
+    Sniffer,
+    TaskQueue,
+)
 from core.services.idempotency import Fingerprint, IdempotencyKeys
 from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
+# A multipart upload's hold outlives its last renewal by HOLD_SECONDS, and is renewed every
+# HOLD_RENEW_SECONDS while bytes arrive: a process that dies mid-upload frees its room soon.
+HOLD_SECONDS = 300
+HOLD_RENEW_SECONDS = 60
+SLOT_LEASE_SECONDS = 60.0  # an upload slot's lease, renewed while the body arrives
+BUSY_RETRY_AFTER = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An upload let in: the hold it took in its owner's quotas, and the most bytes it may
+    bring."""
+
+    hold_id: str
+    allowed_bytes: int
 
 
 @dataclass(frozen=True)
 class UploadQuotas:
-    """Per-user ceilings on uploads: a rate, and what may be queued and stored at once."""
+    """Per-user ceilings on uploads: a rate, what may be queued and stored at once, and how
+    many uploads may be receiving at once (None: no cap)."""
 
     uploads: int  # per `per_seconds`
     per_seconds: int
     active_jobs: int
     stored_bytes: int
+    concurrent_uploads: int | None = None
+
+
+class UploadsBusy(QuotaExceeded):
+    """All of the caller's concurrent-upload slots are taken (429)."""
+
+
+class UploadSlot:
+    """One of a user's concurrent-upload slots, held for a request; `keep_alive()` renews
+    its lease while the body arrives (call it as often as you like)."""
+
+    def __init__(self, slots: Slots | None, name: str, holder: str):
+        self._slots = slots
+        self._name = name
+        self._holder = holder
+        self._renewed = time.monotonic()
+
+    def keep_alive(self) -> None:
+        if self._slots is None or time.monotonic() - self._renewed < SLOT_LEASE_SECONDS / 3:
+            return
+        self._renewed = time.monotonic()
+        try:
+            self._slots.renew([self._name], self._holder, SLOT_LEASE_SECONDS)
+        except Unavailable:  # the upload goes on; at worst its slot is freed early
+            log.warning("could not renew an upload slot; Redis is unavailable")
+
+    def release(self) -> None:
+        if self._slots is None:
+            return
+        try:
+            self._slots.release([self._name], self._holder)
+        except Unavailable:  # its lease frees it soon
+            log.warning("could not release an upload slot; Redis is unavailable")
 
 
 class Intake:
@@ -47,7 +112,9 @@ class Intake:
         quotas: UploadQuotas,
         max_upload_bytes: int,
         keys: IdempotencyKeys | None = None,
+        slots: Slots | None = None,
     ):
+        self.slots = slots
         self.jobs = jobs
         self.blobs = blobs
         self.queue = queue
@@ -57,9 +124,34 @@ class Intake:
         self.max_upload_bytes = max_upload_bytes
         self.keys = keys
 
-    def admit(self, actor: Principal, declared_bytes: int | None = None) -> int:
-        """Check the caller's rate and quotas before reading a body; returns how many bytes
-        this upload may have. Raises QuotaExceeded naming the limit."""
+    @contextmanager
+    def uploading(self, actor: Principal) -> Iterator[UploadSlot]:
+        """One of the caller's QUOTA_CONCURRENT_UPLOADS slots, for a request that receives an
+        upload's bytes (POST /upload, a tus PATCH): no user holds more of the API's threads
+        with uploads. UploadsBusy (429) when every slot is taken."""
+        limit = self.quotas.concurrent_uploads
+        if self.slots is None or limit is None:
+            yield UploadSlot(None, "", "")
+            return
+        name = f"uploads:{actor.user_id}"
+        holder = self.slots.acquire({name: limit}, SLOT_LEASE_SECONDS)
+        if holder is None:
+            raise UploadsBusy(
+                f"at most {limit} uploads may be received at once; try again when one has finished",
+                "QUOTA_CONCURRENT_UPLOADS",
+                limit,
+                limit,
+                429,
+                BUSY_RETRY_AFTER,
+            )
+        slot = UploadSlot(self.slots, name, holder)
+        try:
+            yield slot
+        finally:
+            slot.release()
+
+    def _count_upload(self, actor: Principal) -> None:
+        """One more upload against UPLOAD_RATE_LIMIT; QuotaExceeded (429) past it."""
         q = self.quotas
         retry = self.limiter.hit(q.uploads, q.per_seconds, f"upload:{actor.user_id}")
         if retry:
@@ -71,13 +163,64 @@ class Intake:
                 429,
                 retry,
             )
-        return self._room(actor, declared_bytes)
 
-    def _room(self, actor: Principal, declared_bytes: int | None) -> int:
+    def admit(self, actor: Principal, declared_bytes: int | None = None) -> Admission:
+        """Count the upload against the caller's rate and take its room in the quotas (one
+        more job, and its declared bytes or all the room left), before its body is read.
+        Raises QuotaExceeded naming the limit. Release the hold if the upload fails before
+        `submit`: `admitted` does."""
+        self._count_upload(actor)
+        if declared_bytes is None:
+            _, stored = self.jobs.usage(actor.user_id, utcnow())
+            size = min(self.max_upload_bytes, self.quotas.stored_bytes - stored)
+        else:
+            size = min(self.max_upload_bytes, declared_bytes)
+        hold = QuotaHold(
+            uuid.uuid4().hex,
+            actor.user_id,
+            max(size, 0),
+            jobs=1,
+            expires_at=utcnow() + timedelta(seconds=HOLD_SECONDS),
+        )
+        self._take(hold)
+        return Admission(hold.id, max(size, 0))
+
+    @contextmanager
+    def admitted(self, actor: Principal, declared_bytes: int | None = None) -> Iterator[Admission]:
+        """`admit`, and the hold released when the block ends (once the job is recorded in
+        its place there is nothing left to release)."""
+        admission = self.admit(actor, declared_bytes)
+        try:
+            yield admission
+        finally:
+            self.jobs.release_hold(admission.hold_id)
+
+    def hold_upload(
+        self, actor: Principal, upload_id: str, length: int, expires_at: datetime
+    ) -> None:
+        """A resumable upload's creation: count it against the rate and hold its declared
+        length of QUOTA_STORED_MB until it expires (QUOTA_ACTIVE_JOBS is taken when it ends,
+        but must have room for it now)."""
+        self._count_upload(actor)
+        self._take(QuotaHold(upload_id, actor.user_id, length, jobs=0, expires_at=expires_at))
+
+    def extend_hold(self, hold_id: str, expires_at: datetime) -> None:
+        self.jobs.extend_hold(hold_id, expires_at)
+
+    def release_hold(self, hold_id: str) -> None:
+        self.jobs.release_hold(hold_id)
+
+    def _take(self, hold: QuotaHold) -> None:
         q = self.quotas
-        active, stored = self.jobs.usage(actor.user_id)
-        if active >= q.active_jobs:
-            raise QuotaExceeded(
+        taken, active, stored = self.jobs.hold(hold, q.active_jobs, q.stored_bytes, utcnow())
+        if not taken:
+            raise self._over(active, stored)
+
+    def _over(self, active: int, stored: int) -> QuotaExceeded:
+        """The quota that refused an upload, with what the owner uses of it."""
+        q = self.quotas
+        if active + 1 > q.active_jobs:
+            return QuotaExceeded(
                 f"at most {q.active_jobs} jobs may wait or convert at once; "
                 "try again when one has finished",
                 "QUOTA_ACTIVE_JOBS",
@@ -86,18 +229,13 @@ class Intake:
                 429,
                 ACTIVE_RETRY_AFTER,
             )
-        room = q.stored_bytes - stored
-        if room <= 0 or (
-            declared_bytes is not None and declared_bytes > room and room < self.max_upload_bytes
-        ):
-            raise QuotaExceeded(
-                f"your stored files would exceed {q.stored_bytes // 2**20} MiB; "
-                "delete some jobs first",
-                "QUOTA_STORED_MB",
-                q.stored_bytes,
-                stored,
-            )
-        return min(self.max_upload_bytes, room)
+        return QuotaExceeded(
+            f"your stored files would exceed {q.stored_bytes // 2**20} MiB; "
+            "delete some jobs or unfinished uploads first",
+            "QUOTA_STORED_MB",
+            q.stored_bytes,
+            stored,
+        )
 
     def submit(
         self,
@@ -105,25 +243,43 @@ class Intake:
         filename: str | None,
         chunks: Iterable[bytes],
         options: AudioOptions | Callable[[], AudioOptions] | None = None,
-        allowed_bytes: int | None = None,
+        admission: Admission | None = None,
     ) -> Job:
-        """Stream an upload into the blob store, record a queued job and enqueue its conversion.
+        """Stream an upload into the blob store, record a queued job in place of the
+        admission's hold and enqueue its conversion (admitted here when none is given).
 
         `options` may be a callable, asked once the upload is read (a form field can follow
         the file); it raises InvalidInput for a bad one."""
-        if allowed_bytes is None:
-            allowed_bytes = self.admit(actor)
+        if admission is None:
+            with self.admitted(actor) as admitted:
+                return self.submit(actor, filename, chunks, options, admitted)
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
-        blob_fid, size = self._store(actor, job_id, original, iter(chunks), allowed_bytes)
+        blob_fid, size = self._store(actor, job_id, original, iter(chunks), admission)
         try:
             chosen = options() if callable(options) else options
-            job = self.jobs.add(_new_job(job_id, actor, blob_fid, original, size, chosen))
+            job = self._add(
+                _new_job(job_id, actor, blob_fid, original, size, chosen), admission.hold_id
+            )
         except BaseException:
             self.blobs.delete(VIDEOS, blob_fid)
             raise
         self._enqueue(job)
         return job
+
+    def _add(self, job: Job, hold_id: str | None) -> Job:
+        """Record the job in place of its hold, within the quotas (checked again: the hold
+        may have expired); QuotaExceeded when it no longer fits."""
+        q = self.quotas
+        added, active, stored = self.jobs.add_held(
+            job, hold_id, q.active_jobs, q.stored_bytes, utcnow()
+        )
+        if not added:
+            raise self._over(active, stored)
+        recorded = self.jobs.get(job.id)
+        if recorded is None:
+            raise NotFound("the job was deleted as it was created")
+        return recorded
 
     def _store(
         self,
@@ -131,8 +287,9 @@ class Intake:
         job_id: str,
         filename: str,
         chunks: Iterator[bytes],
-        allowed_bytes: int,
+        admission: Admission,
     ) -> tuple[str, int]:
+        allowed_bytes = admission.allowed_bytes
         wanted = self.sniffer.head_bytes
         head = b""
         for chunk in chunks:
@@ -144,6 +301,7 @@ class Intake:
         if self.sniffer.sniff(head[:wanted]) is None:
             raise UnsupportedMedia("the upload is not a video or audio file we accept")
         size = 0
+        renewed = time.monotonic()
         with self.blobs.writer(
             VIDEOS,
             filename,
@@ -155,6 +313,11 @@ class Intake:
                 if size > allowed_bytes:
                     raise self._too_large(allowed_bytes)
                 writer.write(chunk)
+                if time.monotonic() - renewed > HOLD_RENEW_SECONDS:
+                    renewed = time.monotonic()
+                    self.jobs.extend_hold(
+                        admission.hold_id, utcnow() + timedelta(seconds=HOLD_SECONDS)
+                    )
         return writer.fid, size
 
     def _too_large(self, allowed_bytes: int) -> Exception:
@@ -175,25 +338,26 @@ class Intake:
         video_fid: str,
         size: int,
         options: AudioOptions | None = None,
+        hold_id: str | None = None,
     ) -> Job:
-        """Queue a job for a video already in the videos bucket (a finished resumable upload):
-        the same sniff, quotas and option checks as `submit`; the blob is deleted when one
-        fails. The upload rate was counted when the upload was created."""
+        """Queue a job for a video already in the videos bucket (a finished resumable upload)
+        in place of the upload's hold: the same sniff, quotas and option checks as `submit`;
+        the blob is deleted and the hold released when one fails. The upload rate was
+        counted when the upload was created."""
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
         try:
             if size <= 0:
                 raise InvalidInput("the uploaded file is empty", {"fields": {"file": ["empty"]}})
-            room = self._room(actor, size)
-            if size > room:
-                raise self._too_large(room)
             with self.blobs.open(VIDEOS, video_fid) as source:
                 head = source.read(self.sniffer.head_bytes)
             if self.sniffer.sniff(head) is None:
                 raise UnsupportedMedia("the upload is not a video or audio file we accept")
-            job = self.jobs.add(_new_job(job_id, actor, video_fid, original, size, options))
+            job = self._add(_new_job(job_id, actor, video_fid, original, size, options), hold_id)
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
+            if hold_id:
+                self.jobs.release_hold(hold_id)
             raise
         self._enqueue(job)
         return job
@@ -213,7 +377,7 @@ class Intake:
         filename: str | None,
         chunks: Iterable[bytes],
         options: Callable[[], AudioOptions],
-        allowed_bytes: int | None = None,
+        admission: Admission | None = None,
     ) -> Job:
         """`submit` for the first request with a key reserved in `keys`; remembers its
         fingerprint (file content and options) and job, or releases the key when it fails."""
@@ -225,7 +389,7 @@ class Intake:
                 filename,
                 fingerprint.feed(chunks),
                 options=options,
-                allowed_bytes=allowed_bytes,
+                admission=admission,
             )
             self.keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
         except BaseException:

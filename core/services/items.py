@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from core.domain import InvalidInput, NotFound, QuotaExceeded, TooLarge
-from core.ports import ItemStore
+from core.ports import ItemQuota, ItemStore
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_@:.-]+(/[A-Za-z0-9_@:.-]+)*$")
 MAX_KEY_LENGTH = 200
@@ -40,12 +40,18 @@ def check_key(key: str) -> str:
 
 class ItemService:
     def __init__(
-        self, store: ItemStore, default_ttl: int, max_bytes: int, max_items: int | None = None
+        self,
+        store: ItemStore,
+        default_ttl: int,
+        max_bytes: int,
+        max_items: int | None = None,
+        quota_bytes: int | None = None,
     ):
         self.store = store
         self.default_ttl = default_ttl
         self.max_bytes = max_bytes
         self.max_items = max_items
+        self.quota_bytes = quota_bytes
 
     def put(
         self, owner_id: int, key: str, value: Any, ttl: int | None = None, now: float | None = None
@@ -61,17 +67,25 @@ class ItemService:
         stored["last_updated"] = int(time.time() if now is None else now)
         if len(json.dumps(stored, separators=(",", ":"))) > self.max_bytes:
             raise TooLarge(f"items are limited to {self.max_bytes} bytes")
-        if self.max_items is not None and self.store.get(owner_id, key) is None:
-            count = self.store.count(owner_id)
-            if count >= self.max_items:
-                raise QuotaExceeded(
-                    f"at most {self.max_items} items per user; delete some first",
-                    "QUOTA_ITEMS",
-                    self.max_items,
-                    count,
-                )
-        created = self.store.put(owner_id, key, stored, ttl)
-        return {**stored, "ttl": ttl}, created
+        put = self.store.put(
+            owner_id, key, stored, ttl, ItemQuota(self.max_items, self.quota_bytes)
+        )
+        if put.over == "items":
+            raise QuotaExceeded(
+                f"at most {self.max_items} items per user; delete some first",
+                "QUOTA_ITEMS",
+                self.max_items or 0,
+                put.items,
+            )
+        if put.over == "bytes":
+            raise QuotaExceeded(
+                f"your items would take more than {_mib(self.quota_bytes or 0)} MiB; "
+                "delete some first",
+                "QUOTA_ITEMS_MB",
+                self.quota_bytes or 0,
+                put.bytes,
+            )
+        return {**stored, "ttl": ttl}, put.created
 
     def get(self, owner_id: int, key: str) -> dict[str, Any]:
         check_key(key)
@@ -88,3 +102,7 @@ class ItemService:
 
     def hit(self) -> int:
         return self.store.incr_hits()
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:g}"

@@ -64,9 +64,16 @@ def parse_checksum(header: str) -> tuple[str, bytes]:
 
 
 class JobSubmitter(Protocol):
-    """What the uploads need of the intake: Intake.admit and Intake.submit_stored."""
+    """What the uploads need of the intake: the rate and the quota hold of a creation, and
+    the job at the end (Intake implements it)."""
 
-    def admit(self, actor: Principal, declared_bytes: int | None = None) -> int: ...
+    def hold_upload(
+        self, actor: Principal, upload_id: str, length: int, expires_at: datetime
+    ) -> None: ...
+
+    def extend_hold(self, hold_id: str, expires_at: datetime) -> None: ...
+
+    def release_hold(self, hold_id: str) -> None: ...
 
     def submit_stored(
         self,
@@ -75,6 +82,7 @@ class JobSubmitter(Protocol):
         video_fid: str,
         size: int,
         options: AudioOptions | None = None,
+        hold_id: str | None = None,
     ) -> Job: ...
 
 
@@ -143,22 +151,29 @@ class ResumableUploads:
         if length <= 0:
             raise InvalidInput("the upload is empty", {"fields": {"Upload-Length": ["empty"]}})
         options = parse_options(metadata)
-        self.jobs.admit(actor, length)
-        filename = safe_filename(metadata.get("filename") or metadata.get("name"))
-        upload = Upload(
-            id=uuid.uuid4().hex,
-            owner_id=actor.user_id,
-            length=length,
-            offset=0,
-            handle=self.store.create(VIDEOS),
-            filename=filename,
-            options=options,
-            expires_at=self.clock() + self.expires_seconds,
-        )
+        upload_id = uuid.uuid4().hex
+        expires_at = self.clock() + self.expires_seconds
+        # The declared length is held in QUOTA_STORED_MB until the upload ends or expires.
+        self.jobs.hold_upload(actor, upload_id, length, _utc(expires_at))
         try:
-            self.repo.add(upload)
+            filename = safe_filename(metadata.get("filename") or metadata.get("name"))
+            upload = Upload(
+                id=upload_id,
+                owner_id=actor.user_id,
+                length=length,
+                offset=0,
+                handle=self.store.create(VIDEOS),
+                filename=filename,
+                options=options,
+                expires_at=expires_at,
+            )
+            try:
+                self.repo.add(upload)
+            except BaseException:
+                self.store.delete(upload.handle)
+                raise
         except BaseException:
-            self.store.delete(upload.handle)
+            self.jobs.release_hold(upload_id)
             raise
         return upload
 
@@ -242,6 +257,7 @@ class ResumableUploads:
             upload.offset = start + kept
             upload.expires_at = self.clock() + self.expires_seconds
             self.repo.update(upload.id, {"offset": upload.offset, "expires_at": upload.expires_at})
+            self.jobs.extend_hold(upload.id, _utc(upload.expires_at))
         if mismatch:
             raise ChecksumMismatch("the body does not match Upload-Checksum; nothing was kept")
 
@@ -254,10 +270,15 @@ class ResumableUploads:
         )
         try:
             job = self.jobs.submit_stored(
-                actor, upload.filename, blob.fid, blob.size, AudioOptions.parse(upload.options)
+                actor,
+                upload.filename,
+                blob.fid,
+                blob.size,
+                AudioOptions.parse(upload.options),
+                hold_id=upload.id,
             )
         except BaseException:
-            self.repo.delete(upload.id)  # submit_stored removed the video
+            self.repo.delete(upload.id)  # submit_stored removed the video and the hold
             raise
         upload.job_id = job.id
         self.repo.update(upload.id, {"job_id": job.id})
@@ -270,6 +291,7 @@ class ResumableUploads:
                 raise Conflict("another request is writing to this upload")
             if upload.job_id is None:
                 self.store.delete(upload.handle)
+                self.jobs.release_hold(upload_id)
             self.repo.delete(upload_id)
 
     def purge_expired(self) -> int:
@@ -285,6 +307,7 @@ class ResumableUploads:
                     continue
                 if upload is not None and upload.job_id is None:
                     self.store.delete(upload.handle)
+                    self.jobs.release_hold(upload_id)
                 self.repo.delete(upload_id)
                 purged += 1
         cutoff = (
@@ -296,6 +319,11 @@ class ResumableUploads:
             log.info("removing orphaned partial upload %s", handle)
             purged += self.store.delete(handle)
         return purged
+
+
+def _utc(epoch: float) -> datetime:
+    """Epoch seconds as the naive UTC datetime the repositories store."""
+    return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
 
 
 def _fingerprint(length: int, metadata: dict[str, str]) -> str:

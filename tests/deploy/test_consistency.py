@@ -293,6 +293,34 @@ def test_workers_consume_and_probe_the_queues_celeryconfig_declares():
             assert container["startupProbe"]["exec"]["command"] == probe
 
 
+def test_the_broker_never_shares_the_items_database():
+    """Users' TTL items live in REDIS_URL; the broker's queues must not be among them (the
+    API also refuses to start if they are)."""
+    from core.settings import same_redis_database
+
+    pairs = {
+        "Settings default": (
+            settings_variables()["REDIS_URL"]["default"],
+            settings_variables()["CELERY_BROKER_URL"]["default"],
+        ),
+        "secret template": (
+            secret_templates()["vid2mp3-secrets"]["REDIS_URL"],
+            secret_templates()["vid2mp3-secrets"]["CELERY_BROKER_URL"],
+        ),
+        ".env.example": (env_example()["REDIS_URL"], env_example()["CELERY_BROKER_URL"]),
+        **{
+            f"compose {name}": (
+                _compose_provided(compose()["services"][name])["REDIS_URL"],
+                _compose_provided(compose()["services"][name])["CELERY_BROKER_URL"],
+            )
+            for name in APP_COMPONENTS
+            if "REDIS_URL" in _compose_provided(compose()["services"][name])
+        },
+    }
+    for where, (items, broker) in pairs.items():
+        assert not same_redis_database(items, broker), where
+
+
 def test_keda_reads_each_queue_where_the_broker_keeps_it():
     """With the Redis broker a queue is the list named after it, in the broker's database."""
     docs = built("production")

@@ -144,9 +144,15 @@ def test_concurrent_uploads_with_one_key_make_one_job(stack, new_user, clip):
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: keyed_upload(user, clip, "race-1"), range(4)))
     statuses = sorted(a.status_code for a in answers)
-    assert set(statuses) <= {202, 409} and 202 in statuses, [a.text for a in answers]
+    # 429: more than QUOTA_CONCURRENT_UPLOADS of the user's uploads at once
+    assert set(statuses) <= {202, 409, 429} and 202 in statuses, [a.text for a in answers]
     assert len({a.json()["job_id"] for a in answers if a.status_code == 202}) == 1
     assert all(a.json()["code"] == "conflict" for a in answers if a.status_code == 409)
+    assert all(
+        a.json()["errors"]["quota"]["limit"] == "QUOTA_CONCURRENT_UPLOADS"
+        for a in answers
+        if a.status_code == 429
+    )
     assert user.get("/jobs").json()["total"] == 1
 
 

@@ -115,3 +115,87 @@ def test_resumable_creation_counts_against_the_upload_rate(settings, container, 
     assert first.status_code == 201
     again = fresh.post("/uploads/", headers=keyed)
     assert again.status_code == 201 and again.headers["Location"] == first.headers["Location"]
+
+
+def tus_create(client, headers, length: int):
+    return client.post(
+        "/uploads/", headers={**headers, "Tus-Resumable": "1.0.0", "Upload-Length": str(length)}
+    )
+
+
+def tus_patch(client, headers, location: str, offset: int, data: bytes):
+    return client.patch(
+        location,
+        data=data,
+        headers={
+            **headers,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+
+
+def path_of(created) -> str:
+    return "/" + created.headers["Location"].split("/", 3)[3]
+
+
+def test_unfinished_resumable_uploads_count_against_stored_bytes(
+    settings, container, auth, clip, tmp_path
+):
+    """An upload's declared Upload-Length is reserved when it is created: partial uploads
+    cannot pile up past QUOTA_STORED_MB, and a multipart upload sees the room they take."""
+    client = quota_client(settings, container, tmp_path, quota_stored_mb=4)
+    _, alice = auth.new_user()
+    _, bob = auth.new_user()
+    first = tus_create(client, alice, 3 * 2**20)
+    assert first.status_code == 201
+    assert tus_patch(client, alice, path_of(first), 0, b"\0" * 2**20).status_code == 204
+    second = tus_create(client, alice, 3 * 2**20)
+    assert second.status_code == 413, second.get_json()
+    quota = second.get_json()["errors"]["quota"]
+    assert quota["limit"] == "QUOTA_STORED_MB" and quota["used"] == 3 * 2**20
+    big = clip + b"\0" * (2 * 2**20)
+    assert upload(client, alice, big).status_code == 413  # 3 MiB held + 2 MiB > 4 MiB
+    assert tus_create(client, bob, 3 * 2**20).status_code == 201  # bob's room is his own
+    # terminating gives the room back
+    terminated = client.delete(path_of(first), headers={**alice, "Tus-Resumable": "1.0.0"})
+    assert terminated.status_code == 204
+    assert tus_create(client, alice, 3 * 2**20).status_code == 201
+
+
+def test_many_small_partial_uploads_are_counted_too(settings, container, auth, tmp_path):
+    """The reported case: a user kept 18 MiB of partial uploads under a 4 MiB quota."""
+    client = quota_client(settings, container, tmp_path, quota_stored_mb=4)
+    _, mallory = auth.new_user()
+    answers = [tus_create(client, mallory, 2**20).status_code for _ in range(18)]
+    assert answers == [201] * 4 + [413] * 14
+
+
+def test_an_expired_upload_gives_its_room_back(settings, container, auth, tmp_path):
+    client = quota_client(
+        settings, container, tmp_path, quota_stored_mb=4, upload_expires_seconds=1
+    )
+    _, alice = auth.new_user()
+    assert tus_create(client, alice, 4 * 2**20).status_code == 201
+    assert tus_create(client, alice, 2**20).status_code == 413
+    from tests.support.wait import wait_for
+
+    wait_for(
+        lambda: tus_create(client, alice, 2**20).status_code == 201,
+        timeout=15,
+        what="the expired upload to free its room",
+    )
+
+
+def test_a_finished_resumable_upload_keeps_its_room_as_a_job(
+    settings, container, auth, clip, tmp_path
+):
+    client = quota_client(settings, container, tmp_path, quota_stored_mb=1)
+    _, alice = auth.new_user()
+    created = tus_create(client, alice, len(clip))
+    finished = tus_patch(client, alice, path_of(created), 0, clip)
+    assert finished.status_code == 204 and finished.headers["Vid2mp3-Job-Id"]
+    room = 2**20 - len(clip)
+    assert tus_create(client, alice, room + 1).status_code == 413
+    assert tus_create(client, alice, room).status_code == 201

@@ -17,8 +17,9 @@ from tests.support.wait import wait_for
 class RedisServer:
     """A private redis-server without persistence: a restart starts it empty."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, *args: str):
         self.workdir = workdir
+        self.args = args  # more redis-server options, e.g. "--maxmemory", "16mb"
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -44,6 +45,7 @@ class RedisServer:
                 self.workdir,
                 "--logfile",
                 os.path.join(self.workdir, "redis.log"),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from devtools.processes import Processes, free_port
 from tests.support.config import service_env
 from tests.support.wait import wait_for
 
-__all__ = ["Stack", "free_port", "run_migration", "running_stack", "workers_answer"]
+__all__ = ["Stack", "free_port", "run_migration", "running_api", "running_stack", "workers_answer"]
 
 
 @dataclass
@@ -103,6 +103,44 @@ def run_migration(processes: Processes, *args: str) -> None:
     code = processes.run_once("migrate", procs.migrate_command(*args), timeout=120)
     if code != 0:
         raise AssertionError(f"the migration exited with {code}:\n{processes.log('migrate')}")
+
+
+@contextmanager
+def running_api(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The API alone under gunicorn (no workers: jobs stay queued), for tests of the HTTP
+    server itself; its own database and key prefixes, removed after."""
+    run = uuid.uuid4().hex[:8]
+    api_port = free_port()
+    env = service_env(
+        **{
+            "MYSQL_DATABASE": f"vid2mp3_e2e_{run}",
+            "REDIS_PREFIX": f"vid2mp3-e2e-{run}:",
+            "CELERY_KEY_PREFIX": f"vid2mp3-e2e-{run}:",
+            "API_PORT": api_port,
+            "DATA_DIR": tmp / "data",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+            "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
+        }
+    )
+    log_dir = tmp / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(env=env, log_dir=log_dir, base_url=f"http://127.0.0.1:{api_port}")
+    container = Container(stack.settings)
+    try:
+        run_migration(stack)
+        stack.start("api", procs.service_commands(beat=False, flower=False)["api"])
+        wait_for(lambda: _ready(stack), timeout=30, what="the API to be ready")
+        stack.container = container
+        yield stack
+    except BaseException:
+        stack.print_logs()
+        raise
+    finally:
+        stack.stop_all()
+        from tests.conftest import cleanup
+
+        cleanup(container)
 
 
 def _ready(stack: Stack) -> bool:

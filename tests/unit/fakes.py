@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from core.domain import (
@@ -29,11 +31,13 @@ from core.ports import (
     AttemptHolders,
     BlobStore,
     IdempotencyStore,
+    ItemPut,
     ItemStore,
     JobRepository,
     KnownAddresses,
     Mailer,
     MailError,
+    QuotaHold,
     RateLimiter,
     ScratchSpace,
     Sniffer,
@@ -115,6 +119,7 @@ class FakeUsers(UserRepository):
 class FakeJobs(JobRepository):
     def __init__(self):
         self.rows: dict[str, Job] = {}
+        self.holds: dict[str, QuotaHold] = {}
 
     def add(self, job: Job) -> Job:
         job.created_at = job.updated_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -234,15 +239,44 @@ class FakeJobs(JobRepository):
             and (j.lease_expires_at is None or j.lease_expires_at < now)
         ]
 
-    def usage(self, owner_id):
+    def usage(self, owner_id, now=None, without_hold=None):
+        now = now or datetime.now(timezone.utc).replace(tzinfo=None)
         mine = [j for j in self.rows.values() if j.owner_id == owner_id]
+        held = [
+            h
+            for h in self.holds.values()
+            if h.owner_id == owner_id and h.expires_at > now and h.id != without_hold
+        ]
         return (
-            sum(j.active for j in mine),
+            sum(j.active for j in mine) + sum(h.jobs for h in held),
             sum(
                 (j.video_size if j.video_fid else 0) + ((j.mp3_size or 0) if j.mp3_fid else 0)
                 for j in mine
-            ),
+            )
+            + sum(h.bytes for h in held),
         )
+
+    def hold(self, hold, max_active, max_stored, now):
+        active, stored = self.usage(hold.owner_id, now, hold.id)
+        if active + 1 > max_active or stored + hold.bytes > max_stored:
+            return False, active, stored
+        self.holds[hold.id] = hold
+        return True, active, stored
+
+    def extend_hold(self, hold_id, expires_at):
+        if hold_id in self.holds:
+            self.holds[hold_id] = replace(self.holds[hold_id], expires_at=expires_at)
+
+    def release_hold(self, hold_id):
+        self.holds.pop(hold_id, None)
+
+    def add_held(self, job, hold_id, max_active, max_stored, now):
+        active, stored = self.usage(job.owner_id, now, hold_id)
+        if active + 1 > max_active or stored + job.video_size > max_stored:
+            return False, active, stored
+        self.holds.pop(hold_id or "", None)
+        self.add(job)
+        return True, active, stored
 
     def purgeable(self, now, ended_before):
         ended = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -330,10 +364,21 @@ class FakeItems(ItemStore):
         self.hits = 0
         self.now = time.time
 
-    def put(self, owner_id, key, value, ttl):
+    def put(self, owner_id, key, value, ttl, quota=None):
         new = self.get(owner_id, key) is None
+        items, used = self.usage(owner_id)
+        old = 0 if new else self._size(key, self.values[(owner_id, key)][0])
+        if quota is not None and quota.items is not None and new and items >= quota.items:
+            return ItemPut(False, "items", items, used)
+        if quota is not None and quota.bytes is not None:
+            if used - old + self._size(key, value) > quota.bytes:
+                return ItemPut(False, "bytes", items, used)
         self.values[(owner_id, key)] = (dict(value), self.now() + ttl)
-        return new
+        return ItemPut(new, None, items, used)
+
+    @staticmethod
+    def _size(key, value):
+        return len(json.dumps(value)) + len(key)
 
     def get(self, owner_id, key):
         found = self.values.get((owner_id, key))
@@ -344,12 +389,13 @@ class FakeItems(ItemStore):
     def delete(self, owner_id, key):
         return self.values.pop((owner_id, key), None) is not None
 
-    def count(self, owner_id):
-        return sum(
-            1
+    def usage(self, owner_id):
+        live = [
+            self._size(key, self.values[(owner, key)][0])
             for (owner, key) in self.values
             if owner == owner_id and self.get(owner, key) is not None
-        )
+        ]
+        return len(live), sum(live)
 
     def incr_hits(self):
         self.hits += 1

@@ -81,3 +81,14 @@ def test_every_answer_releases_the_reader_once(download, method, headers, status
     elif expected is not None:
         assert body == expected
     assert log == ["open", "close"]
+
+
+@pytest.mark.parametrize(
+    "value", ["bytes=٢-٥", "bytes=²-³", "bytes=+2-5", "bytes=2_0-", "bytes=-٣"]
+)
+def test_a_range_not_in_ascii_digits_is_ignored(download, value):
+    """RFC 9110: a Range the server cannot read is ignored; the whole MP3, never a 500."""
+    call, mp3, log = download
+    response, body = call("GET", Range=value)
+    assert response.status_code == 200 and body == mp3
+    assert log == ["open", "close"]

@@ -78,3 +78,19 @@ def test_delete_missing_is_not_found(items):
 
 def test_hits_grow_by_one(items):
     assert [items.hit(), items.hit(), items.hit()] == [1, 2, 3]
+
+
+def test_the_byte_quota_counts_each_owner_separately():
+    from core.domain import QuotaExceeded
+    from core.services.items import ItemService
+    from tests.unit.fakes import FakeItems
+
+    service = ItemService(FakeItems(), 3600, max_bytes=1000, max_items=100, quota_bytes=1000)
+    service.put(1, "a", {"v": "x" * 400})
+    service.put(1, "b", {"v": "x" * 400})
+    with pytest.raises(QuotaExceeded) as refused:
+        service.put(1, "c", {"v": "x" * 400})
+    assert refused.value.details["quota"]["limit"] == "QUOTA_ITEMS_MB"
+    service.put(2, "c", {"v": "x" * 400})  # another owner has its own room
+    service.put(1, "a", {"v": "small"})  # a smaller replacement fits
+    service.put(1, "c", {"v": "x" * 400})

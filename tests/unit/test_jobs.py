@@ -349,6 +349,33 @@ def test_a_stream_that_crosses_the_stored_quota_midway_is_discarded(pipeline, al
     assert pipeline.blobs.files == {} and pipeline.jobs.rows == {}
 
 
+def test_an_admitted_upload_holds_its_room_until_it_ends(pipeline, alice):
+    """While one upload's bytes arrive, a second cannot take the room the first holds; a
+    failed upload gives its room back, a finished one leaves only its job."""
+    pipeline.intake.quotas = pipeline.quotas.__class__(100, 3600, 50, len(MP4) * 2)
+    with pipeline.intake.admitted(alice, len(MP4) * 2):
+        with pytest.raises(QuotaExceeded) as err:
+            pipeline.intake.admit(alice, 10)
+        assert err.value.details["quota"]["used"] == len(MP4) * 2
+    with pytest.raises(UnsupportedMedia):
+        submit(pipeline, alice, b"not a video" * 20)
+    assert pipeline.jobs.holds == {}
+    job = submit(pipeline, alice)
+    assert pipeline.jobs.holds == {}
+    assert pipeline.jobs.usage(alice.user_id) == (1, job.video_size)
+
+
+def test_a_job_is_recorded_only_within_the_quota_even_if_its_hold_expired(pipeline, alice):
+    pipeline.intake.quotas = pipeline.quotas.__class__(100, 3600, 1, 10**9)
+    with pipeline.intake.admitted(alice) as admission:
+        pipeline.jobs.release_hold(admission.hold_id)  # as if it had expired
+        submit(pipeline, alice)  # another upload took the only job slot meanwhile
+        with pytest.raises(QuotaExceeded) as err:
+            pipeline.intake.submit(alice, "late.mp4", [MP4], admission=admission)
+    assert err.value.details["quota"]["limit"] == "QUOTA_ACTIVE_JOBS"
+    assert len(pipeline.jobs.rows) == 1 and len(pipeline.blobs.in_bucket(VIDEOS)) == 1
+
+
 def test_upload_rate_limit_answers_429_with_retry_after(pipeline, alice, bob):
     pipeline.intake.quotas = pipeline.quotas.__class__(2, 60, 50, 10**9)
     submit(pipeline, alice), submit(pipeline, alice)

@@ -122,3 +122,37 @@ def test_proxy_networks_read_like_gunicorns():
     assert [str(n) for n in read.proxy_networks] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     anyone = Settings.from_env({**BASE, "FORWARDED_ALLOW_IPS": "*"}, dotenv_path=None)
     assert anyone.proxy_networks is None
+
+
+@pytest.mark.parametrize(
+    "items,broker",
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://127.0.0.1:6379/0", "redis://localhost:6379"),
+        ("redis://:pw@redis:6379/0", "redis://:other@redis/0"),
+        ("redis://redis:6379/2", "redis://redis:6379/02"),
+        ("redis://redis:6379?db=3", "redis://REDIS:6379/3"),
+    ],
+)
+def test_the_broker_must_not_share_the_items_database(items, broker):
+    """Users' items fill REDIS_URL; the broker's queues need their own database or server."""
+    with pytest.raises(ConfigError, match="CELERY_BROKER_URL"):
+        Settings.from_env(
+            {**BASE, "REDIS_URL": items, "CELERY_BROKER_URL": broker}, dotenv_path=None
+        )
+
+
+@pytest.mark.parametrize(
+    "items,broker",
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1"),
+        ("redis://redis:6379/0", "redis://broker:6379/0"),
+        ("redis://redis:6379/0", "redis://redis:6380/0"),
+        ("redis://redis:6379/0", "amqp://guest@rabbit//"),
+    ],
+)
+def test_a_broker_of_its_own_is_accepted(items, broker):
+    settings = Settings.from_env(
+        {**BASE, "REDIS_URL": items, "CELERY_BROKER_URL": broker}, dotenv_path=None
+    )
+    assert settings.celery_broker_url == broker
