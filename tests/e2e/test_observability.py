@@ -306,6 +306,15 @@ def test_a_worker_whose_metrics_port_is_taken_stops_with_one_line(tmp_path, take
             LOG_LEVEL="INFO",
             SMTP_URL="",
         )
+        # the schema first, as compose's `migrate` service does: a worker checks it at start
+        subprocess.run(
+            [sys.executable, "-m", "core.migrate"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         argv = (
             [sys.executable, "-m", "workers.notify"]
             if taken == "at start-up"
