@@ -123,11 +123,12 @@ def test_a_second_patch_while_one_streams_gets_409(stack, new_user, video):
         url, user.session.headers["Authorization"], 0, data, keep_open=True
     )
     try:
-        # An empty PATCH at offset 0 changes nothing whether or not it is refused, so it can
-        # poll for the moment the server holds the first PATCH (under load gunicorn may not
-        # have picked that request up yet; a full second PATCH sent then would simply win).
+        # Wait until the first PATCH holds the upload's lock (under load gunicorn may not have
+        # picked it up yet, and a second PATCH sent then would simply win). Polling with PATCHes
+        # cannot tell: a poll that takes the lock just as the first one arrives turns the first
+        # one away, and every later poll then finds the upload free.
         wait_for(
-            lambda: _second_patch(user, url, b"") == 409,
+            lambda: _lock_held(stack, url),
             timeout=30,
             what="the server to start on the first PATCH",
         )
@@ -143,6 +144,14 @@ def test_a_second_patch_while_one_streams_gets_409(stack, new_user, video):
     resumed = tus_client(stack, user).uploader(video, url=url, chunk_size=len(data))
     resumed.upload()
     assert wait_job(user, resumed.request.response_headers["vid2mp3-job-id"])["status"] == "done"
+
+
+def _lock_held(stack, url) -> bool:
+    """Whether a PATCH holds the upload's lock (the Redis key RedisUploadRepository takes)."""
+    upload_id = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return bool(
+        stack.container.redis.exists(f"{stack.settings.redis_prefix}upload:{upload_id}:lock")
+    )
 
 
 def _second_patch(user, url, data) -> int:
