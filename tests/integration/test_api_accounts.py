@@ -278,6 +278,9 @@ def test_a_replaced_or_expired_link_confirms_nothing(api, service, smtp, setting
     link, _ = built.links.sign("a" * 32, "fid", 3600)
     download = link.rsplit("/", 1)[1]
     assert client.post(confirm, json={"token": download}, headers=headers).status_code == 404
+    for malformed in ({}, {"token": 5}, {"token": "x" * 5000}):  # no token to check at all
+        refused = client.post(confirm, json=malformed, headers=headers)
+        assert refused.status_code == 422, (malformed, refused.get_json())
     assert client.get(url, headers=headers).get_json()["email"] == user["email"]
 
 
