@@ -28,17 +28,15 @@ from api.schemas import (
     UploadAcceptedSchema,
 )
 from api.uploads import MultipartUpload
-from core.domain import (
+from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
+from core.domain.jobs import JobStatus
+from core.domain.options import (
     BITRATES,
     COVERS,
     LOUDNESS_RANGE,
     SAMPLE_RATES,
     TAG_MAX_CHARS,
     AudioOptions,
-    InvalidInput,
-    JobStatus,
-    TooLarge,
-    UnsupportedMedia,
 )
 from core.services.jobs import Download
 

@@ -8,7 +8,7 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from api.deps import bearer_token, container
-from core.domain import Unauthorized
+from core.domain.errors import Unauthorized
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics")
 

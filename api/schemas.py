@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
-from core.domain import BITRATES, ascii_int
+from core.domain.options import BITRATES
+from core.domain.values import ascii_int
 
 
 class Digits(fields.Integer):

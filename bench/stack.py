@@ -16,7 +16,7 @@ from typing import Iterator
 
 from bench.client import ApiClient
 from core.bootstrap import Container
-from core.domain import Job, JobStatus
+from core.domain.jobs import Job, JobStatus
 from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port, python, wait_for

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
 
     from core.adapters.mysql_db import MySQLDatabase
     from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.domain import Job, MediaLimits
+    from core.domain.jobs import Job
+    from core.domain.media import MediaLimits
     from core.ports import (
         BlobStore,
         IdempotencyStore,
@@ -156,7 +157,7 @@ class Container:
 
     @cached_property
     def media_limits(self) -> MediaLimits:
-        from core.domain import MediaLimits
+        from core.domain.media import MediaLimits
 
         s = self.settings
         return MediaLimits(
@@ -540,7 +541,7 @@ def schema_behind(settings: Settings, wait_seconds: float = 0.0) -> str | None:
     newer), else the one line to stop with. Waits up to wait_seconds for MySQL; raises
     Unavailable when it does not answer in time. Processes never migrate: `python -m
     core.migrate` does, once per deploy."""
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
 
     deadline = time.monotonic() + wait_seconds
     while True:

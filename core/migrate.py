@@ -48,7 +48,7 @@ def run(
         required_version,
     )
     from core.bootstrap import Container
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
 
     try:
         migrations = load(migrations_dir)

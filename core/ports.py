@@ -8,20 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Protocol
 
-from core.domain import (
-    AudioOptions,
-    Blob,
-    Email,
-    Encoded,
-    Job,
-    JobStatus,
-    MediaInfo,
-    NewUser,
-    Upload,
-    User,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from core.domain.accounts import NewUser, User
+from core.domain.files import Blob
+from core.domain.jobs import Job, JobStatus, Upload
+from core.domain.media import Encoded, MediaInfo
+from core.domain.options import AudioOptions
+from core.domain.values import Email
+from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
 
 # User columns `UserRepository.update` changes: the email changes only through confirm_email,
 # once its owner confirmed it.

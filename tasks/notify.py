@@ -9,7 +9,7 @@ import random
 from celery import shared_task
 
 from celeryconfig import ACCOUNT_EMAIL_TASK, NOTIFY_TASK
-from core.domain import Unavailable
+from core.domain.errors import Unavailable
 from core.ports import MailError
 from tasks import backoff, container
 

@@ -40,7 +40,7 @@ def start_up(app: Celery) -> None:
     MySQL), or the worker stops with one line. Workers never migrate: `python -m
     core.migrate` does, once per deploy."""
     from core.bootstrap import schema_behind
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
     from tasks import container
 
     try:

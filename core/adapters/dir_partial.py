@@ -12,7 +12,8 @@ from typing import Any, Iterator
 
 from core.adapters.blob_writer import CountingWriter
 from core.adapters.dir_store import DirectoryBlobStore, _fsync_dir, _write_durably
-from core.domain import Blob, NotFound
+from core.domain.errors import NotFound
+from core.domain.files import Blob
 from core.ports import PartialUploadStore
 
 _HANDLE = re.compile(r"[0-9a-f]{32}")

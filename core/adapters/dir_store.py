@@ -11,7 +11,8 @@ from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, Iterator
 
 from core.adapters.blob_writer import CountingWriter
-from core.domain import Blob, NotFound, Unavailable
+from core.domain.errors import NotFound, Unavailable
+from core.domain.files import Blob
 from core.ports import BlobStore
 
 _FID = re.compile(r"[0-9a-f]{32}")

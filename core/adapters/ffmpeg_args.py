@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from core.adapters.ffmpeg_loudness import measure_filter, normaliser
-from core.domain import DEFAULT_BITRATE, AudioOptions, MediaInfo
+from core.domain.media import MediaInfo
+from core.domain.options import DEFAULT_BITRATE, AudioOptions
 
 # Demuxers ffmpeg may use, enforced by ffmpeg itself before a demuxer reads its header.
 # Everything that opens other files or URLs, or synthesises audio from text (hls, dash,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from core.domain import AudioTrack, MediaInfo
+from core.domain.media import AudioTrack, MediaInfo
 
 _DURATION = re.compile(r"^\s+Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)")
 _STREAM = re.compile(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Callable
 
 from core.adapters.ffmpeg_describe import ebur128_summary
-from core.domain import TRUE_PEAK_DBTP, MediaError
+from core.domain.errors import MediaError
+from core.domain.options import TRUE_PEAK_DBTP
 
 LIMITER_MARGIN_DB = 1.0  # below TRUE_PEAK_DBTP, for the overshoot of MP3 encoding
 LIMITER_RECHECK_DB = 3.0  # a deeper cut than this is measured again (it lowers the loudness)

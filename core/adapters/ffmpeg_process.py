@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from core.domain import Stopped
+from core.domain.errors import Stopped
 
 # ffmpeg releases this code was tested with; the convert worker refuses to start on others.
 TESTED_FFMPEG = ((9, 0),)

@@ -14,15 +14,9 @@ from core.adapters.ffmpeg_describe import Description, describe, detail
 from core.adapters.ffmpeg_loudness import gain_to_target, measured_loudness
 from core.adapters.ffmpeg_process import ChildLimits, TimedOut
 from core.adapters.sniffer import HEAD_BYTES, sniff
-from core.domain import (
-    BITRATES,
-    AudioOptions,
-    Encoded,
-    MediaError,
-    MediaInfo,
-    MediaLimits,
-    hours,
-)
+from core.domain.errors import MediaError
+from core.domain.media import Encoded, MediaInfo, MediaLimits, hours
+from core.domain.options import BITRATES, AudioOptions
 from core.ports import Transcoder
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from bson import ObjectId
 
 from core.adapters.blob_writer import CountingWriter
 from core.adapters.gridfs_store import GridFSBlobStore, _object_id, _translate_errors
-from core.domain import Blob, NotFound
+from core.domain.errors import NotFound
+from core.domain.files import Blob
 from core.ports import PartialUploadStore
 
 SEGMENTS = "partials"  # the GridFS bucket of segments; never a bucket of the blob store's users

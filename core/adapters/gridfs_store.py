@@ -25,7 +25,8 @@ from pymongo.errors import (
 )
 
 from core.adapters.blob_writer import CountingWriter
-from core.domain import Blob, NotFound, Unavailable
+from core.domain.errors import NotFound, Unavailable
+from core.domain.files import Blob
 from core.ports import BlobStore
 
 Client = MongoClient[dict[str, Any]]

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from core.domain import Email
+from core.domain.values import Email
 from core.ports import Mailer, MailError
 
 

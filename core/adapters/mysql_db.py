@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import mysql.connector
 from mysql.connector import errorcode, errors, pooling
 
-from core.domain import Conflict, Unavailable
+from core.domain.errors import Conflict, Unavailable
 
 log = logging.getLogger(__name__)
 

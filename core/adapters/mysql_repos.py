@@ -7,16 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.adapters.mysql_db import MySQLDatabase
-from core.domain import (
-    OUTCOME_EVENTS,
-    Job,
-    JobStatus,
-    NewUser,
-    Role,
-    User,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from core.domain.accounts import NewUser, Role, User
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import utcnow
+from core.domain.webhooks import OUTCOME_EVENTS, WebhookDelivery, WebhookEndpoint
 from core.observability import current_request_id
 from core.ports import (
     JOB_FIELDS_NOT_UPDATABLE,
@@ -217,10 +211,6 @@ def _job(row: dict[str, Any] | None) -> Job | None:
     values["options"] = values["options"] or {}
     values["notes"] = values["notes"] or []
     return Job(**values)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _insert_job(cur: Any, job: Job) -> None:
@@ -433,7 +423,7 @@ class MySQLJobRepository(JobRepository):
 
     def usage(self, owner_id: int, now: datetime | None = None) -> tuple[int, int]:
         with self.db.cursor() as cur:
-            return _usage(cur, owner_id, now or _utcnow(), "")
+            return _usage(cur, owner_id, now or utcnow(), "")
 
     def hold(
         self, hold: QuotaHold, max_active: int, max_stored: int, now: datetime

@@ -10,7 +10,7 @@ from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from core.domain import Unavailable
+from core.domain.errors import Unavailable
 from core.ports import RateLimiter
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, StorageError)

@@ -9,7 +9,7 @@ from typing import Any, Callable, ParamSpec, TypeVar, cast
 
 import redis
 
-from core.domain import Unavailable
+from core.domain.errors import Unavailable
 from core.ports import ItemPut, ItemQuota, ItemStore
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

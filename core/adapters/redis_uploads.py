@@ -16,7 +16,7 @@ import redis
 from redis.exceptions import LockError
 
 from core.adapters.redis_items import guard
-from core.domain import Upload
+from core.domain.jobs import Upload
 from core.ports import UploadRepository
 
 GRACE_SECONDS = 7 * 24 * 3600  # a hash outlives its expiry so the purge can still find its data

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpcore
 from standardwebhooks.webhooks import Webhook
 
-from core.domain import InvalidInput
+from core.domain.errors import InvalidInput
 from core.ports import WebhookError, WebhookSender
 
 Resolver = Callable[[str, int], list[str]]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from core.domain import AccountEmail, Email, User
+from core.domain.accounts import AccountEmail, User
+from core.domain.values import Email
 from core.ports import Mailer, UserRepository
 from core.services.confirmations import EmailConfirmations
 

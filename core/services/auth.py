@@ -12,15 +12,8 @@ from typing import Any
 import argon2
 import jwt
 
-from core.domain import (
-    Forbidden,
-    Principal,
-    Role,
-    TooManyRequests,
-    Unauthorized,
-    Unavailable,
-    User,
-)
+from core.domain.accounts import Principal, Role, User
+from core.domain.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from core.ports import KnownAddresses, RateLimiter, TokenState, TokenStates, UserRepository
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,11 @@ import threading
 import uuid
 from datetime import timedelta
 
-from core.domain import AudioOptions, JobStatus, MediaError, NotFound, Stopped, Unavailable
+from core.domain.errors import MediaError, NotFound, Stopped, Unavailable
+from core.domain.files import MP3S, VIDEOS, mp3_name
+from core.domain.jobs import JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
 from core.ports import (
     AttemptHolders,
     BlobStore,
@@ -18,7 +22,6 @@ from core.ports import (
     TaskQueue,
     Transcoder,
 )
-from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
 from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)

@@ -7,21 +7,22 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator, Mapping
 
-from core.domain import (
-    AudioOptions,
+from core.domain.accounts import Principal
+from core.domain.errors import (
     InvalidInput,
-    Job,
-    JobStatus,
     NotFound,
-    Principal,
     QuotaExceeded,
     TooLarge,
     Unavailable,
     UnsupportedMedia,
 )
+from core.domain.files import VIDEOS, safe_filename
+from core.domain.jobs import Job, JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
 from core.ports import (
     BlobStore,
     JobRepository,
@@ -32,7 +33,6 @@ from core.ports import (
     TaskQueue,
 )
 from core.services.idempotency import Fingerprint, IdempotencyKeys
-from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
@@ -42,10 +42,6 @@ HOLD_SECONDS = 300
 HOLD_RENEW_SECONDS = 60
 SLOT_LEASE_SECONDS = 60.0  # an upload slot's lease, renewed while the body arrives
 BUSY_RETRY_AFTER = 5
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

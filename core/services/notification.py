@@ -8,9 +8,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from core.domain import Email, JobStatus
+from core.domain.files import mp3_name
+from core.domain.jobs import JobStatus
+from core.domain.values import Email, utcnow
 from core.ports import JobRepository, Mailer, TaskQueue, UserRepository
-from core.services.jobs import mp3_name, utcnow
 
 if TYPE_CHECKING:
     from core.services.links import LinkSigner

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from core.domain import JobStatus
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import JobStatus
+from core.domain.values import utcnow
 from core.ports import BlobStore, JobRepository
-from core.services.jobs import MP3S, VIDEOS, utcnow
 
 log = logging.getLogger(__name__)
 # A source older than this after its job ended was left by an attempt that died between

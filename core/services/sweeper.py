@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from core.domain import JobStatus
+from core.domain.jobs import JobStatus
+from core.domain.values import utcnow
 from core.ports import JobRepository, TaskQueue, WebhookRepository
-from core.services.jobs import utcnow
 from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)

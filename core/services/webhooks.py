@@ -14,17 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.domain import (
-    WEBHOOK_EVENTS,
-    InvalidInput,
-    Job,
-    NotFound,
-    Principal,
-    TooManyRequests,
-    Unavailable,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
+from core.domain.accounts import Principal
+from core.domain.errors import InvalidInput, NotFound, TooManyRequests, Unavailable
+from core.domain.jobs import Job
+from core.domain.values import utcnow
+from core.domain.webhooks import WEBHOOK_EVENTS, WebhookDelivery, WebhookEndpoint
 from core.ports import (
     JobRepository,
     Metrics,
@@ -35,7 +29,6 @@ from core.ports import (
     WebhookRepository,
     WebhookSender,
 )
-from core.services.jobs import utcnow
 
 log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)

@@ -18,7 +18,7 @@ import pytest
 from api import create_app
 from core.adapters.celery_queue import CeleryTaskQueue
 from core.bootstrap import Container
-from core.domain import Job, JobStatus
+from core.domain.jobs import Job, JobStatus
 from core.services.confirmations import EmailConfirmations
 from core.services.notification import UNCONFIRMED
 from tests.conftest import Auth, basic

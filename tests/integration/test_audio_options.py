@@ -12,7 +12,9 @@ from mutagen.mp3 import MP3, BitrateMode
 from PIL import Image, ImageStat
 
 from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
-from core.domain import AudioOptions, Encoded, MediaError, MediaLimits
+from core.domain.errors import MediaError
+from core.domain.media import Encoded, MediaLimits
+from core.domain.options import AudioOptions
 from tests.support.media import (
     loudness,
     make_audio_only,

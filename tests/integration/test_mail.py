@@ -5,7 +5,7 @@ import email
 import pytest
 
 from core.adapters.mail import OutboxMailer, SMTPMailer
-from core.domain import Email
+from core.domain.values import Email
 from core.ports import MailError
 from tests.support.smtp import smtp_server
 

@@ -7,9 +7,11 @@ import pytest
 
 from core.adapters.mysql_db import MySQLDatabase
 from core.adapters.mysql_migrations import load
-from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
+from core.domain.accounts import NewUser, Role
+from core.domain.errors import Conflict, Unavailable
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import utcnow
 from core.observability import bind
-from core.services.jobs import utcnow
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ def test_unreachable_server_is_unavailable():
 
 
 def test_unannounced_finds_ended_jobs_whose_event_was_never_emitted(container, owner):
-    from core.domain import WebhookDelivery, WebhookEndpoint
+    from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
 
     hooks = container.webhook_repo
     endpoint = hooks.add_endpoint(

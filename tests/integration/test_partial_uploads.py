@@ -19,7 +19,8 @@ from core.adapters.gridfs_partial import GridFSPartialUploads
 from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
 from core.adapters.redis_items import redis_client
 from core.adapters.redis_uploads import RedisUploadRepository
-from core.domain import NotFound, Upload
+from core.domain.errors import NotFound
+from core.domain.jobs import Upload
 from core.ports import BlobStore, PartialUploadStore
 from tests.support.mongo import running_mongo
 

@@ -10,8 +10,10 @@ import uuid
 from datetime import timedelta
 
 from core.bootstrap import Container
-from core.domain import Job, JobStatus, NewUser
-from core.services.jobs import MP3S, VIDEOS, utcnow
+from core.domain.accounts import NewUser
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import utcnow
 
 
 def stored(container, bucket, data=b"ID3 audio"):

@@ -3,7 +3,7 @@ from datetime import timedelta
 import argon2
 import pytest
 
-from core.domain import Principal, Role
+from core.domain.accounts import Principal, Role
 from core.services.auth import AuthService, Passwords, Tokens
 from core.services.conversion import Conversion
 from core.services.idempotency import IdempotencyKeys

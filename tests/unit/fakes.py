@@ -11,20 +11,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from core.domain import (
-    Blob,
-    Conflict,
-    Email,
-    Encoded,
-    Job,
-    JobStatus,
-    MediaError,
-    MediaInfo,
-    NewUser,
-    NotFound,
-    Stopped,
-    User,
-)
+from core.domain.accounts import NewUser, User
+from core.domain.errors import Conflict, MediaError, NotFound, Stopped
+from core.domain.files import Blob
+from core.domain.jobs import Job, JobStatus
+from core.domain.media import Encoded, MediaInfo
+from core.domain.values import Email
 from core.ports import (
     JOB_FIELDS_NOT_UPDATABLE,
     USER_FIELDS_UPDATABLE,
@@ -95,7 +87,7 @@ class FakeUsers(UserRepository):
             u.name == changes["name"] and u.id != user_id for u in self.rows.values()
         ):
             raise Conflict("that name is taken")
-        from core.domain import Role
+        from core.domain.accounts import Role
 
         for key, value in changes.items():
             setattr(user, key, Role(value) if key == "role" else value)

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import AudioOptions, Conflict, Gone, InvalidInput, JobStatus, NotFound
+from core.domain.errors import Conflict, Gone, InvalidInput, NotFound
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
 from core.services.conversion import Conversion, Outcome
-from core.services.jobs import MP3S, VIDEOS, utcnow
 from core.services.retention import Retention
 from tests.support.wait import wait_for
 from tests.unit.fakes import TmpScratch

@@ -7,7 +7,7 @@ from mysql.connector import errorcode, errors
 
 from core.adapters import mysql_db
 from core.adapters.mysql_db import MySQLDatabase
-from core.domain import Unavailable
+from core.domain.errors import Unavailable
 
 
 class _FullPool:

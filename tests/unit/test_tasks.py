@@ -8,7 +8,8 @@ import pytest
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 import tasks
-from core.domain import JobStatus, MediaError, Unavailable
+from core.domain.errors import MediaError, Unavailable
+from core.domain.jobs import JobStatus
 from core.ports import MailError, NullMetrics
 from core.services.conversion import Outcome
 from tasks.convert import video_to_mp3 as convert_proxy

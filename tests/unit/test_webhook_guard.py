@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.adapters.webhook_http import check_url, is_public
-from core.domain import InvalidInput
+from core.domain.errors import InvalidInput
 
 REFUSED = [
     "http://127.0.0.1/",
