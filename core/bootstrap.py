@@ -22,27 +22,17 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.adapters.prometheus_metrics import BrokerQueueCollector
     from core.domain.jobs import Job
     from core.domain.media import MediaLimits
-    from core.ports import (
-        BlobStore,
-        IdempotencyStore,
-        ItemStore,
-        JobRepository,
-        KnownAddresses,
-        Mailer,
-        Metrics,
-        PartialUploadStore,
-        RateLimiter,
-        ScratchSpace,
-        Slots,
-        Sniffer,
-        TaskQueue,
-        TokenStates,
-        Transcoder,
-        UploadRepository,
-        UserRepository,
-        WebhookRepository,
-        WebhookSender,
-    )
+    from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
+    from core.ports.files import BlobStore, ScratchSpace
+    from core.ports.items import ItemStore
+    from core.ports.jobs import EmailClaims, JobLeases, JobRepository, JobSweeps, QuotaHolds
+    from core.ports.limits import IdempotencyStore, RateLimiter, Slots
+    from core.ports.mail import Mailer
+    from core.ports.media import Sniffer, Transcoder
+    from core.ports.metrics import Metrics
+    from core.ports.queue import TaskQueue
+    from core.ports.uploads import PartialUploadStore, UploadRepository
+    from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.confirmations import EmailConfirmations
@@ -97,6 +87,30 @@ class Container:
         from core.adapters.mysql_repos import MySQLJobRepository
 
         return MySQLJobRepository(self.db)
+
+    @cached_property
+    def job_leases(self) -> JobLeases:
+        from core.adapters.mysql_repos import MySQLJobLeases
+
+        return MySQLJobLeases(self.db)
+
+    @cached_property
+    def email_claims(self) -> EmailClaims:
+        from core.adapters.mysql_repos import MySQLEmailClaims
+
+        return MySQLEmailClaims(self.db)
+
+    @cached_property
+    def job_sweeps(self) -> JobSweeps:
+        from core.adapters.mysql_repos import MySQLJobSweeps
+
+        return MySQLJobSweeps(self.db)
+
+    @cached_property
+    def quota_holds(self) -> QuotaHolds:
+        from core.adapters.mysql_repos import MySQLQuotaHolds
+
+        return MySQLQuotaHolds(self.db)
 
     @cached_property
     def redis(self) -> Redis:
@@ -343,7 +357,7 @@ class Container:
     def retention(self) -> Retention:
         from core.services.retention import Retention
 
-        return Retention(self.job_repo, self.blob_store, self.settings.keep_source)
+        return Retention(self.job_repo, self.job_sweeps, self.blob_store, self.settings.keep_source)
 
     @cached_property
     def idempotency(self) -> IdempotencyStore:
@@ -374,6 +388,7 @@ class Container:
         )
         return Intake(
             self.job_repo,
+            self.quota_holds,
             self.blob_store,
             self.queue,
             self.sniffer,
@@ -394,6 +409,8 @@ class Container:
         s = self.settings
         return Conversion(
             self.job_repo,
+            self.job_leases,
+            self.email_claims,
             self.blob_store,
             self.queue,
             self.transcoder,
@@ -410,6 +427,7 @@ class Container:
 
         return Notifications(
             self.job_repo,
+            self.email_claims,
             self.user_repo,
             self.mailer,
             self.settings.base_url,
@@ -425,6 +443,8 @@ class Container:
 
         return Sweeper(
             self.job_repo,
+            self.job_sweeps,
+            self.email_claims,
             self.queue,
             timedelta(seconds=self.settings.sweep_after_seconds),
             webhooks=self.webhook_repo,

@@ -12,7 +12,7 @@ from celery import Celery, signals
 
 import celeryconfig
 from core.observability import bind, current_request_id
-from core.ports import TaskQueue
+from core.ports.queue import TaskQueue
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

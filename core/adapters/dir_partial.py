@@ -14,7 +14,7 @@ from core.adapters.blob_writer import CountingWriter
 from core.adapters.dir_store import DirectoryBlobStore, _fsync_dir, _write_durably
 from core.domain.errors import NotFound
 from core.domain.files import Blob
-from core.ports import PartialUploadStore
+from core.ports.uploads import PartialUploadStore
 
 _HANDLE = re.compile(r"[0-9a-f]{32}")
 _BUCKET_SUFFIX = ".bucket"  # beside each partial file: the bucket it will join

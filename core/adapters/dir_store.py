@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Iterator
 from core.adapters.blob_writer import CountingWriter
 from core.domain.errors import NotFound, Unavailable
 from core.domain.files import Blob
-from core.ports import BlobStore
+from core.ports.files import BlobStore
 
 _FID = re.compile(r"[0-9a-f]{32}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

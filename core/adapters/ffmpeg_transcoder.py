@@ -17,7 +17,7 @@ from core.adapters.sniffer import HEAD_BYTES, sniff
 from core.domain.errors import MediaError
 from core.domain.media import Encoded, MediaInfo, MediaLimits, hours
 from core.domain.options import BITRATES, AudioOptions
-from core.ports import Transcoder
+from core.ports.media import Transcoder
 
 log = logging.getLogger(__name__)
 

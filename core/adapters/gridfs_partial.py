@@ -21,7 +21,7 @@ from core.adapters.blob_writer import CountingWriter
 from core.adapters.gridfs_store import GridFSBlobStore, _object_id, _translate_errors
 from core.domain.errors import NotFound
 from core.domain.files import Blob
-from core.ports import PartialUploadStore
+from core.ports.uploads import PartialUploadStore
 
 SEGMENTS = "partials"  # the GridFS bucket of segments; never a bucket of the blob store's users
 STATE = "partial_uploads"

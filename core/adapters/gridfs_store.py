@@ -27,7 +27,7 @@ from pymongo.errors import (
 from core.adapters.blob_writer import CountingWriter
 from core.domain.errors import NotFound, Unavailable
 from core.domain.files import Blob
-from core.ports import BlobStore
+from core.ports.files import BlobStore
 
 Client = MongoClient[dict[str, Any]]
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 
-from core.ports import AttemptHolders
+from core.ports.jobs import AttemptHolders
 
 
 def _start_time(pid: int) -> str | None:

@@ -12,14 +12,17 @@ from core.domain.jobs import Job, JobStatus
 from core.domain.values import utcnow
 from core.domain.webhooks import OUTCOME_EVENTS, WebhookDelivery, WebhookEndpoint
 from core.observability import current_request_id
-from core.ports import (
+from core.ports.accounts import USER_FIELDS_UPDATABLE, UserRepository
+from core.ports.jobs import (
     JOB_FIELDS_NOT_UPDATABLE,
-    USER_FIELDS_UPDATABLE,
+    EmailClaims,
+    JobLeases,
     JobRepository,
+    JobSweeps,
     QuotaHold,
-    UserRepository,
-    WebhookRepository,
+    QuotaHolds,
 )
+from core.ports.webhooks import WebhookRepository
 
 USER_COLUMNS = (
     "id, name, email, phone, role, password_hash, token_version, created_at, "
@@ -260,7 +263,30 @@ def _usage(cur: Any, owner_id: int, now: datetime, without_hold: str) -> tuple[i
     )
 
 
+def _update_job(
+    db: MySQLDatabase,
+    job_id: str,
+    changes: dict[str, Any],
+    where: str = "",
+    where_params: list[Any] | None = None,
+) -> bool:
+    unknown = set(changes) - JOB_UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = [
+        v.value if isinstance(v, JobStatus) else json.dumps(v) if column in _JSON_COLUMNS else v
+        for column, v in changes.items()
+    ]
+    assignments = "".join(f"{column} = %s, " for column in changes)
+    sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
+    with db.cursor() as cur:
+        cur.execute(sql, [*values, job_id, *(where_params or [])])
+        return bool(cur.rowcount > 0)
+
+
 class MySQLJobRepository(JobRepository):
+    """The jobs table as records."""
+
     def __init__(self, db: MySQLDatabase):
         self.db = db
 
@@ -309,27 +335,19 @@ class MySQLJobRepository(JobRepository):
         if only_if_status:
             where = f" AND status IN ({', '.join(['%s'] * len(only_if_status))})"
             params = [s.value for s in only_if_status]
-        return self._update(job_id, changes, where, params)
+        return _update_job(self.db, job_id, changes, where, params)
 
-    def _update(
-        self,
-        job_id: str,
-        changes: dict[str, Any],
-        where: str = "",
-        where_params: list[Any] | None = None,
-    ) -> bool:
-        unknown = set(changes) - JOB_UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [
-            v.value if isinstance(v, JobStatus) else json.dumps(v) if column in _JSON_COLUMNS else v
-            for column, v in changes.items()
-        ]
-        assignments = "".join(f"{column} = %s, " for column in changes)
-        sql = f"UPDATE jobs SET {assignments}updated_at = UTC_TIMESTAMP(6) WHERE id = %s{where}"
+    def delete(self, job_id: str) -> bool:
         with self.db.cursor() as cur:
-            cur.execute(sql, [*values, job_id, *(where_params or [])])
+            cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
             return bool(cur.rowcount > 0)
+
+
+class MySQLJobLeases(JobLeases):
+    """The lease columns of the jobs table."""
+
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
 
     _CLAIM = (
         "UPDATE jobs SET status = 'converting', lease_id = %s, lease_expires_at = %s, "
@@ -385,9 +403,16 @@ class MySQLJobRepository(JobRepository):
             return cur.fetchone() is not None  # same expiry twice in one microsecond
 
     def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
-        return self._update(
-            job_id, changes, " AND lease_id = %s AND status = 'converting'", [lease_id]
+        return _update_job(
+            self.db, job_id, changes, " AND lease_id = %s AND status = 'converting'", [lease_id]
         )
+
+
+class MySQLEmailClaims(EmailClaims):
+    """The notify columns of the jobs table."""
+
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
 
     def claim_notification(self, job_id: str, holder: str, until: datetime, now: datetime) -> bool:
         return _claim(
@@ -411,6 +436,23 @@ class MySQLJobRepository(JobRepository):
             )
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
+
+class MySQLJobSweeps(JobSweeps):
+    """The sweeper's and the retention's queries on the jobs table."""
+
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
+
+    def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
+        with self.db.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE status IN "
+                f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
+                "ORDER BY updated_at LIMIT 500",
+                (*[s.value for s in statuses], older_than),
+            )
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
     def expired_leases(self, now: datetime) -> list[Job]:
         with self.db.cursor() as cur:
             cur.execute(
@@ -420,6 +462,29 @@ class MySQLJobRepository(JobRepository):
                 (now,),
             )
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
+        with self.db.cursor() as cur:
+            sql = (
+                f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
+                "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))"
+            )
+            params: list[Any] = [now]
+            if ended_before is not None:
+                sql += (
+                    " OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
+                    " AND finished_at < %s)"
+                )
+                params.append(ended_before)
+            cur.execute(sql + " LIMIT 500", params)
+            return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+
+class MySQLQuotaHolds(QuotaHolds):
+    """The quota_holds table, counted with the owner's jobs."""
+
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
 
     def usage(self, owner_id: int, now: datetime | None = None) -> tuple[int, int]:
         with self.db.cursor() as cur:
@@ -468,37 +533,6 @@ class MySQLJobRepository(JobRepository):
                 cur.execute("DELETE FROM quota_holds WHERE id = %s", (hold_id,))
             _insert_job(cur, job)
         return True, active, stored
-
-    def delete(self, job_id: str) -> bool:
-        with self.db.cursor() as cur:
-            cur.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
-            return bool(cur.rowcount > 0)
-
-    def stale(self, statuses: tuple[JobStatus, ...], older_than: datetime) -> list[Job]:
-        with self.db.cursor() as cur:
-            cur.execute(
-                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE status IN "
-                f"({', '.join(['%s'] * len(statuses))}) AND updated_at < %s "
-                "ORDER BY updated_at LIMIT 500",
-                (*[s.value for s in statuses], older_than),
-            )
-            return [j for j in (_job(row) for row in cur.fetchall()) if j]
-
-    def purgeable(self, now: datetime, ended_before: datetime | None) -> list[Job]:
-        with self.db.cursor() as cur:
-            sql = (
-                f"{_SELECT_JOBS} WHERE (status = 'done' AND expires_at < %s) "
-                "OR (status = 'expired' AND (mp3_fid IS NOT NULL OR video_fid IS NOT NULL))"
-            )
-            params: list[Any] = [now]
-            if ended_before is not None:
-                sql += (
-                    " OR (status IN ('done', 'failed', 'cancelled') AND video_fid IS NOT NULL"
-                    " AND finished_at < %s)"
-                )
-                params.append(ended_before)
-            cur.execute(sql + " LIMIT 500", params)
-            return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
 
 ENDPOINT_COLUMNS = "id, owner_id, url, events, secret, disabled_at, created_at"

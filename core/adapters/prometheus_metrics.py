@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.observability import metrics_dir_in_use, metrics_port_taken
-from core.ports import Metrics
+from core.ports.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from core.domain.errors import Unavailable
-from core.ports import RateLimiter
+from core.ports.limits import RateLimiter
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, StorageError)
 

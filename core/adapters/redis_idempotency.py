@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from core.adapters.redis_items import guard
-from core.ports import IdempotencyStore
+from core.ports.limits import IdempotencyStore
 
 PENDING = {"pending": True}
 

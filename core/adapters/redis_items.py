@@ -10,7 +10,7 @@ from typing import Any, Callable, ParamSpec, TypeVar, cast
 import redis
 
 from core.domain.errors import Unavailable
-from core.ports import ItemPut, ItemQuota, ItemStore
+from core.ports.items import ItemPut, ItemQuota, ItemStore
 
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # maxmemory reached with noeviction: writes are refused until memory is freed. A client

@@ -14,7 +14,7 @@ import uuid
 import redis
 
 from core.adapters.redis_items import guard
-from core.ports import Slots
+from core.ports.limits import Slots
 
 _NOW_MS = """
 local now = redis.call('TIME')

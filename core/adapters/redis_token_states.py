@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from core.adapters.redis_items import guard
-from core.ports import TokenState, TokenStates
+from core.ports.accounts import TokenState, TokenStates
 
 
 class RedisTokenStates(TokenStates):

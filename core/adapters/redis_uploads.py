@@ -17,7 +17,7 @@ from redis.exceptions import LockError
 
 from core.adapters.redis_items import guard
 from core.domain.jobs import Upload
-from core.ports import UploadRepository
+from core.ports.uploads import UploadRepository
 
 GRACE_SECONDS = 7 * 24 * 3600  # a hash outlives its expiry so the purge can still find its data
 

@@ -9,7 +9,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Iterator
 
-from core.ports import ScratchSpace
+from core.ports.files import ScratchSpace
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 

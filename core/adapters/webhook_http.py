@@ -25,7 +25,7 @@ import httpcore
 from standardwebhooks.webhooks import Webhook
 
 from core.domain.errors import InvalidInput
-from core.ports import WebhookError, WebhookSender
+from core.ports.webhooks import WebhookError, WebhookSender
 
 Resolver = Callable[[str, int], list[str]]
 # The receiver's answer is read this far and no further: only its status is kept.

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 from core.domain.accounts import AccountEmail, User
 from core.domain.values import Email
-from core.ports import Mailer, UserRepository
+from core.ports.accounts import UserRepository
+from core.ports.mail import Mailer
 from core.services.confirmations import EmailConfirmations
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import jwt
 
 from core.domain.accounts import Principal, Role, User
 from core.domain.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
-from core.ports import KnownAddresses, RateLimiter, TokenState, TokenStates, UserRepository
+from core.ports.accounts import KnownAddresses, TokenState, TokenStates, UserRepository
+from core.ports.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,11 @@ from core.domain.files import VIDEOS, safe_filename
 from core.domain.jobs import Job, JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
-from core.ports import (
-    BlobStore,
-    JobRepository,
-    QuotaHold,
-    RateLimiter,
-    Slots,
-    Sniffer,
-    TaskQueue,
-)
+from core.ports.files import BlobStore
+from core.ports.jobs import JobRepository, QuotaHold, QuotaHolds
+from core.ports.limits import RateLimiter, Slots
+from core.ports.media import Sniffer
+from core.ports.queue import TaskQueue
 from core.services.idempotency import Fingerprint, IdempotencyKeys
 
 log = logging.getLogger(__name__)
@@ -101,6 +97,7 @@ class Intake:
     def __init__(
         self,
         jobs: JobRepository,
+        holds: QuotaHolds,
         blobs: BlobStore,
         queue: TaskQueue,
         sniffer: Sniffer,
@@ -112,6 +109,7 @@ class Intake:
     ):
         self.slots = slots
         self.jobs = jobs
+        self.holds = holds
         self.blobs = blobs
         self.queue = queue
         self.sniffer = sniffer
@@ -167,7 +165,7 @@ class Intake:
         `submit`: `admitted` does."""
         self._count_upload(actor)
         if declared_bytes is None:
-            _, stored = self.jobs.usage(actor.user_id, utcnow())
+            _, stored = self.holds.usage(actor.user_id, utcnow())
             size = min(self.max_upload_bytes, self.quotas.stored_bytes - stored)
         else:
             size = min(self.max_upload_bytes, declared_bytes)
@@ -189,7 +187,7 @@ class Intake:
         try:
             yield admission
         finally:
-            self.jobs.release_hold(admission.hold_id)
+            self.holds.release_hold(admission.hold_id)
 
     def hold_upload(
         self, actor: Principal, upload_id: str, length: int, expires_at: datetime
@@ -201,14 +199,14 @@ class Intake:
         self._take(QuotaHold(upload_id, actor.user_id, length, jobs=0, expires_at=expires_at))
 
     def extend_hold(self, hold_id: str, expires_at: datetime) -> None:
-        self.jobs.extend_hold(hold_id, expires_at)
+        self.holds.extend_hold(hold_id, expires_at)
 
     def release_hold(self, hold_id: str) -> None:
-        self.jobs.release_hold(hold_id)
+        self.holds.release_hold(hold_id)
 
     def _take(self, hold: QuotaHold) -> None:
         q = self.quotas
-        taken, active, stored = self.jobs.hold(hold, q.active_jobs, q.stored_bytes, utcnow())
+        taken, active, stored = self.holds.hold(hold, q.active_jobs, q.stored_bytes, utcnow())
         if not taken:
             raise self._over(active, stored)
 
@@ -267,7 +265,7 @@ class Intake:
         """Record the job in place of its hold, within the quotas (checked again: the hold
         may have expired); QuotaExceeded when it no longer fits."""
         q = self.quotas
-        added, active, stored = self.jobs.add_held(
+        added, active, stored = self.holds.add_held(
             job, hold_id, q.active_jobs, q.stored_bytes, utcnow()
         )
         if not added:
@@ -311,7 +309,7 @@ class Intake:
                 writer.write(chunk)
                 if time.monotonic() - renewed > HOLD_RENEW_SECONDS:
                     renewed = time.monotonic()
-                    self.jobs.extend_hold(
+                    self.holds.extend_hold(
                         admission.hold_id, utcnow() + timedelta(seconds=HOLD_SECONDS)
                     )
         return writer.fid, size
@@ -353,7 +351,7 @@ class Intake:
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
             if hold_id:
-                self.jobs.release_hold(hold_id)
+                self.holds.release_hold(hold_id)
             raise
         self._enqueue(job)
         return job

@@ -12,7 +12,8 @@ from core.domain.errors import Conflict, Gone, NotFound
 from core.domain.files import MP3S, VIDEOS, Blob, mp3_name
 from core.domain.jobs import Job, JobStatus
 from core.domain.values import Page, utcnow
-from core.ports import BlobStore, JobRepository
+from core.ports.files import BlobStore
+from core.ports.jobs import JobRepository
 
 if TYPE_CHECKING:
     from core.services.links import LinkSigner

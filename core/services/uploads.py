@@ -17,7 +17,7 @@ from core.domain.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, N
 from core.domain.files import VIDEOS, safe_filename
 from core.domain.jobs import Job, Upload
 from core.domain.options import AudioOptions
-from core.ports import PartialAppender, PartialUploadStore, UploadRepository
+from core.ports.uploads import PartialAppender, PartialUploadStore, UploadRepository
 from core.services.idempotency import Fingerprint, IdempotencyKeys
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,9 @@ from core.domain.errors import (
     Unauthorized,
 )
 from core.domain.values import Page
-from core.ports import RateLimiter, TaskQueue, UserRepository
+from core.ports.accounts import UserRepository
+from core.ports.limits import RateLimiter
+from core.ports.queue import TaskQueue
 from core.services.auth import Passwords, identifier_key
 from core.services.confirmations import EmailConfirmations
 

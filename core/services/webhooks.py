@@ -19,16 +19,11 @@ from core.domain.errors import InvalidInput, NotFound, TooManyRequests, Unavaila
 from core.domain.jobs import Job
 from core.domain.values import utcnow
 from core.domain.webhooks import WEBHOOK_EVENTS, WebhookDelivery, WebhookEndpoint
-from core.ports import (
-    JobRepository,
-    Metrics,
-    RateLimiter,
-    Slots,
-    TaskQueue,
-    WebhookError,
-    WebhookRepository,
-    WebhookSender,
-)
+from core.ports.jobs import JobRepository
+from core.ports.limits import RateLimiter, Slots
+from core.ports.metrics import Metrics
+from core.ports.queue import TaskQueue
+from core.ports.webhooks import WebhookError, WebhookRepository, WebhookSender
 
 log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)

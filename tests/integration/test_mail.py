@@ -6,7 +6,7 @@ import pytest
 
 from core.adapters.mail import OutboxMailer, SMTPMailer
 from core.domain.values import Email
-from core.ports import MailError
+from core.ports.mail import MailError
 from tests.support.smtp import smtp_server
 
 MESSAGE = Email(

@@ -21,7 +21,8 @@ from core.adapters.redis_items import redis_client
 from core.adapters.redis_uploads import RedisUploadRepository
 from core.domain.errors import NotFound
 from core.domain.jobs import Upload
-from core.ports import BlobStore, PartialUploadStore
+from core.ports.files import BlobStore
+from core.ports.uploads import PartialUploadStore
 from tests.support.mongo import running_mongo
 
 VIDEOS = "videos"

@@ -14,7 +14,7 @@ from core.adapters.redis_slots import RedisSlots
 from core.adapters.webhook_http import HttpWebhookSender
 from core.domain.accounts import NewUser, Principal, Role
 from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
-from core.ports import NullMetrics
+from core.ports.metrics import NullMetrics
 from core.services.webhooks import Busy, DeliveryLimits, RetryLater, Webhooks
 from tests.support.receiver import Receiver
 from tests.support.wait import wait_for

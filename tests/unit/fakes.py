@@ -17,27 +17,23 @@ from core.domain.files import Blob
 from core.domain.jobs import Job, JobStatus
 from core.domain.media import Encoded, MediaInfo
 from core.domain.values import Email
-from core.ports import (
+from core.ports.accounts import USER_FIELDS_UPDATABLE, KnownAddresses, TokenStates, UserRepository
+from core.ports.files import BlobStore, ScratchSpace
+from core.ports.items import ItemPut, ItemStore
+from core.ports.jobs import (
     JOB_FIELDS_NOT_UPDATABLE,
-    USER_FIELDS_UPDATABLE,
     AttemptHolders,
-    BlobStore,
-    IdempotencyStore,
-    ItemPut,
-    ItemStore,
+    EmailClaims,
+    JobLeases,
     JobRepository,
-    KnownAddresses,
-    Mailer,
-    MailError,
+    JobSweeps,
     QuotaHold,
-    RateLimiter,
-    ScratchSpace,
-    Sniffer,
-    TaskQueue,
-    TokenStates,
-    Transcoder,
-    UserRepository,
+    QuotaHolds,
 )
+from core.ports.limits import IdempotencyStore, RateLimiter
+from core.ports.mail import Mailer, MailError
+from core.ports.media import Sniffer, Transcoder
+from core.ports.queue import TaskQueue
 
 
 class FakeUsers(UserRepository):
@@ -108,7 +104,10 @@ class FakeUsers(UserRepository):
         return self.rows.pop(user_id, None) is not None
 
 
-class FakeJobs(JobRepository):
+class FakeJobs(JobRepository, JobLeases, EmailClaims, JobSweeps, QuotaHolds):
+    """Every role of the jobs' records on one table of rows, as MySQL keeps them: pass it
+    as each role a service takes."""
+
     def __init__(self):
         self.rows: dict[str, Job] = {}
         self.holds: dict[str, QuotaHold] = {}

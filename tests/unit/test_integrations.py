@@ -44,6 +44,8 @@ def test_cancel_a_queued_job_stops_it_before_it_runs(pipeline, alice):
 def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
     conversion = Conversion(
         pipeline.jobs,
+        pipeline.jobs,
+        pipeline.jobs,
         pipeline.blobs,
         pipeline.queue,
         pipeline.transcoder,
@@ -139,6 +141,7 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
     job = done_job(pipeline, alice)
     notes = Notifications(
         pipeline.jobs,
+        pipeline.jobs,
         pipeline.notifications.users,
         pipeline.mailer,
         "http://api.test",
@@ -200,6 +203,8 @@ def test_keys_are_per_user_and_a_failed_request_frees_its_key(pipeline, alice, b
 def test_the_source_goes_when_the_job_ends_and_the_mp3_when_it_expires(pipeline, alice, tmp_path):
     conversion = Conversion(
         pipeline.jobs,
+        pipeline.jobs,
+        pipeline.jobs,
         pipeline.blobs,
         pipeline.queue,
         pipeline.transcoder,
@@ -248,7 +253,7 @@ def test_a_purge_stopped_halfway_is_finished_by_the_next(pipeline, alice):
 
 
 def test_keep_source_keeps_the_video_until_expiry(pipeline, alice):
-    keep = Retention(pipeline.jobs, pipeline.blobs, keep_source=True)
+    keep = Retention(pipeline.jobs, pipeline.jobs, pipeline.blobs, keep_source=True)
     job = done_job(pipeline, alice)
     pipeline.jobs.update(job.id, {"finished_at": utcnow() - timedelta(hours=1)})
     assert keep.purge() == [] and len(pipeline.blobs.in_bucket(VIDEOS)) == 1

@@ -15,7 +15,7 @@ from core.domain.files import MP3S, VIDEOS, mp3_name, safe_filename
 from core.domain.jobs import JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
-from core.ports import MailError
+from core.ports.mail import MailError
 from core.services.conversion import Outcome
 from core.services.sweeper import Sweeper
 from tests.support.wait import wait_for
@@ -448,7 +448,14 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
             return [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
 
     hooks = Hooks()
-    sweeper = Sweeper(pipeline.jobs, pipeline.queue, timedelta(minutes=15), webhooks=hooks)
+    sweeper = Sweeper(
+        pipeline.jobs,
+        pipeline.jobs,
+        pipeline.jobs,
+        pipeline.queue,
+        timedelta(minutes=15),
+        webhooks=hooks,
+    )
     assert sweeper.sweep() == ["f" * 32, "c" * 32]
     assert pipeline.queue.events[-2:] == [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
     [(after, before)] = hooks.windows
