@@ -26,7 +26,7 @@ def metrics():
         raise Unauthorized("send Authorization: Bearer <METRICS_TOKEN>")
     registry = current_app.extensions.get("vid2mp3.metrics")
     if registry is None:
-        from core.adapters.prometheus_metrics import registry as build
+        from core.adapters.prometheus import registry as build
 
         registry = current_app.extensions["vid2mp3.metrics"] = build(services.queue_collector)
     return Response(

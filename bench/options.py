@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Figure, Row, Section
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.domain.media import MediaLimits
 from core.domain.options import AudioOptions
 

@@ -127,7 +127,7 @@ def _api_ready(processes: Processes, port: int) -> bool:
 
 def cleanup(container: Container) -> None:
     """Drop the run's database and delete only the Redis keys under the run's prefixes."""
-    from core.adapters.redis_items import redis_client
+    from core.adapters.redis.client import redis_client
 
     settings = container.settings
     try:

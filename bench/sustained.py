@@ -32,7 +32,7 @@ from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Row, Section, percentile
 from bench.stack import BenchStack
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.domain.media import MediaInfo, MediaLimits
 
 RATIO_TARGET = 0.85

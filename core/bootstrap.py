@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from celery import Celery
     from redis import Redis
 
-    from core.adapters.mysql_db import MySQLDatabase
-    from core.adapters.prometheus_metrics import BrokerQueueCollector
+    from core.adapters.mysql.db import MySQLDatabase
+    from core.adapters.prometheus import BrokerQueueCollector
     from core.domain.jobs import Job
     from core.domain.media import MediaLimits
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
@@ -64,7 +64,7 @@ class Container:
 
     @cached_property
     def db(self) -> MySQLDatabase:
-        from core.adapters.mysql_db import MySQLDatabase
+        from core.adapters.mysql.db import MySQLDatabase
 
         s = self.settings
         return MySQLDatabase(
@@ -78,49 +78,49 @@ class Container:
 
     @cached_property
     def user_repo(self) -> UserRepository:
-        from core.adapters.mysql_repos import MySQLUserRepository
+        from core.adapters.mysql.users import MySQLUserRepository
 
         return MySQLUserRepository(self.db)
 
     @cached_property
     def job_repo(self) -> JobRepository:
-        from core.adapters.mysql_repos import MySQLJobRepository
+        from core.adapters.mysql.jobs import MySQLJobRepository
 
         return MySQLJobRepository(self.db)
 
     @cached_property
     def job_leases(self) -> JobLeases:
-        from core.adapters.mysql_repos import MySQLJobLeases
+        from core.adapters.mysql.jobs import MySQLJobLeases
 
         return MySQLJobLeases(self.db)
 
     @cached_property
     def email_claims(self) -> EmailClaims:
-        from core.adapters.mysql_repos import MySQLEmailClaims
+        from core.adapters.mysql.jobs import MySQLEmailClaims
 
         return MySQLEmailClaims(self.db)
 
     @cached_property
     def job_sweeps(self) -> JobSweeps:
-        from core.adapters.mysql_repos import MySQLJobSweeps
+        from core.adapters.mysql.jobs import MySQLJobSweeps
 
         return MySQLJobSweeps(self.db)
 
     @cached_property
     def quota_holds(self) -> QuotaHolds:
-        from core.adapters.mysql_repos import MySQLQuotaHolds
+        from core.adapters.mysql.quotas import MySQLQuotaHolds
 
         return MySQLQuotaHolds(self.db)
 
     @cached_property
     def redis(self) -> Redis:
-        from core.adapters.redis_items import redis_client
+        from core.adapters.redis.client import redis_client
 
         return redis_client(self.settings.redis_url)
 
     @cached_property
     def item_store(self) -> ItemStore:
-        from core.adapters.redis_items import RedisItemStore
+        from core.adapters.redis.items import RedisItemStore
 
         s = self.settings
         return RedisItemStore(self.redis, s.redis_prefix, total_bytes=s.items_total_mb * 2**20)
@@ -129,10 +129,10 @@ class Container:
     def blob_store(self) -> BlobStore:
         s = self.settings
         if s.mongo_uri:
-            from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
+            from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 
             return GridFSBlobStore(mongo_client_factory(s.mongo_uri), s.mongo_database)
-        from core.adapters.dir_store import DirectoryBlobStore
+        from core.adapters.stores.directory import DirectoryBlobStore
 
         return DirectoryBlobStore(os.path.join(s.data_dir, "blobs"))
 
@@ -147,19 +147,19 @@ class Container:
 
     @cached_property
     def celery(self) -> Celery:
-        from core.adapters.celery_queue import create_celery_app
+        from core.adapters.celery import create_celery_app
 
         return create_celery_app(self.settings)
 
     @cached_property
     def queue(self) -> TaskQueue:
-        from core.adapters.celery_queue import CeleryTaskQueue
+        from core.adapters.celery import CeleryTaskQueue
 
         return CeleryTaskQueue(self.celery, self.settings)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        from core.adapters.rate_limits import LimitsRateLimiter
+        from core.adapters.redis.rate_limits import LimitsRateLimiter
 
         return LimitsRateLimiter(self.redis, self.settings.redis_prefix)
 
@@ -183,13 +183,13 @@ class Container:
 
     @cached_property
     def transcoder(self) -> Transcoder:
-        from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+        from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 
         return FFmpegTranscoder(self.media_limits)
 
     @cached_property
     def scratch(self) -> ScratchSpace:
-        from core.adapters.scratch import LocalScratch
+        from core.adapters.stores.scratch import LocalScratch
 
         return LocalScratch(os.path.join(self.settings.data_dir, "scratch"))
 
@@ -216,7 +216,7 @@ class Container:
 
     @cached_property
     def token_states(self) -> TokenStates:
-        from core.adapters.redis_token_states import RedisTokenStates
+        from core.adapters.redis.token_states import RedisTokenStates
 
         return RedisTokenStates(self.redis, self.settings.redis_prefix)
 
@@ -236,7 +236,7 @@ class Container:
 
     @cached_property
     def known_addresses(self) -> KnownAddresses:
-        from core.adapters.redis_known_addresses import RedisKnownAddresses
+        from core.adapters.redis.known_addresses import RedisKnownAddresses
 
         return RedisKnownAddresses(self.redis, self.settings.redis_prefix)
 
@@ -296,20 +296,20 @@ class Container:
 
     @cached_property
     def webhook_repo(self) -> WebhookRepository:
-        from core.adapters.mysql_repos import MySQLWebhookRepository
+        from core.adapters.mysql.webhooks import MySQLWebhookRepository
 
         return MySQLWebhookRepository(self.db)
 
     @cached_property
     def webhook_sender(self) -> WebhookSender:
-        from core.adapters.webhook_http import HttpWebhookSender
+        from core.adapters.http import HttpWebhookSender
 
         s = self.settings
         return HttpWebhookSender(allow_private=s.webhook_allow_private, timeout=s.webhook_timeout)
 
     @cached_property
     def slots(self) -> Slots:
-        from core.adapters.redis_slots import RedisSlots
+        from core.adapters.redis.slots import RedisSlots
 
         return RedisSlots(self.redis, self.settings.redis_prefix)
 
@@ -361,7 +361,7 @@ class Container:
 
     @cached_property
     def idempotency(self) -> IdempotencyStore:
-        from core.adapters.redis_idempotency import RedisIdempotencyStore
+        from core.adapters.redis.idempotency import RedisIdempotencyStore
 
         return RedisIdempotencyStore(self.redis, self.settings.redis_prefix)
 
@@ -455,11 +455,7 @@ class Container:
     def schema_behind(self) -> str | None:
         """None when the database's schema is at least the version this build needs, else
         "schema is at N, this build needs M: run the migration"."""
-        from core.adapters.mysql_migrations import (
-            behind_message,
-            required_version,
-            schema_version,
-        )
+        from core.adapters.mysql.migrations import behind_message, required_version, schema_version
 
         return behind_message(schema_version(self.db), required_version())
 
@@ -499,21 +495,21 @@ class Container:
 
     @cached_property
     def upload_repo(self) -> UploadRepository:
-        from core.adapters.redis_uploads import RedisUploadRepository
+        from core.adapters.redis.uploads import RedisUploadRepository
 
         return RedisUploadRepository(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def partial_uploads(self) -> PartialUploadStore:
         """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
-        from core.adapters.dir_store import DirectoryBlobStore
+        from core.adapters.stores.directory import DirectoryBlobStore
 
         if isinstance(self.blob_store, DirectoryBlobStore):
-            from core.adapters.dir_partial import DirectoryPartialUploads
+            from core.adapters.stores.directory_partial import DirectoryPartialUploads
 
             return DirectoryPartialUploads(self.blob_store)
-        from core.adapters.gridfs_partial import GridFSPartialUploads
-        from core.adapters.gridfs_store import GridFSBlobStore
+        from core.adapters.stores.gridfs import GridFSBlobStore
+        from core.adapters.stores.gridfs_partial import GridFSPartialUploads
 
         assert isinstance(self.blob_store, GridFSBlobStore)
         return GridFSPartialUploads(self.blob_store)
@@ -537,7 +533,7 @@ class Container:
     @cached_property
     def metrics(self) -> Metrics:
         """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
-        from core.adapters.prometheus_metrics import PrometheusMetrics
+        from core.adapters.prometheus import PrometheusMetrics
 
         return PrometheusMetrics()
 
@@ -545,8 +541,8 @@ class Container:
     def queue_collector(self) -> BrokerQueueCollector:
         """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
         import celeryconfig
-        from core.adapters.prometheus_metrics import BrokerQueueCollector
-        from core.adapters.redis_items import redis_client
+        from core.adapters.prometheus import BrokerQueueCollector
+        from core.adapters.redis.client import redis_client
 
         s = self.settings
         return BrokerQueueCollector(

@@ -40,7 +40,7 @@ def run(
     fail: Callable[[str], None] = _fail,
 ) -> int:
     """Migrate (or, with check, report) the database of `settings`; the exit status."""
-    from core.adapters.mysql_migrations import (
+    from core.adapters.mysql.migrations import (
         MigrationError,
         SchemaMigrations,
         behind_message,

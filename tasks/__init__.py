@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from core.adapters.celery_queue import create_celery_app
+from core.adapters.celery import create_celery_app
 from core.bootstrap import Container
 from core.settings import Settings
 

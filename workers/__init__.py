@@ -107,7 +107,7 @@ def serve_metrics(queue: str, concurrency: int) -> None:
     use_metrics_dir(settings, f"worker-{queue}-{settings.worker_metrics_port}")
 
     def start(sender: Any = None, **_: Any) -> None:
-        from core.adapters.prometheus_metrics import WorkerCollector, registry, serve
+        from core.adapters.prometheus import WorkerCollector, registry, serve
         from core.settings import ConfigError
 
         node = getattr(sender, "hostname", None) or queue

@@ -4,7 +4,7 @@
 import sys
 
 from celeryconfig import CONVERT_QUEUE
-from core.adapters.ffmpeg_process import check_ffmpeg_version
+from core.adapters.ffmpeg.process import check_ffmpeg_version
 from tasks import container
 from workers import build_app, run_worker
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from core.adapters.celery_queue import create_celery_app
+from core.adapters.celery import create_celery_app
 from core.settings import ConfigError, Settings, check_flower_auth
 
 try:

@@ -8,7 +8,7 @@ import socket
 import sys
 
 from celeryconfig import CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE
-from core.adapters.celery_queue import create_celery_app
+from core.adapters.celery import create_celery_app
 from core.settings import ConfigError, Settings
 
 

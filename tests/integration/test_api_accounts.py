@@ -16,7 +16,7 @@ from email.message import Message
 import pytest
 
 from api import create_app
-from core.adapters.celery_queue import CeleryTaskQueue
+from core.adapters.celery import CeleryTaskQueue
 from core.bootstrap import Container
 from core.domain.jobs import Job, JobStatus
 from core.services.confirmations import EmailConfirmations

@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 import pytest
 from pymongo import MongoClient
 
-from core.adapters.dir_store import DirectoryBlobStore
-from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
+from core.adapters.stores.directory import DirectoryBlobStore
+from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 from core.domain.errors import NotFound, Unavailable
 from core.ports.files import BlobStore
 from devtools.processes import free_port

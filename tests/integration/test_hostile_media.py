@@ -19,9 +19,9 @@ from typing import Iterator
 import psutil
 import pytest
 
-from core.adapters import ffmpeg_process
-from core.adapters.ffmpeg_describe import describe
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg import process as ffmpeg_process
+from core.adapters.ffmpeg.describe import describe
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
 from core.domain.errors import MediaError
 from core.domain.media import MediaLimits

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
 from core.domain.errors import MediaError
 from core.domain.media import AudioTrack, Encoded, MediaInfo, MediaLimits

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from core.adapters.mysql_db import MySQLDatabase
-from core.adapters.mysql_migrations import load
+from core.adapters.mysql.db import MySQLDatabase
+from core.adapters.mysql.migrations import load
 from core.domain.accounts import NewUser, Role
 from core.domain.errors import Conflict, Unavailable
 from core.domain.jobs import Job, JobStatus

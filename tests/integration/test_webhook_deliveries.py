@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from core.adapters.redis_slots import RedisSlots
-from core.adapters.webhook_http import HttpWebhookSender
+from core.adapters.http import HttpWebhookSender
+from core.adapters.redis.slots import RedisSlots
 from core.domain.accounts import NewUser, Principal, Role
 from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
 from core.ports.metrics import NullMetrics

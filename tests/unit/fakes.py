@@ -541,7 +541,7 @@ class FakeTranscoder(Transcoder):
 
 class TmpScratch(ScratchSpace):
     def __init__(self, root):
-        from core.adapters.scratch import LocalScratch
+        from core.adapters.stores.scratch import LocalScratch
 
         self._local = LocalScratch(str(root))
 

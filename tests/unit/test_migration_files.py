@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.mysql_migrations import (
+from core.adapters.mysql.migrations import (
     MigrationError,
     Recorded,
     behind_message,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mysql.connector import errorcode, errors
 
-from core.adapters import mysql_db
-from core.adapters.mysql_db import MySQLDatabase
+from core.adapters.mysql import db as mysql_db
+from core.adapters.mysql.db import MySQLDatabase
 from core.domain.errors import Unavailable
 
 

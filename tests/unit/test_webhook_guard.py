@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.webhook_http import check_url, is_public
+from core.adapters.http import check_url, is_public
 from core.domain.errors import InvalidInput
 
 REFUSED = [

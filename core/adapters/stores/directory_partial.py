@@ -10,8 +10,8 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from core.adapters.blob_writer import CountingWriter
-from core.adapters.dir_store import DirectoryBlobStore, _fsync_dir, _write_durably
+from core.adapters.stores.blob_writer import CountingWriter
+from core.adapters.stores.directory import DirectoryBlobStore, fsync_dir, write_durably
 from core.domain.errors import NotFound
 from core.domain.files import Blob
 from core.ports.uploads import PartialUploadStore
@@ -90,7 +90,7 @@ class DirectoryPartialUploads(PartialUploadStore):
             "metadata": extra,
             "size": size,
         }
-        sidecar_tmp = _write_durably(directory, f".{handle}.json.", json.dumps(record))
+        sidecar_tmp = write_durably(directory, f".{handle}.json.", json.dumps(record))
         try:
             data_path = os.path.join(directory, handle)
             os.replace(path, data_path)  # the data first: the sidecar makes the blob exist
@@ -99,7 +99,7 @@ class DirectoryPartialUploads(PartialUploadStore):
             with suppress(FileNotFoundError):
                 os.unlink(sidecar_tmp)
             raise
-        _fsync_dir(directory)
+        fsync_dir(directory)
         with suppress(FileNotFoundError):
             os.unlink(path + _BUCKET_SUFFIX)
         return Blob(

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import sqlparse
 from mysql.connector import errorcode, errors
 
-from core.adapters.mysql_db import MySQLDatabase, identifier
+from core.adapters.mysql.db import MySQLDatabase, identifier
 from core.domain.errors import Unavailable
 
 FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")

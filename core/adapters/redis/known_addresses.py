@@ -7,7 +7,7 @@ from typing import Callable, cast
 
 import redis
 
-from core.adapters.redis_items import guard
+from core.adapters.redis.client import guard
 from core.ports.accounts import KnownAddresses
 
 KEEP_SECONDS = 30 * 24 * 3600  # an address is known for 30 days after its last sign-in

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from core.adapters.ffmpeg_describe import ebur128_summary
+from core.adapters.ffmpeg.describe import ebur128_summary
 from core.domain.errors import MediaError
 from core.domain.options import TRUE_PEAK_DBTP
 

@@ -24,7 +24,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from core.adapters.blob_writer import CountingWriter
+from core.adapters.stores.blob_writer import CountingWriter
 from core.domain.errors import NotFound, Unavailable
 from core.domain.files import Blob
 from core.ports.files import BlobStore
@@ -50,7 +50,7 @@ def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], Clien
 
 
 @contextmanager
-def _translate_errors() -> Iterator[None]:
+def translate_errors() -> Iterator[None]:
     """Turn a lost or unreachable MongoDB into Unavailable."""
     try:
         yield
@@ -60,7 +60,7 @@ def _translate_errors() -> Iterator[None]:
 
 def _guarded_write(upload: gridfs.GridIn) -> Callable[[bytes], None]:
     def write(data: bytes) -> None:
-        with _translate_errors():
+        with translate_errors():
             upload.write(data)
 
     return write
@@ -92,7 +92,7 @@ class GridFSReader(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Up to size bytes from the current position; all the rest when size is negative."""
         self._check_open()
-        with _translate_errors():
+        with translate_errors():
             return self._grid_out.read(-1 if size is None else size)
 
     def read1(self, size: int = -1) -> bytes:
@@ -106,7 +106,7 @@ class GridFSReader(io.BufferedIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._check_open()
-        with _translate_errors():
+        with translate_errors():
             self._grid_out.seek(offset, whence)
         return self._grid_out.tell()
 
@@ -148,12 +148,12 @@ class GridFSBlobStore(BlobStore):
         """Stream a new file into GridFS; on an exception the partial upload is removed."""
         grid_bucket = self._bucket(bucket)
         stored = {"content_type": content_type, "metadata": dict(metadata or {})}
-        with _translate_errors():
+        with translate_errors():
             upload = grid_bucket.open_upload_stream(filename, metadata=stored)
         blob_writer = CountingWriter(str(upload._id), _guarded_write(upload))
         try:
             yield blob_writer
-            with _translate_errors():
+            with translate_errors():
                 upload.close()
         except BaseException:
             _abort(upload)
@@ -162,10 +162,10 @@ class GridFSBlobStore(BlobStore):
     def stat(self, bucket: str, fid: str) -> Blob | None:
         """The file's size and metadata, or None when there is no such file."""
         self._check_bucket(bucket)
-        oid = _object_id(fid)
+        oid = object_id(fid)
         if oid is None:
             return None
-        with _translate_errors():
+        with translate_errors():
             doc = self._database()[f"{bucket}.files"].find_one({"_id": oid})
         if doc is None:
             return None
@@ -183,11 +183,11 @@ class GridFSBlobStore(BlobStore):
     def open(self, bucket: str, fid: str) -> GridFSReader:  # type: ignore[override]
         """A seekable reader over the stored file; raises NotFound for an unknown id."""
         grid_bucket = self._bucket(bucket)
-        oid = _object_id(fid)
+        oid = object_id(fid)
         if oid is None:
             raise NotFound("file not found", {"bucket": bucket})
         try:
-            with _translate_errors():
+            with translate_errors():
                 return GridFSReader(grid_bucket.open_download_stream(oid))
         except NoFile:
             raise NotFound("file not found", {"bucket": bucket}) from None
@@ -213,10 +213,10 @@ class GridFSBlobStore(BlobStore):
     def delete(self, bucket: str, fid: str) -> bool:
         """Remove a file and its chunks; returns whether it existed."""
         grid_bucket = self._bucket(bucket)
-        oid = _object_id(fid)
+        oid = object_id(fid)
         if oid is None:
             return False
-        with _translate_errors():
+        with translate_errors():
             # Look first: some servers answer a delete of a missing file with an error
             # instead of NoFile, and a missing file is not an error here.
             if self._database()[f"{bucket}.files"].find_one({"_id": oid}) is None:
@@ -269,7 +269,7 @@ class GridFSBlobStore(BlobStore):
             raise ValueError(f"invalid bucket name: {bucket!r}")
 
 
-def _object_id(fid: str) -> ObjectId | None:
+def object_id(fid: str) -> ObjectId | None:
     """The ObjectId spelled by fid, or None when fid is not 24 hex digits."""
     if not isinstance(fid, str) or not ObjectId.is_valid(fid):
         return None

@@ -15,7 +15,7 @@ from typing import Any, Iterator, cast
 import redis
 from redis.exceptions import LockError
 
-from core.adapters.redis_items import guard
+from core.adapters.redis.client import guard
 from core.domain.jobs import Upload
 from core.ports.uploads import UploadRepository
 

@@ -10,7 +10,7 @@ import uuid
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, Iterator
 
-from core.adapters.blob_writer import CountingWriter
+from core.adapters.stores.blob_writer import CountingWriter
 from core.domain.errors import NotFound, Unavailable
 from core.domain.files import Blob
 from core.ports.files import BlobStore
@@ -58,14 +58,14 @@ class DirectoryBlobStore(BlobStore):
                 "metadata": extra,
                 "size": blob_writer.size,
             }
-            sidecar_tmp = _write_durably(directory, f".{fid}{_SIDECAR}.", json.dumps(record))
+            sidecar_tmp = write_durably(directory, f".{fid}{_SIDECAR}.", json.dumps(record))
             leftovers.append(sidecar_tmp)
             # The data file goes first: the sidecar's appearance is what makes the blob exist.
             os.replace(data_tmp, data_path)
             leftovers[0] = data_path
             os.replace(sidecar_tmp, sidecar_path)
             leftovers.clear()
-            _fsync_dir(directory)
+            fsync_dir(directory)
         finally:
             for path in leftovers:
                 with suppress(FileNotFoundError):
@@ -145,7 +145,7 @@ class DirectoryBlobStore(BlobStore):
         return path
 
 
-def _write_durably(directory: str, prefix: str, text: str) -> str:
+def write_durably(directory: str, prefix: str, text: str) -> str:
     """Write text to a new temp file in directory, fsync it and return its path."""
     fd, path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=_PART)
     try:
@@ -160,7 +160,7 @@ def _write_durably(directory: str, prefix: str, text: str) -> str:
     return path
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
     """Make the renames in directory durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:

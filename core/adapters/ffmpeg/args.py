@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from core.adapters.ffmpeg_loudness import measure_filter, normaliser
+from core.adapters.ffmpeg.loudness import measure_filter, normaliser
 from core.domain.media import MediaInfo
 from core.domain.options import DEFAULT_BITRATE, AudioOptions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from core.adapters.redis_items import guard
+from core.adapters.redis.client import guard
 from core.ports.accounts import TokenState, TokenStates
 
 

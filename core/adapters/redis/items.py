@@ -2,51 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from typing import Any, Callable, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 import redis
 
+from core.adapters.redis.client import guard
 from core.domain.errors import Unavailable
 from core.ports.items import ItemPut, ItemQuota, ItemStore
-
-_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# maxmemory reached with noeviction: writes are refused until memory is freed. A client
-# should retry later, as for an outage; it is not a bug of the request (a 500).
-_FULL = redis.exceptions.OutOfMemoryError
-
-
-def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
-    """A client that connects on first command (redis-py pools are fork-aware)."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-        decode_responses=False,
-    )
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def guard(method: Callable[P, R]) -> Callable[P, R]:
-    """Turns a lost Redis connection, or a Redis out of memory, into Unavailable('redis')."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except _DOWN as exc:
-            raise Unavailable("redis") from exc
-        except _FULL as exc:
-            raise Unavailable("redis", "the service's storage is full; try again later") from exc
-
-    return wrapper
-
 
 # Each owner's items: `item:<owner>:<key>` (the JSON), `item-index:<owner>` (a sorted set of
 # keys by expiry) and `item-sizes:<owner>` (a hash: bytes of each key, and their TOTAL). For

@@ -8,11 +8,11 @@ import signal
 import time
 from typing import Callable
 
-from core.adapters import ffmpeg_process
-from core.adapters.ffmpeg_args import INPUT, encode_args, measure_args
-from core.adapters.ffmpeg_describe import Description, describe, detail
-from core.adapters.ffmpeg_loudness import gain_to_target, measured_loudness
-from core.adapters.ffmpeg_process import ChildLimits, TimedOut
+from core.adapters.ffmpeg import process as ffmpeg_process
+from core.adapters.ffmpeg.args import INPUT, encode_args, measure_args
+from core.adapters.ffmpeg.describe import Description, describe, detail
+from core.adapters.ffmpeg.loudness import gain_to_target, measured_loudness
+from core.adapters.ffmpeg.process import ChildLimits, TimedOut
 from core.adapters.sniffer import HEAD_BYTES, sniff
 from core.domain.errors import MediaError
 from core.domain.media import Encoded, MediaInfo, MediaLimits, hours

@@ -13,7 +13,7 @@ import uuid
 
 import redis
 
-from core.adapters.redis_items import guard
+from core.adapters.redis.client import guard
 from core.ports.limits import Slots
 
 _NOW_MS = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from core.adapters.redis_items import guard
+from core.adapters.redis.client import guard
 from core.ports.limits import IdempotencyStore
 
 PENDING = {"pending": True}

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 
 from bson import ObjectId
 
-from core.adapters.blob_writer import CountingWriter
-from core.adapters.gridfs_store import GridFSBlobStore, _object_id, _translate_errors
+from core.adapters.stores.blob_writer import CountingWriter
+from core.adapters.stores.gridfs import GridFSBlobStore, object_id, translate_errors
 from core.domain.errors import NotFound
 from core.domain.files import Blob
 from core.ports.uploads import PartialUploadStore
@@ -39,7 +39,7 @@ class GridFSPartialUploads(PartialUploadStore):
     def create(self, bucket: str) -> str:
         self._blobs._check_bucket(bucket)
         oid = ObjectId()
-        with _translate_errors():
+        with translate_errors():
             self._db()[STATE].insert_one(
                 {"_id": oid, "bucket": bucket, "segments": [], "updated_at": _now()}
             )
@@ -103,12 +103,12 @@ class GridFSPartialUploads(PartialUploadStore):
             return False
         for segment in doc["segments"]:
             self._blobs.delete(SEGMENTS, segment["fid"])
-        with _translate_errors():
+        with translate_errors():
             self._db()[STATE].delete_one({"_id": oid})
         return True
 
     def stale(self, older_than: datetime) -> list[str]:
-        with _translate_errors():
+        with translate_errors():
             docs = self._db()[STATE].find({"updated_at": {"$lt": older_than}}, {"_id": 1})
             return sorted(str(doc["_id"]) for doc in docs)
 
@@ -118,10 +118,10 @@ class GridFSPartialUploads(PartialUploadStore):
         return self._blobs._database()  # the store's per-process client, never a second one
 
     def _find(self, handle: str) -> tuple[ObjectId, dict[str, Any]]:
-        oid = _object_id(handle)
+        oid = object_id(handle)
         if oid is None:
             raise NotFound("upload not found")
-        with _translate_errors():
+        with translate_errors():
             doc = self._db()[STATE].find_one({"_id": oid})
         if doc is None:
             raise NotFound("upload not found")
@@ -160,7 +160,7 @@ class GridFSPartialUploads(PartialUploadStore):
         return kept
 
     def _save(self, oid: ObjectId, segments: list[dict[str, Any]]) -> None:
-        with _translate_errors():
+        with translate_errors():
             self._db()[STATE].update_one(
                 {"_id": oid}, {"$set": {"segments": segments, "updated_at": _now()}}
             )
