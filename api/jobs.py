@@ -22,7 +22,6 @@ from api.schemas import (
     DownloadQuerySchema,
     JobListQuerySchema,
     JobPageSchema,
-    JobSchema,
     LinkRequestSchema,
     LinkSchema,
     UploadAcceptedSchema,
@@ -38,6 +37,7 @@ from core.domain.options import (
     TAG_MAX_CHARS,
     AudioOptions,
 )
+from core.services.job_json import JobSchema
 from core.services.jobs import Download
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")

@@ -26,9 +26,7 @@ def metrics():
         raise Unauthorized("send Authorization: Bearer <METRICS_TOKEN>")
     registry = current_app.extensions.get("vid2mp3.metrics")
     if registry is None:
-        from core.adapters.prometheus import registry as build
-
-        registry = current_app.extensions["vid2mp3.metrics"] = build(services.queue_collector)
+        registry = current_app.extensions["vid2mp3.metrics"] = services.metrics_registry()
     return Response(
         generate_latest(registry),
         content_type=CONTENT_TYPE_LATEST,

@@ -10,12 +10,14 @@ import logging
 import os
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the adapters are imported on first use, in the process that uses them
     from celery import Celery
+    from prometheus_client import CollectorRegistry
     from redis import Redis
 
     from core.adapters.mysql.db import MySQLDatabase
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.ports.media import Sniffer, Transcoder
     from core.ports.metrics import Metrics
     from core.ports.queue import TaskQueue
+    from core.ports.schema import SchemaMigrator
     from core.ports.uploads import PartialUploadStore, UploadRepository
     from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
@@ -317,7 +320,6 @@ class Container:
     def webhooks(self) -> Webhooks:
         from limits import parse
 
-        from api.schemas import JobSchema  # the job as GET /jobs/<id> shows it
         from core.services.webhooks import DeliveryLimits, Webhooks
 
         s = self.settings
@@ -333,7 +335,6 @@ class Container:
             self.webhook_sender,
             self.queue,
             self.job_repo,
-            render=lambda job: dict(JobSchema().dump(job)),
             link=link,
             metrics=self.metrics,
             slots=self.slots,
@@ -452,12 +453,34 @@ class Container:
 
     # --- health ------------------------------------------------------------------------
 
+    def ffmpeg_refusal(self) -> str | None:
+        """None when the bundled ffmpeg is a version this code was tested with, else the one
+        line a convert worker stops with."""
+        from core.adapters.ffmpeg.process import check_ffmpeg_version
+
+        return check_ffmpeg_version()
+
     def schema_behind(self) -> str | None:
         """None when the database's schema is at least the version this build needs, else
         "schema is at N, this build needs M: run the migration"."""
-        from core.adapters.mysql.migrations import behind_message, required_version, schema_version
+        from core.adapters.mysql.migrations import schema_version
+        from core.ports.schema import behind_message
 
-        return behind_message(schema_version(self.db), required_version())
+        return behind_message(schema_version(self.db), self.required_schema())
+
+    def required_schema(self) -> int:
+        """The schema version this build needs: its last migration file's."""
+        from core.adapters.mysql.migrations import required_version
+
+        return required_version()
+
+    def migrator(self, migrations_dir: Path | None = None) -> SchemaMigrator:
+        """The migration files of migrations_dir (default: those this build ships) on this
+        database; MigrationError for a misnamed or empty file, or a version missing."""
+        from core.adapters.mysql.migrations import SchemaMigrations, load
+
+        s = self.settings
+        return SchemaMigrations(self.db, s.migrate_lock_seconds, load(migrations_dir))
 
     def readiness(self) -> dict[str, str]:
         """'ok' or 'unavailable' per backing service the API needs, and whether the schema is
@@ -536,6 +559,22 @@ class Container:
         from core.adapters.prometheus import PrometheusMetrics
 
         return PrometheusMetrics()
+
+    def metrics_registry(self) -> CollectorRegistry:
+        """What the API's /metrics serves: the samples of every gunicorn worker, and the
+        queue lengths."""
+        from core.adapters.prometheus import registry
+
+        return registry(self.queue_collector)
+
+    def serve_worker_metrics(self, queue: str, node: str, pool: int) -> None:
+        """Serve a worker's /metrics on WORKER_METRICS_PORT from a thread of this process: its
+        pool's samples and the worker's own; ConfigError when another process listens there."""
+        from core.adapters.prometheus import WorkerCollector, registry, serve
+
+        s = self.settings
+        served = registry(WorkerCollector(queue, node, pool))
+        serve(s.worker_metrics_port, s.worker_metrics_host, served)
 
     @cached_property
     def queue_collector(self) -> BrokerQueueCollector:

@@ -200,7 +200,8 @@ def test_a_data_change_and_its_record_commit_together(env, tmp_path, files, monk
     re-run applies it once, not twice."""
     from core.adapters.mysql import migrations as mysql_migrations
     from core.adapters.mysql.db import MySQLDatabase
-    from core.adapters.mysql.migrations import MigrationError, SchemaMigrations
+    from core.adapters.mysql.migrations import SchemaMigrations
+    from core.ports.schema import MigrationError
 
     assert migrate(env, "--migrations-dir", str(files), cwd=tmp_path).returncode == 0
     bump = files / f"{LAST + 1:04d}_users_bump.sql"

@@ -63,7 +63,6 @@ def service_of(container, queue=None, **limits):
         HttpWebhookSender(allow_private=True, timeout=limits.pop("timeout", 30.0)),
         queue or Queue(),  # type: ignore[arg-type]
         container.job_repo,
-        render=lambda job: {},
         link=lambda job: None,
         metrics=NullMetrics(),
         slots=RedisSlots(container.redis, container.settings.redis_prefix + uuid.uuid4().hex),

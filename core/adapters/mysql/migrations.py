@@ -26,6 +26,7 @@ from mysql.connector import errorcode, errors
 
 from core.adapters.mysql.db import MySQLDatabase, identifier
 from core.domain.errors import Unavailable
+from core.ports.schema import MigrationError, SchemaMigrator
 
 FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -82,10 +83,6 @@ BOOKKEEPING = (
 )
 
 
-class MigrationError(Exception):
-    """The run cannot go on; the message is one line naming the file (and the statement)."""
-
-
 class LockTimeout(MigrationError):
     """Another run held the migration lock for longer than MIGRATE_LOCK_SECONDS."""
 
@@ -124,6 +121,10 @@ class Plan:
     adopt: list[Migration] = field(default_factory=list)
     pending: list[tuple[Migration, int]] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
+
+    @property
+    def is_current(self) -> bool:
+        return not (self.changed or self.adopt or self.pending)
 
     def describe_pending(self) -> list[str]:
         lines = [f"{m.filename} (applied by the in-code migrations: adopt)" for m in self.adopt]
@@ -187,13 +188,6 @@ def required_version() -> int:
     return shipped[-1].version if shipped else 0
 
 
-def behind_message(current: int, required: int) -> str | None:
-    """The one line a process stops with when the schema is older than the build needs."""
-    if current >= required:
-        return None
-    return f"schema is at {current}, this build needs {required}: run the migration"
-
-
 def schema_version(db: MySQLDatabase) -> int:
     """The version the database's schema is at (0: no schema, no database): what a process
     compares with required_version() at start and in /readyz."""
@@ -247,7 +241,7 @@ def plan(migrations: list[Migration], recorded: dict[int, Recorded]) -> Plan:
     return result
 
 
-class SchemaMigrations:
+class SchemaMigrations(SchemaMigrator):
     """Applies and checks the migration files on the database of `db`."""
 
     def __init__(self, db: MySQLDatabase, lock_seconds: int, migrations: list[Migration]):
@@ -256,6 +250,10 @@ class SchemaMigrations:
         self.migrations = migrations
         # The in-code migrations of earlier builds took the same lock.
         self.lock_name = f"{db.database}.migrate"[:64]
+
+    @property
+    def required(self) -> int:
+        return self.migrations[-1].version if self.migrations else 0
 
     def apply(self, say: Callable[[str], None], then: Callable[[], None] | None = None) -> Plan:
         """Create the database if missing and run what is pending, then `then` (the admin
