@@ -8,7 +8,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 from core.domain.accounts import Principal
 from core.domain.errors import (
@@ -59,6 +59,28 @@ class UploadQuotas:
     active_jobs: int
     stored_bytes: int
     concurrent_uploads: int | None = None
+
+
+class UploadBody(Protocol):
+    """An upload's body as the intake reads it: text fields (the options may be among them),
+    then the file part."""
+
+    filename: str | None
+
+    def find_file(self) -> None:
+        """Read up to the file part; InvalidInput when there is none."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The file's bytes, then the rest of the body (later fields become known)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What `receive` made of a request: its job, and whether it is an earlier request's
+    (an Idempotency-Key retry, which stored nothing)."""
+
+    job: Job
+    replayed: bool
 
 
 class UploadsBusy(QuotaExceeded):
@@ -362,36 +384,55 @@ class Intake:
         except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
             log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
 
-    # --- Idempotency-Key (IETF httpapi draft) ---------------------------------------------
+    # --- one request: POST /upload, with an Idempotency-Key (IETF httpapi draft) -----------
 
-    def submit_keyed(
+    def receive(
         self,
         actor: Principal,
-        key: str,
-        filename: str | None,
-        chunks: Iterable[bytes],
+        body: UploadBody,
         options: Callable[[], AudioOptions],
-        admission: Admission | None = None,
-    ) -> Job:
-        """`submit` for the first request with a key reserved in `keys`; remembers its
-        fingerprint (file content and options) and job, or releases the key when it fails."""
-        assert self.keys is not None, "Intake built without IdempotencyKeys"
-        try:
-            fingerprint = Fingerprint()
-            job = self.submit(
-                actor,
-                filename,
-                fingerprint.feed(chunks),
-                options=options,
-                admission=admission,
-            )
-            self.keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
-        except BaseException:
-            self.keys.release(actor, key)
-            raise
-        return job
+        key: str | None = None,
+        declared_bytes: int | None = None,
+    ) -> Received:
+        """An upload sent whole in one request: admitted, stored and queued (`submit`).
 
-    def replay(
+        With an Idempotency-Key, a retry of the same request (same file and options) within
+        a day gets the first one's job, its bytes read and hashed but not stored; another
+        request with the key gets InvalidInput (422), one while the first is still being
+        received Conflict (409). A request that fails frees its key for a retry."""
+        if key is None:
+            with self.admitted(actor, declared_bytes) as admission:
+                return Received(self._submit_body(actor, body, options, admission), False)
+        keys = self.keys
+        assert keys is not None, "Intake built without IdempotencyKeys"
+        prior = keys.reserve(actor, key)
+        if prior is not None:
+            body.find_file()
+            return Received(self._replay(actor, prior, body, options), True)
+        try:
+            with self.admitted(actor, declared_bytes) as admission:
+                fingerprint = Fingerprint()
+                job = self._submit_body(actor, body, options, admission, fingerprint)
+                keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
+        except BaseException:
+            keys.release(actor, key)
+            raise
+        return Received(job, False)
+
+    def _submit_body(
+        self,
+        actor: Principal,
+        body: UploadBody,
+        options: Callable[[], AudioOptions],
+        admission: Admission,
+        fingerprint: Fingerprint | None = None,
+    ) -> Job:
+        body.find_file()
+        options()  # fail before the video is read when the fields come first
+        chunks = fingerprint.feed(body) if fingerprint is not None else body
+        return self.submit(actor, body.filename, chunks, options=options, admission=admission)
+
+    def _replay(
         self,
         actor: Principal,
         prior: Mapping[str, object],

@@ -157,12 +157,22 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
 # --- Idempotency-Key ------------------------------------------------------------------------
 
 
+class Body:
+    """An upload's body as POST /upload hands it to the intake: the file part and its bytes."""
+
+    def __init__(self, data):
+        self.data, self.filename = data, None
+
+    def find_file(self):
+        self.filename = "clip.mp4"
+
+    def __iter__(self):
+        return iter(chunks(self.data))
+
+
 def keyed(pipeline, actor, key, data=MP4, options=None):
-    prior = pipeline.keys.reserve(actor, key)
     opts = AudioOptions.parse(options or {"bitrate": "192k"})
-    if prior is None:
-        return pipeline.intake.submit_keyed(actor, key, "clip.mp4", chunks(data), lambda: opts)
-    return pipeline.intake.replay(actor, prior, chunks(data), lambda: opts)
+    return pipeline.intake.receive(actor, Body(data), lambda: opts, key=key).job
 
 
 def test_a_retry_with_the_same_key_returns_the_same_job_and_stores_nothing(pipeline, alice):
@@ -195,6 +205,16 @@ def test_keys_are_per_user_and_a_failed_request_frees_its_key(pipeline, alice, b
     with pytest.raises(InvalidInput):
         keyed(pipeline, alice, "k-4", data=b"")
     assert keyed(pipeline, alice, "k-4").status is JobStatus.QUEUED
+
+
+def test_a_retry_is_told_apart_and_stores_nothing_more(pipeline, alice):
+    opts = AudioOptions.parse({})
+    first = pipeline.intake.receive(alice, Body(MP4), lambda: opts, key="k-5")
+    again = pipeline.intake.receive(alice, Body(MP4), lambda: opts, key="k-5")
+    plain = pipeline.intake.receive(alice, Body(MP4), lambda: opts)
+    assert (first.replayed, again.replayed, plain.replayed) == (False, True, False)
+    assert again.job.id == first.job.id != plain.job.id
+    assert len(pipeline.blobs.in_bucket(VIDEOS)) == 2
 
 
 # --- retention ------------------------------------------------------------------------------
