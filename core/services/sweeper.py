@@ -5,6 +5,7 @@ emitted."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from core.domain.jobs import JobStatus
@@ -23,22 +24,16 @@ ANNOUNCE_WITHIN = timedelta(hours=24)
 UNSENT_AFTER = timedelta(minutes=2)
 
 
+@dataclass
 class Sweeper:
-    def __init__(
-        self,
-        jobs: JobRepository,
-        sweeps: JobSweeps,
-        claims: EmailClaims,
-        queue: TaskQueue,
-        queued_after: timedelta,
-        webhooks: WebhookRepository | None = None,
-    ):
-        self.jobs = jobs
-        self.sweeps = sweeps
-        self.claims = claims
-        self.queue = queue
-        self.queued_after = queued_after
-        self.webhooks = webhooks
+    """Looks for lost work with the jobs' sweeper queries, and queues it again."""
+
+    jobs: JobRepository
+    sweeps: JobSweeps
+    claims: EmailClaims
+    queue: TaskQueue
+    queued_after: timedelta  # a queued job not updated this long may have lost its message
+    webhooks: WebhookRepository | None = None
 
     def sweep(self) -> list[str]:
         """Enqueue again what no live worker holds or will receive; returns the job ids."""
