@@ -31,7 +31,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && pip install . \
     && python -c "import imageio_ffmpeg, subprocess; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-version'], check=True, stdout=subprocess.DEVNULL)" \
     && cd / && python -c "import api.web as web, swagger_ui_bundle; assert (web.STATIC / 'index.html').is_file() and (web.STATIC / 'app.js').is_file(), 'web page assets missing from the wheel'" \
-    && python -c "from core.adapters.mysql_migrations import load; assert load(), 'migrations missing from the wheel'"
+    && python -c "from core.adapters.mysql.migrations import load; assert load(), 'migrations missing from the wheel'"
 
 # --- runtime: no compilers, no pip cache, no source, not root -------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -39,11 +39,13 @@ migrate: install
 test: install sqlgrammar lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## ruff (lint and format) and mypy (strict on core/); `make test` runs this first.
+## ruff (lint and format), mypy (strict on core/) and the layer contracts (import-linter,
+## [tool.importlinter] in pyproject.toml); `make test` runs this first.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ def on_starting(server):
     """Before any worker starts: the schema is the one this build needs (`python -m
     core.migrate` made it; the API never migrates), or the API stops with one line."""
     from core.bootstrap import schema_behind
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
 
     try:
         behind = schema_behind(settings, wait_seconds=10)

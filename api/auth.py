@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from api.deps import bearer_token, container
 from api.openapi import BASIC, BEARER
 from api.schemas import ClaimsSchema, TokenSchema
-from core.domain import Unauthorized
+from core.domain.errors import Unauthorized
 
 blp = Blueprint("auth", __name__, description="Log in and check tokens")
 

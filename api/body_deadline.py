@@ -203,7 +203,7 @@ class _CloseThen:
             self._after()
 
 
-class _Watchdog:
+class Watchdog:
     """One thread per process: calls each watched callback once its deadline has passed."""
 
     def __init__(self) -> None:
@@ -261,8 +261,8 @@ class _Watchdog:
                     log.exception("body deadline callback failed")
 
 
-_WATCHDOG = _Watchdog()
+_WATCHDOG = Watchdog()
 
 
-def _watchdog() -> _Watchdog:
+def _watchdog() -> Watchdog:
     return _WATCHDOG

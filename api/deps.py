@@ -10,7 +10,8 @@ from flask import current_app, g, request
 
 from api.body_deadline import abandon_body
 from core.bootstrap import Container
-from core.domain import Principal, Unauthorized
+from core.domain.accounts import Principal
+from core.domain.errors import Unauthorized
 from core.services.intake import UploadsBusy, UploadSlot
 
 

@@ -11,14 +11,14 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from api.body_deadline import BodyTimeout
-from core.domain import (
+from core.domain.errors import (
     DomainError,
     QuotaExceeded,
     TooManyRequests,
     Unauthorized,
     Unavailable,
-    ascii_int,
 )
+from core.domain.values import ascii_int
 
 log = logging.getLogger(__name__)
 

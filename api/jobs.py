@@ -22,24 +22,22 @@ from api.schemas import (
     DownloadQuerySchema,
     JobListQuerySchema,
     JobPageSchema,
-    JobSchema,
     LinkRequestSchema,
     LinkSchema,
     UploadAcceptedSchema,
 )
 from api.uploads import MultipartUpload
-from core.domain import (
+from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
+from core.domain.jobs import JobStatus
+from core.domain.options import (
     BITRATES,
     COVERS,
     LOUDNESS_RANGE,
     SAMPLE_RATES,
     TAG_MAX_CHARS,
     AudioOptions,
-    InvalidInput,
-    JobStatus,
-    TooLarge,
-    UnsupportedMedia,
 )
+from core.services.job_json import JobSchema
 from core.services.jobs import Download
 
 blp = Blueprint("jobs", __name__, description="Video to MP3 jobs")
@@ -178,37 +176,18 @@ def _accept_upload(actor, body: IO[bytes]) -> dict:
         raise TooLarge(f"uploads are limited to {limit // 2**20} MiB")
     if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
         raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
-    key = request.headers.get("Idempotency-Key")
-    intake, keys = services.intake, services.idempotency_keys
-    prior = keys.reserve(actor, key) if key is not None else None
     request.max_content_length = limit + MULTIPART_OVERHEAD
     form = MultipartUpload(body, request.mimetype_params["boundary"].encode())
-
-    def options() -> AudioOptions:
-        return upload_options(form.fields)
-
-    if key is not None and prior is not None:
-        form.find_file()
-        job = intake.replay(actor, prior, form, options)
-        return _accepted(job)
-    try:
-        with intake.admitted(actor, request.content_length) as admission:
-            form.find_file()
-            options()  # fail before the video is read when the fields come first
-            if key is not None:
-                job = intake.submit_keyed(
-                    actor, key, form.filename, form, options, admission=admission
-                )
-            else:
-                job = intake.submit(
-                    actor, form.filename, form, options=options, admission=admission
-                )
-    except BaseException:
-        if key is not None:
-            keys.release(actor, key)
-        raise
-    services.metrics.upload_received(job.video_size)
-    return _accepted(job)
+    received = services.intake.receive(
+        actor,
+        form,
+        lambda: upload_options(form.fields),
+        key=request.headers.get("Idempotency-Key"),
+        declared_bytes=request.content_length,
+    )
+    if not received.replayed:
+        services.metrics.upload_received(received.job.video_size)
+    return _accepted(received.job)
 
 
 def _accepted(job) -> dict:

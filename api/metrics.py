@@ -8,7 +8,7 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from api.deps import bearer_token, container
-from core.domain import Unauthorized
+from core.domain.errors import Unauthorized
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics")
 
@@ -26,9 +26,7 @@ def metrics():
         raise Unauthorized("send Authorization: Bearer <METRICS_TOKEN>")
     registry = current_app.extensions.get("vid2mp3.metrics")
     if registry is None:
-        from core.adapters.prometheus_metrics import registry as build
-
-        registry = current_app.extensions["vid2mp3.metrics"] = build(services.queue_collector)
+        registry = current_app.extensions["vid2mp3.metrics"] = services.metrics_registry()
     return Response(
         generate_latest(registry),
         content_type=CONTENT_TYPE_LATEST,

@@ -6,7 +6,10 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
-from core.domain import BITRATES, ascii_int
+from core.domain.jobs import JobStatus
+from core.domain.values import ascii_int
+from core.domain.webhooks import WEBHOOK_EVENTS
+from core.services.job_json import JobSchema
 
 
 class Digits(fields.Integer):
@@ -165,79 +168,7 @@ class HealthSchema(Schema):
     checks = fields.Dict(keys=fields.String(), values=fields.String())
 
 
-class JobLinksSchema(Schema):
-    self = fields.String()
-    mp3 = fields.String(allow_none=True)
-
-
-class JobSchema(Schema):
-    id = fields.String(required=True)
-    status = fields.Function(lambda j: j.status.value, required=True)
-    progress = fields.Float(required=True, metadata={"description": "percent of the duration"})
-    error = fields.String(allow_none=True)
-    filename = fields.String(attribute="video_filename")
-    video_size = fields.Integer()
-    bitrate = fields.String(
-        metadata={
-            "description": "the CBR bitrate (one of "
-            f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"
-        }
-    )
-    options = fields.Dict(
-        keys=fields.String(),
-        metadata={
-            "description": "the conversion options, validated and normalised (defaults filled in)"
-        },
-    )
-    source = fields.Dict(
-        keys=fields.String(),
-        allow_none=True,
-        metadata={
-            "description": "the source once probed: duration, audio_tracks (codec, channels, "
-            "sample_rate, language), video (width, height) or null"
-        },
-    )
-    mode = fields.String(
-        allow_none=True,
-        metadata={
-            "enum": ["encode", "copy"],
-            "description": "copy: an MP3 track copied as it is (no option changes the audio)",
-        },
-    )
-    notes = fields.List(
-        fields.String(),
-        metadata={"description": "what the conversion could not do, e.g. no cover without video"},
-    )
-    mp3_fid = fields.String(allow_none=True)
-    mp3_size = fields.Integer(allow_none=True)
-    duration_s = fields.Float(allow_none=True)
-    attempts = fields.Integer()
-    created_at = fields.DateTime(format="iso")
-    updated_at = fields.DateTime(format="iso")
-    started_at = fields.DateTime(format="iso", allow_none=True)
-    finished_at = fields.DateTime(format="iso", allow_none=True)
-    notified_at = fields.DateTime(format="iso", allow_none=True)
-    notify_error = fields.String(allow_none=True)
-    request_id = fields.String(
-        allow_none=True, metadata={"description": "X-Request-ID of the upload"}
-    )
-    expires_at = fields.DateTime(
-        format="iso",
-        allow_none=True,
-        metadata={
-            "description": "when the MP3 will be deleted (RETENTION_SECONDS after it finished)"
-        },
-    )
-    links = fields.Method("_links")
-
-    def _links(self, job) -> dict:
-        return {
-            "self": f"/jobs/{job.id}",
-            "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None,
-        }
-
-
-JOB_STATUSES = ["queued", "converting", "done", "failed", "cancelled", "expired"]
+JOB_STATUSES = [status.value for status in JobStatus]
 
 
 class JobListQuerySchema(PageQuerySchema):
@@ -276,7 +207,7 @@ class DownloadQuerySchema(StrictSchema):
 class WebhookCreateSchema(StrictSchema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     events = fields.List(
-        fields.String(validate=validate.OneOf(["job.succeeded", "job.failed", "job.cancelled"])),
+        fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)),
         validate=validate.Length(min=1),
         metadata={"description": "default: all three"},
     )

@@ -21,16 +21,15 @@ from werkzeug.http import http_date
 from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.openapi import BEARER, BODY_TIMEOUT_ERROR
-from core.domain import (
-    MAX_DIGITS,
+from core.domain.errors import (
     BadRequest,
     DomainError,
     InvalidInput,
     PreconditionFailed,
     UnsupportedMedia,
-    Upload,
-    ascii_int,
 )
+from core.domain.jobs import Upload
+from core.domain.values import MAX_DIGITS, ascii_int
 from core.services.uploads import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,

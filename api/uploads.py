@@ -6,7 +6,7 @@ from typing import IO, Iterator
 
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from core.domain import InvalidInput
+from core.domain.errors import InvalidInput
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 4096

@@ -20,7 +20,7 @@ from api.schemas import (
     UserUpdatedSchema,
     UserUpdateSchema,
 )
-from core.domain import User
+from core.domain.accounts import User
 
 blp = Blueprint("users", __name__, description="User accounts (MySQL)")
 

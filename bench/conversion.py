@@ -15,7 +15,7 @@ from bench import procs
 from bench.inputs import Clip, ensure
 from bench.report import Figure, Row, Section
 from bench.stack import BenchStack
-from core.adapters.ffmpeg_process import ffmpeg_exe
+from core.adapters.ffmpeg.process import ffmpeg_exe
 
 CPU_RATIO_LIMIT = 1.10
 RSS_LIMIT_MB = 200

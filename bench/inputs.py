@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from core.adapters.ffmpeg_process import ffmpeg_exe
+from core.adapters.ffmpeg.process import ffmpeg_exe
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 GENERATE_TIMEOUT_S = 900

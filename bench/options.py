@@ -14,8 +14,9 @@ from pathlib import Path
 from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Figure, Row, Section
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
-from core.domain import AudioOptions, MediaLimits
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
+from core.domain.media import MediaLimits
+from core.domain.options import AudioOptions
 
 PLAIN_RATIO_LIMIT = 1.00
 COPY_RATIO_LIMIT = 0.05

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from bench.client import ApiClient
 from core.bootstrap import Container
-from core.domain import Job, JobStatus
+from core.domain.jobs import Job, JobStatus
 from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port, python, wait_for
@@ -127,7 +127,7 @@ def _api_ready(processes: Processes, port: int) -> bool:
 
 def cleanup(container: Container) -> None:
     """Drop the run's database and delete only the Redis keys under the run's prefixes."""
-    from core.adapters.redis_items import redis_client
+    from core.adapters.redis.client import redis_client
 
     settings = container.settings
     try:

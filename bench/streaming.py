@@ -12,8 +12,8 @@ from bench import procs
 from bench.inputs import fake_mp4_chunks
 from bench.report import Figure, Row, Section
 from bench.stack import BenchStack
-from core.domain import Job, JobStatus
-from core.services.jobs import MP3S
+from core.domain.files import MP3S
+from core.domain.jobs import Job, JobStatus
 
 SIZE = 1 << 30
 CHUNK = 256 * 1024  # what the API reads per chunk (api/jobs.py _read_range)

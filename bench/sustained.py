@@ -32,8 +32,8 @@ from bench.conversion import bare_command
 from bench.inputs import Clip, ensure
 from bench.report import Row, Section, percentile
 from bench.stack import BenchStack
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
-from core.domain import MediaInfo, MediaLimits
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
+from core.domain.media import MediaInfo, MediaLimits
 
 RATIO_TARGET = 0.85
 POLL_S = 0.25  # how often a client asks for its job, as a browser would

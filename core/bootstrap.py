@@ -10,38 +10,32 @@ import logging
 import os
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the adapters are imported on first use, in the process that uses them
     from celery import Celery
+    from prometheus_client import CollectorRegistry
     from redis import Redis
 
-    from core.adapters.mysql_db import MySQLDatabase
-    from core.adapters.prometheus_metrics import BrokerQueueCollector
-    from core.domain import Job, MediaLimits
-    from core.ports import (
-        BlobStore,
-        IdempotencyStore,
-        ItemStore,
-        JobRepository,
-        KnownAddresses,
-        Mailer,
-        Metrics,
-        PartialUploadStore,
-        RateLimiter,
-        ScratchSpace,
-        Slots,
-        Sniffer,
-        TaskQueue,
-        TokenStates,
-        Transcoder,
-        UploadRepository,
-        UserRepository,
-        WebhookRepository,
-        WebhookSender,
-    )
+    from core.adapters.mysql.db import MySQLDatabase
+    from core.adapters.prometheus import BrokerQueueCollector
+    from core.domain.jobs import Job
+    from core.domain.media import MediaLimits
+    from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
+    from core.ports.files import BlobStore, ScratchSpace
+    from core.ports.items import ItemStore
+    from core.ports.jobs import EmailClaims, JobLeases, JobRepository, JobSweeps, QuotaHolds
+    from core.ports.limits import IdempotencyStore, RateLimiter, Slots
+    from core.ports.mail import Mailer
+    from core.ports.media import Sniffer, Transcoder
+    from core.ports.metrics import Metrics
+    from core.ports.queue import TaskQueue
+    from core.ports.schema import SchemaMigrator
+    from core.ports.uploads import PartialUploadStore, UploadRepository
+    from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.confirmations import EmailConfirmations
@@ -73,7 +67,7 @@ class Container:
 
     @cached_property
     def db(self) -> MySQLDatabase:
-        from core.adapters.mysql_db import MySQLDatabase
+        from core.adapters.mysql.db import MySQLDatabase
 
         s = self.settings
         return MySQLDatabase(
@@ -87,25 +81,49 @@ class Container:
 
     @cached_property
     def user_repo(self) -> UserRepository:
-        from core.adapters.mysql_repos import MySQLUserRepository
+        from core.adapters.mysql.users import MySQLUserRepository
 
         return MySQLUserRepository(self.db)
 
     @cached_property
     def job_repo(self) -> JobRepository:
-        from core.adapters.mysql_repos import MySQLJobRepository
+        from core.adapters.mysql.jobs import MySQLJobRepository
 
         return MySQLJobRepository(self.db)
 
     @cached_property
+    def job_leases(self) -> JobLeases:
+        from core.adapters.mysql.jobs import MySQLJobLeases
+
+        return MySQLJobLeases(self.db)
+
+    @cached_property
+    def email_claims(self) -> EmailClaims:
+        from core.adapters.mysql.jobs import MySQLEmailClaims
+
+        return MySQLEmailClaims(self.db)
+
+    @cached_property
+    def job_sweeps(self) -> JobSweeps:
+        from core.adapters.mysql.jobs import MySQLJobSweeps
+
+        return MySQLJobSweeps(self.db)
+
+    @cached_property
+    def quota_holds(self) -> QuotaHolds:
+        from core.adapters.mysql.quotas import MySQLQuotaHolds
+
+        return MySQLQuotaHolds(self.db)
+
+    @cached_property
     def redis(self) -> Redis:
-        from core.adapters.redis_items import redis_client
+        from core.adapters.redis.client import redis_client
 
         return redis_client(self.settings.redis_url)
 
     @cached_property
     def item_store(self) -> ItemStore:
-        from core.adapters.redis_items import RedisItemStore
+        from core.adapters.redis.items import RedisItemStore
 
         s = self.settings
         return RedisItemStore(self.redis, s.redis_prefix, total_bytes=s.items_total_mb * 2**20)
@@ -114,10 +132,10 @@ class Container:
     def blob_store(self) -> BlobStore:
         s = self.settings
         if s.mongo_uri:
-            from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
+            from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 
             return GridFSBlobStore(mongo_client_factory(s.mongo_uri), s.mongo_database)
-        from core.adapters.dir_store import DirectoryBlobStore
+        from core.adapters.stores.directory import DirectoryBlobStore
 
         return DirectoryBlobStore(os.path.join(s.data_dir, "blobs"))
 
@@ -132,19 +150,19 @@ class Container:
 
     @cached_property
     def celery(self) -> Celery:
-        from core.adapters.celery_queue import create_celery_app
+        from core.adapters.celery import create_celery_app
 
         return create_celery_app(self.settings)
 
     @cached_property
     def queue(self) -> TaskQueue:
-        from core.adapters.celery_queue import CeleryTaskQueue
+        from core.adapters.celery import CeleryTaskQueue
 
         return CeleryTaskQueue(self.celery, self.settings)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        from core.adapters.rate_limits import LimitsRateLimiter
+        from core.adapters.redis.rate_limits import LimitsRateLimiter
 
         return LimitsRateLimiter(self.redis, self.settings.redis_prefix)
 
@@ -156,7 +174,7 @@ class Container:
 
     @cached_property
     def media_limits(self) -> MediaLimits:
-        from core.domain import MediaLimits
+        from core.domain.media import MediaLimits
 
         s = self.settings
         return MediaLimits(
@@ -168,13 +186,13 @@ class Container:
 
     @cached_property
     def transcoder(self) -> Transcoder:
-        from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+        from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 
         return FFmpegTranscoder(self.media_limits)
 
     @cached_property
     def scratch(self) -> ScratchSpace:
-        from core.adapters.scratch import LocalScratch
+        from core.adapters.stores.scratch import LocalScratch
 
         return LocalScratch(os.path.join(self.settings.data_dir, "scratch"))
 
@@ -201,7 +219,7 @@ class Container:
 
     @cached_property
     def token_states(self) -> TokenStates:
-        from core.adapters.redis_token_states import RedisTokenStates
+        from core.adapters.redis.token_states import RedisTokenStates
 
         return RedisTokenStates(self.redis, self.settings.redis_prefix)
 
@@ -221,7 +239,7 @@ class Container:
 
     @cached_property
     def known_addresses(self) -> KnownAddresses:
-        from core.adapters.redis_known_addresses import RedisKnownAddresses
+        from core.adapters.redis.known_addresses import RedisKnownAddresses
 
         return RedisKnownAddresses(self.redis, self.settings.redis_prefix)
 
@@ -281,20 +299,20 @@ class Container:
 
     @cached_property
     def webhook_repo(self) -> WebhookRepository:
-        from core.adapters.mysql_repos import MySQLWebhookRepository
+        from core.adapters.mysql.webhooks import MySQLWebhookRepository
 
         return MySQLWebhookRepository(self.db)
 
     @cached_property
     def webhook_sender(self) -> WebhookSender:
-        from core.adapters.webhook_http import HttpWebhookSender
+        from core.adapters.http import HttpWebhookSender
 
         s = self.settings
         return HttpWebhookSender(allow_private=s.webhook_allow_private, timeout=s.webhook_timeout)
 
     @cached_property
     def slots(self) -> Slots:
-        from core.adapters.redis_slots import RedisSlots
+        from core.adapters.redis.slots import RedisSlots
 
         return RedisSlots(self.redis, self.settings.redis_prefix)
 
@@ -302,7 +320,6 @@ class Container:
     def webhooks(self) -> Webhooks:
         from limits import parse
 
-        from api.schemas import JobSchema  # the job as GET /jobs/<id> shows it
         from core.services.webhooks import DeliveryLimits, Webhooks
 
         s = self.settings
@@ -318,7 +335,6 @@ class Container:
             self.webhook_sender,
             self.queue,
             self.job_repo,
-            render=lambda job: dict(JobSchema().dump(job)),
             link=link,
             metrics=self.metrics,
             slots=self.slots,
@@ -342,11 +358,11 @@ class Container:
     def retention(self) -> Retention:
         from core.services.retention import Retention
 
-        return Retention(self.job_repo, self.blob_store, self.settings.keep_source)
+        return Retention(self.job_repo, self.job_sweeps, self.blob_store, self.settings.keep_source)
 
     @cached_property
     def idempotency(self) -> IdempotencyStore:
-        from core.adapters.redis_idempotency import RedisIdempotencyStore
+        from core.adapters.redis.idempotency import RedisIdempotencyStore
 
         return RedisIdempotencyStore(self.redis, self.settings.redis_prefix)
 
@@ -373,6 +389,7 @@ class Container:
         )
         return Intake(
             self.job_repo,
+            self.quota_holds,
             self.blob_store,
             self.queue,
             self.sniffer,
@@ -393,6 +410,8 @@ class Container:
         s = self.settings
         return Conversion(
             self.job_repo,
+            self.job_leases,
+            self.email_claims,
             self.blob_store,
             self.queue,
             self.transcoder,
@@ -409,6 +428,7 @@ class Container:
 
         return Notifications(
             self.job_repo,
+            self.email_claims,
             self.user_repo,
             self.mailer,
             self.settings.base_url,
@@ -424,6 +444,8 @@ class Container:
 
         return Sweeper(
             self.job_repo,
+            self.job_sweeps,
+            self.email_claims,
             self.queue,
             timedelta(seconds=self.settings.sweep_after_seconds),
             webhooks=self.webhook_repo,
@@ -431,16 +453,34 @@ class Container:
 
     # --- health ------------------------------------------------------------------------
 
+    def ffmpeg_refusal(self) -> str | None:
+        """None when the bundled ffmpeg is a version this code was tested with, else the one
+        line a convert worker stops with."""
+        from core.adapters.ffmpeg.process import check_ffmpeg_version
+
+        return check_ffmpeg_version()
+
     def schema_behind(self) -> str | None:
         """None when the database's schema is at least the version this build needs, else
         "schema is at N, this build needs M: run the migration"."""
-        from core.adapters.mysql_migrations import (
-            behind_message,
-            required_version,
-            schema_version,
-        )
+        from core.adapters.mysql.migrations import schema_version
+        from core.ports.schema import behind_message
 
-        return behind_message(schema_version(self.db), required_version())
+        return behind_message(schema_version(self.db), self.required_schema())
+
+    def required_schema(self) -> int:
+        """The schema version this build needs: its last migration file's."""
+        from core.adapters.mysql.migrations import required_version
+
+        return required_version()
+
+    def migrator(self, migrations_dir: Path | None = None) -> SchemaMigrator:
+        """The migration files of migrations_dir (default: those this build ships) on this
+        database; MigrationError for a misnamed or empty file, or a version missing."""
+        from core.adapters.mysql.migrations import SchemaMigrations, load
+
+        s = self.settings
+        return SchemaMigrations(self.db, s.migrate_lock_seconds, load(migrations_dir))
 
     def readiness(self) -> dict[str, str]:
         """'ok' or 'unavailable' per backing service the API needs, and whether the schema is
@@ -478,21 +518,21 @@ class Container:
 
     @cached_property
     def upload_repo(self) -> UploadRepository:
-        from core.adapters.redis_uploads import RedisUploadRepository
+        from core.adapters.redis.uploads import RedisUploadRepository
 
         return RedisUploadRepository(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def partial_uploads(self) -> PartialUploadStore:
         """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
-        from core.adapters.dir_store import DirectoryBlobStore
+        from core.adapters.stores.directory import DirectoryBlobStore
 
         if isinstance(self.blob_store, DirectoryBlobStore):
-            from core.adapters.dir_partial import DirectoryPartialUploads
+            from core.adapters.stores.directory_partial import DirectoryPartialUploads
 
             return DirectoryPartialUploads(self.blob_store)
-        from core.adapters.gridfs_partial import GridFSPartialUploads
-        from core.adapters.gridfs_store import GridFSBlobStore
+        from core.adapters.stores.gridfs import GridFSBlobStore
+        from core.adapters.stores.gridfs_partial import GridFSPartialUploads
 
         assert isinstance(self.blob_store, GridFSBlobStore)
         return GridFSPartialUploads(self.blob_store)
@@ -516,16 +556,32 @@ class Container:
     @cached_property
     def metrics(self) -> Metrics:
         """The Prometheus adapter of the Metrics port (use_metrics_dir ran in the parent)."""
-        from core.adapters.prometheus_metrics import PrometheusMetrics
+        from core.adapters.prometheus import PrometheusMetrics
 
         return PrometheusMetrics()
+
+    def metrics_registry(self) -> CollectorRegistry:
+        """What the API's /metrics serves: the samples of every gunicorn worker, and the
+        queue lengths."""
+        from core.adapters.prometheus import registry
+
+        return registry(self.queue_collector)
+
+    def serve_worker_metrics(self, queue: str, node: str, pool: int) -> None:
+        """Serve a worker's /metrics on WORKER_METRICS_PORT from a thread of this process: its
+        pool's samples and the worker's own; ConfigError when another process listens there."""
+        from core.adapters.prometheus import WorkerCollector, registry, serve
+
+        s = self.settings
+        served = registry(WorkerCollector(queue, node, pool))
+        serve(s.worker_metrics_port, s.worker_metrics_host, served)
 
     @cached_property
     def queue_collector(self) -> BrokerQueueCollector:
         """vid2mp3_queue_length of every queue celeryconfig declares, read from the broker."""
         import celeryconfig
-        from core.adapters.prometheus_metrics import BrokerQueueCollector
-        from core.adapters.redis_items import redis_client
+        from core.adapters.prometheus import BrokerQueueCollector
+        from core.adapters.redis.client import redis_client
 
         s = self.settings
         return BrokerQueueCollector(
@@ -540,7 +596,7 @@ def schema_behind(settings: Settings, wait_seconds: float = 0.0) -> str | None:
     newer), else the one line to stop with. Waits up to wait_seconds for MySQL; raises
     Unavailable when it does not answer in time. Processes never migrate: `python -m
     core.migrate` does, once per deploy."""
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
 
     deadline = time.monotonic() + wait_seconds
     while True:

@@ -40,33 +40,19 @@ def run(
     fail: Callable[[str], None] = _fail,
 ) -> int:
     """Migrate (or, with check, report) the database of `settings`; the exit status."""
-    from core.adapters.mysql_migrations import (
-        MigrationError,
-        SchemaMigrations,
-        behind_message,
-        load,
-        required_version,
-    )
     from core.bootstrap import Container
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
+    from core.ports.schema import MigrationError, behind_message
 
-    try:
-        migrations = load(migrations_dir)
-    except MigrationError as exc:
-        fail(str(exc))
-        return EXIT_FAILED
-    required = migrations[-1].version if migrations else 0
-    # The admin account is written by this build's code, which needs this build's schema: a
-    # --migrations-dir that stops short of it (a test comparing old schemas) leaves it out.
-    admin_fits = required >= required_version()
     deadline = time.monotonic() + wait_seconds
     while True:
         container = Container(settings)
-        runner = SchemaMigrations(container.db, settings.migrate_lock_seconds, migrations)
         try:
+            runner = container.migrator(migrations_dir)
+            required = runner.required
             if check:
                 plan = runner.status()
-                if not (plan.changed or plan.adopt or plan.pending):
+                if plan.is_current:
                     say(f"schema is at {plan.current}: nothing pending")
                     return EXIT_OK
                 if time.monotonic() >= deadline:
@@ -77,6 +63,10 @@ def run(
                     fail(f"{behind or f'schema is at {plan.current}'}; pending: {pending}")
                     return EXIT_FAILED
             else:
+                # The admin account is written by this build's code, which needs this build's
+                # schema: a --migrations-dir that stops short of it (a test comparing old
+                # schemas) leaves it out.
+                admin_fits = required >= container.required_schema()
                 admin = partial(_ensure_admin, container, settings, say) if admin_fits else None
                 plan = runner.apply(say, then=admin)
                 if plan.unknown:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from celery import Celery
 
-from core.adapters.celery_queue import create_celery_app
 from core.bootstrap import Container
 from core.settings import Settings
 
@@ -26,10 +25,10 @@ def use_container(new: Container | None) -> None:
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
-    """A Celery app with every task registered, for a worker or beat process."""
-    settings = settings or Settings.from_env()
-    use_container(Container(settings))
-    app = create_celery_app(settings)
+    """The container's Celery app, with every task registered, for a worker or beat process:
+    the one app of the process, which the tasks also enqueue with."""
+    use_container(Container(settings or Settings.from_env()))
+    app = container().celery
     app.set_default()
     from tasks import convert, notify, sweep, uploads, webhooks  # noqa: F401  registers them
 

@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from celeryconfig import CONVERT_TASK
-from core.domain import MediaError, Unavailable
+from core.domain.errors import MediaError, Unavailable
 from core.services.conversion import Outcome
 from tasks import backoff, container
 

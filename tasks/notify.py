@@ -9,8 +9,8 @@ import random
 from celery import shared_task
 
 from celeryconfig import ACCOUNT_EMAIL_TASK, NOTIFY_TASK
-from core.domain import Unavailable
-from core.ports import MailError
+from core.domain.errors import Unavailable
+from core.ports.mail import MailError
 from tasks import backoff, container
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import random
 from celery import shared_task
 
 from celeryconfig import WEBHOOK_DELIVER_TASK, WEBHOOK_EMIT_TASK
-from core.domain import Unavailable
+from core.domain.errors import Unavailable
 from core.services.webhooks import Busy, RetryLater, retry_schedule, turn_delay
 from tasks import container
 

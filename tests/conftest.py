@@ -47,7 +47,7 @@ def migrate(settings: Settings) -> None:
 
 def cleanup(built) -> None:
     """Drop the run's database and delete only the keys under the run's prefixes."""
-    from core.adapters.redis_items import redis_client
+    from core.adapters.redis.client import redis_client
 
     drop_database(built.settings)
     settings = built.settings

@@ -40,7 +40,7 @@ def start_up(app: Celery) -> None:
     MySQL), or the worker stops with one line. Workers never migrate: `python -m
     core.migrate` does, once per deploy."""
     from core.bootstrap import schema_behind
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
     from tasks import container
 
     try:
@@ -107,17 +107,12 @@ def serve_metrics(queue: str, concurrency: int) -> None:
     use_metrics_dir(settings, f"worker-{queue}-{settings.worker_metrics_port}")
 
     def start(sender: Any = None, **_: Any) -> None:
-        from core.adapters.prometheus_metrics import WorkerCollector, registry, serve
         from core.settings import ConfigError
 
         node = getattr(sender, "hostname", None) or queue
         pool = getattr(getattr(sender, "controller", None), "concurrency", None) or concurrency
         try:
-            serve(
-                settings.worker_metrics_port,
-                settings.worker_metrics_host,
-                registry(WorkerCollector(queue, node, pool)),
-            )
+            container().serve_worker_metrics(queue, node, pool)
         except ConfigError as exc:  # taken since check_metrics_port(): stop all the same
             global _stopped_with
             log.error("configuration error: %s", exc)  # one line, no traceback

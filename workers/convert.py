@@ -4,14 +4,13 @@
 import sys
 
 from celeryconfig import CONVERT_QUEUE
-from core.adapters.ffmpeg_process import check_ffmpeg_version
 from tasks import container
 from workers import build_app, run_worker
 
 app = build_app()
 
 if __name__ == "__main__":
-    refusal = check_ffmpeg_version()
+    refusal = container().ffmpeg_refusal()
     if refusal:
         sys.exit(f"configuration error: {refusal}")
     run_worker(app, CONVERT_QUEUE, container().settings.convert_concurrency)

@@ -2,7 +2,7 @@
 
 import sys
 
-from core.adapters.celery_queue import create_celery_app
+from core.bootstrap import Container
 from core.settings import ConfigError, Settings, check_flower_auth
 
 try:
@@ -10,7 +10,7 @@ try:
     check_flower_auth(settings.flower_basic_auth)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
-app = create_celery_app(settings)
+app = Container(settings).celery
 
 if __name__ == "__main__":
     app.start(

@@ -8,7 +8,7 @@ import socket
 import sys
 
 from celeryconfig import CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE
-from core.adapters.celery_queue import create_celery_app
+from core.bootstrap import Container
 from core.settings import ConfigError, Settings
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     host = argv[1] if len(argv) > 1 else socket.gethostname()
     node = f"{argv[0]}@{host}"
     try:
-        app = create_celery_app(Settings.from_env())
+        app = Container(Settings.from_env()).celery
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

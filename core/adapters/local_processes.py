@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import socket
 
-from core.ports import AttemptHolders
+from core.ports.jobs import AttemptHolders
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or
     None when there is no such process."""
     try:
@@ -28,7 +28,7 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
 
 
-def _pid_namespace() -> str:
+def pid_namespace() -> str:
     """The inode of this process's PID namespace: containers that share a hostname (host
     networking) but not their pids have different ones."""
     try:
@@ -42,11 +42,11 @@ class LocalProcesses(AttemptHolders):
 
     def __init__(self, hostname: str | None = None):
         self.hostname = hostname or socket.gethostname()
-        self.namespace = _pid_namespace()
+        self.namespace = pid_namespace()
 
     def current(self) -> str:
         pid = os.getpid()
-        return f"{self.hostname}:{self.namespace}:{pid}:{_start_time(pid) or '?'}"
+        return f"{self.hostname}:{self.namespace}:{pid}:{start_time(pid) or '?'}"
 
     def is_gone(self, holder: str) -> bool:
         parts = holder.rsplit(":", 3)
@@ -59,5 +59,5 @@ class LocalProcesses(AttemptHolders):
         ):
             return False  # another machine or container, or a name we cannot read
         _, _, pid, started = parts
-        now = _start_time(int(pid))
+        now = start_time(int(pid))
         return now is None or (started != "?" and now != started)

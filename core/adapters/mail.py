@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from core.domain import Email
-from core.ports import Mailer, MailError
+from core.domain.values import Email
+from core.ports.mail import Mailer, MailError
 
 
 def _message(email: Email, sender: str) -> EmailMessage:

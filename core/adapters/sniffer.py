@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from core.ports import Sniffer
+from core.ports.media import Sniffer
 
 _ISO_TOP_BOXES = frozenset(
     {

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from core.domain import AccountEmail, Email, User
-from core.ports import Mailer, UserRepository
+from core.domain.accounts import AccountEmail, User
+from core.domain.values import Email
+from core.ports.accounts import UserRepository
+from core.ports.mail import Mailer
 from core.services.confirmations import EmailConfirmations
 
 log = logging.getLogger(__name__)

@@ -12,16 +12,10 @@ from typing import Any
 import argon2
 import jwt
 
-from core.domain import (
-    Forbidden,
-    Principal,
-    Role,
-    TooManyRequests,
-    Unauthorized,
-    Unavailable,
-    User,
-)
-from core.ports import KnownAddresses, RateLimiter, TokenState, TokenStates, UserRepository
+from core.domain.accounts import Principal, Role, User
+from core.domain.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
+from core.ports.accounts import KnownAddresses, TokenState, TokenStates, UserRepository
+from core.ports.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from core.domain import Gone, NotFound
+from core.domain.errors import Gone, NotFound
 
 CONFIRM_TTL_SECONDS = 24 * 3600
 

@@ -9,16 +9,15 @@ import threading
 import uuid
 from datetime import timedelta
 
-from core.domain import AudioOptions, JobStatus, MediaError, NotFound, Stopped, Unavailable
-from core.ports import (
-    AttemptHolders,
-    BlobStore,
-    JobRepository,
-    ScratchSpace,
-    TaskQueue,
-    Transcoder,
-)
-from core.services.jobs import MP3S, VIDEOS, mp3_name, utcnow
+from core.domain.errors import MediaError, NotFound, Stopped, Unavailable
+from core.domain.files import MP3S, VIDEOS, mp3_name
+from core.domain.jobs import JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
+from core.ports.files import BlobStore, ScratchSpace
+from core.ports.jobs import AttemptHolders, EmailClaims, JobLeases, JobRepository
+from core.ports.media import Transcoder
+from core.ports.queue import TaskQueue
 from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)
@@ -40,12 +39,12 @@ class Lease:
 
     def __init__(
         self,
-        jobs: JobRepository,
+        leases: JobLeases,
         job_id: str,
         seconds: int,
         check_every: float = CANCEL_CHECK_SECONDS,
     ):
-        self.jobs = jobs
+        self.leases = leases
         self.job_id = job_id
         self.id = uuid.uuid4().hex
         self.seconds = seconds
@@ -58,11 +57,11 @@ class Lease:
     def claim(self, holder: str | None = None) -> bool:
         now = utcnow()
         expires = now + timedelta(seconds=self.seconds)
-        return self.jobs.claim(self.job_id, self.id, expires, now, holder)
+        return self.leases.claim(self.job_id, self.id, expires, now, holder)
 
     def take_over(self, dead_lease_id: str, holder: str | None = None) -> bool:
         expires = utcnow() + timedelta(seconds=self.seconds)
-        return self.jobs.take_over(self.job_id, dead_lease_id, self.id, expires, holder)
+        return self.leases.take_over(self.job_id, dead_lease_id, self.id, expires, holder)
 
     def __enter__(self) -> "Lease":
         self._thread = threading.Thread(
@@ -81,7 +80,7 @@ class Lease:
         while not self._released.wait(self.period):
             try:
                 renewed_until = utcnow() + timedelta(seconds=self.seconds)
-                if not self.jobs.renew(self.job_id, self.id, renewed_until):
+                if not self.leases.renew(self.job_id, self.id, renewed_until):
                     log.warning("job %s: lease %s lost", self.job_id, self.id)
                     self.lost.set()
                     return
@@ -96,13 +95,15 @@ class Lease:
 
     def update(self, changes: dict[str, object]) -> bool:
         """Write to the job only while this attempt holds it."""
-        return not self.lost.is_set() and self.jobs.update_leased(self.job_id, self.id, changes)
+        return not self.lost.is_set() and self.leases.update_leased(self.job_id, self.id, changes)
 
 
 class Conversion:
     def __init__(
         self,
         jobs: JobRepository,
+        leases: JobLeases,
+        claims: EmailClaims,
         blobs: BlobStore,
         queue: TaskQueue,
         transcoder: Transcoder,
@@ -113,6 +114,8 @@ class Conversion:
         holders: AttemptHolders | None = None,
     ):
         self.jobs = jobs
+        self.leases = leases
+        self.claims = claims
         self.blobs = blobs
         self.queue = queue
         self.transcoder = transcoder
@@ -137,9 +140,9 @@ class Conversion:
                 # the email: emitting again sends nothing twice, and the email is claimed by
                 # its sender, so a notify racing the first one's sends nothing either.
                 self._event(job_id, "job.succeeded")
-                queue_email(self.jobs, self.queue, job_id, QUEUED_EMAIL)
+                queue_email(self.claims, self.queue, job_id, QUEUED_EMAIL)
             return Outcome.GONE
-        lease = Lease(self.jobs, job_id, self.lease_seconds)
+        lease = Lease(self.leases, job_id, self.lease_seconds)
         holder = self.holders.current() if self.holders else None
         if not lease.claim(holder) and not self._take_over_from_the_dead(lease, holder):
             current = self.jobs.get(job_id)
@@ -229,7 +232,7 @@ class Conversion:
             return Outcome.LOST
         self._drop_source(job_id, job.video_fid)
         self._event(job_id, "job.succeeded")
-        queue_email(self.jobs, self.queue, job_id, QUEUED_EMAIL)
+        queue_email(self.claims, self.queue, job_id, QUEUED_EMAIL)
         return Outcome.DONE
 
     def _event(self, job_id: str, event: str) -> None:

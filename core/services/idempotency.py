@@ -8,8 +8,9 @@ import hashlib
 import json
 from typing import Any, Iterable, Iterator, Mapping
 
-from core.domain import Conflict, DomainError, InvalidInput, Principal
-from core.ports import IdempotencyStore
+from core.domain.accounts import Principal
+from core.domain.errors import Conflict, DomainError, InvalidInput
+from core.ports.limits import IdempotencyStore
 
 IDEMPOTENCY_TTL = 24 * 3600  # a key is remembered this long after its request succeeded
 RECEIVING_TTL = 6 * 3600  # a reservation outlives the slowest upload, not a crash

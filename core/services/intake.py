@@ -7,32 +7,28 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
-from core.domain import (
-    AudioOptions,
+from core.domain.accounts import Principal
+from core.domain.errors import (
     InvalidInput,
-    Job,
-    JobStatus,
     NotFound,
-    Principal,
     QuotaExceeded,
     TooLarge,
     Unavailable,
     UnsupportedMedia,
 )
-from core.ports import (
-    BlobStore,
-    JobRepository,
-    QuotaHold,
-    RateLimiter,
-    Slots,
-    Sniffer,
-    TaskQueue,
-)
+from core.domain.files import VIDEOS, safe_filename
+from core.domain.jobs import Job, JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
+from core.ports.files import BlobStore
+from core.ports.jobs import JobRepository, QuotaHold, QuotaHolds
+from core.ports.limits import RateLimiter, Slots
+from core.ports.media import Sniffer
+from core.ports.queue import TaskQueue
 from core.services.idempotency import Fingerprint, IdempotencyKeys
-from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 ACTIVE_RETRY_AFTER = 30
@@ -42,10 +38,6 @@ HOLD_SECONDS = 300
 HOLD_RENEW_SECONDS = 60
 SLOT_LEASE_SECONDS = 60.0  # an upload slot's lease, renewed while the body arrives
 BUSY_RETRY_AFTER = 5
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -67,6 +59,28 @@ class UploadQuotas:
     active_jobs: int
     stored_bytes: int
     concurrent_uploads: int | None = None
+
+
+class UploadBody(Protocol):
+    """An upload's body as the intake reads it: text fields (the options may be among them),
+    then the file part."""
+
+    filename: str | None
+
+    def find_file(self) -> None:
+        """Read up to the file part; InvalidInput when there is none."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The file's bytes, then the rest of the body (later fields become known)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What `receive` made of a request: its job, and whether it is an earlier request's
+    (an Idempotency-Key retry, which stored nothing)."""
+
+    job: Job
+    replayed: bool
 
 
 class UploadsBusy(QuotaExceeded):
@@ -105,6 +119,7 @@ class Intake:
     def __init__(
         self,
         jobs: JobRepository,
+        holds: QuotaHolds,
         blobs: BlobStore,
         queue: TaskQueue,
         sniffer: Sniffer,
@@ -116,6 +131,7 @@ class Intake:
     ):
         self.slots = slots
         self.jobs = jobs
+        self.holds = holds
         self.blobs = blobs
         self.queue = queue
         self.sniffer = sniffer
@@ -171,7 +187,7 @@ class Intake:
         `submit`: `admitted` does."""
         self._count_upload(actor)
         if declared_bytes is None:
-            _, stored = self.jobs.usage(actor.user_id, utcnow())
+            _, stored = self.holds.usage(actor.user_id, utcnow())
             size = min(self.max_upload_bytes, self.quotas.stored_bytes - stored)
         else:
             size = min(self.max_upload_bytes, declared_bytes)
@@ -193,7 +209,7 @@ class Intake:
         try:
             yield admission
         finally:
-            self.jobs.release_hold(admission.hold_id)
+            self.holds.release_hold(admission.hold_id)
 
     def hold_upload(
         self, actor: Principal, upload_id: str, length: int, expires_at: datetime
@@ -205,14 +221,14 @@ class Intake:
         self._take(QuotaHold(upload_id, actor.user_id, length, jobs=0, expires_at=expires_at))
 
     def extend_hold(self, hold_id: str, expires_at: datetime) -> None:
-        self.jobs.extend_hold(hold_id, expires_at)
+        self.holds.extend_hold(hold_id, expires_at)
 
     def release_hold(self, hold_id: str) -> None:
-        self.jobs.release_hold(hold_id)
+        self.holds.release_hold(hold_id)
 
     def _take(self, hold: QuotaHold) -> None:
         q = self.quotas
-        taken, active, stored = self.jobs.hold(hold, q.active_jobs, q.stored_bytes, utcnow())
+        taken, active, stored = self.holds.hold(hold, q.active_jobs, q.stored_bytes, utcnow())
         if not taken:
             raise self._over(active, stored)
 
@@ -271,7 +287,7 @@ class Intake:
         """Record the job in place of its hold, within the quotas (checked again: the hold
         may have expired); QuotaExceeded when it no longer fits."""
         q = self.quotas
-        added, active, stored = self.jobs.add_held(
+        added, active, stored = self.holds.add_held(
             job, hold_id, q.active_jobs, q.stored_bytes, utcnow()
         )
         if not added:
@@ -315,7 +331,7 @@ class Intake:
                 writer.write(chunk)
                 if time.monotonic() - renewed > HOLD_RENEW_SECONDS:
                     renewed = time.monotonic()
-                    self.jobs.extend_hold(
+                    self.holds.extend_hold(
                         admission.hold_id, utcnow() + timedelta(seconds=HOLD_SECONDS)
                     )
         return writer.fid, size
@@ -357,7 +373,7 @@ class Intake:
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
             if hold_id:
-                self.jobs.release_hold(hold_id)
+                self.holds.release_hold(hold_id)
             raise
         self._enqueue(job)
         return job
@@ -368,36 +384,55 @@ class Intake:
         except Exception:  # the job is safe in MySQL; the sweeper enqueues it again
             log.exception("could not enqueue job %s; it stays queued for the sweeper", job.id)
 
-    # --- Idempotency-Key (IETF httpapi draft) ---------------------------------------------
+    # --- one request: POST /upload, with an Idempotency-Key (IETF httpapi draft) -----------
 
-    def submit_keyed(
+    def receive(
         self,
         actor: Principal,
-        key: str,
-        filename: str | None,
-        chunks: Iterable[bytes],
+        body: UploadBody,
         options: Callable[[], AudioOptions],
-        admission: Admission | None = None,
-    ) -> Job:
-        """`submit` for the first request with a key reserved in `keys`; remembers its
-        fingerprint (file content and options) and job, or releases the key when it fails."""
-        assert self.keys is not None, "Intake built without IdempotencyKeys"
-        try:
-            fingerprint = Fingerprint()
-            job = self.submit(
-                actor,
-                filename,
-                fingerprint.feed(chunks),
-                options=options,
-                admission=admission,
-            )
-            self.keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
-        except BaseException:
-            self.keys.release(actor, key)
-            raise
-        return job
+        key: str | None = None,
+        declared_bytes: int | None = None,
+    ) -> Received:
+        """An upload sent whole in one request: admitted, stored and queued (`submit`).
 
-    def replay(
+        With an Idempotency-Key, a retry of the same request (same file and options) within
+        a day gets the first one's job, its bytes read and hashed but not stored; another
+        request with the key gets InvalidInput (422), one while the first is still being
+        received Conflict (409). A request that fails frees its key for a retry."""
+        if key is None:
+            with self.admitted(actor, declared_bytes) as admission:
+                return Received(self._submit_body(actor, body, options, admission), False)
+        keys = self.keys
+        assert keys is not None, "Intake built without IdempotencyKeys"
+        prior = keys.reserve(actor, key)
+        if prior is not None:
+            body.find_file()
+            return Received(self._replay(actor, prior, body, options), True)
+        try:
+            with self.admitted(actor, declared_bytes) as admission:
+                fingerprint = Fingerprint()
+                job = self._submit_body(actor, body, options, admission, fingerprint)
+                keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
+        except BaseException:
+            keys.release(actor, key)
+            raise
+        return Received(job, False)
+
+    def _submit_body(
+        self,
+        actor: Principal,
+        body: UploadBody,
+        options: Callable[[], AudioOptions],
+        admission: Admission,
+        fingerprint: Fingerprint | None = None,
+    ) -> Job:
+        body.find_file()
+        options()  # fail before the video is read when the fields come first
+        chunks = fingerprint.feed(body) if fingerprint is not None else body
+        return self.submit(actor, body.filename, chunks, options=options, admission=admission)
+
+    def _replay(
         self,
         actor: Principal,
         prior: Mapping[str, object],

@@ -7,8 +7,8 @@ import re
 import time
 from typing import Any
 
-from core.domain import InvalidInput, NotFound, QuotaExceeded, TooLarge
-from core.ports import ItemQuota, ItemStore
+from core.domain.errors import InvalidInput, NotFound, QuotaExceeded, TooLarge
+from core.ports.items import ItemQuota, ItemStore
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_@:.-]+(/[A-Za-z0-9_@:.-]+)*$")
 MAX_KEY_LENGTH = 200

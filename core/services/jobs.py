@@ -3,61 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.domain import (
-    BITRATES,
-    DEFAULT_BITRATE,
-    Blob,
-    Conflict,
-    Gone,
-    InvalidInput,
-    Job,
-    JobStatus,
-    NotFound,
-    Page,
-    Principal,
-)
-from core.ports import BlobStore, JobRepository
+from core.domain.accounts import Principal
+from core.domain.errors import Conflict, Gone, NotFound
+from core.domain.files import MP3S, VIDEOS, Blob, mp3_name
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import Page, utcnow
+from core.ports.files import BlobStore
+from core.ports.jobs import JobRepository
 
 if TYPE_CHECKING:
     from core.services.links import LinkSigner
 
-VIDEOS, MP3S = "videos", "mp3s"
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def safe_filename(name: str | None, fallback: str = "video") -> str:
-    """A file name without directories, control characters or quotes, at most 200 characters."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = re.split(r"[\\/]", name)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in "\"'`")
-    name = name.strip(" .")[:200]
-    return name or fallback
-
-
-def check_bitrate(value: str | None) -> str:
-    """The MP3 bitrate asked for, or the default; InvalidInput for any other value."""
-    chosen = value or DEFAULT_BITRATE
-    if chosen not in BITRATES:
-        raise InvalidInput(
-            "invalid bitrate", {"fields": {"bitrate": [f"one of {', '.join(BITRATES)}"]}}
-        )
-    return chosen
-
-
-def mp3_name(original: str) -> str:
-    stem = os.path.splitext(safe_filename(original))[0] or "audio"
-    return f"{stem}.mp3"
 
 
 def is_job_id(value: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from core.domain import Gone, NotFound
+from core.domain.errors import Gone, NotFound
 
 MIN_EXPIRES_IN, MAX_EXPIRES_IN, DEFAULT_EXPIRES_IN = 60, 7 * 24 * 3600, 24 * 3600
 

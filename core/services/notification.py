@@ -8,9 +8,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from core.domain import Email, JobStatus
-from core.ports import JobRepository, Mailer, TaskQueue, UserRepository
-from core.services.jobs import mp3_name, utcnow
+from core.domain.files import mp3_name
+from core.domain.jobs import JobStatus
+from core.domain.values import Email, utcnow
+from core.ports.accounts import UserRepository
+from core.ports.jobs import EmailClaims, JobRepository
+from core.ports.mail import Mailer
+from core.ports.queue import TaskQueue
 
 if TYPE_CHECKING:
     from core.services.links import LinkSigner
@@ -40,13 +44,13 @@ def quoted(text: str, limit: int) -> str:
     return f"\u201c{line}\u201d"
 
 
-def queue_email(jobs: JobRepository, queue: TaskQueue, job_id: str, claimed_for: timedelta) -> bool:
+def queue_email(claims: EmailClaims, queue: TaskQueue, job_id: str, claimed_for: timedelta) -> bool:
     """Queue the done job's email with a claim for its message, held claimed_for: another
     message queued meanwhile (a redelivery's, or the sweeper's while this one waits behind
     others) sends nothing. False, queueing nothing, while another sender's claim runs or once
     the email is sent."""
     holder, now = uuid.uuid4().hex, utcnow()
-    if not jobs.claim_notification(job_id, holder, now + claimed_for, now):
+    if not claims.claim_notification(job_id, holder, now + claimed_for, now):
         return False
     queue.enqueue_notify(job_id, holder)
     return True
@@ -56,6 +60,7 @@ class Notifications:
     def __init__(
         self,
         jobs: JobRepository,
+        claims: EmailClaims,
         users: UserRepository,
         mailer: Mailer,
         base_url: str,
@@ -63,6 +68,7 @@ class Notifications:
         link_ttl: int = 24 * 3600,
     ):
         self.jobs = jobs
+        self.claims = claims
         self.users = users
         self.mailer = mailer
         self.base_url = base_url.rstrip("/")
@@ -79,7 +85,7 @@ class Notifications:
             return False
         now = utcnow()
         holder = holder or uuid.uuid4().hex
-        if not self.jobs.claim_notification(job_id, holder, now + SENDING, now):
+        if not self.claims.claim_notification(job_id, holder, now + SENDING, now):
             log.info("job %s: another sender holds the email", job_id)
             return False
         owner = self.users.get(job.owner_id)
@@ -123,7 +129,7 @@ class Notifications:
         (if the retry never comes, the claim runs out and the sweeper takes over)."""
         now = utcnow()
         until = now + timedelta(seconds=retry_in) + SENDING
-        self.jobs.claim_notification(job_id, holder, until, now)
+        self.claims.claim_notification(job_id, holder, until, now)
 
     def gave_up(self, job_id: str, error: str) -> None:
         """Record that the email will not be sent; the server log keeps the cause."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from core.domain import JobStatus
-from core.ports import BlobStore, JobRepository
-from core.services.jobs import MP3S, VIDEOS, utcnow
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import JobStatus
+from core.domain.values import utcnow
+from core.ports.files import BlobStore
+from core.ports.jobs import JobRepository, JobSweeps
 
 log = logging.getLogger(__name__)
 # A source older than this after its job ended was left by an attempt that died between
@@ -16,8 +18,9 @@ SOURCE_GRACE = timedelta(minutes=5)
 
 
 class Retention:
-    def __init__(self, jobs: JobRepository, blobs: BlobStore, keep_source: bool):
+    def __init__(self, jobs: JobRepository, sweeps: JobSweeps, blobs: BlobStore, keep_source: bool):
         self.jobs = jobs
+        self.sweeps = sweeps
         self.blobs = blobs
         self.keep_source = keep_source
 
@@ -30,7 +33,7 @@ class Retention:
         now = utcnow()
         ended_before = None if self.keep_source else now - SOURCE_GRACE
         purged: list[str] = []
-        for job in self.jobs.purgeable(now, ended_before):
+        for job in self.sweeps.purgeable(now, ended_before):
             if (
                 job.status is JobStatus.DONE
                 and job.expires_at is not None

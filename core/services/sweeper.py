@@ -5,11 +5,14 @@ emitted."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
-from core.domain import JobStatus
-from core.ports import JobRepository, TaskQueue, WebhookRepository
-from core.services.jobs import utcnow
+from core.domain.jobs import JobStatus
+from core.domain.values import utcnow
+from core.ports.jobs import EmailClaims, JobRepository, JobSweeps
+from core.ports.queue import TaskQueue
+from core.ports.webhooks import WebhookRepository
 from core.services.notification import queue_email
 
 log = logging.getLogger(__name__)
@@ -21,27 +24,25 @@ ANNOUNCE_WITHIN = timedelta(hours=24)
 UNSENT_AFTER = timedelta(minutes=2)
 
 
+@dataclass
 class Sweeper:
-    def __init__(
-        self,
-        jobs: JobRepository,
-        queue: TaskQueue,
-        queued_after: timedelta,
-        webhooks: WebhookRepository | None = None,
-    ):
-        self.jobs = jobs
-        self.queue = queue
-        self.queued_after = queued_after
-        self.webhooks = webhooks
+    """Looks for lost work with the jobs' sweeper queries, and queues it again."""
+
+    jobs: JobRepository
+    sweeps: JobSweeps
+    claims: EmailClaims
+    queue: TaskQueue
+    queued_after: timedelta  # a queued job not updated this long may have lost its message
+    webhooks: WebhookRepository | None = None
 
     def sweep(self) -> list[str]:
         """Enqueue again what no live worker holds or will receive; returns the job ids."""
         requeued: list[str] = []
-        for job in self.jobs.expired_leases(utcnow()):
+        for job in self.sweeps.expired_leases(utcnow()):
             self.queue.enqueue_convert(job.id)
             requeued.append(job.id)
         cutoff = utcnow() - self.queued_after
-        queued = self.jobs.stale((JobStatus.QUEUED,), cutoff)
+        queued = self.sweeps.stale((JobStatus.QUEUED,), cutoff)
         if queued:
             # A job waiting behind a long queue is not lost: only those the broker lacks are.
             pending = self.queue.pending_convert_ids()
@@ -51,10 +52,10 @@ class Sweeper:
                     self.queue.enqueue_convert(job.id)
                     requeued.append(job.id)
         now = utcnow()
-        for job in self.jobs.unsent(now - min(self.queued_after, UNSENT_AFTER), now):
+        for job in self.claims.unsent(now - min(self.queued_after, UNSENT_AFTER), now):
             # Claimed for as long as a queued job may wait: the sweeps meanwhile queue no
             # second message, and a late first one sends nothing.
-            if queue_email(self.jobs, self.queue, job.id, self.queued_after):
+            if queue_email(self.claims, self.queue, job.id, self.queued_after):
                 requeued.append(job.id)
         if self.webhooks is not None:
             # The worker that ended a job may have died before it queued the event; emitting

@@ -12,21 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Protocol
 
-from core.domain import (
-    AudioOptions,
-    ChecksumMismatch,
-    Conflict,
-    Gone,
-    InvalidInput,
-    Job,
-    NotFound,
-    Principal,
-    TooLarge,
-    Upload,
-)
-from core.ports import PartialAppender, PartialUploadStore, UploadRepository
+from core.domain.accounts import Principal
+from core.domain.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, TooLarge
+from core.domain.files import VIDEOS, safe_filename
+from core.domain.jobs import Job, Upload
+from core.domain.options import AudioOptions
+from core.ports.uploads import PartialAppender, PartialUploadStore, UploadRepository
 from core.services.idempotency import Fingerprint, IdempotencyKeys
-from core.services.jobs import VIDEOS, safe_filename
 
 log = logging.getLogger(__name__)
 

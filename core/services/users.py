@@ -6,21 +6,19 @@ import logging
 import re
 from typing import Any, Callable
 
-from core.domain import (
-    AccountEmail,
+from core.domain.accounts import AccountEmail, NewUser, Principal, Role, User
+from core.domain.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
-    NewUser,
     NotFound,
-    Page,
-    Principal,
-    Role,
     TooManyRequests,
     Unauthorized,
-    User,
 )
-from core.ports import RateLimiter, TaskQueue, UserRepository
+from core.domain.values import Page
+from core.ports.accounts import UserRepository
+from core.ports.limits import RateLimiter
+from core.ports.queue import TaskQueue
 from core.services.auth import Passwords, identifier_key
 from core.services.confirmations import EmailConfirmations
 

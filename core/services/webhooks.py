@@ -14,28 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.domain import (
-    WEBHOOK_EVENTS,
-    InvalidInput,
-    Job,
-    NotFound,
-    Principal,
-    TooManyRequests,
-    Unavailable,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
-from core.ports import (
-    JobRepository,
-    Metrics,
-    RateLimiter,
-    Slots,
-    TaskQueue,
-    WebhookError,
-    WebhookRepository,
-    WebhookSender,
-)
-from core.services.jobs import utcnow
+from core.domain.accounts import Principal
+from core.domain.errors import InvalidInput, NotFound, TooManyRequests, Unavailable
+from core.domain.jobs import Job
+from core.domain.values import utcnow
+from core.domain.webhooks import WEBHOOK_EVENTS, WebhookDelivery, WebhookEndpoint
+from core.ports.jobs import JobRepository
+from core.ports.limits import RateLimiter, Slots
+from core.ports.metrics import Metrics
+from core.ports.queue import TaskQueue
+from core.ports.webhooks import WebhookError, WebhookRepository, WebhookSender
+from core.services.job_json import job_json
 
 log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(hours=24)
@@ -93,7 +82,6 @@ class Webhooks:
         sender: WebhookSender,
         queue: TaskQueue,
         jobs: JobRepository,
-        render: Callable[[Job], dict[str, Any]],
         link: Callable[[Job], str | None],
         metrics: Metrics,
         slots: Slots,
@@ -104,7 +92,6 @@ class Webhooks:
         self.sender = sender
         self.queue = queue
         self.jobs = jobs
-        self.render = render  # the job as GET /jobs/<id> shows it
         self.link = link  # a signed download link for a done job
         self.metrics = metrics
         self.slots = slots
@@ -184,7 +171,7 @@ class Webhooks:
         queued: list[str] = []
         for endpoint in self.repo.endpoints_for(job.owner_id, event):
             delivery_id = hashlib.sha256(f"{endpoint.id}:{job_id}:{event}".encode()).hexdigest()
-            data = self.render(job)
+            data = job_json(job)  # the job as GET /jobs/<id> shows it
             if event == "job.succeeded":
                 data["download_url"] = self.link(job)
             body = json.dumps(

@@ -31,7 +31,7 @@ def promtool(*args: str, cwd: Path = MONITORING) -> str:
 
 def exported_metrics() -> set[str]:
     """Series names the code defines (histograms add _bucket, _sum and _count)."""
-    source = (ROOT / "core" / "adapters" / "prometheus_metrics.py").read_text()
+    source = (ROOT / "core" / "adapters" / "prometheus.py").read_text()
     names = set(re.findall(r'"(vid2mp3_[a-z_]+)"', source))
     return names | {f"{n}{suffix}" for n in names for suffix in ("_bucket", "_sum", "_count")}
 

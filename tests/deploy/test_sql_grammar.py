@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.mysql_migrations import BOOKKEEPING, load
+from core.adapters.mysql.migrations import BOOKKEEPING, load
 from tests.deploy.support import ROOT, run
 from tests.support.legacy_schema import MIGRATIONS as IN_CODE_MIGRATIONS
 

@@ -14,6 +14,7 @@ import requests
 from tests.support import media
 from tests.support.client import login
 from tests.support.stack import running_api
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +93,13 @@ def status_of(sock: socket.socket, timeout: float) -> int | None:
     return int(received.split()[1]) if received.startswith(b"HTTP/1.1 ") else None
 
 
+def upload_slots_held(api) -> int:
+    """The QUOTA_CONCURRENT_UPLOADS slots held now, as Redis counts them (one user uploads)."""
+    redis = api.container.redis
+    pattern = f"{api.settings.redis_prefix}slots:uploads:*"
+    return sum(redis.zcard(key) for key in redis.scan_iter(match=pattern))
+
+
 def served(api, path: str, timeout: float, headers: dict[str, str] | None = None) -> int:
     return requests.get(api.url(path), headers=headers or {}, timeout=timeout).status_code
 
@@ -122,6 +130,9 @@ def test_one_users_stalled_uploads_leave_threads_for_everyone(api, users, tmp_pa
 def test_refused_uploads_say_which_limit(api, users):
     socks = [stalled_upload(api, users["mallory"]) for _ in range(3)]
     try:
+        # the next upload comes once two of them hold both slots, not before (a busy machine
+        # may let it overtake one of them)
+        wait_for(lambda: upload_slots_held(api) == 2, BODY_TIMEOUT / 2, what="both slots held")
         refused = send_head(
             api,
             "POST",

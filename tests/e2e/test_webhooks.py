@@ -65,6 +65,8 @@ def test_a_succeeded_job_is_told_once_with_a_signed_message(stack, new_user, cli
     assert message["type"] == "job.succeeded" and message["timestamp"]
     data = message["data"]
     assert data["id"] == job["id"] and data["status"] == "done"
+    # The job as GET /jobs/<id> shows it (one definition, core/services/job_json.py), plus the link.
+    assert set(data) == set(job) | {"download_url"}
     assert data["mp3_size"] == job["mp3_size"]
     got = requests.get(data["download_url"], timeout=10)
     assert got.status_code == 200 and len(got.content) == job["mp3_size"]

@@ -189,7 +189,7 @@ def swept_probe(stack, older: str):
     """Age `older` by an hour, then add a queued job (its video missing) aged a little less,
     and wait until the sweeper has re-enqueued it and a worker has failed it: a whole sweep
     and convert cycle has passed with `older` far beyond the sweeper's threshold."""
-    from core.domain import Job, JobStatus
+    from core.domain.jobs import Job, JobStatus
 
     jobs = stack.container.job_repo
     probe = jobs.add(

@@ -16,9 +16,9 @@ from email.message import Message
 import pytest
 
 from api import create_app
-from core.adapters.celery_queue import CeleryTaskQueue
+from core.adapters.celery import CeleryTaskQueue
 from core.bootstrap import Container
-from core.domain import Job, JobStatus
+from core.domain.jobs import Job, JobStatus
 from core.services.confirmations import EmailConfirmations
 from core.services.notification import UNCONFIRMED
 from tests.conftest import Auth, basic
@@ -255,6 +255,18 @@ def test_only_the_accounts_session_confirms_and_the_old_address_is_told(api, smt
     assert told["Subject"] == "The email address of your vid2mp3 account was changed"
     assert new not in text(told) and new[:1] + "***@example.org" in text(told)
     assert client.post("/login", headers=basic(new, PASSWORD)).status_code == 200
+
+
+def test_a_confirmation_without_a_proper_token_is_422_naming_it(api):
+    client, auth = api
+    user, headers = auth.new_user(password=PASSWORD)
+    url = "/users/confirm-email"
+    cases = [({}, "token"), ({"token": ""}, "token"), ({"token": "x" * 1001}, "token")]
+    for body, field in cases + [({"token": "t", "email": "a@b.c"}, "email")]:
+        refused = client.post(url, json=body, headers=headers)
+        assert refused.status_code == 422, body
+        assert list(refused.get_json()["errors"]["json"]) == [field], refused.get_json()
+    assert client.get(f"/users/{user['id']}", headers=headers).get_json()["email"] == user["email"]
 
 
 def test_a_replaced_or_expired_link_confirms_nothing(api, service, smtp, settings):

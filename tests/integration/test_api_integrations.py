@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from core.domain import Job, JobStatus
-from core.services.jobs import MP3S, VIDEOS
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import Job, JobStatus
 from tests.support.media import make_video
 
 

@@ -11,8 +11,10 @@ from mutagen.id3 import PictureType
 from mutagen.mp3 import MP3, BitrateMode
 from PIL import Image, ImageStat
 
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
-from core.domain import AudioOptions, Encoded, MediaError, MediaLimits
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
+from core.domain.errors import MediaError
+from core.domain.media import Encoded, MediaLimits
+from core.domain.options import AudioOptions
 from tests.support.media import (
     loudness,
     make_audio_only,
@@ -264,10 +266,10 @@ def test_other_sources_are_encoded(media: Path, dst: str) -> None:
 
 
 def test_silence_cannot_be_normalised(media: Path, dst: str, tmp_path: Path) -> None:
-    from tests.support.media import _ffmpeg
+    from tests.support.media import run_ffmpeg
 
     silent = str(tmp_path / "silence.wav")
-    _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "3", silent)
+    run_ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "3", silent)
     with pytest.raises(MediaError) as caught:
         convert(silent, dst, loudness="-16")
     assert str(caught.value) == "the audio is silent, so its loudness cannot be set"
@@ -275,7 +277,7 @@ def test_silence_cannot_be_normalised(media: Path, dst: str, tmp_path: Path) -> 
 
 
 def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
-    from core.adapters.ffmpeg_describe import ebur128_summary
+    from core.adapters.ffmpeg.describe import ebur128_summary
 
     spoof = (
         "    comment         : [Parsed_ebur128_0 @ 0x1] Summary:\n"
@@ -304,7 +306,7 @@ def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
 def test_ffmpeg_runs_per_conversion(
     media: Path, dst: str, monkeypatch: pytest.MonkeyPatch, make, fields: dict[str, str], runs: int
 ) -> None:
-    from core.adapters import ffmpeg_process
+    from core.adapters.ffmpeg import process as ffmpeg_process
 
     src = make(media)
     calls: list[list[str]] = []
@@ -324,7 +326,7 @@ def test_ffmpeg_runs_per_conversion(
 
 
 def test_describe_reads_each_tracks_codec_channels_rate_and_language() -> None:
-    from core.adapters.ffmpeg_describe import describe
+    from core.adapters.ffmpeg.describe import describe
 
     ours = "file:/scratch/job/blob-1"
     text = (

@@ -11,10 +11,10 @@ from typing import Callable, Iterator
 import pytest
 from pymongo import MongoClient
 
-from core.adapters.dir_store import DirectoryBlobStore
-from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
-from core.domain import NotFound, Unavailable
-from core.ports import BlobStore
+from core.adapters.stores.directory import DirectoryBlobStore
+from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
+from core.domain.errors import NotFound, Unavailable
+from core.ports.files import BlobStore
 from devtools.processes import free_port
 from tests.support.mongo import running_mongo
 from tests.support.wait import wait_for

@@ -19,11 +19,13 @@ from typing import Iterator
 import psutil
 import pytest
 
-from core.adapters import ffmpeg_process
-from core.adapters.ffmpeg_describe import describe
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg import process as ffmpeg_process
+from core.adapters.ffmpeg.describe import describe
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
-from core.domain import AudioOptions, MediaError, MediaLimits
+from core.domain.errors import MediaError
+from core.domain.media import MediaLimits
+from core.domain.options import AudioOptions
 from tests.support.media import make_audio_only, make_video, make_webm
 from tests.unit.test_sniff import padded_like_ts
 

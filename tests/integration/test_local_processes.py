@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 
-from core.adapters.local_processes import LocalProcesses, _pid_namespace, _start_time
+from core.adapters.local_processes import LocalProcesses, pid_namespace, start_time
 
 
 def test_a_live_process_is_not_gone_and_a_killed_one_is():
@@ -15,7 +15,7 @@ def test_a_live_process_is_not_gone_and_a_killed_one_is():
     assert not here.is_gone(here.current())
     child = subprocess.Popen(["sleep", "60"])
     try:
-        name = f"host-a:{_pid_namespace()}:{child.pid}:{_start_time(child.pid)}"
+        name = f"host-a:{pid_namespace()}:{child.pid}:{start_time(child.pid)}"
         assert not here.is_gone(name)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
@@ -28,7 +28,7 @@ def test_a_live_process_is_not_gone_and_a_killed_one_is():
 def test_an_unreaped_child_counts_as_gone():
     here = LocalProcesses("host-a")
     child = subprocess.Popen(["sleep", "60"])
-    name = f"host-a:{_pid_namespace()}:{child.pid}:{_start_time(child.pid)}"
+    name = f"host-a:{pid_namespace()}:{child.pid}:{start_time(child.pid)}"
     os.kill(child.pid, signal.SIGKILL)
     try:
         # a zombie until reaped: its pid still exists, the attempt does not

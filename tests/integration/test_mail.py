@@ -5,8 +5,8 @@ import email
 import pytest
 
 from core.adapters.mail import OutboxMailer, SMTPMailer
-from core.domain import Email
-from core.ports import MailError
+from core.domain.values import Email
+from core.ports.mail import MailError
 from tests.support.smtp import smtp_server
 
 MESSAGE = Email(

@@ -12,9 +12,11 @@ import psutil
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from core.adapters.ffmpeg_transcoder import FFmpegTranscoder
+from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.adapters.sniffer import sniff
-from core.domain import AudioOptions, AudioTrack, Encoded, MediaError, MediaInfo, MediaLimits
+from core.domain.errors import MediaError
+from core.domain.media import AudioTrack, Encoded, MediaInfo, MediaLimits
+from core.domain.options import AudioOptions
 from tests.support.media import (
     is_mpeg_audio,
     make_audio_only,

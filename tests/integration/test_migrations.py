@@ -13,7 +13,7 @@ from pathlib import Path
 import mysql.connector
 import pytest
 
-from core.adapters.mysql_migrations import load
+from core.adapters.mysql.migrations import load
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
 from tests.support.legacy_schema import MIGRATIONS as IN_CODE_MIGRATIONS
@@ -198,9 +198,10 @@ def test_a_statement_failing_midway_stops_naming_it_and_a_rerun_continues(env, t
 def test_a_data_change_and_its_record_commit_together(env, tmp_path, files, monkeypatch):
     """The connection drops between an UPDATE and its record: the UPDATE is not kept, so the
     re-run applies it once, not twice."""
-    from core.adapters import mysql_migrations
-    from core.adapters.mysql_db import MySQLDatabase
-    from core.adapters.mysql_migrations import MigrationError, SchemaMigrations
+    from core.adapters.mysql import migrations as mysql_migrations
+    from core.adapters.mysql.db import MySQLDatabase
+    from core.adapters.mysql.migrations import SchemaMigrations
+    from core.ports.schema import MigrationError
 
     assert migrate(env, "--migrations-dir", str(files), cwd=tmp_path).returncode == 0
     bump = files / f"{LAST + 1:04d}_users_bump.sql"
@@ -354,8 +355,8 @@ def test_a_database_of_the_in_code_migrations_is_adopted_with_its_rows(env, tmp_
     recorded = dict(query(env, "SELECT version, checksum FROM schema_migrations"))
     assert recorded == {m.version: m.checksum for m in load(files)}
 
-    from core.adapters.mysql_db import MySQLDatabase
-    from core.adapters.mysql_migrations import schema_version
+    from core.adapters.mysql.db import MySQLDatabase
+    from core.adapters.mysql.migrations import schema_version
 
     db = MySQLDatabase(
         settings.mysql_host,

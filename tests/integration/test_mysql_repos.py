@@ -5,11 +5,13 @@ from datetime import timedelta
 
 import pytest
 
-from core.adapters.mysql_db import MySQLDatabase
-from core.adapters.mysql_migrations import load
-from core.domain import Conflict, Job, JobStatus, NewUser, Role, Unavailable
+from core.adapters.mysql.db import MySQLDatabase
+from core.adapters.mysql.migrations import load
+from core.domain.accounts import NewUser, Role
+from core.domain.errors import Conflict, Unavailable
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import utcnow
 from core.observability import bind
-from core.services.jobs import utcnow
 
 
 @pytest.fixture
@@ -112,7 +114,7 @@ def test_stale_and_listing(container, owner):
     jobs, total = container.job_repo.list_for_owner(owner.id, 0, 10)
     assert total == 2 and [j.id for j in jobs] == [second.id, first.id]
     future = utcnow() + timedelta(seconds=5)
-    stale_ids = {j.id for j in container.job_repo.stale((JobStatus.QUEUED,), future)}
+    stale_ids = {j.id for j in container.job_sweeps.stale((JobStatus.QUEUED,), future)}
     assert {first.id, second.id} <= stale_ids
 
 
@@ -129,7 +131,7 @@ def test_unreachable_server_is_unavailable():
 
 
 def test_unannounced_finds_ended_jobs_whose_event_was_never_emitted(container, owner):
-    from core.domain import WebhookDelivery, WebhookEndpoint
+    from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
 
     hooks = container.webhook_repo
     endpoint = hooks.add_endpoint(
@@ -172,34 +174,34 @@ def test_unannounced_finds_ended_jobs_whose_event_was_never_emitted(container, o
 
 
 def test_one_email_sender_at_a_time(container, owner):
-    jobs = container.job_repo
+    jobs, claims = container.job_repo, container.email_claims
     job = new_job(container, owner)
     now = utcnow()
     soon = now + timedelta(minutes=5)
-    assert not jobs.claim_notification(job.id, "a", soon, now)  # not done yet: nothing to send
+    assert not claims.claim_notification(job.id, "a", soon, now)  # not done yet: nothing to send
     jobs.update(job.id, {"status": JobStatus.DONE, "finished_at": now - timedelta(hours=1)})
-    assert [j.id for j in jobs.unsent(now, now) if j.id == job.id] == [job.id]
-    assert jobs.claim_notification(job.id, "a", soon, now)
-    assert jobs.claim_notification(job.id, "a", soon, now)  # the holder again (a retry)
-    assert not jobs.claim_notification(job.id, "b", soon, now)  # another, while it runs
-    assert job.id not in {j.id for j in jobs.unsent(now, now)}
+    assert [j.id for j in claims.unsent(now, now) if j.id == job.id] == [job.id]
+    assert claims.claim_notification(job.id, "a", soon, now)
+    assert claims.claim_notification(job.id, "a", soon, now)  # the holder again (a retry)
+    assert not claims.claim_notification(job.id, "b", soon, now)  # another, while it runs
+    assert job.id not in {j.id for j in claims.unsent(now, now)}
     later = soon + timedelta(seconds=1)
-    assert job.id in {j.id for j in jobs.unsent(later, later)}  # the claim ran out
-    assert jobs.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
+    assert job.id in {j.id for j in claims.unsent(later, later)}  # the claim ran out
+    assert claims.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
     jobs.update(job.id, {"notified_at": later})
-    assert not jobs.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
-    assert job.id not in {j.id for j in jobs.unsent(later, later)}
+    assert not claims.claim_notification(job.id, "b", later + timedelta(minutes=5), later)
+    assert job.id not in {j.id for j in claims.unsent(later, later)}
 
 
 def test_an_attempt_known_dead_is_taken_over_only_while_it_still_holds(container, owner):
-    jobs = container.job_repo
+    jobs, leases = container.job_repo, container.job_leases
     job = new_job(container, owner)
     now = utcnow()
     later = now + timedelta(minutes=1)
-    assert jobs.claim(job.id, "a" * 32, later, now, "host:1:1")
+    assert leases.claim(job.id, "a" * 32, later, now, "host:1:1")
     assert jobs.get(job.id).lease_holder == "host:1:1"
-    assert not jobs.take_over(job.id, "x" * 32, "b" * 32, later, "host:2:2")  # not the holder
-    assert jobs.take_over(job.id, "a" * 32, "b" * 32, later, "host:2:2")
+    assert not leases.take_over(job.id, "x" * 32, "b" * 32, later, "host:2:2")  # not the holder
+    assert leases.take_over(job.id, "a" * 32, "b" * 32, later, "host:2:2")
     taken = jobs.get(job.id)
     assert taken.lease_id == "b" * 32 and taken.lease_holder == "host:2:2" and taken.attempts == 2
-    assert not jobs.take_over(job.id, "a" * 32, "c" * 32, later, "host:3:3")  # already taken
+    assert not leases.take_over(job.id, "a" * 32, "c" * 32, later, "host:3:3")  # already taken

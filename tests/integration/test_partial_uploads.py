@@ -13,14 +13,16 @@ from typing import Iterator
 import pytest
 from pymongo import MongoClient
 
-from core.adapters.dir_partial import DirectoryPartialUploads
-from core.adapters.dir_store import DirectoryBlobStore
-from core.adapters.gridfs_partial import GridFSPartialUploads
-from core.adapters.gridfs_store import GridFSBlobStore, mongo_client_factory
-from core.adapters.redis_items import redis_client
-from core.adapters.redis_uploads import RedisUploadRepository
-from core.domain import NotFound, Upload
-from core.ports import BlobStore, PartialUploadStore
+from core.adapters.redis.client import redis_client
+from core.adapters.redis.uploads import RedisUploadRepository
+from core.adapters.stores.directory import DirectoryBlobStore
+from core.adapters.stores.directory_partial import DirectoryPartialUploads
+from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
+from core.adapters.stores.gridfs_partial import GridFSPartialUploads
+from core.domain.errors import NotFound
+from core.domain.jobs import Upload
+from core.ports.files import BlobStore
+from core.ports.uploads import PartialUploadStore
 from tests.support.mongo import running_mongo
 
 VIDEOS = "videos"

@@ -10,8 +10,10 @@ import uuid
 from datetime import timedelta
 
 from core.bootstrap import Container
-from core.domain import Job, JobStatus, NewUser
-from core.services.jobs import MP3S, VIDEOS, utcnow
+from core.domain.accounts import NewUser
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import Job, JobStatus
+from core.domain.values import utcnow
 
 
 def stored(container, bucket, data=b"ID3 audio"):
@@ -82,7 +84,7 @@ def test_a_purge_killed_halfway_is_finished_by_the_next(container, settings):
         before = files[job_id]
         assert container.blob_store.stat(MP3S, before.mp3_fid) is None
         assert container.blob_store.stat(VIDEOS, before.video_fid) is None
-    assert container.job_repo.usage(owner.id) == (0, 0)
+    assert container.quota_holds.usage(owner.id) == (0, 0)
 
 
 def test_status_filter_and_expires_at_in_mysql(container):

@@ -10,7 +10,7 @@ from pathlib import Path
 import mysql.connector
 import pytest
 
-from core.adapters.mysql_migrations import required_version
+from core.adapters.mysql.migrations import required_version
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
 from tests.support.stack import free_port

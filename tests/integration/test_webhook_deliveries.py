@@ -10,10 +10,11 @@ import uuid
 
 import pytest
 
-from core.adapters.redis_slots import RedisSlots
-from core.adapters.webhook_http import HttpWebhookSender
-from core.domain import NewUser, Principal, Role, WebhookDelivery, WebhookEndpoint
-from core.ports import NullMetrics
+from core.adapters.http import HttpWebhookSender
+from core.adapters.redis.slots import RedisSlots
+from core.domain.accounts import NewUser, Principal, Role
+from core.domain.webhooks import WebhookDelivery, WebhookEndpoint
+from core.ports.metrics import NullMetrics
 from core.services.webhooks import Busy, DeliveryLimits, RetryLater, Webhooks
 from tests.support.receiver import Receiver
 from tests.support.wait import wait_for
@@ -62,7 +63,6 @@ def service_of(container, queue=None, **limits):
         HttpWebhookSender(allow_private=True, timeout=limits.pop("timeout", 30.0)),
         queue or Queue(),  # type: ignore[arg-type]
         container.job_repo,
-        render=lambda job: {},
         link=lambda job: None,
         metrics=NullMetrics(),
         slots=RedisSlots(container.redis, container.settings.redis_prefix + uuid.uuid4().hex),

@@ -12,9 +12,9 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from core.adapters import webhook_http
-from core.adapters.webhook_http import HttpWebhookSender
-from core.ports import WebhookError
+from core.adapters import http as webhook_http
+from core.adapters.http import HttpWebhookSender
+from core.ports.webhooks import WebhookError
 from tests.support.receiver import Receiver
 from tests.support.wait import wait_for
 

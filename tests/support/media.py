@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from core.adapters.ffmpeg_process import ffmpeg_exe
+from core.adapters.ffmpeg.process import ffmpeg_exe
 
 GENERATE_TIMEOUT_S = 120.0
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
@@ -37,7 +37,7 @@ _AUDIO_CODECS: dict[str, list[str]] = {
 }
 
 
-def _ffmpeg(*args: str, stdout: int | None = None) -> None:
+def run_ffmpeg(*args: str, stdout: int | None = None) -> None:
     """Run the bundled ffmpeg quietly; raise with its stderr on failure."""
     done = subprocess.run(
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
@@ -72,7 +72,7 @@ def make_video(
     suffix = "_faststart" if faststart else ""
     path = Path(directory) / f"video_{seconds:g}s_{size}{suffix}.{fmt}"
     flags = ["-movflags", "+faststart"] if faststart and fmt in ("mp4", "mov", "3gp") else []
-    _ffmpeg(
+    run_ffmpeg(
         *_video_source(seconds, size),
         *_audio_source(seconds),
         *_VIDEO_CODECS[fmt],
@@ -108,9 +108,9 @@ def make_webm(
     ]
     if streamed:
         with open(path, "wb") as out:
-            _ffmpeg(*args, "pipe:1", stdout=out.fileno())
+            run_ffmpeg(*args, "pipe:1", stdout=out.fileno())
     else:
-        _ffmpeg(*args, str(path))
+        run_ffmpeg(*args, str(path))
     return str(path)
 
 
@@ -118,7 +118,7 @@ def make_streamed_audio_webm(directory: str | os.PathLike[str], seconds: float =
     """Opus audio in a WebM written to a pipe: the container declares no duration."""
     path = os.path.join(directory, f"streamed-{seconds:g}s.webm")
     with open(path, "wb") as out:
-        _ffmpeg(
+        run_ffmpeg(
             *_audio_source(seconds),
             "-c:a",
             "libopus",
@@ -135,7 +135,7 @@ def make_streamed_audio_webm(directory: str | os.PathLike[str], seconds: float =
 def make_silent_video(directory: str | os.PathLike[str], seconds: float = 3.0) -> str:
     """An H.264 mp4 with no audio stream at all."""
     path = Path(directory) / f"silent_{seconds:g}s.mp4"
-    _ffmpeg(*_video_source(seconds, "160x120"), *_X264, str(path))
+    run_ffmpeg(*_video_source(seconds, "160x120"), *_X264, str(path))
     return str(path)
 
 
@@ -147,7 +147,7 @@ def make_audio_only(
         raise ValueError(f"unsupported test audio format {fmt!r}; one of {sorted(_AUDIO_CODECS)}")
     path = Path(directory) / f"audio_{seconds:g}s.{fmt}"
     rate = 48000 if fmt == "opus" else 44100
-    _ffmpeg(*_audio_source(seconds, rate), *_AUDIO_CODECS[fmt], str(path))
+    run_ffmpeg(*_audio_source(seconds, rate), *_AUDIO_CODECS[fmt], str(path))
     return str(path)
 
 
@@ -203,7 +203,7 @@ def make_two_language_video(directory: str | os.PathLike[str], seconds: float = 
     mono at 44.1 kHz; track 1 French, stereo at 48 kHz. The file also carries a title and an
     artist of its own (which must not reach the MP3)."""
     path = Path(directory) / f"two_languages_{seconds:g}s.mp4"
-    _ffmpeg(
+    run_ffmpeg(
         *_video_source(seconds, "160x120"),
         *_audio_source(seconds),
         "-f",
@@ -236,7 +236,7 @@ def make_two_language_video(directory: str | os.PathLike[str], seconds: float = 
 def make_fade_in_video(directory: str | os.PathLike[str], seconds: float = 5.0) -> str:
     """A bright testsrc video whose first frames are black (a fade in over 0.3 s)."""
     path = Path(directory) / f"fade_in_{seconds:g}s.mp4"
-    _ffmpeg(
+    run_ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -253,7 +253,7 @@ def make_quiet_with_clicks(directory: str | os.PathLike[str], seconds: float = 8
     """A quiet tone (about -31 LUFS) with a short loud 3 kHz burst every second: normalising it
     to a podcast level would take the bursts far over full scale without a limiter."""
     path = Path(directory) / f"quiet_clicks_{seconds:g}s.wav"
-    _ffmpeg(
+    run_ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -269,7 +269,7 @@ def make_quiet_with_clicks(directory: str | os.PathLike[str], seconds: float = 8
 def make_mp3_source(directory: str | os.PathLike[str], seconds: float = 4.0) -> str:
     """A 128 kb/s MP3 with tags of its own: a source whose audio can be copied."""
     path = Path(directory) / f"source_{seconds:g}s.mp3"
-    _ffmpeg(
+    run_ffmpeg(
         *_audio_source(seconds),
         "-c:a",
         "libmp3lame",

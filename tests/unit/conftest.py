@@ -3,7 +3,7 @@ from datetime import timedelta
 import argon2
 import pytest
 
-from core.domain import Principal, Role
+from core.domain.accounts import Principal, Role
 from core.services.auth import AuthService, Passwords, Tokens
 from core.services.conversion import Conversion
 from core.services.idempotency import IdempotencyKeys
@@ -96,6 +96,7 @@ def pipeline(user_repo, tmp_path):
     p.keys = IdempotencyKeys(p.idempotency)
     p.intake = Intake(
         p.jobs,
+        p.jobs,
         p.blobs,
         p.queue,
         FakeSniffer(),
@@ -110,10 +111,17 @@ def pipeline(user_repo, tmp_path):
     )
     p.service = JobService(p.jobs, p.blobs, p.links, keep_source=False)
     p.conversion = Conversion(
-        p.jobs, p.blobs, p.queue, p.transcoder, TmpScratch(tmp_path / "scratch"), lease_seconds=3
+        p.jobs,
+        p.jobs,
+        p.jobs,
+        p.blobs,
+        p.queue,
+        p.transcoder,
+        TmpScratch(tmp_path / "scratch"),
+        lease_seconds=3,
     )
-    p.notifications = Notifications(p.jobs, user_repo, p.mailer, "http://api.test")
-    p.sweeper = Sweeper(p.jobs, p.queue, timedelta(seconds=60))
-    p.retention = Retention(p.jobs, p.blobs, keep_source=False)
+    p.notifications = Notifications(p.jobs, p.jobs, user_repo, p.mailer, "http://api.test")
+    p.sweeper = Sweeper(p.jobs, p.jobs, p.jobs, p.queue, timedelta(seconds=60))
+    p.retention = Retention(p.jobs, p.jobs, p.blobs, keep_source=False)
     p.encoded = p.transcoder.encoded
     return p

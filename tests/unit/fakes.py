@@ -11,41 +11,29 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from core.domain import (
-    Blob,
-    Conflict,
-    Email,
-    Encoded,
-    Job,
-    JobStatus,
-    MediaError,
-    MediaInfo,
-    NewUser,
-    NotFound,
-    Stopped,
-    User,
-)
-from core.ports import (
+from core.domain.accounts import NewUser, User
+from core.domain.errors import Conflict, MediaError, NotFound, Stopped
+from core.domain.files import Blob
+from core.domain.jobs import Job, JobStatus
+from core.domain.media import Encoded, MediaInfo
+from core.domain.values import Email
+from core.ports.accounts import USER_FIELDS_UPDATABLE, KnownAddresses, TokenStates, UserRepository
+from core.ports.files import BlobStore, ScratchSpace
+from core.ports.items import ItemPut, ItemStore
+from core.ports.jobs import (
     JOB_FIELDS_NOT_UPDATABLE,
-    USER_FIELDS_UPDATABLE,
     AttemptHolders,
-    BlobStore,
-    IdempotencyStore,
-    ItemPut,
-    ItemStore,
+    EmailClaims,
+    JobLeases,
     JobRepository,
-    KnownAddresses,
-    Mailer,
-    MailError,
+    JobSweeps,
     QuotaHold,
-    RateLimiter,
-    ScratchSpace,
-    Sniffer,
-    TaskQueue,
-    TokenStates,
-    Transcoder,
-    UserRepository,
+    QuotaHolds,
 )
+from core.ports.limits import IdempotencyStore, RateLimiter
+from core.ports.mail import Mailer, MailError
+from core.ports.media import Sniffer, Transcoder
+from core.ports.queue import TaskQueue
 
 
 class FakeUsers(UserRepository):
@@ -95,7 +83,7 @@ class FakeUsers(UserRepository):
             u.name == changes["name"] and u.id != user_id for u in self.rows.values()
         ):
             raise Conflict("that name is taken")
-        from core.domain import Role
+        from core.domain.accounts import Role
 
         for key, value in changes.items():
             setattr(user, key, Role(value) if key == "role" else value)
@@ -116,7 +104,10 @@ class FakeUsers(UserRepository):
         return self.rows.pop(user_id, None) is not None
 
 
-class FakeJobs(JobRepository):
+class FakeJobs(JobRepository, JobLeases, EmailClaims, JobSweeps, QuotaHolds):
+    """Every role of the jobs' records on one table of rows, as MySQL keeps them: pass it
+    as each role a service takes."""
+
     def __init__(self):
         self.rows: dict[str, Job] = {}
         self.holds: dict[str, QuotaHold] = {}
@@ -550,7 +541,7 @@ class FakeTranscoder(Transcoder):
 
 class TmpScratch(ScratchSpace):
     def __init__(self, root):
-        from core.adapters.scratch import LocalScratch
+        from core.adapters.stores.scratch import LocalScratch
 
         self._local = LocalScratch(str(root))
 

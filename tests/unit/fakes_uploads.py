@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from core.domain import Blob, NotFound, Upload
-from core.ports import PartialUploadStore, UploadRepository
+from core.domain.errors import NotFound
+from core.domain.files import Blob
+from core.domain.jobs import Upload
+from core.ports.uploads import PartialUploadStore, UploadRepository
 from tests.unit.fakes import FakeBlobs
 
 

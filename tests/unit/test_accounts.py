@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain import (
-    AccountEmail,
-    Forbidden,
-    Gone,
-    InvalidInput,
-    NotFound,
-    Principal,
-    Role,
-    TooManyRequests,
-)
+from core.domain.accounts import AccountEmail, Principal, Role
+from core.domain.errors import Forbidden, Gone, InvalidInput, NotFound, TooManyRequests
 from core.services.account_mail import AccountMail
 from core.services.confirmations import EmailConfirmations
 from core.services.notification import quoted

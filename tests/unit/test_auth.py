@@ -3,7 +3,7 @@ import time
 import jwt
 import pytest
 
-from core.domain import Unauthorized
+from core.domain.errors import Unauthorized
 from tests.unit.conftest import SECRET
 
 

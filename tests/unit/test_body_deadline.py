@@ -134,9 +134,9 @@ def test_a_trickling_peer_is_cut_off_inside_one_long_read(pair):
 
 
 def test_the_watchdog_forgets_reads_that_ended_in_time():
-    from api.body_deadline import _Watchdog
+    from api.body_deadline import Watchdog
 
-    watchdog = _Watchdog()
+    watchdog = Watchdog()
     for n in range(10_000):  # a fast upload: each read ends long before its deadline
         watchdog.forget(watchdog.watch(time.monotonic() + 3600 + n, lambda: None))
     assert len(watchdog._heap) <= 64 + 1

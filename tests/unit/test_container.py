@@ -31,3 +31,20 @@ def test_a_misspelt_override_is_refused():
 def test_building_the_container_opens_no_connection():
     built = Container(SETTINGS)  # MySQL on port 1 would refuse; nothing tries yet
     assert "db" not in built.__dict__ and "redis" not in built.__dict__
+
+
+def test_a_worker_process_has_one_celery_app_the_containers():
+    """The app a worker consumes with is the one its tasks enqueue with: no second app."""
+    from celery import current_app
+
+    import tasks
+
+    previous = current_app._get_current_object()
+    try:
+        app = tasks.create_worker_app(SETTINGS)
+        services = tasks.container()
+        assert app is services.celery and services.queue.app is app
+        assert current_app._get_current_object() is app  # the tasks bind to it
+    finally:
+        tasks.use_container(None)
+        previous.set_default()

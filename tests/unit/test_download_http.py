@@ -7,7 +7,7 @@ import io
 import pytest
 
 from core.bootstrap import Container
-from core.services.jobs import MP3S
+from core.domain.files import MP3S
 from core.settings import Settings
 from tests.support.config import service_env
 from tests.unit.test_jobs import submit

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import AudioOptions, Conflict, Gone, InvalidInput, JobStatus, NotFound
+from core.domain.errors import Conflict, Gone, InvalidInput, NotFound
+from core.domain.files import MP3S, VIDEOS
+from core.domain.jobs import JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
 from core.services.conversion import Conversion, Outcome
-from core.services.jobs import MP3S, VIDEOS, utcnow
 from core.services.retention import Retention
 from tests.support.wait import wait_for
 from tests.unit.fakes import TmpScratch
@@ -40,6 +43,8 @@ def test_cancel_a_queued_job_stops_it_before_it_runs(pipeline, alice):
 
 def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
     conversion = Conversion(
+        pipeline.jobs,
+        pipeline.jobs,
         pipeline.jobs,
         pipeline.blobs,
         pipeline.queue,
@@ -136,6 +141,7 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
     job = done_job(pipeline, alice)
     notes = Notifications(
         pipeline.jobs,
+        pipeline.jobs,
         pipeline.notifications.users,
         pipeline.mailer,
         "http://api.test",
@@ -151,12 +157,22 @@ def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
 # --- Idempotency-Key ------------------------------------------------------------------------
 
 
+class Body:
+    """An upload's body as POST /upload hands it to the intake: the file part and its bytes."""
+
+    def __init__(self, data):
+        self.data, self.filename = data, None
+
+    def find_file(self):
+        self.filename = "clip.mp4"
+
+    def __iter__(self):
+        return iter(chunks(self.data))
+
+
 def keyed(pipeline, actor, key, data=MP4, options=None):
-    prior = pipeline.keys.reserve(actor, key)
     opts = AudioOptions.parse(options or {"bitrate": "192k"})
-    if prior is None:
-        return pipeline.intake.submit_keyed(actor, key, "clip.mp4", chunks(data), lambda: opts)
-    return pipeline.intake.replay(actor, prior, chunks(data), lambda: opts)
+    return pipeline.intake.receive(actor, Body(data), lambda: opts, key=key).job
 
 
 def test_a_retry_with_the_same_key_returns_the_same_job_and_stores_nothing(pipeline, alice):
@@ -191,11 +207,23 @@ def test_keys_are_per_user_and_a_failed_request_frees_its_key(pipeline, alice, b
     assert keyed(pipeline, alice, "k-4").status is JobStatus.QUEUED
 
 
+def test_a_retry_is_told_apart_and_stores_nothing_more(pipeline, alice):
+    opts = AudioOptions.parse({})
+    first = pipeline.intake.receive(alice, Body(MP4), lambda: opts, key="k-5")
+    again = pipeline.intake.receive(alice, Body(MP4), lambda: opts, key="k-5")
+    plain = pipeline.intake.receive(alice, Body(MP4), lambda: opts)
+    assert (first.replayed, again.replayed, plain.replayed) == (False, True, False)
+    assert again.job.id == first.job.id != plain.job.id
+    assert len(pipeline.blobs.in_bucket(VIDEOS)) == 2
+
+
 # --- retention ------------------------------------------------------------------------------
 
 
 def test_the_source_goes_when_the_job_ends_and_the_mp3_when_it_expires(pipeline, alice, tmp_path):
     conversion = Conversion(
+        pipeline.jobs,
+        pipeline.jobs,
         pipeline.jobs,
         pipeline.blobs,
         pipeline.queue,
@@ -245,7 +273,7 @@ def test_a_purge_stopped_halfway_is_finished_by_the_next(pipeline, alice):
 
 
 def test_keep_source_keeps_the_video_until_expiry(pipeline, alice):
-    keep = Retention(pipeline.jobs, pipeline.blobs, keep_source=True)
+    keep = Retention(pipeline.jobs, pipeline.jobs, pipeline.blobs, keep_source=True)
     job = done_job(pipeline, alice)
     pipeline.jobs.update(job.id, {"finished_at": utcnow() - timedelta(hours=1)})
     assert keep.purge() == [] and len(pipeline.blobs.in_bucket(VIDEOS)) == 1

@@ -1,6 +1,6 @@
 import pytest
 
-from core.domain import InvalidInput, NotFound, TooLarge
+from core.domain.errors import InvalidInput, NotFound, TooLarge
 
 
 def test_put_adds_last_updated_and_default_ttl(items):
@@ -81,7 +81,7 @@ def test_hits_grow_by_one(items):
 
 
 def test_the_byte_quota_counts_each_owner_separately():
-    from core.domain import QuotaExceeded
+    from core.domain.errors import QuotaExceeded
     from core.services.items import ItemService
     from tests.unit.fakes import FakeItems
 

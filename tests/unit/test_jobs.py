@@ -3,19 +3,20 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import (
-    AudioOptions,
+from core.domain.errors import (
     InvalidInput,
-    JobStatus,
     MediaError,
     NotFound,
     QuotaExceeded,
     TooLarge,
     UnsupportedMedia,
 )
-from core.ports import MailError
+from core.domain.files import MP3S, VIDEOS, mp3_name, safe_filename
+from core.domain.jobs import JobStatus
+from core.domain.options import AudioOptions
+from core.domain.values import utcnow
+from core.ports.mail import MailError
 from core.services.conversion import Outcome
-from core.services.jobs import MP3S, VIDEOS, mp3_name, safe_filename, utcnow
 from core.services.sweeper import Sweeper
 from tests.support.wait import wait_for
 
@@ -421,7 +422,7 @@ def test_the_chosen_bitrate_reaches_the_encoder_and_the_output_stays_in_scratch(
 def test_a_heartbeat_that_cannot_reach_mysql_gives_up_the_job_once_its_lease_ran_out(
     pipeline, alice
 ):
-    from core.domain import Unavailable
+    from core.domain.errors import Unavailable
 
     job = submit(pipeline, alice)
     pipeline.transcoder.hold = threading.Event()
@@ -447,7 +448,14 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
             return [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
 
     hooks = Hooks()
-    sweeper = Sweeper(pipeline.jobs, pipeline.queue, timedelta(minutes=15), webhooks=hooks)
+    sweeper = Sweeper(
+        pipeline.jobs,
+        pipeline.jobs,
+        pipeline.jobs,
+        pipeline.queue,
+        timedelta(minutes=15),
+        webhooks=hooks,
+    )
     assert sweeper.sweep() == ["f" * 32, "c" * 32]
     assert pipeline.queue.events[-2:] == [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
     [(after, before)] = hooks.windows

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.mysql_migrations import (
-    MigrationError,
+from core.adapters.mysql.migrations import (
     Recorded,
-    behind_message,
     load,
     plan,
     required_version,
     split,
     unbroken,
 )
+from core.ports.schema import MigrationError, behind_message
 
 SHIPPED = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from mysql.connector import errorcode, errors
 
-from core.adapters import mysql_db
-from core.adapters.mysql_db import MySQLDatabase
-from core.domain import Unavailable
+from core.adapters.mysql import db as mysql_db
+from core.adapters.mysql.db import MySQLDatabase
+from core.domain.errors import Unavailable
 
 
 class _FullPool:

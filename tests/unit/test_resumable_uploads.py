@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain import (
+from core.domain.errors import (
     ChecksumMismatch,
     Conflict,
     Gone,
@@ -17,7 +17,7 @@ from core.domain import (
     TooLarge,
     UnsupportedMedia,
 )
-from core.services.jobs import VIDEOS
+from core.domain.files import VIDEOS
 from core.services.uploads import ResumableUploads, parse_checksum, parse_options
 from tests.unit.fakes_uploads import FakePartialStore, FakeUploadRepo
 

@@ -82,11 +82,32 @@ def test_every_variable_is_documented():
         ({"WEBHOOK_ENDPOINT_CONCURRENCY": "-1"}, "WEBHOOK_ENDPOINT_CONCURRENCY must be positive"),
         ({"SWEEP_INTERVAL_SECONDS": "1m"}, "SWEEP_INTERVAL_SECONDS must be a number"),
         ({"MAX_DURATION_SECONDS": "0"}, "MAX_DURATION_SECONDS must be positive"),
+        # the rules beside each field in core/settings.py, each with its whole line
+        ({"LINK_TTL_SECONDS": "59"}, "LINK_TTL_SECONDS must be between 60 and 604800"),
+        ({"FFMPEG_MEMORY_MB": "255"}, "FFMPEG_MEMORY_MB must be at least 256"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES must be 0 or more"),
+        ({"API_PORT": "0"}, "API_PORT must be a TCP port"),
+        ({"WORKER_METRICS_PORT": "65536"}, "WORKER_METRICS_PORT must be 0 (off) or a TCP port"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT must be text or json"),
+        ({"REDIS_URL": "http://redis:6379"}, "REDIS_URL must be a redis:// URL"),
+        ({"ADMIN_EMAIL": "admin"}, "ADMIN_EMAIL must be an email address"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters when set"),
+        ({"UPLOAD_EXPIRES_SECONDS": "0"}, "UPLOAD_EXPIRES_SECONDS must be positive"),
     ],
 )
 def test_secrets_and_ceilings_refuse_unsafe_values(env, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError) as refused:
         Settings.from_env({**BASE, **env}, dotenv_path=None)
+    assert match in str(refused.value)
+
+
+def test_values_within_the_rules_start():
+    settings = Settings.from_env(
+        {**BASE, "LOG_LEVEL": "debug", "LINK_TTL_SECONDS": "60", "WORKER_METRICS_PORT": "0"},
+        dotenv_path=None,
+    )
+    assert (settings.log_level, settings.link_ttl_seconds) == ("debug", 60)
 
 
 def test_every_value_of_the_example_files_is_refused_where_it_is_a_secret():

@@ -8,8 +8,10 @@ import pytest
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 import tasks
-from core.domain import JobStatus, MediaError, Unavailable
-from core.ports import MailError, NullMetrics
+from core.domain.errors import MediaError, Unavailable
+from core.domain.jobs import JobStatus
+from core.ports.mail import MailError
+from core.ports.metrics import NullMetrics
 from core.services.conversion import Outcome
 from tasks.convert import video_to_mp3 as convert_proxy
 from tasks.notify import job_done as notify_proxy

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.domain import Unauthorized
+from core.domain.errors import Unauthorized
 from core.services.auth import AuthService, Tokens
 from core.services.users import UserService
 from tests.unit.conftest import SECRET

@@ -4,7 +4,7 @@ import pytest
 
 from api.jobs import content_disposition
 from api.uploads import MultipartUpload
-from core.domain import InvalidInput
+from core.domain.errors import InvalidInput
 
 BOUNDARY = b"XyZ123"
 

@@ -1,6 +1,7 @@
 import pytest
 
-from core.domain import Conflict, Forbidden, InvalidInput, NotFound, Principal, Role, Unauthorized
+from core.domain.accounts import Principal, Role
+from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from core.services.users import UserService
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.adapters.webhook_http import check_url, is_public
-from core.domain import InvalidInput
+from core.adapters.http import check_url, is_public
+from core.domain.errors import InvalidInput
 
 REFUSED = [
     "http://127.0.0.1/",

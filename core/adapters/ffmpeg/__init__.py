@@ -1,0 +1,1 @@
+"""ffmpeg behind the Transcoder port: an untrusted child with allow-listed formats."""

@@ -1,0 +1,385 @@
+"""The Transcoder port on ffmpeg: only allow-listed containers, read only what names our input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Callable
+
+from core.adapters.ffmpeg import process as ffmpeg_process
+from core.adapters.ffmpeg.args import INPUT, encode_args, measure_args
+from core.adapters.ffmpeg.describe import Description, describe, detail
+from core.adapters.ffmpeg.loudness import gain_to_target, measured_loudness
+from core.adapters.ffmpeg.process import ChildLimits, TimedOut
+from core.adapters.sniffer import HEAD_BYTES, sniff
+from core.domain.errors import MediaError
+from core.domain.media import Encoded, MediaInfo, MediaLimits, hours
+from core.domain.options import BITRATES, AudioOptions
+from core.ports.media import Transcoder
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 60.0
+STDERR_TAIL_BYTES = 4096
+
+
+class _ProgressReporter:
+    """Turns ffmpeg `-progress` lines into throttled percentages of the input duration."""
+
+    def __init__(self, duration: float | None, callback: Callable[[float], None] | None):
+        self.duration = duration
+        self.callback = callback
+        self.last_percent = -1.0
+        self.last_time = 0.0
+        self.percent = 0.0
+        self.out_seconds = 0.0
+        self.frames = 0  # video frames written: the cover
+
+    def feed(self, line: str) -> None:
+        key, _, value = line.partition("=")
+        if key == "frame" and value.isdigit():
+            self.frames = int(value)
+        elif key in ("out_time_us", "out_time_ms"):
+            # Both keys carry microseconds (out_time_ms is misnamed in ffmpeg).
+            if value.lstrip("-").isdigit():
+                self.out_seconds = max(self.out_seconds, int(value) / 1e6)
+                if self.duration:
+                    self.percent = min(100.0, self.out_seconds / self.duration * 100)
+        elif key == "progress":
+            self._emit(final=value == "end")
+
+    def _emit(self, final: bool) -> None:
+        if self.callback is None or self.duration is None:
+            return
+        now = time.monotonic()
+        step = self.percent - self.last_percent
+        if (final and step > 0) or step >= 1.0 or (step > 0 and now - self.last_time >= 1.0):
+            self.last_percent, self.last_time = self.percent, now
+            self.callback(self.percent)
+
+
+class FFmpegTranscoder(Transcoder):
+    """Probe and encode with the bundled ffmpeg, each run under the ceilings of `limits`.
+
+    An encode may take `timeout_floor` seconds plus the source's duration over `min_speed`:
+    slower than 4x real time is not a conversion, it is an attack or a fault."""
+
+    timeout_floor = 30.0
+    min_speed = 4.0
+
+    def __init__(self, limits: MediaLimits):
+        self.limits = limits
+
+    def _child_limits(self, seconds: float, file_bytes: int) -> ChildLimits:
+        return ChildLimits(
+            cpu_seconds=int(seconds * 2) + 10,
+            file_bytes=file_bytes,
+            memory_bytes=self.limits.memory_bytes,
+        )
+
+    def probe(self, path: str) -> MediaInfo:
+        """Describe a media file with `ffmpeg -i`; MediaError when it is not one we accept."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        if os.path.getsize(path) == 0:
+            raise MediaError(MediaError.EMPTY)
+        target = "file:" + os.path.abspath(path)
+        try:
+            outcome = ffmpeg_process.run(
+                [*INPUT, "-i", target],
+                self._child_limits(PROBE_TIMEOUT_S, 1 << 20),
+                PROBE_TIMEOUT_S,
+            )
+        except TimedOut:
+            raise MediaError(MediaError.NOT_MEDIA, "probe timed out") from None
+        info = describe(outcome.stderr, target)
+        if info is None:
+            raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
+        return info
+
+    def encode_mp3(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        source: MediaInfo | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Encoded:
+        """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
+        is left at dst on failure. The audio is copied when it is MP3 already and no option
+        changes it. Without `source`, a plain conversion is one ffmpeg run: the ceilings are
+        checked on ffmpeg's description of the input as soon as it is printed, and the run is
+        stopped there when one is exceeded. A cover or loudness needs the description first
+        (loudness gets it from its analysis run)."""
+        if options.bitrate is not None and options.bitrate not in BITRATES:
+            raise ValueError(
+                f"bitrate must be one of {', '.join(BITRATES)}, not {options.bitrate!r}"
+            )
+        if source is None and options.cover == "frame":
+            source = self.probe(src)
+        gain = None
+        if options.loudness is not None:
+            gain, source = self._gain(src, options, source, should_stop)
+        if source is None:
+            return self._encode_described(src, dst, options, on_progress, should_stop)
+        chosen = source.track(options.track)
+        self.limits.check(chosen)
+        start, end = self._window(options, chosen)
+        copy = chosen.audio_codec == "mp3" and not options.needs_encode
+        return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
+
+    def _encode_described(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Encoded:
+        """One run that describes its input and encodes it; copied when the file is an MP3
+        (by its first bytes; by ffmpeg's word once described, else encoded in a second run)."""
+        if not os.path.isfile(src):
+            raise FileNotFoundError(src)
+        if os.path.getsize(src) == 0:
+            raise MediaError(MediaError.EMPTY)
+        with open(src, "rb") as fh:
+            copy = sniff(fh.read(HEAD_BYTES)) == "mp3" and not options.needs_encode
+        try:
+            return self._encode(src, dst, options, None, copy, None, on_progress, should_stop)
+        except _NotCopyable:
+            return self._encode(src, dst, options, None, False, None, on_progress, should_stop)
+
+    def _accept(self, options: AudioOptions, copy: bool, info: MediaInfo | None) -> MediaInfo:
+        """The chosen track of a described source within every ceiling, or MediaError."""
+        if info is None:
+            raise MediaError(MediaError.NOT_MEDIA, "ffmpeg did not describe the input")
+        chosen = info.track(options.track)
+        self.limits.check(chosen)
+        self._window(options, chosen)
+        if copy and chosen.audio_codec != "mp3":
+            raise _NotCopyable()
+        return chosen
+
+    def _encode(
+        self,
+        src: str,
+        dst: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        copy: bool,
+        gain: float | None,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Encoded:
+        limits = self.limits
+        start, end = options.start or 0.0, options.end
+        chosen = source.track(options.track) if source is not None else None
+        notes: list[str] = []
+        cover = options.cover == "frame" and chosen is not None and chosen.has_video
+        if options.cover == "frame" and not cover:
+            notes.append(MediaError.NO_COVER)
+        target = "file:" + os.path.abspath(src)
+        args = encode_args(target, dst, options, chosen, cover, copy, gain, limits.max_duration)
+        run = _Run(self, options, start, end, chosen, on_progress, should_stop)
+        described = (
+            None
+            if chosen
+            else Description(target, lambda info: run.described(self._accept(options, copy, info)))
+        )
+        try:
+            outcome = ffmpeg_process.run(
+                args,
+                self._child_limits(run.timeout, limits.max_output_bytes),
+                run.timeout,
+                on_stdout_line=run.reporter.feed,
+                should_stop=run.should_stop,
+                stderr_limit=STDERR_TAIL_BYTES,
+                keep_stderr_head=False,
+                on_stderr_line=described.feed if described else None,
+            )
+            if described is not None:
+                described.finish()
+                if run.chosen is None:  # no description at all: not media we can read
+                    raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
+            written = run.reporter.out_seconds
+            self._check_outcome(outcome, written, run.expected)
+            if cover and run.reporter.frames == 0:
+                notes.append(MediaError.NO_FRAME)
+        except TimedOut:
+            _remove(dst)
+            raise MediaError(MediaError.TOO_SLOW, f"no result after {run.timeout:.0f} s") from None
+        except BaseException:
+            _remove(dst)
+            raise
+        info = source if source is not None else (described.info if described else None)
+        return Encoded(
+            duration=round(written, 3),
+            mode="copy" if copy else "encode",
+            notes=tuple(notes),
+            source=info,
+        )
+
+    @staticmethod
+    def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
+        """(start, end) in seconds; MediaError when the window lies outside the source."""
+        start, end = options.start or 0.0, options.end
+        duration = source.duration
+        if duration is not None and (
+            start >= duration or (end is not None and end > duration + 0.05)
+        ):
+            raise MediaError(
+                MediaError.WINDOW.format(duration=duration), f"window {start}-{end} of {duration}"
+            )
+        return start, end
+
+    def _gain(
+        self,
+        src: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[float, MediaInfo]:
+        """The linear gain (dB) that brings the chosen audio to the target loudness, and the
+        source's description. One decode through ebur128 measures it (and describes the source
+        when not described yet, checked against the ceilings before it decodes on); a second
+        measures the gained, limited audio only when gain_to_target asks for it."""
+        assert options.loudness is not None
+        measured, peak, described = self._measure(src, options, source, None, should_stop)
+
+        def measure_limited(gain: float) -> float:
+            return self._measure(src, options, described, gain, should_stop)[0]
+
+        return gain_to_target(options.loudness, measured, peak, measure_limited), described
+
+    def _measure(
+        self,
+        src: str,
+        options: AudioOptions,
+        source: MediaInfo | None,
+        gain: float | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[float, float, MediaInfo]:
+        """(integrated loudness, sample peak, description) of the chosen track within the
+        window, after `gain` through the normaliser if given: one decode through ffmpeg's
+        ebur128 filter, under the same allow-list and ceilings as the encode."""
+        if source is None and os.path.isfile(src) and os.path.getsize(src) == 0:
+            raise MediaError(MediaError.EMPTY)
+        start, end = options.start or 0.0, options.end
+        target = "file:" + os.path.abspath(src)
+        args = measure_args(target, options, gain, self.limits.max_duration)
+        chosen = source.track(options.track) if source is not None else None
+        if chosen is not None:
+            self.limits.check(chosen)
+            self._window(options, chosen)
+        run = _Run(self, options, start, end, chosen, None, should_stop)
+        described = (
+            None
+            if chosen
+            else Description(target, lambda info: run.described(self._accept(options, False, info)))
+        )
+        try:
+            outcome = ffmpeg_process.run(
+                args,
+                self._child_limits(run.timeout, 1 << 20),
+                run.timeout,
+                should_stop=run.should_stop,
+                stderr_limit=STDERR_TAIL_BYTES,
+                keep_stderr_head=False,
+                on_stderr_line=described.feed if described else None,
+            )
+        except TimedOut:
+            raise MediaError(MediaError.TOO_SLOW, "loudness analysis timed out") from None
+        if described is not None:
+            described.finish()
+            if described.info is None:
+                raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
+            source = described.info
+        if outcome.code != 0:
+            raise MediaError(MediaError.DAMAGED, detail(outcome.stderr))
+        loudness, peak = measured_loudness(outcome.stderr)
+        assert source is not None
+        return loudness, peak, source
+
+    def _check_outcome(
+        self, outcome: ffmpeg_process.Outcome, written: float, expected: float | None
+    ) -> None:
+        limits = self.limits
+        if outcome.code == -signal.SIGXFSZ:
+            raise MediaError(
+                MediaError.TOO_LARGE.format(limit=f"{limits.max_output_bytes // 2**20} MiB")
+            )
+        if outcome.code in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise MediaError(MediaError.TOO_SLOW, f"ffmpeg ended by signal {-outcome.code}")
+        if outcome.code != 0:
+            raise MediaError(MediaError.DAMAGED, detail(outcome.stderr))
+        if written <= 0:
+            raise MediaError(MediaError.DAMAGED, "no audio written")
+        if expected is None and written >= limits.max_duration:
+            raise MediaError(
+                MediaError.TOO_LONG.format(limit=hours(limits.max_duration)),
+                "undeclared duration ran past the ceiling",
+            )
+        if expected is not None:
+            tolerance = max(0.5, 0.02 * expected)
+            if abs(written - expected) > tolerance:
+                raise MediaError(
+                    MediaError.DAMAGED,
+                    f"{written:.2f} s of audio where {expected:.2f} s were expected",
+                )
+
+
+class _NotCopyable(Exception):
+    """The file looked like an MP3, but ffmpeg describes its audio as something else."""
+
+
+class _Run:
+    """One encode or analysis run: its progress, and a deadline that tightens once the
+    source's duration is known."""
+
+    def __init__(
+        self,
+        transcoder: "FFmpegTranscoder",
+        options: AudioOptions,
+        start: float,
+        end: float | None,
+        chosen: MediaInfo | None,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ):
+        self.transcoder = transcoder
+        self.start, self.end = start, end
+        self.stop = should_stop
+        self.started = time.monotonic()
+        longest = transcoder.limits.max_duration - start
+        self.longest_timeout = transcoder.timeout_floor + longest / transcoder.min_speed
+        self.timeout = self.longest_timeout
+        self.chosen: MediaInfo | None = None
+        self.expected: float | None = None
+        self.reporter = _ProgressReporter(None, on_progress)
+        if chosen is not None:
+            self.described(chosen)
+
+    def described(self, chosen: MediaInfo) -> None:
+        self.chosen = chosen
+        duration = chosen.duration
+        if duration is None and self.end is None:
+            return  # undeclared: the longest deadline, and the -t ceiling
+        end = self.end if self.end is not None else duration
+        assert end is not None
+        length = end - self.start
+        self.expected = length
+        self.reporter.duration = length
+        self.timeout = self.transcoder.timeout_floor + length / self.transcoder.min_speed
+
+    def should_stop(self) -> bool:
+        if time.monotonic() - self.started > self.timeout:
+            raise TimedOut()
+        return self.stop is not None and self.stop()
+
+
+def _remove(path: str) -> None:
+    if os.path.isfile(path) or os.path.islink(path):
+        os.remove(path)

@@ -1,0 +1,1 @@
+"""MySQL: the connection pool, the repositories and the schema migrations."""

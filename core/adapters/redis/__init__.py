@@ -1,0 +1,1 @@
+"""Redis: items, rate limits, slots, token states, Idempotency-Keys and tus uploads."""

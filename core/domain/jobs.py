@@ -1,0 +1,75 @@
+"""A conversion job and its states, and a resumable upload on its way to becoming one."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.domain.options import DEFAULT_BITRATE
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    CONVERTING = "converting"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its MP3 passed RETENTION_SECONDS and was deleted
+
+
+ENDED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass
+class Job:
+    id: str
+    owner_id: int
+    status: JobStatus
+    video_fid: str | None  # None once the source was deleted (job ended, KEEP_SOURCE=false)
+    video_filename: str
+    video_size: int
+    bitrate: str = DEFAULT_BITRATE
+    progress: float = 0.0
+    error: str | None = None
+    mp3_fid: str | None = None
+    mp3_size: int | None = None
+    duration_s: float | None = None
+    attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    notified_at: datetime | None = None
+    notify_error: str | None = None
+    notify_holder: str | None = None  # the notify task sending the email now, or about to
+    notify_until: datetime | None = None  # ...until then; afterwards another may
+    lease_id: str | None = None
+    lease_expires_at: datetime | None = None
+    lease_holder: str | None = None  # the process running the attempt (AttemptHolders)
+    request_id: str | None = None  # X-Request-ID of the upload, to find it in the logs
+    expires_at: datetime | None = None  # when a done job's MP3 is deleted (RETENTION_SECONDS)
+    options: dict[str, Any] = field(default_factory=dict)  # AudioOptions.to_dict()
+    source: dict[str, Any] | None = None  # SourceInfo.to_dict() once probed
+    mode: str | None = None  # "encode" or "copy"
+    notes: list[str] = field(default_factory=list)  # what the job could not do, said plainly
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
+
+
+@dataclass
+class Upload:
+    """A resumable upload in progress: `offset` of `length` bytes are stored under `handle`."""
+
+    id: str
+    owner_id: int
+    length: int
+    offset: int
+    handle: str
+    filename: str
+    options: dict[str, str]
+    expires_at: float  # epoch seconds
+    job_id: str | None = None

@@ -1,0 +1,2 @@
+"""Abstract interfaces the services depend on, one module per subject; the adapters in
+core.adapters implement them. They import only the domain: import from the submodules."""
