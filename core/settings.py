@@ -529,7 +529,7 @@ class Settings:
 
     @classmethod
     def documented(cls) -> list[dict[str, Any]]:
-        """Every variable with its default and meaning, for the README and the consistency test."""
+        """Every variable with its default and meaning, for docs/configuration.md and the checks."""
         return [
             {
                 "env": f.metadata["env"],

@@ -1,2 +1,2 @@
 """The schema, one forward-only SQL file per version: `NNNN_name.sql`, applied in order by
-`python -m core.migrate` (README, "Schema migrations")."""
+`python -m core.migrate` (docs/migrations.md)."""

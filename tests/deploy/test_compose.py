@@ -1,5 +1,6 @@
-"""docker-compose.yml follows the Compose specification and runs the stack the README describes;
-the Dockerfile and .dockerignore build the one image every process runs."""
+"""docker-compose.yml follows the Compose specification and runs the stack that
+docs/operations.md describes; the Dockerfile and .dockerignore build the one image every
+process runs."""
 
 from __future__ import annotations
 
