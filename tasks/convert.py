@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from celeryconfig import CONVERT_TASK
 from core.domain.errors import MediaError, Unavailable
+from core.ports.metrics import JobOutcome
 from core.services.conversion import Outcome
 from tasks import backoff, container
 
@@ -41,7 +42,7 @@ def video_to_mp3(self, job_id: str) -> str:
 
 # What operators count: only attempts that ended the job (a delivery that found the job held,
 # finished or deleted did no conversion).
-OUTCOMES = {Outcome.DONE: "succeeded", Outcome.FAILED: "failed"}
+OUTCOMES: dict[Outcome, JobOutcome] = {Outcome.DONE: "succeeded", Outcome.FAILED: "failed"}
 
 
 def _finished(job_id: str, outcome: Outcome, seconds: float) -> None:

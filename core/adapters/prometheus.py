@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, get_args
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.observability import metrics_dir_in_use, metrics_port_taken
-from core.ports.metrics import Metrics
+from core.ports.metrics import EmailOutcome, JobOutcome, Metrics, WebhookOutcome
 
 log = logging.getLogger(__name__)
 
-JOB_OUTCOMES = ("succeeded", "failed", "cancelled")
-EMAIL_OUTCOMES = ("sent", "skipped", "retry", "failed")
-WEBHOOK_OUTCOMES = ("delivered", "retry", "disabled", "failed")
+JOB_OUTCOMES: tuple[str, ...] = get_args(JobOutcome)
+EMAIL_OUTCOMES: tuple[str, ...] = get_args(EmailOutcome)
+WEBHOOK_OUTCOMES: tuple[str, ...] = get_args(WebhookOutcome)
 # Every label value comes from a closed set: a value from a request (a made-up method) or a
 # new outcome becomes "other", so no client can add series to /metrics.
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -74,15 +74,15 @@ class PrometheusMetrics(Metrics):
     def upload_received(self, size: int) -> None:
         UPLOAD_BYTES.inc(size)
 
-    def job_finished(self, outcome: str, seconds: float | None = None) -> None:
+    def job_finished(self, outcome: JobOutcome, seconds: float | None = None) -> None:
         JOBS.labels(closed(outcome, JOB_OUTCOMES)).inc()
         if seconds is not None and outcome == "succeeded":
             CONVERSION_SECONDS.observe(seconds)
 
-    def email(self, outcome: str) -> None:
+    def email(self, outcome: EmailOutcome) -> None:
         EMAILS.labels(closed(outcome, EMAIL_OUTCOMES)).inc()
 
-    def webhook(self, outcome: str) -> None:
+    def webhook(self, outcome: WebhookOutcome) -> None:
         WEBHOOKS.labels(closed(outcome, WEBHOOK_OUTCOMES)).inc()
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
