@@ -56,13 +56,15 @@ class Option:
     minimum: int | float | None = None
     maximum: int | float | None = None
     max_length: int | None = None  # text: characters as sent
+    message: str = ""  # what a valid value is, as a 422 says it; empty: said from the kind
     default: Value | None = None  # the value a conversion uses when the option is not given
     absent: str | None = None  # a form's words for leaving it out; None: it starts at the default
     words: Mapping[Value, str] = field(default_factory=dict)  # a form's words for some choices
     unit: str | None = None
-    changes_audio: bool = False  # given, an MP3 track can no longer be copied as it is
+    # Given, an MP3 track may still be copied as it is (tags, a cover, which track); the default
+    # is the safe one: an option changes the audio, so the track is encoded.
+    keeps_audio: bool = False
     formats: tuple[str, ...] = FORMATS  # the output formats it applies to
-    message: str = ""  # what a valid value is, as a 422 says it; empty: said from the kind
 
     def __post_init__(self) -> None:
         if not self.message:
@@ -132,7 +134,6 @@ OPTIONS: tuple[Option, ...] = (
         choices=BITRATES,
         default=DEFAULT_BITRATE,
         absent=f"{DEFAULT_BITRATE} (default)",
-        changes_audio=True,
     ),
     Option(
         "quality",
@@ -141,10 +142,8 @@ OPTIONS: tuple[Option, ...] = (
         "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`",
         minimum=0,
         maximum=9,
-        absent="off (constant bitrate)",
-        words={0: "0 (best)", 9: "9 (smallest)"},
-        changes_audio=True,
         message="an integer from 0 (best) to 9",
+        absent="off (constant bitrate)",
     ),
     Option(
         "sample_rate",
@@ -154,7 +153,6 @@ OPTIONS: tuple[Option, ...] = (
         choices=SAMPLE_RATES,
         unit="Hz",
         absent="as the source",
-        changes_audio=True,
     ),
     Option(
         "channels",
@@ -162,10 +160,9 @@ OPTIONS: tuple[Option, ...] = (
         "Channels",
         "1 mono, 2 stereo",
         choices=(1, 2),
+        message="1 (mono) or 2 (stereo)",
         absent="as the source",
         words={1: "mono", 2: "stereo"},
-        changes_audio=True,
-        message="1 (mono) or 2 (stereo)",
     ),
     Option(
         "start",
@@ -173,7 +170,6 @@ OPTIONS: tuple[Option, ...] = (
         "Start",
         "keep the source from here: seconds or HH:MM:SS(.mmm)",
         absent="the beginning",
-        changes_audio=True,
     ),
     Option(
         "end",
@@ -181,7 +177,6 @@ OPTIONS: tuple[Option, ...] = (
         "End",
         "keep the source up to here (after `start`); a window outside the source fails the job",
         absent="the end",
-        changes_audio=True,
     ),
     Option(
         "loudness",
@@ -193,7 +188,6 @@ OPTIONS: tuple[Option, ...] = (
         maximum=-5.0,
         unit="LUFS",
         absent="no normalisation",
-        changes_audio=True,
     ),
     Option(
         "title",
@@ -202,9 +196,10 @@ OPTIONS: tuple[Option, ...] = (
         "ID3 title",
         max_length=TAG_MAX_CHARS,
         absent="the file name without extension",
+        keeps_audio=True,
     ),
-    Option("artist", "text", "Artist", "ID3 artist", max_length=TAG_MAX_CHARS),
-    Option("album", "text", "Album", "ID3 album", max_length=TAG_MAX_CHARS),
+    Option("artist", "text", "Artist", "ID3 artist", max_length=TAG_MAX_CHARS, keeps_audio=True),
+    Option("album", "text", "Album", "ID3 album", max_length=TAG_MAX_CHARS, keeps_audio=True),
     Option(
         "cover",
         "choice",
@@ -213,6 +208,7 @@ OPTIONS: tuple[Option, ...] = (
         choices=COVERS,
         default="none",
         words={"frame": "a still from the video"},
+        keeps_audio=True,
     ),
     Option(
         "track",
@@ -221,8 +217,9 @@ OPTIONS: tuple[Option, ...] = (
         "audio track, counting audio tracks from 0 (a film may have one per language)",
         minimum=0,
         maximum=63,
-        default=0,
         message="an audio track number, counting from 0",
+        default=0,
+        keeps_audio=True,
     ),
 )
 
@@ -316,7 +313,7 @@ class AudioOptions:
     def needs_encode(self) -> bool:
         """True when an option that changes the audio is given (an MP3 track could not be
         copied)."""
-        return any(getattr(self, o.name) is not None for o in OPTIONS if o.changes_audio)
+        return any(getattr(self, o.name) is not None for o in OPTIONS if not o.keeps_audio)
 
     @property
     def label(self) -> str:

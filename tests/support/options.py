@@ -13,7 +13,6 @@ FADE_IN = Option(
     maximum=10.0,
     unit="s",
     absent="no fade",
-    changes_audio=True,
     formats=("mp3", "m4a"),
 )
 WITH_FADE_IN = (*OPTIONS, FADE_IN)

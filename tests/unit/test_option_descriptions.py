@@ -173,3 +173,12 @@ def test_the_cli_offers_what_the_description_allows():
     shown = convert_help(build_parser())
     assert f"{option_schemas()['cover']['description']} (default: none)" in shown
     assert f"--title TEXT {option_schemas()['title']['description']}" in shown
+
+
+def test_only_options_that_change_the_audio_stop_an_mp3_track_being_copied():
+    kept = AudioOptions.parse({"title": "T", "artist": "A", "album": "B", "cover": "frame"})
+    assert not kept.needs_encode and not AudioOptions(track=1).needs_encode
+    for given in ({"bitrate": "128k"}, {"quality": "2"}, {"sample_rate": "8000"}):
+        assert AudioOptions.parse(given).needs_encode, given
+    for given in ({"channels": "1"}, {"start": "1"}, {"end": "2"}, {"loudness": "-16"}):
+        assert AudioOptions.parse(given).needs_encode, given
