@@ -18,6 +18,7 @@ from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.errors import error_response
 from api.openapi import BEARER
+from api.option_schemas import upload_body, upload_parameters
 from api.schemas import (
     DownloadQuerySchema,
     JobListQuerySchema,
@@ -29,14 +30,7 @@ from api.schemas import (
 from api.uploads import MultipartUpload
 from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
 from core.domain.jobs import JobStatus
-from core.domain.options import (
-    BITRATES,
-    COVERS,
-    LOUDNESS_RANGE,
-    SAMPLE_RATES,
-    TAG_MAX_CHARS,
-    AudioOptions,
-)
+from core.domain.options import AudioOptions
 from core.services.job_json import JobSchema
 from core.services.jobs import Download
 
@@ -52,82 +46,6 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "maxLength": 255},
     "description": "makes a retried upload return the first one's job",
 }
-_TIME = {
-    "type": "string",
-    "pattern": r"^(\d{1,6}(\.\d{1,3})?|\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?)$",
-}
-_TAG = {"type": "string", "maxLength": TAG_MAX_CHARS}
-# The conversion options: multipart fields before the file part, or query parameters.
-UPLOAD_OPTIONS: dict[str, dict] = {
-    "bitrate": {
-        "type": "string",
-        "enum": list(BITRATES),
-        "default": "192k",
-        "description": "constant bitrate; not with `quality`",
-    },
-    "quality": {
-        "type": "integer",
-        "minimum": 0,
-        "maximum": 9,
-        "description": "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`",
-    },
-    "sample_rate": {"type": "integer", "enum": list(SAMPLE_RATES), "description": "Hz"},
-    "channels": {"type": "integer", "enum": [1, 2], "description": "1 mono, 2 stereo"},
-    "start": {**_TIME, "description": "keep the source from here: seconds or HH:MM:SS(.mmm)"},
-    "end": {
-        **_TIME,
-        "description": "keep the source up to here (after `start`); a window "
-        "outside the source fails the job",
-    },
-    "loudness": {
-        "type": "number",
-        "minimum": LOUDNESS_RANGE[0],
-        "maximum": LOUDNESS_RANGE[1],
-        "description": "target integrated loudness in LUFS (EBU R128), true peak "
-        "at most -1 dBTP; omitted: no normalisation",
-    },
-    "title": {**_TAG, "description": "ID3 title; default: the file name without extension"},
-    "artist": {**_TAG, "description": "ID3 artist"},
-    "album": {**_TAG, "description": "ID3 album"},
-    "cover": {
-        "type": "string",
-        "enum": list(COVERS),
-        "default": "none",
-        "description": "`frame`: a still from about 10% into the video as front cover",
-    },
-    "track": {
-        "type": "integer",
-        "minimum": 0,
-        "default": 0,
-        "description": "audio track, counting audio tracks from 0",
-    },
-}
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    **UPLOAD_OPTIONS,
-                    "file": {"type": "string", "format": "binary", "description": "the video"},
-                },
-            },
-            "encoding": {"file": {"contentType": "application/octet-stream"}},
-        }
-    },
-}
-UPLOAD_PARAMETERS = [
-    {
-        "in": "query",
-        "name": name,
-        "required": False,
-        "schema": schema,
-        "description": "the same option as the form field; not both",
-    }
-    for name, schema in UPLOAD_OPTIONS.items()
-]
 
 
 @blp.route("/upload", methods=["POST"])
@@ -152,7 +70,11 @@ UPLOAD_PARAMETERS = [
     "connection closes)",
 )
 @blp.alt_response(503, description="storage or database unavailable")
-@blp.doc(security=BEARER, requestBody=UPLOAD_BODY, parameters=[IDEMPOTENCY_KEY, *UPLOAD_PARAMETERS])
+@blp.doc(
+    security=BEARER,
+    requestBody=upload_body(),
+    parameters=[IDEMPOTENCY_KEY, *upload_parameters()],
+)
 def upload(actor):
     """Upload a video as multipart field `file`, options as fields before it or as query
     parameters; its conversion is queued.

@@ -21,6 +21,7 @@ from werkzeug.http import http_date
 from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.openapi import BEARER, BODY_TIMEOUT_ERROR
+from api.option_schemas import metadata_parameter
 from core.domain.errors import (
     BadRequest,
     DomainError,
@@ -91,6 +92,7 @@ def options():
 @login_required
 @blp.doc(
     security=BEARER,
+    parameters=[metadata_parameter()],
     responses={
         **VERSION_412,
         "400": {"description": "Upload-Length missing or not plain ASCII digits"},

@@ -20,6 +20,8 @@ from vid2mp3_client.config import DEFAULT_URL, Config, TokenStore
 from vid2mp3_client.convert import Converter
 from vid2mp3_client.errors import ClientError
 from vid2mp3_client.options import (
+    UPLOAD_OPTIONS,
+    UploadOption,
     add_upload_options,
     parse_duration,
     positive_int,
@@ -264,7 +266,8 @@ def cmd_link(ctx: Context) -> int:
 # --- arguments --------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse.ArgumentParser:
+    """The command line; `options` are the upload's flags (the API's, as shipped)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("--url", help=f"the server (default: $VID2MP3_URL or {DEFAULT_URL})")
@@ -305,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="files converted at once (default: 2)",
     )
     convert.add_argument("--force", action="store_true", help="overwrite existing MP3s")
-    add_upload_options(convert)
+    add_upload_options(convert, options)
 
     jobs = command("jobs", cmd_jobs, "list your jobs, newest first")
     jobs.add_argument("--page", type=positive_int, default=1)

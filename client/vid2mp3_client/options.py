@@ -1,12 +1,22 @@
-"""The upload options of the API, one row each, and the parsers the flags use."""
+"""The upload options of the API as `--flags`, and the parsers the other flags use."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
+
+# A copy of the server's options as its OpenAPI document describes them (one JSON Schema each),
+# written by `python -m devtools.client_options`; a test fails while it differs from the server's.
+COPY = "upload_options.json"
+LIST_AT_MOST = 12  # an integer range this short is offered as choices
+METAVARS = {"integer": "N", "number": "NUMBER", "time": "TIME", "text": "TEXT"}
+TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
+FIELD = "opt_"  # the prefix of the options' names in the parsed arguments
 
 
 @dataclass(frozen=True)
@@ -23,51 +33,44 @@ class UploadOption:
     def flag(self) -> str:
         return "--" + self.field.replace("_", "-")
 
-
-# Every option the API's upload takes; adding one to the API is adding one row here.
-UPLOAD_OPTIONS: tuple[UploadOption, ...] = (
-    UploadOption(
-        "bitrate",
-        "constant MP3 bitrate (the server's default: 192k)",
-        choices=("128k", "192k", "256k", "320k"),
-    ),
-    UploadOption(
-        "quality",
-        "VBR quality instead of a bitrate: 0 (best) to 9",
-        choices=tuple(str(q) for q in range(10)),
-    ),
-    UploadOption(
-        "sample_rate",
-        "sample rate in Hz (default: the source's)",
-        choices=("8000", "11025", "12000", "16000", "22050", "24000", "32000", "44100", "48000"),
-    ),
-    UploadOption("channels", "1 (mono) or 2 (stereo) (default: the source's)", choices=("1", "2")),
-    UploadOption("start", "keep from here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
-    UploadOption("end", "keep up to here: seconds or HH:MM:SS(.mmm)", metavar="TIME"),
-    UploadOption(
-        "loudness",
-        "normalise to this loudness in LUFS, -30 to -5 (e.g. -16)",
-        type=float,
-        metavar="LUFS",
-    ),
-    UploadOption("title", "ID3 title (default: the file name without extension)"),
-    UploadOption("artist", "ID3 artist"),
-    UploadOption("album", "ID3 album"),
-    UploadOption(
-        "cover",
-        "frame: a still from the video as cover art (default: none)",
-        choices=("none", "frame"),
-    ),
-    UploadOption("track", "audio track to convert, counting from 0", type=int, metavar="N"),
-)
+    @classmethod
+    def described(cls, name: str, schema: Mapping[str, Any]) -> "UploadOption":
+        """The flag of an option as the API describes it (its JSON Schema)."""
+        low, high = schema.get("minimum"), schema.get("maximum")
+        choices = [str(value) for value in schema.get("enum", ())]
+        short = schema["type"] == "integer" and low is not None and high is not None
+        if not choices and short and high - low < LIST_AT_MOST:
+            choices = [str(value) for value in range(low, high + 1)]
+        default = schema.get("default")
+        said = f" (default: {default})" if default is not None else ""
+        help = (schema.get("description", "") + said).replace("%", "%%")  # argparse formats it
+        if choices:
+            return cls(name, help, choices=tuple(choices))
+        metavar = schema.get("x-unit") or METAVARS.get(schema.get("x-kind", ""), "VALUE")
+        return cls(name, help, type=TYPES.get(schema["type"], str), metavar=metavar)
 
 
-def add_upload_options(parser: argparse.ArgumentParser) -> None:
+def described_options(schemas: Mapping[str, Mapping[str, Any]]) -> tuple[UploadOption, ...]:
+    return tuple(UploadOption.described(name, schema) for name, schema in schemas.items())
+
+
+def _shipped() -> dict[str, dict[str, Any]]:
+    text = resources.files("vid2mp3_client").joinpath(COPY).read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+# Every option the API's upload takes.
+UPLOAD_OPTIONS: tuple[UploadOption, ...] = described_options(_shipped())
+
+
+def add_upload_options(
+    parser: argparse.ArgumentParser, options: tuple[UploadOption, ...] = UPLOAD_OPTIONS
+) -> None:
     group = parser.add_argument_group("conversion options (sent with each upload)")
-    for option in UPLOAD_OPTIONS:
+    for option in options:
         group.add_argument(
             option.flag,
-            dest=f"opt_{option.field}",
+            dest=f"{FIELD}{option.field}",
             type=option.type,
             choices=option.choices,
             metavar=option.metavar,
@@ -77,12 +80,11 @@ def add_upload_options(parser: argparse.ArgumentParser) -> None:
 
 def upload_fields(args: argparse.Namespace) -> dict[str, str]:
     """The form fields to send: only the options given on the command line."""
-    fields = {}
-    for option in UPLOAD_OPTIONS:
-        value = getattr(args, f"opt_{option.field}", None)
-        if value is not None:
-            fields[option.field] = str(value)
-    return fields
+    return {
+        name[len(FIELD) :]: str(value)
+        for name, value in vars(args).items()
+        if name.startswith(FIELD) and value is not None
+    }
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -1,49 +1,253 @@
-"""The audio options a user chooses for a conversion, their ranges and their parser."""
+"""The audio options a user chooses for a conversion, each described once (`OPTIONS`), and
+the parser derived from that description. The API's schemas (`api/option_schemas.py`), the
+CLI's flags (a generated copy) and the page's form (read from /openapi.json) derive from it too."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Mapping
 
 from core.domain.errors import InvalidInput
 from core.domain.values import ascii_int
 
+# How a value is written and checked: one of a list of words, an integer (from a list or a
+# range), a decimal number in a range, a time into the source, or free text.
+Kind = Literal["choice", "integer", "number", "time", "text"]
+Value = str | int | float
+
+FORMATS = ("mp3",)  # the output formats
 BITRATES = ("128k", "192k", "256k", "320k")
 DEFAULT_BITRATE = "192k"
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-LOUDNESS_RANGE = (-30.0, -5.0)  # LUFS
-TRUE_PEAK_DBTP = -1.0
+TRUE_PEAK_DBTP = -1.0  # the ceiling of a loudness-normalised MP3
 TAG_MAX_CHARS = 200
 COVERS = ("none", "frame")
 # Numbers from users are plain ASCII digits: Python's \d, int() and float() also take
 # Unicode digits (٣, ３), and int() takes '+5' and '1_000'.
-_TIMESTAMP = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d(?:\.\d{1,3})?)", re.ASCII)
-_SECONDS = re.compile(r"\d{1,6}(?:\.\d{1,3})?", re.ASCII)
-
-
-def _int_in(value: str, allowed: tuple[int, ...] | range) -> int | None:
-    number = ascii_int(value.strip(), 6)
-    return number if number is not None and number in allowed else None
+SECONDS = r"\d{1,6}(\.\d{1,3})?"
+CLOCK = r"\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?"
+TIME_PATTERN = f"^({SECONDS}|{CLOCK})$"  # a time as the API documents it
+_NUMBER = re.compile(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", re.ASCII)
 
 
 def parse_time(value: str) -> float | None:
     """Seconds from `12.5` or `HH:MM:SS(.mmm)`; None when it is neither."""
     text = value.strip()
-    if _SECONDS.fullmatch(text):
+    if re.fullmatch(SECONDS, text, re.ASCII):
         return float(text)
-    found = _TIMESTAMP.fullmatch(text)
-    if found is None:
+    if not re.fullmatch(CLOCK, text, re.ASCII):
         return None
-    h, m, s = found.groups()
+    h, m, s = text.split(":")
     return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One audio option, described once: how it is written and checked, what it does when it is
+    left out, the words a form shows for it, and the output formats it applies to."""
+
+    name: str
+    kind: Kind
+    label: str  # a form's label
+    help: str  # one line (CommonMark): the API's description, `--help`, a form's hint
+    choices: tuple[Value, ...] = ()
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    max_length: int | None = None  # text: characters as sent
+    message: str = ""  # what a valid value is, as a 422 says it; empty: said from the kind
+    default: Value | None = None  # the value a conversion uses when the option is not given
+    absent: str | None = None  # a form's words for leaving it out; None: it starts at the default
+    words: Mapping[Value, str] = field(default_factory=dict)  # a form's words for some choices
+    unit: str | None = None
+    # Given, an MP3 track may still be copied as it is (tags, a cover, which track); the default
+    # is the safe one: an option changes the audio, so the track is encoded.
+    keeps_audio: bool = False
+    formats: tuple[str, ...] = FORMATS  # the output formats it applies to
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            object.__setattr__(self, "message", self._said())
+
+    def _said(self) -> str:
+        if self.choices:
+            return f"one of {', '.join(str(choice) for choice in self.choices)}"
+        if self.kind == "time":
+            return "seconds (e.g. 12.5) or HH:MM:SS(.mmm)"
+        if self.kind == "text":
+            return f"text of at most {self.max_length} characters"
+        if self.kind == "number":
+            return f"a number of {self.unit} from {self.minimum:g} to {self.maximum:g}"
+        return f"an integer from {self.minimum} to {self.maximum}"
+
+    def parse(self, raw: str) -> Value | None:
+        """The value written in raw (form, query or tus metadata text), or None when it is not
+        one this option allows."""
+        if not isinstance(raw, str):
+            return None
+        value = self._read(raw)
+        return value if value is not None and self.allows(value) else None
+
+    def _read(self, raw: str) -> Value | None:
+        if self.kind == "choice":
+            return raw
+        if self.kind == "integer":
+            return ascii_int(raw.strip(), 6)
+        if self.kind == "number":
+            return float(raw) if _NUMBER.fullmatch(raw) else None
+        if self.kind == "time":
+            return parse_time(raw)
+        # text: printable UTF-8, at most max_length characters as sent
+        text = "".join(ch for ch in raw if ch.isprintable()).strip()
+        too_long = self.max_length is not None and len(raw) > self.max_length
+        return None if too_long or not text else text
+
+    def allows(self, value: object) -> bool:
+        """True when value (parsed, or built in code) is one this option takes."""
+        if self.kind in ("choice", "text"):
+            if not isinstance(value, str):
+                return False
+            if self.kind == "choice":
+                return value in self.choices
+            return 0 < len(value) <= (self.max_length or len(value))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "integer" and not isinstance(value, int):
+            return False
+        if self.choices:
+            return value in self.choices
+        low = 0 if self.kind == "time" else self.minimum
+        return (
+            math.isfinite(value)
+            and (low is None or value >= low)
+            and (self.maximum is None or value <= self.maximum)
+        )
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "bitrate",
+        "choice",
+        "Bitrate",
+        "constant bitrate: higher sounds better, makes a larger file; not with `quality`",
+        choices=BITRATES,
+        default=DEFAULT_BITRATE,
+        absent=f"{DEFAULT_BITRATE} (default)",
+    ),
+    Option(
+        "quality",
+        "integer",
+        "VBR quality",
+        "VBR quality, 0 best to 9 (LAME -V); not with `bitrate`",
+        minimum=0,
+        maximum=9,
+        message="an integer from 0 (best) to 9",
+        absent="off (constant bitrate)",
+    ),
+    Option(
+        "sample_rate",
+        "integer",
+        "Sample rate",
+        "resample to this rate, in Hz",
+        choices=SAMPLE_RATES,
+        unit="Hz",
+        absent="as the source",
+    ),
+    Option(
+        "channels",
+        "integer",
+        "Channels",
+        "1 mono, 2 stereo",
+        choices=(1, 2),
+        message="1 (mono) or 2 (stereo)",
+        absent="as the source",
+        words={1: "mono", 2: "stereo"},
+    ),
+    Option(
+        "start",
+        "time",
+        "Start",
+        "keep the source from here: seconds or HH:MM:SS(.mmm)",
+        absent="the beginning",
+    ),
+    Option(
+        "end",
+        "time",
+        "End",
+        "keep the source up to here (after `start`); a window outside the source fails the job",
+        absent="the end",
+    ),
+    Option(
+        "loudness",
+        "number",
+        "Loudness",
+        f"target integrated loudness in LUFS (EBU R128), true peak at most {TRUE_PEAK_DBTP:g} "
+        "dBTP; e.g. -16 for podcasts, -14 for music streaming",
+        minimum=-30.0,
+        maximum=-5.0,
+        unit="LUFS",
+        absent="no normalisation",
+    ),
+    Option(
+        "title",
+        "text",
+        "Title",
+        "ID3 title",
+        max_length=TAG_MAX_CHARS,
+        absent="the file name without extension",
+        keeps_audio=True,
+    ),
+    Option("artist", "text", "Artist", "ID3 artist", max_length=TAG_MAX_CHARS, keeps_audio=True),
+    Option("album", "text", "Album", "ID3 album", max_length=TAG_MAX_CHARS, keeps_audio=True),
+    Option(
+        "cover",
+        "choice",
+        "Cover",
+        "`frame`: a still from about 10% into the video as front cover",
+        choices=COVERS,
+        default="none",
+        words={"frame": "a still from the video"},
+        keeps_audio=True,
+    ),
+    Option(
+        "track",
+        "integer",
+        "Audio track",
+        "audio track, counting audio tracks from 0 (a film may have one per language)",
+        minimum=0,
+        maximum=63,
+        message="an audio track number, counting from 0",
+        default=0,
+        keeps_audio=True,
+    ),
+)
+
+
+def parse_given(
+    values: Mapping[str, str | None], options: tuple[Option, ...] = OPTIONS
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Each described option given in values, parsed: the values, and the message of each bad
+    one by name. Unknown names are ignored; an empty field is an option not given."""
+    chosen: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for option in options:
+        raw = values.get(option.name)
+        if raw is None or raw == "":
+            continue
+        value = option.parse(raw)
+        if value is None:
+            errors[option.name] = [option.message]
+        else:
+            chosen[option.name] = value
+    return chosen, errors
 
 
 @dataclass(frozen=True)
 class AudioOptions:
     """What a user chose for one conversion, validated. `bitrate` and `quality` exclude each
-    other; with neither, the MP3 is encoded at DEFAULT_BITRATE (or copied, see `needs_encode`)."""
+    other; with neither, the MP3 is encoded at DEFAULT_BITRATE (or copied, see `needs_encode`).
+    The fields are the names of OPTIONS, in their order."""
 
     bitrate: str | None = None
     quality: int | None = None  # LAME -V: 0 best .. 9
@@ -58,45 +262,20 @@ class AudioOptions:
     cover: str = "none"
     track: int = 0  # audio tracks counted from 0
 
-    NAMES = (
-        "bitrate",
-        "quality",
-        "sample_rate",
-        "channels",
-        "start",
-        "end",
-        "loudness",
-        "title",
-        "artist",
-        "album",
-        "cover",
-        "track",
-    )
+    NAMES = tuple(option.name for option in OPTIONS)
 
     @classmethod
     def parse(cls, values: Mapping[str, str | None]) -> "AudioOptions":
         """Options from text fields (form, query or tus metadata); unknown names are ignored.
         InvalidInput lists every bad field with its message."""
-        errors: dict[str, list[str]] = {}
-        chosen: dict[str, Any] = {}
-
-        def bad(name: str, message: str) -> None:
-            errors.setdefault(name, []).append(message)
-
-        for name in cls.NAMES:
-            raw = values.get(name)
-            if raw is None or raw == "":  # an empty form field is an option not given
-                continue
-            value = _parse_one(name, raw)
-            if value is None:
-                bad(name, _MESSAGES[name])
-            else:
-                chosen[name] = value
+        chosen, errors = parse_given(values)
         if "bitrate" in chosen and "quality" in chosen:
-            bad("quality", "give either quality (VBR) or bitrate (CBR), not both")
+            errors.setdefault("quality", []).append(
+                "give either quality (VBR) or bitrate (CBR), not both"
+            )
         start, end = chosen.get("start"), chosen.get("end")
         if start is not None and end is not None and start >= end:
-            bad("end", "must be after start")
+            errors.setdefault("end", []).append("must be after start")
         if errors:
             raise InvalidInput("invalid options: " + ", ".join(sorted(errors)), {"fields": errors})
         return cls(**chosen)
@@ -112,6 +291,17 @@ class AudioOptions:
         not given left out (no bitrate means the default, or a copy of an MP3 track)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def check(self) -> None:
+        """ValueError naming each option whose value its description does not allow (options
+        built in code rather than parsed reach the transcoder too)."""
+        wrong = [
+            f"{option.name} must be {option.message}, not {value!r}"
+            for option in OPTIONS
+            if (value := getattr(self, option.name)) is not None and not option.allows(value)
+        ]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+
     def titled(self, filename: str) -> "AudioOptions":
         """The title defaults to the upload's file name without its extension."""
         if self.title is not None:
@@ -121,68 +311,11 @@ class AudioOptions:
 
     @property
     def needs_encode(self) -> bool:
-        """True when an option changes the audio itself (an MP3 track could not be copied)."""
-        return any(
-            v is not None
-            for v in (
-                self.bitrate,
-                self.quality,
-                self.sample_rate,
-                self.channels,
-                self.start,
-                self.end,
-                self.loudness,
-            )
-        )
+        """True when an option that changes the audio is given (an MP3 track could not be
+        copied)."""
+        return any(getattr(self, o.name) is not None for o in OPTIONS if not o.keeps_audio)
 
     @property
     def label(self) -> str:
         """The bitrate column: the CBR rate, or V0..V9 for VBR."""
         return f"V{self.quality}" if self.quality is not None else (self.bitrate or DEFAULT_BITRATE)
-
-
-_MESSAGES = {
-    "bitrate": f"one of {', '.join(BITRATES)}",
-    "quality": "an integer from 0 (best) to 9",
-    "sample_rate": f"one of {', '.join(str(r) for r in SAMPLE_RATES)}",
-    "channels": "1 (mono) or 2 (stereo)",
-    "start": "seconds (e.g. 12.5) or HH:MM:SS(.mmm)",
-    "end": "seconds (e.g. 12.5) or HH:MM:SS(.mmm)",
-    "loudness": f"a number of LUFS from {LOUDNESS_RANGE[0]:g} to {LOUDNESS_RANGE[1]:g}",
-    "title": f"text of at most {TAG_MAX_CHARS} characters",
-    "artist": f"text of at most {TAG_MAX_CHARS} characters",
-    "album": f"text of at most {TAG_MAX_CHARS} characters",
-    "cover": f"one of {', '.join(COVERS)}",
-    "track": "an audio track number, counting from 0",
-}
-
-
-def _parse_one(name: str, raw: str) -> Any:
-    """One option's value, or None when invalid."""
-    if not isinstance(raw, str):
-        return None
-    if name == "bitrate":
-        return raw if raw in BITRATES else None
-    if name == "quality":
-        return _int_in(raw, range(10))
-    if name == "sample_rate":
-        return _int_in(raw, SAMPLE_RATES)
-    if name == "channels":
-        return _int_in(raw, (1, 2))
-    if name == "track":
-        return _int_in(raw, range(64))
-    if name in ("start", "end"):
-        return parse_time(raw)
-    if name == "loudness":
-        if not re.fullmatch(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", raw, re.ASCII):
-            return None
-        lufs = float(raw)
-        low, high = LOUDNESS_RANGE
-        return lufs if math.isfinite(lufs) and low <= lufs <= high else None
-    if name == "cover":
-        return raw if raw in COVERS else None
-    # title, artist, album: printable UTF-8 text
-    text = "".join(ch for ch in raw if ch.isprintable()).strip()
-    if len(raw) > TAG_MAX_CHARS or not text:
-        return None
-    return text

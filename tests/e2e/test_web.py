@@ -11,10 +11,12 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from api.option_schemas import upload_body
 from api.web import CONTENT_SECURITY_POLICY
 from tests.support import media
 from tests.support.browser import DESKTOP, PHONE, Trouble, chromium, screenshot
 from tests.support.client import login
+from tests.support.options import WITH_FADE_IN
 from tests.support.stack import workers_answer
 from tests.support.wait import wait_for
 
@@ -455,6 +457,49 @@ def test_page_offers_every_upload_option_of_the_api(open_page, stack, account):
         expect(control).to_have_count(1)
         label = page.locator(f"label[for='{control.get_attribute('id')}']")
         expect(label).to_be_visible()
+
+
+def test_the_form_is_the_described_options_and_an_added_one_appears(
+    open_page, stack, account, clip
+):
+    """The page builds its form from /openapi.json: served the document of a description with
+    one more option, it offers that option, labelled and explained, and sends it."""
+    spec = requests.get(stack.url("/openapi.json"), timeout=10).json()
+    spec["paths"]["/upload"]["post"]["requestBody"] = upload_body(WITH_FADE_IN)
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    page.route("**/openapi.json", lambda route: route.fulfill(json=spec))
+    sign_in(page, stack, email)
+
+    added = page.get_by_label("Fade in (s)")
+    for attribute, value in (("type", "number"), ("min", "0"), ("max", "10"), ("step", "any")):
+        expect(added).to_have_attribute(attribute, value)
+    expect(added).to_have_attribute("placeholder", "no fade")
+    expect(page.locator("#option-fade_in-hint")).to_have_text(
+        "fade the audio in over this long; omitted: no fade"
+    )
+    # The described ones, as described: words for choices, the default where no words say
+    # otherwise, a list for a short integer range.
+    expect(page.get_by_label("Bitrate")).to_have_value("")
+    expect(page.get_by_label("Bitrate").locator("option").first).to_have_text("192k (default)")
+    expect(page.get_by_label("Cover")).to_have_value("none")
+    expect(page.get_by_label("Channels").locator("option")).to_have_text(
+        ["as the source", "mono", "stereo"]
+    )
+    expect(page.get_by_label("VBR quality").locator("option")).to_have_count(11)
+    expect(page.get_by_label("Audio track")).to_have_attribute("max", "63")
+
+    added.fill("2.5")
+    page.get_by_label("Channels").select_option("1")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/upload")) as sent:
+        page.get_by_label("Drop videos here").set_input_files(clip)
+    body = sent.value.post_data_buffer or b""
+    assert b'name="fade_in"\r\n\r\n2.5\r\n' in body
+    assert b'name="channels"\r\n\r\n1\r\n' in body
+    assert b'name="bitrate"' not in body  # left to the server
+    expect(upload_row(page, "video_3s_160x120.mp4").locator(".status")).to_contain_text(
+        "Uploaded 100%"
+    )
 
 
 def test_security_headers_and_the_service_document(stack):

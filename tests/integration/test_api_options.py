@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 
+from api.option_schemas import option_schemas
+from devtools import client_options
 from tests.support.media import make_video
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -161,6 +164,21 @@ def test_openapi_documents_each_option_as_field_and_query_parameter(client):
     assert "422" in post["responses"]
     job = spec["components"]["schemas"]["Job"]["properties"]
     assert {"options", "source", "mode", "notes"} <= set(job)
+
+
+def test_the_served_options_are_the_description_and_the_clients_copy(client):
+    """/openapi.json documents each option as its description says (the page builds its form
+    from it), and the CLI's shipped copy is that same document."""
+    post = client.get("/openapi.json").get_json()["paths"]["/upload"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    served = {name: schema for name, schema in form.items() if name != "file"}
+    assert served == option_schemas()
+    query = {p["name"]: p["schema"] for p in post["parameters"] if p["in"] == "query"}
+    assert query == served
+    assert json.loads(client_options.COPY.read_text(encoding="utf-8")) == served
+    tus = client.get("/openapi.json").get_json()["paths"]["/uploads/"]["post"]
+    [metadata] = [p for p in tus["parameters"] if p["name"] == "Upload-Metadata"]
+    assert all(f"`{name}`" in metadata["description"] for name in served)
 
 
 def _metadata(**values: str) -> str:

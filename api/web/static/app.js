@@ -1,7 +1,7 @@
 // The vid2mp3 page: sign in, drop videos, watch the jobs. Plain ES modules, no build step.
 import { Session, describeError } from "./api.js";
 import { JobList } from "./jobs.js";
-import { readOptions, renderOptions } from "./options.js";
+import { readOptions, renderOptions, uploadOptions } from "./options.js";
 import { pickTransport } from "./uploads.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +13,7 @@ const jobs = new JobList({
   session, list: $("jobs"), empty: $("jobs-empty"), linksNote: $("links-note"), notify,
 });
 let capabilities = {};
+let options = []; // the upload's options, as the server describes them
 const waiting = [];
 let uploading = 0;
 
@@ -23,19 +24,25 @@ function notify(message, kind = "info") {
   notice.classList.toggle("error", kind === "error");
 }
 
-/** What this server offers beyond the basics, read from its OpenAPI document. */
-async function discover() {
+/** The server's OpenAPI document (what it offers beyond the basics, the upload's options), or
+ * null when it cannot be read. */
+async function describedApi() {
   try {
     const response = await fetch("/openapi.json", { credentials: "omit" });
-    const paths = Object.keys((await response.json()).paths || {});
-    return {
-      links: paths.includes("/jobs/{job_id}/links"),
-      cancel: paths.includes("/jobs/{job_id}/cancel"),
-      tus: paths.some((path) => path.replace(/\/$/, "") === "/uploads"),
-    };
+    return await response.json();
   } catch {
-    return {}; // unknown: each action tries and falls back
+    return null;
   }
+}
+
+function capabilitiesOf(spec) {
+  if (!spec) return {}; // unknown: each action tries and falls back
+  const paths = Object.keys(spec.paths || {});
+  return {
+    links: paths.includes("/jobs/{job_id}/links"),
+    cancel: paths.includes("/jobs/{job_id}/cancel"),
+    tus: paths.some((path) => path.replace(/\/$/, "") === "/uploads"),
+  };
 }
 
 function showSignIn() {
@@ -120,7 +127,7 @@ async function confirmEmail() {
 // --- uploads -----------------------------------------------------------------------------
 
 function addFiles(files) {
-  const fields = readOptions($("upload-form"));
+  const fields = readOptions($("upload-form"), options);
   for (const file of files) {
     waiting.push({ file, fields, row: uploadRow(file) });
   }
@@ -218,7 +225,6 @@ function wireDropZone() {
 // --- start -------------------------------------------------------------------------------
 
 async function main() {
-  renderOptions($("options"));
   wireDropZone();
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", () => session.signOut());
@@ -234,7 +240,10 @@ async function main() {
       : "You are signed out.", event.detail === "expired" ? "error" : "info");
   });
   const confirming = takeConfirmation();
-  capabilities = await discover();
+  const spec = await describedApi();
+  capabilities = capabilitiesOf(spec);
+  options = uploadOptions(spec);
+  renderOptions($("options"), options);
   if (session.signedIn) {
     showWork();
     confirmEmail();

@@ -1,52 +1,44 @@
-// The conversion options of POST /upload. The form is generated from this table: a new API
-// option is one line here. Kinds: "select" (choices), "text", "number", "checkbox", "file".
-// Empty choices leave the option to the server (its default, or "as the source").
-const TIME = "^(\\d{1,6}(\\.\\d{1,3})?|\\d{1,2}:[0-5]\\d:[0-5]\\d(\\.\\d{1,3})?)$";
-export const OPTIONS = [
-  { name: "bitrate", label: "Bitrate", kind: "select",
-    choices: [["", "192k (default)"], "128k", "192k", "256k", "320k"], default: "",
-    hint: "constant bitrate; higher: better sound, larger file" },
-  { name: "quality", label: "VBR quality", kind: "select",
-    choices: [["", "off"], ["0", "0 (best)"], "1", "2", "3", "4", "5", "6", "7", "8", ["9", "9 (smallest)"]],
-    default: "", hint: "variable bitrate instead of a bitrate" },
-  { name: "sample_rate", label: "Sample rate (Hz)", kind: "select",
-    choices: [["", "as the source"], "8000", "11025", "12000", "16000", "22050", "24000", "32000", "44100", "48000"],
-    default: "" },
-  { name: "channels", label: "Channels", kind: "select",
-    choices: [["", "as the source"], ["1", "mono"], ["2", "stereo"]], default: "" },
-  { name: "start", label: "Start", kind: "text", pattern: TIME, placeholder: "0 or 00:00:00",
-    hint: "seconds or HH:MM:SS(.mmm)" },
-  { name: "end", label: "End", kind: "text", pattern: TIME, placeholder: "the end",
-    hint: "after the start" },
-  { name: "loudness", label: "Loudness (LUFS)", kind: "number", min: -30, max: -5, step: 0.5,
-    placeholder: "off", hint: "e.g. -16 for podcasts, -14 for music streaming" },
-  { name: "title", label: "Title", kind: "text", maxlength: 200, placeholder: "the file name" },
-  { name: "artist", label: "Artist", kind: "text", maxlength: 200 },
-  { name: "album", label: "Album", kind: "text", maxlength: 200 },
-  { name: "cover", label: "Cover", kind: "select",
-    choices: [["none", "none"], ["frame", "a still from the video"]], default: "none" },
-  { name: "track", label: "Audio track", kind: "number", min: 0, step: 1, placeholder: "0",
-    hint: "for videos with several languages, counting from 0" },
-];
+// The conversion options of POST /upload as the server describes them in /openapi.json: a
+// JSON Schema per multipart field, derived from the one description of the options on the
+// server (core/domain/options.py), with a form's words as x- extensions (x-label, x-unit,
+// x-absent, x-choice-labels). One labelled control per option: a new option of the API
+// appears here with nothing to change.
+const LIST_AT_MOST = 12; // an integer range this short is offered as a list
 
-/** Fill `container` with one labelled control per option. */
-export function renderOptions(container, options = OPTIONS) {
+/** The options of POST /upload in an OpenAPI document, as [{name, schema}], in its order. */
+export function uploadOptions(spec) {
+  const form = spec?.paths?.["/upload"]?.post?.requestBody?.content?.["multipart/form-data"];
+  return Object.entries(form?.schema?.properties || {})
+    .filter(([, schema]) => schema.format !== "binary") // the file itself
+    .map(([name, schema]) => ({ name, schema }));
+}
+
+/** Fill `container` with one labelled control per option, or say that there are none. */
+export function renderOptions(container, options) {
   container.replaceChildren();
-  for (const option of options) {
-    const id = `option-${option.name}`;
+  if (!options.length) {
+    const note = document.createElement("p");
+    note.className = "hint";
+    note.textContent = "The options could not be loaded: uploads use the server's defaults.";
+    container.append(note);
+    return;
+  }
+  for (const { name, schema } of options) {
+    const id = `option-${name}`;
     const field = document.createElement("div");
     field.className = "field";
     const label = document.createElement("label");
     label.htmlFor = id;
-    label.textContent = option.label;
-    const control = makeControl(option);
+    const unit = schema["x-unit"] ? ` (${schema["x-unit"]})` : "";
+    label.textContent = (schema["x-label"] || name) + unit;
+    const control = makeControl(schema);
     control.id = id;
-    control.name = option.name;
+    control.name = name;
     field.append(label, control);
-    if (option.hint) {
+    if (schema.description) {
       const hint = document.createElement("small");
       hint.id = `${id}-hint`;
-      hint.textContent = option.hint;
+      hint.textContent = schema.description.replaceAll("`", ""); // CommonMark, shown as text
       control.setAttribute("aria-describedby", hint.id);
       field.append(hint);
     }
@@ -54,35 +46,51 @@ export function renderOptions(container, options = OPTIONS) {
   }
 }
 
-function makeControl(option) {
-  if (option.kind === "select") {
+function choicesOf(schema) {
+  if (schema.enum) return schema.enum.map(String);
+  const { minimum: low, maximum: high } = schema;
+  if (schema.type !== "integer" || low === undefined || high === undefined) return null;
+  if (high - low >= LIST_AT_MOST) return null;
+  return Array.from({ length: high - low + 1 }, (_, i) => String(low + i));
+}
+
+function makeControl(schema) {
+  const absent = schema["x-absent"];
+  const choices = choicesOf(schema);
+  if (choices) {
     const select = document.createElement("select");
-    for (const choice of option.choices) {
-      const [value, text] = Array.isArray(choice) ? choice : [choice, choice];
-      select.append(new Option(text, value, false, value === option.default));
+    // Left out, the server decides (its default, or "as the source"); else start at the default.
+    if (absent !== undefined) select.append(new Option(absent, "", false, true));
+    const words = schema["x-choice-labels"] || {};
+    for (const value of choices) {
+      const chosen = absent === undefined && value === String(schema.default);
+      select.append(new Option(words[value] || value, value, false, chosen));
     }
     return select;
   }
   const input = document.createElement("input");
-  input.type = option.kind === "number" ? "number" : option.kind === "checkbox" ? "checkbox"
-    : option.kind === "file" ? "file" : "text";
-  for (const attribute of ["min", "max", "step", "placeholder", "accept", "pattern", "maxlength"]) {
-    if (option[attribute] !== undefined) input.setAttribute(attribute, option[attribute]);
+  const number = schema.type === "integer" || schema.type === "number";
+  input.type = number ? "number" : "text";
+  const attributes = {
+    min: schema.minimum,
+    max: schema.maximum,
+    step: number ? (schema.type === "integer" ? 1 : "any") : undefined,
+    pattern: schema.pattern,
+    maxlength: schema.maxLength,
+    placeholder: absent ?? schema.default,
+  };
+  for (const [attribute, value] of Object.entries(attributes)) {
+    if (value !== undefined) input.setAttribute(attribute, value);
   }
-  if (option.kind === "checkbox") input.checked = Boolean(option.default);
-  else if (option.kind !== "file" && option.default !== undefined) input.value = option.default;
   return input;
 }
 
-/** The chosen values as [name, string-or-File] pairs; empty fields are left to the server. */
-export function readOptions(form, options = OPTIONS) {
+/** The chosen values as [name, text] pairs; empty fields are left to the server. */
+export function readOptions(form, options) {
   const values = [];
-  for (const option of options) {
-    const control = form.elements.namedItem(option.name);
-    if (!control) continue;
-    if (option.kind === "checkbox") values.push([option.name, control.checked ? "true" : "false"]);
-    else if (option.kind === "file") { if (control.files[0]) values.push([option.name, control.files[0]]); }
-    else if (control.value !== "") values.push([option.name, control.value]);
+  for (const { name } of options) {
+    const control = form.elements.namedItem(name);
+    if (control && control.value !== "") values.push([name, control.value]);
   }
   return values;
 }

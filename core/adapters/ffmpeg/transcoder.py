@@ -16,7 +16,7 @@ from core.adapters.ffmpeg.process import ChildLimits, TimedOut
 from core.adapters.sniffer import HEAD_BYTES, sniff
 from core.domain.errors import MediaError
 from core.domain.media import Encoded, MediaInfo, MediaLimits, hours
-from core.domain.options import BITRATES, AudioOptions
+from core.domain.options import AudioOptions
 from core.ports.media import Transcoder
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,7 @@ class FFmpegTranscoder(Transcoder):
         checked on ffmpeg's description of the input as soon as it is printed, and the run is
         stopped there when one is exceeded. A cover or loudness needs the description first
         (loudness gets it from its analysis run)."""
-        if options.bitrate is not None and options.bitrate not in BITRATES:
-            raise ValueError(
-                f"bitrate must be one of {', '.join(BITRATES)}, not {options.bitrate!r}"
-            )
+        options.check()  # defensively: options built in code are not parsed
         if source is None and options.cover == "frame":
             source = self.probe(src)
         gain = None
