@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.support import media
+from tests.support.jobs import upload, wait_job
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def upload(client, path, **form):
-    with open(path, "rb") as fh:
-        return client.post("/upload", files={"file": (os.path.basename(path), fh)}, data=form)
-
-
-def wait_job(client, job_id, timeout=60):
-    def finished():
-        job = client.get(f"/jobs/{job_id}").json()
-        return job if job["status"] in ("done", "failed") else None
-
-    return wait_for(finished, timeout=timeout, what=f"job {job_id} to finish")
 
 
 def test_upload_convert_email_download(stack, new_user, smtp, clip, tmp_path):

@@ -26,8 +26,8 @@ from core.adapters.sniffer import sniff
 from core.domain.errors import MediaError
 from core.domain.media import MediaLimits
 from core.domain.options import AudioOptions
+from tests.support.hostile import padded_like_ts
 from tests.support.media import make_audio_only, make_video, make_webm
-from tests.unit.test_sniff import padded_like_ts
 
 LIMITS = MediaLimits(
     max_duration=4 * 3600.0,

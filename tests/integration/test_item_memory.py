@@ -13,7 +13,7 @@ import redis as redis_lib
 from api import create_app
 from core.bootstrap import Container
 from core.settings import Settings
-from tests.conftest import Auth, basic
+from tests.support.auth import Auth, basic
 from tests.support.config import service_env
 from tests.support.servers import RedisServer
 from tests.support.wait import wait_for

@@ -92,7 +92,7 @@ def running_stack(
         raise
     finally:
         stack.stop_all()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(container)
 
@@ -138,7 +138,7 @@ def running_api(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[
         raise
     finally:
         stack.stop_all()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(container)
 

@@ -15,7 +15,8 @@ from core.services.notification import Notifications
 from core.services.retention import Retention
 from core.services.sweeper import Sweeper
 from core.services.users import UserService
-from tests.unit.fakes import (
+from tests.support.fakes import (
+    SECRET,
     FakeBlobs,
     FakeIdempotency,
     FakeItems,
@@ -28,8 +29,6 @@ from tests.unit.fakes import (
     FakeUsers,
     TmpScratch,
 )
-
-SECRET = "unit-test-secret-" + "y" * 32
 
 
 @pytest.fixture

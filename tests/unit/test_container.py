@@ -4,7 +4,7 @@ import pytest
 
 from core.bootstrap import Container
 from core.settings import Settings
-from tests.unit.fakes import FakeQueue
+from tests.support.fakes import FakeQueue
 
 SETTINGS = Settings.from_env(
     {

@@ -10,7 +10,7 @@ from core.bootstrap import Container
 from core.domain.files import MP3S
 from core.settings import Settings
 from tests.support.config import service_env
-from tests.unit.test_jobs import submit
+from tests.support.pipeline import submit
 
 
 class Tracked:

@@ -14,9 +14,9 @@ from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.services.conversion import Conversion, Outcome
 from core.services.retention import Retention
+from tests.support.fakes import TmpScratch
+from tests.support.pipeline import MP4, submit
 from tests.support.wait import wait_for
-from tests.unit.fakes import TmpScratch
-from tests.unit.test_jobs import MP4, submit
 
 
 def chunks(data=MP4):

@@ -18,14 +18,8 @@ from core.domain.values import utcnow
 from core.ports.mail import MailError
 from core.services.conversion import Outcome
 from core.services.sweeper import Sweeper
+from tests.support.pipeline import MP4, submit
 from tests.support.wait import wait_for
-
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
-
-
-def submit(pipeline, actor, data=MP4, name="clip.mp4", options=None):
-    chunks = [data[i : i + 64] for i in range(0, len(data), 64)]
-    return pipeline.intake.submit(actor, name, chunks, options)
 
 
 def test_upload_is_stored_recorded_and_queued(pipeline, alice):
@@ -464,7 +458,7 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
 
 
 def test_a_job_whose_attempt_died_here_is_taken_over_without_waiting_for_its_lease(pipeline, alice):
-    from tests.unit.fakes import FakeHolders
+    from tests.support.fakes import FakeHolders
 
     holders = FakeHolders("here:200:7")
     pipeline.conversion.holders = holders

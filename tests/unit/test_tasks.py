@@ -16,7 +16,7 @@ from core.services.conversion import Outcome
 from tasks.convert import video_to_mp3 as convert_proxy
 from tasks.notify import job_done as notify_proxy
 from tasks.sweep import stale_jobs as sweep_proxy
-from tests.unit.test_jobs import MP4, submit
+from tests.support.pipeline import MP4, submit
 
 video_to_mp3 = convert_proxy._get_current_object()
 job_done = notify_proxy._get_current_object()
