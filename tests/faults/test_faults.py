@@ -10,6 +10,7 @@ import uuid
 import pytest
 import requests
 
+from core.domain.errors import MediaError
 from tests.support.faults import api_up, mp3_files_of, supervised
 from tests.support.jobs import converting_ffmpeg, job_of, no_ffmpeg_left, start_job, wait_job
 from tests.support.stack import workers_answer
@@ -170,7 +171,7 @@ def test_poison_input_fails_once(stack, user, media_dir):
 
     job_id = start_job(user, media.make_truncated_mp4(media_dir))
     job = wait_job(user, job_id)
-    assert job["status"] == "failed" and job["error"]
+    assert job["status"] == "failed" and job["error"] == MediaError.NOT_MEDIA, job
     probe = swept_probe(stack, older=job_id)
     assert probe.status.value == "failed" and "missing" in (probe.error or "")
     again = job_of(user, job_id)
@@ -212,5 +213,31 @@ def swept_probe(stack, older: str):
         jobs.delete(probe.id)
 
 
-def test_api_survives_everything(stack):
-    assert api_up(stack)
+def test_the_api_outlives_mysql_and_redis_going_away_together(stack, services, user, clip):
+    """Both cut at once: the same API process keeps answering (alive, not ready, naming both),
+    and once they are back an upload converts and downloads, with no restart of the API."""
+    redis, mysql, _ = services
+    api = stack.running["api"]
+    with supervised(stack):  # a worker the broker's loss crashes is restarted, as in production
+        mysql.down()
+        redis.stop()
+        try:
+            assert api_up(stack)
+            ready = requests.get(stack.url("/readyz"), timeout=10)
+            assert ready.status_code == 503, ready.text
+            checks = ready.json()["checks"]
+            assert checks["mysql"] != "ok" and checks["redis"] != "ok", checks
+            assert user.get("/jobs").status_code == 503
+        finally:
+            redis.start()
+            mysql.up()
+        wait_for(
+            lambda: requests.get(stack.url("/readyz"), timeout=10).status_code == 200,
+            timeout=60,
+            what="the API to be ready again",
+        )
+        wait_for(lambda: workers_answer(stack.container), timeout=60, what="every worker")
+        job_id = start_job(user, clip)
+        assert wait_job(user, job_id)["status"] == "done"
+        assert user.get(f"/jobs/{job_id}/mp3").status_code == 200
+    assert stack.running["api"] is api and api.poll() is None
