@@ -17,7 +17,7 @@ from core.domain.errors import MediaError
 from tests.support import media
 from tests.support.stack import free_port, workers_answer
 from tests.support.terminal import Terminal
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = pytest.mark.e2e
 # The client sees HTTP only, so one blob store is enough.
@@ -51,7 +51,7 @@ def vid2mp3(
         text=True,
         input=stdin,
         check=False,
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 

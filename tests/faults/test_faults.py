@@ -14,7 +14,7 @@ from core.domain.errors import MediaError
 from tests.support.faults import api_up, mp3_files_of, supervised
 from tests.support.jobs import converting_ffmpeg, job_of, no_ffmpeg_left, start_job, wait_job
 from tests.support.stack import workers_answer
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -91,7 +91,7 @@ def test_sigterm_during_a_job_finishes_it(stack, services, user, long_input):
     converting_ffmpeg(job_id)
     worker = stack.processes["worker-convert"]
     worker.send_signal(signal.SIGTERM)  # a Kubernetes scale-down: warm shutdown
-    assert worker.wait(timeout=120) == 0
+    assert worker.wait(timeout=scaled(120)) == 0
     job = job_of(user, job_id)
     assert job["status"] == "done", job  # it finished before the worker left
     replace_convert_worker(stack)

@@ -14,7 +14,7 @@ from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.services.conversion import Outcome
 from tests.support.pipeline import MP4, Pipeline, submit
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 
 def chunks(data=MP4):
@@ -48,7 +48,7 @@ def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
     worker.start()
     wait_for(lambda: pipeline.transcoder.running == 1, timeout=5, what="the encode to start")
     pipeline.service.cancel(alice, job.id)
-    worker.join(timeout=2)  # the lease is checked every 0.5 s although it lasts 30 s
+    worker.join(timeout=scaled(2))  # the lease is checked every 0.5 s although it lasts 30 s
     assert not worker.is_alive() and outcome == [Outcome.LOST]
     assert pipeline.jobs.get(job.id).status is JobStatus.CANCELLED
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
