@@ -23,7 +23,8 @@ def stored(container, bucket, data=b"ID3 audio"):
     return writer.fid
 
 
-def expired_job(container, owner_id):
+def ended_job(container, owner_id, **changes):
+    """A job with a stored video, then moved on by changes (status, files, times)."""
     job = container.job_repo.add(
         Job(
             id=uuid.uuid4().hex,
@@ -34,35 +35,27 @@ def expired_job(container, owner_id):
             video_size=9,
         )
     )
-    container.job_repo.update(
-        job.id,
-        {
-            "status": JobStatus.DONE,
-            "mp3_fid": stored(container, MP3S),
-            "mp3_size": 9,
-            "finished_at": utcnow(),
-            "expires_at": utcnow() - timedelta(seconds=1),
-        },
-    )
+    container.job_repo.update(job.id, changes)
     return job.id
+
+
+def expired_job(container, owner_id):
+    return ended_job(
+        container,
+        owner_id,
+        status=JobStatus.DONE,
+        mp3_fid=stored(container, MP3S),
+        mp3_size=9,
+        finished_at=utcnow(),
+        expires_at=utcnow() - timedelta(seconds=1),
+    )
 
 
 def failed_long_ago(container, owner_id):
     """A failed job whose video is past the grace the purge gives sources: what a long run of
     the suite leaves in its database, for the purge to handle beside the test's own jobs."""
-    job = container.job_repo.add(
-        Job(
-            id=uuid.uuid4().hex,
-            owner_id=owner_id,
-            status=JobStatus.QUEUED,
-            video_fid=stored(container, VIDEOS),
-            video_filename="old.mp4",
-            video_size=9,
-        )
-    )
     ended = utcnow() - timedelta(minutes=10)
-    container.job_repo.update(job.id, {"status": JobStatus.FAILED, "finished_at": ended})
-    return job.id
+    return ended_job(container, owner_id, status=JobStatus.FAILED, finished_at=ended)
 
 
 def _purge_and_die_on_third_delete(settings, ours):
