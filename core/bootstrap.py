@@ -11,7 +11,7 @@ import os
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.settings import Settings
 
@@ -27,7 +27,14 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
     from core.ports.files import BlobStore, ScratchSpace
     from core.ports.items import ItemStore
-    from core.ports.jobs import EmailClaims, JobLeases, JobRepository, JobSweeps, QuotaHolds
+    from core.ports.jobs import (
+        AttemptHolders,
+        EmailClaims,
+        JobLeases,
+        JobRepository,
+        JobSweeps,
+        QuotaHolds,
+    )
     from core.ports.limits import IdempotencyStore, RateLimiter, Slots
     from core.ports.mail import Mailer
     from core.ports.media import Sniffer, Transcoder
@@ -56,14 +63,23 @@ log = logging.getLogger(__name__)
 
 
 class Container:
+    """Every component, built from the settings on first use. A keyword argument naming a
+    component replaces it: the unit tier passes in-memory fakes of every adapter (and a clock)
+    and gets the services wired exactly as production wires them."""
+
     def __init__(self, settings: Settings, **overrides: Any):
         self.settings = settings
-        for name, value in overrides.items():  # tests may pass ready-made adapters
+        for name, value in overrides.items():
             if not isinstance(getattr(type(self), name, None), cached_property):
                 raise TypeError(f"Container has no component {name!r} to override")
             self.__dict__[name] = value
 
     # --- adapters ----------------------------------------------------------------------
+
+    @cached_property
+    def clock(self) -> Callable[[], float]:
+        """Seconds since the epoch: when links, confirmations and tus uploads expire."""
+        return time.time
 
     @cached_property
     def db(self) -> MySQLDatabase:
@@ -191,6 +207,13 @@ class Container:
         return FFmpegTranscoder(self.media_limits)
 
     @cached_property
+    def attempt_holders(self) -> AttemptHolders:
+        """Which process holds a job's lease, and whether it is gone (on this machine)."""
+        from core.adapters.local_processes import LocalProcesses
+
+        return LocalProcesses()
+
+    @cached_property
     def scratch(self) -> ScratchSpace:
         from core.adapters.stores.scratch import LocalScratch
 
@@ -264,7 +287,8 @@ class Container:
     def confirmations(self) -> EmailConfirmations:
         from core.services.confirmations import EmailConfirmations
 
-        return EmailConfirmations(self.settings.jwt_secret, self.settings.base_url)
+        s = self.settings
+        return EmailConfirmations(s.jwt_secret, s.base_url, clock=self.clock)
 
     @cached_property
     def account_mail(self) -> AccountMail:
@@ -352,7 +376,7 @@ class Container:
     def links(self) -> LinkSigner:
         from core.services.links import LinkSigner
 
-        return LinkSigner(self.settings.jwt_secret, self.settings.base_url)
+        return LinkSigner(self.settings.jwt_secret, self.settings.base_url, self.clock)
 
     @cached_property
     def retention(self) -> Retention:
@@ -404,7 +428,6 @@ class Container:
     def conversion(self) -> Conversion:
         from datetime import timedelta
 
-        from core.adapters.local_processes import LocalProcesses
         from core.services.conversion import Conversion
 
         s = self.settings
@@ -419,7 +442,7 @@ class Container:
             s.lease_seconds,
             retention=timedelta(seconds=s.retention_seconds),
             keep_source=s.keep_source,
-            holders=LocalProcesses(),
+            holders=self.attempt_holders,
         )
 
     @cached_property
@@ -548,6 +571,7 @@ class Container:
             self.intake,
             s.max_upload_bytes,
             s.upload_expires_seconds,
+            clock=self.clock,
             keys=self.idempotency_keys,
         )
 

@@ -18,10 +18,12 @@ def container() -> Container:
     return _container
 
 
-def use_container(new: Container | None) -> None:
-    """Swap the services the tasks use (tests pass one built on fakes)."""
+def use_container(new: Container | None) -> Container | None:
+    """Make new the container the tasks of this process use (a worker at start; the unit tier
+    passes one built on fakes); returns the one it replaces, None if none was built yet."""
     global _container
-    _container = new
+    previous, _container = _container, new
+    return previous
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:

@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from tests.support.wait import scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = ("local", "production")
@@ -77,7 +79,7 @@ def run(
     argv: list[str], stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        argv, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        argv, input=stdin, capture_output=True, text=True, timeout=scaled(timeout), cwd=ROOT
     )
 
 

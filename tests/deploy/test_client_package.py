@@ -8,6 +8,7 @@ import sys
 import zipfile
 
 from tests.deploy.support import ROOT
+from tests.support.wait import scaled
 
 COPY = "vid2mp3_client/upload_options.json"
 
@@ -21,7 +22,7 @@ def test_client_wheel_carries_the_upload_options(tmp_path):
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=scaled(300),
     )
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("vid2mp3_client-*.whl")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.deploy.support import K8S, OVERLAYS, ROOT, app_container, built, configmap, find, one
+from tests.support.wait import scaled
 
 MONITORING = K8S / "base" / "monitoring"
 RULES = MONITORING / "alerts.rules.yaml"
@@ -24,7 +25,9 @@ def promtool(*args: str, cwd: Path = MONITORING) -> str:
     tool = shutil.which("promtool")
     if tool is None:
         pytest.fail("promtool is missing: `apt-get install prometheus` (.ci/run installs it)")
-    done = subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [tool, *args], cwd=cwd, capture_output=True, text=True, timeout=scaled(120)
+    )
     assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 

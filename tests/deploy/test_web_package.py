@@ -8,6 +8,7 @@ import sys
 import zipfile
 
 from tests.deploy.support import ROOT
+from tests.support.wait import scaled
 
 # What the Dockerfile's builder stage copies before `pip install .`.
 BUILD_INPUTS = ("pyproject.toml", "celeryconfig.py", "api", "core", "tasks", "workers")
@@ -36,7 +37,7 @@ def test_wheel_carries_the_page_and_docs_assets(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=scaled(300),
     )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "dist").glob("vid2mp3-*.whl")

@@ -74,6 +74,12 @@ def clip(media_dir):
 
 
 @pytest.fixture(scope="session")
+def long_input(media_dir):
+    """Ten minutes of sound: a few seconds of ffmpeg work, long enough to cancel."""
+    return media.make_audio_only(media_dir, seconds=600, fmt="m4a")
+
+
+@pytest.fixture(scope="session")
 def admin(stack):
     settings = stack.settings
     return login(stack, settings.admin_email, settings.admin_password)

@@ -145,7 +145,7 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
     finally:
         kill_devstack(devstack, sessions)  # leave nothing behind, whatever happened above
         log.close()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(container)
 
@@ -261,7 +261,7 @@ def test_make_up_beside_another_stack_serves_its_own_metrics(tmp_path):
         finally:
             kill_devstack(devstack, sessions)
             log.close()
-            from tests.conftest import cleanup
+            from tests.support.config import cleanup
 
             cleanup(container)
 
@@ -280,7 +280,7 @@ def test_make_up_with_a_taken_metrics_port_says_which_and_how_to_choose(tmp_path
             finally:
                 if devstack.poll() is None:
                     kill_devstack(devstack)
-                    from tests.conftest import cleanup
+                    from tests.support.config import cleanup
 
                     cleanup(Container(Settings.from_env(env, dotenv_path=None)))
     output = log_path.read_text(errors="replace")

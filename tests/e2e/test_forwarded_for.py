@@ -48,7 +48,7 @@ def api(tmp_path_factory):
         raise
     finally:
         stack.stop_all()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(Container(stack.settings))
 

@@ -8,29 +8,14 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
 import pytest
 import requests
 
-from tests.e2e.test_pipeline import upload, wait_job
 from tests.support import media
+from tests.support.jobs import ffmpeg_of, upload, wait_job
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="session")
-def long_input(media_dir):
-    """Ten minutes of sound: a few seconds of ffmpeg work, long enough to cancel."""
-    return media.make_audio_only(media_dir, seconds=600, fmt="m4a")
-
-
-def ffmpeg_of(job_id):
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if f"job-{job_id}-" in cmdline and "libmp3lame" in cmdline:
-            return proc
-    return None
 
 
 def test_cancel_stops_ffmpeg_within_2_s_and_keeps_nothing(stack, new_user, smtp, long_input):

@@ -336,7 +336,7 @@ def test_a_worker_whose_metrics_port_is_taken_stops_with_one_line(tmp_path, take
             if worker.poll() is None:  # it carried on: stop it and its pool
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.communicate()
-            from tests.conftest import cleanup
+            from tests.support.config import cleanup
 
             cleanup(Container(Settings.from_env(env, dotenv_path=None)))
     said = (

@@ -18,7 +18,7 @@ from tests.support.browser import DESKTOP, PHONE, Trouble, chromium, screenshot
 from tests.support.client import login
 from tests.support.options import WITH_FADE_IN
 from tests.support.stack import workers_answer
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -27,9 +27,9 @@ pytestmark = [
 ]
 
 # A loaded machine hashes a password (argon2) or answers a poll slowly: deadlines, not sleeps.
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=scaled(20_000))
 PASSWORD = "password-1"
-CONVERSION_TIMEOUT_MS = 90_000
+CONVERSION_TIMEOUT_MS = scaled(90_000)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def open_page(browser, stack):
     def open_(viewport=DESKTOP):
         context = browser.new_context(viewport=viewport, accept_downloads=True)
         page = context.new_page()
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(scaled(20_000))
         trouble = Trouble(stack.base_url)
         trouble.watch(page)
         opened.append((context, trouble))
@@ -168,7 +168,7 @@ def test_a_large_file_goes_over_tus_and_survives_a_dropped_chunk(
     page.get_by_label("Drop videos here").set_input_files(clip)
     name = Path(clip).name
     uploaded = upload_row(page, name)
-    expect(uploaded.locator(".status")).to_contain_text("Uploaded 100%", timeout=60_000)
+    expect(uploaded.locator(".status")).to_contain_text("Uploaded 100%", timeout=scaled(60_000))
     row = job_row(page, name)
     expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
 
@@ -341,7 +341,7 @@ def test_revoked_token_returns_to_sign_in_with_a_message(open_page, stack, accou
         json={"password": "password-2", "current_password": stack.settings.admin_password},
     )
     assert changed.status_code == 200, changed.text
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=scaled(20_000))
     expect(page.locator("#notice")).to_have_text(
         "You have been signed out because your session expired. Please sign in again."
     )

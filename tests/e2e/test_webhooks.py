@@ -10,8 +10,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.test_integrations import ffmpeg_of, long_input  # noqa: F401  (fixture)
-from tests.e2e.test_pipeline import upload, wait_job
+from tests.support.jobs import upload, wait_job
 from tests.support.receiver import Receiver
 from tests.support.wait import wait_for
 
@@ -124,7 +123,7 @@ def test_a_410_disables_the_webhook(stack, new_user, clip, receivers):
     assert len(receiver.received) == 1  # nothing more after the 410
 
 
-def test_cancel_and_failure_are_told(stack, new_user, media_dir, receivers, long_input):  # noqa: F811
+def test_cancel_and_failure_are_told(stack, new_user, media_dir, receivers, long_input):
     from tests.support import media
 
     user, _ = new_user()

@@ -7,8 +7,8 @@ import os
 import pytest
 from pymongo import MongoClient
 
-from tests.faults.conftest import upload, wait_status
 from tests.support.client import login
+from tests.support.jobs import start_job, wait_job
 from tests.support.mongo import MongoServer
 from tests.support.stack import running_stack
 
@@ -64,7 +64,7 @@ def test_blob_store_down_is_503_and_leaves_no_job(gridfs_stack, mongo, user, tmp
         mongo.start()
     assert user.get("/jobs").json()["total"] == 0
     assert stored_videos(mongo) == before
-    job = wait_status(user, upload(user, clip))  # and it works again, without a restart
+    job = wait_job(user, start_job(user, clip))  # and it works again, without a restart
     assert job["status"] == "done"
 
 

@@ -10,18 +10,11 @@ import uuid
 import pytest
 import requests
 
-from tests.faults.conftest import (
-    api_up,
-    converting_ffmpeg,
-    job_of,
-    mp3_files_of,
-    no_ffmpeg_left,
-    supervised,
-    upload,
-    wait_status,
-)
+from core.domain.errors import MediaError
+from tests.support.faults import api_up, mp3_files_of, supervised
+from tests.support.jobs import converting_ffmpeg, job_of, no_ffmpeg_left, start_job, wait_job
 from tests.support.stack import workers_answer
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -29,7 +22,7 @@ pytestmark = pytest.mark.faults
 def assert_delivered_once(stack, services, user, job_id):
     """Done, exactly one MP3 stored, exactly one email, and the MP3 downloads."""
     _, _, smtp = services
-    job = wait_status(user, job_id)
+    job = wait_job(user, job_id)
     assert job["status"] == "done", job
     wait_for(lambda: smtp.mails_about(job_id), timeout=30, what="the email")
     assert len(mp3_files_of(stack, job_id)) == 1
@@ -48,7 +41,7 @@ def replace_convert_worker(stack):
 
 
 def test_kill_9_of_the_converting_process(stack, services, user, long_input):
-    job_id = upload(user, long_input)
+    job_id = start_job(user, long_input)
     ffmpeg = converting_ffmpeg(job_id)
     pool_child = ffmpeg.parent()
     os.kill(pool_child.pid, signal.SIGKILL)  # the process running the task, mid-conversion
@@ -74,7 +67,7 @@ def test_two_workers_and_an_eager_sweeper_convert_a_silent_job_once(
             timeout=60,
             what="the second convert worker",
         )
-        job_id = upload(user, silent_duration_input)
+        job_id = start_job(user, silent_duration_input)
         converting_ffmpeg(job_id)
         job = assert_delivered_once(stack, services, user, job_id)
         started = job["started_at"]
@@ -85,7 +78,7 @@ def test_two_workers_and_an_eager_sweeper_convert_a_silent_job_once(
 
 
 def test_kill_9_of_the_whole_worker(stack, services, user, long_input):
-    job_id = upload(user, long_input)
+    job_id = start_job(user, long_input)
     converting_ffmpeg(job_id)
     stack.stop("worker-convert", signal.SIGKILL)  # worker, pool and ffmpeg, all at once
     wait_for(lambda: no_ffmpeg_left(job_id), timeout=10, what="ffmpeg to die with its parent")
@@ -94,11 +87,11 @@ def test_kill_9_of_the_whole_worker(stack, services, user, long_input):
 
 
 def test_sigterm_during_a_job_finishes_it(stack, services, user, long_input):
-    job_id = upload(user, long_input)
+    job_id = start_job(user, long_input)
     converting_ffmpeg(job_id)
     worker = stack.processes["worker-convert"]
     worker.send_signal(signal.SIGTERM)  # a Kubernetes scale-down: warm shutdown
-    assert worker.wait(timeout=120) == 0
+    assert worker.wait(timeout=scaled(120)) == 0
     job = job_of(user, job_id)
     assert job["status"] == "done", job  # it finished before the worker left
     replace_convert_worker(stack)
@@ -108,7 +101,7 @@ def test_sigterm_during_a_job_finishes_it(stack, services, user, long_input):
 def test_broker_restarted_empty_loses_no_job(stack, services, user, clip):
     redis, _, _ = services
     stack.stop("worker-convert")
-    queued = [upload(user, clip) for _ in range(3)]
+    queued = [start_job(user, clip) for _ in range(3)]
     with supervised(stack):  # a worker the broker's loss crashes is restarted
         redis.stop()
         redis.start()  # no persistence: the queue is gone, the jobs are still in MySQL
@@ -123,8 +116,8 @@ def test_smtp_down_then_back_delivers_once(stack, services, user, clip):
     smtp.stop()
     with socket.create_server(("127.0.0.1", smtp.port)) as broken_smtp:
         broken_smtp.settimeout(30)  # the deadline for the notify worker's first attempt
-        job_id = upload(user, clip)
-        wait_status(user, job_id)
+        job_id = start_job(user, clip)
+        wait_job(user, job_id)
         attempt, _ = broken_smtp.accept()
         attempt.close()  # hang up before the greeting: that delivery fails, to be retried
     job = job_of(user, job_id)
@@ -138,7 +131,7 @@ def test_smtp_down_past_the_retry_cap(stack, services, user, clip):
     _, _, smtp = services
     smtp.stop()
     try:
-        job_id = upload(user, clip)
+        job_id = start_job(user, clip)
         job = wait_for(
             lambda: (j := job_of(user, job_id))["notify_error"] and j,
             timeout=60,
@@ -176,9 +169,9 @@ def test_mysql_down_503_then_recovers(stack, services, user):
 def test_poison_input_fails_once(stack, user, media_dir):
     from tests.support import media
 
-    job_id = upload(user, media.make_truncated_mp4(media_dir))
-    job = wait_status(user, job_id)
-    assert job["status"] == "failed" and job["error"]
+    job_id = start_job(user, media.make_truncated_mp4(media_dir))
+    job = wait_job(user, job_id)
+    assert job["status"] == "failed" and job["error"] == MediaError.NOT_MEDIA, job
     probe = swept_probe(stack, older=job_id)
     assert probe.status.value == "failed" and "missing" in (probe.error or "")
     again = job_of(user, job_id)
@@ -220,5 +213,31 @@ def swept_probe(stack, older: str):
         jobs.delete(probe.id)
 
 
-def test_api_survives_everything(stack):
-    assert api_up(stack)
+def test_the_api_outlives_mysql_and_redis_going_away_together(stack, services, user, clip):
+    """Both cut at once: the same API process keeps answering (alive, not ready, naming both),
+    and once they are back an upload converts and downloads, with no restart of the API."""
+    redis, mysql, _ = services
+    api = stack.running["api"]
+    with supervised(stack):  # a worker the broker's loss crashes is restarted, as in production
+        mysql.down()
+        redis.stop()
+        try:
+            assert api_up(stack)
+            ready = requests.get(stack.url("/readyz"), timeout=10)
+            assert ready.status_code == 503, ready.text
+            checks = ready.json()["checks"]
+            assert checks["mysql"] != "ok" and checks["redis"] != "ok", checks
+            assert user.get("/jobs").status_code == 503
+        finally:
+            redis.start()
+            mysql.up()
+        wait_for(
+            lambda: requests.get(stack.url("/readyz"), timeout=10).status_code == 200,
+            timeout=60,
+            what="the API to be ready again",
+        )
+        wait_for(lambda: workers_answer(stack.container), timeout=60, what="every worker")
+        job_id = start_job(user, clip)
+        assert wait_job(user, job_id)["status"] == "done"
+        assert user.get(f"/jobs/{job_id}/mp3").status_code == 200
+    assert stack.running["api"] is api and api.poll() is None

@@ -4,7 +4,7 @@ import pytest
 
 from api import create_app
 from core.bootstrap import Container
-from tests.conftest import basic
+from tests.support.auth import basic
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from core.bootstrap import Container
 from core.domain.jobs import Job, JobStatus
 from core.services.confirmations import EmailConfirmations
 from core.services.notification import UNCONFIRMED
-from tests.conftest import Auth, basic
+from tests.support.auth import Auth, basic
 from tests.support.smtp import smtp_server
 
 _apps = itertools.count(1)

@@ -10,7 +10,7 @@ import pytest
 
 from api import create_app
 from core.bootstrap import Container
-from tests.conftest import Auth, basic
+from tests.support.auth import Auth, basic
 
 _apps = itertools.count(1)
 PASSWORD = "right-password-1"

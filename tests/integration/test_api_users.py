@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import basic
+from tests.support.auth import basic
 
 
 def test_login_returns_a_bearer_token(client, settings):

@@ -12,7 +12,7 @@ import pytest
 
 from api import create_app
 from core.bootstrap import Container
-from tests.conftest import Auth
+from tests.support.auth import Auth
 from tests.support.openapi import PROTOCOL_HEADERS, example_url, operations_documenting
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from tests.support.config import service_env
+from tests.support.wait import scaled
 
 
 def test_flower_refuses_to_start_without_basic_auth():
@@ -13,7 +14,7 @@ def test_flower_refuses_to_start_without_basic_auth():
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     assert "FLOWER_BASIC_AUTH" in result.stderr

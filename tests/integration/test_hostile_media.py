@@ -26,8 +26,9 @@ from core.adapters.sniffer import sniff
 from core.domain.errors import MediaError
 from core.domain.media import MediaLimits
 from core.domain.options import AudioOptions
+from tests.support.hostile import padded_like_ts
 from tests.support.media import make_audio_only, make_video, make_webm
-from tests.unit.test_sniff import padded_like_ts
+from tests.support.wait import scaled
 
 LIMITS = MediaLimits(
     max_duration=4 * 3600.0,
@@ -219,7 +220,7 @@ def test_without_the_allow_list_these_uploads_would_leak_or_explode(
             str(out),
         ],
         capture_output=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert done.returncode == 0 and out.stat().st_size > 10_000, done.stderr[-500:]
 

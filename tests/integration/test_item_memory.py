@@ -13,10 +13,10 @@ import redis as redis_lib
 from api import create_app
 from core.bootstrap import Container
 from core.settings import Settings
-from tests.conftest import Auth, basic
+from tests.support.auth import Auth, basic
 from tests.support.config import service_env
 from tests.support.servers import RedisServer
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 TUS = {"Tus-Resumable": "1.0.0"}
 ITEM = {"blob": "x" * (60 * 1024)}  # under ITEM_MAX_BYTES (64 KiB)
@@ -94,14 +94,14 @@ def test_item_quotas_hold_under_concurrent_writes(small_redis, container, tmp_pa
     start = threading.Barrier(16)
 
     def put(n: int) -> None:
-        start.wait(timeout=30)
+        start.wait(timeout=scaled(30))
         statuses.append(client.put(f"/items/race/{n}", json={"n": n}, headers=headers).status_code)
 
     threads = [threading.Thread(target=put, args=(n,)) for n in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=scaled(60))
     assert sorted(statuses) == [201] * 5 + [413] * 11
     stored = [
         n for n in range(16) if client.get(f"/items/race/{n}", headers=headers).status_code == 200

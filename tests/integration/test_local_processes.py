@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 from core.adapters.local_processes import LocalProcesses, pid_namespace, start_time
+from tests.support.wait import scaled
 
 
 def test_a_live_process_is_not_gone_and_a_killed_one_is():
@@ -18,7 +19,7 @@ def test_a_live_process_is_not_gone_and_a_killed_one_is():
         name = f"host-a:{pid_namespace()}:{child.pid}:{start_time(child.pid)}"
         assert not here.is_gone(name)
         child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
+        child.wait(timeout=scaled(10))
         assert here.is_gone(name)
     finally:
         if child.poll() is None:
@@ -36,7 +37,7 @@ def test_an_unreaped_child_counts_as_gone():
 
         wait_for(lambda: here.is_gone(name), timeout=10, what="the zombie to count as gone")
     finally:
-        child.wait(timeout=10)
+        child.wait(timeout=scaled(10))
 
 
 def test_a_reused_pid_is_gone_and_what_cannot_be_seen_is_not():

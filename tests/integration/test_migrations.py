@@ -18,7 +18,7 @@ from core.settings import Settings
 from tests.support.config import drop_database, service_env
 from tests.support.legacy_schema import MIGRATIONS as IN_CODE_MIGRATIONS
 from tests.support.legacy_schema import create_legacy_schema
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = load()
@@ -58,7 +58,7 @@ def migrate_process(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Po
 
 def migrate(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
     process = migrate_process(env, *args, cwd=cwd)
-    out, err = process.communicate(timeout=120)
+    out, err = process.communicate(timeout=scaled(120))
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
@@ -282,7 +282,7 @@ def test_two_runs_at_once_exactly_one_applies(env, tmp_path):
         wait_for(lambda: lock.waiters() == 2, timeout=60, interval=0.1, what="both runs to wait")
     finally:
         lock.release()
-    outputs = [run.communicate(timeout=120) for run in runs]
+    outputs = [run.communicate(timeout=scaled(120)) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
     applied = [applied_lines(out) for out, _ in outputs]
     assert sorted(applied, key=len) == [[], [m.filename for m in SHIPPED]]

@@ -38,7 +38,7 @@ def new_job(container, owner, **fields):
 
 
 def test_migrations_run_once(container):
-    from tests.conftest import migrate
+    from tests.support.config import migrate
 
     migrate(container.settings)  # again: nothing to apply
     with container.db.cursor() as cur:

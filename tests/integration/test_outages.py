@@ -31,7 +31,7 @@ def flaky(settings, container):
 
 
 def login(client, settings):
-    from tests.conftest import basic
+    from tests.support.auth import basic
 
     return client.post("/login", headers=basic(settings.admin_email, settings.admin_password))
 
@@ -77,7 +77,7 @@ def test_redis_down_is_503_and_recovers(flaky, settings):
 def test_every_operation_documenting_503_answers_it_while_mysql_and_redis_are_down(
     flaky, settings, path, method
 ):
-    from tests.conftest import basic
+    from tests.support.auth import basic
 
     client, mysql, redis = flaky
     token = login(client, settings).get_json()["access_token"]

@@ -15,7 +15,7 @@ from werkzeug.test import encode_multipart
 from api import create_app
 from core.bootstrap import Container
 from tests.support.media import make_video
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -86,7 +86,7 @@ class GatedBody(io.RawIOBase):
                 self.counted = True
                 with self.gate.lock:
                     self.gate.waiting += 1
-            assert self.gate.open.wait(timeout=60), "the gate never opened"
+            assert self.gate.open.wait(timeout=scaled(60)), "the gate never opened"
         end = len(self.data) if self.pos >= self.head else self.head
         chunk = self.data[self.pos : min(end, self.pos + len(buffer))]
         buffer[: len(chunk)] = chunk
@@ -111,7 +111,7 @@ def race(gate: Gate, calls) -> list:
         thread.start()
     gate.release_when_all_arrived()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=scaled(120))
     failed = [a for a in answers if isinstance(a, BaseException)]
     if failed:
         raise failed[0]

@@ -92,7 +92,7 @@ def test_items_quota_is_413_naming_the_limit(settings, container, auth, tmp_path
 
 
 def test_a_disguised_manifest_is_refused_at_the_door(settings, container, auth, tmp_path):
-    from tests.unit.test_sniff import MANIFESTS, padded_like_ts
+    from tests.support.hostile import MANIFESTS, padded_like_ts
 
     client = quota_client(settings, container, tmp_path)
     _, alice = auth.new_user()

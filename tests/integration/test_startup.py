@@ -14,6 +14,7 @@ from core.adapters.mysql.migrations import required_version
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
 from tests.support.stack import free_port
+from tests.support.wait import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 LAST = required_version()
@@ -56,7 +57,7 @@ def test_missing_secret_stops_with_one_line(command, tmp_path):
         env=env_without("JWT_SECRET"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -81,7 +82,7 @@ def test_malformed_value_stops_every_process_with_one_line(process, name, value,
         env=env_without(**{name: value}),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -96,7 +97,7 @@ def test_flower_refuses_an_empty_password(tmp_path):
         env=env_without(FLOWER_BASIC_AUTH="admin:"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     assert "configuration error: FLOWER_BASIC_AUTH" in result.stderr + result.stdout
@@ -121,7 +122,7 @@ def test_gunicorn_takes_its_settings_from_settings(name, value, message, tmp_pat
         env=env_without(**{name: value}),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     (line,) = (result.stdout + result.stderr).strip().splitlines()  # one line, no traceback
@@ -131,7 +132,12 @@ def test_gunicorn_takes_its_settings_from_settings(name, value, message, tmp_pat
 def test_gunicorn_reads_dot_env_like_the_rest(tmp_path):
     (tmp_path / ".env").write_text("API_THREADS=four\n")
     result = subprocess.run(
-        GUNICORN, cwd=tmp_path, env=env_without(), capture_output=True, text=True, timeout=60
+        GUNICORN,
+        cwd=tmp_path,
+        env=env_without(),
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
     )
     assert result.returncode != 0
     (line,) = (result.stdout + result.stderr).strip().splitlines()
@@ -152,7 +158,7 @@ def _database_at(version: int, tmp_path: Path) -> dict[str, str]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=scaled(120),
         )
         assert result.returncode == 0, result.stderr
     return env
@@ -181,7 +187,7 @@ def test_api_and_workers_stop_with_one_line_when_the_schema_is_behind(process, b
         env={**behind, "API_PORT": str(free_port())},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -197,7 +203,7 @@ def test_the_api_creates_neither_the_database_nor_the_admin(tmp_path):
         env={**env, "API_PORT": str(free_port())},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert result.returncode != 0
     assert f"schema is at 0, this build needs {LAST}: run the migration" in result.stderr

@@ -7,7 +7,7 @@ import redis as redis_lib
 
 from api import create_app
 from core.bootstrap import Container
-from tests.conftest import Auth
+from tests.support.auth import Auth
 from tests.support.servers import RedisServer
 
 

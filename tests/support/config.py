@@ -50,3 +50,29 @@ def drop_database(settings) -> None:
         cur.close()
     finally:
         cnx.close()
+
+
+def migrate(settings) -> None:
+    """`python -m core.migrate` in this process: the schema and the admin account."""
+    from core.migrate import run
+
+    failures: list[str] = []
+    assert run(settings, say=lambda line: None, fail=failures.append) == 0, failures
+
+
+def cleanup(built) -> None:
+    """Drop the run's database and delete only the keys under the run's prefixes."""
+    from core.adapters.redis.client import redis_client
+
+    drop_database(built.settings)
+    settings = built.settings
+    for url, prefix in (
+        (settings.redis_url, settings.redis_prefix),
+        (settings.celery_broker_url, settings.celery_key_prefix),
+    ):
+        if not prefix:
+            continue
+        client = redis_client(url)
+        for key in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=500):
+            client.delete(key)
+        client.close()

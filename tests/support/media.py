@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from core.adapters.ffmpeg.process import ffmpeg_exe
+from tests.support.wait import scaled
 
 GENERATE_TIMEOUT_S = 120.0
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
@@ -43,7 +44,7 @@ def run_ffmpeg(*args: str, stdout: int | None = None) -> None:
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
         stdout=stdout if stdout is not None else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        timeout=GENERATE_TIMEOUT_S,
+        timeout=scaled(GENERATE_TIMEOUT_S),
     )
     if done.returncode != 0:
         stderr = done.stderr.decode(errors="replace")
@@ -303,7 +304,7 @@ def loudness(path: str | os.PathLike[str]) -> tuple[float, float]:
             "-",
         ],
         capture_output=True,
-        timeout=GENERATE_TIMEOUT_S,
+        timeout=scaled(GENERATE_TIMEOUT_S),
     )
     text = done.stderr.decode(errors="replace")
     summary = text[text.rindex("Summary:") :]

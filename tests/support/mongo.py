@@ -15,6 +15,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from devtools.processes import free_port
+from tests.support.wait import scaled
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -69,7 +70,7 @@ class MongoServer:
             )
         try:
             _wait_until_ready(
-                self.process, self.port, self.uri, time.monotonic() + timeout, output_path
+                self.process, self.port, self.uri, time.monotonic() + scaled(timeout), output_path
             )
         except BaseException:
             self.stop()
@@ -136,7 +137,7 @@ def _stop(process: subprocess.Popen) -> None:
         return
     process.terminate()
     try:
-        process.wait(timeout=STOP_TIMEOUT_S)
+        process.wait(timeout=scaled(STOP_TIMEOUT_S))
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

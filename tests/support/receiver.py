@@ -8,6 +8,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.wait import scaled
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -78,7 +80,7 @@ class Receiver:
                 try:
                     time.sleep(receiver.delay)
                     if receiver.hold is not None:
-                        receiver.hold.wait(receiver.hold_timeout)
+                        receiver.hold.wait(scaled(receiver.hold_timeout))
                     if receiver.respond is not None:
                         receiver.respond(self)
                         self.close_connection = True

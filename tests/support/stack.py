@@ -16,7 +16,7 @@ from core.settings import Settings
 from devtools import processes as procs
 from devtools.processes import Processes, free_port
 from tests.support.config import service_env
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 __all__ = ["Stack", "free_port", "run_migration", "running_api", "running_stack", "workers_answer"]
 
@@ -92,7 +92,7 @@ def running_stack(
         raise
     finally:
         stack.stop_all()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(container)
 
@@ -100,7 +100,7 @@ def running_stack(
 def run_migration(processes: Processes, *args: str) -> None:
     """`python -m core.migrate` with the stack's settings, to its end, before any process
     starts; fails the test with its log unless it exits 0."""
-    code = processes.run_once("migrate", procs.migrate_command(*args), timeout=120)
+    code = processes.run_once("migrate", procs.migrate_command(*args), timeout=scaled(120))
     if code != 0:
         raise AssertionError(f"the migration exited with {code}:\n{processes.log('migrate')}")
 
@@ -138,7 +138,7 @@ def running_api(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[
         raise
     finally:
         stack.stop_all()
-        from tests.conftest import cleanup
+        from tests.support.config import cleanup
 
         cleanup(container)
 

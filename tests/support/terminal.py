@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Self
 
+from tests.support.wait import scaled
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 
 
@@ -57,7 +59,8 @@ class Terminal:
         return bool(data)
 
     def expect(self, text: str, timeout: float = 30.0) -> None:
-        """Wait until `text` has been shown; fail with the screen so far after timeout."""
+        """Wait until `text` has been shown; fail with the screen so far after timeout (scaled)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while text not in self.text:
             if time.monotonic() > deadline or not self._pump(min(0.2, deadline - time.monotonic())):
@@ -70,6 +73,7 @@ class Terminal:
 
     def wait(self, timeout: float = 60.0) -> int:
         """Read until the child exits; its exit status (128+N for signal N)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while self.returncode is None:
             alive = self._pump(0.1)

@@ -10,7 +10,7 @@ from core.services.account_mail import AccountMail
 from core.services.confirmations import EmailConfirmations
 from core.services.notification import quoted
 from core.services.users import UserService
-from tests.unit.fakes import FakeLimiter, FakeMailer, FakeQueue
+from tests.support.fakes import FakeLimiter, FakeMailer, FakeQueue
 
 SECRET = "confirmation-secret-for-unit-tests-0123456789"
 

@@ -4,7 +4,7 @@ import jwt
 import pytest
 
 from core.domain.errors import Unauthorized
-from tests.unit.conftest import SECRET
+from tests.support.fakes import SECRET
 
 
 def login_token(auth, email="admin@example.com", password="admin-password"):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from api.body_deadline import ABANDON, MAX_READ, BodyTimeout, DeadlineInput
+from tests.support.wait import scaled
 
 
 class Clock:
@@ -142,4 +143,4 @@ def test_the_watchdog_forgets_reads_that_ended_in_time():
     assert len(watchdog._heap) <= 64 + 1
     fired = threading.Event()
     watchdog.watch(time.monotonic() + 0.05, fired.set)
-    assert fired.wait(timeout=5)
+    assert fired.wait(timeout=scaled(5))

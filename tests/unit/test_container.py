@@ -1,10 +1,13 @@
 """The composition root: nothing connects at construction, and overrides must name a component."""
 
+from functools import cached_property
+from inspect import getsource
+
 import pytest
 
 from core.bootstrap import Container
 from core.settings import Settings
-from tests.unit.fakes import FakeQueue
+from tests.support.fakes import Clock, FakeQueue, fake_adapters
 
 SETTINGS = Settings.from_env(
     {
@@ -48,3 +51,15 @@ def test_a_worker_process_has_one_celery_app_the_containers():
     finally:
         tasks.use_container(None)
         previous.set_default()
+
+
+def test_the_unit_tier_fakes_every_adapter_the_container_builds(tmp_path):
+    """A component built from core.adapters that the unit tier leaves real would reach MySQL,
+    Redis or a broker from a unit test: each one has its fake (or is unplugged)."""
+    built_from_adapters = {
+        name
+        for name, member in vars(Container).items()
+        if isinstance(member, cached_property) and "core.adapters" in getsource(member.func)
+    }
+    assert len(built_from_adapters) > 20
+    assert built_from_adapters - set(fake_adapters(tmp_path, Clock())) == set()

@@ -6,11 +6,8 @@ import io
 
 import pytest
 
-from core.bootstrap import Container
 from core.domain.files import MP3S
-from core.settings import Settings
-from tests.support.config import service_env
-from tests.unit.test_jobs import submit
+from tests.support.pipeline import submit
 
 
 class Tracked:
@@ -36,8 +33,7 @@ def download(pipeline, alice, auth):
     mp3 = pipeline.blobs.in_bucket(MP3S)[0]
     log: list[str] = []
     pipeline.blobs.open = lambda bucket, fid: Tracked(pipeline.blobs.files[(bucket, fid)][0], log)
-    settings = Settings.from_env(service_env(), dotenv_path=None)
-    app = create_app(container=Container(settings, jobs=pipeline.service, auth=auth))
+    app = create_app(container=pipeline.container)
     token = auth.login("alice@example.com", "alice-password")["access_token"]
     client = app.test_client()
 

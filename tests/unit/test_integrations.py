@@ -12,11 +12,9 @@ from core.domain.files import MP3S, VIDEOS
 from core.domain.jobs import JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
-from core.services.conversion import Conversion, Outcome
-from core.services.retention import Retention
-from tests.support.wait import wait_for
-from tests.unit.fakes import TmpScratch
-from tests.unit.test_jobs import MP4, submit
+from core.services.conversion import Outcome
+from tests.support.pipeline import MP4, Pipeline, submit
+from tests.support.wait import scaled, wait_for
 
 
 def chunks(data=MP4):
@@ -42,16 +40,7 @@ def test_cancel_a_queued_job_stops_it_before_it_runs(pipeline, alice):
 
 
 def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
-    conversion = Conversion(
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.blobs,
-        pipeline.queue,
-        pipeline.transcoder,
-        TmpScratch(tmp_path / "s"),
-        lease_seconds=30,
-    )
+    conversion = pipeline.rewired({"LEASE_SECONDS": 30}).conversion
     pipeline.transcoder.hold = threading.Event()
     job = submit(pipeline, alice)
     outcome = []
@@ -59,11 +48,11 @@ def test_cancel_while_converting_stores_no_mp3(pipeline, alice, tmp_path):
     worker.start()
     wait_for(lambda: pipeline.transcoder.running == 1, timeout=5, what="the encode to start")
     pipeline.service.cancel(alice, job.id)
-    worker.join(timeout=2)  # the lease is checked every 0.5 s although it lasts 30 s
+    worker.join(timeout=scaled(2))  # the lease is checked every 0.5 s although it lasts 30 s
     assert not worker.is_alive() and outcome == [Outcome.LOST]
     assert pipeline.jobs.get(job.id).status is JobStatus.CANCELLED
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
-    assert list((tmp_path / "s").glob("**/*.mp3")) == []
+    assert list((tmp_path / "scratch").glob("**/*.mp3")) == []
 
 
 @pytest.mark.parametrize("status", [JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED])
@@ -87,12 +76,12 @@ def test_another_users_job_cannot_be_cancelled(pipeline, alice, bob):
 def test_a_link_downloads_until_it_expires(pipeline, alice):
     job = done_job(pipeline, alice)
     url, expires_at = pipeline.service.create_link(alice, job.id, 60)
-    assert url.startswith("http://api.test/links/") and expires_at == 1_000_060
+    assert url.startswith("http://api.test/links/") and expires_at == pipeline.clock.now + 60
     token = url.rsplit("/", 1)[1]
     assert pipeline.service.download_link(token).blob.fid == job.mp3_fid
-    pipeline.clock[0] += 59
+    pipeline.clock.now += 59
     assert pipeline.service.download_link(token).job.id == job.id
-    pipeline.clock[0] += 1
+    pipeline.clock.now += 1
     with pytest.raises(Gone):
         pipeline.service.download_link(token)
 
@@ -135,20 +124,9 @@ def test_no_link_before_the_mp3_exists_nor_for_others(pipeline, alice, bob):
         pipeline.service.create_link(bob, done.id, 600)
 
 
-def test_the_ready_email_carries_a_working_link(pipeline, alice, tmp_path):
-    from core.services.notification import Notifications
-
+def test_the_ready_email_carries_a_working_link(pipeline, alice):
     job = done_job(pipeline, alice)
-    notes = Notifications(
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.notifications.users,
-        pipeline.mailer,
-        "http://api.test",
-        links=pipeline.links,
-        link_ttl=3600,
-    )
-    assert notes.notify(job.id, pipeline.queue.holders[-1])
+    assert pipeline.notifications.notify(job.id, pipeline.queue.holders[-1])
     body = pipeline.mailer.sent[-1].body
     url = next(word for word in body.split() if word.startswith("http://api.test/links/"))
     assert pipeline.service.download_link(url.rsplit("/", 1)[1]).job.id == job.id
@@ -220,19 +198,8 @@ def test_a_retry_is_told_apart_and_stores_nothing_more(pipeline, alice):
 # --- retention ------------------------------------------------------------------------------
 
 
-def test_the_source_goes_when_the_job_ends_and_the_mp3_when_it_expires(pipeline, alice, tmp_path):
-    conversion = Conversion(
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.blobs,
-        pipeline.queue,
-        pipeline.transcoder,
-        TmpScratch(tmp_path / "s"),
-        lease_seconds=3,
-        retention=timedelta(seconds=60),
-        keep_source=False,
-    )
+def test_the_source_goes_when_the_job_ends_and_the_mp3_when_it_expires(pipeline, alice):
+    conversion = pipeline.rewired({"RETENTION_SECONDS": 60}).conversion
     job = submit(pipeline, alice)
     assert conversion.convert(job.id) is Outcome.DONE
     done = pipeline.jobs.get(job.id)
@@ -272,13 +239,13 @@ def test_a_purge_stopped_halfway_is_finished_by_the_next(pipeline, alice):
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.blobs.in_bucket(VIDEOS) == []
 
 
-def test_keep_source_keeps_the_video_until_expiry(pipeline, alice):
-    keep = Retention(pipeline.jobs, pipeline.jobs, pipeline.blobs, keep_source=True)
-    job = done_job(pipeline, alice)
-    pipeline.jobs.update(job.id, {"finished_at": utcnow() - timedelta(hours=1)})
-    assert keep.purge() == [] and len(pipeline.blobs.in_bucket(VIDEOS)) == 1
-    pipeline.jobs.update(job.id, {"expires_at": utcnow() - timedelta(seconds=1)})
-    assert keep.purge() == [job.id] and pipeline.blobs.in_bucket(VIDEOS) == []
+def test_keep_source_keeps_the_video_until_expiry(tmp_path, alice):
+    kept = Pipeline(tmp_path, KEEP_SOURCE="true")
+    job = done_job(kept, alice)
+    kept.jobs.update(job.id, {"finished_at": utcnow() - timedelta(hours=1)})
+    assert kept.retention.purge() == [] and len(kept.blobs.in_bucket(VIDEOS)) == 1
+    kept.jobs.update(job.id, {"expires_at": utcnow() - timedelta(seconds=1)})
+    assert kept.retention.purge() == [job.id] and kept.blobs.in_bucket(VIDEOS) == []
 
 
 def test_list_filters_by_status(pipeline, alice):
@@ -301,4 +268,7 @@ def test_outcome_events_are_queued_and_again_when_the_email_was_lost(pipeline, a
     pipeline.conversion.convert(failed.id)
     cancelled = submit(pipeline, alice)
     pipeline.service.cancel(alice, cancelled.id)
-    assert pipeline.queue.events[-1] == (failed.id, "job.failed")
+    assert pipeline.queue.events[-2:] == [
+        (failed.id, "job.failed"),
+        (cancelled.id, "job.cancelled"),
+    ]

@@ -83,7 +83,7 @@ def test_hits_grow_by_one(items):
 def test_the_byte_quota_counts_each_owner_separately():
     from core.domain.errors import QuotaExceeded
     from core.services.items import ItemService
-    from tests.unit.fakes import FakeItems
+    from tests.support.fakes import FakeItems
 
     service = ItemService(FakeItems(), 3600, max_bytes=1000, max_items=100, quota_bytes=1000)
     service.put(1, "a", {"v": "x" * 400})

@@ -17,15 +17,8 @@ from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.ports.mail import MailError
 from core.services.conversion import Outcome
-from core.services.sweeper import Sweeper
+from tests.support.pipeline import MP4, submit
 from tests.support.wait import wait_for
-
-MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
-
-
-def submit(pipeline, actor, data=MP4, name="clip.mp4", options=None):
-    chunks = [data[i : i + 64] for i in range(0, len(data), 64)]
-    return pipeline.intake.submit(actor, name, chunks, options)
 
 
 def test_upload_is_stored_recorded_and_queued(pipeline, alice):
@@ -41,7 +34,7 @@ def test_upload_is_stored_recorded_and_queued(pipeline, alice):
     [
         (b"", InvalidInput),
         (b"hello, I am text" * 10, UnsupportedMedia),
-        (MP4 + b"\x00" * 1000, TooLarge),
+        (MP4 + bytes(1 << 20), TooLarge),  # MAX_UPLOAD_MB is 1
     ],
 )
 def test_bad_uploads_store_nothing(pipeline, alice, data, error):
@@ -448,14 +441,7 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
             return [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
 
     hooks = Hooks()
-    sweeper = Sweeper(
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.jobs,
-        pipeline.queue,
-        timedelta(minutes=15),
-        webhooks=hooks,
-    )
+    sweeper = pipeline.rewired({"SWEEP_AFTER_SECONDS": 15 * 60}, webhook_repo=hooks).sweeper
     assert sweeper.sweep() == ["f" * 32, "c" * 32]
     assert pipeline.queue.events[-2:] == [("f" * 32, "job.failed"), ("c" * 32, "job.cancelled")]
     [(after, before)] = hooks.windows
@@ -464,17 +450,17 @@ def test_sweeper_emits_events_whose_emission_was_lost(pipeline, alice):
 
 
 def test_a_job_whose_attempt_died_here_is_taken_over_without_waiting_for_its_lease(pipeline, alice):
-    from tests.unit.fakes import FakeHolders
+    from tests.support.fakes import FakeHolders
 
     holders = FakeHolders("here:200:7")
-    pipeline.conversion.holders = holders
+    conversion = pipeline.rewired(attempt_holders=holders).conversion
     job = submit(pipeline, alice)
     now = utcnow()
     # an attempt on this host holds it for a minute, and is SIGKILLed
     assert pipeline.jobs.claim(job.id, "d" * 32, now + timedelta(seconds=60), now, "here:99:5")
-    assert pipeline.conversion.convert(job.id) is Outcome.LEASED  # alive, as far as we know
+    assert conversion.convert(job.id) is Outcome.LEASED  # alive, as far as we know
     holders.gone.add("here:99:5")
-    assert pipeline.conversion.convert(job.id) is Outcome.DONE
+    assert conversion.convert(job.id) is Outcome.DONE
     done = pipeline.jobs.get(job.id)
     assert done.attempts == 2 and done.lease_holder == "here:200:7"
     assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1

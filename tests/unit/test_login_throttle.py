@@ -2,8 +2,7 @@ import pytest
 
 from core.domain.errors import Forbidden, TooManyRequests, Unauthorized
 from core.services.auth import AuthService, LoginThrottle, Tokens, address_key, identifier_key
-from tests.unit.conftest import SECRET
-from tests.unit.fakes import FakeKnownAddresses, FakeLimiter
+from tests.support.fakes import SECRET, FakeKnownAddresses, FakeLimiter
 
 WINDOW = 60
 

@@ -19,7 +19,7 @@ from core.domain.errors import (
 )
 from core.domain.files import VIDEOS
 from core.services.uploads import ResumableUploads, parse_checksum, parse_options
-from tests.unit.fakes_uploads import FakePartialStore, FakeUploadRepo
+from tests.support.fakes import FakePartialStore, FakeUploadRepo
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 2  # 524 bytes, sniffed as MP4
 DAY = 24 * 3600

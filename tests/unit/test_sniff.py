@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.adapters.sniffer import HEAD_BYTES, sniff
+from tests.support.hostile import MANIFESTS, padded_like_ts
 
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)  # MPEG-1 layer III, 128 kb/s, 44.1 kHz: 417 bytes
 ADTS_FRAME = b"\xff\xf1\x50\x40\x20\x1f\xfc" + bytes(249)  # AAC LC, 44.1 kHz, mono: 256 bytes
@@ -95,24 +96,6 @@ def test_non_media_is_none(head: bytes) -> None:
 
 def test_only_the_head_counts() -> None:
     assert sniff(b"\x00\x00\x00\x20ftypisom" + bytes(20) + b"x" * (HEAD_BYTES * 2)) == "mp4"
-
-
-def padded_like_ts(text: bytes, offset: int, stride: int, size: int = 4096) -> bytes:
-    """Text with b'G' (the TS sync byte) written at every packet start, as an attacker would."""
-    data = bytearray(text.ljust(size, b" "))
-    for pos in range(offset, size, stride):
-        data[pos] = 0x47
-    return bytes(data)
-
-
-MANIFESTS = {
-    "dash": b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">'
-    b"<Period><AdaptationSet><Representation><BaseURL>file:/etc/victim.mp4</BaseURL>"
-    b"</Representation></AdaptationSet></Period></MPD>\n",
-    "hls": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:/etc/victim.ts\n#EXT-X-ENDLIST\n",
-    "concat": b"ffconcat version 1.0\nfile /etc/victim.wav\n",
-    "sbg": b"-SE\nalpha: 200+10/50\nNOW alpha\n+24:00:00 alpha\n",
-}
 
 
 @pytest.mark.parametrize("name", sorted(MANIFESTS))

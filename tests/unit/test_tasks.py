@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
@@ -11,12 +9,11 @@ import tasks
 from core.domain.errors import MediaError, Unavailable
 from core.domain.jobs import JobStatus
 from core.ports.mail import MailError
-from core.ports.metrics import NullMetrics
 from core.services.conversion import Outcome
 from tasks.convert import video_to_mp3 as convert_proxy
 from tasks.notify import job_done as notify_proxy
 from tasks.sweep import stale_jobs as sweep_proxy
-from tests.unit.test_jobs import MP4, submit
+from tests.support.pipeline import MP4, Pipeline, submit
 
 video_to_mp3 = convert_proxy._get_current_object()
 job_done = notify_proxy._get_current_object()
@@ -24,18 +21,17 @@ stale_jobs = sweep_proxy._get_current_object()
 
 
 @pytest.fixture
-def services(pipeline, monkeypatch):
-    settings = SimpleNamespace(lease_seconds=3, notify_max_retries=2, notify_retry_base=0.1)
-    built = SimpleNamespace(
-        conversion=pipeline.conversion,
-        notifications=pipeline.notifications,
-        sweeper=pipeline.sweeper,
-        retention=pipeline.retention,
-        settings=settings,
-        metrics=NullMetrics(),
-    )
-    monkeypatch.setattr(tasks, "_container", built)
-    return built
+def pipeline(tmp_path):
+    """The unit tier's container, with two SMTP retries 0.1 s apart."""
+    return Pipeline(tmp_path, NOTIFY_MAX_RETRIES=2, NOTIFY_RETRY_BASE_SECONDS=0.1)
+
+
+@pytest.fixture
+def services(pipeline):
+    """The tasks run on the pipeline's container, as a worker's run on the one it built."""
+    previous = tasks.use_container(pipeline.container)
+    yield pipeline.container
+    tasks.use_container(previous)
 
 
 def run(task, *args, retries=0):

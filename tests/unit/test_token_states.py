@@ -5,8 +5,7 @@ import pytest
 from core.domain.errors import Unauthorized
 from core.services.auth import AuthService, Tokens
 from core.services.users import UserService
-from tests.unit.conftest import SECRET
-from tests.unit.fakes import FakeTokenStates
+from tests.support.fakes import SECRET, FakeTokenStates
 
 
 @pytest.fixture

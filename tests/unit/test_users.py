@@ -2,7 +2,7 @@ import pytest
 
 from core.domain.accounts import Principal, Role
 from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from core.services.users import UserService
+from tests.support.pipeline import submit
 
 
 def test_admin_creates_user_without_exposing_password(users, admin):
@@ -31,8 +31,8 @@ def test_closed_signup_refuses_anonymous_and_non_admins(users, alice):
         users.create(alice, {"name": "x", "email": "x@example.com", "password": "password1"})
 
 
-def test_open_signup_lets_anyone_create_a_plain_user(user_repo, passwords):
-    service = UserService(user_repo, passwords, open_signup=True)
+def test_open_signup_lets_anyone_create_a_plain_user(pipeline):
+    service = pipeline.rewired({"OPEN_SIGNUP": "true"}).users
     user = service.create(None, {"name": "dave", "email": "d@example.com", "password": "password1"})
     assert user.role is Role.USER
     with pytest.raises(Forbidden):
@@ -114,14 +114,16 @@ def test_update_and_delete_self(users, alice):
         users.get(Principal(alice.user_id, Role.ADMIN), alice.user_id)
 
 
-def test_delete_runs_the_cleanup_hook_first(user_repo, passwords, admin):
-    purged = []
-    service = UserService(user_repo, passwords, before_delete=purged.append)
-    target = service.create(
+def test_deleting_a_user_deletes_their_jobs_and_files_first(pipeline, users, admin, alice):
+    target = users.create(
         admin, {"name": "gone", "email": "g@example.com", "password": "password1"}
     )
-    service.delete(admin, target.id)
-    assert purged == [target.id]
+    theirs = submit(pipeline, Principal(target.id, Role.USER))
+    pipeline.conversion.convert(theirs.id)
+    kept = submit(pipeline, alice)
+    users.delete(admin, target.id)
+    assert set(pipeline.jobs.rows) == {kept.id}
+    assert [fid for _, fid in pipeline.blobs.files] == [kept.video_fid]
 
 
 def test_ensure_admin_is_idempotent(users):

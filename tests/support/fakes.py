@@ -1,4 +1,5 @@
-"""In-memory fakes of the ports, for unit tests of the services only."""
+"""In-memory fakes of the ports, for unit tests of the services only (the unit tier passes
+them to the same Container production builds)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 from core.domain.accounts import NewUser, User
 from core.domain.errors import Conflict, MediaError, NotFound, Stopped
 from core.domain.files import Blob
-from core.domain.jobs import Job, JobStatus
+from core.domain.jobs import Job, JobStatus, Upload
 from core.domain.media import Encoded, MediaInfo
 from core.domain.values import Email
 from core.ports.accounts import USER_FIELDS_UPDATABLE, KnownAddresses, TokenStates, UserRepository
@@ -30,10 +32,16 @@ from core.ports.jobs import (
     QuotaHold,
     QuotaHolds,
 )
-from core.ports.limits import IdempotencyStore, RateLimiter
+from core.ports.limits import IdempotencyStore, RateLimiter, Slots
 from core.ports.mail import Mailer, MailError
 from core.ports.media import Sniffer, Transcoder
+from core.ports.metrics import NullMetrics
 from core.ports.queue import TaskQueue
+from core.ports.uploads import PartialUploadStore, UploadRepository
+from core.ports.webhooks import WebhookRepository
+
+# The key the unit tier signs access tokens with.
+SECRET = "unit-test-secret-" + "y" * 32
 
 
 class FakeUsers(UserRepository):
@@ -578,3 +586,247 @@ class FakeHolders(AttemptHolders):
 
     def is_gone(self, holder):
         return holder in self.gone
+
+
+# Resumable uploads (tus)
+
+
+class FakeLease:
+    def __init__(self):
+        self.renewals = 0
+
+    def renew(self):
+        self.renewals += 1
+        return True
+
+
+class FakeUploadRepo(UploadRepository):
+    def __init__(self):
+        self.rows: dict[str, Upload] = {}
+        self.locked: set[str] = set()
+
+    def add(self, upload):
+        self.rows[upload.id] = replace(upload)
+
+    def get(self, upload_id):
+        row = self.rows.get(upload_id)
+        return replace(row) if row else None
+
+    def update(self, upload_id, changes):
+        for name, value in changes.items():
+            setattr(self.rows[upload_id], name, value)
+
+    def delete(self, upload_id):
+        return self.rows.pop(upload_id, None) is not None
+
+    def expired(self, now):
+        return [u.id for u in self.rows.values() if u.expires_at < now]
+
+    @contextmanager
+    def lock(self, upload_id, ttl):
+        if upload_id in self.locked:
+            yield None
+            return
+        self.locked.add(upload_id)
+        try:
+            yield FakeLease()
+        finally:
+            self.locked.discard(upload_id)
+
+
+class _Sink:
+    def __init__(self, buffer: bytearray):
+        self.buffer = buffer
+        self.size = 0
+
+    def write(self, data):
+        self.buffer += data
+        self.size += len(data)
+        return len(data)
+
+
+class FakePartialStore(PartialUploadStore):
+    """Partial uploads as byte arrays; finishing moves them into a FakeBlobs bucket."""
+
+    def __init__(self, blobs: FakeBlobs, clock=None):
+        import time
+
+        self.blobs = blobs
+        self.clock = clock or time.time
+        self.parts: dict[str, tuple[str, bytearray]] = {}
+        self.touched: dict[str, datetime] = {}
+
+    def create(self, bucket):
+        handle = uuid.uuid4().hex
+        self.parts[handle] = (bucket, bytearray())
+        self.touched[handle] = datetime.fromtimestamp(self.clock(), timezone.utc).replace(
+            tzinfo=None
+        )
+        return handle
+
+    @contextmanager
+    def appender(self, handle, offset):
+        if handle not in self.parts:
+            raise NotFound("upload not found")
+        buffer = self.parts[handle][1]
+        del buffer[offset:]
+        yield _Sink(buffer)
+
+    def truncate(self, handle, size):
+        del self.parts[handle][1][size:]
+
+    def size(self, handle):
+        return len(self.parts[handle][1]) if handle in self.parts else None
+
+    def finish(self, handle, filename, content_type, metadata=None):
+        bucket, data = self.parts.pop(handle)
+        blob = Blob(
+            fid=handle,
+            size=len(data),
+            content_type=content_type,
+            filename=filename,
+            metadata=dict(metadata or {}),
+        )
+        self.blobs.files[(bucket, handle)] = (bytes(data), blob)
+        return blob
+
+    def delete(self, handle):
+        return self.parts.pop(handle, None) is not None
+
+    def stale(self, older_than):
+        return [h for h in self.parts if self.touched[h] < older_than]
+
+
+class FakeSlots(Slots):
+    """Counting semaphores in a dict; a slot never frees itself (no clock)."""
+
+    def __init__(self):
+        self.held: dict[str, set[str]] = {}
+
+    def acquire(self, limits, ttl):
+        if any(len(self.held.get(key, ())) >= limit for key, limit in limits.items()):
+            return None
+        token = uuid.uuid4().hex
+        for key in limits:
+            self.held.setdefault(key, set()).add(token)
+        return token
+
+    def renew(self, keys, token, ttl):
+        return all(token in self.held.get(key, ()) for key in keys)
+
+    def release(self, keys, token):
+        for key in keys:
+            self.held.get(key, set()).discard(token)
+
+
+class FakeWebhookRepo(WebhookRepository):
+    """Endpoints and deliveries in dicts. The sweep's question (`unannounced`) joins jobs in
+    MySQL; here no endpoint means nothing to announce, and a test that adds one belongs in
+    tests/integration."""
+
+    def __init__(self):
+        self.endpoints: dict[str, Any] = {}
+        self.deliveries: dict[str, Any] = {}
+
+    def add_endpoint(self, endpoint):
+        self.endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    def get_endpoint(self, endpoint_id):
+        return self.endpoints.get(endpoint_id)
+
+    def list_endpoints(self, owner_id):
+        return [e for e in self.endpoints.values() if e.owner_id == owner_id]
+
+    def endpoints_for(self, owner_id, event):
+        mine = self.list_endpoints(owner_id)
+        return [e for e in mine if e.disabled_at is None and event in e.events]
+
+    def delete_endpoint(self, endpoint_id):
+        return self.endpoints.pop(endpoint_id, None) is not None
+
+    def disable_endpoint(self, endpoint_id):
+        endpoint = self.endpoints[endpoint_id]
+        self.endpoints[endpoint_id] = replace(endpoint, disabled_at=datetime.now(timezone.utc))
+
+    def add_delivery(self, delivery):
+        key = (delivery.endpoint_id, delivery.job_id, delivery.event)
+        if any((d.endpoint_id, d.job_id, d.event) == key for d in self.deliveries.values()):
+            return False
+        self.deliveries[delivery.id] = delivery
+        return True
+
+    def get_delivery(self, delivery_id):
+        return self.deliveries.get(delivery_id)
+
+    def list_deliveries(self, endpoint_id, limit):
+        mine = [d for d in self.deliveries.values() if d.endpoint_id == endpoint_id]
+        return list(reversed(mine))[:limit]
+
+    def update_delivery(self, delivery_id, changes):
+        self.deliveries[delivery_id] = replace(self.deliveries[delivery_id], **changes)
+
+    def claim_delivery(self, delivery_id, holder, until, now, force=False):
+        raise NotImplementedError("claims are tested on MySQL (tests/integration)")
+
+    def unannounced(self, ended_after, ended_before):
+        if self.endpoints:
+            raise NotImplementedError("the webhook sweep is tested on MySQL (tests/integration)")
+        return []
+
+
+class Unplugged:
+    """A backing service the unit tier does not have: any use fails naming it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        raise AssertionError(f"the unit tier has no {self._name} (it used .{attr})")
+
+
+class Clock:
+    """Seconds since the epoch, on a clock the test moves."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
+    """Every adapter of core.bootstrap.Container, in memory, by component name: what the unit
+    tier passes to the Container production builds. MySQL, Redis and Celery are unplugged."""
+    jobs, blobs = FakeJobs(), FakeBlobs()
+    return {
+        "db": Unplugged("MySQL"),
+        "redis": Unplugged("Redis"),
+        "celery": Unplugged("Celery broker"),
+        "queue_collector": Unplugged("Celery broker"),
+        "webhook_sender": Unplugged("webhook receiver"),
+        "metrics": NullMetrics(),
+        "clock": clock,
+        "user_repo": FakeUsers(),
+        "job_repo": jobs,
+        "job_leases": jobs,
+        "email_claims": jobs,
+        "job_sweeps": jobs,
+        "quota_holds": jobs,
+        "blob_store": blobs,
+        "item_store": FakeItems(),
+        "mailer": FakeMailer(),
+        "queue": FakeQueue(),
+        "rate_limiter": FakeLimiter(),
+        "sniffer": FakeSniffer(),
+        "transcoder": FakeTranscoder(),
+        "scratch": TmpScratch(scratch_dir),
+        "attempt_holders": FakeHolders(),
+        "token_states": FakeTokenStates(),
+        "known_addresses": FakeKnownAddresses(),
+        "idempotency": FakeIdempotency(),
+        "slots": FakeSlots(),
+        "webhook_repo": FakeWebhookRepo(),
+        "upload_repo": FakeUploadRepo(),
+        "partial_uploads": FakePartialStore(blobs, clock),
+    }
