@@ -331,3 +331,53 @@ def mpeg_audio_frames(path: str | os.PathLike[str]) -> bytes:
     if b"Xing" in data[:first] or b"Info" in data[:first]:
         data = data[first:]
     return data
+
+
+def make_mp3_video(directory: str | os.PathLike[str], fmt: str, seconds: float = 3.0) -> str:
+    """A testsrc video whose audio is a 160 kb/s MP3 track, in mkv, avi, flv or mp4."""
+    video = {"mkv": _X264, "mp4": _X264, "flv": _X264, "avi": ["-c:v", "mpeg4", "-q:v", "10"]}
+    path = Path(directory) / f"mp3_in_{seconds:g}s.{fmt}"
+    run_ffmpeg(
+        *_video_source(seconds, "160x120"),
+        *_audio_source(seconds),
+        *video[fmt],
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "160k",
+        str(path),
+    )
+    return str(path)
+
+
+def audio_packets(path: str | os.PathLike[str], track: int = 0) -> list[tuple[int, str]]:
+    """(size, MD5) of each packet of an audio track as the container holds it, by ffmpeg's
+    own `-f framemd5 -c copy`: what a stream copy must keep bit for bit (timestamps left out,
+    each container counts time in its own units)."""
+    done = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            f"0:a:{track}",
+            "-c",
+            "copy",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        capture_output=True,
+        timeout=GENERATE_TIMEOUT_S,
+        check=True,
+    )
+    packets = []
+    for line in done.stdout.decode().splitlines():
+        if line and not line.startswith("#"):
+            fields = [field.strip() for field in line.split(",")]
+            packets.append((int(fields[4]), fields[5]))
+    return packets

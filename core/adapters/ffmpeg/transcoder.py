@@ -22,6 +22,12 @@ from core.ports.media import Transcoder
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 60.0
+FORMAT = "mp3"
+# The codec a format's track is copied from.
+COPY_CODECS = {"mp3": "mp3"}
+# The containers whose audio is likely in a format's codec already: a conversion from one of
+# these starts as a copy, from any other as an encode (either switches on ffmpeg's word).
+LIKELY_COPIES = {"mp3": ("mp3", "avi")}
 STDERR_TAIL_BYTES = 4096
 
 
@@ -109,11 +115,12 @@ class FFmpegTranscoder(Transcoder):
         should_stop: Callable[[], bool] | None = None,
     ) -> Encoded:
         """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
-        is left at dst on failure. The audio is copied when it is MP3 already and no option
-        changes it. Without `source`, a plain conversion is one ffmpeg run: the ceilings are
-        checked on ffmpeg's description of the input as soon as it is printed, and the run is
-        stopped there when one is exceeded. A cover or loudness needs the description first
-        (loudness gets it from its analysis run)."""
+        is left at dst on failure. The audio is copied when ffmpeg describes the chosen track
+        as MP3 already (in any container) and no option changes it. Without `source`, a plain
+        conversion is one ffmpeg run (two when its first guess of copy or encode was wrong):
+        the ceilings are checked on ffmpeg's description of the input as soon as it is
+        printed, and the run is stopped there when one is exceeded. A cover or loudness needs
+        the description first (loudness gets it from its analysis run)."""
         options.check()  # defensively: options built in code are not parsed
         if source is None and options.cover == "frame":
             source = self.probe(src)
@@ -125,7 +132,7 @@ class FFmpegTranscoder(Transcoder):
         chosen = source.track(options.track)
         self.limits.check(chosen)
         start, end = self._window(options, chosen)
-        copy = chosen.audio_codec == "mp3" and not options.needs_encode
+        copy = _copies(options, chosen)
         return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
 
     def _encode_described(
@@ -136,28 +143,37 @@ class FFmpegTranscoder(Transcoder):
         on_progress: Callable[[float], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> Encoded:
-        """One run that describes its input and encodes it; copied when the file is an MP3
-        (by its first bytes; by ffmpeg's word once described, else encoded in a second run)."""
+        """One run that describes its input and converts it. Whether the audio is copied is
+        decided on ffmpeg's description of the chosen track, whatever the container: the run
+        starts as the likelier of copy and encode (by the container in the first bytes), and
+        when the description, printed before any audio is written, says otherwise it is
+        stopped there and the other is run on that description (the cost of a probe)."""
         if not os.path.isfile(src):
             raise FileNotFoundError(src)
         if os.path.getsize(src) == 0:
             raise MediaError(MediaError.EMPTY)
         with open(src, "rb") as fh:
-            copy = sniff(fh.read(HEAD_BYTES)) == "mp3" and not options.needs_encode
+            container = sniff(fh.read(HEAD_BYTES))
+        guess = _copyable(options) and container in LIKELY_COPIES.get(FORMAT, ())
         try:
-            return self._encode(src, dst, options, None, copy, None, on_progress, should_stop)
-        except _NotCopyable:
-            return self._encode(src, dst, options, None, False, None, on_progress, should_stop)
+            return self._encode(src, dst, options, None, guess, None, on_progress, should_stop)
+        except _Switch as switch:
+            return self._encode(
+                src, dst, options, switch.info, not guess, None, on_progress, should_stop
+            )
 
-    def _accept(self, options: AudioOptions, copy: bool, info: MediaInfo | None) -> MediaInfo:
-        """The chosen track of a described source within every ceiling, or MediaError."""
+    def _accept(
+        self, options: AudioOptions, copy: bool | None, info: MediaInfo | None
+    ) -> MediaInfo:
+        """The chosen track of a described source within every ceiling, or MediaError; _Switch
+        when `copy` (None: not to be decided) is not what the chosen track allows."""
         if info is None:
             raise MediaError(MediaError.NOT_MEDIA, "ffmpeg did not describe the input")
         chosen = info.track(options.track)
         self.limits.check(chosen)
         self._window(options, chosen)
-        if copy and chosen.audio_codec != "mp3":
-            raise _NotCopyable()
+        if copy is not None and copy != _copies(options, chosen):
+            raise _Switch(info)
         return chosen
 
     def _encode(
@@ -275,7 +291,7 @@ class FFmpegTranscoder(Transcoder):
         described = (
             None
             if chosen
-            else Description(target, lambda info: run.described(self._accept(options, False, info)))
+            else Description(target, lambda info: run.described(self._accept(options, None, info)))
         )
         try:
             outcome = ffmpeg_process.run(
@@ -328,8 +344,25 @@ class FFmpegTranscoder(Transcoder):
                 )
 
 
-class _NotCopyable(Exception):
-    """The file looked like an MP3, but ffmpeg describes its audio as something else."""
+class _Switch(Exception):
+    """ffmpeg's description of the input says the run should copy where it encodes, or the
+    other way round."""
+
+    def __init__(self, info: MediaInfo):
+        super().__init__("copy decided on the description")
+        self.info = info
+
+
+def _copyable(options: AudioOptions) -> bool:
+    """True when no option changes the audio, so a track already in the format's codec can be
+    copied as it is."""
+    return COPY_CODECS.get(FORMAT) is not None and not options.needs_encode
+
+
+def _copies(options: AudioOptions, chosen: MediaInfo) -> bool:
+    """True when the chosen track is copied: its codec is the format's and no option changes
+    the audio."""
+    return _copyable(options) and chosen.audio_codec == COPY_CODECS.get(FORMAT)
 
 
 class _Run:
