@@ -23,8 +23,9 @@ class JobSchema(Schema):
     video_size = fields.Integer()
     bitrate = fields.String(
         metadata={
-            "description": "the CBR bitrate (one of "
-            f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"
+            "description": "the bitrate (one of "
+            f"{', '.join(BITRATES)}; 128k for opus when not given), V0..V9 for MP3's VBR "
+            "quality, or `lossless` for flac and wav"
         }
     )
     options = fields.Dict(
@@ -45,7 +46,9 @@ class JobSchema(Schema):
         allow_none=True,
         metadata={
             "enum": ["encode", "copy"],
-            "description": "copy: an MP3 track copied as it is (no option changes the audio)",
+            "description": "copy: a track in the format's codec already (MP3 for mp3, AAC "
+            "for m4a, Opus for opus, FLAC for flac, 16-bit PCM for wav) copied as it is, no "
+            "option changing the audio",
         },
     )
     notes = fields.List(

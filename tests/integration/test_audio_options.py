@@ -41,7 +41,7 @@ TRANSCODER = FFmpegTranscoder(LIMITS)
 def convert(src: str, dst: str, filename: str = "clip.mp4", **fields: str) -> Encoded:
     """What the service does: parse the fields as the API does, default the title, encode."""
     options = AudioOptions.parse(fields).titled(filename)
-    return TRANSCODER.encode_mp3(src, dst, options)  # as the service runs it: no prior probe
+    return TRANSCODER.encode_audio(src, dst, options)  # as the service runs it: no prior probe
 
 
 @pytest.fixture(scope="module")

@@ -59,13 +59,25 @@ def test_bad_options_store_nothing(pipeline, alice):
 def test_options_known_only_after_the_file_is_accepted(pipeline, alice):
     job = submit(pipeline, alice, options=lambda: AudioOptions.parse({"bitrate": "320k"}))
     assert job.bitrate == "320k"
-    assert job.options == {"bitrate": "320k", "title": "clip", "cover": "none", "track": 0}
+    assert job.options == {
+        "format": "mp3",
+        "bitrate": "320k",
+        "title": "clip",
+        "cover": "none",
+        "track": 0,
+    }
 
 
 def test_the_job_shows_vbr_and_keeps_a_given_title(pipeline, alice):
     job = submit(pipeline, alice, options=AudioOptions.parse({"quality": "3", "title": "Talk"}))
     assert job.bitrate == "V3"
-    assert job.options == {"quality": 3, "title": "Talk", "cover": "none", "track": 0}
+    assert job.options == {
+        "format": "mp3",
+        "quality": 3,
+        "title": "Talk",
+        "cover": "none",
+        "track": 0,
+    }
 
 
 def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
@@ -131,14 +143,14 @@ def test_missing_video_fails_cleanly(pipeline, alice):
 
 def test_job_deleted_during_conversion_leaves_no_mp3(pipeline, alice):
     job = submit(pipeline, alice)
-    original = pipeline.transcoder.encode_mp3
+    original = pipeline.transcoder.encode_audio
 
     def encode_then_delete(*args, **kwargs):
         info = original(*args, **kwargs)
         pipeline.jobs.delete(job.id)
         return info
 
-    pipeline.transcoder.encode_mp3 = encode_then_delete
+    pipeline.transcoder.encode_audio = encode_then_delete
     assert pipeline.conversion.convert(job.id) is Outcome.LOST
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
 

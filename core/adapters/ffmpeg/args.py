@@ -7,7 +7,7 @@ import os
 
 from core.adapters.ffmpeg.loudness import measure_filter, normaliser
 from core.domain.media import MediaInfo
-from core.domain.options import DEFAULT_BITRATE, AudioOptions
+from core.domain.options import AudioOptions
 
 # Demuxers ffmpeg may use, enforced by ffmpeg itself before a demuxer reads its header.
 # Everything that opens other files or URLs, or synthesises audio from text (hls, dash,
@@ -46,15 +46,38 @@ def window_args(start: float, end: float | None) -> list[str]:
     return args + (["-to", f"{end:.3f}"] if end is not None else [])
 
 
+def codec_args(options: AudioOptions) -> list[str]:
+    """The encoder of the chosen format, with its own quality options."""
+    fmt = options.output
+    bitrate = ["-b:a", options.bitrate or fmt.default_bitrate or ""]
+    if fmt.name == "mp3":
+        quality = ["-q:a", str(options.quality)] if options.quality is not None else bitrate
+        return ["-c:a", "libmp3lame", *quality]
+    if fmt.name == "m4a":
+        return ["-c:a", "aac", "-profile:a", "aac_low", *bitrate]
+    if fmt.name == "opus":
+        return ["-c:a", "libopus", *bitrate]
+    if fmt.name == "flac":
+        level = options.compression
+        return ["-c:a", "flac", *(["-compression_level", str(level)] if level is not None else [])]
+    return ["-c:a", "pcm_s16le"]
+
+
+# Each format's muxer and its options.
+MUXERS = {
+    "mp3": ["-f", "mp3"],
+    "m4a": ["-f", "mp4", "-movflags", "+faststart"],  # the index first: plays while it loads
+    "opus": ["-f", "ogg"],
+    "flac": ["-f", "flac"],
+    "wav": ["-f", "wav"],
+}
+
+
 def audio_args(options: AudioOptions, copy: bool, gain: float | None) -> list[str]:
-    """The MP3 stream's codec options: copied, or encoded with the options and the gain."""
+    """The audio stream's codec options: copied, or encoded with the options and the gain."""
     if copy:
         return ["-c:a", "copy"]
-    args = ["-c:a", "libmp3lame"]
-    if options.quality is not None:
-        args += ["-q:a", str(options.quality)]
-    else:
-        args += ["-b:a", options.bitrate or DEFAULT_BITRATE]
+    args = codec_args(options)
     if options.sample_rate is not None:
         args += ["-ar", str(options.sample_rate)]
     if options.channels is not None:
@@ -74,8 +97,8 @@ def encode_args(
     gain: float | None,
     max_duration: float,
 ) -> list[str]:
-    """An encode of `target`'s chosen track (and, for a cover, a frame) to an MP3 at dst,
-    its progress on stdout."""
+    """An encode of `target`'s chosen track (and, for a cover, a frame) to the chosen format
+    at dst, its progress on stdout."""
     start, end = options.start or 0.0, options.end
     # Undescribed, the source is read at info level: ffmpeg prints its description first.
     args = [*INPUT, "-loglevel", "error" if chosen else "info", "-y"]
@@ -113,8 +136,7 @@ def encode_args(
     args += [
         "-t",
         f"{max_duration + 1:g}",
-        "-f",
-        "mp3",
+        *MUXERS[options.format],
         "-progress",
         "pipe:1",
         "-stats_period",

@@ -22,12 +22,15 @@ from core.ports.media import Transcoder
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 60.0
-FORMAT = "mp3"
-# The codec a format's track is copied from.
-COPY_CODECS = {"mp3": "mp3"}
 # The containers whose audio is likely in a format's codec already: a conversion from one of
 # these starts as a copy, from any other as an encode (either switches on ffmpeg's word).
-LIKELY_COPIES = {"mp3": ("mp3", "avi")}
+LIKELY_COPIES = {
+    "mp3": ("mp3", "avi"),
+    "m4a": ("mp4", "mov", "3gp", "matroska/webm", "flv", "mpeg-ts", "aac"),
+    "opus": ("matroska/webm", "ogg"),
+    "flac": ("flac", "matroska/webm"),
+    "wav": ("wav",),
+}
 STDERR_TAIL_BYTES = 4096
 
 
@@ -105,7 +108,7 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
         return info
 
-    def encode_mp3(
+    def encode_audio(
         self,
         src: str,
         dst: str,
@@ -154,7 +157,7 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.EMPTY)
         with open(src, "rb") as fh:
             container = sniff(fh.read(HEAD_BYTES))
-        guess = _copyable(options) and container in LIKELY_COPIES.get(FORMAT, ())
+        guess = _copyable(options) and container in LIKELY_COPIES.get(options.format, ())
         try:
             return self._encode(src, dst, options, None, guess, None, on_progress, should_stop)
         except _Switch as switch:
@@ -356,13 +359,13 @@ class _Switch(Exception):
 def _copyable(options: AudioOptions) -> bool:
     """True when no option changes the audio, so a track already in the format's codec can be
     copied as it is."""
-    return COPY_CODECS.get(FORMAT) is not None and not options.needs_encode
+    return not options.needs_encode
 
 
 def _copies(options: AudioOptions, chosen: MediaInfo) -> bool:
     """True when the chosen track is copied: its codec is the format's and no option changes
     the audio."""
-    return _copyable(options) and chosen.audio_codec == COPY_CODECS.get(FORMAT)
+    return _copyable(options) and chosen.audio_codec == options.output.copies
 
 
 class _Run:
