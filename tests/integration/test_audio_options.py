@@ -318,6 +318,9 @@ def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
         (lambda d: make_mp3_video(d, "mkv", 2.0), {}, 2),
         (lambda d: make_mp3_video(d, "mp4", 2.0), {}, 2),
         (lambda d: make_video(d, 2.0), {"cover": "frame"}, 2),
+        # Ogg has no picture stream: the still is taken first, then goes in as a tag
+        (lambda d: make_video(d, 2.0), {"cover": "frame", "format": "opus"}, 3),
+        (lambda d: make_video(d, 2.0), {"format": "m4a"}, 1),  # AAC in MP4: copied
         (lambda d: make_video(d, 2.0), {"loudness": "-16"}, 2),
     ],
 )

@@ -240,3 +240,36 @@ def test_flac_carries_the_cover_as_a_front_cover_picture_block(video: str, tmp_p
     pictures = FLAC(dst).pictures
     assert [(p.type, p.mime) for p in pictures] == [(3, "image/jpeg")]  # 3: front cover
     _is_front_jpeg(pictures[0].data)
+
+
+def test_opus_carries_the_cover_as_metadata_block_picture(video: str, tmp_path: Path) -> None:
+    import base64
+
+    from mutagen.flac import Picture
+
+    dst = str(tmp_path / "out.opus")
+    result = convert(video, dst, format="opus", cover="frame", title="T")
+    assert result.notes == ()
+    found = OggOpus(dst)
+    assert found.tags is not None and found.tags["title"] == ["T"]
+    [block] = found.tags["metadata_block_picture"]
+    picture = Picture(base64.b64decode(block))
+    assert (picture.type, picture.mime, picture.width, picture.height) == (
+        3,
+        "image/jpeg",
+        160,
+        120,
+    )
+    _is_front_jpeg(picture.data)
+    assert decoded_duration(dst) == pytest.approx(3.0, abs=0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.opus"]  # no file of ours left
+
+
+def test_an_opus_track_in_webm_is_copied_with_a_cover(media: Path, tmp_path: Path) -> None:
+    src = make_webm(media, 3.0)
+    dst = str(tmp_path / "out.opus")
+    result = convert(src, dst, format="opus", cover="frame")
+    assert result.mode == "copy" and result.notes == ()
+    assert audio_packets(dst) == audio_packets(src)
+    tags = OggOpus(dst).tags
+    assert tags is not None and len(tags["metadata_block_picture"]) == 1

@@ -9,7 +9,8 @@ import time
 from typing import Callable
 
 from core.adapters.ffmpeg import process as ffmpeg_process
-from core.adapters.ffmpeg.args import INPUT, encode_args, measure_args
+from core.adapters.ffmpeg.args import INPUT, encode_args, frame_args, measure_args
+from core.adapters.ffmpeg.cover import ffmetadata
 from core.adapters.ffmpeg.describe import Description, describe, detail
 from core.adapters.ffmpeg.loudness import gain_to_target, measured_loudness
 from core.adapters.ffmpeg.process import ChildLimits, TimedOut
@@ -32,6 +33,7 @@ LIKELY_COPIES = {
     "wav": ("wav",),
 }
 STDERR_TAIL_BYTES = 4096
+MAX_COVER_BYTES = 4 * 2**20  # a 600 px wide JPEG still is far smaller
 
 
 class _ProgressReporter:
@@ -198,7 +200,19 @@ class FFmpegTranscoder(Transcoder):
         if options.cover == "frame" and not cover:
             notes.append(MediaError.NO_COVER)
         target = "file:" + os.path.abspath(src)
-        args = encode_args(target, dst, options, chosen, cover, copy, gain, limits.max_duration)
+        tags_file = None
+        if cover and options.format == "opus" and chosen is not None:
+            # Ogg has no picture stream: the still goes in as a tag, taken beforehand.
+            cover = False
+            tags_file = dst + ".tags"
+            jpeg = self._still(target, chosen, dst + ".jpg")
+            if jpeg is None:
+                notes.append(MediaError.NO_FRAME)
+            with open(tags_file, "w", encoding="utf-8") as fh:
+                fh.write(ffmetadata({}, jpeg))
+        args = encode_args(
+            target, dst, options, chosen, cover, copy, gain, limits.max_duration, tags_file
+        )
         run = _Run(self, options, start, end, chosen, on_progress, should_stop)
         described = (
             None
@@ -230,6 +244,9 @@ class FFmpegTranscoder(Transcoder):
         except BaseException:
             _remove(dst)
             raise
+        finally:
+            if tags_file is not None:
+                _remove(tags_file)
         info = source if source is not None else (described.info if described else None)
         return Encoded(
             duration=round(written, 3),
@@ -237,6 +254,24 @@ class FFmpegTranscoder(Transcoder):
             notes=tuple(notes),
             source=info,
         )
+
+    def _still(self, target: str, chosen: MediaInfo, jpeg: str) -> bytes | None:
+        """The cover's still as JPEG bytes (None when the video gives none), by one short run
+        under the probe's ceilings; the file is removed either way."""
+        try:
+            ffmpeg_process.run(
+                frame_args(target, chosen, jpeg),
+                self._child_limits(PROBE_TIMEOUT_S, MAX_COVER_BYTES),
+                PROBE_TIMEOUT_S,
+                stderr_limit=STDERR_TAIL_BYTES,
+            )
+            with open(jpeg, "rb") as fh:
+                data = fh.read(MAX_COVER_BYTES)
+            return data if data[:2] == b"\xff\xd8" else None
+        except (TimedOut, OSError):
+            return None
+        finally:
+            _remove(jpeg)
 
     @staticmethod
     def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
