@@ -43,6 +43,7 @@ class AudioFormat:
     copies: str  # the codec (as ffmpeg names it) whose tracks are copied, not encoded
     words: str  # a form's words for it
     use: str  # what it is for, one line
+    noun: str  # what a message calls the output: "the MP3 is not ready"
     default_bitrate: str | None = None  # with no bitrate given; None: the format has none
     sample_rates: tuple[int, ...] = SAMPLE_RATES
 
@@ -55,6 +56,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "mp3",
         "MP3",
         "plays everywhere: players, cars, old phones",
+        "MP3",
         default_bitrate=DEFAULT_BITRATE,
     ),
     AudioFormat(
@@ -65,6 +67,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "M4A (AAC)",
         "AAC-LC in MP4, the index at the front: Apple devices, browsers; most videos' audio is "
         "AAC already, so it is copied, not encoded",
+        "M4A",
         default_bitrate=DEFAULT_BITRATE,
     ),
     AudioFormat(
@@ -74,6 +77,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "opus",
         "Opus",
         "Opus in Ogg: the best sound for its size; browsers, Android, VLC",
+        "Opus file",
         default_bitrate="128k",
         sample_rates=OPUS_SAMPLE_RATES,
     ),
@@ -84,6 +88,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "flac",
         "FLAC (lossless)",
         "lossless and compressed: archiving, editing, hi-fi players",
+        "FLAC",
     ),
     AudioFormat(
         "wav",
@@ -92,6 +97,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "pcm_s16le",
         "WAV (uncompressed)",
         "16-bit PCM, uncompressed: editors and tools that read nothing else",
+        "WAV",
     ),
 )
 FORMATS = tuple(fmt.name for fmt in AUDIO_FORMATS)  # the output formats

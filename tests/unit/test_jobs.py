@@ -167,6 +167,18 @@ def test_notify_emails_the_owner_once(pipeline, alice):
     assert pipeline.jobs.get(job.id).notified_at is not None
 
 
+def test_the_email_of_another_format_names_it_and_links_its_audio(pipeline, alice):
+    job = submit(pipeline, alice, name="Talk.mov", options=AudioOptions(format="flac"))
+    pipeline.conversion.convert(job.id)
+    fid = pipeline.jobs.get(job.id).mp3_fid
+    assert pipeline.blobs.stat(MP3S, fid).content_type == "audio/flac"
+    assert pipeline.notifications.notify(job.id, pipeline.queue.holders[-1]) is True
+    [email] = pipeline.mailer.sent
+    assert email.subject == "Your FLAC is ready: \u201cTalk.flac\u201d"
+    assert f"http://api.test/jobs/{job.id}/audio" in email.body
+    assert "/mp3" not in email.body
+
+
 def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice):
     job = submit(pipeline, alice)
     pipeline.conversion.convert(job.id)
