@@ -59,7 +59,8 @@ IDEMPOTENCY_KEY = {
 @blp.alt_response(
     422,
     description="no file part, an empty file, a malformed body, an invalid "
-    "option, `quality` with `bitrate`, `end` not after `start`, an "
+    "option, `quality` with `bitrate`, `end` not after `start`, an option the chosen "
+    "`format` does not take (named with the format), an "
     "option given both as field and query parameter (errors.json "
     "names each), or an Idempotency-Key used for another request",
 )

@@ -273,3 +273,10 @@ def test_an_opus_track_in_webm_is_copied_with_a_cover(media: Path, tmp_path: Pat
     assert audio_packets(dst) == audio_packets(src)
     tags = OggOpus(dst).tags
     assert tags is not None and len(tags["metadata_block_picture"]) == 1
+
+
+def test_a_cover_without_video_is_a_note_naming_the_format(media: Path, tmp_path: Path) -> None:
+    src = make_audio_only(media, 2.0, "wav")
+    result = convert(src, str(tmp_path / "out.flac"), format="flac", cover="frame")
+    assert result.notes == ("the source has no video, so the FLAC has no cover",)
+    assert FLAC(str(tmp_path / "out.flac")).pictures == []

@@ -198,7 +198,7 @@ class FFmpegTranscoder(Transcoder):
         notes: list[str] = []
         cover = options.cover == "frame" and chosen is not None and chosen.has_video
         if options.cover == "frame" and not cover:
-            notes.append(MediaError.NO_COVER)
+            notes.append(MediaError.NO_COVER.format(what=options.output.noun))
         target = "file:" + os.path.abspath(src)
         tags_file = None
         if cover and options.format == "opus" and chosen is not None:
@@ -207,7 +207,7 @@ class FFmpegTranscoder(Transcoder):
             tags_file = dst + ".tags"
             jpeg = self._still(target, chosen, dst + ".jpg")
             if jpeg is None:
-                notes.append(MediaError.NO_FRAME)
+                notes.append(MediaError.NO_FRAME.format(what=options.output.noun))
             with open(tags_file, "w", encoding="utf-8") as fh:
                 fh.write(ffmetadata({}, jpeg))
         args = encode_args(
@@ -235,9 +235,9 @@ class FFmpegTranscoder(Transcoder):
                 if run.chosen is None:  # no description at all: not media we can read
                     raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
             written = run.reporter.out_seconds
-            self._check_outcome(outcome, written, run.expected)
+            self._check_outcome(outcome, written, run.expected, options.output.noun)
             if cover and run.reporter.frames == 0:
-                notes.append(MediaError.NO_FRAME)
+                notes.append(MediaError.NO_FRAME.format(what=options.output.noun))
         except TimedOut:
             _remove(dst)
             raise MediaError(MediaError.TOO_SLOW, f"no result after {run.timeout:.0f} s") from None
@@ -355,12 +355,18 @@ class FFmpegTranscoder(Transcoder):
         return loudness, peak, source
 
     def _check_outcome(
-        self, outcome: ffmpeg_process.Outcome, written: float, expected: float | None
+        self,
+        outcome: ffmpeg_process.Outcome,
+        written: float,
+        expected: float | None,
+        what: str = "MP3",
     ) -> None:
         limits = self.limits
         if outcome.code == -signal.SIGXFSZ:
             raise MediaError(
-                MediaError.TOO_LARGE.format(limit=f"{limits.max_output_bytes // 2**20} MiB")
+                MediaError.TOO_LARGE.format(
+                    what=what, limit=f"{limits.max_output_bytes // 2**20} MiB"
+                )
             )
         if outcome.code in (-signal.SIGXCPU, -signal.SIGKILL):
             raise MediaError(MediaError.TOO_SLOW, f"ffmpeg ended by signal {-outcome.code}")
