@@ -347,8 +347,9 @@ def parse_given(
 @dataclass(frozen=True)
 class AudioOptions:
     """What a user chose for one conversion, validated. `bitrate` and `quality` exclude each
-    other; with neither, the MP3 is encoded at DEFAULT_BITRATE (or copied, see `needs_encode`).
-    The fields are the names of OPTIONS, in their order."""
+    other; with neither, a lossy format is encoded at its default bitrate (or copied, see
+    `needs_encode`); an option the format does not take is refused. The fields are the names
+    of OPTIONS, in their order."""
 
     format: str = "mp3"
     bitrate: str | None = None

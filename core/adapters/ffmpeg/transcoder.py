@@ -119,9 +119,10 @@ class FFmpegTranscoder(Transcoder):
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Encoded:
-        """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
-        is left at dst on failure. The audio is copied when ffmpeg describes the chosen track
-        as MP3 already (in any container) and no option changes it. Without `source`, a plain
+        """Write src's chosen audio track, with the options applied, at dst in the options'
+        format; nothing is left at dst on failure. The audio is copied when ffmpeg describes
+        the chosen track in the format's codec already (in any container) and no option
+        changes it. Without `source`, a plain
         conversion is one ffmpeg run (two when its first guess of copy or encode was wrong):
         the ceilings are checked on ffmpeg's description of the input as soon as it is
         printed, and the run is stopped there when one is exceeded. A cover or loudness needs
@@ -208,8 +209,12 @@ class FFmpegTranscoder(Transcoder):
             jpeg = self._still(target, chosen, dst + ".jpg")
             if jpeg is None:
                 notes.append(MediaError.NO_FRAME.format(what=options.output.noun))
-            with open(tags_file, "w", encoding="utf-8") as fh:
-                fh.write(ffmetadata({}, jpeg))
+            try:
+                with open(tags_file, "w", encoding="utf-8") as fh:
+                    fh.write(ffmetadata({}, jpeg))
+            except BaseException:
+                _remove(tags_file)
+                raise
         args = encode_args(
             target, dst, options, chosen, cover, copy, gain, limits.max_duration, tags_file
         )
