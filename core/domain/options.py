@@ -35,14 +35,13 @@ _NUMBER = re.compile(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", re.ASCII)
 @dataclass(frozen=True)
 class AudioFormat:
     """An output format: its file, the codec a track is copied from when no option changes
-    the audio, and what it is for."""
+    the audio, and the words for it (what each is for: docs/audio-options.md#formats)."""
 
     name: str
     extension: str
     content_type: str
     copies: str  # the codec (as ffmpeg names it) whose tracks are copied, not encoded
     words: str  # a form's words for it
-    use: str  # what it is for, one line
     noun: str  # what a message calls the output: "the MP3 is not ready"
     default_bitrate: str | None = None  # with no bitrate given; None: the format has none
     sample_rates: tuple[int, ...] = SAMPLE_RATES
@@ -55,7 +54,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "audio/mpeg",
         "mp3",
         "MP3",
-        "plays everywhere: players, cars, old phones",
         "MP3",
         default_bitrate=DEFAULT_BITRATE,
     ),
@@ -65,8 +63,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "audio/mp4",
         "aac",
         "M4A (AAC)",
-        "AAC-LC in MP4, the index at the front: Apple devices, browsers; most videos' audio is "
-        "AAC already, so it is copied, not encoded",
         "M4A",
         default_bitrate=DEFAULT_BITRATE,
     ),
@@ -76,7 +72,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "audio/ogg",
         "opus",
         "Opus",
-        "Opus in Ogg: the best sound for its size; browsers, Android, VLC",
         "Opus file",
         default_bitrate="128k",
         sample_rates=OPUS_SAMPLE_RATES,
@@ -87,7 +82,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "audio/flac",
         "flac",
         "FLAC (lossless)",
-        "lossless and compressed: archiving, editing, hi-fi players",
         "FLAC",
     ),
     AudioFormat(
@@ -96,7 +90,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = (
         "audio/wav",
         "pcm_s16le",
         "WAV (uncompressed)",
-        "16-bit PCM, uncompressed: editors and tools that read nothing else",
         "WAV",
     ),
 )
@@ -207,7 +200,8 @@ OPTIONS: tuple[Option, ...] = (
         "format",
         "choice",
         "Format",
-        "the output's format: " + "; ".join(f"`{fmt.name}` {fmt.use}" for fmt in AUDIO_FORMATS),
+        "`mp3` plays everywhere; `m4a` (AAC) is copied from most videos, not encoded; `opus` "
+        "sounds best for its size; `flac` is lossless; `wav` is uncompressed",
         choices=FORMATS,
         default="mp3",
         words={fmt.name: fmt.words for fmt in AUDIO_FORMATS},
