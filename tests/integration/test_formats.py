@@ -280,3 +280,33 @@ def test_a_cover_without_video_is_a_note_naming_the_format(media: Path, tmp_path
     result = convert(src, str(tmp_path / "out.flac"), format="flac", cover="frame")
     assert result.notes == ("the source has no video, so the FLAC has no cover",)
     assert FLAC(str(tmp_path / "out.flac")).pictures == []
+
+
+def test_a_wav_over_the_output_ceiling_is_refused_before_it_is_written(
+    media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from core.adapters.ffmpeg import process as ffmpeg_process
+    from core.domain.errors import MediaError
+
+    small = FFmpegTranscoder(replace(LIMITS, max_output_bytes=2**20))  # 1 MiB
+    src = make_audio_only(media, 20.0, "m4a")  # 20 s mono 44.1 kHz: 1.7 MiB as PCM
+    dst = str(tmp_path / "out.wav")
+    runs: list[list[str]] = []
+    real = ffmpeg_process.run
+
+    def counted(args: list[str], *rest, **kwargs):
+        runs.append(args)
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(ffmpeg_process, "run", counted)
+    with pytest.raises(MediaError) as refused:
+        small.encode_audio(src, dst, AudioOptions(format="wav"))
+    assert str(refused.value) == "the WAV would be larger than the 1 MiB limit"
+    assert len(runs) == 1 and not Path(dst).exists()
+    assert refused.value.detail == "2 MiB of PCM"  # said on the description, not by the rlimit
+    # the estimate follows the options: 8 kHz is 320 kB
+    made = small.encode_audio(src, dst, AudioOptions(format="wav", sample_rate=8000))
+    assert made.duration == pytest.approx(20.0, abs=0.05)
+    assert WAVE(dst).info.sample_rate == 8000

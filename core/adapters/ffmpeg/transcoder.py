@@ -138,6 +138,7 @@ class FFmpegTranscoder(Transcoder):
         chosen = source.track(options.track)
         self.limits.check(chosen)
         start, end = self._window(options, chosen)
+        self._fits(options, chosen)
         copy = _copies(options, chosen)
         return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
 
@@ -178,6 +179,7 @@ class FFmpegTranscoder(Transcoder):
         chosen = info.track(options.track)
         self.limits.check(chosen)
         self._window(options, chosen)
+        self._fits(options, chosen)
         if copy is not None and copy != _copies(options, chosen):
             raise _Switch(info)
         return chosen
@@ -277,6 +279,25 @@ class FFmpegTranscoder(Transcoder):
             return None
         finally:
             _remove(jpeg)
+
+    def _fits(self, options: AudioOptions, chosen: MediaInfo) -> None:
+        """A WAV's size follows from the description (16-bit PCM): MediaError before any audio
+        is written when it would exceed the output ceiling, rather than at the ceiling."""
+        if options.format != "wav" or chosen.duration is None:
+            return
+        start = options.start or 0.0
+        end = options.end if options.end is not None else chosen.duration
+        tracks = chosen.audio_tracks
+        declared = tracks[options.track].channels if options.track < len(tracks) else None
+        channels = options.channels or declared or 2
+        rate = options.sample_rate or chosen.sample_rate or 48000
+        size = (end - start) * rate * channels * 2
+        if size > self.limits.max_output_bytes:
+            limit = f"{self.limits.max_output_bytes // 2**20} MiB"
+            raise MediaError(
+                MediaError.TOO_LARGE.format(what=options.output.noun, limit=limit),
+                f"{size / 2**20:.0f} MiB of PCM",
+            )
 
     @staticmethod
     def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
