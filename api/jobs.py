@@ -30,7 +30,7 @@ from api.schemas import (
 from api.uploads import MultipartUpload
 from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
 from core.domain.jobs import JobStatus
-from core.domain.options import AudioOptions
+from core.domain.options import AUDIO_FORMATS, AudioOptions
 from core.services.job_json import JobSchema
 from core.services.jobs import Download
 
@@ -59,7 +59,8 @@ IDEMPOTENCY_KEY = {
 @blp.alt_response(
     422,
     description="no file part, an empty file, a malformed body, an invalid "
-    "option, `quality` with `bitrate`, `end` not after `start`, an "
+    "option, `quality` with `bitrate`, `end` not after `start`, an option the chosen "
+    "`format` does not take (named with the format), an "
     "option given both as field and query parameter (errors.json "
     "names each), or an Idempotency-Key used for another request",
 )
@@ -252,18 +253,29 @@ def create_link(actor, body, job_id):
     return {"url": url, "expires_at": datetime.fromtimestamp(expires_at, timezone.utc)}
 
 
+def _audio_responses() -> dict[str, Any]:
+    """200 and 206 of a download of any format: one content type per format."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {fmt.content_type: binary for fmt in AUDIO_FORMATS}
+    said = ", ".join(f"{fmt.content_type} ({fmt.name})" for fmt in AUDIO_FORMATS)
+    return {
+        "200": {
+            "description": f"the job's output, typed by its format: {said}",
+            "content": content,
+        },
+        "206": {"description": "a byte range of it", "content": content},
+    }
+
+
 @blp.route("/links/<token>", methods=["GET"])
-@blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
-@blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(404, description="tampered or unknown link, or its job was deleted")
-@blp.alt_response(410, description="the link or the MP3 has expired")
+@blp.alt_response(410, description="the link or the output has expired")
 @blp.alt_response(416, description="range not satisfiable")
+@blp.doc(responses=_audio_responses())
 def link_download(token):
-    """Download the MP3 of a signed link (no token; Range, ETag as GET /jobs/<id>/mp3)."""
+    """Download the output of a signed link, in its format (no token; Range, ETag as GET
+    /jobs/<id>/audio)."""
     return stream_download(container().jobs.download_link(token))
-
-
-MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}}
 
 
 @blp.route("/jobs/<job_id>/mp3", methods=["GET"])
@@ -273,27 +285,43 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
+@blp.alt_response(
+    409, description="the job makes another format than mp3: its output is at /jobs/<id>/audio"
+)
 @blp.alt_response(410, description="the job has expired: its MP3 was deleted")
 @blp.alt_response(416, description="range not satisfiable")
 @blp.doc(security=BEARER)
 def job_mp3(actor, job_id):
-    """Download a job's MP3: HEAD, ETag with If-None-Match (304), Range and If-Range (206)."""
+    """Download an MP3 job's MP3: HEAD, ETag with If-None-Match (304), Range and If-Range
+    (206). A job of another format answers 409 naming /jobs/<id>/audio."""
     services = container()
-    return stream_download(services.jobs.download(actor, job_id))
+    return stream_download(services.jobs.download(actor, job_id, mp3_only=True))
+
+
+@blp.route("/jobs/<job_id>/audio", methods=["GET"])
+@login_required
+@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(412, description="If-Match names another ETag")
+@blp.alt_response(404, description="no such job, not yours, or not done")
+@blp.alt_response(410, description="the job has expired: its output was deleted")
+@blp.alt_response(416, description="range not satisfiable")
+@blp.doc(security=BEARER, responses=_audio_responses())
+def job_audio(actor, job_id):
+    """Download a job's output in its format (`Content-Type` and the file name's extension
+    follow it): HEAD, ETag with If-None-Match (304), Range and If-Range (206)."""
+    return stream_download(container().jobs.download(actor, job_id))
 
 
 @blp.route("/download", methods=["GET"])
 @login_required
 @blp.arguments(DownloadQuerySchema, location="query")
-@blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
-@blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such file, or not yours")
 @blp.alt_response(416, description="range not satisfiable")
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, responses=_audio_responses())
 def download(actor, query):
-    """Download an MP3 by its file id (`mp3_fid` of a job)."""
+    """Download a job's output by its file id (`mp3_fid` of a job), in its format."""
     return stream_download(container().jobs.download_by_fid(actor, query["fid"]))
 
 
@@ -312,7 +340,7 @@ def stream_download(item: Download) -> Response:
     try:
         response = Response(
             FileWrapper(cast(IO[bytes], reader), CHUNK),
-            mimetype="audio/mpeg",
+            mimetype=item.content_type,
             direct_passthrough=True,
         )
         response.content_length = size

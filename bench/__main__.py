@@ -17,6 +17,7 @@ from typing import Callable
 from bench import (
     api_load,
     conversion,
+    formats,
     inputs,
     isolation,
     overhead,
@@ -34,6 +35,7 @@ from bench.report import Row, Section
 MEASUREMENTS = (
     "conversion",
     "options",
+    "formats",
     "overhead",
     "isolation",
     "scaleout",
@@ -137,6 +139,9 @@ def main(argv: list[str]) -> int:
                 st, clips, {c: 3 if quick or c.seconds > 60 else 5 for c in clips}, idle_rate
             ),
             "options": lambda: audio_options.measure(clips, 3 if quick else 5),
+            "formats": lambda: formats.measure(
+                clips, {c: 2 if quick else (3 if c.seconds > 60 else 5) for c in clips}
+            ),
             "overhead": lambda: overhead.measure(st),
             "isolation": lambda: isolation.measure(st, 1 if quick else reps),
             "scaleout": lambda: scaleout.measure(st, 1 if quick else reps),

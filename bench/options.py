@@ -49,7 +49,7 @@ def bare(src: Path, out: str) -> None:
 
 def job(transcoder: FFmpegTranscoder, src: Path, out: str, options: AudioOptions) -> str:
     """What the convert worker runs for a job (no prior probe); returns its mode."""
-    return transcoder.encode_mp3(str(src), out, options).mode
+    return transcoder.encode_audio(str(src), out, options).mode
 
 
 def mp3_of(src: Path, scratch: str) -> Path:
@@ -63,7 +63,7 @@ def measure(clips: list[Clip], reps: int) -> Section:
     section = Section("Audio options: plain, copy and loudness cost (issue 11)")
     section.details.append(
         "CPU = user+system seconds of the ffmpeg processes of one conversion as the convert "
-        "worker runs it (FFmpegTranscoder.encode_mp3 without a prior probe: one run for a plain "
+        "worker runs it (FFmpegTranscoder.encode_audio without a prior probe: one run for a plain "
         "conversion or a copy; loudness adds its ebur128 analysis run), measured by "
         "getrusage(RUSAGE_CHILDREN) around the call; bare = "
         "`ffmpeg -i IN -vn -c:a libmp3lame -b:a 192k OUT.mp3` with the same binary. Runs "

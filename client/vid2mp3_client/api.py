@@ -262,8 +262,9 @@ class Api:
         on_progress: Progress,
         stop: threading.Event,
     ) -> Path:
-        """GET /jobs/<id>/mp3 into directory/name (the server's file name when None)."""
-        with self._stream("GET", f"/jobs/{_segment(job_id)}/mp3") as response:
+        """GET /jobs/<id>/audio (any format; a server older than formats has only /mp3) into
+        directory/name (the server's file name when None)."""
+        with self._output(job_id) as response:
             if response.is_error:
                 raise self._error(response)
             target = directory / (name or _attachment_name(response, job_id))
@@ -293,6 +294,16 @@ class Api:
             finally:
                 tmp.unlink(missing_ok=True)
         return target
+
+    @contextmanager
+    def _output(self, job_id: str) -> Iterator[httpx.Response]:
+        """The job's output: /audio, else (404 from a server without it) /mp3."""
+        with self._stream("GET", f"/jobs/{_segment(job_id)}/audio") as response:
+            if response.status_code != 404:
+                yield response
+                return
+        with self._stream("GET", f"/jobs/{_segment(job_id)}/mp3") as response:
+            yield response
 
 
 class _ProgressReader:
@@ -377,19 +388,31 @@ _FILENAME_STAR = re.compile(r"filename\*\s*=\s*UTF-8''([^;\s]+)", re.IGNORECASE)
 _FILENAME = re.compile(r'filename\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
+# The extension of each output's Content-Type, as the server serves them.
+EXTENSIONS = {
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/ogg": "opus",
+    "audio/flac": "flac",
+    "audio/wav": "wav",
+}
+
+
 def _attachment_name(response: httpx.Response, job_id: str) -> str:
-    """The server's file name (RFC 6266), reduced to a safe base name ending in .mp3."""
+    """The server's file name (RFC 6266), reduced to a safe base name ending in the extension
+    of its Content-Type (.mp3 when unknown)."""
     header = response.headers.get("Content-Disposition", "")
     match = _FILENAME_STAR.search(header)
     name = unquote(match.group(1)) if match else None
     if name is None and (plain := _FILENAME.search(header)):
         name = plain.group(1)
-    return safe_name(name, job_id)
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return safe_name(name, job_id, EXTENSIONS.get(kind, "mp3"))
 
 
-def safe_name(name: str | None, job_id: str) -> str:
+def safe_name(name: str | None, job_id: str, extension: str = "mp3") -> str:
     base = re.sub(r"[\x00-\x1f/\\]", "_", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
     base = base.strip().lstrip(".")
     if not base:
-        base = f"{job_id}.mp3"
-    return base if base.lower().endswith(".mp3") else base + ".mp3"
+        base = f"{job_id}.{extension}"
+    return base if base.lower().endswith(f".{extension}") else f"{base}.{extension}"

@@ -177,6 +177,7 @@ STATUS_FIELDS = (
     "progress",
     "error",
     "filename",
+    "format",
     "bitrate",
     "video_size",
     "mp3_size",
@@ -291,14 +292,17 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
     login.add_argument("--email", help="default: $VID2MP3_EMAIL, else a prompt")
     command("logout", cmd_logout, "forget the saved token")
 
-    convert = command("convert", cmd_convert, "convert videos to MP3s")
+    convert = command(
+        "convert", cmd_convert, "convert videos to MP3s (or M4A, Opus, FLAC, WAV: --format)"
+    )
     convert.add_argument("files", nargs="+", metavar="FILE", help="videos to convert")
     convert.add_argument(
         "-o",
         "--output",
         default=".",
         metavar="DIR",
-        help="where to write <name>.mp3 (default: the current directory)",
+        help="where to write <name>.mp3, or .m4a, .opus, .flac, .wav as --format says "
+        "(default: the current directory)",
     )
     convert.add_argument(
         "--parallel",
@@ -307,7 +311,7 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
         metavar="N",
         help="files converted at once (default: 2)",
     )
-    convert.add_argument("--force", action="store_true", help="overwrite existing MP3s")
+    convert.add_argument("--force", action="store_true", help="overwrite existing files")
     add_upload_options(convert, options)
 
     jobs = command("jobs", cmd_jobs, "list your jobs, newest first")
@@ -316,10 +320,10 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
 
     command("status", cmd_status, "show a job").add_argument("job_id", metavar="ID")
 
-    download = command("download", cmd_download, "download a job's MP3")
+    download = command("download", cmd_download, "download a job's output (MP3, M4A, ...)")
     download.add_argument("job_id", metavar="ID")
     download.add_argument("-o", "--output", default=".", metavar="DIR")
-    download.add_argument("--force", action="store_true", help="overwrite an existing MP3")
+    download.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     command("cancel", cmd_cancel, "cancel a job").add_argument("job_id", metavar="ID")
     command("rm", cmd_rm, "delete a job with its files").add_argument("job_id", metavar="ID")

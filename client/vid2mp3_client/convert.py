@@ -108,7 +108,9 @@ class Converter:
         seen: dict[Path, str] = {}
         targets: list[Path | None] = []
         for outcome in outcomes:
-            target = self.out_dir / (Path(outcome.source).stem + ".mp3")
+            # the format's name is its file's extension
+            extension = self.fields.get("format") or "mp3"
+            target = self.out_dir / f"{Path(outcome.source).stem}.{extension}"
             if target in seen:
                 outcome.error = f"{target} would also be written for {seen[target]}"
                 targets.append(None)

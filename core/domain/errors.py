@@ -110,15 +110,15 @@ class MediaError(Exception):
     TOO_LONG = "longer than the {limit} limit"
     LOW_SAMPLE_RATE = "the audio's sample rate is below {rate} Hz"
     DAMAGED = "the file is damaged or truncated"
-    TOO_LARGE = "the MP3 would be larger than the {limit} limit"
+    TOO_LARGE = "the {what} would be larger than the {limit} limit"
     TOO_SLOW = "the conversion took too long"
     EMPTY = "the file is empty"
     MISSING = "the uploaded video is missing"
     SILENT = "the audio is silent, so its loudness cannot be set"
     NO_TRACK = "there is no audio track {track}: the file has {count} audio track{s} (from 0)"
     WINDOW = "the start and end are outside the source, which lasts {duration:.3f} s"
-    NO_COVER = "the source has no video, so the MP3 has no cover"
-    NO_FRAME = "no still could be taken from the video, so the MP3 has no cover"
+    NO_COVER = "the source has no video, so the {what} has no cover"
+    NO_FRAME = "no still could be taken from the video, so the {what} has no cover"
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason)

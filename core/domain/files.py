@@ -9,7 +9,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-VIDEOS, MP3S = "videos", "mp3s"  # the blob store's buckets
+# The blob store's buckets: uploads, and outputs (every format's, in the bucket named when
+# MP3 was the only one).
+VIDEOS, MP3S = "videos", "mp3s"
 
 
 @dataclass
@@ -32,7 +34,13 @@ def safe_filename(name: str | None, fallback: str = "video") -> str:
     return name or fallback
 
 
+def audio_name(original: str, extension: str = "mp3") -> str:
+    """The name an output is downloaded as: the upload's, made safe, with the format's
+    extension."""
+    stem = os.path.splitext(safe_filename(original))[0] or "audio"
+    return f"{stem}.{extension}"
+
+
 def mp3_name(original: str) -> str:
     """The name an MP3 is downloaded as: the upload's, made safe, with .mp3."""
-    stem = os.path.splitext(safe_filename(original))[0] or "audio"
-    return f"{stem}.mp3"
+    return audio_name(original, "mp3")

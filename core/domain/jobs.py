@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.domain.options import DEFAULT_BITRATE
+from core.domain.options import DEFAULT_BITRATE, FORMATS, AudioFormat, audio_format
 
 
 class JobStatus(str, enum.Enum):
@@ -58,6 +58,12 @@ class Job:
     @property
     def active(self) -> bool:
         return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
+
+    @property
+    def output(self) -> AudioFormat:
+        """The format of the job's output (mp3 for a job queued before there were others)."""
+        name = (self.options or {}).get("format")
+        return audio_format(name if name in FORMATS else "mp3")
 
 
 @dataclass

@@ -17,10 +17,10 @@ from core.domain.values import ascii_int
 Kind = Literal["choice", "integer", "number", "time", "text"]
 Value = str | int | float
 
-FORMATS = ("mp3",)  # the output formats
 BITRATES = ("128k", "192k", "256k", "320k")
 DEFAULT_BITRATE = "192k"
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)  # the rates Opus encodes at
 TRUE_PEAK_DBTP = -1.0  # the ceiling of a loudness-normalised MP3
 TAG_MAX_CHARS = 200
 COVERS = ("none", "frame")
@@ -30,6 +30,76 @@ SECONDS = r"\d{1,6}(\.\d{1,3})?"
 CLOCK = r"\d{1,2}:[0-5]\d:[0-5]\d(\.\d{1,3})?"
 TIME_PATTERN = f"^({SECONDS}|{CLOCK})$"  # a time as the API documents it
 _NUMBER = re.compile(r"\s*-?\d{1,3}(?:\.\d{1,2})?\s*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """An output format: its file, the codec a track is copied from when no option changes
+    the audio, and the words for it (what each is for: docs/audio-options.md#formats)."""
+
+    name: str
+    extension: str
+    content_type: str
+    copies: str  # the codec (as ffmpeg names it) whose tracks are copied, not encoded
+    words: str  # a form's words for it
+    noun: str  # what a message calls the output: "the MP3 is not ready"
+    default_bitrate: str | None = None  # with no bitrate given; None: the format has none
+    sample_rates: tuple[int, ...] = SAMPLE_RATES
+
+
+AUDIO_FORMATS: tuple[AudioFormat, ...] = (
+    AudioFormat(
+        "mp3",
+        "mp3",
+        "audio/mpeg",
+        "mp3",
+        "MP3",
+        "MP3",
+        default_bitrate=DEFAULT_BITRATE,
+    ),
+    AudioFormat(
+        "m4a",
+        "m4a",
+        "audio/mp4",
+        "aac",
+        "M4A (AAC)",
+        "M4A",
+        default_bitrate=DEFAULT_BITRATE,
+    ),
+    AudioFormat(
+        "opus",
+        "opus",
+        "audio/ogg",
+        "opus",
+        "Opus",
+        "Opus file",
+        default_bitrate="128k",
+        sample_rates=OPUS_SAMPLE_RATES,
+    ),
+    AudioFormat(
+        "flac",
+        "flac",
+        "audio/flac",
+        "flac",
+        "FLAC (lossless)",
+        "FLAC",
+    ),
+    AudioFormat(
+        "wav",
+        "wav",
+        "audio/wav",
+        "pcm_s16le",
+        "WAV (uncompressed)",
+        "WAV",
+    ),
+)
+FORMATS = tuple(fmt.name for fmt in AUDIO_FORMATS)  # the output formats
+LOSSY = ("mp3", "m4a", "opus")
+
+
+def audio_format(name: str) -> AudioFormat:
+    """The format of that name (KeyError when there is none)."""
+    return {fmt.name: fmt for fmt in AUDIO_FORMATS}[name]
 
 
 def parse_time(value: str) -> float | None:
@@ -127,13 +197,25 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option(
+        "format",
+        "choice",
+        "Format",
+        "`mp3` plays everywhere; `m4a` (AAC) is copied from most videos, not encoded; `opus` "
+        "sounds best for its size; `flac` is lossless; `wav` is uncompressed",
+        choices=FORMATS,
+        default="mp3",
+        words={fmt.name: fmt.words for fmt in AUDIO_FORMATS},
+        keeps_audio=True,
+    ),
+    Option(
         "bitrate",
         "choice",
         "Bitrate",
-        "constant bitrate: higher sounds better, makes a larger file; not with `quality`",
+        "bitrate: higher sounds better, makes a larger file (constant for mp3, average for m4a "
+        "and opus); not with `quality`",
         choices=BITRATES,
-        default=DEFAULT_BITRATE,
-        absent=f"{DEFAULT_BITRATE} (default)",
+        absent=f"{DEFAULT_BITRATE}; 128k for opus",
+        formats=LOSSY,
     ),
     Option(
         "quality",
@@ -144,12 +226,24 @@ OPTIONS: tuple[Option, ...] = (
         maximum=9,
         message="an integer from 0 (best) to 9",
         absent="off (constant bitrate)",
+        formats=("mp3",),
+    ),
+    Option(
+        "compression",
+        "integer",
+        "FLAC compression",
+        "FLAC compression level, 0 fastest to 12 smallest; the audio is the same at every level",
+        minimum=0,
+        maximum=12,
+        message="an integer from 0 (fastest) to 12 (smallest)",
+        absent="5",
+        formats=("flac",),
     ),
     Option(
         "sample_rate",
         "integer",
         "Sample rate",
-        "resample to this rate, in Hz",
+        "resample to this rate, in Hz (opus: 8000, 12000, 16000, 24000 or 48000)",
         choices=SAMPLE_RATES,
         unit="Hz",
         absent="as the source",
@@ -193,22 +287,23 @@ OPTIONS: tuple[Option, ...] = (
         "title",
         "text",
         "Title",
-        "ID3 title",
+        "title tag",
         max_length=TAG_MAX_CHARS,
         absent="the file name without extension",
         keeps_audio=True,
     ),
-    Option("artist", "text", "Artist", "ID3 artist", max_length=TAG_MAX_CHARS, keeps_audio=True),
-    Option("album", "text", "Album", "ID3 album", max_length=TAG_MAX_CHARS, keeps_audio=True),
+    Option("artist", "text", "Artist", "artist tag", max_length=TAG_MAX_CHARS, keeps_audio=True),
+    Option("album", "text", "Album", "album tag", max_length=TAG_MAX_CHARS, keeps_audio=True),
     Option(
         "cover",
         "choice",
         "Cover",
-        "`frame`: a still from about 10% into the video as front cover",
+        "`frame`: a still from about 10% into the video as front cover (not in wav)",
         choices=COVERS,
         default="none",
         words={"frame": "a still from the video"},
         keeps_audio=True,
+        formats=("mp3", "m4a", "opus", "flac"),
     ),
     Option(
         "track",
@@ -246,11 +341,14 @@ def parse_given(
 @dataclass(frozen=True)
 class AudioOptions:
     """What a user chose for one conversion, validated. `bitrate` and `quality` exclude each
-    other; with neither, the MP3 is encoded at DEFAULT_BITRATE (or copied, see `needs_encode`).
-    The fields are the names of OPTIONS, in their order."""
+    other; with neither, a lossy format is encoded at its default bitrate (or copied, see
+    `needs_encode`); an option the format does not take is refused. The fields are the names
+    of OPTIONS, in their order."""
 
+    format: str = "mp3"
     bitrate: str | None = None
     quality: int | None = None  # LAME -V: 0 best .. 9
+    compression: int | None = None  # FLAC compression level
     sample_rate: int | None = None
     channels: int | None = None
     start: float | None = None  # seconds into the source
@@ -276,6 +374,8 @@ class AudioOptions:
         start, end = chosen.get("start"), chosen.get("end")
         if start is not None and end is not None and start >= end:
             errors.setdefault("end", []).append("must be after start")
+        for name, said in _not_for_format(chosen).items():
+            errors.setdefault(name, []).append(said)
         if errors:
             raise InvalidInput("invalid options: " + ", ".join(sorted(errors)), {"fields": errors})
         return cls(**chosen)
@@ -299,6 +399,7 @@ class AudioOptions:
             for option in OPTIONS
             if (value := getattr(self, option.name)) is not None and not option.allows(value)
         ]
+        wrong += [f"{name} {said}" for name, said in _not_for_format(asdict(self)).items()]
         if wrong:
             raise ValueError("; ".join(wrong))
 
@@ -317,5 +418,31 @@ class AudioOptions:
 
     @property
     def label(self) -> str:
-        """The bitrate column: the CBR rate, or V0..V9 for VBR."""
-        return f"V{self.quality}" if self.quality is not None else (self.bitrate or DEFAULT_BITRATE)
+        """The bitrate column: the bitrate, V0..V9 for VBR, or `lossless`."""
+        if self.quality is not None:
+            return f"V{self.quality}"
+        return self.bitrate or audio_format(self.format).default_bitrate or "lossless"
+
+    @property
+    def output(self) -> AudioFormat:
+        """The output's format."""
+        return audio_format(self.format)
+
+
+def _not_for_format(chosen: Mapping[str, Any]) -> dict[str, str]:
+    """The message of each given option that the chosen format does not take, by name."""
+    fmt = chosen.get("format") or "mp3"
+    if fmt not in FORMATS:
+        return {}  # said by the format's own check
+    said = {
+        option.name: f"does not apply to format {fmt} (only to {', '.join(option.formats)})"
+        for option in OPTIONS
+        if chosen.get(option.name) is not None
+        and fmt not in option.formats
+        and chosen.get(option.name) != option.default
+    }
+    rate = chosen.get("sample_rate")
+    if rate is not None and rate not in audio_format(fmt).sample_rates:
+        rates = ", ".join(str(r) for r in audio_format(fmt).sample_rates)
+        said["sample_rate"] = f"{rate} does not apply to format {fmt} (one of {rates})"
+    return said

@@ -26,7 +26,7 @@ class Transcoder(abc.ABC):
     def probe(self, path: str) -> MediaInfo: ...
 
     @abc.abstractmethod
-    def encode_mp3(
+    def encode_audio(
         self,
         src: str,
         dst: str,
@@ -35,7 +35,8 @@ class Transcoder(abc.ABC):
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Encoded:
-        """Write src's chosen audio track with the options applied as an MP3 at dst (copied
-        when it already is MP3 and no option changes it); stops early when should_stop().
+        """Write src's chosen audio track with the options applied at dst, in the options'
+        format (copied when the track is in the format's codec already and no option changes
+        it); stops early when should_stop().
         Without `source` (a probe's result) it describes src itself, within the same ceilings;
         `Encoded.source` is the description either way."""

@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 from core.domain.errors import MediaError, NotFound, Stopped, Unavailable
-from core.domain.files import MP3S, VIDEOS, mp3_name
+from core.domain.files import MP3S, VIDEOS, audio_name
 from core.domain.jobs import JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
@@ -126,8 +126,8 @@ class Conversion:
         self.holders = holders
 
     def convert(self, job_id: str) -> Outcome:
-        """Turn the job's video into an MP3, if no other attempt holds it. Media errors fail the
-        job once; outages (Unavailable) propagate for a retry."""
+        """Turn the job's video into its audio format, if no other attempt holds it. Media
+        errors fail the job once; outages (Unavailable) propagate for a retry."""
         job = self.jobs.get(job_id)
         if job is None or not job.active:
             if (
@@ -175,7 +175,6 @@ class Conversion:
         job = self.jobs.get(job_id)
         if job is None:
             return Outcome.GONE
-        output = os.path.join(workdir, "out.mp3")
         if job.video_fid is None:
             return self._fail(lease, MediaError(MediaError.MISSING))
         options = (
@@ -183,10 +182,11 @@ class Conversion:
             if job.options
             else AudioOptions(bitrate=job.bitrate)
         )  # a job queued before options existed
+        output = os.path.join(workdir, f"out.{options.output.extension}")
         try:
             with self.blobs.local_path(VIDEOS, job.video_fid, workdir) as source:
                 # Without a prior probe: a plain conversion is one ffmpeg run.
-                result = self.transcoder.encode_mp3(
+                result = self.transcoder.encode_audio(
                     source,
                     output,
                     options,
@@ -204,8 +204,8 @@ class Conversion:
             open(output, "rb") as fh,
             self.blobs.writer(
                 MP3S,
-                mp3_name(job.video_filename),
-                "audio/mpeg",
+                audio_name(job.video_filename, options.output.extension),
+                options.output.content_type,
                 {"owner_id": job.owner_id, "job_id": job_id},
             ) as writer,
         ):

@@ -8,7 +8,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from core.domain.accounts import Principal
 from core.domain.errors import (
@@ -413,7 +413,9 @@ class Intake:
             with self.admitted(actor, declared_bytes) as admission:
                 fingerprint = Fingerprint()
                 job = self._submit_body(actor, body, options, admission, fingerprint)
-                keys.remember(actor, key, fingerprint.digest(options().to_dict()), job_id=job.id)
+                keys.remember(
+                    actor, key, fingerprint.digest(_fingerprinted(options())), job_id=job.id
+                )
         except BaseException:
             keys.release(actor, key)
             raise
@@ -444,11 +446,20 @@ class Intake:
         fingerprint = Fingerprint()
         for _ in fingerprint.feed(chunks):
             pass
-        IdempotencyKeys.check_same(prior, fingerprint.digest(options().to_dict()))
+        IdempotencyKeys.check_same(prior, fingerprint.digest(_fingerprinted(options())))
         job = self.jobs.get(str(prior.get("job_id")))
         if job is None or job.owner_id != actor.user_id:
             raise NotFound("the job made with this Idempotency-Key was deleted")
         return job
+
+
+def _fingerprinted(options: AudioOptions) -> dict[str, Any]:
+    """The options as an upload's fingerprint holds them: the default format left out, so a
+    retry of a key remembered before formats existed still matches."""
+    chosen = options.to_dict()
+    if chosen.get("format") == "mp3":
+        del chosen["format"]
+    return chosen
 
 
 def _new_job(

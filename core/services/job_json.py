@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from core.domain.jobs import Job
-from core.domain.options import BITRATES
+from core.domain.options import BITRATES, FORMATS
 
 
 class JobSchema(Schema):
@@ -23,8 +23,9 @@ class JobSchema(Schema):
     video_size = fields.Integer()
     bitrate = fields.String(
         metadata={
-            "description": "the CBR bitrate (one of "
-            f"{', '.join(BITRATES)}), or V0..V9 for VBR quality"
+            "description": "the bitrate (one of "
+            f"{', '.join(BITRATES)}; 128k for opus when not given), V0..V9 for MP3's VBR "
+            "quality, or `lossless` for flac and wav"
         }
     )
     options = fields.Dict(
@@ -45,15 +46,38 @@ class JobSchema(Schema):
         allow_none=True,
         metadata={
             "enum": ["encode", "copy"],
-            "description": "copy: an MP3 track copied as it is (no option changes the audio)",
+            "description": "copy: a track in the format's codec already (MP3 for mp3, AAC "
+            "for m4a, Opus for opus, FLAC for flac, 16-bit PCM for wav) copied as it is, no "
+            "option changing the audio",
         },
     )
     notes = fields.List(
         fields.String(),
         metadata={"description": "what the conversion could not do, e.g. no cover without video"},
     )
-    mp3_fid = fields.String(allow_none=True)
-    mp3_size = fields.Integer(allow_none=True)
+    format = fields.Function(
+        lambda job: job.output.name,
+        metadata={"enum": list(FORMATS), "description": "the output's format"},
+    )
+    content_type = fields.Function(
+        lambda job: job.output.content_type,
+        metadata={"description": "the output's Content-Type, as /jobs/<id>/audio serves it"},
+    )
+    output_size = fields.Function(
+        lambda job: job.mp3_size,
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "the output's size in bytes, whatever its format",
+        },
+    )
+    mp3_fid = fields.String(
+        allow_none=True,
+        metadata={"description": "the output's file id (GET /download?fid=), whatever its format"},
+    )
+    mp3_size = fields.Integer(
+        allow_none=True, metadata={"description": "the output's size (named when it was an MP3)"}
+    )
     duration_s = fields.Float(allow_none=True)
     attempts = fields.Integer()
     created_at = fields.DateTime(format="iso")
@@ -75,9 +99,11 @@ class JobSchema(Schema):
     links = fields.Method("_links")
 
     def _links(self, job: Job) -> dict[str, str | None]:
+        done = job.status.value == "done"
         return {
             "self": f"/jobs/{job.id}",
-            "mp3": f"/jobs/{job.id}/mp3" if job.status.value == "done" else None,
+            "audio": f"/jobs/{job.id}/audio" if done else None,
+            "mp3": f"/jobs/{job.id}/mp3" if done and job.output.name == "mp3" else None,
         }
 
 

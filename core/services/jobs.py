@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core.domain.accounts import Principal
 from core.domain.errors import Conflict, Gone, NotFound
-from core.domain.files import MP3S, VIDEOS, Blob, mp3_name
+from core.domain.files import MP3S, VIDEOS, Blob, audio_name
 from core.domain.jobs import Job, JobStatus
 from core.domain.values import Page, utcnow
 from core.ports.files import BlobStore
@@ -30,6 +30,13 @@ class Download:
     job: Job
     blob: Blob
     filename: str
+    content_type: str = "audio/mpeg"
+
+
+def _download_of(job: Job, blob: Blob) -> Download:
+    """The job's output as it is downloaded: its name and type follow the format."""
+    fmt = job.output
+    return Download(job, blob, audio_name(job.video_filename, fmt.extension), fmt.content_type)
 
 
 class JobService:
@@ -61,18 +68,26 @@ class JobService:
         )
         return Page(jobs, page, per_page, total)
 
-    def download(self, actor: Principal, job_id: str) -> Download:
-        return self._download(self.get(actor, job_id))
+    def download(self, actor: Principal, job_id: str, mp3_only: bool = False) -> Download:
+        """The job's output; with `mp3_only` (GET /jobs/<id>/mp3, kept for MP3 jobs), Conflict
+        naming /jobs/<id>/audio when the job makes another format."""
+        job = self.get(actor, job_id)
+        if mp3_only and job.output.name != "mp3":
+            raise Conflict(
+                f"this job makes {job.output.name}, not mp3: download it from /jobs/{job.id}/audio"
+            )
+        return self._download(job)
 
     def _download(self, job: Job) -> Download:
+        noun = job.output.noun
         if job.status is JobStatus.EXPIRED:
-            raise Gone("the MP3 has expired and was deleted")
+            raise Gone(f"the {noun} has expired and was deleted")
         if job.status is not JobStatus.DONE or not job.mp3_fid:
-            raise NotFound("the MP3 is not ready")
+            raise NotFound(f"the {noun} is not ready")
         blob = self.blobs.stat(MP3S, job.mp3_fid)
         if blob is None:
-            raise NotFound("the MP3 is gone")
-        return Download(job, blob, mp3_name(job.video_filename))
+            raise NotFound(f"the {noun} is gone")
+        return _download_of(job, blob)
 
     def download_by_fid(self, actor: Principal, fid: str) -> Download:
         blob = self.blobs.stat(MP3S, fid) if fid else None
@@ -86,7 +101,7 @@ class JobService:
             or not actor.can_access(job.owner_id)
         ):
             raise NotFound("file not found")
-        return Download(job, blob, mp3_name(job.video_filename))
+        return _download_of(job, blob)
 
     def open(self, download: Download) -> Any:
         return self.blobs.open(MP3S, download.blob.fid)
@@ -120,13 +135,13 @@ class JobService:
         return cancelled
 
     def create_link(self, actor: Principal, job_id: str, expires_in: int) -> tuple[str, int]:
-        """A URL that downloads the job's MP3 without a token until it expires."""
+        """A URL that downloads the job's output without a token until it expires."""
         assert self.links is not None, "JobService built without a LinkSigner"
         job = self.get(actor, job_id)
         if job.status is JobStatus.EXPIRED:
-            raise Gone("the MP3 has expired and was deleted")
+            raise Gone(f"the {job.output.noun} has expired and was deleted")
         if job.status is not JobStatus.DONE or not job.mp3_fid:
-            raise Conflict("the MP3 is not ready")
+            raise Conflict(f"the {job.output.noun} is not ready")
         return self.links.sign(job.id, job.mp3_fid, expires_in)
 
     def download_link(self, token: str) -> Download:

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from core.domain.files import mp3_name
+from core.domain.files import audio_name
 from core.domain.jobs import JobStatus
 from core.domain.values import Email, utcnow
 from core.ports.accounts import UserRepository
@@ -95,7 +95,9 @@ class Notifications:
             log.info("job %s: the owner's address is not confirmed; no email", job_id)
             self.jobs.update(job_id, {"notify_error": UNCONFIRMED})
             return False
-        link = f"{self.base_url}/jobs/{job.id}/mp3"
+        fmt = job.output
+        # GET /jobs/<id>/mp3 stays the MP3's address; every format's is /audio
+        link = f"{self.base_url}/jobs/{job.id}/{'mp3' if fmt.name == 'mp3' else 'audio'}"
         if self.links is not None and job.mp3_fid:
             signed, expires_at = self.links.sign(job.id, job.mp3_fid, self.link_ttl)
             until = datetime.fromtimestamp(expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -111,11 +113,11 @@ class Notifications:
         self.mailer.send(
             Email(
                 to=owner.email,
-                subject="Your MP3 is ready: "
-                + quoted(mp3_name(job.video_filename), SUBJECT_NAME_CHARS),
+                subject=f"Your {fmt.noun} is ready: "
+                + quoted(audio_name(job.video_filename, fmt.extension), SUBJECT_NAME_CHARS),
                 message_id=f"<job-{job.id}@vid2mp3>",
                 body=(
-                    "Hello,\n\nthe MP3 of the file you uploaded as "
+                    f"Hello,\n\nthe {fmt.noun} of the file you uploaded as "
                     f"{quoted(job.video_filename, BODY_NAME_CHARS)} is ready.\n\n"
                     f"Job: {job.id}\n{download}"
                 ),

@@ -86,6 +86,25 @@ def test_convert_two_clips_in_parallel(user, clip, short_clip, tmp_path):
 
 
 @directory_stack
+def test_format_names_the_output_and_download_fetches_it(user, clip, tmp_path):
+    import mutagen
+
+    client, env = user
+    out = tmp_path / "out"
+    done = vid2mp3(env, "convert", clip, "-o", str(out), "--format", "opus", "--bitrate", "128k")
+    assert done.returncode == 0, done.stderr
+    written = out / (Path(clip).stem + ".opus")
+    assert done.stdout.split() == [str(written)]
+    found = mutagen.File(written)
+    assert type(found).__name__ == "OggOpus" and abs(found.info.length - 3.0) <= 0.05
+    [job] = client.get("/jobs").json()["items"]
+    again = vid2mp3(env, "download", job["id"], "-o", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == [str(tmp_path / "again" / written.name)]
+    assert (tmp_path / "again" / written.name).read_bytes() == written.read_bytes()
+
+
+@directory_stack
 def test_failures_exit_1_with_one_line_each(user, clip, media_dir, tmp_path):
     _, env = user
     notes = media.make_text_as_mp4(media_dir)

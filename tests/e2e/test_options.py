@@ -63,6 +63,7 @@ def test_options_reach_the_mp3(stack, new_user, two_languages, tmp_path):
     assert job["status"] == "done", job
     assert job["mode"] == "encode" and job["bitrate"] == "V2" and job["notes"] == []
     assert job["options"] == {
+        "format": "mp3",
         "quality": 2,
         "start": 0.5,
         "end": 3.0,

@@ -450,11 +450,13 @@ def test_page_offers_every_upload_option_of_the_api(open_page, stack, account):
     sign_in(page, stack, email)
     spec = requests.get(stack.url("/openapi.json"), timeout=10).json()
     body = spec["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    options = set(body["schema"]["properties"]) - {"file"}
+    options = {k: v for k, v in body["schema"]["properties"].items() if k != "file"}
     assert options, "the API documents no upload option"
-    for name in sorted(options):
+    for name, schema in sorted(options.items()):
         control = page.locator(f"#upload-form [name='{name}']")
         expect(control).to_have_count(1)
+        # shown once a format that takes it is chosen
+        page.get_by_label("Format").select_option(schema["x-formats"][0])
         label = page.locator(f"label[for='{control.get_attribute('id')}']")
         expect(label).to_be_visible()
 
@@ -481,7 +483,7 @@ def test_the_form_is_the_described_options_and_an_added_one_appears(
     # The described ones, as described: words for choices, the default where no words say
     # otherwise, a list for a short integer range.
     expect(page.get_by_label("Bitrate")).to_have_value("")
-    expect(page.get_by_label("Bitrate").locator("option").first).to_have_text("192k (default)")
+    expect(page.get_by_label("Bitrate").locator("option").first).to_have_text("192k; 128k for opus")
     expect(page.get_by_label("Cover")).to_have_value("none")
     expect(page.get_by_label("Channels").locator("option")).to_have_text(
         ["as the source", "mono", "stereo"]
@@ -500,6 +502,43 @@ def test_the_form_is_the_described_options_and_an_added_one_appears(
     expect(upload_row(page, "video_3s_160x120.mp4").locator(".status")).to_contain_text(
         "Uploaded 100%"
     )
+
+
+def test_a_format_shows_its_own_options_and_its_file_is_saved_with_its_extension(
+    open_page, stack, account, clip, tmp_path
+):
+    """Choosing FLAC hides the bitrate and VBR quality and offers the compression level; what
+    is sent is what is shown; the download is a FLAC named .flac (mutagen reads it)."""
+    import mutagen
+
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    sign_in(page, stack, email)
+    expect(page.get_by_label("Format")).to_have_value("mp3")
+    expect(page.get_by_label("FLAC compression")).to_be_hidden()
+    page.get_by_label("VBR quality").select_option("2")  # chosen, then hidden by the format
+    page.get_by_label("Format").select_option("flac")
+    expect(page.get_by_label("Bitrate")).to_be_hidden()
+    expect(page.get_by_label("VBR quality")).to_be_hidden()
+    page.get_by_label("FLAC compression").fill("8")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/upload")) as sent:
+        page.get_by_label("Drop videos here").set_input_files(clip)
+    body = sent.value.post_data_buffer or b""
+    assert b'name="format"\r\n\r\nflac\r\n' in body
+    assert b'name="compression"\r\n\r\n8\r\n' in body
+    assert b'name="quality"' not in body
+
+    row = job_row(page, "video_3s_160x120.mp4")
+    expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+    expect(row.locator(".status")).to_contain_text(re.compile(r"Done · FLAC · 3\.\d s"))
+    with page.expect_download() as info:
+        row.get_by_role("button", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == "video_3s_160x120.flac"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    found = mutagen.File(saved)
+    assert type(found).__name__ == "FLAC" and abs(found.info.length - 3.0) <= 0.05
 
 
 def test_security_headers_and_the_service_document(stack):

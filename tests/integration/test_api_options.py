@@ -110,6 +110,7 @@ def test_options_are_echoed_normalised_in_the_job(client, auth, clip):
     assert accepted.status_code == 202, accepted.get_json()
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
     assert job["options"] == {
+        "format": "mp3",
         "quality": 0,
         "sample_rate": 22050,
         "channels": 1,
@@ -131,14 +132,20 @@ def test_options_as_query_parameters(client, auth, clip):
     accepted = upload(client, headers, clip, query="?bitrate=320k&title=Caf%C3%A9&track=1")
     assert accepted.status_code == 202, accepted.get_json()
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"bitrate": "320k", "title": "Café", "cover": "none", "track": 1}
+    assert job["options"] == {
+        "format": "mp3",
+        "bitrate": "320k",
+        "title": "Café",
+        "cover": "none",
+        "track": 1,
+    }
 
 
 def test_defaults_when_no_option_is_given(client, auth, clip):
     _, headers = auth.new_user()
     accepted = upload(client, headers, clip, name="clip.final.mov")
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"title": "clip.final", "cover": "none", "track": 0}
+    assert job["options"] == {"format": "mp3", "title": "clip.final", "cover": "none", "track": 0}
 
 
 def test_openapi_documents_each_option_as_field_and_query_parameter(client):
@@ -147,8 +154,10 @@ def test_openapi_documents_each_option_as_field_and_query_parameter(client):
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     query = {p["name"] for p in post["parameters"] if p["in"] == "query"}
     options = {
+        "format",
         "bitrate",
         "quality",
+        "compression",
         "sample_rate",
         "channels",
         "start",
@@ -217,6 +226,7 @@ def test_tus_metadata_takes_the_same_options(client, auth, clip):
     assert done.status_code == 204
     [job] = client.get("/jobs", headers=headers).get_json()["items"]
     assert job["options"] == {
+        "format": "mp3",
         "quality": 3,
         "loudness": -14.0,
         "title": "Über",
@@ -230,4 +240,4 @@ def test_empty_fields_are_options_not_given(client, auth, clip):
     accepted = upload(client, headers, clip, quality="", title="", loudness="", cover="")
     assert accepted.status_code == 202
     job = client.get(accepted.get_json()["status_url"], headers=headers).get_json()
-    assert job["options"] == {"title": "My Talk", "cover": "none", "track": 0}
+    assert job["options"] == {"format": "mp3", "title": "My Talk", "cover": "none", "track": 0}

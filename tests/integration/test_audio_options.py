@@ -16,10 +16,12 @@ from core.domain.errors import MediaError
 from core.domain.media import Encoded, MediaLimits
 from core.domain.options import AudioOptions
 from tests.support.media import (
+    audio_packets,
     loudness,
     make_audio_only,
     make_fade_in_video,
     make_mp3_source,
+    make_mp3_video,
     make_quiet_with_clicks,
     make_two_language_video,
     make_video,
@@ -39,7 +41,7 @@ TRANSCODER = FFmpegTranscoder(LIMITS)
 def convert(src: str, dst: str, filename: str = "clip.mp4", **fields: str) -> Encoded:
     """What the service does: parse the fields as the API does, default the title, encode."""
     options = AudioOptions.parse(fields).titled(filename)
-    return TRANSCODER.encode_mp3(src, dst, options)  # as the service runs it: no prior probe
+    return TRANSCODER.encode_audio(src, dst, options)  # as the service runs it: no prior probe
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +267,18 @@ def test_other_sources_are_encoded(media: Path, dst: str) -> None:
     assert convert(make_video(media, 2.0), dst).mode == "encode"
 
 
+@pytest.mark.parametrize("container", ["mkv", "avi", "flv", "mp4"])
+def test_an_mp3_track_in_any_container_is_copied_packet_for_packet(
+    media: Path, dst: str, container: str
+) -> None:
+    src = make_mp3_video(media, container, 3.0)
+    result = convert(src, dst, filename=f"clip.{container}")
+    assert result.mode == "copy"
+    assert audio_packets(dst) == audio_packets(src)
+    assert result.duration == pytest.approx(3.0, abs=0.1)
+    assert MP3(dst).tags is not None and str(MP3(dst).tags["TIT2"]) == "clip"
+
+
 def test_silence_cannot_be_normalised(media: Path, dst: str, tmp_path: Path) -> None:
     from tests.support.media import run_ffmpeg
 
@@ -299,7 +313,14 @@ def test_the_summary_read_is_ffmpegs_not_the_uploaders() -> None:
         (lambda d: make_video(d, 2.0), {}, 1),
         (lambda d: make_video(d, 2.0), {"quality": "4", "end": "1", "title": "t"}, 1),
         (lambda d: make_mp3_source(d, 2.0), {}, 1),
+        (lambda d: make_mp3_video(d, "avi", 2.0), {}, 1),
+        # ffmpeg's description stops the encode it started; the copy runs on that description
+        (lambda d: make_mp3_video(d, "mkv", 2.0), {}, 2),
+        (lambda d: make_mp3_video(d, "mp4", 2.0), {}, 2),
         (lambda d: make_video(d, 2.0), {"cover": "frame"}, 2),
+        # Ogg has no picture stream: the still is taken first, then goes in as a tag
+        (lambda d: make_video(d, 2.0), {"cover": "frame", "format": "opus"}, 3),
+        (lambda d: make_video(d, 2.0), {"format": "m4a"}, 1),  # AAC in MP4: copied
         (lambda d: make_video(d, 2.0), {"loudness": "-16"}, 2),
     ],
 )

@@ -55,7 +55,7 @@ def encode(request: pytest.FixtureRequest):
             source = transcoder.probe(src)
         elif request.param == "one-run":
             source = None
-        return transcoder.encode_mp3(src, dst, AudioOptions(bitrate=bitrate), source, **kwargs)
+        return transcoder.encode_audio(src, dst, AudioOptions(bitrate=bitrate), source, **kwargs)
 
     return run
 

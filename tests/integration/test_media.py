@@ -42,10 +42,10 @@ def probe(path: str) -> MediaInfo:
     return TRANSCODER.probe(path)
 
 
-def encode_mp3(
+def encode_audio(
     src: str, dst: str, bitrate: str = "192k", transcoder: FFmpegTranscoder = TRANSCODER, **kwargs
 ) -> Encoded:
-    return transcoder.encode_mp3(
+    return transcoder.encode_audio(
         src, dst, AudioOptions(bitrate=bitrate), transcoder.probe(src), **kwargs
     )
 
@@ -128,7 +128,7 @@ def test_probe_rejects_a_playlist(media_dir: Path, tmp_path: Path) -> None:
 
 
 def test_mp4_becomes_an_mp3_of_the_same_duration(video_mp4: str, dst: str) -> None:
-    info = encode_mp3(video_mp4, dst)
+    info = encode_audio(video_mp4, dst)
     assert is_mpeg_audio(dst)
     assert mp3_duration(dst) == pytest.approx(3.0, abs=0.2)
     assert info.mode == "encode"
@@ -137,21 +137,21 @@ def test_mp4_becomes_an_mp3_of_the_same_duration(video_mp4: str, dst: str) -> No
 
 def test_bitrate_sets_the_output_size(video_mp4: str, tmp_path: Path) -> None:
     low, high = str(tmp_path / "128.mp3"), str(tmp_path / "320.mp3")
-    encode_mp3(video_mp4, low, bitrate="128k")
-    encode_mp3(video_mp4, high, bitrate="320k")
+    encode_audio(video_mp4, low, bitrate="128k")
+    encode_audio(video_mp4, high, bitrate="320k")
     ratio = os.path.getsize(high) / os.path.getsize(low)
     assert 2.0 < ratio < 3.0  # 320/128 = 2.5, plus tag and header overhead
 
 
 def test_an_unknown_bitrate_is_refused(video_mp4: str, dst: str) -> None:
     with pytest.raises(ValueError, match="bitrate"):
-        encode_mp3(video_mp4, dst, bitrate="100k")
+        encode_audio(video_mp4, dst, bitrate="100k")
     assert not os.path.exists(dst)
 
 
 def test_progress_rises_to_100(long_audio: str, dst: str) -> None:
     seen: list[float] = []
-    encode_mp3(long_audio, dst, on_progress=seen.append)
+    encode_audio(long_audio, dst, on_progress=seen.append)
     assert len(seen) >= 2
     assert all(0.0 <= p <= 100.0 for p in seen)
     assert all(a < b for a, b in zip(seen, seen[1:]))
@@ -164,7 +164,7 @@ def test_mp4_works_wherever_its_index_is(media_dir: Path, dst: str, faststart: b
     src = make_video(media_dir, 2.0, faststart=faststart)
     data = Path(src).read_bytes()
     assert (data.index(b"moov") > data.index(b"mdat")) is not faststart
-    encode_mp3(src, dst)
+    encode_audio(src, dst)
     assert mp3_duration(dst) == pytest.approx(2.0, abs=0.2)
 
 
@@ -173,7 +173,7 @@ def test_webm_works(media_dir: Path, dst: str, streamed: bool) -> None:
     src = make_webm(media_dir, 3.0, streamed=streamed)
     assert (probe(src).duration is None) is streamed
     seen: list[float] = []
-    encode_mp3(src, dst, on_progress=seen.append)
+    encode_audio(src, dst, on_progress=seen.append)
     assert is_mpeg_audio(dst)
     assert mp3_duration(dst) == pytest.approx(3.0, abs=0.2)
     if streamed:
@@ -183,14 +183,14 @@ def test_webm_works(media_dir: Path, dst: str, streamed: bool) -> None:
 @pytest.mark.parametrize("fmt", ["m4a", "wav"])
 def test_audio_only_input_works(media_dir: Path, dst: str, fmt: str) -> None:
     src = make_audio_only(media_dir, 3.0, fmt=fmt)
-    encode_mp3(src, dst)
+    encode_audio(src, dst)
     assert mp3_duration(dst) == pytest.approx(3.0, abs=0.2)
 
 
 @pytest.mark.parametrize("fmt", ["mkv", "avi", "mov", "wmv"])
 def test_other_containers_work(media_dir: Path, dst: str, fmt: str) -> None:
     src = make_video(media_dir, 2.0, fmt=fmt)
-    encode_mp3(src, dst)
+    encode_audio(src, dst)
     assert mp3_duration(dst) == pytest.approx(2.0, abs=0.2)
 
 
@@ -199,7 +199,7 @@ def test_other_containers_work(media_dir: Path, dst: str, fmt: str) -> None:
 
 def test_silent_video_fails_with_a_message_about_audio(media_dir: Path, dst: str) -> None:
     with pytest.raises(MediaError, match=MediaError.NO_AUDIO) as caught:
-        encode_mp3(make_silent_video(media_dir, 2.0), dst)
+        encode_audio(make_silent_video(media_dir, 2.0), dst)
     assert_clear_error(caught.value)
     assert not os.path.exists(dst)
 
@@ -216,7 +216,7 @@ def test_unreadable_input_fails_clearly(
     media_dir: Path, dst: str, make: Callable[[Path], str], expected: str
 ) -> None:
     with pytest.raises(MediaError) as caught:
-        encode_mp3(make(media_dir), dst)
+        encode_audio(make(media_dir), dst)
     assert str(caught.value) == expected
     assert_clear_error(caught.value)
     assert not os.path.exists(dst)
@@ -228,7 +228,7 @@ def test_truncated_faststart_mp4_fails_the_duration_check(media_dir: Path, dst: 
     src = make_truncated_mp4(media_dir, faststart=True)
     assert probe(src).duration == pytest.approx(3.0, abs=0.1)
     with pytest.raises(MediaError) as caught:
-        encode_mp3(src, dst)
+        encode_audio(src, dst)
     assert str(caught.value) == MediaError.DAMAGED and "1." in caught.value.detail
     assert_clear_error(caught.value)
     assert not os.path.exists(dst)
@@ -248,7 +248,7 @@ def test_an_interruption_kills_ffmpeg_and_removes_dst(
         raise interruption()
 
     with pytest.raises(interruption):
-        encode_mp3(long_audio, dst, on_progress=interrupt)
+        encode_audio(long_audio, dst, on_progress=interrupt)
     assert running, "ffmpeg should still have been running when progress was reported"
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running)
     assert not os.path.exists(dst)
@@ -258,7 +258,7 @@ def test_timeout_kills_ffmpeg_and_removes_dst(long_audio: str, dst: str) -> None
     impatient = FFmpegTranscoder(LIMITS)
     impatient.timeout_floor, impatient.min_speed = 0.3, 1e9
     with pytest.raises(MediaError) as caught:
-        encode_mp3(long_audio, dst, transcoder=impatient)
+        encode_audio(long_audio, dst, transcoder=impatient)
     assert str(caught.value) == MediaError.TOO_SLOW
     assert not os.path.exists(dst)
 
@@ -325,7 +325,7 @@ def test_sniff_recognizes_generated_media(
 
 
 def test_sniff_recognizes_our_own_mp3(video_mp4: str, dst: str) -> None:
-    encode_mp3(video_mp4, dst)
+    encode_audio(video_mp4, dst)
     assert sniff(head_of(dst)) == "mp3"
 
 

@@ -527,7 +527,7 @@ class FakeTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, "Invalid data found when processing input")
         return MediaInfo(duration=3.0, has_audio=b"SILENT" not in data, has_video=True)
 
-    def encode_mp3(self, src, dst, options, source=None, on_progress=None, should_stop=None):
+    def encode_audio(self, src, dst, options, source=None, on_progress=None, should_stop=None):
         source = source or self.probe(src)
         if not source.has_audio:
             raise MediaError(MediaError.NO_AUDIO)

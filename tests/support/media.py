@@ -332,3 +332,95 @@ def mpeg_audio_frames(path: str | os.PathLike[str]) -> bytes:
     if b"Xing" in data[:first] or b"Info" in data[:first]:
         data = data[first:]
     return data
+
+
+def make_mp3_video(directory: str | os.PathLike[str], fmt: str, seconds: float = 3.0) -> str:
+    """A testsrc video whose audio is a 160 kb/s MP3 track, in mkv, avi, flv or mp4."""
+    video = {"mkv": _X264, "mp4": _X264, "flv": _X264, "avi": ["-c:v", "mpeg4", "-q:v", "10"]}
+    path = Path(directory) / f"mp3_in_{seconds:g}s.{fmt}"
+    run_ffmpeg(
+        *_video_source(seconds, "160x120"),
+        *_audio_source(seconds),
+        *video[fmt],
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "160k",
+        str(path),
+    )
+    return str(path)
+
+
+def audio_packets(
+    path: str | os.PathLike[str], track: int = 0, bsf: str | None = None
+) -> list[tuple[int, str]]:
+    """(size, MD5) of each packet of an audio track as the container holds it, by ffmpeg's
+    own `-f framemd5 -c copy`: what a stream copy must keep bit for bit (timestamps left out,
+    each container counts time in its own units). `bsf`: through that bitstream filter, as a
+    remux into another container does (ADTS headers dropped for MP4)."""
+    done = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            f"0:a:{track}",
+            "-c",
+            "copy",
+            *(["-bsf:a", bsf] if bsf else []),
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        capture_output=True,
+        timeout=GENERATE_TIMEOUT_S,
+        check=True,
+    )
+    packets = []
+    for line in done.stdout.decode().splitlines():
+        if line and not line.startswith("#"):
+            fields = [field.strip() for field in line.split(",")]
+            packets.append((int(fields[4]), fields[5]))
+    return packets
+
+
+def decoded_duration(path: str | os.PathLike[str]) -> float:
+    """Seconds of audio in a file as ffmpeg's decoder counts them (the last `time=` of a
+    decode to null), whatever the container declares."""
+    import re
+
+    done = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path), "-map", "0:a:0"]
+        + ["-f", "null", "-"],
+        capture_output=True,
+        timeout=GENERATE_TIMEOUT_S,
+        check=True,
+    )
+    times = re.findall(r"time=(\d+):(\d\d):(\d\d\.\d+)", done.stderr.decode())
+    h, m, s = times[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def riff_info(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The text chunks of a WAV file's LIST/INFO chunk (RIFF's own tags), read by hand from
+    the chunk layout of the RIFF specification."""
+    import struct
+
+    data = Path(path).read_bytes()
+    found: dict[str, str] = {}
+    at = 12
+    while at + 8 <= len(data):
+        kind, size = data[at : at + 4], struct.unpack("<I", data[at + 4 : at + 8])[0]
+        body = data[at + 8 : at + 8 + size]
+        if kind == b"LIST" and body[:4] == b"INFO":
+            sub = 4
+            while sub + 8 <= len(body):
+                key, length = body[sub : sub + 4], struct.unpack("<I", body[sub + 4 : sub + 8])[0]
+                found[key.decode()] = body[sub + 8 : sub + 8 + length].rstrip(b"\0").decode()
+                sub += 8 + length + (length & 1)
+        at += 8 + size + (size & 1)
+    return found

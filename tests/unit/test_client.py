@@ -86,6 +86,50 @@ def test_server_file_names_stay_in_the_output_folder(name, safe):
     assert safe_name(name, "j1") == safe
 
 
+@pytest.mark.parametrize(
+    "name,extension,safe",
+    [
+        ("talk.m4a", "m4a", "talk.m4a"),
+        ("talk.mp3", "flac", "talk.mp3.flac"),
+        (None, "opus", "j1.opus"),
+        ("../x.wav", "wav", "x.wav"),
+    ],
+)
+def test_a_downloaded_file_ends_in_its_formats_extension(name, extension, safe):
+    assert safe_name(name, "j1", extension) == safe
+
+
+@pytest.mark.parametrize(
+    "served,saved",
+    [
+        ({"/jobs/j1/audio": ("audio/flac", "Talk.flac")}, "Talk.flac"),
+        ({"/jobs/j1/audio": ("audio/ogg", "../Talk")}, "Talk.opus"),
+        ({"/jobs/j1/mp3": ("audio/mpeg", "Talk.mp3")}, "Talk.mp3"),  # a server before formats
+    ],
+)
+def test_download_takes_audio_and_falls_back_to_mp3_on_an_older_server(tmp_path, served, saved):
+    import threading
+
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if (done := _login(request)) is not None:
+            return done
+        asked.append(request.url.path)
+        if request.url.path not in served:
+            return httpx.Response(404, json={"code": 404, "message": "not found"})
+        kind, name = served[request.url.path]
+        headers = {"Content-Type": kind, "Content-Disposition": f'attachment; filename="{name}"'}
+        return httpx.Response(200, content=b"audio", headers=headers)
+
+    out = tmp_path / "out"
+    path = _api(tmp_path, handler).download(
+        "j1", out, None, False, lambda total: None, lambda done: None, threading.Event()
+    )
+    assert path == out / saved and path.read_bytes() == b"audio"
+    assert asked == ["/jobs/j1/audio", *(["/jobs/j1/mp3"] if "/jobs/j1/mp3" in served else [])]
+
+
 @pytest.mark.parametrize("url", ["127.0.0.1:8080", "ftp://host", "http://", "http://h:port"])
 def test_urls_must_be_http(url, tmp_path):
     with pytest.raises(ClientError, match="URL"):

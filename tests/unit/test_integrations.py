@@ -170,6 +170,23 @@ def test_the_same_key_for_another_request_is_refused(pipeline, alice):
     assert len(pipeline.jobs.rows) == 1
 
 
+def test_another_format_is_another_request_and_a_key_from_before_formats_still_matches(
+    pipeline, alice
+):
+    from core.services.idempotency import Fingerprint
+
+    first = keyed(pipeline, alice, "k-fmt")
+    with pytest.raises(InvalidInput):
+        keyed(pipeline, alice, "k-fmt", options={"bitrate": "192k", "format": "m4a"})
+    # remembered by a server before formats: its options had no `format`
+    before = Fingerprint()
+    for _ in before.feed(chunks(MP4)):
+        pass
+    old = before.digest({"bitrate": "192k", "cover": "none", "track": 0})
+    pipeline.keys.remember(alice, "k-old", old, job_id=first.id)
+    assert keyed(pipeline, alice, "k-old").id == first.id
+
+
 def test_a_key_still_being_received_conflicts(pipeline, alice):
     assert pipeline.keys.reserve(alice, "k-3") is None
     with pytest.raises(Conflict):

@@ -52,13 +52,25 @@ def test_bad_options_store_nothing(pipeline, alice):
 def test_options_known_only_after_the_file_is_accepted(pipeline, alice):
     job = submit(pipeline, alice, options=lambda: AudioOptions.parse({"bitrate": "320k"}))
     assert job.bitrate == "320k"
-    assert job.options == {"bitrate": "320k", "title": "clip", "cover": "none", "track": 0}
+    assert job.options == {
+        "format": "mp3",
+        "bitrate": "320k",
+        "title": "clip",
+        "cover": "none",
+        "track": 0,
+    }
 
 
 def test_the_job_shows_vbr_and_keeps_a_given_title(pipeline, alice):
     job = submit(pipeline, alice, options=AudioOptions.parse({"quality": "3", "title": "Talk"}))
     assert job.bitrate == "V3"
-    assert job.options == {"quality": 3, "title": "Talk", "cover": "none", "track": 0}
+    assert job.options == {
+        "format": "mp3",
+        "quality": 3,
+        "title": "Talk",
+        "cover": "none",
+        "track": 0,
+    }
 
 
 def test_convert_stores_one_mp3_and_queues_the_email(pipeline, alice):
@@ -124,14 +136,14 @@ def test_missing_video_fails_cleanly(pipeline, alice):
 
 def test_job_deleted_during_conversion_leaves_no_mp3(pipeline, alice):
     job = submit(pipeline, alice)
-    original = pipeline.transcoder.encode_mp3
+    original = pipeline.transcoder.encode_audio
 
     def encode_then_delete(*args, **kwargs):
         info = original(*args, **kwargs)
         pipeline.jobs.delete(job.id)
         return info
 
-    pipeline.transcoder.encode_mp3 = encode_then_delete
+    pipeline.transcoder.encode_audio = encode_then_delete
     assert pipeline.conversion.convert(job.id) is Outcome.LOST
     assert pipeline.blobs.in_bucket(MP3S) == [] and pipeline.queue.notifies == []
 
@@ -146,6 +158,18 @@ def test_notify_emails_the_owner_once(pipeline, alice):
     assert email.to == "alice@example.com" and job.id in email.body
     assert f"http://api.test/jobs/{job.id}/mp3" in email.body
     assert pipeline.jobs.get(job.id).notified_at is not None
+
+
+def test_the_email_of_another_format_names_it_and_links_its_audio(pipeline, alice):
+    job = submit(pipeline, alice, name="Talk.mov", options=AudioOptions(format="flac"))
+    pipeline.conversion.convert(job.id)
+    fid = pipeline.jobs.get(job.id).mp3_fid
+    assert pipeline.blobs.stat(MP3S, fid).content_type == "audio/flac"
+    assert pipeline.notifications.notify(job.id, pipeline.queue.holders[-1]) is True
+    [email] = pipeline.mailer.sent
+    assert email.subject == "Your FLAC is ready: \u201cTalk.flac\u201d"
+    assert f"http://api.test/jobs/{job.id}/audio" in email.body
+    assert "/mp3" not in email.body
 
 
 def test_notify_failure_propagates_for_retry_and_records_nothing(pipeline, alice):

@@ -40,7 +40,7 @@ def test_audio_options_has_a_field_per_described_option_filled_in_when_no_words_
     for field in fields(AudioOptions):
         option = described[field.name]
         assert field.default == (option.default if option.absent is None else None), field.name
-    assert AudioOptions.parse({}).to_dict() == {"cover": "none", "track": 0}
+    assert AudioOptions.parse({}).to_dict() == {"format": "mp3", "cover": "none", "track": 0}
 
 
 # The 422 messages, as the API said them before the options were described once.

@@ -178,10 +178,11 @@ export class JobList {
   async download(row) {
     this.say(row, "Downloading…");
     // The token goes in a header, never in a URL: fetch into a Blob, then save that.
-    const response = await this.session.fetch("GET", row.job.links.mp3 || `/jobs/${row.job.id}/mp3`);
+    const links = row.job.links || {};
+    const response = await this.session.fetch("GET", links.audio || links.mp3 || `/jobs/${row.job.id}/mp3`);
     const blob = await response.blob();
     const name = attachmentName(response.headers.get("Content-Disposition"))
-      || mp3Name(row.job.filename);
+      || audioName(row.job.filename, row.job.format);
     const url = URL.createObjectURL(blob);
     const anchor = document.createElement("a");
     anchor.href = url;
@@ -250,7 +251,8 @@ export function statusWords(job, percent = 0) {
     case "converting":
       return `Converting ${percent}%`;
     case "done": {
-      const facts = [job.duration_s != null ? duration(job.duration_s) : null,
+      const facts = [job.format && job.format !== "mp3" ? job.format.toUpperCase() : null,
+        job.duration_s != null ? duration(job.duration_s) : null,
         job.mp3_size != null ? size(job.mp3_size) : null,
         job.mode === "copy" ? "audio copied" : job.bitrate, ...(job.notes || [])].filter(Boolean);
       return `Done${facts.length ? " · " + facts.join(" · ") : ""}`;
@@ -261,15 +263,17 @@ export function statusWords(job, percent = 0) {
       return "Cancelled";
     case "expired": {
       const until = job.expires_at ? new Date(job.expires_at).toLocaleString() : null;
-      return `Expired: the MP3 was deleted${until ? ` (kept until ${until})` : ""}`;
+      const what = job.format && job.format !== "mp3" ? `${job.format.toUpperCase()} file` : "MP3";
+      return `Expired: the ${what} was deleted${until ? ` (kept until ${until})` : ""}`;
     }
     default: // a status this page does not know yet: say it as the API does
       return String(job.status);
   }
 }
 
-export function mp3Name(filename) {
-  return `${(filename || "audio").replace(/\.[^.]*$/, "")}.mp3`;
+/** The name a job's output is saved as when the server gives none: the format is its extension. */
+export function audioName(filename, format = "mp3") {
+  return `${(filename || "audio").replace(/\.[^.]*$/, "")}.${format || "mp3"}`;
 }
 
 /** The file name of Content-Disposition: filename* (RFC 5987) first, then filename. */

@@ -42,7 +42,22 @@ export function renderOptions(container, options) {
       control.setAttribute("aria-describedby", hint.id);
       field.append(hint);
     }
+    if (Array.isArray(schema["x-formats"])) field.dataset.formats = schema["x-formats"].join(" ");
     container.append(field);
+  }
+  const format = container.querySelector("[name=format]");
+  if (format) {
+    format.addEventListener("change", () => showForFormat(container, format.value));
+    showForFormat(container, format.value);
+  }
+}
+
+/** Only the options the chosen format takes are shown and sent (x-formats of each). */
+function showForFormat(container, format) {
+  for (const field of container.querySelectorAll(".field[data-formats]")) {
+    const applies = !format || field.dataset.formats.split(" ").includes(format);
+    field.hidden = !applies;
+    for (const control of field.querySelectorAll("select, input")) control.disabled = !applies;
   }
 }
 
@@ -90,7 +105,7 @@ export function readOptions(form, options) {
   const values = [];
   for (const { name } of options) {
     const control = form.elements.namedItem(name);
-    if (control && control.value !== "") values.push([name, control.value]);
+    if (control && !control.disabled && control.value !== "") values.push([name, control.value]);
   }
   return values;
 }

@@ -7,7 +7,7 @@ import os
 
 from core.adapters.ffmpeg.loudness import measure_filter, normaliser
 from core.domain.media import MediaInfo
-from core.domain.options import DEFAULT_BITRATE, AudioOptions
+from core.domain.options import AudioOptions
 
 # Demuxers ffmpeg may use, enforced by ffmpeg itself before a demuxer reads its header.
 # Everything that opens other files or URLs, or synthesises audio from text (hls, dash,
@@ -38,6 +38,38 @@ INPUT = ["-nostdin", "-hide_banner", *PER_INPUT]
 # One frame, at most 600 px wide, as full-range JPEG; one scaler thread (ffmpeg's thread pool
 # does not fit under the child's address-space limit).
 COVER_FILTER = "[0:v:0]trim=end_frame=1,scale='min(iw,600)':-2:threads=1,format=yuvj420p[cover]"
+# Our own ffmetadata file (an Opus cover's tags): nothing else may be read as it.
+TAGS_INPUT = ["-f", "ffmetadata", "-protocol_whitelist", "file", "-format_whitelist", "ffmetadata"]
+
+
+def cover_at(chosen: MediaInfo) -> float:
+    """Where the cover's still is taken: 10% into the source (past a fade-in from black)."""
+    return 0.1 * chosen.duration if chosen.duration else 1.0
+
+
+def frame_args(target: str, chosen: MediaInfo, jpeg: str) -> list[str]:
+    """One still of `target`'s video, as the cover filter makes it, to a JPEG file."""
+    return [
+        *INPUT,
+        "-loglevel",
+        "error",
+        "-y",
+        "-ss",
+        f"{cover_at(chosen):.3f}",
+        "-i",
+        target,
+        "-filter_complex",
+        COVER_FILTER,
+        "-map",
+        "[cover]",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "mjpeg",
+        "-f",
+        "mjpeg",
+        "file:" + os.path.abspath(jpeg),
+    ]
 
 
 def window_args(start: float, end: float | None) -> list[str]:
@@ -46,15 +78,38 @@ def window_args(start: float, end: float | None) -> list[str]:
     return args + (["-to", f"{end:.3f}"] if end is not None else [])
 
 
+def codec_args(options: AudioOptions) -> list[str]:
+    """The encoder of the chosen format, with its own quality options."""
+    fmt = options.output
+    bitrate = ["-b:a", options.bitrate or fmt.default_bitrate or ""]
+    if fmt.name == "mp3":
+        quality = ["-q:a", str(options.quality)] if options.quality is not None else bitrate
+        return ["-c:a", "libmp3lame", *quality]
+    if fmt.name == "m4a":
+        return ["-c:a", "aac", "-profile:a", "aac_low", *bitrate]
+    if fmt.name == "opus":
+        return ["-c:a", "libopus", *bitrate]
+    if fmt.name == "flac":
+        level = options.compression
+        return ["-c:a", "flac", *(["-compression_level", str(level)] if level is not None else [])]
+    return ["-c:a", "pcm_s16le"]
+
+
+# Each format's muxer and its options.
+MUXERS = {
+    "mp3": ["-f", "mp3"],
+    "m4a": ["-f", "mp4", "-movflags", "+faststart"],  # the index first: plays while it loads
+    "opus": ["-f", "ogg"],
+    "flac": ["-f", "flac"],
+    "wav": ["-f", "wav"],
+}
+
+
 def audio_args(options: AudioOptions, copy: bool, gain: float | None) -> list[str]:
-    """The MP3 stream's codec options: copied, or encoded with the options and the gain."""
+    """The audio stream's codec options: copied, or encoded with the options and the gain."""
     if copy:
         return ["-c:a", "copy"]
-    args = ["-c:a", "libmp3lame"]
-    if options.quality is not None:
-        args += ["-q:a", str(options.quality)]
-    else:
-        args += ["-b:a", options.bitrate or DEFAULT_BITRATE]
+    args = codec_args(options)
     if options.sample_rate is not None:
         args += ["-ar", str(options.sample_rate)]
     if options.channels is not None:
@@ -73,17 +128,22 @@ def encode_args(
     copy: bool,
     gain: float | None,
     max_duration: float,
+    tags_file: str | None = None,
 ) -> list[str]:
-    """An encode of `target`'s chosen track (and, for a cover, a frame) to an MP3 at dst,
-    its progress on stdout."""
+    """An encode of `target`'s chosen track (and, for a cover, a frame) to the chosen format
+    at dst, its progress on stdout. `tags_file`: an ffmetadata file of ours whose global tags
+    the output gets (an Opus cover)."""
     start, end = options.start or 0.0, options.end
     # Undescribed, the source is read at info level: ffmpeg prints its description first.
     args = [*INPUT, "-loglevel", "error" if chosen else "info", "-y"]
     if cover and chosen is not None:
         # The still comes from a second reading of the same file, seeked 10% in.
-        at = 0.1 * chosen.duration if chosen.duration else 1.0
-        args += ["-ss", f"{at:.3f}", "-i", target, *PER_INPUT]
+        args += ["-ss", f"{cover_at(chosen):.3f}", "-i", target, *PER_INPUT]
     args += [*window_args(start, end), "-i", target]
+    tags_input = None
+    if tags_file is not None:
+        tags_input = 2 if cover else 1
+        args += [*TAGS_INPUT, "-i", "file:" + os.path.abspath(tags_file)]
     audio = 1 if cover else 0
     args += ["-map", f"{audio}:a:{options.track}"]
     if cover:
@@ -103,7 +163,8 @@ def encode_args(
         ]
     else:
         args += ["-vn"]
-    args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+    tags_from = "-1" if tags_input is None else str(tags_input)
+    args += ["-sn", "-dn", "-map_metadata", tags_from, "-map_chapters", "-1"]
     args += audio_args(options, copy, gain)
     for tag in ("title", "artist", "album"):
         value = getattr(options, tag)
@@ -113,8 +174,7 @@ def encode_args(
     args += [
         "-t",
         f"{max_duration + 1:g}",
-        "-f",
-        "mp3",
+        *MUXERS[options.format],
         "-progress",
         "pipe:1",
         "-stats_period",

@@ -9,7 +9,8 @@ import time
 from typing import Callable
 
 from core.adapters.ffmpeg import process as ffmpeg_process
-from core.adapters.ffmpeg.args import INPUT, encode_args, measure_args
+from core.adapters.ffmpeg.args import INPUT, encode_args, frame_args, measure_args
+from core.adapters.ffmpeg.cover import ffmetadata
 from core.adapters.ffmpeg.describe import Description, describe, detail
 from core.adapters.ffmpeg.loudness import gain_to_target, measured_loudness
 from core.adapters.ffmpeg.process import ChildLimits, TimedOut
@@ -22,7 +23,17 @@ from core.ports.media import Transcoder
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 60.0
+# The containers whose audio is likely in a format's codec already: a conversion from one of
+# these starts as a copy, from any other as an encode (either switches on ffmpeg's word).
+LIKELY_COPIES = {
+    "mp3": ("mp3", "avi"),
+    "m4a": ("mp4", "mov", "3gp", "matroska/webm", "flv", "mpeg-ts", "aac"),
+    "opus": ("matroska/webm", "ogg"),
+    "flac": ("flac", "matroska/webm"),
+    "wav": ("wav",),
+}
 STDERR_TAIL_BYTES = 4096
+MAX_COVER_BYTES = 4 * 2**20  # a 600 px wide JPEG still is far smaller
 
 
 class _ProgressReporter:
@@ -99,7 +110,7 @@ class FFmpegTranscoder(Transcoder):
             raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
         return info
 
-    def encode_mp3(
+    def encode_audio(
         self,
         src: str,
         dst: str,
@@ -108,12 +119,14 @@ class FFmpegTranscoder(Transcoder):
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Encoded:
-        """Write src's chosen audio track, with the options applied, as an MP3 at dst; nothing
-        is left at dst on failure. The audio is copied when it is MP3 already and no option
-        changes it. Without `source`, a plain conversion is one ffmpeg run: the ceilings are
-        checked on ffmpeg's description of the input as soon as it is printed, and the run is
-        stopped there when one is exceeded. A cover or loudness needs the description first
-        (loudness gets it from its analysis run)."""
+        """Write src's chosen audio track, with the options applied, at dst in the options'
+        format; nothing is left at dst on failure. The audio is copied when ffmpeg describes
+        the chosen track in the format's codec already (in any container) and no option
+        changes it. Without `source`, a plain
+        conversion is one ffmpeg run (two when its first guess of copy or encode was wrong):
+        the ceilings are checked on ffmpeg's description of the input as soon as it is
+        printed, and the run is stopped there when one is exceeded. A cover or loudness needs
+        the description first (loudness gets it from its analysis run)."""
         options.check()  # defensively: options built in code are not parsed
         if source is None and options.cover == "frame":
             source = self.probe(src)
@@ -125,7 +138,8 @@ class FFmpegTranscoder(Transcoder):
         chosen = source.track(options.track)
         self.limits.check(chosen)
         start, end = self._window(options, chosen)
-        copy = chosen.audio_codec == "mp3" and not options.needs_encode
+        self._fits(options, chosen)
+        copy = _copies(options, chosen)
         return self._encode(src, dst, options, source, copy, gain, on_progress, should_stop)
 
     def _encode_described(
@@ -136,28 +150,38 @@ class FFmpegTranscoder(Transcoder):
         on_progress: Callable[[float], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> Encoded:
-        """One run that describes its input and encodes it; copied when the file is an MP3
-        (by its first bytes; by ffmpeg's word once described, else encoded in a second run)."""
+        """One run that describes its input and converts it. Whether the audio is copied is
+        decided on ffmpeg's description of the chosen track, whatever the container: the run
+        starts as the likelier of copy and encode (by the container in the first bytes), and
+        when the description, printed before any audio is written, says otherwise it is
+        stopped there and the other is run on that description (the cost of a probe)."""
         if not os.path.isfile(src):
             raise FileNotFoundError(src)
         if os.path.getsize(src) == 0:
             raise MediaError(MediaError.EMPTY)
         with open(src, "rb") as fh:
-            copy = sniff(fh.read(HEAD_BYTES)) == "mp3" and not options.needs_encode
+            container = sniff(fh.read(HEAD_BYTES))
+        guess = _copyable(options) and container in LIKELY_COPIES.get(options.format, ())
         try:
-            return self._encode(src, dst, options, None, copy, None, on_progress, should_stop)
-        except _NotCopyable:
-            return self._encode(src, dst, options, None, False, None, on_progress, should_stop)
+            return self._encode(src, dst, options, None, guess, None, on_progress, should_stop)
+        except _Switch as switch:
+            return self._encode(
+                src, dst, options, switch.info, not guess, None, on_progress, should_stop
+            )
 
-    def _accept(self, options: AudioOptions, copy: bool, info: MediaInfo | None) -> MediaInfo:
-        """The chosen track of a described source within every ceiling, or MediaError."""
+    def _accept(
+        self, options: AudioOptions, copy: bool | None, info: MediaInfo | None
+    ) -> MediaInfo:
+        """The chosen track of a described source within every ceiling, or MediaError; _Switch
+        when `copy` (None: not to be decided) is not what the chosen track allows."""
         if info is None:
             raise MediaError(MediaError.NOT_MEDIA, "ffmpeg did not describe the input")
         chosen = info.track(options.track)
         self.limits.check(chosen)
         self._window(options, chosen)
-        if copy and chosen.audio_codec != "mp3":
-            raise _NotCopyable()
+        self._fits(options, chosen)
+        if copy is not None and copy != _copies(options, chosen):
+            raise _Switch(info)
         return chosen
 
     def _encode(
@@ -177,9 +201,25 @@ class FFmpegTranscoder(Transcoder):
         notes: list[str] = []
         cover = options.cover == "frame" and chosen is not None and chosen.has_video
         if options.cover == "frame" and not cover:
-            notes.append(MediaError.NO_COVER)
+            notes.append(MediaError.NO_COVER.format(what=options.output.noun))
         target = "file:" + os.path.abspath(src)
-        args = encode_args(target, dst, options, chosen, cover, copy, gain, limits.max_duration)
+        tags_file = None
+        if cover and options.format == "opus" and chosen is not None:
+            # Ogg has no picture stream: the still goes in as a tag, taken beforehand.
+            cover = False
+            tags_file = dst + ".tags"
+            jpeg = self._still(target, chosen, dst + ".jpg")
+            if jpeg is None:
+                notes.append(MediaError.NO_FRAME.format(what=options.output.noun))
+            try:
+                with open(tags_file, "w", encoding="utf-8") as fh:
+                    fh.write(ffmetadata({}, jpeg))
+            except BaseException:
+                _remove(tags_file)
+                raise
+        args = encode_args(
+            target, dst, options, chosen, cover, copy, gain, limits.max_duration, tags_file
+        )
         run = _Run(self, options, start, end, chosen, on_progress, should_stop)
         described = (
             None
@@ -202,15 +242,18 @@ class FFmpegTranscoder(Transcoder):
                 if run.chosen is None:  # no description at all: not media we can read
                     raise MediaError(MediaError.NOT_MEDIA, detail(outcome.stderr))
             written = run.reporter.out_seconds
-            self._check_outcome(outcome, written, run.expected)
+            self._check_outcome(outcome, written, run.expected, options.output.noun)
             if cover and run.reporter.frames == 0:
-                notes.append(MediaError.NO_FRAME)
+                notes.append(MediaError.NO_FRAME.format(what=options.output.noun))
         except TimedOut:
             _remove(dst)
             raise MediaError(MediaError.TOO_SLOW, f"no result after {run.timeout:.0f} s") from None
         except BaseException:
             _remove(dst)
             raise
+        finally:
+            if tags_file is not None:
+                _remove(tags_file)
         info = source if source is not None else (described.info if described else None)
         return Encoded(
             duration=round(written, 3),
@@ -218,6 +261,43 @@ class FFmpegTranscoder(Transcoder):
             notes=tuple(notes),
             source=info,
         )
+
+    def _still(self, target: str, chosen: MediaInfo, jpeg: str) -> bytes | None:
+        """The cover's still as JPEG bytes (None when the video gives none), by one short run
+        under the probe's ceilings; the file is removed either way."""
+        try:
+            ffmpeg_process.run(
+                frame_args(target, chosen, jpeg),
+                self._child_limits(PROBE_TIMEOUT_S, MAX_COVER_BYTES),
+                PROBE_TIMEOUT_S,
+                stderr_limit=STDERR_TAIL_BYTES,
+            )
+            with open(jpeg, "rb") as fh:
+                data = fh.read(MAX_COVER_BYTES)
+            return data if data[:2] == b"\xff\xd8" else None
+        except (TimedOut, OSError):
+            return None
+        finally:
+            _remove(jpeg)
+
+    def _fits(self, options: AudioOptions, chosen: MediaInfo) -> None:
+        """A WAV's size follows from the description (16-bit PCM): MediaError before any audio
+        is written when it would exceed the output ceiling, rather than at the ceiling."""
+        if options.format != "wav" or chosen.duration is None:
+            return
+        start = options.start or 0.0
+        end = options.end if options.end is not None else chosen.duration
+        tracks = chosen.audio_tracks
+        declared = tracks[options.track].channels if options.track < len(tracks) else None
+        channels = options.channels or declared or 2
+        rate = options.sample_rate or chosen.sample_rate or 48000
+        size = (end - start) * rate * channels * 2
+        if size > self.limits.max_output_bytes:
+            limit = f"{self.limits.max_output_bytes // 2**20} MiB"
+            raise MediaError(
+                MediaError.TOO_LARGE.format(what=options.output.noun, limit=limit),
+                f"{size / 2**20:.0f} MiB of PCM",
+            )
 
     @staticmethod
     def _window(options: AudioOptions, source: MediaInfo) -> tuple[float, float | None]:
@@ -275,7 +355,7 @@ class FFmpegTranscoder(Transcoder):
         described = (
             None
             if chosen
-            else Description(target, lambda info: run.described(self._accept(options, False, info)))
+            else Description(target, lambda info: run.described(self._accept(options, None, info)))
         )
         try:
             outcome = ffmpeg_process.run(
@@ -301,12 +381,18 @@ class FFmpegTranscoder(Transcoder):
         return loudness, peak, source
 
     def _check_outcome(
-        self, outcome: ffmpeg_process.Outcome, written: float, expected: float | None
+        self,
+        outcome: ffmpeg_process.Outcome,
+        written: float,
+        expected: float | None,
+        what: str = "MP3",
     ) -> None:
         limits = self.limits
         if outcome.code == -signal.SIGXFSZ:
             raise MediaError(
-                MediaError.TOO_LARGE.format(limit=f"{limits.max_output_bytes // 2**20} MiB")
+                MediaError.TOO_LARGE.format(
+                    what=what, limit=f"{limits.max_output_bytes // 2**20} MiB"
+                )
             )
         if outcome.code in (-signal.SIGXCPU, -signal.SIGKILL):
             raise MediaError(MediaError.TOO_SLOW, f"ffmpeg ended by signal {-outcome.code}")
@@ -328,8 +414,25 @@ class FFmpegTranscoder(Transcoder):
                 )
 
 
-class _NotCopyable(Exception):
-    """The file looked like an MP3, but ffmpeg describes its audio as something else."""
+class _Switch(Exception):
+    """ffmpeg's description of the input says the run should copy where it encodes, or the
+    other way round."""
+
+    def __init__(self, info: MediaInfo):
+        super().__init__("copy decided on the description")
+        self.info = info
+
+
+def _copyable(options: AudioOptions) -> bool:
+    """True when no option changes the audio, so a track already in the format's codec can be
+    copied as it is."""
+    return not options.needs_encode
+
+
+def _copies(options: AudioOptions, chosen: MediaInfo) -> bool:
+    """True when the chosen track is copied: its codec is the format's and no option changes
+    the audio."""
+    return _copyable(options) and chosen.audio_codec == options.output.copies
 
 
 class _Run:
