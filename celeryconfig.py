@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 CONVERT_QUEUE = "convert"
 NOTIFY_QUEUE = "notify"
 WEBHOOKS_QUEUE = "webhooks"
-QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE)
+FETCH_QUEUE = "fetch"
+QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, FETCH_QUEUE)
 CONVERT_TASK = "convert.video_to_mp3"
+FETCH_TASK = "fetch.import_url"
 NOTIFY_TASK = "notify.job_done"
 ACCOUNT_EMAIL_TASK = "notify.account_email"
 SWEEP_TASK = "sweep.stale_jobs"
@@ -55,6 +57,7 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
             "sweep.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "uploads.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "webhooks.*": {"queue": WEBHOOKS_QUEUE, "routing_key": WEBHOOKS_QUEUE},
+            "fetch.*": {"queue": FETCH_QUEUE, "routing_key": FETCH_QUEUE},
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

@@ -73,6 +73,43 @@ def upload_body(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
     }
 
 
+def import_body(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
+    """POST /jobs's body: the URL to fetch, the same options, a tag and a webhook URL."""
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["url"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "url": {
+                            "type": "string",
+                            "maxLength": 2000,
+                            "description": "the video's http(s) URL (no credentials)",
+                        },
+                        **option_schemas(options),
+                        "tag": {
+                            "type": "string",
+                            "maxLength": 255,
+                            "description": "your own reference, echoed in the job, its events "
+                            "and webhooks; GET /jobs?tag= filters by it",
+                        },
+                        "webhook_url": {
+                            "type": "string",
+                            "maxLength": 2000,
+                            "description": "this job's events also go to this URL, signed with "
+                            "your account's signing secret (GET /webhooks/secret)",
+                        },
+                    },
+                },
+                "example": {"url": "https://example.com/talk.mp4", "bitrate": "192k"},
+            }
+        },
+    }
+
+
 def upload_parameters(options: tuple[Option, ...] = OPTIONS) -> list[dict[str, Any]]:
     """POST /upload's query parameters: the same options."""
     return [

@@ -175,6 +175,10 @@ class JobListQuerySchema(PageQuerySchema):
     status = fields.String(
         validate=validate.OneOf(JOB_STATUSES), metadata={"description": "only jobs in this status"}
     )
+    tag = fields.String(
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "only jobs with this tag"},
+    )
 
 
 class LinkRequestSchema(StrictSchema):

@@ -11,6 +11,7 @@ from core.domain.options import DEFAULT_BITRATE
 
 
 class JobStatus(str, enum.Enum):
+    FETCHING = "fetching"  # imported by URL: a fetch worker downloads the video
     QUEUED = "queued"
     CONVERTING = "converting"
     DONE = "done"
@@ -54,10 +55,15 @@ class Job:
     source: dict[str, Any] | None = None  # SourceInfo.to_dict() once probed
     mode: str | None = None  # "encode" or "copy"
     notes: list[str] = field(default_factory=list)  # what the job could not do, said plainly
+    source_url: str | None = None  # the URL an imported job's video is fetched from
+    fetched_bytes: int | None = None  # bytes of the video fetched so far (imports)
+    fetch_total: int | None = None  # the size the server announced, when it did
+    tag: str | None = None  # the owner's own reference, echoed in events and webhooks
+    webhook_url: str | None = None  # this job's events also go there
 
     @property
     def active(self) -> bool:
-        return self.status in (JobStatus.QUEUED, JobStatus.CONVERTING)
+        return self.status in (JobStatus.FETCHING, JobStatus.QUEUED, JobStatus.CONVERTING)
 
 
 @dataclass

@@ -180,6 +180,24 @@ class Intake:
                 retry,
             )
 
+    def count_upload(self, actor: Principal) -> None:
+        """An import by URL counts against UPLOAD_RATE_LIMIT like an upload."""
+        self._count_upload(actor)
+
+    def add_job(self, job: Job) -> Job:
+        """Record a job that holds no bytes yet (an import waiting for its fetch) within
+        QUOTA_ACTIVE_JOBS; QuotaExceeded (429) when there is no room."""
+        return self._add(job, None)
+
+    def room_for(self, owner_id: int) -> int:
+        """The most bytes one more video of this owner may have: MAX_UPLOAD_MB, or less when
+        QUOTA_STORED_MB has less room left."""
+        _, stored = self.holds.usage(owner_id, utcnow())
+        return max(0, min(self.max_upload_bytes, self.quotas.stored_bytes - stored))
+
+    def too_large(self, allowed_bytes: int) -> Exception:
+        return self._too_large(allowed_bytes)
+
     def admit(self, actor: Principal, declared_bytes: int | None = None) -> Admission:
         """Count the upload against the caller's rate and take its room in the quotas (one
         more job, and its declared bytes or all the room left), before its body is read.

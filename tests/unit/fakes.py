@@ -120,12 +120,14 @@ class FakeJobs(JobRepository, JobLeases, EmailClaims, JobSweeps, QuotaHolds):
     def get(self, job_id):
         return self.rows.get(job_id)
 
-    def list_for_owner(self, owner_id, offset, limit, status=None):
+    def list_for_owner(self, owner_id, offset, limit, status=None, tag=None):
         jobs = sorted(
             (
                 j
                 for j in self.rows.values()
-                if j.owner_id == owner_id and (status is None or j.status is status)
+                if j.owner_id == owner_id
+                and (status is None or j.status is status)
+                and (tag is None or j.tag == tag)
             ),
             key=lambda j: j.created_at,
             reverse=True,
@@ -411,6 +413,7 @@ class FakeMailer(Mailer):
 class FakeQueue(TaskQueue):
     def __init__(self):
         self.converts: list[str] = []
+        self.fetches: list[str] = []
         self.notifies: list[str] = []
         self.waiting: list[str] = []  # what the broker still holds, for the sweeper
         self.events: list[tuple[str, str]] = []
@@ -420,6 +423,9 @@ class FakeQueue(TaskQueue):
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
+
+    def enqueue_fetch(self, job_id):
+        self.fetches.append(job_id)
 
     def enqueue_notify(self, job_id, holder=None):
         self.notifies.append(job_id)
