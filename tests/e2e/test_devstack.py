@@ -151,12 +151,13 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
 
 
 # `make up`'s metrics ports before it picked free ones: 9808 and one more per worker.
-OLD_METRICS_PORTS = range(9808, 9808 + 4)
+OLD_METRICS_PORTS = range(9808, 9808 + 5)
 WORKER_NODES = {  # process -> (queue, node name before @host)
     "worker-convert": ("convert", "convert"),
     "worker-convert-2": ("convert", "convert-2"),
     "worker-notify": ("notify", "notify"),
     "worker-webhooks": ("webhooks", "webhooks"),
+    "worker-fetch": ("fetch", "fetch"),
 }
 OTHER_STACK = 'vid2mp3_worker_up{queue="convert",worker="another-stack"} 1.0\n'
 
