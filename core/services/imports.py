@@ -221,9 +221,11 @@ class Imports:
         """The body into the videos bucket, sniffed first and counted against `allowed` as it
         arrives; the blob is deleted on every failure, this attempt's loss included."""
         wanted = self.sniffer.head_bytes
+        progress = _Progress(lease, total)
         head = b""
         for chunk in chunks:
             head += chunk
+            progress.saw(len(head))
             if len(head) >= wanted:
                 break
         if not head:
@@ -235,7 +237,6 @@ class Imports:
                 FetchError.NOT_MEDIA, "the URL's content is not a video or audio file we accept"
             )
         size = 0
-        reported = time.monotonic()
         # The writer publishes the blob only on a clean exit: a failure leaves nothing.
         with self.blobs.writer(
             VIDEOS,
@@ -248,11 +249,7 @@ class Imports:
                 if size > allowed:
                     raise self._too_large(allowed)
                 writer.write(chunk)
-                if lease.lost.is_set():
-                    raise Stopped()
-                if time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
-                    reported = time.monotonic()
-                    lease.update({"fetched_bytes": size, "progress": _percent(size, total)})
+                progress.saw(size)
         return writer.fid, size
 
     def _fail(self, lease: Lease, error: FetchError) -> Outcome:
@@ -273,6 +270,23 @@ class Imports:
             only_if_status=(JobStatus.FETCHING,),
         ):
             self.queue.enqueue_event(job_id, "job.failed")
+
+
+class _Progress:
+    """Writes a fetch's bytes so far to its job every PROGRESS_EVERY_SECONDS; Stopped once the
+    lease is lost (cancelled, deleted, or taken by another attempt)."""
+
+    def __init__(self, lease: Lease, total: int | None):
+        self.lease = lease
+        self.total = total
+        self.reported = time.monotonic()
+
+    def saw(self, size: int) -> None:
+        if self.lease.lost.is_set():
+            raise Stopped()
+        if time.monotonic() - self.reported >= PROGRESS_EVERY_SECONDS:
+            self.reported = time.monotonic()
+            self.lease.update({"fetched_bytes": size, "progress": _percent(size, self.total)})
 
 
 def _percent(done: int, total: int | None) -> float:
