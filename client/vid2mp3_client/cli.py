@@ -292,7 +292,12 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
     command("logout", cmd_logout, "forget the saved token")
 
     convert = command("convert", cmd_convert, "convert videos to MP3s")
-    convert.add_argument("files", nargs="+", metavar="FILE", help="videos to convert")
+    convert.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="videos to convert: files, or http(s) URLs the server fetches itself",
+    )
     convert.add_argument(
         "-o",
         "--output",

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +87,38 @@ def test_a_fetch_worker_killed_mid_download_is_fetched_again_once(stack, admin, 
     ]
     assert len(mine) <= 1  # nothing doubled (none left once the source is dropped)
     assert not [n for n in os.listdir(videos) if n.endswith(".part")]
+
+
+@pytest.mark.stores("directory")
+def test_the_cli_converts_a_url_without_uploading_it(stack, clip, tmp_path):
+    """`vid2mp3 convert https://…` asks the server to fetch it and saves the MP3."""
+    settings = stack.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VID2MP3_")}
+    env.update(
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        VID2MP3_URL=stack.base_url,
+        VID2MP3_EMAIL=settings.admin_email,
+        VID2MP3_PASSWORD=settings.admin_password,
+    )
+    out = tmp_path / "out"
+    with MediaServer(clip) as server:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("vid2mp3")),
+                "convert",
+                server.url("/talks/video.mp4"),
+                "-o",
+                str(out),
+                "--bitrate",
+                "128k",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(out / "video.mp3")]
+    assert abs(media.mp3_duration(out / "video.mp3") - 3.0) < 0.3
+    assert server.requests == ["/talks/video.mp4"]
