@@ -19,7 +19,7 @@ from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.errors import error_response
 from api.openapi import BEARER
-from api.option_schemas import import_body, upload_body, upload_parameters
+from api.option_schemas import import_body, label_parameters, upload_body, upload_parameters
 from api.schemas import (
     DownloadQuerySchema,
     JobListQuerySchema,
@@ -27,10 +27,11 @@ from api.schemas import (
     LinkRequestSchema,
     LinkSchema,
     UploadAcceptedSchema,
+    WebhookDeliverySchema,
 )
 from api.uploads import MultipartUpload
 from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
-from core.domain.jobs import JobStatus
+from core.domain.jobs import LABELS, JobLabels, JobStatus
 from core.domain.options import AudioOptions
 from core.services.job_json import JobSchema
 from core.services.jobs import Download
@@ -74,7 +75,7 @@ IDEMPOTENCY_KEY = {
 @blp.doc(
     security=BEARER,
     requestBody=upload_body(),
-    parameters=[IDEMPOTENCY_KEY, *upload_parameters()],
+    parameters=[IDEMPOTENCY_KEY, *upload_parameters(), *label_parameters()],
 )
 def upload(actor):
     """Upload a video as multipart field `file`, options as fields before it or as query
@@ -107,6 +108,7 @@ def _accept_upload(actor, body: IO[bytes]) -> dict:
         lambda: upload_options(form.fields),
         key=request.headers.get("Idempotency-Key"),
         declared_bytes=request.content_length,
+        labels=_Labels(form.fields),
     )
     if not received.replayed:
         services.metrics.upload_received(received.job.video_size)
@@ -139,6 +141,30 @@ def upload_options(fields: dict[str, str]) -> AudioOptions:
             "an option was given both as a form field and a query parameter", {"fields": both}
         )
     return options
+
+
+class _Labels:
+    """The upload's `tag` and `webhook_url` from its form fields or query, checked once (the
+    webhook URL's addresses too) when the intake first asks."""
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        self.checked: JobLabels | None = None
+
+    def __call__(self) -> JobLabels:
+        if self.checked is None:
+            both = {
+                name: ["give it once: as a form field or a query parameter"]
+                for name in LABELS
+                if name in self.fields and name in request.args
+            }
+            if both:
+                raise InvalidInput("a field was given both ways", {"fields": both})
+            given = {name: self.fields.get(name, request.args.get(name)) for name in LABELS}
+            labels = JobLabels.parse(given)
+            container().webhooks.check_job_url(labels.webhook_url)
+            self.checked = labels
+        return self.checked
 
 
 def _discard_body(max_bytes: int) -> None:
@@ -198,13 +224,15 @@ def import_job(actor):
     if not isinstance(body, dict):
         raise InvalidInput("send a JSON object with at least `url`")
     errors: dict[str, list[str]] = {}
-    url, tag, webhook_url = body.get("url"), body.get("tag"), body.get("webhook_url")
+    url = body.get("url")
     if not isinstance(url, str) or not url:
         errors["url"] = ["required: the http(s) URL of the video"]
-    for name, value in (("tag", tag), ("webhook_url", webhook_url)):
-        if value is not None and not isinstance(value, str):
-            errors[name] = ["must be a string"]
-    known = {"url", "tag", "webhook_url", *AudioOptions.NAMES}
+    labels = JobLabels()
+    try:
+        labels = JobLabels.parse(body)
+    except InvalidInput as exc:
+        errors.update(exc.details.get("fields", {}))
+    known = {"url", *LABELS, *AudioOptions.NAMES}
     for name in body:
         if name not in known:
             errors[name] = ["unknown field"]
@@ -218,9 +246,10 @@ def import_job(actor):
         options = AudioOptions()
     if errors:
         raise InvalidInput("invalid import: " + ", ".join(sorted(errors)), {"fields": errors})
+    services.webhooks.check_job_url(labels.webhook_url)
     received = services.imports.accept(
         actor,
-        ImportRequest(url, options, tag=tag, webhook_url=webhook_url),
+        ImportRequest(url, options, labels),
         key=request.headers.get("Idempotency-Key"),
     )
     return _accepted(received.job)
@@ -290,6 +319,18 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
 def get_job(actor, job_id):
     """Status, progress, error, sizes, duration and links of a job."""
     return container().jobs.get(actor, job_id)
+
+
+@blp.route("/jobs/<job_id>/deliveries", methods=["GET"])
+@login_required
+@blp.response(200, WebhookDeliverySchema(many=True))
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.doc(security=BEARER)
+def job_deliveries(actor, job_id):
+    """The messages sent to this job's own `webhook_url` (attempts, statuses, retries), newest
+    first; empty when it has none or no event yet."""
+    services = container()
+    return services.webhooks.job_deliveries(actor, services.jobs.get(actor, job_id))
 
 
 @blp.route("/jobs/<job_id>", methods=["DELETE"])

@@ -245,3 +245,13 @@ class WebhookDeliverySchema(Schema):
     delivered_at = fields.DateTime(format="iso", allow_none=True)
     failed_at = fields.DateTime(format="iso", allow_none=True)
     created_at = fields.DateTime(format="iso")
+
+
+class SigningSecretSchema(Schema):
+    secret = fields.String(
+        required=True,
+        metadata={
+            "description": "whsec_...: signs (Standard Webhooks) the messages to your jobs' own "
+            "webhook_url"
+        },
+    )

@@ -9,3 +9,6 @@ ALTER TABLE jobs ADD COLUMN tag VARCHAR(255) NULL;
 ALTER TABLE jobs ADD COLUMN webhook_url VARCHAR(2000) NULL;
 CREATE INDEX ix_jobs_owner_tag ON jobs (owner_id, tag);
 ALTER TABLE users ADD COLUMN webhook_secret VARCHAR(100) NULL;
+-- A job's own webhook_url is a receiver of that job alone, deleted with it.
+ALTER TABLE webhook_endpoints ADD COLUMN job_id CHAR(32) NULL;
+ALTER TABLE webhook_endpoints ADD CONSTRAINT fk_webhook_endpoints_job FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE CASCADE;

@@ -5,9 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
+from core.domain.errors import InvalidInput
 from core.domain.options import DEFAULT_BITRATE
+
+MAX_TAG_LENGTH = 255
+LABELS = ("tag", "webhook_url")  # the fields of an upload or import that label its job
 
 
 class JobStatus(str, enum.Enum):
@@ -64,6 +68,40 @@ class Job:
     @property
     def active(self) -> bool:
         return self.status in (JobStatus.FETCHING, JobStatus.QUEUED, JobStatus.CONVERTING)
+
+
+@dataclass(frozen=True)
+class JobLabels:
+    """What a client attaches to a job besides its options: its own `tag` (echoed in the job,
+    its events and webhooks) and a `webhook_url` that receives this job's events."""
+
+    tag: str | None = None
+    webhook_url: str | None = None
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, Any]) -> "JobLabels":
+        """From form, query, tus metadata or JSON fields; InvalidInput names a bad one (the
+        webhook URL's addresses are checked by the webhooks service)."""
+        errors: dict[str, list[str]] = {}
+        values: dict[str, str | None] = {}
+        for name in LABELS:
+            value = fields.get(name)
+            if value is None or value == "":
+                values[name] = None
+            elif not isinstance(value, str) or not value.isprintable():
+                errors[name] = ["must be printable text"]
+            else:
+                values[name] = value
+        tag = values.get("tag")
+        if tag is not None and len(tag) > MAX_TAG_LENGTH:
+            errors["tag"] = [f"at most {MAX_TAG_LENGTH} characters"]
+        if errors:
+            raise InvalidInput("invalid " + ", ".join(sorted(errors)), {"fields": errors})
+        return cls(tag=values.get("tag"), webhook_url=values.get("webhook_url"))
+
+    def to_dict(self) -> dict[str, str]:
+        """The labels given, for a request's fingerprint."""
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 @dataclass

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from core.domain.accounts import Principal
 from core.domain.errors import InvalidInput, NotFound, QuotaExceeded, Stopped, TooLarge
 from core.domain.files import VIDEOS, safe_filename
-from core.domain.jobs import Job, JobStatus
+from core.domain.jobs import MAX_TAG_LENGTH, Job, JobLabels, JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.ports.files import BlobStore
@@ -26,7 +26,6 @@ from core.services.idempotency import Fingerprint, IdempotencyKeys
 from core.services.intake import Intake, Received
 
 log = logging.getLogger(__name__)
-MAX_TAG_LENGTH = 255
 PROGRESS_EVERY_SECONDS = 0.5  # a fetching job's bytes so far are written this often
 
 
@@ -36,8 +35,7 @@ class ImportRequest:
 
     url: str
     options: AudioOptions
-    tag: str | None = None
-    webhook_url: str | None = None
+    labels: JobLabels = JobLabels()
 
     def fingerprint(self) -> str:
         """What a retry with the same Idempotency-Key must repeat."""
@@ -45,8 +43,7 @@ class ImportRequest:
             {
                 "url": self.url,
                 "options": self.options.to_dict(),
-                "tag": self.tag,
-                "webhook_url": self.webhook_url,
+                **self.labels.to_dict(),
             }
         )
 
@@ -86,11 +83,6 @@ class Imports:
             self.fetcher.check(request.url)
         except FetchError as exc:
             raise InvalidInput(exc.message, {"fields": {"url": [exc.message]}}) from None
-        if request.tag is not None and len(request.tag) > MAX_TAG_LENGTH:
-            raise InvalidInput(
-                f"the tag is over {MAX_TAG_LENGTH} characters",
-                {"fields": {"tag": [f"at most {MAX_TAG_LENGTH} characters"]}},
-            )
         if key is None:
             return Received(self._create(actor, request), False)
         keys = self.keys
@@ -125,8 +117,8 @@ class Imports:
                 bitrate=chosen.label,
                 options=chosen.to_dict(),
                 source_url=request.url,
-                tag=request.tag,
-                webhook_url=request.webhook_url,
+                tag=request.labels.tag,
+                webhook_url=request.labels.webhook_url,
             )
         )
         try:

@@ -5,6 +5,7 @@ IMPORT_ALLOW_PRIVATE off), redirects, deadlines, size caps, sniffing, and the jo
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 
 import pytest
@@ -32,10 +33,15 @@ def served(clip):
 
 @pytest.fixture(scope="module")
 def imports(container):
-    """The service as the fetch worker builds it, allowed to reach loopback, with a 1 MiB
-    upload cap and a 3 s deadline (the session's database, migrated by `container`)."""
+    """The service as the fetch worker builds it, allowed to reach loopback (imports and
+    webhooks), with a 1 MiB upload cap and a 3 s deadline (the session's database, migrated
+    by `container`)."""
     settings = dataclasses.replace(
-        container.settings, import_allow_private=True, import_timeout=3.0, max_upload_mb=1
+        container.settings,
+        import_allow_private=True,
+        import_timeout=3.0,
+        max_upload_mb=1,
+        webhook_allow_private=True,
     )
     built = Container(settings, passwords=container.passwords)
     yield built
@@ -266,3 +272,88 @@ def test_a_cancelled_fetch_keeps_nothing(imports, user, served):
     job = imports.job_repo.get(job_id)
     assert job.status is JobStatus.CANCELLED and job.video_fid is None
     assert served.requests == []
+
+
+# --- a job's own tag and webhook_url -----------------------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    from tests.support.receiver import Receiver
+
+    hook = Receiver(status=204)
+    yield hook
+    hook.close()
+
+
+def _deliver_event(imports, job_id, event):
+    """What the webhooks worker does for an event: make its deliveries, send each once."""
+    sent = imports.webhooks.emit(job_id, event)
+    for delivery_id in sent:
+        assert imports.webhooks.deliver(delivery_id) == "delivered"
+    return sent
+
+
+def test_a_jobs_own_webhook_gets_its_events_signed_with_the_account_secret(
+    imports, user, clip, receiver
+):
+    from standardwebhooks.webhooks import Webhook
+
+    client, headers = user
+    with open(clip, "rb") as fh:
+        answer = client.post(
+            "/upload?tag=order-1234",
+            data={"webhook_url": receiver.url, "file": (fh, "clip.mp4")},
+            headers=headers,
+        )
+    assert answer.status_code == 202, answer.get_json()
+    job_id = answer.get_json()["job_id"]
+    job = client.get(f"/jobs/{job_id}", headers=headers).get_json()
+    assert job["tag"] == "order-1234" and job["webhook_url"] == receiver.url
+    assert client.post(f"/jobs/{job_id}/cancel", headers=headers).status_code == 200
+    _deliver_event(imports, job_id, "job.cancelled")
+    secret = client.get("/webhooks/secret", headers=headers).get_json()["secret"]
+    assert secret == client.get("/webhooks/secret", headers=headers).get_json()["secret"]
+    (received_headers, body) = receiver.received[-1]
+    message = Webhook(secret).verify(body, received_headers)  # raises unless signed with it
+    assert message["type"] == "job.cancelled" and message["data"]["tag"] == "order-1234"
+    log = client.get(f"/jobs/{job_id}/deliveries", headers=headers).get_json()
+    assert [(d["event"], d["last_status"]) for d in log] == [("job.cancelled", 204)]
+    assert _deliver_event(imports, job_id, "job.cancelled") == []  # once per outcome
+    assert len(receiver.received) == 1
+    assert client.get("/webhooks", headers=headers).get_json() == []  # not a registered one
+
+
+def test_a_rotated_secret_signs_what_is_sent_afterwards(imports, user, served, receiver):
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    client, headers = user
+    old = client.get("/webhooks/secret", headers=headers).get_json()["secret"]
+    new = client.post("/webhooks/secret/rotate", headers=headers).get_json()["secret"]
+    assert new != old and new.startswith("whsec_")
+    job_id = _import(user, served.url("/missing"), webhook_url=receiver.url).get_json()["job_id"]
+    imports.imports.fetch(job_id)  # a 404: the job fails
+    _deliver_event(imports, job_id, "job.failed")
+    received_headers, body = receiver.received[-1]
+    assert Webhook(new).verify(body, received_headers)["data"]["error"].startswith("http_status")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, received_headers)
+
+
+def test_a_webhook_url_the_guard_refuses_is_422(client, user, served):
+    """The session's API (WEBHOOK_ALLOW_PRIVATE off): a job's webhook_url on loopback is
+    refused when the job is made, on POST /upload and POST /jobs alike."""
+    _, headers = user
+    refused = client.post(
+        "/jobs",
+        json={"url": "https://example.com/v.mp4", "webhook_url": "http://127.0.0.1:9/hook"},
+        headers=headers,
+    )
+    assert refused.status_code == 422
+    assert "webhook_url" in refused.get_json()["errors"]["json"]
+    upload = client.post(
+        "/upload?webhook_url=http://169.254.169.254/latest",
+        data={"file": (io.BytesIO(b"x" * 64), "x.mp4")},
+        headers=headers,
+    )
+    assert upload.status_code == 422 and "webhook_url" in str(upload.get_json())
