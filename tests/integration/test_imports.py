@@ -357,3 +357,51 @@ def test_a_webhook_url_the_guard_refuses_is_422(client, user, served):
         headers=headers,
     )
     assert upload.status_code == 422 and "webhook_url" in str(upload.get_json())
+
+
+# --- what POST /jobs answers besides 202 ---------------------------------------------------
+
+
+def test_the_request_itself_is_checked(imports, user):
+    client, headers = user
+    url = "https://example.com/video.mp4"
+    assert client.post("/jobs", data=url, headers=headers).status_code == 415
+    big = client.post("/jobs", json={"url": url, "tag": "x" * 70_000}, headers=headers)
+    assert big.status_code == 413
+    for body in ([url], {"url": url, "speed": 2}, {"url": url, "bitrate": "7k"}, {}):
+        assert client.post("/jobs", json=body, headers=headers).status_code == 422, body
+    bad_key = {**headers, "Idempotency-Key": "é" * 3}
+    assert client.post("/jobs", json={"url": url}, headers=bad_key).status_code == 400
+    unknown = client.get(f"/jobs/{'0' * 32}/deliveries", headers=headers)
+    assert unknown.status_code == 404
+
+
+def test_a_key_whose_job_was_deleted_or_still_pending(imports, user, served):
+    client, headers = user
+    keyed = {**headers, "Idempotency-Key": "deleted-job"}
+    url = served.url("/video.mp4")
+    job_id = client.post("/jobs", json={"url": url}, headers=keyed).get_json()["job_id"]
+    assert client.delete(f"/jobs/{job_id}", headers=headers).status_code == 204
+    assert client.post("/jobs", json={"url": url}, headers=keyed).status_code == 404
+    user_id = int(client.post("/validate", headers=headers).get_json()["sub"])
+    imports.idempotency.reserve(user_id, "in-flight", 60)  # another request still at it
+    busy = client.post(
+        "/jobs", json={"url": url}, headers={**headers, "Idempotency-Key": "in-flight"}
+    )
+    assert busy.status_code == 409
+
+
+def test_an_import_counts_against_the_active_jobs_quota(imports, user, served):
+    from api import create_app
+
+    strict = Container(
+        dataclasses.replace(imports.settings, quota_active_jobs=1), passwords=imports.passwords
+    )
+    client = create_app(container=strict).test_client()
+    _, headers = user
+    url = served.url("/video.mp4")
+    assert client.post("/jobs", json={"url": url}, headers=headers).status_code == 202
+    over = client.post("/jobs", json={"url": url}, headers=headers)
+    assert over.status_code == 429 and over.headers.get("Retry-After")
+    assert "QUOTA_ACTIVE_JOBS" in str(over.get_json())
+    strict.close()
