@@ -405,3 +405,36 @@ def test_an_import_counts_against_the_active_jobs_quota(imports, user, served):
     assert over.status_code == 429 and over.headers.get("Retry-After")
     assert "QUOTA_ACTIVE_JOBS" in str(over.get_json())
     strict.close()
+
+
+def test_a_tus_upload_carries_its_tag_and_webhook_url_in_its_metadata(user, clip, receiver):
+    import base64
+
+    client, headers = user
+    video = open(clip, "rb").read()
+    tus = {**headers, "Tus-Resumable": "1.0.0"}
+    meta = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {
+            "filename": "clip.mp4",
+            "tag": "tus-7",
+            "webhook_url": receiver.url,
+        }.items()
+    )
+    created = client.post(
+        "/uploads/", headers={**tus, "Upload-Length": str(len(video)), "Upload-Metadata": meta}
+    )
+    assert created.status_code == 201, created.get_json()
+    location = "/" + created.headers["Location"].split("/", 3)[3]
+    done = client.patch(
+        location,
+        data=video,
+        headers={**tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
+    job = client.get(f"/jobs/{done.headers['Vid2mp3-Job-Id']}", headers=headers).get_json()
+    assert job["tag"] == "tus-7" and job["webhook_url"] == receiver.url
+    too_long = "tag " + base64.b64encode(b"x" * 256).decode()
+    refused = client.post(
+        "/uploads/", headers={**tus, "Upload-Length": "10", "Upload-Metadata": too_long}
+    )
+    assert refused.status_code == 422
