@@ -438,3 +438,22 @@ def test_a_tus_upload_carries_its_tag_and_webhook_url_in_its_metadata(user, clip
         "/uploads/", headers={**tus, "Upload-Length": "10", "Upload-Metadata": too_long}
     )
     assert refused.status_code == 422
+
+
+def test_the_sweeper_finds_a_jobs_own_webhook_event_that_was_never_emitted(
+    imports, user, served, receiver
+):
+    """A worker that died between ending the job and queueing its event: the sweeper's query
+    finds the job by its webhook_url, until the event is delivered."""
+    from datetime import timedelta
+
+    from core.domain.values import utcnow
+
+    job_id = _import(user, served.url("/missing"), webhook_url=receiver.url).get_json()["job_id"]
+    imports.imports.fetch(job_id)  # fails: http_status 404 (its event is left unqueued here)
+    later = utcnow() + timedelta(seconds=5)
+    window = (utcnow() - timedelta(hours=1), later)
+    assert (job_id, "job.failed") in imports.webhook_repo.unannounced(*window)
+    _deliver_event(imports, job_id, "job.failed")
+    assert (job_id, "job.failed") not in imports.webhook_repo.unannounced(*window)
+    assert len(receiver.received) == 1

@@ -169,7 +169,22 @@ class MySQLWebhookRepository(WebhookRepository):
                 "ORDER BY j.updated_at LIMIT 500",
                 (ended_after, ended_before, ended_before),
             )
-            return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in cur.fetchall()]
+            rows = list(cur.fetchall())
+            # Jobs with a webhook_url of their own whose receiver got no delivery of the job
+            # (its row is made when the event is emitted, so it may not exist yet either).
+            cur.execute(
+                "SELECT j.id, j.status, j.updated_at FROM jobs j "
+                f"WHERE j.webhook_url IS NOT NULL AND j.status IN "
+                f"({', '.join(repr(s.value) for s in OUTCOME_EVENTS)}) "
+                "AND j.finished_at >= %s AND j.finished_at < %s AND j.updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.job_id = j.id "
+                "AND (e.disabled_at IS NOT NULL OR EXISTS (SELECT 1 FROM webhook_deliveries d "
+                "WHERE d.endpoint_id = e.id AND d.job_id = j.id))) "
+                "ORDER BY j.updated_at LIMIT 500",
+                (ended_after, ended_before, ended_before),
+            )
+            rows += [row for row in cur.fetchall() if row["id"] not in {r["id"] for r in rows}]
+            return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in rows]
 
     def add_delivery(self, delivery: WebhookDelivery) -> bool:
         with self.db.cursor() as cur:
