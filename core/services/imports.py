@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from core.domain.accounts import Principal
 from core.domain.errors import InvalidInput, NotFound, QuotaExceeded, Stopped, TooLarge
 from core.domain.files import VIDEOS, safe_filename
-from core.domain.jobs import MAX_TAG_LENGTH, Job, JobLabels, JobStatus
+from core.domain.jobs import Job, JobLabels, JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.ports.files import BlobStore
@@ -299,4 +299,4 @@ def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-__all__ = ["ImportRequest", "Imports", "MAX_TAG_LENGTH", "Outcome", "Received"]
+__all__ = ["ImportRequest", "Imports", "Outcome", "Received"]
