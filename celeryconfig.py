@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 CONVERT_QUEUE = "convert"
 NOTIFY_QUEUE = "notify"
 WEBHOOKS_QUEUE = "webhooks"
-QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE)
+FETCH_QUEUE = "fetch"
+QUEUES = (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, FETCH_QUEUE)
 CONVERT_TASK = "convert.video_to_mp3"
+FETCH_TASK = "fetch.import_url"
 NOTIFY_TASK = "notify.job_done"
 ACCOUNT_EMAIL_TASK = "notify.account_email"
 SWEEP_TASK = "sweep.stale_jobs"
@@ -29,10 +31,14 @@ _exchange = Exchange("vid2mp3", type="direct")
 
 def celery_config(settings: "Settings") -> dict[str, Any]:
     """Every Celery setting, from the settings every process already validated."""
+    # A fetch may take IMPORT_TIMEOUT_SECONDS; its own limits sit just above that deadline.
+    fetch_soft_limit = int(settings.import_timeout) + 60
+    fetch_hard_limit = fetch_soft_limit + 60
     transport: dict[str, Any] = {
         # An unacknowledged task comes back only after this long: keep it above the hard
-        # limit, or a long conversion would be handed to a second worker while it still runs.
-        "visibility_timeout": settings.convert_time_limit + 600,
+        # limits, or a long conversion (or fetch) would be handed to a second worker while it
+        # still runs.
+        "visibility_timeout": max(settings.convert_time_limit, fetch_hard_limit) + 600,
     }
     if settings.celery_key_prefix:
         transport["global_keyprefix"] = settings.celery_key_prefix
@@ -55,6 +61,7 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
             "sweep.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "uploads.*": {"queue": NOTIFY_QUEUE, "routing_key": NOTIFY_QUEUE},
             "webhooks.*": {"queue": WEBHOOKS_QUEUE, "routing_key": WEBHOOKS_QUEUE},
+            "fetch.*": {"queue": FETCH_QUEUE, "routing_key": FETCH_QUEUE},
         },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -62,6 +69,9 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "worker_max_tasks_per_child": settings.worker_max_tasks_per_child,
         "task_soft_time_limit": settings.convert_soft_time_limit,
         "task_time_limit": settings.convert_time_limit,
+        "task_annotations": {
+            FETCH_TASK: {"soft_time_limit": fetch_soft_limit, "time_limit": fetch_hard_limit}
+        },
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,

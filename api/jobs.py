@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from functools import wraps
@@ -18,7 +19,7 @@ from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.errors import error_response
 from api.openapi import BEARER
-from api.option_schemas import upload_body, upload_parameters
+from api.option_schemas import import_body, label_parameters, upload_body, upload_parameters
 from api.schemas import (
     DownloadQuerySchema,
     JobListQuerySchema,
@@ -26,10 +27,11 @@ from api.schemas import (
     LinkRequestSchema,
     LinkSchema,
     UploadAcceptedSchema,
+    WebhookDeliverySchema,
 )
 from api.uploads import MultipartUpload
 from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
-from core.domain.jobs import JobStatus
+from core.domain.jobs import LABELS, JobLabels, JobStatus
 from core.domain.options import AUDIO_FORMATS, AudioOptions
 from core.services.job_json import JobSchema
 from core.services.jobs import Download
@@ -74,7 +76,7 @@ IDEMPOTENCY_KEY = {
 @blp.doc(
     security=BEARER,
     requestBody=upload_body(),
-    parameters=[IDEMPOTENCY_KEY, *upload_parameters()],
+    parameters=[IDEMPOTENCY_KEY, *upload_parameters(), *label_parameters()],
 )
 def upload(actor):
     """Upload a video as multipart field `file`, options as fields before it or as query
@@ -107,6 +109,7 @@ def _accept_upload(actor, body: IO[bytes]) -> dict:
         lambda: upload_options(form.fields),
         key=request.headers.get("Idempotency-Key"),
         declared_bytes=request.content_length,
+        labels=_Labels(form.fields),
     )
     if not received.replayed:
         services.metrics.upload_received(received.job.video_size)
@@ -141,6 +144,30 @@ def upload_options(fields: dict[str, str]) -> AudioOptions:
     return options
 
 
+class _Labels:
+    """The upload's `tag` and `webhook_url` from its form fields or query, checked once (the
+    webhook URL's addresses too) when the intake first asks."""
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        self.checked: JobLabels | None = None
+
+    def __call__(self) -> JobLabels:
+        if self.checked is None:
+            both = {
+                name: ["give it once: as a form field or a query parameter"]
+                for name in LABELS
+                if name in self.fields and name in request.args
+            }
+            if both:
+                raise InvalidInput("a field was given both ways", {"fields": both})
+            given = {name: self.fields.get(name, request.args.get(name)) for name in LABELS}
+            labels = JobLabels.parse(given)
+            container().webhooks.check_job_url(labels.webhook_url)
+            self.checked = labels
+        return self.checked
+
+
 def _discard_body(max_bytes: int) -> None:
     stream = request.environ.get("wsgi.input")
     declared = request.content_length
@@ -157,15 +184,97 @@ def _discard_body(max_bytes: int) -> None:
         return
 
 
+IMPORT_BODY_LIMIT = 64 * 1024
+
+
+@blp.route("/jobs", methods=["POST"])
+@login_required
+@blp.response(202, UploadAcceptedSchema)
+@blp.alt_response(400, description="a malformed Idempotency-Key")
+@blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
+@blp.alt_response(409, description="a request with this Idempotency-Key is still being received")
+@blp.alt_response(413, description="a body over 64 KiB")
+@blp.alt_response(415, description="not application/json")
+@blp.alt_response(
+    422,
+    description="not a JSON object; `url` missing, not http(s), with credentials or over "
+    "2000 characters; `tag` over 255 characters; `webhook_url` not http(s); an invalid "
+    "option (errors.json names each); or an Idempotency-Key used for another request",
+)
+@blp.alt_response(429, description="over UPLOAD_RATE_LIMIT or QUOTA_ACTIVE_JOBS (Retry-After)")
+@blp.alt_response(503, description="database unavailable")
+@blp.doc(security=BEARER, requestBody=import_body(), parameters=[IDEMPOTENCY_KEY])
+def import_job(actor):
+    """Convert the video at a URL: a fetch worker downloads it (status `fetching`, with
+    `fetched_bytes` and `fetch_total`), then it is queued like an upload.
+
+    Only http and https, no credentials in the URL; every address the host resolves to, at
+    every redirect (at most 5), must be public. A fetch that fails says why in the job's
+    `error`: `url_unreachable`, `http_status`, `too_large`, `timeout`, `not_media` or
+    `forbidden_address`. With an `Idempotency-Key` header, a retry of the same request within
+    24 h answers with the same job."""
+    from core.services.imports import ImportRequest
+
+    services = container()
+    if request.mimetype != "application/json":
+        raise UnsupportedMedia("send the import as application/json")
+    if request.content_length is not None and request.content_length > IMPORT_BODY_LIMIT:
+        raise TooLarge(f"the request body is limited to {IMPORT_BODY_LIMIT // 1024} KiB")
+    request.max_content_length = IMPORT_BODY_LIMIT
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("send a JSON object with at least `url`")
+    errors: dict[str, list[str]] = {}
+    url = body.get("url")
+    if not isinstance(url, str) or not url:
+        errors["url"] = ["required: the http(s) URL of the video"]
+    labels = JobLabels()
+    try:
+        labels = JobLabels.parse(body)
+    except InvalidInput as exc:
+        errors.update(exc.details.get("fields", {}))
+    known = {"url", *LABELS, *AudioOptions.NAMES}
+    for name in body:
+        if name not in known:
+            errors[name] = ["unknown field"]
+    given = {
+        name: _option_text(body[name]) for name in AudioOptions.NAMES if body.get(name) is not None
+    }
+    try:
+        options = AudioOptions.parse(given)
+    except InvalidInput as exc:
+        errors.update(exc.details.get("fields", {}))
+        options = AudioOptions()
+    if errors:
+        raise InvalidInput("invalid import: " + ", ".join(sorted(errors)), {"fields": errors})
+    services.webhooks.check_job_url(labels.webhook_url)
+    received = services.imports.accept(
+        actor,
+        ImportRequest(url, options, labels),
+        key=request.headers.get("Idempotency-Key"),
+    )
+    return _accepted(received.job)
+
+
+def _option_text(value: object) -> str:
+    """A JSON value as the text an option parses (numbers and strings alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @blp.route("/jobs", methods=["GET"])
 @login_required
 @blp.arguments(JobListQuerySchema, location="query")
 @blp.response(200, JobPageSchema)
 @blp.doc(security=BEARER)
 def list_jobs(actor, query):
-    """Your jobs, newest first; `status` keeps only the jobs in that status."""
+    """Your jobs, newest first; `status` keeps only the jobs in that status, `tag` only
+    those tagged so."""
     status = JobStatus(query["status"]) if query.get("status") else None
-    return container().jobs.list(actor, query["page"], query["per_page"], status=status)
+    return container().jobs.list(
+        actor, query["page"], query["per_page"], status=status, tag=query.get("tag")
+    )
 
 
 def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -211,6 +320,18 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
 def get_job(actor, job_id):
     """Status, progress, error, sizes, duration and links of a job."""
     return container().jobs.get(actor, job_id)
+
+
+@blp.route("/jobs/<job_id>/deliveries", methods=["GET"])
+@login_required
+@blp.response(200, WebhookDeliverySchema(many=True))
+@blp.alt_response(404, description="no such job, or not yours")
+@blp.doc(security=BEARER)
+def job_deliveries(actor, job_id):
+    """The messages sent to this job's own `webhook_url` (attempts, statuses, retries), newest
+    first; empty when it has none or no event yet."""
+    services = container()
+    return services.webhooks.job_deliveries(actor, services.jobs.get(actor, job_id))
 
 
 @blp.route("/jobs/<job_id>", methods=["DELETE"])

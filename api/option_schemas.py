@@ -18,6 +18,23 @@ JSON_TYPES = {
 }
 
 
+# A job's labels, beside its options on POST /upload, POST /jobs and in tus metadata.
+LABEL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "tag": {
+        "type": "string",
+        "maxLength": 255,
+        "description": "your own reference, echoed in the job, its events and webhooks; "
+        "GET /jobs?tag= filters by it",
+    },
+    "webhook_url": {
+        "type": "string",
+        "maxLength": 2000,
+        "description": "this job's events also go to this http(s) URL (public addresses only), "
+        "signed with your account's signing secret (GET /webhooks/secret)",
+    },
+}
+
+
 def option_schema(option: Option) -> dict[str, Any]:
     """One option as a JSON Schema: its help, and what leaving it out gives, as description."""
     schema: dict[str, Any] = {"type": JSON_TYPES[option.kind]}
@@ -73,6 +90,32 @@ def upload_body(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
     }
 
 
+def import_body(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
+    """POST /jobs's body: the URL to fetch, the same options, a tag and a webhook URL."""
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["url"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "url": {
+                            "type": "string",
+                            "maxLength": 2000,
+                            "description": "the video's http(s) URL (no credentials)",
+                        },
+                        **option_schemas(options),
+                        **LABEL_SCHEMAS,
+                    },
+                },
+                "example": {"url": "https://example.com/talk.mp4", "bitrate": "192k"},
+            }
+        },
+    }
+
+
 def upload_parameters(options: tuple[Option, ...] = OPTIONS) -> list[dict[str, Any]]:
     """POST /upload's query parameters: the same options."""
     return [
@@ -87,6 +130,21 @@ def upload_parameters(options: tuple[Option, ...] = OPTIONS) -> list[dict[str, A
     ]
 
 
+def label_parameters() -> list[dict[str, Any]]:
+    """POST /upload's labels as query parameters (the page's options form, built from the
+    multipart schema, does not offer them)."""
+    return [
+        {
+            "in": "query",
+            "name": name,
+            "required": False,
+            "schema": schema,
+            "description": "as a query parameter or a form field before the file; not both",
+        }
+        for name, schema in LABEL_SCHEMAS.items()
+    ]
+
+
 def metadata_parameter(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
     """The tus creation's Upload-Metadata header: the file name and the same options."""
     names = ", ".join(f"`{option.name}`" for option in options)
@@ -95,6 +153,7 @@ def metadata_parameter(options: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
         "name": "Upload-Metadata",
         "required": False,
         "schema": {"type": "string"},
-        "description": "comma-separated `key base64(value)` pairs: `filename` (or `name`) and "
-        f"any conversion option of `POST /upload` ({names}), checked as there",
+        "description": "comma-separated `key base64(value)` pairs: `filename` (or `name`), "
+        f"any conversion option of `POST /upload` ({names}), `tag` and `webhook_url`, checked "
+        "as there",
     }

@@ -175,6 +175,10 @@ class JobListQuerySchema(PageQuerySchema):
     status = fields.String(
         validate=validate.OneOf(JOB_STATUSES), metadata={"description": "only jobs in this status"}
     )
+    tag = fields.String(
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "only jobs with this tag"},
+    )
 
 
 class LinkRequestSchema(StrictSchema):
@@ -241,3 +245,13 @@ class WebhookDeliverySchema(Schema):
     delivered_at = fields.DateTime(format="iso", allow_none=True)
     failed_at = fields.DateTime(format="iso", allow_none=True)
     created_at = fields.DateTime(format="iso")
+
+
+class SigningSecretSchema(Schema):
+    secret = fields.String(
+        required=True,
+        metadata={
+            "description": "whsec_...: signs (Standard Webhooks) the messages to your jobs' own "
+            "webhook_url"
+        },
+    )

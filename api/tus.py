@@ -130,6 +130,7 @@ def _create(actor, body: IO[bytes] | None) -> Response:
             raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
         length = _int_header("Upload-Length")
         metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
+        container().webhooks.check_job_url(metadata.get("webhook_url") or None)
         if body is not None and request.mimetype != OFFSET_TYPE:
             raise UnsupportedMedia(f"send the first bytes as {OFFSET_TYPE}")
         key = request.headers.get("Idempotency-Key")

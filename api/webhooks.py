@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from api.deps import container, login_required
 from api.openapi import BEARER
 from api.schemas import (
+    SigningSecretSchema,
     WebhookCreatedSchema,
     WebhookCreateSchema,
     WebhookDeliverySchema,
@@ -71,3 +72,23 @@ def redeliver(actor, endpoint_id, delivery_id):
     """Send a message again, with the same `webhook-id` (at most WEBHOOK_REDELIVER_RATE_LIMIT
     per user)."""
     return container().webhooks.redeliver(actor, endpoint_id, delivery_id)
+
+
+@blp.route("/webhooks/secret", methods=["GET"])
+@login_required
+@blp.response(200, SigningSecretSchema)
+@blp.doc(security=BEARER)
+def signing_secret(actor):
+    """The secret that signs the messages sent to your jobs' own `webhook_url` (made on first
+    use); registered webhooks keep their own."""
+    return {"secret": container().webhooks.signing_secret(actor)}
+
+
+@blp.route("/webhooks/secret/rotate", methods=["POST"])
+@login_required
+@blp.response(200, SigningSecretSchema)
+@blp.doc(security=BEARER)
+def rotate_signing_secret(actor):
+    """Replace the signing secret of your jobs' own `webhook_url`: every message sent from now
+    on, retries included, is signed with the new one."""
+    return {"secret": container().webhooks.signing_secret(actor, rotate=True)}

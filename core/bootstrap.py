@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.domain.media import MediaLimits
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
     from core.ports.files import BlobStore, ScratchSpace
+    from core.ports.imports import Fetcher
     from core.ports.items import ItemStore
     from core.ports.jobs import (
         AttemptHolders,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.confirmations import EmailConfirmations
     from core.services.conversion import Conversion
     from core.services.idempotency import IdempotencyKeys
+    from core.services.imports import Imports
     from core.services.intake import Intake
     from core.services.items import ItemService
     from core.services.jobs import JobService
@@ -422,6 +424,40 @@ class Container:
             s.max_upload_bytes,
             keys=self.idempotency_keys,
             slots=self.slots,
+        )
+
+    @cached_property
+    def fetch_leases(self) -> JobLeases:
+        from core.adapters.mysql.jobs import MySQLFetchLeases
+
+        return MySQLFetchLeases(self.db)
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        from core.adapters.fetch import HttpFetcher
+
+        s = self.settings
+        return HttpFetcher(
+            allow_private=s.import_allow_private,
+            timeout=s.import_timeout,
+            connect_timeout=min(s.import_connect_timeout, s.import_timeout),
+        )
+
+    @cached_property
+    def imports(self) -> Imports:
+        from core.services.imports import Imports
+
+        return Imports(
+            self.job_repo,
+            self.fetch_leases,
+            self.blob_store,
+            self.queue,
+            self.sniffer,
+            self.fetcher,
+            self.intake,
+            self.settings.lease_seconds,
+            keys=self.idempotency_keys,
+            holders=self.attempt_holders,
         )
 
     @cached_property

@@ -370,6 +370,33 @@ class Settings:
         minimum=60,
         maximum=604800,
     )
+    import_allow_private: bool = _opt(
+        "IMPORT_ALLOW_PRIVATE",
+        False,
+        doc="true: imports by URL (POST /jobs) may fetch from loopback and private addresses "
+        "(development, tests, private deployments only)",
+    )
+    import_timeout: float = _opt(
+        "IMPORT_TIMEOUT_SECONDS",
+        3600.0,
+        doc="deadline of one import by URL, connect to last byte, however the server trickles",
+        positive=True,
+        maximum=6 * 3600,
+    )
+    import_connect_timeout: float = _opt(
+        "IMPORT_CONNECT_TIMEOUT_SECONDS",
+        10.0,
+        doc="deadline of an import's connection (and TLS handshake) to each server it is sent "
+        "to, within IMPORT_TIMEOUT_SECONDS",
+        positive=True,
+        maximum=300,
+    )
+    fetch_concurrency: int = _opt(
+        "FETCH_CONCURRENCY",
+        4,
+        doc="imports by URL downloaded at once per fetch worker",
+        positive=True,
+    )
     webhook_allow_private: bool = _opt(
         "WEBHOOK_ALLOW_PRIVATE",
         False,

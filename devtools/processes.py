@@ -55,8 +55,8 @@ def migrate_command(*args: str) -> list[str]:
 def service_commands(
     convert_workers: int = 1, beat: bool = True, flower: bool = True
 ) -> dict[str, list[str]]:
-    """Name -> argv of every process of the service: API, workers (convert, notify, webhooks),
-    sweeper, Flower."""
+    """Name -> argv of every process of the service: API, workers (convert, notify, webhooks,
+    fetch), sweeper, Flower."""
     commands = {"api": python("-m", "gunicorn", "-c", "gunicorn.conf.py", "api.wsgi:app")}
     for i in range(1, convert_workers + 1):
         if i == 1:
@@ -67,6 +67,7 @@ def service_commands(
             )
     commands["worker-notify"] = python("-m", "workers.notify")
     commands["worker-webhooks"] = python("-m", "workers.webhooks")
+    commands["worker-fetch"] = python("-m", "workers.fetch")
     if beat:
         commands["beat"] = python("-m", "workers.beat")
     if flower:

@@ -32,7 +32,7 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     use_container(Container(settings or Settings.from_env()))
     app = container().celery
     app.set_default()
-    from tasks import convert, notify, sweep, uploads, webhooks  # noqa: F401  registers them
+    from tasks import convert, fetch, notify, sweep, uploads, webhooks  # noqa: F401  registers them
 
     return app
 

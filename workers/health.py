@@ -7,18 +7,14 @@ from __future__ import annotations
 import socket
 import sys
 
-from celeryconfig import CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE
+from celeryconfig import QUEUES
 from core.bootstrap import Container
 from core.settings import ConfigError, Settings
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in (CONVERT_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE):
-        print(
-            f"usage: python -m workers.health {{{CONVERT_QUEUE}|{NOTIFY_QUEUE}|"
-            f"{WEBHOOKS_QUEUE}}} [host]",
-            file=sys.stderr,
-        )
+    if len(argv) < 1 or argv[0] not in QUEUES:
+        print(f"usage: python -m workers.health {{{'|'.join(QUEUES)}}} [host]", file=sys.stderr)
         return 2
     host = argv[1] if len(argv) > 1 else socket.gethostname()
     node = f"{argv[0]}@{host}"

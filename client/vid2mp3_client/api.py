@@ -210,6 +210,14 @@ class Api:
             raise ClientError(f"{self.url}/upload did not return a job id")
         return body
 
+    def import_url(self, url: str, fields: dict[str, str]) -> dict[str, Any]:
+        """POST /jobs: the server fetches the video at url (its own queue), then converts it."""
+        response = self.request("POST", "/jobs", json={"url": url, **fields})
+        body = self._json(response)
+        if not isinstance(body.get("job_id"), str):
+            raise ClientError(f"{self.url}/jobs did not return a job id")
+        return body
+
     def job(self, job_id: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
         """GET /jobs/<id>: (job, etag), or (None, etag) when the server says 304 Not Modified."""
         headers = {"If-None-Match": etag} if etag else {}

@@ -295,7 +295,12 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
     convert = command(
         "convert", cmd_convert, "convert videos to MP3s (or M4A, Opus, FLAC, WAV: --format)"
     )
-    convert.add_argument("files", nargs="+", metavar="FILE", help="videos to convert")
+    convert.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="videos to convert: files, or http(s) URLs the server fetches itself",
+    )
     convert.add_argument(
         "-o",
         "--output",

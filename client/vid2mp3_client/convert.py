@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from vid2mp3_client.api import Api
 from vid2mp3_client.errors import ApiError, Cancelled, ClientError
@@ -14,7 +15,7 @@ from vid2mp3_client.progress import Bars, Row
 
 POLL_FIRST_S = 0.2
 POLL_MAX_S = 1.0
-RUNNING = {"queued", "converting"}
+RUNNING = {"fetching", "queued", "converting"}
 WAIT_TICK_S = 0.2
 
 
@@ -110,7 +111,7 @@ class Converter:
         for outcome in outcomes:
             # the format's name is its file's extension
             extension = self.fields.get("format") or "mp3"
-            target = self.out_dir / f"{Path(outcome.source).stem}.{extension}"
+            target = self.out_dir / f"{_stem(outcome.source)}.{extension}"
             if target in seen:
                 outcome.error = f"{target} would also be written for {seen[target]}"
                 targets.append(None)
@@ -122,7 +123,9 @@ class Converter:
     def _one(self, outcome: Outcome, target: Path | None) -> None:
         if target is None:
             return
-        row = self.bars.row(Path(outcome.source).name)
+        row = self.bars.row(
+            _stem(outcome.source) if is_url(outcome.source) else Path(outcome.source).name
+        )
         try:
             outcome.output = str(self._convert(outcome, target, row))
             row.finish("done", str(target))
@@ -137,14 +140,24 @@ class Converter:
             self.batch.settled(outcome.job_id)
 
     def _convert(self, outcome: Outcome, target: Path, row: Row) -> Path:
+        url = is_url(outcome.source)
         source = Path(outcome.source)
-        if not source.is_file():
+        if not url and not source.is_file():
             raise ClientError("no such file" if not source.exists() else "not a regular file")
         if target.exists() and not self.force:
             raise ClientError(f"{target} exists (use --force to overwrite)")
         self._check_stop()
+        if url:
+            accepted = self.api.import_url(outcome.source, self.fields)
+        else:
+            accepted = self._upload(source, row)
+        return self._finish(outcome, accepted, target, row)
+
+    def _upload(self, source: Path, row: Row) -> dict[str, Any]:
         row.upload(source.stat().st_size)
-        accepted = self.api.upload(source, self.fields, row.update, self.stop)
+        return self.api.upload(source, self.fields, row.update, self.stop)
+
+    def _finish(self, outcome: Outcome, accepted: dict[str, Any], target: Path, row: Row) -> Path:
         outcome.job_id = accepted["job_id"]
         self.batch.started(outcome.job_id, outcome.source)
         self._check_stop()
@@ -190,3 +203,16 @@ class Converter:
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise Cancelled()
+
+
+def is_url(source: str) -> bool:
+    """`vid2mp3 convert https://...`: the server fetches it (POST /jobs), nothing is uploaded."""
+    return source.startswith(("http://", "https://"))
+
+
+def _stem(source: str) -> str:
+    """The output's name: a file's stem, or the last segment of a URL's path."""
+    if not is_url(source):
+        return Path(source).stem
+    name = unquote(urlsplit(source).path).rsplit("/", 1)[-1]
+    return PurePosixPath(name).stem or "import"

@@ -68,6 +68,9 @@ class CeleryTaskQueue(TaskQueue):
             celeryconfig.CONVERT_TASK, args=[job_id], queue=celeryconfig.CONVERT_QUEUE
         )
 
+    def enqueue_fetch(self, job_id: str) -> None:
+        self.app.send_task(celeryconfig.FETCH_TASK, args=[job_id], queue=celeryconfig.FETCH_QUEUE)
+
     def enqueue_notify(self, job_id: str, holder: str | None = None) -> None:
         self.app.send_task(
             celeryconfig.NOTIFY_TASK,

@@ -24,6 +24,11 @@ class WebhookEndpoint:
     secret: str  # whsec_...: shown to its owner only when created
     disabled_at: datetime | None = None  # the receiver answered 410 Gone
     created_at: datetime | None = None
+    job_id: str | None = None  # a job's own webhook_url: signed with the account's secret
+
+    @property
+    def per_job(self) -> bool:
+        return self.job_id is not None
 
 
 @dataclass

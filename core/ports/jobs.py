@@ -40,9 +40,15 @@ class JobRepository(abc.ABC):
 
     @abc.abstractmethod
     def list_for_owner(
-        self, owner_id: int, offset: int, limit: int, status: JobStatus | None = None
+        self,
+        owner_id: int,
+        offset: int,
+        limit: int,
+        status: JobStatus | None = None,
+        tag: str | None = None,
     ) -> tuple[list[Job], int]:
-        """One page of an owner's jobs (in `status`, when given), newest first, and the total."""
+        """One page of an owner's jobs (in `status`, with `tag`, when given), newest first,
+        and the total."""
 
     @abc.abstractmethod
     def list_ids_for_owner(self, owner_id: int) -> list[str]: ...

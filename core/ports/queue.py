@@ -10,6 +10,10 @@ class TaskQueue(abc.ABC):
     def enqueue_convert(self, job_id: str) -> None: ...
 
     @abc.abstractmethod
+    def enqueue_fetch(self, job_id: str) -> None:
+        """Download an imported job's video (fetch queue)."""
+
+    @abc.abstractmethod
     def enqueue_notify(self, job_id: str, holder: str | None = None) -> None:
         """Email the owner (notify queue); `holder` names a claim made for that task."""
 

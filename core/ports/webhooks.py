@@ -27,6 +27,19 @@ class WebhookRepository(abc.ABC):
     def delete_endpoint(self, endpoint_id: str) -> bool: ...
 
     @abc.abstractmethod
+    def job_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        """The receiver of one job's own webhook_url (endpoint.job_id), added unless it is
+        there already; listed nowhere but under its job."""
+
+    @abc.abstractmethod
+    def endpoint_of_job(self, job_id: str) -> WebhookEndpoint | None: ...
+
+    @abc.abstractmethod
+    def signing_secret(self, owner_id: int, new: str, replace: bool = False) -> str:
+        """The account's signing secret for its jobs' own webhooks: `new` becomes it when it
+        has none yet (or, with replace, in any case); returns the one in force."""
+
+    @abc.abstractmethod
     def disable_endpoint(self, endpoint_id: str) -> None: ...
 
     @abc.abstractmethod

@@ -129,6 +129,8 @@ class Conversion:
         """Turn the job's video into its audio format, if no other attempt holds it. Media
         errors fail the job once; outages (Unavailable) propagate for a retry."""
         job = self.jobs.get(job_id)
+        if job is not None and job.status is JobStatus.FETCHING:
+            return Outcome.GONE  # its fetch queues the conversion once the video is in
         if job is None or not job.active:
             if (
                 job

@@ -20,7 +20,7 @@ from core.domain.errors import (
     UnsupportedMedia,
 )
 from core.domain.files import VIDEOS, safe_filename
-from core.domain.jobs import Job, JobStatus
+from core.domain.jobs import Job, JobLabels, JobStatus
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.ports.files import BlobStore
@@ -180,6 +180,24 @@ class Intake:
                 retry,
             )
 
+    def count_upload(self, actor: Principal) -> None:
+        """An import by URL counts against UPLOAD_RATE_LIMIT like an upload."""
+        self._count_upload(actor)
+
+    def add_job(self, job: Job) -> Job:
+        """Record a job that holds no bytes yet (an import waiting for its fetch) within
+        QUOTA_ACTIVE_JOBS; QuotaExceeded (429) when there is no room."""
+        return self._add(job, None)
+
+    def room_for(self, owner_id: int) -> int:
+        """The most bytes one more video of this owner may have: MAX_UPLOAD_MB, or less when
+        QUOTA_STORED_MB has less room left."""
+        _, stored = self.holds.usage(owner_id, utcnow())
+        return max(0, min(self.max_upload_bytes, self.quotas.stored_bytes - stored))
+
+    def too_large(self, allowed_bytes: int) -> Exception:
+        return self._too_large(allowed_bytes)
+
     def admit(self, actor: Principal, declared_bytes: int | None = None) -> Admission:
         """Count the upload against the caller's rate and take its room in the quotas (one
         more job, and its declared bytes or all the room left), before its body is read.
@@ -260,6 +278,7 @@ class Intake:
         chunks: Iterable[bytes],
         options: AudioOptions | Callable[[], AudioOptions] | None = None,
         admission: Admission | None = None,
+        labels: JobLabels | Callable[[], JobLabels] | None = None,
     ) -> Job:
         """Stream an upload into the blob store, record a queued job in place of the
         admission's hold and enqueue its conversion (admitted here when none is given).
@@ -268,14 +287,16 @@ class Intake:
         the file); it raises InvalidInput for a bad one."""
         if admission is None:
             with self.admitted(actor) as admitted:
-                return self.submit(actor, filename, chunks, options, admitted)
+                return self.submit(actor, filename, chunks, options, admitted, labels)
         original = safe_filename(filename)
         job_id = uuid.uuid4().hex
         blob_fid, size = self._store(actor, job_id, original, iter(chunks), admission)
         try:
             chosen = options() if callable(options) else options
+            labelled = labels() if callable(labels) else labels
             job = self._add(
-                _new_job(job_id, actor, blob_fid, original, size, chosen), admission.hold_id
+                _new_job(job_id, actor, blob_fid, original, size, chosen, labelled),
+                admission.hold_id,
             )
         except BaseException:
             self.blobs.delete(VIDEOS, blob_fid)
@@ -355,6 +376,7 @@ class Intake:
         size: int,
         options: AudioOptions | None = None,
         hold_id: str | None = None,
+        labels: JobLabels | None = None,
     ) -> Job:
         """Queue a job for a video already in the videos bucket (a finished resumable upload)
         in place of the upload's hold: the same sniff, quotas and option checks as `submit`;
@@ -369,7 +391,9 @@ class Intake:
                 head = source.read(self.sniffer.head_bytes)
             if self.sniffer.sniff(head) is None:
                 raise UnsupportedMedia("the upload is not a video or audio file we accept")
-            job = self._add(_new_job(job_id, actor, video_fid, original, size, options), hold_id)
+            job = self._add(
+                _new_job(job_id, actor, video_fid, original, size, options, labels), hold_id
+            )
         except BaseException:
             self.blobs.delete(VIDEOS, video_fid)
             if hold_id:
@@ -393,6 +417,7 @@ class Intake:
         options: Callable[[], AudioOptions],
         key: str | None = None,
         declared_bytes: int | None = None,
+        labels: Callable[[], JobLabels] | None = None,
     ) -> Received:
         """An upload sent whole in one request: admitted, stored and queued (`submit`).
 
@@ -402,19 +427,21 @@ class Intake:
         received Conflict (409). A request that fails frees its key for a retry."""
         if key is None:
             with self.admitted(actor, declared_bytes) as admission:
-                return Received(self._submit_body(actor, body, options, admission), False)
+                return Received(
+                    self._submit_body(actor, body, options, admission, labels=labels), False
+                )
         keys = self.keys
         assert keys is not None, "Intake built without IdempotencyKeys"
         prior = keys.reserve(actor, key)
         if prior is not None:
             body.find_file()
-            return Received(self._replay(actor, prior, body, options), True)
+            return Received(self._replay(actor, prior, body, options, labels), True)
         try:
             with self.admitted(actor, declared_bytes) as admission:
                 fingerprint = Fingerprint()
-                job = self._submit_body(actor, body, options, admission, fingerprint)
+                job = self._submit_body(actor, body, options, admission, fingerprint, labels)
                 keys.remember(
-                    actor, key, fingerprint.digest(_fingerprinted(options())), job_id=job.id
+                    actor, key, fingerprint.digest(_request(options, labels)), job_id=job.id
                 )
         except BaseException:
             keys.release(actor, key)
@@ -428,11 +455,16 @@ class Intake:
         options: Callable[[], AudioOptions],
         admission: Admission,
         fingerprint: Fingerprint | None = None,
+        labels: Callable[[], JobLabels] | None = None,
     ) -> Job:
         body.find_file()
         options()  # fail before the video is read when the fields come first
+        if labels is not None:
+            labels()
         chunks = fingerprint.feed(body) if fingerprint is not None else body
-        return self.submit(actor, body.filename, chunks, options=options, admission=admission)
+        return self.submit(
+            actor, body.filename, chunks, options=options, admission=admission, labels=labels
+        )
 
     def _replay(
         self,
@@ -440,13 +472,14 @@ class Intake:
         prior: Mapping[str, object],
         chunks: Iterable[bytes],
         options: Callable[[], AudioOptions],
+        labels: Callable[[], JobLabels] | None = None,
     ) -> Job:
         """A retry of a request already answered: the same job when it is the same request
         (read, hashed, not stored), InvalidInput (422) when it differs."""
         fingerprint = Fingerprint()
         for _ in fingerprint.feed(chunks):
             pass
-        IdempotencyKeys.check_same(prior, fingerprint.digest(_fingerprinted(options())))
+        IdempotencyKeys.check_same(prior, fingerprint.digest(_request(options, labels)))
         job = self.jobs.get(str(prior.get("job_id")))
         if job is None or job.owner_id != actor.user_id:
             raise NotFound("the job made with this Idempotency-Key was deleted")
@@ -469,8 +502,10 @@ def _new_job(
     filename: str,
     size: int,
     options: AudioOptions | None,
+    labels: JobLabels | None = None,
 ) -> Job:
     chosen = (options or AudioOptions()).titled(filename)
+    labels = labels or JobLabels()
     return Job(
         id=job_id,
         owner_id=actor.user_id,
@@ -480,7 +515,18 @@ def _new_job(
         video_size=size,
         bitrate=chosen.label,
         options=chosen.to_dict(),
+        tag=labels.tag,
+        webhook_url=labels.webhook_url,
     )
+
+
+def _request(
+    options: Callable[[], AudioOptions], labels: Callable[[], JobLabels] | None
+) -> dict[str, object]:
+    """What an Idempotency-Key's retry must repeat besides the bytes: the options, and the
+    labels when any was given (so fingerprints made before labels existed still match)."""
+    given = labels().to_dict() if labels is not None else {}
+    return {**_fingerprinted(options()), **given}
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

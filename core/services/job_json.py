@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from core.domain.jobs import Job
+from core.domain.jobs import Job, JobStatus
 from core.domain.options import BITRATES, FORMATS
 
 
@@ -16,8 +16,36 @@ class JobSchema(Schema):
     """A job as GET /jobs/<id> answers it and a webhook event carries it as `data`."""
 
     id = fields.String(required=True)
-    status = fields.Function(lambda job: job.status.value, required=True)
-    progress = fields.Float(required=True, metadata={"description": "percent of the duration"})
+    status = fields.Function(
+        lambda job: job.status.value,
+        required=True,
+        metadata={
+            "enum": [status.value for status in JobStatus],
+            "description": "fetching (an import by URL being downloaded), queued, converting, "
+            "done, failed, cancelled or expired",
+        },
+    )
+    progress = fields.Float(
+        required=True,
+        metadata={
+            "description": "percent of the duration converted; while fetching, percent of "
+            "fetch_total downloaded (0 when the server did not say)"
+        },
+    )
+    source_url = fields.String(
+        allow_none=True, metadata={"description": "the URL an imported job was fetched from"}
+    )
+    fetched_bytes = fields.Integer(
+        allow_none=True, metadata={"description": "bytes of an import downloaded so far"}
+    )
+    fetch_total = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the size of an import as its server announced it, or null"},
+    )
+    tag = fields.String(allow_none=True, metadata={"description": "your reference for the job"})
+    webhook_url = fields.String(
+        allow_none=True, metadata={"description": "this job's own webhook receiver"}
+    )
     error = fields.String(allow_none=True)
     filename = fields.String(attribute="video_filename")
     video_size = fields.Integer()

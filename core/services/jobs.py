@@ -61,10 +61,15 @@ class JobService:
         return job
 
     def list(
-        self, actor: Principal, page: int, per_page: int, status: JobStatus | None = None
+        self,
+        actor: Principal,
+        page: int,
+        per_page: int,
+        status: JobStatus | None = None,
+        tag: str | None = None,
     ) -> Page:
         jobs, total = self.jobs.list_for_owner(
-            actor.user_id, (page - 1) * per_page, per_page, status=status
+            actor.user_id, (page - 1) * per_page, per_page, status=status, tag=tag
         )
         return Page(jobs, page, per_page, total)
 
@@ -110,13 +115,14 @@ class JobService:
         self._remove(self.get(actor, job_id))
 
     def cancel(self, actor: Principal, job_id: str) -> Job:
-        """Stop a queued or converting job: the conversion's lease renewal fails, so its
-        ffmpeg is stopped and nothing is stored. Conflict when the job already ended."""
+        """Stop a fetching, queued or converting job: the fetch's or conversion's lease renewal
+        fails, so the download or ffmpeg is stopped and nothing is stored. Conflict when the
+        job already ended."""
         job = self.get(actor, job_id)
         if not self.jobs.update(
             job.id,
             {"status": JobStatus.CANCELLED, "finished_at": utcnow()},
-            only_if_status=(JobStatus.QUEUED, JobStatus.CONVERTING),
+            only_if_status=(JobStatus.FETCHING, JobStatus.QUEUED, JobStatus.CONVERTING),
         ):
             current = self.jobs.get(job.id)
             status = current.status.value if current else "deleted"

@@ -1,4 +1,5 @@
 """Finding work whose message was lost: expired leases, queued jobs the broker forgot,
+imports whose fetch stalled,
 finished jobs whose email was never sent, and ended jobs whose webhook event was never
 emitted."""
 
@@ -42,6 +43,12 @@ class Sweeper:
             self.queue.enqueue_convert(job.id)
             requeued.append(job.id)
         cutoff = utcnow() - self.queued_after
+        for job in self.sweeps.stale((JobStatus.FETCHING,), cutoff):
+            # A fetch whose message was lost, or whose worker died: the lease decides who
+            # fetches, so a second message for a live fetch only waits and stops.
+            self.jobs.update(job.id, {})  # touch: not picked again until cutoff passes
+            self.queue.enqueue_fetch(job.id)
+            requeued.append(job.id)
         queued = self.sweeps.stale((JobStatus.QUEUED,), cutoff)
         if queued:
             # A job waiting behind a long queue is not lost: only those the broker lacks are.

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Protocol
 from core.domain.accounts import Principal
 from core.domain.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, TooLarge
 from core.domain.files import VIDEOS, safe_filename
-from core.domain.jobs import Job, Upload
+from core.domain.jobs import LABELS, Job, JobLabels, Upload
 from core.domain.options import AudioOptions
 from core.ports.uploads import PartialAppender, PartialUploadStore, UploadRepository
 from core.services.idempotency import Fingerprint, IdempotencyKeys
@@ -39,7 +39,9 @@ def parse_options(metadata: dict[str, str]) -> dict[str, str]:
     one) and kept as given, to be parsed again when the upload finishes."""
     given = {name: metadata[name] for name in OPTIONS if name in metadata}
     AudioOptions.parse(given)
-    return given
+    labels = {name: metadata[name] for name in LABELS if name in metadata}
+    JobLabels.parse(labels)
+    return {**given, **labels}
 
 
 def parse_checksum(header: str) -> tuple[str, bytes]:
@@ -75,6 +77,7 @@ class JobSubmitter(Protocol):
         size: int,
         options: AudioOptions | None = None,
         hold_id: str | None = None,
+        labels: JobLabels | None = None,
     ) -> Job: ...
 
 
@@ -268,6 +271,7 @@ class ResumableUploads:
                 blob.size,
                 AudioOptions.parse(upload.options),
                 hold_id=upload.id,
+                labels=JobLabels.parse(upload.options),
             )
         except BaseException:
             self.repo.delete(upload.id)  # submit_stored removed the video and the hold

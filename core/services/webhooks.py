@@ -113,7 +113,7 @@ class Webhooks:
         self.sender.check_url(url)
         if len(self.repo.list_endpoints(actor.user_id)) >= MAX_ENDPOINTS:
             raise InvalidInput(f"at most {MAX_ENDPOINTS} webhooks per user")
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        secret = _new_secret()
         return self.repo.add_endpoint(
             WebhookEndpoint(
                 id=uuid.uuid4().hex, owner_id=actor.user_id, url=url, events=chosen, secret=secret
@@ -160,6 +160,48 @@ class Webhooks:
         assert found is not None
         return found
 
+    # --- a job's own webhook_url, signed with the account's secret ---------------------------
+
+    def check_job_url(self, url: str | None) -> None:
+        """InvalidInput (422) unless url may receive a job's events: http(s), at most 2000
+        characters, every address public (the same guard as a registered webhook)."""
+        if url is None:
+            return
+        if len(url) > 2000:
+            raise InvalidInput(
+                "the webhook URL is too long", {"fields": {"webhook_url": ["too long"]}}
+            )
+        try:
+            self.sender.check_url(url)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, {"fields": {"webhook_url": [exc.message]}}) from None
+
+    def signing_secret(self, actor: Principal, rotate: bool = False) -> str:
+        """The secret that signs the messages to your jobs' own webhook_url: made on first
+        use; `rotate` replaces it (messages sent afterwards use the new one)."""
+        return self.repo.signing_secret(actor.user_id, _new_secret(), replace=rotate)
+
+    def job_deliveries(self, actor: Principal, job: Job) -> list[WebhookDelivery]:
+        """The messages sent to a job's own webhook_url (none when it has none)."""
+        endpoint = self.repo.endpoint_of_job(job.id)
+        if endpoint is None or not actor.can_access(endpoint.owner_id):
+            return []
+        return self.repo.list_deliveries(endpoint.id, 100)
+
+    def _job_endpoint(self, job: Job) -> WebhookEndpoint | None:
+        if not job.webhook_url:
+            return None
+        return self.repo.job_endpoint(
+            WebhookEndpoint(
+                id=hashlib.sha256(f"job:{job.id}".encode()).hexdigest()[:32],
+                owner_id=job.owner_id,
+                url=job.webhook_url,
+                events=list(WEBHOOK_EVENTS),
+                secret="",  # the account's signing secret, read when each message is sent
+                job_id=job.id,
+            )
+        )
+
     # --- events, from the workers -----------------------------------------------------------
 
     def emit(self, job_id: str, event: str) -> list[str]:
@@ -169,7 +211,11 @@ class Webhooks:
         if job is None:
             return []
         queued: list[str] = []
-        for endpoint in self.repo.endpoints_for(job.owner_id, event):
+        receivers = self.repo.endpoints_for(job.owner_id, event)
+        own = self._job_endpoint(job)
+        if own is not None and own.disabled_at is None:
+            receivers.append(own)
+        for endpoint in receivers:
             delivery_id = hashlib.sha256(f"{endpoint.id}:{job_id}:{event}".encode()).hexdigest()
             data = job_json(job)  # the job as GET /jobs/<id> shows it
             if event == "job.succeeded":
@@ -222,6 +268,9 @@ class Webhooks:
                 },
             )
             return "skipped"
+        secret = endpoint.secret
+        if endpoint.per_job:  # the secret in force now: a rotation applies to retries too
+            secret = self.repo.signing_secret(endpoint.owner_id, _new_secret())
         shares = {
             f"webhook-endpoint:{endpoint.id}": self.limits.per_endpoint,
             f"webhook-owner:{endpoint.owner_id}": self.limits.per_owner,
@@ -231,7 +280,7 @@ class Webhooks:
             raise Busy("the receiver has its share of deliveries in flight")
         attempt: dict[str, Any] = {"attempts": delivery.attempts + 1}
         try:
-            status = self.sender.send(endpoint.url, endpoint.secret, delivery.msg_id, delivery.body)
+            status = self.sender.send(endpoint.url, secret, delivery.msg_id, delivery.body)
         except WebhookError as exc:
             attempt.update(last_status=None, last_error=str(exc)[:200])
             self.repo.update_delivery(delivery.id, attempt)
@@ -285,6 +334,10 @@ class Webhooks:
     def gave_up(self, delivery_id: str) -> None:
         self.metrics.webhook("failed")
         self.repo.update_delivery(delivery_id, {"failed_at": utcnow(), "next_retry_at": None})
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def _iso(moment: datetime) -> str:

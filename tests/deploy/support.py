@@ -32,13 +32,21 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KUBERNETES_VERSION = "1.35.0"
 
 # Every process that runs the vid2mp3 image: compose service == k8s Deployment == component label.
-APP_COMPONENTS = ("api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower")
+APP_COMPONENTS = (
+    "api",
+    "worker-convert",
+    "worker-notify",
+    "worker-webhooks",
+    "worker-fetch",
+    "beat",
+    "flower",
+)
 DATA_STORES = ("mysql", "mongodb", "redis")
 # The schema migration runs once per deploy, to its end: compose's one-shot service and
 # Kubernetes' Job, both named `migrate`, same image. The processes that use MySQL wait for it.
 MIGRATE = "migrate"
 MIGRATE_COMMAND = ["python", "-m", "core.migrate", "--wait", "300"]
-SCHEMA_USERS = ("api", "worker-convert", "worker-notify", "worker-webhooks")
+SCHEMA_USERS = ("api", "worker-convert", "worker-notify", "worker-webhooks", "worker-fetch")
 
 # The project's own modules, scanned for environment reads.
 CODE_PATHS = ("api", "core", "tasks", "workers", "celeryconfig.py", "gunicorn.conf.py")

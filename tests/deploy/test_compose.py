@@ -117,7 +117,7 @@ def test_workers_scale_with_docker_compose_up_scale():
     """`docker compose up --scale worker-convert=4` needs no fixed name and no host port."""
     for name, service in compose()["services"].items():
         assert "container_name" not in service, name
-    for name in ("worker-convert", "worker-notify", "worker-webhooks", "beat"):
+    for name in ("worker-convert", "worker-notify", "worker-webhooks", "worker-fetch", "beat"):
         assert "ports" not in compose()["services"][name], name
 
 

@@ -49,6 +49,7 @@ COMMANDS = {
     "worker-convert": ["python", "-m", "workers.convert"],
     "worker-notify": ["python", "-m", "workers.notify"],
     "worker-webhooks": ["python", "-m", "workers.webhooks"],
+    "worker-fetch": ["python", "-m", "workers.fetch"],
     "beat": ["python", "-m", "workers.beat"],
     "flower": ["python", "-m", "workers.flower", "--address=0.0.0.0"],
 }
@@ -61,6 +62,7 @@ def _queues() -> dict[str, str]:
         "worker-convert": celeryconfig.CONVERT_QUEUE,
         "worker-notify": celeryconfig.NOTIFY_QUEUE,
         "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE,
+        "worker-fetch": celeryconfig.FETCH_QUEUE,
     }
 
 
@@ -274,6 +276,7 @@ def test_workers_consume_and_probe_the_queues_celeryconfig_declares():
         "worker-convert": "CONVERT_QUEUE",
         "worker-notify": "NOTIFY_QUEUE",
         "worker-webhooks": "WEBHOOKS_QUEUE",
+        "worker-fetch": "FETCH_QUEUE",
     }
     for component, queue in _queues().items():
         module = COMMANDS[component][2]

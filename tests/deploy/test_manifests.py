@@ -39,7 +39,12 @@ from tests.deploy.support import (
 )
 
 NAMESPACE = "vid2mp3"
-WORKERS = {"worker-convert": "convert", "worker-notify": "notify", "worker-webhooks": "webhooks"}
+WORKERS = {
+    "worker-convert": "convert",
+    "worker-notify": "notify",
+    "worker-webhooks": "webhooks",
+    "worker-fetch": "fetch",
+}
 
 
 # --- build and schemas --------------------------------------------------------------------
@@ -390,10 +395,25 @@ def test_network_policies_isolate_the_data_stores(overlay):
     allowed_open = {"api", "flower"} | ({"mailpit"} if overlay == "local" else set())
     assert open_to_all == allowed_open
     clients = {
-        "mysql": {"api", "worker-convert", "worker-notify", "worker-webhooks", MIGRATE},
-        "mongodb": {"api", "worker-convert", "worker-notify"},
+        "mysql": {
+            "api",
+            "worker-convert",
+            "worker-notify",
+            "worker-webhooks",
+            "worker-fetch",
+            MIGRATE,
+        },
+        "mongodb": {"api", "worker-convert", "worker-notify", "worker-fetch"},
         # Flower is a broker client too; beat only sends tasks.
-        "redis": {"api", "worker-convert", "worker-notify", "worker-webhooks", "beat", "flower"},
+        "redis": {
+            "api",
+            "worker-convert",
+            "worker-notify",
+            "worker-webhooks",
+            "worker-fetch",
+            "beat",
+            "flower",
+        },
     }
     for store, expected in clients.items():
         sources = _ingress_sources(docs, pods[store])
@@ -438,6 +458,7 @@ def test_production_overlay_scales_each_worker_on_its_own_queue_with_keda():
         "worker-convert": celeryconfig.CONVERT_QUEUE,
         "worker-notify": celeryconfig.NOTIFY_QUEUE,
         "worker-webhooks": celeryconfig.WEBHOOKS_QUEUE,
+        "worker-fetch": celeryconfig.FETCH_QUEUE,
     }
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in find(docs, "ScaledObject")}
     assert set(scaled) == set(queues)
@@ -522,3 +543,31 @@ def test_secret_template_holds_obvious_placeholders_the_app_refuses():
     environ = {**configmap(built("production")), **templates["vid2mp3-secrets"]}
     with pytest.raises(ConfigError):
         Settings.from_env(environ, dotenv_path=None)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_fetch_workers_reach_the_internet_but_no_private_range(overlay):
+    """worker-fetch downloads what users name by URL: its egress policy lets it out to public
+    addresses on any port, and keeps the cloud metadata service and private ranges shut,
+    whatever the code's own guard decides; the convert workers stay without internet."""
+    docs = built(overlay)
+    policy = one(docs, "NetworkPolicy", "worker-fetch-egress")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "worker-fetch"
+    )
+    blocks = [
+        peer["ipBlock"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+    v4 = next(block for block in blocks if block["cidr"] == "0.0.0.0/0")
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"):
+        assert private in v4["except"]
+    convert = one(docs, "NetworkPolicy", "worker-convert-egress")
+    assert not any(
+        "ipBlock" in peer for rule in convert["spec"]["egress"] for peer in rule.get("to", [])
+    )
+    assert one(docs, "Deployment", "worker-fetch")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ] == ["python", "-m", "workers.fetch"]

@@ -119,6 +119,7 @@ def test_scrape_annotations_point_at_the_served_ports(overlay):
         "worker-convert": int(settings["WORKER_METRICS_PORT"]),
         "worker-notify": int(settings["WORKER_METRICS_PORT"]),
         "worker-webhooks": int(settings["WORKER_METRICS_PORT"]),
+        "worker-fetch": int(settings["WORKER_METRICS_PORT"]),
     }
     for component, port in expected.items():
         template = one(docs, "Deployment", component)["spec"]["template"]

@@ -49,6 +49,9 @@ def stack(request, tmp_path_factory, smtp):
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         # webhook receivers of the tests listen on loopback; retries come fast
         "WEBHOOK_ALLOW_PRIVATE": "true",
+        # imports by URL fetch from the tests' own web servers on loopback (the guard with it
+        # off is tested in tests/integration/test_imports.py)
+        "IMPORT_ALLOW_PRIVATE": "true",
         "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
         # a held receiver keeps its slot long enough for the fairness test to watch
         "WEBHOOK_TIMEOUT_SECONDS": "30",

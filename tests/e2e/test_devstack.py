@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 # What `make up CONVERT_WORKERS=2` runs (see the Makefile's `up` target).
 DEVSTACK = [sys.executable, "scripts/devstack.py", "--convert-workers", "2"]
-SERVICES = 7  # api, two convert workers, notify and webhooks workers, beat, Flower
+SERVICES = 8  # api, two convert workers, notify, webhooks and fetch workers, beat, Flower
 
 
 def sessions_alive(sessions: set[int]) -> list[str]:
@@ -100,7 +100,7 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
     try:
         wait_for(lambda: api_ready(url, devstack), timeout=90, what="the API to be ready")
         host = socket.gethostname()
-        nodes = {f"convert@{host}", f"convert-2@{host}", f"notify@{host}"}
+        nodes = {f"convert@{host}", f"convert-2@{host}", f"notify@{host}", f"fetch@{host}"}
         wait_for(
             lambda: nodes <= worker_names(container.celery),
             timeout=90,
@@ -151,12 +151,13 @@ def test_make_up_starts_everything_and_ctrl_c_stops_it_all(tmp_path):
 
 
 # `make up`'s metrics ports before it picked free ones: 9808 and one more per worker.
-OLD_METRICS_PORTS = range(9808, 9808 + 4)
+OLD_METRICS_PORTS = range(9808, 9808 + 5)
 WORKER_NODES = {  # process -> (queue, node name before @host)
     "worker-convert": ("convert", "convert"),
     "worker-convert-2": ("convert", "convert-2"),
     "worker-notify": ("notify", "notify"),
     "worker-webhooks": ("webhooks", "webhooks"),
+    "worker-fetch": ("fetch", "fetch"),
 }
 OTHER_STACK = 'vid2mp3_worker_up{queue="convert",worker="another-stack"} 1.0\n'
 
@@ -285,7 +286,7 @@ def test_make_up_with_a_taken_metrics_port_says_which_and_how_to_choose(tmp_path
                     cleanup(Container(Settings.from_env(env, dotenv_path=None)))
     output = log_path.read_text(errors="replace")
     assert code == 1, output
-    assert f"WORKER_METRICS_PORT={port} gives the 4 workers ports" in output, output
+    assert f"WORKER_METRICS_PORT={port} gives the 5 workers ports" in output, output
     assert f"listens on {port} (worker-convert)" in output, output
     assert "Leave WORKER_METRICS_PORT unset to let `make up` pick free ports" in output, output
     assert "Traceback" not in output and "[devstack] started" not in output, output

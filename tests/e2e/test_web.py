@@ -572,3 +572,45 @@ def test_docs_show_the_operations_without_leaving_the_api(open_page, stack, tmp_
     assert trouble.foreign_requests == []
     licence = requests.get(stack.url("/docs/LICENSE"), timeout=10)
     assert licence.status_code == 200 and "Apache License" in licence.text
+
+
+def test_convert_from_a_link(open_page, stack, account, clip):
+    """The "from a link" field: the server fetches the video (status words while it does),
+    converts it with the options chosen above, and the page offers the MP3."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    video = Path(clip).read_bytes()
+
+    class Serve(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(video)))
+            self.end_headers()
+            self.wfile.write(video)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        email, _ = account
+        page, _ = open_page(DESKTOP)
+        sign_in(page, stack, email)
+        page.get_by_label("Bitrate").select_option("192k")
+        page.get_by_label("Or convert from a link").fill("not a link")
+        page.get_by_role("button", name="Convert from link").click()
+        expect(page.locator("#link-error")).to_contain_text("starting with http")
+        url = f"http://127.0.0.1:{server.server_port}/films/lecture.mp4"
+        page.get_by_label("Or convert from a link").fill(url)
+        page.get_by_role("button", name="Convert from link").click()
+        expect(page.locator("#notice")).to_contain_text("fetching the video")
+        row = job_row(page, "lecture.mp4")
+        expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+        expect(row.locator(".status")).to_contain_text(re.compile(r"Done · 3\.\d s · .* · 192k"))
+        expect(page.get_by_label("Or convert from a link")).to_have_value("")
+    finally:
+        server.shutdown()
+        server.server_close()

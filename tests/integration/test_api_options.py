@@ -169,7 +169,8 @@ def test_openapi_documents_each_option_as_field_and_query_parameter(client):
         "cover",
         "track",
     }
-    assert set(form) == options | {"file"} and query == options
+    # and the job's labels, as query parameters only (the page's form offers options alone)
+    assert set(form) == options | {"file"} and query == options | {"tag", "webhook_url"}
     assert "422" in post["responses"]
     job = spec["components"]["schemas"]["Job"]["properties"]
     assert {"options", "source", "mode", "notes"} <= set(job)
@@ -182,7 +183,11 @@ def test_the_served_options_are_the_description_and_the_clients_copy(client):
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     served = {name: schema for name, schema in form.items() if name != "file"}
     assert served == option_schemas()
-    query = {p["name"]: p["schema"] for p in post["parameters"] if p["in"] == "query"}
+    query = {
+        p["name"]: p["schema"]
+        for p in post["parameters"]
+        if p["in"] == "query" and p["name"] not in ("tag", "webhook_url")
+    }
     assert query == served
     assert json.loads(client_options.COPY.read_text(encoding="utf-8")) == served
     tus = client.get("/openapi.json").get_json()["paths"]["/uploads/"]["post"]

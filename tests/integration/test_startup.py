@@ -176,6 +176,7 @@ SCHEMA_USERS = {
     "convert": PROCESSES["convert"],
     "notify": PROCESSES["notify"],
     "webhooks": [sys.executable, "-m", "workers.webhooks"],
+    "fetch": [sys.executable, "-m", "workers.fetch"],
 }
 
 

@@ -128,12 +128,14 @@ class FakeJobs(JobRepository, JobLeases, EmailClaims, JobSweeps, QuotaHolds):
     def get(self, job_id):
         return self.rows.get(job_id)
 
-    def list_for_owner(self, owner_id, offset, limit, status=None):
+    def list_for_owner(self, owner_id, offset, limit, status=None, tag=None):
         jobs = sorted(
             (
                 j
                 for j in self.rows.values()
-                if j.owner_id == owner_id and (status is None or j.status is status)
+                if j.owner_id == owner_id
+                and (status is None or j.status is status)
+                and (tag is None or j.tag == tag)
             ),
             key=lambda j: j.created_at,
             reverse=True,
@@ -419,6 +421,7 @@ class FakeMailer(Mailer):
 class FakeQueue(TaskQueue):
     def __init__(self):
         self.converts: list[str] = []
+        self.fetches: list[str] = []
         self.notifies: list[str] = []
         self.waiting: list[str] = []  # what the broker still holds, for the sweeper
         self.events: list[tuple[str, str]] = []
@@ -428,6 +431,9 @@ class FakeQueue(TaskQueue):
 
     def enqueue_convert(self, job_id):
         self.converts.append(job_id)
+
+    def enqueue_fetch(self, job_id):
+        self.fetches.append(job_id)
 
     def enqueue_notify(self, job_id, holder=None):
         self.notifies.append(job_id)
@@ -727,6 +733,7 @@ class FakeWebhookRepo(WebhookRepository):
     def __init__(self):
         self.endpoints: dict[str, Any] = {}
         self.deliveries: dict[str, Any] = {}
+        self.secrets: dict[int, str] = {}
 
     def add_endpoint(self, endpoint):
         self.endpoints[endpoint.id] = endpoint
@@ -736,7 +743,19 @@ class FakeWebhookRepo(WebhookRepository):
         return self.endpoints.get(endpoint_id)
 
     def list_endpoints(self, owner_id):
-        return [e for e in self.endpoints.values() if e.owner_id == owner_id]
+        mine = self.endpoints.values()
+        return [e for e in mine if e.owner_id == owner_id and e.job_id is None]
+
+    def job_endpoint(self, endpoint):
+        return self.endpoint_of_job(endpoint.job_id) or self.add_endpoint(endpoint)
+
+    def endpoint_of_job(self, job_id):
+        return next((e for e in self.endpoints.values() if e.job_id == job_id), None)
+
+    def signing_secret(self, owner_id, new, replace=False):
+        if replace or owner_id not in self.secrets:
+            self.secrets[owner_id] = new
+        return self.secrets[owner_id]
 
     def endpoints_for(self, owner_id, event):
         mine = self.list_endpoints(owner_id)
@@ -810,6 +829,8 @@ def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
         "user_repo": FakeUsers(),
         "job_repo": jobs,
         "job_leases": jobs,
+        "fetch_leases": Unplugged("MySQL (fetch leases)"),
+        "fetcher": Unplugged("the network (imports by URL)"),
         "email_claims": jobs,
         "job_sweeps": jobs,
         "quota_holds": jobs,

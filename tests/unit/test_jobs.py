@@ -488,3 +488,12 @@ def test_a_job_whose_attempt_died_here_is_taken_over_without_waiting_for_its_lea
     done = pipeline.jobs.get(job.id)
     assert done.attempts == 2 and done.lease_holder == "here:200:7"
     assert len(pipeline.encoded) == 1 and len(pipeline.blobs.in_bucket(MP3S)) == 1
+
+
+def test_sweeper_fetches_again_an_import_whose_fetch_stalled_once_per_deadline(pipeline, alice):
+    job = submit(pipeline, alice)
+    pipeline.jobs.rows[job.id].status = JobStatus.FETCHING
+    pipeline.jobs.rows[job.id].updated_at -= timedelta(minutes=30)
+    assert pipeline.sweeper.sweep() == [job.id]
+    assert pipeline.sweeper.sweep() == []
+    assert pipeline.queue.fetches == [job.id] and pipeline.queue.converts == [job.id]

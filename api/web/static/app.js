@@ -222,11 +222,43 @@ function wireDropZone() {
   }
 }
 
+// --- from a link --------------------------------------------------------------------------
+
+async function convertLink(event) {
+  event.preventDefault();
+  const input = $("video-url");
+  const error = $("link-error");
+  error.hidden = true;
+  if (!input.checkValidity()) {
+    error.textContent = "Enter the video's address, starting with http:// or https://.";
+    error.hidden = false;
+    return;
+  }
+  const fields = Object.fromEntries(readOptions($("upload-form"), options));
+  const button = event.submitter || $("link-form").querySelector("button");
+  button.disabled = true;
+  try {
+    await session.json("POST", "/jobs", {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ url: input.value, ...fields }),
+    });
+    input.value = "";
+    notify("The server is fetching the video: watch it below.");
+    jobs.refreshNow();
+  } catch (failure) {
+    error.textContent = describeError(failure, { what: "The link", action: "import" });
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- start -------------------------------------------------------------------------------
 
 async function main() {
   wireDropZone();
   $("sign-in-form").addEventListener("submit", signIn);
+  $("link-form").addEventListener("submit", convertLink);
   $("sign-out").addEventListener("click", () => session.signOut());
   $("refresh").addEventListener("click", () => jobs.refreshNow());
   session.addEventListener("signedin", () => {

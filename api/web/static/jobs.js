@@ -1,9 +1,9 @@
 // The job list: polls GET /jobs (If-None-Match when the server sends an ETag), says each job's
 // status in words with its conversion progress, and offers the actions that status allows:
-// Download and Copy link once done, Cancel while queued or converting, Delete always.
+// Download and Copy link once done, Cancel while fetching, queued or converting, Delete always.
 import { describeError } from "./api.js";
 
-const ACTIVE = new Set(["queued", "converting"]);
+const ACTIVE = new Set(["fetching", "queued", "converting"]);
 const FAST_MS = 1000; // while something converts
 const SLOW_MS = 5000; // otherwise, or while the tab is hidden
 
@@ -146,7 +146,9 @@ export class JobList {
     row.status.textContent = statusWords(job, percent);
     // A bar only while the job waits (indeterminate) or converts, and full once it is done;
     // a failed, cancelled or expired job has none.
-    if (job.status === "queued") row.progress.removeAttribute("value");
+    if (job.status === "queued" || (job.status === "fetching" && !job.fetch_total)) {
+      row.progress.removeAttribute("value");
+    } else if (job.status === "fetching") row.progress.value = percent;
     else if (job.status === "converting") row.progress.value = percent;
     else if (job.status === "done") row.progress.value = 100;
     row.progress.hidden = !ACTIVE.has(job.status) && job.status !== "done";
@@ -246,6 +248,11 @@ export class JobList {
 /** What a job's row says about it, one wording per status of the API. */
 export function statusWords(job, percent = 0) {
   switch (job.status) {
+    case "fetching": {
+      const got = job.fetched_bytes ? size(job.fetched_bytes) : null;
+      const of = job.fetch_total ? ` of ${size(job.fetch_total)}` : "";
+      return `Fetching from the link${got ? ` · ${got}${of}` : ""}`;
+    }
     case "queued":
       return "Queued";
     case "converting":

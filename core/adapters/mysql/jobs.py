@@ -50,6 +50,11 @@ JOB_COLUMNS = (
     "source",
     "mode",
     "notes",
+    "source_url",
+    "fetched_bytes",
+    "fetch_total",
+    "tag",
+    "webhook_url",
 )
 _JSON_COLUMNS = ("options", "source", "notes")
 JOB_UPDATABLE = set(JOB_COLUMNS) - JOB_FIELDS_NOT_UPDATABLE
@@ -73,7 +78,8 @@ def _job(row: dict[str, Any] | None) -> Job | None:
 def insert_job(cur: Any, job: Job) -> None:
     cur.execute(
         "INSERT INTO jobs (id, owner_id, status, video_fid, video_filename, video_size, "
-        "bitrate, request_id, options) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "bitrate, request_id, options, source_url, tag, webhook_url) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             job.id,
             job.owner_id,
@@ -84,6 +90,9 @@ def insert_job(cur: Any, job: Job) -> None:
             job.bitrate,
             job.request_id or current_request_id(),
             json.dumps(job.options),
+            job.source_url,
+            job.tag,
+            job.webhook_url,
         ),
     )
 
@@ -128,12 +137,20 @@ class MySQLJobRepository(JobRepository):
             return _job(cur.fetchone())
 
     def list_for_owner(
-        self, owner_id: int, offset: int, limit: int, status: JobStatus | None = None
+        self,
+        owner_id: int,
+        offset: int,
+        limit: int,
+        status: JobStatus | None = None,
+        tag: str | None = None,
     ) -> tuple[list[Job], int]:
         where, params = "owner_id = %s", [owner_id]
         if status is not None:
-            where = "owner_id = %s AND status = %s"
-            params = [owner_id, status.value]  # type: ignore[list-item]
+            where += " AND status = %s"
+            params.append(status.value)  # type: ignore[arg-type]
+        if tag is not None:
+            where += " AND tag = %s"
+            params.append(tag)  # type: ignore[arg-type]
         with self.db.cursor() as cur:
             cur.execute(
                 f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} "
@@ -303,3 +320,68 @@ class MySQLJobSweeps(JobSweeps):
                 params.append(ended_before)
             cur.execute(sql + " LIMIT 500", params)
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
+
+
+class MySQLFetchLeases(JobLeases):
+    """The lease columns of the jobs table for a fetch: the same lease as a conversion's,
+    held on a job in status 'fetching' (a fetch ends by moving the job to 'queued')."""
+
+    def __init__(self, db: MySQLDatabase):
+        self.db = db
+
+    _CLAIM = (
+        "UPDATE jobs SET lease_id = %s, lease_expires_at = %s, lease_holder = %s, "
+        "attempts = attempts + 1, fetched_bytes = 0, fetch_total = NULL, error = NULL, "
+        "started_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
+        "WHERE id = %s AND status = 'fetching' "
+    )
+
+    def claim(
+        self,
+        job_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        now: datetime,
+        holder: str | None = None,
+    ) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                self._CLAIM + "AND (lease_expires_at IS NULL OR lease_expires_at < %s)",
+                (lease_id, expires_at, holder, job_id, now),
+            )
+            return bool(cur.rowcount > 0)
+
+    def take_over(
+        self,
+        job_id: str,
+        dead_lease_id: str,
+        lease_id: str,
+        expires_at: datetime,
+        holder: str | None = None,
+    ) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                self._CLAIM + "AND lease_id = %s",
+                (lease_id, expires_at, holder, job_id, dead_lease_id),
+            )
+            return bool(cur.rowcount > 0)
+
+    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
+                "AND status = 'fetching'",
+                (expires_at, job_id, lease_id),
+            )
+            if cur.rowcount > 0:
+                return True
+            cur.execute(
+                "SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s AND status = 'fetching'",
+                (job_id, lease_id),
+            )
+            return cur.fetchone() is not None
+
+    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
+        return _update_job(
+            self.db, job_id, changes, " AND lease_id = %s AND status = 'fetching'", [lease_id]
+        )

@@ -27,7 +27,7 @@ def _usage(cur: Any, owner_id: int, now: datetime, without_hold: str) -> tuple[i
     the hold named without_hold."""
     cur.execute(
         "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = %s "
-        "AND status IN ('queued', 'converting')) AS active_jobs, "
+        "AND status IN ('fetching', 'queued', 'converting')) AS active_jobs, "
         "(SELECT COALESCE(SUM(IF(video_fid IS NULL, 0, video_size) "
         "+ IF(mp3_fid IS NULL, 0, COALESCE(mp3_size, 0))), 0) FROM jobs WHERE owner_id = %s) "
         "AS stored_jobs, "

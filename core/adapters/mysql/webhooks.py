@@ -11,7 +11,7 @@ from core.domain.jobs import JobStatus
 from core.domain.webhooks import OUTCOME_EVENTS, WebhookDelivery, WebhookEndpoint
 from core.ports.webhooks import WebhookRepository
 
-ENDPOINT_COLUMNS = "id, owner_id, url, events, secret, disabled_at, created_at"
+ENDPOINT_COLUMNS = "id, owner_id, url, events, secret, disabled_at, created_at, job_id"
 DELIVERY_COLUMNS = (
     "id",
     "endpoint_id",
@@ -66,14 +66,15 @@ class MySQLWebhookRepository(WebhookRepository):
     def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         with self.db.cursor() as cur:
             cur.execute(
-                "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret) "
-                "VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret, job_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
                 (
                     endpoint.id,
                     endpoint.owner_id,
                     endpoint.url,
                     ",".join(endpoint.events),
                     endpoint.secret,
+                    endpoint.job_id,
                 ),
             )
         added = self.get_endpoint(endpoint.id)
@@ -91,7 +92,7 @@ class MySQLWebhookRepository(WebhookRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE owner_id = %s "
-                "ORDER BY created_at, id",
+                "AND job_id IS NULL ORDER BY created_at, id",
                 (owner_id,),
             )
             return [e for e in (_endpoint(row) for row in cur.fetchall()) if e]
@@ -100,6 +101,45 @@ class MySQLWebhookRepository(WebhookRepository):
         return [
             e for e in self.list_endpoints(owner_id) if e.disabled_at is None and event in e.events
         ]
+
+    def job_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "INSERT IGNORE INTO webhook_endpoints (id, owner_id, url, events, secret, job_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    endpoint.id,
+                    endpoint.owner_id,
+                    endpoint.url,
+                    ",".join(endpoint.events),
+                    endpoint.secret,
+                    endpoint.job_id,
+                ),
+            )
+        added = self.get_endpoint(endpoint.id)
+        assert added is not None
+        return added
+
+    def endpoint_of_job(self, job_id: str) -> WebhookEndpoint | None:
+        with self.db.cursor() as cur:
+            cur.execute(
+                f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE job_id = %s LIMIT 1",
+                (job_id,),
+            )
+            return _endpoint(cur.fetchone())
+
+    def signing_secret(self, owner_id: int, new: str, replace: bool = False) -> str:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE users SET webhook_secret = %s WHERE id = %s"
+                + ("" if replace else " AND webhook_secret IS NULL"),
+                (new, owner_id),
+            )
+            cur.execute("SELECT webhook_secret FROM users WHERE id = %s", (owner_id,))
+            row = cur.fetchone()
+        if row is None or not row["webhook_secret"]:
+            raise ValueError(f"no user {owner_id}")
+        return str(row["webhook_secret"])
 
     def delete_endpoint(self, endpoint_id: str) -> bool:
         with self.db.cursor() as cur:
@@ -120,6 +160,7 @@ class MySQLWebhookRepository(WebhookRepository):
                 "SELECT DISTINCT j.id, j.status, j.updated_at FROM jobs j "
                 "JOIN webhook_endpoints e ON e.owner_id = j.owner_id "
                 "AND e.disabled_at IS NULL AND e.created_at <= j.finished_at "
+                "AND (e.job_id IS NULL OR e.job_id = j.id) "
                 f"WHERE j.status IN ({', '.join(repr(s.value) for s in OUTCOME_EVENTS)}) "
                 "AND j.finished_at >= %s AND j.finished_at < %s AND j.updated_at < %s "
                 f"AND FIND_IN_SET({_EVENT_OF_STATUS}, e.events) "
@@ -128,7 +169,22 @@ class MySQLWebhookRepository(WebhookRepository):
                 "ORDER BY j.updated_at LIMIT 500",
                 (ended_after, ended_before, ended_before),
             )
-            return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in cur.fetchall()]
+            rows = list(cur.fetchall())
+            # Jobs with a webhook_url of their own whose receiver got no delivery of the job
+            # (its row is made when the event is emitted, so it may not exist yet either).
+            cur.execute(
+                "SELECT j.id, j.status, j.updated_at FROM jobs j "
+                f"WHERE j.webhook_url IS NOT NULL AND j.status IN "
+                f"({', '.join(repr(s.value) for s in OUTCOME_EVENTS)}) "
+                "AND j.finished_at >= %s AND j.finished_at < %s AND j.updated_at < %s "
+                "AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.job_id = j.id "
+                "AND (e.disabled_at IS NOT NULL OR EXISTS (SELECT 1 FROM webhook_deliveries d "
+                "WHERE d.endpoint_id = e.id AND d.job_id = j.id))) "
+                "ORDER BY j.updated_at LIMIT 500",
+                (ended_after, ended_before, ended_before),
+            )
+            rows += [row for row in cur.fetchall() if row["id"] not in {r["id"] for r in rows}]
+            return [(row["id"], OUTCOME_EVENTS[JobStatus(row["status"])]) for row in rows]
 
     def add_delivery(self, delivery: WebhookDelivery) -> bool:
         with self.db.cursor() as cur:
