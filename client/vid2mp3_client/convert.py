@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -78,12 +81,15 @@ class Converter:
         targets = self._targets(outcomes)
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="convert")
         try:
-            pending = {
-                pool.submit(self._one, outcome, target)
-                for outcome, target in zip(outcomes, targets)
-            }
-            while pending:  # short waits, so Ctrl-C reaches this thread at once
-                _, pending = wait(pending, timeout=WAIT_TICK_S)
+            with _ctrl_c_noted() as pressed:
+                pending = {
+                    pool.submit(self._one, outcome, target)
+                    for outcome, target in zip(outcomes, targets)
+                }
+                while pending and not pressed:  # short waits: Ctrl-C is seen within a tick
+                    _, pending = wait(pending, timeout=WAIT_TICK_S)
+                if pressed:
+                    raise KeyboardInterrupt
         except BaseException:
             # Ctrl-C (or anything else) wherever it lands, even between two submits: tell
             # every worker thread to stop before waiting for them, or a job left queued on
@@ -216,3 +222,23 @@ def _stem(source: str) -> str:
         return Path(source).stem
     name = unquote(urlsplit(source).path).rsplit("/", 1)[-1]
     return PurePosixPath(name).stem or "import"
+
+
+@contextmanager
+def _ctrl_c_noted() -> Iterator[list[bool]]:
+    """Within the block, Ctrl-C (SIGINT) only appends True to the list it yields.
+
+    Python raises KeyboardInterrupt wherever the main thread is, and inside the executor's
+    wait() that can be between a future's lock acquired and released: the worker thread then
+    blocks for ever finishing that future, and the pool's shutdown with it (a Ctrl-C that never
+    exits, seen on a busy machine). So the handler only notes the key, and run() raises
+    KeyboardInterrupt itself between two waits. Outside the main thread, nothing changes."""
+    pressed: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(True))
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)

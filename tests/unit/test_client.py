@@ -323,3 +323,64 @@ def test_a_wrong_env_password_names_the_variables(tmp_path):
         r"VID2MP3_PASSWORD \(HTTP 401\)",
     ):
         _api(tmp_path, handler).jobs()
+
+
+CTRL_C_TRIALS = r"""
+import os, random, signal, sys, threading, time
+from pathlib import Path
+
+import vid2mp3_client.convert as convert
+
+convert.WAIT_TICK_S = 0  # the main thread lives inside wait(), where Ctrl-C used to land badly
+working = threading.Event()
+
+
+def queued(self, outcome, target):  # a job that stays queued until the command stops
+    working.set()
+    self.stop.wait()
+
+
+convert.Converter._one = queued
+
+for trial in range(int(sys.argv[1])):
+    converter = convert.Converter(None, None, Path("."), {}, False)
+    working.clear()
+    ended = threading.Event()
+
+    def watchdog():
+        if not ended.wait(float(sys.argv[2])):
+            print(f"trial {trial}: still running after Ctrl-C", flush=True)
+            os._exit(3)
+
+    def ctrl_c():
+        working.wait()
+        time.sleep(random.uniform(0, 0.005))
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    try:
+        converter.run(["a.mp4"], parallel=1)
+    except KeyboardInterrupt:
+        pass
+    ended.set()
+print("ok")
+"""
+
+
+def test_ctrl_c_always_stops_the_convert_command(tmp_path):
+    """Ctrl-C at any moment of the wait for the worker threads ends `run` with KeyboardInterrupt
+    and the pool stopped: raised inside the executor's wait() it could leave a future's lock
+    held, so the shutdown never returned (about 1 in 13 presses in a tight loop)."""
+    import subprocess
+    import sys
+
+    from tests.support.wait import scaled
+
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_TRIALS, "300", str(scaled(5))],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stdout + done.stderr
