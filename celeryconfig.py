@@ -33,12 +33,25 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         # An unacknowledged task comes back only after this long: keep it above the hard
         # limit, or a long conversion would be handed to a second worker while it still runs.
         "visibility_timeout": settings.convert_time_limit + 600,
+        # A broker that drops packets silently: without these a worker waits on its BRPOP
+        # until TCP gives up (minutes), and once the network heals it notices only at the
+        # next retransmission (tens of seconds). With them it reconnects within the timeout.
+        "socket_timeout": settings.broker_timeout,
+        "socket_connect_timeout": settings.broker_timeout,
+        "socket_keepalive": True,
     }
+    if settings.broker_heartbeat_seconds:
+        transport["health_check_interval"] = settings.broker_heartbeat_seconds
     if settings.celery_key_prefix:
         transport["global_keyprefix"] = settings.celery_key_prefix
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": settings.broker_timeout,  # AMQP's connect
+        "broker_heartbeat": settings.broker_heartbeat_seconds,  # AMQP only; Redis: above
+        # A worker that lost its broker keeps reconnecting (Celery gives up after 100 tries
+        # by default, and the worker exits): a partition may outlast that.
+        "broker_connection_max_retries": None,
         "broker_transport_options": transport,
         "task_serializer": "json",
         "result_serializer": "json",

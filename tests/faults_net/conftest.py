@@ -10,7 +10,9 @@ import os
 import pytest
 
 from tests.support.client import login
+from tests.support.netjobs import ServerErrors
 from tests.support.netns import unavailable_reason
+from tests.support.wait import wait_for
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,9 +50,53 @@ def admin(net):
 
 
 @pytest.fixture(scope="session")
-def user(net, admin):
+def server_errors():
+    return ServerErrors()
+
+
+@pytest.fixture(scope="session")
+def user(net, admin, server_errors):
     created = admin.post(
         "/users", json={"name": "netuser", "email": "net@example.com", "password": "password-1"}
     )
     assert created.status_code == 201, created.text
-    return login(net, "net@example.com", "password-1")
+    client = login(net, "net@example.com", "password-1")
+    client.session.hooks["response"].append(server_errors.hook)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def only_503_with_retry_after(request, server_errors):
+    """No 5xx but a 503 with Retry-After, in any test of the tier."""
+    before = len(server_errors.seen)
+    yield
+    new = server_errors.seen[before:]
+    bad = [s for s in new if s[0] != 503 or not s[2]]
+    assert not bad, f"server errors other than 503 with Retry-After: {bad}"
+
+
+@pytest.fixture(scope="session")
+def receiver(net, user):
+    """A webhook receiver on the test process's own address, subscribed for the user."""
+    from tests.support.receiver import Receiver
+
+    hooks = Receiver(host=net.network.gateway)
+    created = user.post("/webhooks", json={"url": hooks.url})
+    assert created.status_code == 201, created.text
+    yield hooks
+    hooks.close()
+
+
+@pytest.fixture(autouse=True)
+def healed(request):
+    """Each test ends on a whole network: every cut healed, every host powered."""
+    yield
+    if "net" not in request.fixturenames:
+        return
+    net = request.getfixturevalue("net")
+    for host in [net.data, net.api, *net.workers]:
+        net.network.heal(host)
+        net.network.unthrottle(host)
+        if not host.powered:
+            net.network.power_on(host)
+    wait_for(net.all_workers_answer, timeout=120, what="every worker after healing")

@@ -84,6 +84,31 @@ class NetStack:
         wanted = {f"{q}@{h.name}" for q in QUEUES for h in self.workers if h.powered}
         return wanted <= self.live_workers()
 
+    def host_running(self, pid: int) -> Host:
+        """The worker host whose namespace the process runs in."""
+        ns = subprocess.run(
+            ["ip", "netns", "identify", str(pid)], capture_output=True, text=True
+        ).stdout.strip()
+        return next(h for h in self.workers if h.ns == ns)
+
+    def other_worker(self, host: Host) -> Host:
+        return next(h for h in self.workers if h is not host)
+
+    @property
+    def beat_host(self) -> Host:
+        return next(h for h in self.workers if f"{h.name}-beat" in h.processes.running)
+
+    def move_beat(self, to: Host) -> None:
+        """Run beat on `to` instead (as Kubernetes reschedules the pod of a lost node)."""
+        old = self.beat_host
+        if old is to:
+            return
+        if old.powered:
+            old.processes.stop(f"{old.name}-beat")
+        else:
+            old.processes.running.pop(f"{old.name}-beat")
+        to.start(f"{to.name}-beat", self.services["beat"])
+
     def print_logs(self) -> None:
         for host in [self.data, self.api, *self.workers]:
             host.processes.print_logs()
@@ -221,6 +246,7 @@ def _start_service(stack: NetStack) -> None:
         for queue in QUEUES:
             stack.services[f"worker-{queue}"] = commands[f"worker-{queue}"]
             host.start(f"{host.name}-worker-{queue}", commands[f"worker-{queue}"])
+    stack.services["beat"] = commands["beat"]
     beat_host = stack.workers[-1]
     beat_host.start(f"{beat_host.name}-beat", commands["beat"])
     stack.container = Container(stack.settings)
