@@ -77,7 +77,9 @@ class Container:
             s.mysql_password,
             s.mysql_database,
             s.mysql_pool_size,
-            connect_timeout=s.mysql_timeout,
+            connect_timeout=s.mysql_connect_timeout,
+            read_timeout=s.mysql_read_timeout,
+            write_timeout=s.mysql_write_timeout,
         )
 
     @cached_property

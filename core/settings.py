@@ -81,14 +81,28 @@ class Settings:
     mysql_password: str = _opt("MYSQL_PASSWORD", "", secret=True, doc="MySQL password")
     mysql_database: str = _opt("MYSQL_DATABASE", "vid2mp3", doc="database, created if missing")
     mysql_pool_size: int = _opt("MYSQL_POOL_SIZE", 5, doc="connections per process", positive=True)
-    mysql_timeout: int = _opt(
-        "MYSQL_TIMEOUT_SECONDS",
+    mysql_connect_timeout: int = _opt(
+        "MYSQL_CONNECT_TIMEOUT_SECONDS",
         3,
-        doc="connect timeout of a MySQL connection, and of each read and write on it "
-        "(mysql-connector applies it to every socket operation): a silent MySQL is an outage "
-        "(503, a retried task, a lease given up) this long after the query was sent",
+        doc="how long opening a MySQL connection (TCP, handshake, login) may take",
         minimum=1,
         maximum=300,
+    )
+    mysql_read_timeout: int = _opt(
+        "MYSQL_READ_TIMEOUT_SECONDS",
+        10,
+        doc="how long a query waits for MySQL's answer before its connection is dropped and "
+        "MySQL counts as down (503, a retried task, a lease given up); unset in the driver: "
+        "forever. The migration's own connection has none (a lock wait, a long ALTER)",
+        minimum=1,
+        maximum=3600,
+    )
+    mysql_write_timeout: int = _opt(
+        "MYSQL_WRITE_TIMEOUT_SECONDS",
+        10,
+        doc="how long sending a query to MySQL may block",
+        minimum=1,
+        maximum=3600,
     )
     migrate_lock_seconds: int = _opt(
         "MIGRATE_LOCK_SECONDS",

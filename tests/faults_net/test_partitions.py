@@ -3,6 +3,7 @@ measures the time to recover (printed: `pytest -s` shows the figures)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -29,6 +30,17 @@ def report(what: str, seconds: float) -> None:
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory):
     return media.make_video(tmp_path_factory.mktemp("net-media"), seconds=2.0)
+
+
+@pytest.fixture(scope="session")
+def big_input(tmp_path_factory):
+    """16 MB of sound (a WAV): long enough an upload to cut in the middle."""
+    return wav_of(tmp_path_factory.mktemp("net-big"), megabytes=16)
+
+
+def wav_of(directory, megabytes: float) -> str:
+    """A mono 16-bit 44.1 kHz WAV (88,200 bytes a second) of about this size."""
+    return media.make_audio_only(directory, seconds=megabytes * 2**20 / 88200, fmt="wav")
 
 
 @pytest.fixture(scope="session")
@@ -171,3 +183,59 @@ def test_a_worker_cut_from_the_broker_consumes_again_after_healing(net, user, re
         assert_once(net, user, receiver, during)
     finally:
         celery.control.add_consumer("convert", destination=[f"convert@{other.name}"], reply=True)
+
+
+def multipart_trickle(path: str, on_halfway, chunk: int = 256 * 1024):
+    """A multipart upload of the file as a chunked body; calls on_halfway() once half the
+    file has been sent."""
+    boundary = "netfaultboundary"
+    size = os.path.getsize(path)
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{os.path.basename(path)}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    sent = 0
+    called = False
+    with open(path, "rb") as fh:
+        while piece := fh.read(chunk):
+            yield piece
+            sent += len(piece)
+            if not called and sent >= size // 2:
+                on_halfway()
+                called = True
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def stored_videos(net) -> set[str]:
+    folder = os.path.join(net.env["DATA_DIR"], "blobs", "videos")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return {name for name in names if not name.endswith(".json")}
+
+
+def test_api_cut_from_mysql_mid_upload_answers_503_and_records_nothing(
+    net, user, receiver, big_input
+):
+    jobs_before = ids_of_jobs(user)
+    videos_before = stored_videos(net)
+    response, took = timed(
+        lambda: user.post(
+            "/upload",
+            data=multipart_trickle(big_input, lambda: net.network.cut(net.api, net.mysql_ip)),
+            headers={"Content-Type": "multipart/form-data; boundary=netfaultboundary"},
+            timeout=60,
+        )
+    )
+    report("API cut from MySQL mid-upload: answered", took)
+    assert response.status_code == 503, response.text
+    assert response.headers.get("Retry-After")
+    assert response.json()["code"] == "unavailable", response.text
+    net.network.heal(net.api, net.mysql_ip)
+    accepted: list[str] = []
+    recovered = seconds_until(
+        lambda: accept(user, big_input, accepted), timeout=60, what="uploads to work again"
+    )
+    report("API cut from MySQL: uploads accepted again after healing", recovered)
+    assert ids_of_jobs(user) == jobs_before | {accepted[0]}, "a half-recorded job"
+    kept = stored_videos(net) - videos_before
+    assert len(kept) <= 1, f"the failed upload's video was kept: {kept}"  # the accepted one's
+    assert_once(net, user, receiver, accepted[0])

@@ -38,14 +38,21 @@ def test_the_container_passes_each_setting_to_its_client(tmp_path):
     built = Container(
         settings(
             REDIS_TIMEOUT_SECONDS="0.7",
-            MYSQL_TIMEOUT_SECONDS="4",
+            MYSQL_CONNECT_TIMEOUT_SECONDS="4",
+            MYSQL_READ_TIMEOUT_SECONDS="6",
+            MYSQL_WRITE_TIMEOUT_SECONDS="7",
             SMTP_URL="smtp://198.18.0.9:25",
             SMTP_TIMEOUT_SECONDS="12",
             DATA_DIR=str(tmp_path),
         )
     )
     assert built.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.7
-    assert built.db._config["connection_timeout"] == 4
+    config = built.db._config
+    assert (config["connection_timeout"], config["read_timeout"], config["write_timeout"]) == (
+        4,
+        6,
+        7,
+    )
     assert built.mailer.timeout == 12
 
 
