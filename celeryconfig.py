@@ -5,6 +5,7 @@ Queues are declared explicitly and tasks are routed by name; an unknown queue is
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from kombu.entity import Exchange, Queue
@@ -27,6 +28,22 @@ WEBHOOK_DELIVER_TASK = "webhooks.deliver"
 _exchange = Exchange("vid2mp3", type="direct")
 
 
+def tcp_deadlines(timeout: float, keepalive_seconds: int) -> dict[int, int]:
+    """TCP options (Linux) for a connection to a peer that may go silent. TCP_USER_TIMEOUT:
+    the kernel drops the connection once data it sent stays unacknowledged for `timeout` s,
+    whatever the program is blocked in (the worker's event loop waits on its BRPOP socket with
+    no timeout of its own). Keepalive probes after `keepalive_seconds` idle find a dead peer on
+    a connection that sends nothing."""
+    options: dict[int, int] = {}
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        options[socket.TCP_USER_TIMEOUT] = int(timeout * 1000)
+    if keepalive_seconds and hasattr(socket, "TCP_KEEPIDLE"):
+        options[socket.TCP_KEEPIDLE] = keepalive_seconds
+        options[socket.TCP_KEEPINTVL] = max(1, keepalive_seconds // 3)
+        options[socket.TCP_KEEPCNT] = 3
+    return options
+
+
 def celery_config(settings: "Settings") -> dict[str, Any]:
     """Every Celery setting, from the settings every process already validated."""
     transport: dict[str, Any] = {
@@ -39,6 +56,9 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "socket_timeout": settings.broker_timeout,
         "socket_connect_timeout": settings.broker_timeout,
         "socket_keepalive": True,
+        "socket_keepalive_options": tcp_deadlines(
+            settings.broker_timeout, settings.broker_heartbeat_seconds
+        ),
     }
     if settings.broker_heartbeat_seconds:
         transport["health_check_interval"] = settings.broker_heartbeat_seconds

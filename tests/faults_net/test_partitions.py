@@ -151,13 +151,6 @@ def test_a_worker_cut_from_the_broker_consumes_again_after_healing(net, user, re
         what="a job uploaded during the cut to be converted by the other host",
     )
     report("worker cut from the broker: a job uploaded meanwhile done after", took)
-    noticed = seconds_until(
-        lambda: "Connection to broker lost" in cut.processes.log(f"{cut.name}-worker-convert"),
-        timeout=BROKER_CUT_SECONDS - (time.monotonic() - started),
-        what="the cut worker to notice it lost the broker",
-    )
-    report("worker cut from the broker: it noticed after", time.monotonic() - started)
-    assert noticed < BROKER_CUT_SECONDS
     stays(
         lambda: user.get("/healthz").status_code == 200,
         BROKER_CUT_SECONDS - (time.monotonic() - started),

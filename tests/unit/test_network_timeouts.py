@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import celeryconfig
 from core.adapters.redis.client import redis_client
 from core.adapters.stores.gridfs import mongo_client_factory
@@ -23,6 +25,9 @@ def test_the_broker_connection_times_out_keeps_alive_and_reconnects_forever():
     assert transport["socket_timeout"] == transport["socket_connect_timeout"] == 7
     assert transport["socket_keepalive"] is True
     assert transport["health_check_interval"] == 4
+    tcp = transport["socket_keepalive_options"]
+    assert tcp[socket.TCP_USER_TIMEOUT] == 7000  # unacknowledged data: dropped after 7 s
+    assert tcp[socket.TCP_KEEPIDLE] == 4 and tcp[socket.TCP_KEEPCNT] == 3
     assert config["broker_heartbeat"] == 4 and config["broker_connection_timeout"] == 7
     assert config["broker_connection_max_retries"] is None
 
