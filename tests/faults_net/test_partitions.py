@@ -257,7 +257,9 @@ def test_a_1_mbit_link_to_the_api_host_slows_an_upload_but_nothing_times_out(
     watcher = threading.Thread(target=poll, daemon=True)
     watcher.start()
     try:
-        response, took = timed(lambda: upload(user, video, timeout=120))
+        # requests sends the body in one sendall(), whose timeout bounds the whole send
+        at_link_rate = os.path.getsize(video) * 8 / 1e6
+        response, took = timed(lambda: upload(user, video, timeout=120 + 2 * at_link_rate))
     finally:
         done.set()
         watcher.join(70)
