@@ -1,4 +1,5 @@
-"""The service across network namespaces (tests/support/netstack.py), one per session.
+"""The service across network namespaces (tests/support/netstack.py), one for this package
+(torn down once its tests are done, not at the end of `make test`).
 
 Skipped with the reason where namespaces cannot be made (not root, no iproute2), unless
 REQUIRE_NETNS=1 (as `.ci/run` sets it): then that is a failure."""
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.skip(reason=f"network namespaces unavailable: {reason}"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def net(tmp_path_factory):
     from tests.support.netstack import running_netstack
 
@@ -44,17 +45,17 @@ def net(tmp_path_factory):
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(net):
     return login(net, net.settings.admin_email, net.settings.admin_password)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server_errors():
     return ServerErrors()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def user(net, admin, server_errors):
     created = admin.post(
         "/users", json={"name": "netuser", "email": "net@example.com", "password": "password-1"}
@@ -75,7 +76,7 @@ def only_503_with_retry_after(request, server_errors):
     assert not bad, f"server errors other than 503 with Retry-After: {bad}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def receiver(net, user):
     """A webhook receiver on the test process's own address, subscribed for the user."""
     from tests.support.receiver import Receiver
