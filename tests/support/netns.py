@@ -91,7 +91,7 @@ def remove_leftovers() -> list[str]:
         if found and not _pid_alive(int(found.group(1))):
             _kill_namespace(name)
             removed.append(name)
-    for line in ip("-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
+    for line in ip("-o", "link", "show", check=False).stdout.splitlines():  # bridge, veths
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         found = own.match(name)
         if found and not _pid_alive(int(found.group(1))):
