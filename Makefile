@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 SQLGRAMMAR := tests/sqlgrammar
 
-.PHONY: install sqlgrammar up migrate test lint test-unit test-integration test-e2e faults bench mutation clean
+.PHONY: install sqlgrammar up migrate test lint test-unit test-integration test-e2e faults faults-net bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ test-e2e: install
 ## The fault suite alone: kills, outages and restarts under a running stack (also in `make test`).
 faults: install
 	$(BIN)/python -m pytest tests/faults -v $(PYTEST_ARGS)
+
+## The network fault suite alone: the service across network namespaces (a data host, an API
+## host, two worker hosts), partitioned and healed; needs root and iproute2 (also in `make test`).
+faults-net: install
+	$(BIN)/python -m pytest tests/faults_net -v $(PYTEST_ARGS)
 
 ## Benchmarks against the issue's targets (not part of CI); writes bench/results/latest.md.
 bench: install

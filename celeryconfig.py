@@ -5,6 +5,7 @@ Queues are declared explicitly and tasks are routed by name; an unknown queue is
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from kombu.entity import Exchange, Queue
@@ -29,6 +30,22 @@ WEBHOOK_DELIVER_TASK = "webhooks.deliver"
 _exchange = Exchange("vid2mp3", type="direct")
 
 
+def tcp_deadlines(timeout: float, keepalive_seconds: int) -> dict[int, int]:
+    """TCP options (Linux) for a connection to a peer that may go silent. TCP_USER_TIMEOUT:
+    the kernel drops the connection once data it sent stays unacknowledged for `timeout` s,
+    whatever the program is blocked in (the worker's event loop waits on its BRPOP socket with
+    no timeout of its own). Keepalive probes after `keepalive_seconds` idle find a dead peer on
+    a connection that sends nothing."""
+    options: dict[int, int] = {}
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        options[socket.TCP_USER_TIMEOUT] = int(timeout * 1000)
+    if keepalive_seconds and hasattr(socket, "TCP_KEEPIDLE"):
+        options[socket.TCP_KEEPIDLE] = keepalive_seconds
+        options[socket.TCP_KEEPINTVL] = max(1, keepalive_seconds // 3)
+        options[socket.TCP_KEEPCNT] = 3
+    return options
+
+
 def celery_config(settings: "Settings") -> dict[str, Any]:
     """Every Celery setting, from the settings every process already validated."""
     # A fetch may take IMPORT_TIMEOUT_SECONDS; its own limits sit just above that deadline.
@@ -39,12 +56,28 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         # limits, or a long conversion (or fetch) would be handed to a second worker while it
         # still runs.
         "visibility_timeout": max(settings.convert_time_limit, fetch_hard_limit) + 600,
+        # A broker that drops packets silently: without these a worker waits on its BRPOP
+        # until TCP gives up (minutes), and once the network heals it notices only at the
+        # next retransmission (tens of seconds). With them it reconnects within the timeout.
+        "socket_timeout": settings.broker_timeout,
+        "socket_connect_timeout": settings.broker_timeout,
+        "socket_keepalive": True,
+        "socket_keepalive_options": tcp_deadlines(
+            settings.broker_timeout, settings.broker_heartbeat_seconds
+        ),
     }
+    if settings.broker_heartbeat_seconds:
+        transport["health_check_interval"] = settings.broker_heartbeat_seconds
     if settings.celery_key_prefix:
         transport["global_keyprefix"] = settings.celery_key_prefix
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": settings.broker_timeout,  # AMQP's connect
+        "broker_heartbeat": settings.broker_heartbeat_seconds,  # AMQP only; Redis: above
+        # A worker that lost its broker keeps reconnecting (Celery gives up after 100 tries
+        # by default, and the worker exits): a partition may outlast that.
+        "broker_connection_max_retries": None,
         "broker_transport_options": transport,
         "task_serializer": "json",
         "result_serializer": "json",

@@ -95,6 +95,9 @@ class Container:
             s.mysql_password,
             s.mysql_database,
             s.mysql_pool_size,
+            connect_timeout=s.mysql_connect_timeout,
+            read_timeout=s.mysql_read_timeout,
+            write_timeout=s.mysql_write_timeout,
         )
 
     @cached_property
@@ -137,7 +140,8 @@ class Container:
     def redis(self) -> Redis:
         from core.adapters.redis.client import redis_client
 
-        return redis_client(self.settings.redis_url)
+        s = self.settings
+        return redis_client(s.redis_url, s.redis_timeout, s.redis_health_check_seconds)
 
     @cached_property
     def item_store(self) -> ItemStore:
@@ -152,7 +156,10 @@ class Container:
         if s.mongo_uri:
             from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 
-            return GridFSBlobStore(mongo_client_factory(s.mongo_uri), s.mongo_database)
+            return GridFSBlobStore(
+                mongo_client_factory(s.mongo_uri, s.mongo_timeout, s.mongo_socket_timeout),
+                s.mongo_database,
+            )
         from core.adapters.stores.directory import DirectoryBlobStore
 
         return DirectoryBlobStore(os.path.join(s.data_dir, "blobs"))
@@ -163,7 +170,7 @@ class Container:
 
         s = self.settings
         if s.smtp_url:
-            return SMTPMailer(s.smtp_url, s.mail_from)
+            return SMTPMailer(s.smtp_url, s.mail_from, timeout=s.smtp_timeout)
         return OutboxMailer(os.path.join(s.data_dir, "outbox"), s.mail_from)
 
     @cached_property
@@ -645,7 +652,7 @@ class Container:
 
         s = self.settings
         return BrokerQueueCollector(
-            lambda: redis_client(s.celery_broker_url),
+            lambda: redis_client(s.celery_broker_url, s.broker_timeout),
             s.celery_key_prefix,
             list(celeryconfig.QUEUES),
         )

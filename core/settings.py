@@ -81,6 +81,29 @@ class Settings:
     mysql_password: str = _opt("MYSQL_PASSWORD", "", secret=True, doc="MySQL password")
     mysql_database: str = _opt("MYSQL_DATABASE", "vid2mp3", doc="database, created if missing")
     mysql_pool_size: int = _opt("MYSQL_POOL_SIZE", 5, doc="connections per process", positive=True)
+    mysql_connect_timeout: int = _opt(
+        "MYSQL_CONNECT_TIMEOUT_SECONDS",
+        3,
+        doc="how long opening a MySQL connection (TCP, handshake, login) may take",
+        minimum=1,
+        maximum=300,
+    )
+    mysql_read_timeout: int = _opt(
+        "MYSQL_READ_TIMEOUT_SECONDS",
+        10,
+        doc="how long a query waits for MySQL's answer before its connection is dropped and "
+        "MySQL counts as down (503, a retried task, a lease given up); unset in the driver: "
+        "forever. The migration's own connection has none (a lock wait, a long ALTER)",
+        minimum=1,
+        maximum=3600,
+    )
+    mysql_write_timeout: int = _opt(
+        "MYSQL_WRITE_TIMEOUT_SECONDS",
+        10,
+        doc="how long sending a query to MySQL may block",
+        minimum=1,
+        maximum=3600,
+    )
     migrate_lock_seconds: int = _opt(
         "MIGRATE_LOCK_SECONDS",
         60,
@@ -96,6 +119,21 @@ class Settings:
         message="must be a redis:// URL",
     )
     redis_prefix: str = _opt("REDIS_PREFIX", "vid2mp3:", doc="prefix of every key the API writes")
+    redis_timeout: float = _opt(
+        "REDIS_TIMEOUT_SECONDS",
+        2.0,
+        doc="connect and read timeout of each Redis command (REDIS_URL): a silent Redis "
+        "answers 503 after a few of these",
+        minimum=0.1,
+        maximum=60,
+    )
+    redis_health_check_seconds: int = _opt(
+        "REDIS_HEALTH_CHECK_SECONDS",
+        30,
+        doc="a pooled Redis connection idle this long is pinged before use (0: never)",
+        minimum=0,
+        maximum=3600,
+    )
     jwt_secret: str = _opt(
         "JWT_SECRET", secret=True, doc="HS256 signing key (required, 32+ chars)", check=_strong(32)
     )
@@ -195,10 +233,42 @@ class Settings:
         "MONGO_URI", "", secret=True, doc="set: videos and MP3s in GridFS; unset: directory store"
     )
     mongo_database: str = _opt("MONGO_DATABASE", "vid2mp3", doc="GridFS database")
+    mongo_timeout: float = _opt(
+        "MONGO_TIMEOUT_SECONDS",
+        3.0,
+        doc="GridFS: how long to find a reachable server and to connect to it",
+        minimum=0.1,
+        maximum=120,
+    )
+    mongo_socket_timeout: float = _opt(
+        "MONGO_SOCKET_TIMEOUT_SECONDS",
+        30.0,
+        doc="GridFS: how long one read or write (a chunk, an answer) may wait on the socket; "
+        "a silent server is an outage after this (unset in the driver: forever)",
+        minimum=1,
+        maximum=600,
+    )
     celery_broker_url: str = _opt(
         "CELERY_BROKER_URL",
         "redis://127.0.0.1:6379/1",
         doc="Celery broker (not the items database)",
+    )
+    broker_timeout: float = _opt(
+        "BROKER_TIMEOUT_SECONDS",
+        10.0,
+        doc="connect and read timeout of a connection to the broker (a worker waits at most "
+        "one second for a message, so this bounds how long a silent broker goes unnoticed; "
+        "the worker then reconnects)",
+        minimum=2,
+        maximum=300,
+    )
+    broker_heartbeat_seconds: int = _opt(
+        "BROKER_HEARTBEAT_SECONDS",
+        10,
+        doc="keepalive of the broker connection: Redis pings a connection idle this long "
+        "(health_check_interval) with TCP keepalive on; AMQP's heartbeat (0: off)",
+        minimum=0,
+        maximum=600,
     )
     celery_key_prefix: str = _opt(
         "CELERY_KEY_PREFIX", "", doc="prefix of the broker's Redis keys (tests isolate runs)"
@@ -209,6 +279,14 @@ class Settings:
         secret=True,
         doc="smtp://user:pass@host:port (smtps:// for TLS, ?starttls=1); "
         "unset: .eml files in DATA_DIR/outbox",
+    )
+    smtp_timeout: float = _opt(
+        "SMTP_TIMEOUT_SECONDS",
+        10.0,
+        doc="timeout of each SMTP step (connect, each command and reply); a silent server "
+        "fails the send, which is retried (at most 60: a claimed email is held five minutes)",
+        minimum=1,
+        maximum=60,
     )
     mail_from: str = _opt("MAIL_FROM", "vid2mp3 <noreply@localhost>", doc="sender of emails")
     convert_soft_time_limit: int = _opt(

@@ -7,11 +7,12 @@ import logging
 import os
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core.domain.errors import MediaError, NotFound, Stopped, Unavailable
 from core.domain.files import MP3S, VIDEOS, audio_name
 from core.domain.jobs import JobStatus
+from core.domain.media import Encoded
 from core.domain.options import AudioOptions
 from core.domain.values import utcnow
 from core.ports.files import BlobStore, ScratchSpace
@@ -214,11 +215,29 @@ class Conversion:
             while chunk := fh.read(1 << 20):
                 writer.write(chunk)
         now = utcnow()
-        finished = lease.update(
+        try:
+            finished = self._record_done(lease, writer.fid, output, result, now)
+        except BaseException:
+            # MySQL went away between the MP3's storing and its recording (a partition): the
+            # retry stores another, so this one, which no job points at, goes.
+            self._discard(writer.fid)
+            raise
+        if not finished:  # deleted or cancelled meanwhile, or the lease passed to another attempt
+            self.blobs.delete(MP3S, writer.fid)
+            return Outcome.LOST
+        self._drop_source(job_id, job.video_fid)
+        self._event(job_id, "job.succeeded")
+        queue_email(self.claims, self.queue, job_id, QUEUED_EMAIL)
+        return Outcome.DONE
+
+    def _record_done(
+        self, lease: Lease, mp3_fid: str, output: str, result: Encoded, now: datetime
+    ) -> bool:
+        return lease.update(
             {
                 "status": JobStatus.DONE,
                 "progress": 100.0,
-                "mp3_fid": writer.fid,
+                "mp3_fid": mp3_fid,
                 "mp3_size": os.path.getsize(output),
                 "duration_s": result.duration,
                 "finished_at": now,
@@ -229,13 +248,12 @@ class Conversion:
                 "expires_at": now + self.retention if self.retention else None,
             }
         )
-        if not finished:  # deleted or cancelled meanwhile, or the lease passed to another attempt
-            self.blobs.delete(MP3S, writer.fid)
-            return Outcome.LOST
-        self._drop_source(job_id, job.video_fid)
-        self._event(job_id, "job.succeeded")
-        queue_email(self.claims, self.queue, job_id, QUEUED_EMAIL)
-        return Outcome.DONE
+
+    def _discard(self, mp3_fid: str) -> None:
+        try:
+            self.blobs.delete(MP3S, mp3_fid)
+        except Exception:  # the store is out too: the file stays, with no job pointing at it
+            log.warning("could not delete the unrecorded MP3 %s", mp3_fid, exc_info=True)
 
     def _event(self, job_id: str, event: str) -> None:
         try:

@@ -394,7 +394,7 @@ def test_gridfs_store_reports_unreachable_server_as_unavailable(tmp_path):
     created = []
 
     def factory() -> MongoClient:
-        client = mongo_client_factory(f"mongodb://127.0.0.1:{free_port()}/", timeout_ms=200)()
+        client = mongo_client_factory(f"mongodb://127.0.0.1:{free_port()}/", timeout=0.2)()
         created.append(client)
         return client
 

@@ -122,3 +122,31 @@ class CutOnce(Outage):
             return True
 
         return forward
+
+
+class Silence(Outage):
+    """Forwards to target until `mute()`; then drops every byte both ways and closes nothing:
+    a peer gone silent (packets dropped), as a network partition looks, on loopback."""
+
+    def __init__(self, target_host: str, target_port: int):
+        super().__init__(target_host, target_port)
+        self.muted = threading.Event()
+
+    def mute(self) -> None:
+        self.muted.set()
+
+    def unmute(self) -> None:
+        self.muted.clear()
+
+    def _pipe(
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        forward: Callable[[bytes, socket.socket], bool] | None = None,
+    ) -> None:
+        def unless_muted(data: bytes, target: socket.socket) -> bool:
+            if not self.muted.is_set():
+                target.sendall(data)
+            return True
+
+        super()._pipe(source, sink, unless_muted)

@@ -289,3 +289,25 @@ def test_outcome_events_are_queued_and_again_when_the_email_was_lost(pipeline, a
         (failed.id, "job.failed"),
         (cancelled.id, "job.cancelled"),
     ]
+
+
+# --- MySQL lost between storing the MP3 and recording it -------------------------------------
+
+
+def test_an_mp3_stored_but_not_recorded_is_deleted(pipeline, alice, monkeypatch):
+    """A partition cuts MySQL after the MP3 was written: the retry stores its own, so the
+    unrecorded one must not stay beside it (two MP3s for one job)."""
+    from core.domain.errors import Unavailable
+
+    job = submit(pipeline, alice)
+    real_update = pipeline.jobs.update_leased
+
+    def cut_at_the_end(job_id, lease_id, changes):
+        if changes.get("status") is JobStatus.DONE:
+            raise Unavailable("mysql")
+        return real_update(job_id, lease_id, changes)
+
+    monkeypatch.setattr(pipeline.jobs, "update_leased", cut_at_the_end)
+    with pytest.raises(Unavailable):
+        pipeline.conversion.convert(job.id)
+    assert pipeline.blobs.in_bucket(MP3S) == []

@@ -15,10 +15,21 @@ from core.domain.errors import Conflict, Unavailable
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = (errors.InterfaceError, errors.OperationalError, errors.PoolError)
+# A server that stops answering (packets dropped, no reset) shows as a read or write timeout,
+# which mysql-connector does not derive from OperationalError.
+_UNAVAILABLE = (
+    errors.InterfaceError,
+    errors.OperationalError,
+    errors.PoolError,
+    errors.ReadTimeoutError,
+    errors.WriteTimeoutError,
+    errors.ConnectionTimeoutError,
+)
 # Refused at the handshake because the server is out of connections: an outage, retried,
 # not a bug (mysql-connector raises these as a plain DatabaseError).
 _SERVER_FULL = (errorcode.ER_CON_COUNT_ERROR, errorcode.ER_TOO_MANY_USER_CONNECTIONS)
+# What a silent server (packets dropped, no reset) looks like to a connection in use.
+_SILENT = (errors.ReadTimeoutError, errors.WriteTimeoutError, errors.ConnectionTimeoutError)
 
 
 class MySQLDatabase:
@@ -34,6 +45,8 @@ class MySQLDatabase:
         database: str,
         pool_size: int = 5,
         connect_timeout: int = 3,
+        read_timeout: int | None = 10,
+        write_timeout: int | None = 10,
     ):
         self._config = dict(
             host=host,
@@ -41,6 +54,8 @@ class MySQLDatabase:
             user=user,
             password=password,
             connection_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
             autocommit=True,
             charset="utf8mb4",
             collation="utf8mb4_unicode_ci",
@@ -72,6 +87,9 @@ class MySQLDatabase:
         try:
             cnx = self._get_pool().get_connection()
         except _UNAVAILABLE as exc:
+            # The pool pinged a connection and could not open another: its other idle
+            # connections lead to the same server, each to wait out its own read timeout.
+            self.close()
             raise Unavailable("mysql") from exc
         except errors.DatabaseError as exc:
             if exc.errno in _SERVER_FULL:
@@ -84,6 +102,8 @@ class MySQLDatabase:
                 raise Conflict(_duplicate_message(str(exc))) from None
             raise
         except _UNAVAILABLE as exc:
+            if isinstance(exc, _SILENT):
+                self.close()  # as above: the next caller connects anew instead of waiting
             raise Unavailable("mysql") from exc
         finally:
             try:
@@ -125,7 +145,8 @@ class MySQLDatabase:
         """One connection of its own, outside the pool and in no database (the migrations
         create it); outages become Unavailable('mysql')."""
         try:
-            cnx = mysql.connector.connect(**self._config)
+            # no read timeout: GET_LOCK waits for another run, an ALTER may take long
+            cnx = mysql.connector.connect(**{**self._config, "read_timeout": None})
         except _UNAVAILABLE as exc:
             raise Unavailable("mysql") from exc
         except errors.DatabaseError as exc:

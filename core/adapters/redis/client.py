@@ -16,13 +16,16 @@ _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _FULL = redis.exceptions.OutOfMemoryError
 
 
-def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
-    """A client that connects on first command (redis-py pools are fork-aware)."""
+def redis_client(url: str, timeout: float = 2.0, health_check_seconds: int = 30) -> redis.Redis:
+    """A client that connects on first command (redis-py pools are fork-aware). A silent
+    server (packets dropped, no reset) fails a command after `timeout` seconds; TCP keepalive
+    and the health check find a dead idle connection before a command waits on it."""
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        health_check_interval=30,
+        socket_keepalive=True,
+        health_check_interval=health_check_seconds,
         decode_responses=False,
     )
 

@@ -38,12 +38,20 @@ _CONNECTION_ERRORS = (ConnectionFailure, ServerSelectionTimeoutError, AutoReconn
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def mongo_client_factory(uri: str, timeout_ms: int = 3000) -> Callable[[], Client]:
-    """A function building a MongoClient for uri that gives up on an unreachable server quickly."""
+def mongo_client_factory(
+    uri: str, timeout: float = 3.0, socket_timeout: float = 30.0
+) -> Callable[[], Client]:
+    """A function building a MongoClient for uri that gives up on an unreachable server
+    quickly (`timeout` s to select and connect) and on a silent one (`socket_timeout` s per
+    read or write: the driver's default is to wait forever)."""
 
     def build() -> Client:
         return MongoClient(
-            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, appname="vid2mp3"
+            uri,
+            serverSelectionTimeoutMS=int(timeout * 1000),
+            connectTimeoutMS=int(timeout * 1000),
+            socketTimeoutMS=int(socket_timeout * 1000),
+            appname="vid2mp3",
         )
 
     return build
