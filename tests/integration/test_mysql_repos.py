@@ -205,3 +205,91 @@ def test_an_attempt_known_dead_is_taken_over_only_while_it_still_holds(container
     taken = jobs.get(job.id)
     assert taken.lease_id == "b" * 32 and taken.lease_holder == "host:2:2" and taken.attempts == 2
     assert not leases.take_over(job.id, "a" * 32, "c" * 32, later, "host:3:3")  # already taken
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def test_the_driver_is_the_c_extension(container):
+    """mysqlclient's C module does the protocol: a dependency change cannot quietly swap in a
+    pure-Python one (mysql-connector's C extension does not load on Debian 12's OpenSSL)."""
+    import importlib.machinery
+
+    import MySQLdb._mysql
+
+    from core.adapters.mysql import db as mysql_db
+
+    assert mysql_db.DRIVER is MySQLdb._mysql
+    assert MySQLdb._mysql.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    with container.db.connection() as cnx:
+        assert isinstance(cnx, MySQLdb._mysql.connection)
+
+
+@pytest.fixture
+def counted_db(settings):
+    from tests.support.mysql_wire import CommandCounter
+
+    counter = CommandCounter(settings.mysql_host, settings.mysql_port).up()
+    db = MySQLDatabase(
+        "127.0.0.1",
+        counter.port,
+        settings.mysql_user,
+        settings.mysql_password,
+        settings.mysql_database,
+        pool_size=2,
+    )
+    yield db, counter
+    db.close()
+    counter.down()
+
+
+def test_a_job_read_is_one_round_trip(counted_db, container, owner):
+    """A connection used a moment ago is lent without a ping: one statement, one round trip."""
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    assert repo.get(job.id).id == job.id  # connects: the handshake's own commands
+    before = counter.snapshot()
+    for _ in range(10):
+        assert repo.get(job.id).status is JobStatus.QUEUED
+    spent = counter.snapshot() - before
+    assert spent == {"query": 10}, spent
+
+
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(counted_db, container, owner):
+    from core.adapters.mysql import db as mysql_db
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    assert repo.get(job.id) is not None
+    fresh, mysql_db.FRESH_SECONDS = mysql_db.FRESH_SECONDS, -1.0  # everything counts as idle
+    try:
+        before = counter.snapshot()
+        assert repo.get(job.id) is not None
+        assert counter.snapshot() - before == {"ping": 1, "query": 1}
+        counter.down()  # the server goes away under the idle connection
+        counter.up()
+        assert repo.get(job.id) is not None  # the ping fails: a new connection answers
+    finally:
+        mysql_db.FRESH_SECONDS = fresh
+
+
+def test_after_a_broken_connection_the_idle_ones_are_not_lent(counted_db, container, owner):
+    """A restart breaks every pooled connection: one request sees it, the next ones do not."""
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    with db.connection():  # two connections in the pool
+        assert repo.get(job.id) is not None
+    counter.down()
+    counter.up()
+    with pytest.raises(Unavailable):
+        repo.get(job.id)
+    for _ in range(3):
+        assert repo.get(job.id) is not None
