@@ -13,7 +13,10 @@ except ConfigError as exc:
 bind = f"{settings.api_host}:{settings.api_port}"
 workers = settings.web_concurrency
 worker_class = "gthread"
-threads = settings.api_threads
+# Each open event stream holds a thread while it waits (blocked, no CPU) for its job's next
+# event: EVENTS_MAX_STREAMS of them come on top of the API_THREADS that serve everything else,
+# so streams never take a thread an upload or a poll needs. The pool grows only as used.
+threads = settings.api_threads + settings.events_max_streams
 timeout = settings.api_timeout  # large uploads and downloads take time
 graceful_timeout = 30
 keepalive = 5

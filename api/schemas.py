@@ -241,3 +241,15 @@ class WebhookDeliverySchema(Schema):
     delivered_at = fields.DateTime(format="iso", allow_none=True)
     failed_at = fields.DateTime(format="iso", allow_none=True)
     created_at = fields.DateTime(format="iso")
+
+
+class EventStreamLinkSchema(Schema):
+    """Where a browser opens a job's event stream without sending its token."""
+
+    url = fields.String(
+        required=True,
+        metadata={"description": "GET it (EventSource): /jobs/<id>/events?ticket=..."},
+    )
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "seconds the ticket lets a stream open"}
+    )
