@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
@@ -196,20 +197,16 @@ class JobStreams:
     def open_streams(self) -> int:
         return self._open
 
-    def open(self, actor: Principal, job_id: str) -> "JobStream":
-        """A stream of the job's events, its current state first. NotFound for another user's
-        job; Busy past the process's or the user's budget."""
-        if not is_job_id(job_id):
-            raise NotFound("job not found")
+    def _take(self, actor: Principal) -> tuple[str, str | None]:
+        """A place in the process's and the user's budgets, or Busy."""
         with self._lock:
             if self._open >= self.limits.per_process:
                 raise Busy(
                     "too many event streams open here; poll or retry", self.limits.retry_after
                 )
             self._open += 1
-        token: str | None = None
         key = f"event-streams:{actor.user_id}"
-        sub: EventSubscription | None = None
+        token: str | None = None
         try:
             if self.slots is not None:
                 token = self.slots.acquire({key: self.limits.per_user}, ttl=60.0)
@@ -218,6 +215,19 @@ class JobStreams:
                         "you have too many event streams open; close one, or poll",
                         self.limits.retry_after,
                     )
+        except BaseException:
+            self._release(key, None)
+            raise
+        return key, token
+
+    def open(self, actor: Principal, job_id: str) -> "JobStream":
+        """A stream of the job's events, its current state first. NotFound for another user's
+        job; Busy past the process's or the user's budget."""
+        if not is_job_id(job_id):
+            raise NotFound("job not found")
+        key, token = self._take(actor)
+        sub: EventSubscription | None = None
+        try:
             sub = self.feed.subscribe(job_id, self.limits.buffer)  # before reading: none lost
             job = self.jobs.get(job_id)
             if job is None or not actor.can_access(job.owner_id):
@@ -230,6 +240,22 @@ class JobStreams:
         return JobStream(
             self, job_id, job_json(job), sub, lambda: self._release(key, token), key, token
         )
+
+    @contextmanager
+    def watching(self, actor: Principal, job_id: str) -> Iterator["Watch"]:
+        """For a long poll: a watch on the job's changes, within the same budgets as the
+        streams (Busy past them). Taken before the job is read, so no change slips between."""
+        key, token = self._take(actor)
+        try:
+            sub = self.feed.subscribe(job_id, 8)
+        except BaseException:
+            self._release(key, token)
+            raise
+        try:
+            yield Watch(sub, self.limits.resync_seconds, self.clock)
+        finally:
+            sub.close()
+            self._release(key, token)
 
     def _release(self, key: str, token: str | None) -> None:
         with self._lock:
@@ -246,6 +272,33 @@ class JobStreams:
                 self.slots.renew([key], token, ttl=60.0)
             except Unavailable:
                 pass
+
+
+class Watch:
+    """Waits for a sign that a job may have changed."""
+
+    def __init__(self, sub: EventSubscription, resync_seconds: float, clock: Callable[[], float]):
+        self._sub = sub
+        self._resync = resync_seconds
+        self._clock = clock
+        self._generation = sub.generation
+
+    def changed(self, until: float) -> bool:
+        """True as soon as the job may have changed (an event of it; the feed reconnected;
+        while the feed is cut, every resync_seconds); False at `until` (clock time)."""
+        while True:
+            left = until - self._clock()
+            if left <= 0:
+                return False
+            wait = left if self._sub.live else min(left, self._resync)
+            event = self._sub.get(timeout=wait)
+            if self._sub.generation != self._generation or self._sub.overflowed:
+                self._generation = self._sub.generation
+                return True
+            if event is not None and event.get("kind") != "wake":
+                return True
+            if event is None and not self._sub.live and self._clock() < until:
+                return True  # cut off from the events: time to look again
 
 
 class JobStream:
