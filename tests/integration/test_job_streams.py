@@ -134,3 +134,16 @@ def test_the_api_answers_503_with_retry_after_past_the_budget(container, setting
     assert second.status_code == 503 and second.headers["Retry-After"] == "5"
     assert second.get_json()["code"] == "busy"
     first.close()
+
+
+def test_strangers_get_401_and_other_users_404(client, container):
+    ann, bob = make_user(container), make_user(container)
+    job = make_job(container, ann)
+    bob_token = container.auth.tokens.issue(container.user_repo.get(bob.user_id))
+    bob_auth = {"Authorization": f"Bearer {bob_token}"}
+    assert client.get(f"/jobs/{job.id}/events").status_code == 401
+    assert client.get(f"/jobs/{job.id}/events?ticket=forged").status_code == 401
+    assert client.get(f"/jobs/{job.id}/events", headers=bob_auth).status_code == 404
+    assert client.post(f"/jobs/{job.id}/events/ticket").status_code == 401
+    assert client.post(f"/jobs/{job.id}/events/ticket", headers=bob_auth).status_code == 404
+    assert client.get("/jobs/not-a-job/events", headers=bob_auth).status_code == 404

@@ -21,11 +21,14 @@ class Event:
 
 def open_stream(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0):
     """GET url as an event stream (the caller closes the response)."""
+    from tests.support.api_statuses import record_http
+
     return requests.get(
         url,
         headers={"Accept": "text/event-stream", **(headers or {})},
         stream=True,
         timeout=(5, timeout),
+        hooks={"response": record_http},
     )
 
 
