@@ -35,6 +35,7 @@ def evstack(tmp_path_factory, redis_link, settings):
         "EVENTS_MAX_STREAMS_PER_USER": "210",
         "EVENTS_KEEPALIVE_SECONDS": "2",
         "EVENTS_TICKET_SECONDS": "3",
+        "EVENTS_SEND_TIMEOUT_SECONDS": "3",
         "SWEEP_INTERVAL_SECONDS": "1",
         "SWEEP_AFTER_SECONDS": "120",
         "LEASE_SECONDS": "3",
@@ -330,3 +331,56 @@ def test_200_open_streams_while_uploads_and_polls_answer(evstack, admin, user, m
     finally:
         for sock in streams:
             sock.close()
+
+
+def test_a_client_that_never_reads_is_cut_off_with_bounded_memory(evstack, user):
+    """A reader that stops reading while events pour in: the API buffers a bounded amount,
+    then closes the stream (its send times out) and frees its thread."""
+    import socket
+    from datetime import datetime, timedelta, timezone
+
+    import psutil
+
+    job_id = queued_job(evstack, user)
+    port = int(evstack.base_url.rsplit(":", 1)[1])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: {user.session.headers['Authorization']}\r\n\r\n".encode()
+    )
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    mine = sock.getsockname()[1]
+
+    def serving():
+        return [
+            worker
+            for worker in api_workers(evstack)
+            for c in worker.net_connections("tcp")
+            if c.laddr
+            and c.laddr.port == port
+            and c.raddr
+            and c.raddr.port == mine
+            and c.status == psutil.CONN_ESTABLISHED
+        ]
+
+    server = serving()[0]
+    rss_before = server.memory_info().rss
+    job = user.get(f"/jobs/{job_id}").json()
+    start = datetime.now(timezone.utc)
+    padding = "x" * 100_000
+    try:
+        for i in range(400):  # 40 MB of status changes, none of them read
+            stamp = (start + timedelta(milliseconds=i + 1)).isoformat()
+            state = {
+                **job,
+                "status": ("converting", "queued")[i % 2],
+                "updated_at": stamp,
+                "notes": [padding],
+            }
+            evstack.container.job_events.publish(job_id, {"kind": "status", "job": state})
+        wait_for(lambda: not serving(), timeout=30, what="the API to cut the stream off")
+        assert server.memory_info().rss - rss_before < 40 * 2**20
+    finally:
+        sock.close()
