@@ -278,8 +278,9 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(counted_db, contai
         mysql_db.FRESH_SECONDS = fresh
 
 
-def test_after_a_broken_connection_the_idle_ones_are_not_lent(counted_db, container, owner):
-    """A restart breaks every pooled connection: one request sees it, the next ones do not."""
+def test_after_a_cut_the_pooled_connections_are_replaced_unseen(counted_db, container, owner):
+    """The link to the server is cut (a restart, a proxy): the pooled connections see the
+    close, and the next reads get new ones without a single error."""
     from core.adapters.mysql.jobs import MySQLJobRepository
 
     db, counter = counted_db
@@ -289,7 +290,44 @@ def test_after_a_broken_connection_the_idle_ones_are_not_lent(counted_db, contai
         assert repo.get(job.id) is not None
     counter.down()
     counter.up()
-    with pytest.raises(Unavailable):
-        repo.get(job.id)
     for _ in range(3):
         assert repo.get(job.id) is not None
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_lent(container, owner, settings):
+    """KILL (as wait_timeout, a restart or a proxy would) between two uses, within the time a
+    connection is lent without a ping: the next read gets a new connection, not an error."""
+    import MySQLdb
+
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db = MySQLDatabase(
+        settings.mysql_host,
+        settings.mysql_port,
+        settings.mysql_user,
+        settings.mysql_password,
+        settings.mysql_database,
+        pool_size=1,
+    )
+    try:
+        repo = MySQLJobRepository(db)
+        job = new_job(container, owner)
+        with db.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID() AS id")
+            victim = cur.fetchone()["id"]
+        admin = MySQLdb.connect(
+            host=settings.mysql_host,
+            port=settings.mysql_port,
+            user=settings.mysql_user,
+            password=settings.mysql_password,
+        )
+        try:
+            admin.cursor().execute(f"KILL {int(victim)}")
+        finally:
+            admin.close()
+        assert repo.get(job.id).id == job.id
+        with db.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID() AS id")
+            assert cur.fetchone()["id"] != victim
+    finally:
+        db.close()

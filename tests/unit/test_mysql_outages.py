@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import MySQLdb
 import pytest
 from MySQLdb.constants import ER
@@ -63,5 +65,14 @@ def test_a_busy_pool_waits_then_is_unavailable(monkeypatch):
 
 
 class _Idle:
+    """A connection whose server says nothing (one end of a socket pair nobody writes to)."""
+
+    def __init__(self):
+        self._socket, self._peer = socket.socketpair()
+
+    def fileno(self):
+        return self._socket.fileno()
+
     def close(self):
-        pass
+        self._socket.close()
+        self._peer.close()

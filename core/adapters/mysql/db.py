@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -28,7 +29,8 @@ _SERVER_FULL = (ER.CON_COUNT_ERROR, ER.TOO_MANY_USER_CONNECTIONS)
 NO_DATABASE = ER.BAD_DB_ERROR
 NO_TABLE = ER.NO_SUCH_TABLE
 # A connection used less than this long ago is lent without a ping (a round trip saved per
-# checkout); an older one is pinged first, and replaced when the ping fails.
+# checkout), once a poll(2) of its socket shows the server has not closed it; an older one is
+# pinged first, and replaced when the ping fails.
 FRESH_SECONDS = 5.0
 # Server errors that end the session itself (shutting down, connection killed).
 _SESSION_ENDED = {ER.SERVER_SHUTDOWN, 1927}
@@ -129,6 +131,9 @@ class MySQLDatabase:
                     return self._connect(), generation
                 if idle.generation != generation:
                     _close(idle.cnx)  # opened before a failure: the server may have restarted
+                    continue
+                if _closed_by_server(idle.cnx):
+                    _close(idle.cnx)  # restarted, killed, or cut by a proxy while idle
                     continue
                 if time.monotonic() - idle.used_at > FRESH_SECONDS:
                     try:
@@ -245,6 +250,18 @@ class MySQLDatabase:
         with self.cursor() as cur:
             cur.execute("SELECT 1")
             cur.fetchall()
+
+
+def _closed_by_server(cnx: Any) -> bool:
+    """Whether an idle connection has something to read: between two statements the server
+    sends nothing, so anything there (its close, a "connection killed" error) means the
+    connection is gone. A poll(2) with no wait, not a round trip."""
+    try:
+        poller = select.poll()
+        poller.register(cnx.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, MySQLdb.Error):
+        return True
 
 
 def _close(cnx: Any) -> None:
