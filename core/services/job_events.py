@@ -370,14 +370,18 @@ class JobStream:
             fresh: list[JobEvent] = [event] if event and event.get("kind") != "wake" else []
             resync = self._sub.generation != generation or (not self._sub.live and now >= resync_at)
             if resync:  # events may have been lost: the database says where the job is
-                generation = self._sub.generation
                 resync_at = now + limits.resync_seconds
-                current = self._streams.jobs.get(self.job_id)
-                fresh.append(
-                    {"kind": "deleted", "job": None}
-                    if current is None
-                    else {"kind": "state", "job": job_json(current)}
-                )
+                try:
+                    current = self._streams.jobs.get(self.job_id)
+                except Unavailable:
+                    pass  # MySQL is down too: the stream stays open and asks again later
+                else:
+                    generation = self._sub.generation
+                    fresh.append(
+                        {"kind": "deleted", "job": None}
+                        if current is None
+                        else {"kind": "state", "job": job_json(current)}
+                    )
             for item in fresh:
                 if item.get("kind") == "deleted":
                     yield sse("deleted", self._streams.dumps({"id": self.job_id}))

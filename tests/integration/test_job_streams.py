@@ -147,3 +147,64 @@ def test_strangers_get_401_and_other_users_404(client, container):
     assert client.post(f"/jobs/{job.id}/events/ticket").status_code == 401
     assert client.post(f"/jobs/{job.id}/events/ticket", headers=bob_auth).status_code == 404
     assert client.get("/jobs/not-a-job/events", headers=bob_auth).status_code == 404
+
+
+def test_a_stream_outlives_a_mysql_outage_during_a_resync(container):
+    """Redis and MySQL both away: the stream keeps its client (keepalives) instead of failing,
+    and tells the change it finds once MySQL answers again."""
+    from core.domain.errors import Unavailable
+
+    ann = make_user(container)
+    job = make_job(container, ann)
+
+    class Flaky:
+        down = False
+
+        def get(self, job_id):
+            if self.down:
+                raise Unavailable("mysql")
+            return container.job_repo.get(job_id)
+
+    class CutSubscription:
+        """A subscription whose feed is never live: the stream resyncs from the database."""
+
+        live = False
+
+        def __init__(self, sub):
+            self.sub = sub
+            self.generation = sub.generation
+
+        def get(self, timeout):
+            return self.sub.get(timeout)
+
+        @property
+        def overflowed(self):
+            return self.sub.overflowed
+
+        def close(self):
+            self.sub.close()
+
+    class CutFeed:
+        def subscribe(self, job_id, buffer):
+            return CutSubscription(container.job_events.subscribe(job_id, buffer))
+
+    import json
+
+    repo = Flaky()
+    hub = JobStreams(
+        repo,
+        CutFeed(),
+        container.slots,
+        StreamLimits(per_process=2, per_user=2, keepalive_seconds=0.3, resync_seconds=0.1),
+        dumps=json.dumps,
+    )
+    stream = hub.open(ann, job.id)
+    frames = iter(stream)
+    assert "queued" in next(frames)
+    repo.down = True
+    assert next(frames) == ": keepalive\n\n"  # still open while MySQL is away
+    container.job_repo.update(job.id, {"status": JobStatus.CANCELLED})
+    repo.down = False
+    rest = list(itertools.islice(frames, 10))
+    assert any("event: status" in f and '"cancelled"' in f for f in rest), rest
+    stream.close()
