@@ -65,3 +65,24 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid, path)
+
+
+def post_worker_init(worker):
+    """On a stop signal, end the worker's open event streams and long polls at once (their
+    clients reconnect to another worker), instead of holding the graceful stop for
+    graceful_timeout; then gunicorn's own handler runs as before."""
+    import signal
+
+    streams = worker.wsgi.extensions["vid2mp3"].job_streams
+
+    def stopping(handler):
+        def handle(signum, frame):
+            streams.shutdown()
+            handler(signum, frame)
+
+        return handle
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        previous = signal.getsignal(signum)
+        if callable(previous):
+            signal.signal(signum, stopping(previous))

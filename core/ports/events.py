@@ -54,3 +54,7 @@ class JobEventFeed(abc.ABC):
     @abc.abstractmethod
     def listeners(self) -> int:
         """Subscriptions open in this process."""
+
+    @abc.abstractmethod
+    def wake_all(self) -> None:
+        """Let every subscription of this process that waits for an event return now."""

@@ -192,10 +192,17 @@ class JobStreams:
         self.clock = clock
         self._lock = threading.Lock()
         self._open = 0
+        self.closing = threading.Event()
 
     @property
     def open_streams(self) -> int:
         return self._open
+
+    def shutdown(self) -> None:
+        """The process is stopping: every stream ends now (its client reconnects elsewhere)
+        and every long poll answers, instead of holding the stop until they end."""
+        self.closing.set()
+        self.feed.wake_all()
 
     def _take(self, actor: Principal) -> tuple[str, str | None]:
         """A place in the process's and the user's budgets, or Busy."""
@@ -252,7 +259,7 @@ class JobStreams:
             self._release(key, token)
             raise
         try:
-            yield Watch(sub, self.limits.resync_seconds, self.clock)
+            yield Watch(sub, self.limits.resync_seconds, self.clock, self.closing)
         finally:
             sub.close()
             self._release(key, token)
@@ -277,10 +284,17 @@ class JobStreams:
 class Watch:
     """Waits for a sign that a job may have changed."""
 
-    def __init__(self, sub: EventSubscription, resync_seconds: float, clock: Callable[[], float]):
+    def __init__(
+        self,
+        sub: EventSubscription,
+        resync_seconds: float,
+        clock: Callable[[], float],
+        closing: threading.Event,
+    ):
         self._sub = sub
         self._resync = resync_seconds
         self._clock = clock
+        self._closing = closing
         self._generation = sub.generation
 
     def changed(self, until: float) -> bool:
@@ -288,7 +302,7 @@ class Watch:
         while the feed is cut, every resync_seconds); False at `until` (clock time)."""
         while True:
             left = until - self._clock()
-            if left <= 0:
+            if left <= 0 or self._closing.is_set():
                 return False
             wait = left if self._sub.live else min(left, self._resync)
             event = self._sub.get(timeout=wait)
@@ -365,6 +379,9 @@ class JobStream:
             event = self._sub.get(timeout=max(0.0, min(waits)))
             if self._sub.overflowed:
                 self.ended_by = "overflow"
+                return
+            if self._streams.closing.is_set():
+                self.ended_by = "shutdown"
                 return
             now = clock()
             fresh: list[JobEvent] = [event] if event and event.get("kind") != "wake" else []

@@ -384,3 +384,37 @@ def test_a_client_that_never_reads_is_cut_off_with_bounded_memory(evstack, user)
         assert server.memory_info().rss - rss_before < 40 * 2**20
     finally:
         sock.close()
+
+
+def test_a_stopping_worker_ends_its_streams_at_once(evstack, user):
+    """SIGTERM (a deploy, a scale-down): the worker's open streams end now, their clients
+    reconnect to another worker, instead of holding the stop for graceful_timeout (30 s)."""
+    import signal
+    import time
+
+    import psutil
+
+    job_id = queued_job(evstack, user)
+    port = int(evstack.base_url.rsplit(":", 1)[1])
+    with open_stream(evstack.url(f"/jobs/{job_id}/events"), auth(user)) as response:
+        frames = events(response)
+        assert next(frames).data["status"] == "queued"
+        mine = response.raw._connection.sock.getsockname()[1]
+        serving = [
+            worker
+            for worker in api_workers(evstack)
+            for c in worker.net_connections("tcp")
+            if c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == mine
+        ]
+        assert len(serving) == 1
+        began = time.monotonic()
+        serving[0].send_signal(signal.SIGTERM)
+        rest = list(frames)  # the stream ends
+        assert time.monotonic() - began < 10
+        assert all(f.event is None for f in rest), rest  # no made-up status on the way out
+    psutil.wait_procs(serving, timeout=10)
+    assert not serving[0].is_running()
+    # The client reconnects (here: again) and finds the job where it was.
+    again = follow(evstack, user, job_id, until=lambda f: f.event == "status")
+    assert again[-1].data["status"] == "queued"
+    assert user.post(f"/jobs/{job_id}/cancel").status_code == 200

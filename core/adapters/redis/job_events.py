@@ -109,6 +109,10 @@ class RedisJobEvents(JobEventSink, JobEventFeed):
         with self._lock:
             return sum(len(subs) for subs in self._subs.values())
 
+    def wake_all(self) -> None:
+        for sub in self._everyone():
+            sub.wake()
+
     def _remove(self, sub: _Subscription) -> None:
         with self._lock:
             subs = self._subs.get(sub.job_id)
