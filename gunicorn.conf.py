@@ -73,7 +73,10 @@ def post_worker_init(worker):
     graceful_timeout; then gunicorn's own handler runs as before."""
     import signal
 
-    streams = worker.wsgi.extensions["vid2mp3"].job_streams
+    container = getattr(worker.wsgi, "extensions", {}).get("vid2mp3")
+    if container is None:  # another app than api.wsgi:app
+        return
+    streams = container.job_streams
 
     def stopping(handler):
         def handle(signum, frame):
