@@ -15,6 +15,10 @@ FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
+# mysqlclient, the MySQL driver, is a C extension built here against libmariadb.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc pkg-config libmariadb-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
@@ -31,7 +35,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && pip install . \
     && python -c "import imageio_ffmpeg, subprocess; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-version'], check=True, stdout=subprocess.DEVNULL)" \
     && cd / && python -c "import api.web as web, swagger_ui_bundle; assert (web.STATIC / 'index.html').is_file() and (web.STATIC / 'app.js').is_file(), 'web page assets missing from the wheel'" \
-    && python -c "from core.adapters.mysql.migrations import load; assert load(), 'migrations missing from the wheel'"
+    && python -c "from core.adapters.mysql.migrations import load; assert load(), 'migrations missing from the wheel'" \
+    && python -c "import MySQLdb._mysql"
 
 # --- runtime: no compilers, no pip cache, no source, not root -------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -41,8 +46,9 @@ LABEL org.opencontainers.image.title="vid2mp3" \
 
 # tini is PID 1: it forwards SIGTERM to the process (Celery's warm shutdown, gunicorn's
 # graceful stop) and reaps orphans; a Python PID 1 would ignore an unhandled SIGTERM.
+# libmariadb3: the client library mysqlclient's C extension links to (no compiler here).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini libmariadb3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 vid2mp3 \
     && useradd --system --uid 10001 --gid vid2mp3 --home-dir /app --no-create-home \

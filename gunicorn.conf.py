@@ -13,7 +13,10 @@ except ConfigError as exc:
 bind = f"{settings.api_host}:{settings.api_port}"
 workers = settings.web_concurrency
 worker_class = "gthread"
-threads = settings.api_threads
+# Each open event stream holds a thread while it waits (blocked, no CPU) for its job's next
+# event: EVENTS_MAX_STREAMS of them come on top of the API_THREADS that serve everything else,
+# so streams never take a thread an upload or a poll needs. The pool grows only as used.
+threads = settings.api_threads + settings.events_max_streams
 timeout = settings.api_timeout  # large uploads and downloads take time
 graceful_timeout = 30
 keepalive = 5
@@ -62,3 +65,27 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid, path)
+
+
+def post_worker_init(worker):
+    """On a stop signal, end the worker's open event streams and long polls at once (their
+    clients reconnect to another worker), instead of holding the graceful stop for
+    graceful_timeout; then gunicorn's own handler runs as before."""
+    import signal
+
+    container = getattr(worker.wsgi, "extensions", {}).get("vid2mp3")
+    if container is None:  # another app than api.wsgi:app
+        return
+    streams = container.job_streams
+
+    def stopping(handler):
+        def handle(signum, frame):
+            streams.shutdown()
+            handler(signum, frame)
+
+        return handle
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        previous = signal.getsignal(signum)
+        if callable(previous):
+            signal.signal(signum, stopping(previous))

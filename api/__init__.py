@@ -35,6 +35,7 @@ def create_app(
         auth,
         cors,
         errors,
+        events,
         items,
         jobs,
         meta,
@@ -48,7 +49,7 @@ def create_app(
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs, tus, webhooks, metrics):
+    for module in (meta, auth, users, items, jobs, events, tus, webhooks, metrics):
         api.register_blueprint(module.blp)
     observability.install(app)
     errors.register(app)

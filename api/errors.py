@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from api.body_deadline import BodyTimeout
 from core.domain.errors import (
+    Busy,
     DomainError,
     QuotaExceeded,
     TooManyRequests,
@@ -88,7 +89,7 @@ def _domain_error(exc: DomainError) -> Response:
     body_errors = {"json": errors} if errors else None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": "5"}
-    elif isinstance(exc, TooManyRequests):
+    elif isinstance(exc, (TooManyRequests, Busy)):
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, QuotaExceeded):
         body_errors = exc.details

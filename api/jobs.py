@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from functools import wraps
 from typing import IO, Any, BinaryIO, Callable, ContextManager, cast
@@ -12,7 +14,7 @@ from urllib.parse import quote
 from flask import Response, request, url_for
 from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_range_header
+from werkzeug.http import parse_dict_header, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
 from api.body_deadline import BodyTimeout
@@ -30,7 +32,7 @@ from api.schemas import (
     WebhookDeliverySchema,
 )
 from api.uploads import MultipartUpload
-from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
+from core.domain.errors import Busy, InvalidInput, TooLarge, UnsupportedMedia
 from core.domain.jobs import LABELS, JobLabels, JobStatus
 from core.domain.options import AUDIO_FORMATS, AudioOptions
 from core.services.job_json import JobSchema
@@ -277,19 +279,74 @@ def list_jobs(actor, query):
     )
 
 
+MAX_WAIT = 60  # seconds a long poll may hold (Prefer: wait=N)
+POLL_AGAIN = "2"  # Retry-After on a job still moving: a polling pace, in seconds
+ENDED = frozenset({"done", "failed", "cancelled", "expired"})
+
+
+def requested_wait() -> int | None:
+    """The seconds of `Prefer: wait=N` (RFC 7240), clamped to MAX_WAIT; None when absent or
+    not a number (a preference we cannot read is ignored, never an error)."""
+    header = request.headers.get("Prefer")
+    if not header:
+        return None
+    value = parse_dict_header(header).get("wait")
+    if value is None or not value.strip().isascii() or not value.strip().isdigit():
+        return None
+    return min(int(value.strip()[:6]), MAX_WAIT)
+
+
 def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
-    """An ETag from the response body; werkzeug answers 304 when If-None-Match has it."""
+    """An ETag from the response body; werkzeug answers 304 when If-None-Match has it. With
+    `Prefer: wait=N` and If-None-Match, a long poll: the answer waits until the job changes
+    (200 with the new state) or N seconds pass (304), and says so in Preference-Applied."""
 
     @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Response:
-        response = view(*args, **kwargs)
-        response.add_etag()
+    def wrapped(actor: Any, job_id: str) -> Response:
+        wait = requested_wait()
+        if wait and request.if_none_match:
+            response = _long_poll(view, actor, job_id, wait)
+        else:
+            response = _tagged(view(actor, job_id))
         response.make_conditional(request)
         if response.status_code == 412:
             return error_response(412, "the job has changed since the ETag in If-Match")
+        if _status_of(response) not in ENDED:
+            response.headers["Retry-After"] = POLL_AGAIN
+        response.vary.add("Prefer")
         return response
 
     return wrapped
+
+
+def _tagged(response: Response) -> Response:
+    response.add_etag()
+    return response
+
+
+def _status_of(response: Response) -> str | None:
+    body = response.get_json(silent=True)
+    return body.get("status") if isinstance(body, dict) else None
+
+
+def _long_poll(view: Callable[..., Response], actor: Any, job_id: str, wait: int) -> Response:
+    until = time.monotonic() + wait
+    with ExitStack() as held:
+        try:
+            watch = held.enter_context(container().job_streams.watching(actor, job_id))
+        except Busy:  # no room to hold the request: answer now, the preference not applied
+            return _tagged(view(actor, job_id))
+        while True:
+            response = _tagged(view(actor, job_id))
+            etag, _ = response.get_etag()
+            if (
+                not request.if_none_match.contains_weak(etag or "")
+                or _status_of(response) in ENDED
+                or not watch.changed(until)
+            ):
+                break
+    response.headers["Preference-Applied"] = f"wait={wait}"
+    return response
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
@@ -299,10 +356,22 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
     200,
     JobSchema,
     headers={
-        "ETag": {"description": "changes whenever the job does", "schema": {"type": "string"}}
+        "ETag": {"description": "changes whenever the job does", "schema": {"type": "string"}},
+        "Retry-After": {
+            "description": "on a job still queued or converting: seconds to wait before the "
+            "next poll (or follow GET /jobs/<id>/events)",
+            "schema": {"type": "integer"},
+        },
+        "Preference-Applied": {
+            "description": "`wait=N` when the answer waited (Prefer: wait=N)",
+            "schema": {"type": "string"},
+        },
     },
 )
-@blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
+@blp.alt_response(
+    304,
+    description="unchanged since the ETag sent in If-None-Match (with Prefer: wait=N, for N s)",
+)
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(
@@ -314,7 +383,15 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
             "required": False,
             "schema": {"type": "string"},
             "description": "the ETag of the copy you hold: 304 while the job is unchanged",
-        }
+        },
+        {
+            "name": "Prefer",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "example": "wait=30"},
+            "description": "`wait=N` (RFC 7240) with If-None-Match: a long poll, answered as "
+            "soon as the job changes, or after N seconds (at most 60) with 304",
+        },
     ],
 )
 def get_job(actor, job_id):

@@ -255,3 +255,15 @@ class SigningSecretSchema(Schema):
             "webhook_url"
         },
     )
+
+
+class EventStreamLinkSchema(Schema):
+    """Where a browser opens a job's event stream without sending its token."""
+
+    url = fields.String(
+        required=True,
+        metadata={"description": "GET it (EventSource): /jobs/<id>/events?ticket=..."},
+    )
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "seconds the ticket lets a stream open"}
+    )

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
-import mysql.connector  # noqa: E402
+import MySQLdb
 
 from core.settings import Settings  # noqa: E402
 from tests.support.config import drop_database, service_env  # noqa: E402
@@ -51,7 +51,7 @@ def migrate(env: dict[str, str], *args: str) -> float:
 
 def fill(settings: Settings, jobs: int) -> None:
     """1,000 users and `jobs` jobs spread over them and every status, as a deployment holds."""
-    cnx = mysql.connector.connect(
+    cnx = MySQLdb.connect(
         host=settings.mysql_host,
         port=settings.mysql_port,
         user=settings.mysql_user,
@@ -148,7 +148,7 @@ def _row(what: str, times: list[float]) -> str:
 
 
 def _server_version(env: dict[str, str]) -> str:
-    cnx = mysql.connector.connect(
+    cnx = MySQLdb.connect(
         host=env["MYSQL_HOST"],
         port=int(env["MYSQL_PORT"]),
         user=env["MYSQL_USER"],

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
 
     from core.adapters.mysql.db import MySQLDatabase
     from core.adapters.prometheus import BrokerQueueCollector
+    from core.adapters.redis.job_events import RedisJobEvents
     from core.domain.jobs import Job
     from core.domain.media import MediaLimits
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.imports import Imports
     from core.services.intake import Intake
     from core.services.items import ItemService
+    from core.services.job_events import JobStreams
     from core.services.jobs import JobService
     from core.services.links import LinkSigner
     from core.services.notification import Notifications
@@ -108,15 +110,44 @@ class Container:
 
     @cached_property
     def job_repo(self) -> JobRepository:
+        """The jobs table; each change is announced to the job's event streams."""
         from core.adapters.mysql.jobs import MySQLJobRepository
+        from core.services.job_events import AnnouncingJobRepository
 
-        return MySQLJobRepository(self.db)
+        return AnnouncingJobRepository(MySQLJobRepository(self.db), self.job_events)
 
     @cached_property
     def job_leases(self) -> JobLeases:
         from core.adapters.mysql.jobs import MySQLJobLeases
+        from core.services.job_events import AnnouncingJobLeases
 
-        return MySQLJobLeases(self.db)
+        return AnnouncingJobLeases(MySQLJobLeases(self.db), self.job_events, self.job_repo.get)
+
+    @cached_property
+    def job_events(self) -> RedisJobEvents:
+        """Job events over Redis pub/sub: published by every job write, heard by the streams."""
+        from core.adapters.redis.job_events import RedisJobEvents
+
+        return RedisJobEvents(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def job_streams(self) -> JobStreams:
+        import json
+
+        from core.services.job_events import JobStreams, StreamLimits
+
+        s = self.settings
+        return JobStreams(
+            self.job_repo,
+            self.job_events,
+            self.slots,
+            StreamLimits(
+                per_process=s.events_max_streams,
+                per_user=s.events_max_streams_per_user,
+                keepalive_seconds=float(s.events_keepalive_seconds),
+            ),
+            dumps=lambda value: json.dumps(value, separators=(",", ":")),
+        )
 
     @cached_property
     def email_claims(self) -> EmailClaims:
@@ -436,8 +467,10 @@ class Container:
     @cached_property
     def fetch_leases(self) -> JobLeases:
         from core.adapters.mysql.jobs import MySQLFetchLeases
+        from core.services.job_events import AnnouncingJobLeases
 
-        return MySQLFetchLeases(self.db)
+        # a fetch's progress and its move to queued are announced like a conversion's
+        return AnnouncingJobLeases(MySQLFetchLeases(self.db), self.job_events, self.job_repo.get)
 
     @cached_property
     def fetcher(self) -> Fetcher:

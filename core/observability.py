@@ -120,7 +120,6 @@ def configure_logging(settings: Settings) -> None:
         root.addHandler(handler)
     handler.setFormatter(formatter(settings.log_format))
     root.setLevel(settings.log_level.upper())
-    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
     logging.captureWarnings(True)  # warnings become log records, in the same format
 
 

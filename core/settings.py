@@ -211,6 +211,36 @@ class Settings:
         "WEB_CONCURRENCY", 2, doc="gunicorn worker processes", positive=True
     )
     api_threads: int = _opt("API_THREADS", 4, doc="threads per gunicorn worker", positive=True)
+    events_max_streams: int = _opt(
+        "EVENTS_MAX_STREAMS",
+        100,
+        doc="open event streams (GET /jobs/<id>/events) per API process; past it 503",
+        positive=True,
+    )
+    events_max_streams_per_user: int = _opt(
+        "EVENTS_MAX_STREAMS_PER_USER",
+        10,
+        doc="open event streams per user, all API processes together; past it 503",
+        positive=True,
+    )
+    events_keepalive_seconds: int = _opt(
+        "EVENTS_KEEPALIVE_SECONDS",
+        15,
+        doc="an event stream sends a keepalive comment after this long without an event",
+        positive=True,
+    )
+    events_send_timeout_seconds: int = _opt(
+        "EVENTS_SEND_TIMEOUT_SECONDS",
+        30,
+        doc="an event stream whose client reads nothing for this long is closed",
+        positive=True,
+    )
+    events_ticket_seconds: int = _opt(
+        "EVENTS_TICKET_SECONDS",
+        60,
+        doc="lifetime of the signed URL a browser opens a job's event stream with",
+        positive=True,
+    )
     api_timeout: int = _opt(
         "API_TIMEOUT",
         300,

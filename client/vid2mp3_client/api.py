@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -20,6 +21,8 @@ from vid2mp3_client.config import Config, TokenStore
 from vid2mp3_client.errors import ApiError, Cancelled, ClientError
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# An event stream sends at least a keepalive every 15 s: three missed ones mean it is gone.
+EVENTS_TIMEOUT = httpx.Timeout(45.0, connect=10.0)
 CHUNK = 256 * 1024
 REFRESH_MARGIN_S = 60
 NOT_LOGGED_IN = "not logged in: run `vid2mp3 login`, or set VID2MP3_EMAIL and VID2MP3_PASSWORD"
@@ -226,6 +229,20 @@ class Api:
             return None, etag
         return self._json(response), response.headers.get("ETag")
 
+    @contextmanager
+    def job_events(self, job_id: str) -> Iterator[EventStream]:
+        """GET /jobs/<id>/events: the job's states as they come (Server-Sent Events), until the
+        stream ends. ApiError when the server refuses it (503 when busy, 404 on a server
+        without the route): the caller polls instead."""
+        path = f"/jobs/{_segment(job_id)}/events"
+        headers = {"Accept": "text/event-stream"}
+        with self._stream("GET", path, headers=headers, timeout=EVENTS_TIMEOUT) as response:
+            kind = response.headers.get("Content-Type", "")
+            if response.is_error or not kind.startswith("text/event-stream"):
+                response.read()
+                raise self._error(response)
+            yield EventStream(response)
+
     def jobs(self, page: int = 1, per_page: int = 20) -> dict[str, Any]:
         response = self.request("GET", "/jobs", params={"page": page, "per_page": per_page})
         return self._json(response)
@@ -363,6 +380,43 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()  # at import, before any thread could create a file meanwhile
+
+
+class EventStream:
+    """An open event stream: iterate for the job's states; close() from any thread ends it."""
+
+    def __init__(self, response: httpx.Response):
+        self._response = response
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return _event_data(self._response)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _event_data(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The `data` of each `status` and `progress` event of a Server-Sent Events response
+    (comments and other events skipped; the format: HTML Living Standard, 9.2)."""
+    data: list[str] = []
+    event = "message"
+    for line in response.iter_lines():
+        if line == "":
+            if data and event in ("status", "progress"):
+                try:
+                    value = json.loads("\n".join(data))
+                except ValueError:
+                    value = None
+                if isinstance(value, dict):
+                    yield value
+            data, event = [], "message"
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
 
 
 def _segment(job_id: str) -> str:

@@ -120,6 +120,7 @@ def cmd_convert(ctx: Context) -> int:
         api.authenticate()  # a missing or wrong login fails once, before any upload
         bars = ctx.bars()
         converter = Converter(api, bars, Path(args.output), upload_fields(args), args.force)
+        converter.follow_events = not args.poll
         try:
             with bars:
                 outcomes = converter.run(args.files, args.parallel)
@@ -317,6 +318,11 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
         help="files converted at once (default: 2)",
     )
     convert.add_argument("--force", action="store_true", help="overwrite existing files")
+    convert.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll each job instead of following its live events",
+    )
     add_upload_options(convert, options)
 
     jobs = command("jobs", cmd_jobs, "list your jobs, newest first")

@@ -12,7 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from vid2mp3_client.api import Api
+import httpx
+
+from vid2mp3_client.api import Api, EventStream
 from vid2mp3_client.errors import ApiError, Cancelled, ClientError
 from vid2mp3_client.progress import Bars, Row
 
@@ -74,6 +76,9 @@ class Converter:
         self.force = force
         self.stop = threading.Event()
         self.batch = Batch()
+        self.follow_events = True  # False: poll only (`--poll`)
+        self.lock = threading.Lock()
+        self.streams: set[EventStream] = set()
 
     def run(self, sources: list[str], parallel: int) -> list[Outcome]:
         """Convert every file; KeyboardInterrupt after cancelling the unfinished jobs."""
@@ -95,6 +100,10 @@ class Converter:
             # every worker thread to stop before waiting for them, or a job left queued on
             # the server would keep its thread polling forever.
             self.stop.set()
+            with self.lock:
+                open_streams = list(self.streams)
+            for stream in open_streams:  # a thread blocked reading one wakes up now
+                stream.close()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -182,9 +191,47 @@ class Converter:
         )
 
     def _wait(self, job_id: str, row: Row) -> dict[str, Any]:
+        """Follow the job's events until it leaves queued/converting; when the server refuses
+        the stream (busy, or too old to have one) or it breaks off, poll instead."""
+        row.convert()
+        if self.follow_events:
+            job = self._follow(job_id, row)
+            if job is not None:
+                return job
+        return self._poll(job_id, row)
+
+    def _follow(self, job_id: str, row: Row) -> dict[str, Any] | None:
+        """The job once it ended, from its event stream; None to fall back to polling."""
+        try:
+            with self.api.job_events(job_id) as stream:
+                with self.lock:
+                    self.streams.add(stream)
+                try:
+                    for job in stream:
+                        status = str(job.get("status"))
+                        row.update(float(job.get("progress") or 0), note=status)
+                        if status not in RUNNING:
+                            return job
+                        self._check_stop()
+                finally:
+                    with self.lock:
+                        self.streams.discard(stream)
+        except ApiError as exc:
+            if exc.status == 401:
+                raise
+            return None  # refused (503 busy, 404 no such route): poll
+        except ClientError:
+            self._check_stop()
+            return None  # the stream broke off: polling picks up from the current state
+        except (httpx.HTTPError, httpx.StreamError):
+            self._check_stop()  # closed by Ctrl-C, or the connection dropped
+            return None
+        self._check_stop()
+        return None
+
+    def _poll(self, job_id: str, row: Row) -> dict[str, Any]:
         """Poll the job until it leaves queued/converting, with If-None-Match when it has an
         ETag."""
-        row.convert()
         job: dict[str, Any] | None = None
         etag = None
         interval = POLL_FIRST_S

@@ -80,6 +80,18 @@ class Unavailable(DomainError):
         self.service = service
 
 
+class Busy(DomainError):
+    """This process has no room for more of something (open event streams): try again in
+    retry_after seconds, here or on another process."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, {"retry_after": retry_after})
+        self.retry_after = max(1, int(retry_after))
+
+
 class QuotaExceeded(DomainError):
     """A per-user ceiling: `limit` names the setting, so the client knows which one."""
 

@@ -614,3 +614,45 @@ def test_convert_from_a_link(open_page, stack, account, clip):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_job_is_followed_by_its_events_and_polled_when_they_are_refused(
+    open_page, stack, account, clip
+):
+    email, _ = account
+    page, _ = open_page(DESKTOP)
+    streams = []
+    page.on("request", lambda r: streams.append(r.url) if "/events" in r.url else None)
+    sign_in(page, stack, email)
+    token = page.evaluate("sessionStorage.getItem('vid2mp3.token')") or ""
+    stack.stop("worker-convert")  # the job waits: its stream opens before anything happens
+    try:
+        page.get_by_label("Drop videos here").set_input_files(clip)
+        row = job_row(page, "video_3s_160x120.mp4")
+        expect(row).to_have_attribute("data-status", "queued")
+        expect(row).to_have_attribute("data-live", "events")
+        # From here the list is not polled: what the row shows comes through the stream.
+        page.route("**/jobs?per_page=*", lambda route: route.abort())
+    finally:
+        stack.start("worker-convert")
+    expect(row).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+    expect(row.get_by_role("button", name="Download")).to_be_visible()
+    opened = [url for url in streams if "/events?ticket=" in url]
+    assert opened and all(token not in url for url in opened if token), opened
+    page.unroute("**/jobs?per_page=*")
+
+    # Streams refused (a busy server): the page polls, and the bar still moves to the end.
+    other, _ = open_page(DESKTOP)
+    other.route(
+        "**/events/ticket",
+        lambda route: route.fulfill(
+            status=503,
+            headers={"Retry-After": "5", "Content-Type": "application/json"},
+            body='{"status": 503, "code": "busy", "message": "too many event streams"}',
+        ),
+    )
+    sign_in(other, stack, email)
+    other.get_by_label("Drop videos here").set_input_files(clip)
+    rows = other.locator("#jobs li", has=other.locator(".name", has_text="video_3s_160x120.mp4"))
+    expect(rows.first).to_have_attribute("data-status", "done", timeout=CONVERSION_TIMEOUT_MS)
+    expect(rows.first).not_to_have_attribute("data-live", "events")

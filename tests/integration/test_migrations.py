@@ -10,7 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
-import mysql.connector
+import MySQLdb
 import pytest
 
 from core.adapters.mysql.migrations import load
@@ -63,13 +63,13 @@ def migrate(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedP
 
 
 def connect(env: dict[str, str], database: bool = True):
-    return mysql.connector.connect(
+    return MySQLdb.connect(
         host=env["MYSQL_HOST"],
         port=int(env["MYSQL_PORT"]),
         user=env["MYSQL_USER"],
         password=env["MYSQL_PASSWORD"],
-        database=env["MYSQL_DATABASE"] if database else None,
         autocommit=True,
+        **({"database": env["MYSQL_DATABASE"]} if database else {}),
     )
 
 
@@ -78,7 +78,7 @@ def query(env: dict[str, str], sql: str, params: tuple = ()) -> list[tuple]:
     try:
         cur = cnx.cursor()
         cur.execute(sql, params)
-        return cur.fetchall()
+        return list(cur.fetchall())
     finally:
         cnx.close()
 
@@ -131,7 +131,7 @@ def test_check_changes_nothing_and_lists_what_is_pending(env, tmp_path):
     try:
         cur = cnx.cursor()
         cur.execute("SHOW DATABASES LIKE %s", (env["MYSQL_DATABASE"],))
-        assert cur.fetchall() == [], "--check created the database"
+        assert not cur.fetchall(), "--check created the database"
     finally:
         cnx.close()
 
@@ -219,7 +219,7 @@ def test_a_data_change_and_its_record_commit_together(env, tmp_path, files, monk
 
     def dropped(self, cur, migration, done, finished):
         if migration.filename == bump.name:
-            raise mysql_migrations.errors.OperationalError("Lost connection (injected)")
+            raise MySQLdb.OperationalError(2013, "Lost connection (injected)")
         record(self, cur, migration, done, finished)
 
     monkeypatch.setattr(mysql_migrations.SchemaMigrations, "_record", dropped)
@@ -243,7 +243,7 @@ class HeldLock:
         self.cnx = connect(env, database=False)
         cur = self.cnx.cursor()
         cur.execute("SELECT GET_LOCK(%s, 0)", (self.name,))
-        assert cur.fetchall() == [(1,)]
+        assert list(cur.fetchall()) == [(1,)]
 
     def waiters(self) -> int:
         cur = self.cnx.cursor()

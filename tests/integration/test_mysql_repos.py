@@ -205,3 +205,129 @@ def test_an_attempt_known_dead_is_taken_over_only_while_it_still_holds(container
     taken = jobs.get(job.id)
     assert taken.lease_id == "b" * 32 and taken.lease_holder == "host:2:2" and taken.attempts == 2
     assert not leases.take_over(job.id, "a" * 32, "c" * 32, later, "host:3:3")  # already taken
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def test_the_driver_is_the_c_extension(container):
+    """mysqlclient's C module does the protocol: a dependency change cannot quietly swap in a
+    pure-Python one (mysql-connector's C extension does not load on Debian 12's OpenSSL)."""
+    import importlib.machinery
+
+    import MySQLdb._mysql
+
+    from core.adapters.mysql import db as mysql_db
+
+    assert mysql_db.DRIVER is MySQLdb._mysql
+    assert MySQLdb._mysql.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    with container.db.connection() as cnx:
+        assert isinstance(cnx, MySQLdb._mysql.connection)
+
+
+@pytest.fixture
+def counted_db(settings):
+    from tests.support.mysql_wire import CommandCounter
+
+    counter = CommandCounter(settings.mysql_host, settings.mysql_port).up()
+    db = MySQLDatabase(
+        "127.0.0.1",
+        counter.port,
+        settings.mysql_user,
+        settings.mysql_password,
+        settings.mysql_database,
+        pool_size=2,
+    )
+    yield db, counter
+    db.close()
+    counter.down()
+
+
+def test_a_job_read_is_one_round_trip(counted_db, container, owner):
+    """A connection used a moment ago is lent without a ping: one statement, one round trip."""
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    assert repo.get(job.id).id == job.id  # connects: the handshake's own commands
+    before = counter.snapshot()
+    for _ in range(10):
+        assert repo.get(job.id).status is JobStatus.QUEUED
+    spent = counter.snapshot() - before
+    assert spent == {"query": 10}, spent
+
+
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(counted_db, container, owner):
+    from core.adapters.mysql import db as mysql_db
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    assert repo.get(job.id) is not None
+    fresh, mysql_db.FRESH_SECONDS = mysql_db.FRESH_SECONDS, -1.0  # everything counts as idle
+    try:
+        before = counter.snapshot()
+        assert repo.get(job.id) is not None
+        assert counter.snapshot() - before == {"ping": 1, "query": 1}
+        counter.down()  # the server goes away under the idle connection
+        counter.up()
+        assert repo.get(job.id) is not None  # the ping fails: a new connection answers
+    finally:
+        mysql_db.FRESH_SECONDS = fresh
+
+
+def test_after_a_cut_the_pooled_connections_are_replaced_unseen(counted_db, container, owner):
+    """The link to the server is cut (a restart, a proxy): the pooled connections see the
+    close, and the next reads get new ones without a single error."""
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db, counter = counted_db
+    repo = MySQLJobRepository(db)
+    job = new_job(container, owner)
+    with db.connection():  # two connections in the pool
+        assert repo.get(job.id) is not None
+    counter.down()
+    counter.up()
+    for _ in range(3):
+        assert repo.get(job.id) is not None
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_lent(container, owner, settings):
+    """KILL (as wait_timeout, a restart or a proxy would) between two uses, within the time a
+    connection is lent without a ping: the next read gets a new connection, not an error."""
+    import MySQLdb
+
+    from core.adapters.mysql.jobs import MySQLJobRepository
+
+    db = MySQLDatabase(
+        settings.mysql_host,
+        settings.mysql_port,
+        settings.mysql_user,
+        settings.mysql_password,
+        settings.mysql_database,
+        pool_size=1,
+    )
+    try:
+        repo = MySQLJobRepository(db)
+        job = new_job(container, owner)
+        with db.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID() AS id")
+            victim = cur.fetchone()["id"]
+        admin = MySQLdb.connect(
+            host=settings.mysql_host,
+            port=settings.mysql_port,
+            user=settings.mysql_user,
+            password=settings.mysql_password,
+        )
+        try:
+            admin.cursor().execute(f"KILL {int(victim)}")
+        finally:
+            admin.close()
+        assert repo.get(job.id).id == job.id
+        with db.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID() AS id")
+            assert cur.fetchone()["id"] != victim
+    finally:
+        db.close()

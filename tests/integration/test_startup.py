@@ -7,7 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
-import mysql.connector
+import MySQLdb
 import pytest
 
 from core.adapters.mysql.migrations import required_version
@@ -208,11 +208,11 @@ def test_the_api_creates_neither_the_database_nor_the_admin(tmp_path):
     )
     assert result.returncode != 0
     assert f"schema is at 0, this build needs {LAST}: run the migration" in result.stderr
-    cnx = mysql.connector.connect(**mysql_login(env))
+    cnx = MySQLdb.connect(**mysql_login(env))
     try:
         cur = cnx.cursor()
         cur.execute("SHOW DATABASES LIKE %s", (env["MYSQL_DATABASE"],))
-        assert cur.fetchall() == []
+        assert not cur.fetchall()
     finally:
         cnx.close()
 

@@ -34,11 +34,11 @@ def service_env(**extra: Any) -> dict[str, str]:
 
 def drop_database(settings) -> None:
     """Remove a run's whole throwaway database: test teardown only."""
-    import mysql.connector
+    import MySQLdb
 
     if not settings.mysql_database.replace("_", "").isalnum():
         raise ValueError(f"unsafe database name {settings.mysql_database!r}")
-    cnx = mysql.connector.connect(
+    cnx = MySQLdb.connect(
         host=settings.mysql_host,
         port=settings.mysql_port,
         user=settings.mysql_user,

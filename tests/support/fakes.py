@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.domain.accounts import NewUser, User
-from core.domain.errors import Conflict, MediaError, NotFound, Stopped
+from core.domain.errors import Conflict, MediaError, NotFound, Stopped, Unavailable
 from core.domain.files import Blob
 from core.domain.jobs import Job, JobStatus, Upload
 from core.domain.media import Encoded, MediaInfo
 from core.domain.values import Email
 from core.ports.accounts import USER_FIELDS_UPDATABLE, KnownAddresses, TokenStates, UserRepository
+from core.ports.events import JobEventFeed, JobEventSink
 from core.ports.files import BlobStore, ScratchSpace
 from core.ports.items import ItemPut, ItemStore
 from core.ports.jobs import (
@@ -814,6 +815,26 @@ class Clock:
         return self.now
 
 
+class FakeJobEvents(JobEventSink, JobEventFeed):
+    """Job events kept in a list (`published`); nothing listens in the unit tier, so a stream
+    opened here fails as with Redis down."""
+
+    def __init__(self):
+        self.published: list[tuple[str, Any]] = []
+
+    def publish(self, job_id, event):
+        self.published.append((job_id, event))
+
+    def subscribe(self, job_id, buffer):
+        raise Unavailable("redis")
+
+    def listeners(self):
+        return 0
+
+    def wake_all(self):
+        pass
+
+
 def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
     """Every adapter of core.bootstrap.Container, in memory, by component name: what the unit
     tier passes to the Container production builds. MySQL, Redis and Celery are unplugged."""
@@ -831,6 +852,7 @@ def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
         "job_leases": jobs,
         "fetch_leases": Unplugged("MySQL (fetch leases)"),
         "fetcher": Unplugged("the network (imports by URL)"),
+        "job_events": FakeJobEvents(),
         "email_claims": jobs,
         "job_sweeps": jobs,
         "quota_holds": jobs,

@@ -4,7 +4,7 @@ it created, with rows in it, as a deployed one is. MariaDB only (its SQL is not 
 
 from __future__ import annotations
 
-import mysql.connector
+import MySQLdb
 
 # Copied verbatim from core/adapters/mysql_db.py before the migrations became files.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -160,7 +160,7 @@ def create_legacy_schema(settings) -> None:
     schema_migrations (version, name, applied_at), one row per version, no checksum."""
     database = settings.mysql_database
     assert database.replace("_", "").isalnum(), database
-    cnx = mysql.connector.connect(
+    cnx = MySQLdb.connect(
         host=settings.mysql_host,
         port=settings.mysql_port,
         user=settings.mysql_user,

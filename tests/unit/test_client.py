@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import stat
 import threading
@@ -384,3 +385,75 @@ def test_ctrl_c_always_stops_the_convert_command(tmp_path):
         timeout=scaled(120),
     )
     assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stdout + done.stderr
+
+
+class _Row:
+    def __init__(self):
+        self.seen = []
+
+    def convert(self):
+        pass
+
+    def update(self, value, note=""):
+        self.seen.append((value, note))
+
+
+def _sse(*jobs) -> bytes:
+    frames = [": keepalive\n\n"]
+    for kind, job in jobs:
+        frames.append(f"id: 1\nevent: {kind}\ndata: {json.dumps(job)}\n\n")
+    return "".join(frames).encode()
+
+
+def _converter(api):
+    from vid2mp3_client.convert import Converter
+
+    return Converter(api, None, Path("."), {}, False)
+
+
+def test_convert_follows_the_job_events_without_polling(tmp_path):
+    calls = []
+
+    def handler(request):
+        if (answer := _login(request)) is not None:
+            return answer
+        calls.append(request.url.path)
+        assert request.url.path == "/jobs/j1/events"
+        body = _sse(
+            ("status", {"id": "j1", "status": "converting", "progress": 0}),
+            ("progress", {"id": "j1", "status": "converting", "progress": 55.5}),
+            ("status", {"id": "j1", "status": "done", "progress": 100}),
+        )
+        return httpx.Response(200, content=body, headers={"Content-Type": "text/event-stream"})
+
+    row = _Row()
+    job = _converter(_api(tmp_path, handler))._wait("j1", row)
+    assert job["status"] == "done"
+    assert row.seen == [(0.0, "converting"), (55.5, "converting"), (100.0, "done")]
+    assert calls == ["/jobs/j1/events"]
+
+
+@pytest.mark.parametrize("refusal", [503, 404, "broken"])
+def test_convert_polls_when_the_stream_is_refused_or_breaks_off(tmp_path, refusal):
+    calls = []
+
+    def handler(request):
+        if (answer := _login(request)) is not None:
+            return answer
+        calls.append(request.url.path)
+        if request.url.path.endswith("/events"):
+            if refusal == "broken":  # ends while the job still runs
+                body = _sse(("status", {"id": "j1", "status": "queued", "progress": 0}))
+                return httpx.Response(
+                    200, content=body, headers={"Content-Type": "text/event-stream"}
+                )
+            return httpx.Response(
+                refusal,
+                json={"status": refusal, "code": "busy", "message": "too many"},
+                headers={"Retry-After": "1"},
+            )
+        return httpx.Response(200, json={"id": "j1", "status": "done", "progress": 100})
+
+    job = _converter(_api(tmp_path, handler))._wait("j1", _Row())
+    assert job["status"] == "done"
+    assert calls == ["/jobs/j1/events", "/jobs/j1"]

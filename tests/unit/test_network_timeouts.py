@@ -52,8 +52,8 @@ def test_the_container_passes_each_setting_to_its_client(tmp_path):
         )
     )
     assert built.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.7
-    config = built.db._config
-    assert (config["connection_timeout"], config["read_timeout"], config["write_timeout"]) == (
+    config = {**built.db._config, **built.db._timeouts}  # what every pooled connect() gets
+    assert (config["connect_timeout"], config["read_timeout"], config["write_timeout"]) == (
         4,
         6,
         7,

@@ -41,6 +41,7 @@ function capabilitiesOf(spec) {
   return {
     links: paths.includes("/jobs/{job_id}/links"),
     cancel: paths.includes("/jobs/{job_id}/cancel"),
+    events: paths.includes("/jobs/{job_id}/events/ticket"),
     tus: paths.some((path) => path.replace(/\/$/, "") === "/uploads"),
   };
 }

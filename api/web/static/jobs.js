@@ -1,11 +1,15 @@
-// The job list: polls GET /jobs (If-None-Match when the server sends an ETag), says each job's
-// status in words with its conversion progress, and offers the actions that status allows:
-// Download and Copy link once done, Cancel while fetching, queued or converting, Delete always.
+// The job list: polls GET /jobs (If-None-Match when the server sends an ETag), follows each
+// active job live by its events (an EventSource opened with a one-job ticket, so the token
+// never goes in a URL), says each job's status in words with its progress, and offers the
+// actions that status allows: Download and Copy link once done, Cancel while fetching, queued
+// or converting, Delete always. A stream refused or broken: that job is followed by the list's
+// polling again.
 import { describeError } from "./api.js";
 
 const ACTIVE = new Set(["fetching", "queued", "converting"]);
 const FAST_MS = 1000; // while something converts
-const SLOW_MS = 5000; // otherwise, or while the tab is hidden
+const SLOW_MS = 5000; // otherwise, or while the tab is hidden, or when events carry it all
+const STREAM_RETRY_MS = 30_000; // after a refused or broken stream, poll that long first
 
 export class JobList {
   constructor({ session, list, empty, linksNote, notify }) {
@@ -29,6 +33,7 @@ export class JobList {
   stop() {
     this.running = false;
     clearTimeout(this.timer);
+    for (const row of this.rows.values()) this.unfollow(row);
     this.rows.clear();
     this.list.replaceChildren();
     this.etag = null;
@@ -53,7 +58,9 @@ export class JobList {
       this.reachable = false;
     }
     if (!this.running) return;
-    const active = [...this.rows.values()].some((row) => ACTIVE.has(row.job.status));
+    // Rows followed by their events need no fast polling; the slow one still finds new jobs.
+    const active = [...this.rows.values()].some(
+      (row) => ACTIVE.has(row.job.status) && !row.source);
     const delay = active && !document.hidden ? FAST_MS : SLOW_MS;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.tick(), delay);
@@ -78,8 +85,9 @@ export class JobList {
         row = this.createRow(job);
         this.rows.set(job.id, row);
       }
-      row.job = job;
+      if (!row.source) row.job = job; // a live stream knows better than this list
       this.updateRow(row);
+      this.follow(row);
       // Keep newest first without moving rows that are already in place (focus stays put).
       const wanted = previous ? previous.nextSibling : this.list.firstChild;
       if (wanted !== row.element) this.list.insertBefore(row.element, wanted);
@@ -87,6 +95,7 @@ export class JobList {
     }
     for (const [id, row] of this.rows) {
       if (!seen.has(id)) {
+        this.unfollow(row);
         row.element.remove();
         this.rows.delete(id);
       }
@@ -95,6 +104,51 @@ export class JobList {
     this.linksNote.hidden = !this.linksUnavailable || this.rows.size === 0;
     this.linksNote.textContent = "Copy link is not available: this server does not offer "
       + "shareable links yet.";
+  }
+
+  /** Follow a queued or converting job by its events, unless a stream failed lately. */
+  async follow(row) {
+    if (!this.capabilities.events || row.source || !ACTIVE.has(row.job.status)) return;
+    if (row.streamFailedAt && Date.now() - row.streamFailedAt < STREAM_RETRY_MS) return;
+    row.source = "opening";
+    let ticket;
+    try {
+      ticket = await this.session.json("POST", `/jobs/${row.job.id}/events/ticket`);
+    } catch {
+      row.source = null;
+      row.streamFailedAt = Date.now();
+      return;
+    }
+    if (row.source !== "opening" || !this.running) return;
+    const source = new EventSource(ticket.url);
+    row.source = source;
+    row.element.dataset.live = "events";
+    const onJob = (event) => {
+      let job;
+      try { job = JSON.parse(event.data); } catch { return; }
+      row.job = job;
+      this.updateRow(row);
+      if (!ACTIVE.has(job.status)) {
+        this.unfollow(row);
+        this.refreshNow();
+      }
+    };
+    source.addEventListener("status", onJob);
+    source.addEventListener("progress", onJob);
+    // Refused (503 busy, an expired ticket) or cut: back to polling for this job; the next
+    // reconnect needs a new ticket anyway.
+    source.onerror = () => {
+      if (row.source !== source) return;
+      this.unfollow(row);
+      row.streamFailedAt = Date.now();
+      this.refreshNow();
+    };
+  }
+
+  unfollow(row) {
+    if (row.source && row.source.close) row.source.close();
+    row.source = null;
+    delete row.element.dataset.live;
   }
 
   createRow(job) {

@@ -22,9 +22,9 @@ from importlib.resources.abc import Traversable
 from typing import Any, Callable
 
 import sqlparse
-from mysql.connector import errorcode, errors
+from MySQLdb import InterfaceError, OperationalError
 
-from core.adapters.mysql.db import MySQLDatabase, identifier
+from core.adapters.mysql.db import NO_DATABASE, NO_TABLE, Error, MySQLDatabase, errno, identifier
 from core.domain.errors import Unavailable
 from core.ports.schema import MigrationError, SchemaMigrator
 
@@ -195,8 +195,8 @@ def schema_version(db: MySQLDatabase) -> int:
         with db.cursor() as cur:
             cur.execute(_SELECT_APPLIED)
             return unbroken({int(row["version"]) for row in cur.fetchall()})
-    except errors.ProgrammingError as exc:
-        if exc.errno in (errorcode.ER_NO_SUCH_TABLE, errorcode.ER_BAD_DB_ERROR):
+    except Error as exc:
+        if errno(exc) in (NO_TABLE, NO_DATABASE):
             return 0
         raise
 
@@ -295,9 +295,9 @@ class SchemaMigrations(SchemaMigrator):
                     try:
                         cur.execute(_RELEASE_LOCK, (self.lock_name,))
                         cur.fetchall()
-                    except errors.Error:  # the session is gone, and its lock with it
+                    except Error:  # the session is gone, and its lock with it
                         pass
-        except (errors.InterfaceError, errors.OperationalError) as exc:
+        except (InterfaceError, OperationalError) as exc:
             raise Unavailable("mysql") from exc
 
     def status(self) -> Plan:
@@ -307,12 +307,12 @@ class SchemaMigrations(SchemaMigrator):
                 cur = cnx.cursor()
                 try:
                     cur.execute(f"USE `{identifier(self.db.database)}`")
-                except errors.ProgrammingError as exc:
-                    if exc.errno != errorcode.ER_BAD_DB_ERROR:
+                except Error as exc:
+                    if errno(exc) != NO_DATABASE:
                         raise
                     return plan(self.migrations, {})
                 return plan(self.migrations, self._recorded(cur))
-        except (errors.InterfaceError, errors.OperationalError) as exc:
+        except (InterfaceError, OperationalError) as exc:
             raise Unavailable("mysql") from exc
 
     # --- bookkeeping -------------------------------------------------------------------
@@ -357,21 +357,21 @@ class SchemaMigrations(SchemaMigrator):
         total = len(migration.statements)
         for index in range(done, total):
             statement = migration.statements[index]
-            cnx.start_transaction()
+            cnx.begin()
             try:
                 cur.execute(statement)
-                if cur.with_rows:
+                if cur.description is not None:
                     cur.fetchall()
                 self._record(cur, migration, index + 1, finished=index + 1 == total)
                 cnx.commit()
-            except errors.Error as exc:
+            except Error as exc:
                 try:
                     cnx.rollback()
-                except errors.Error:
+                except Error:
                     pass  # the connection is gone; nothing of this statement was recorded
                 raise MigrationError(
                     f"{migration.filename}: statement {index + 1} of {total} failed "
-                    f"({_one_line(getattr(exc, 'msg', None) or str(exc))}): {_summary(statement)}"
+                    f"({_one_line(_message(exc))}): {_summary(statement)}"
                 ) from exc
 
 
@@ -379,6 +379,12 @@ def _statements(migration: Migration, done: int) -> str:
     total = len(migration.statements)
     counted = f"{total} statement{'s' if total > 1 else ''}"
     return f"{counted}, continued at statement {done + 1}" if done else counted
+
+
+def _message(exc: BaseException) -> str:
+    """The server's words of a driver error, without its number."""
+    args: tuple[Any, ...] = getattr(exc, "args", ())
+    return str(args[1]) if len(args) > 1 else str(exc)
 
 
 def _sha256(data: bytes) -> str:
