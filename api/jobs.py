@@ -28,6 +28,7 @@ from api.schemas import (
     UploadAcceptedSchema,
 )
 from api.uploads import MultipartUpload
+from core.domain.api_keys import Scope
 from core.domain.errors import InvalidInput, TooLarge, UnsupportedMedia
 from core.domain.jobs import JobStatus
 from core.domain.options import AudioOptions
@@ -49,7 +50,7 @@ IDEMPOTENCY_KEY = {
 
 
 @blp.route("/upload", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(202, UploadAcceptedSchema)
 @blp.alt_response(400, description="a malformed Idempotency-Key or Content-Length")
 @blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
@@ -157,7 +158,7 @@ def _discard_body(max_bytes: int) -> None:
 
 
 @blp.route("/jobs", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.arguments(JobListQuerySchema, location="query")
 @blp.response(200, JobPageSchema)
 @blp.doc(security=BEARER)
@@ -183,7 +184,7 @@ def conditional(view: Callable[..., Response]) -> Callable[..., Response]:
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @conditional
 @blp.response(
     200,
@@ -213,7 +214,7 @@ def get_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>", methods=["DELETE"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(204)
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(security=BEARER)
@@ -223,7 +224,7 @@ def delete_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/cancel", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(200, JobSchema)
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.alt_response(409, description="the job is done, failed or cancelled already")
@@ -237,7 +238,7 @@ def cancel_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/links", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.arguments(LinkRequestSchema, required=False)
 @blp.response(201, LinkSchema)
 @blp.alt_response(404, description="no such job, or not yours")
@@ -267,7 +268,7 @@ MP3_RESPONSES = {"content": {"audio/mpeg": {"schema": {"type": "string", "format
 
 
 @blp.route("/jobs/<job_id>/mp3", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
@@ -283,7 +284,7 @@ def job_mp3(actor, job_id):
 
 
 @blp.route("/download", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.arguments(DownloadQuerySchema, location="query")
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")

@@ -6,9 +6,11 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
+from core.domain.api_keys import SCOPES
 from core.domain.jobs import JobStatus
 from core.domain.values import ascii_int
 from core.domain.webhooks import WEBHOOK_EVENTS
+from core.services.api_keys import MAX_EXPIRES_IN
 from core.services.job_json import JobSchema
 
 
@@ -44,8 +46,9 @@ class ClaimsSchema(Schema):
     sub = fields.String(required=True, metadata={"description": "user id"})
     role = fields.String(required=True)
     ver = fields.Integer()
-    iat = fields.Integer(required=True)
-    exp = fields.Integer(required=True)
+    iat = fields.Integer(metadata={"description": "a token's; an API key has none"})
+    exp = fields.Integer(metadata={"description": "a token's; an API key has none"})
+    scopes = fields.List(fields.String(), metadata={"description": "an API key's scopes"})
 
 
 class UserCreateSchema(StrictSchema):
@@ -241,3 +244,47 @@ class WebhookDeliverySchema(Schema):
     delivered_at = fields.DateTime(format="iso", allow_none=True)
     failed_at = fields.DateTime(format="iso", allow_none=True)
     created_at = fields.DateTime(format="iso")
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf(SCOPES)),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "what the key may do: " + ", ".join(SCOPES)},
+    )
+    expires_in = fields.Integer(
+        validate=validate.Range(min=60, max=MAX_EXPIRES_IN),
+        metadata={"description": "seconds until the key stops working; default: never"},
+    )
+
+
+class ApiKeyQuerySchema(StrictSchema):
+    user_id = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "another user's keys (admins)"},
+    )
+
+
+class ApiKeySchema(Schema):
+    id = fields.String(required=True)
+    owner_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    scopes = fields.Method("_scopes", metadata={"type": "array", "items": {"type": "string"}})
+    prefix = fields.String(required=True, metadata={"description": "the key's public part"})
+    created_at = fields.DateTime(format="iso")
+    expires_at = fields.DateTime(format="iso", allow_none=True)
+    last_used_at = fields.DateTime(
+        format="iso", allow_none=True, metadata={"description": "to the minute"}
+    )
+
+    def _scopes(self, key: Any) -> list[str]:
+        return sorted(key.scopes)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = fields.String(
+        required=True,
+        metadata={"description": "v2m_<prefix>_<secret>: shown only in this answer"},
+    )

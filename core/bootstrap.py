@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.domain.jobs import Job
     from core.domain.media import MediaLimits
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
+    from core.ports.api_keys import ApiKeyRepository
     from core.ports.files import BlobStore, ScratchSpace
     from core.ports.items import ItemStore
     from core.ports.jobs import EmailClaims, JobLeases, JobRepository, JobSweeps, QuotaHolds
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.ports.uploads import PartialUploadStore, UploadRepository
     from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
+    from core.services.api_keys import ApiKeys
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.confirmations import EmailConfirmations
     from core.services.conversion import Conversion
@@ -216,6 +218,18 @@ class Container:
             self.login_throttle,
             self.token_states,
         )
+
+    @cached_property
+    def api_key_repo(self) -> ApiKeyRepository:
+        from core.adapters.mysql.api_keys import MySQLApiKeyRepository
+
+        return MySQLApiKeyRepository(self.db)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        from core.services.api_keys import ApiKeys
+
+        return ApiKeys(self.api_key_repo, self.login_throttle)
 
     @cached_property
     def token_states(self) -> TokenStates:

@@ -91,6 +91,7 @@ def example_url(path: str) -> str:
         "upload_id": "0" * 32,
         "endpoint_id": "0" * 32,
         "delivery_id": "0" * 32,
+        "key_id": "0" * 32,
         "token": "not-a-token",
     }
     url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)
