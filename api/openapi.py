@@ -41,7 +41,7 @@ def _add_or_extend(
     responses: dict[str, Any], common: dict[int, str], status: int, description: str
 ) -> None:
     """Document `status` with `description`, or add it to the view's own words for it."""
-    documented = responses.get(str(status)) or responses.get(status)
+    documented = responses.get(str(status))
     if documented:
         documented["description"] += f"; or {description}"
     else:
