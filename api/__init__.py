@@ -43,13 +43,14 @@ def create_app(
         observability,
         openapi,
         tus,
+        upload_links,
         users,
         webhooks,
     )
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, api_keys, users, items, jobs, tus, webhooks, metrics):
+    for module in (meta, auth, api_keys, users, items, jobs, tus, upload_links, webhooks, metrics):
         api.register_blueprint(module.blp)
     observability.install(app)
     errors.register(app)

@@ -146,7 +146,14 @@ def _require_json_bodies() -> Response | None:
     return None
 
 
-JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload", "tus.create", "tus.patch"}
+JSON_EXEMPT = {
+    "auth.login",
+    "auth.validate",
+    "jobs.upload",
+    "tus.create",
+    "tus.patch",
+    "upload_links.guest_upload",
+}
 
 
 def register(app: Flask) -> None:

@@ -288,3 +288,60 @@ class ApiKeyCreatedSchema(ApiKeySchema):
         required=True,
         metadata={"description": "v2m_<prefix>_<secret>: shown only in this answer"},
     )
+
+
+class UploadLinkCreateSchema(StrictSchema):
+    options = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "audio options (as POST /upload takes them) for the file"},
+    )
+    max_mb = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "the largest file it takes, MiB; default MAX_UPLOAD_MB"},
+    )
+    expires_in = fields.Integer(
+        validate=validate.Range(min=60, max=30 * 86400),
+        metadata={"description": "seconds until it stops taking a file; default 86400"},
+    )
+    allow_download = fields.Boolean(
+        metadata={"description": "the uploader may download the MP3; default false"}
+    )
+
+
+class UploadLinkSchema(Schema):
+    id = fields.String(required=True)
+    state = fields.String(
+        required=True, metadata={"description": "open, used or expired (listing)"}
+    )
+    options = fields.Dict(keys=fields.String())
+    max_mb = fields.Function(lambda link: link.max_bytes // 2**20)
+    allow_download = fields.Boolean()
+    job_id = fields.String(allow_none=True, metadata={"description": "the job its file made"})
+    expires_at = fields.DateTime(format="iso")
+    created_at = fields.DateTime(format="iso")
+
+
+class UploadLinkCreatedSchema(UploadLinkSchema):
+    url = fields.String(
+        required=True, metadata={"description": "the link to hand out; shown only here"}
+    )
+
+
+class GuestLinkSchema(Schema):
+    state = fields.String(required=True, metadata={"description": "open, used or expired"})
+    expires_at = fields.DateTime(format="iso")
+    max_mb = fields.Integer()
+    allow_download = fields.Boolean()
+    options = fields.Dict(keys=fields.String())
+
+
+class GuestJobSchema(Schema):
+    id = fields.String(required=True)
+    status = fields.String(required=True)
+    progress = fields.Float(required=True)
+    error = fields.String(allow_none=True)
+    filename = fields.String(attribute="video_filename")
+    duration_s = fields.Float(allow_none=True)
+    download_url = fields.String(
+        allow_none=True, metadata={"description": "when done, and the owner allowed downloads"}
+    )

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.ports.metrics import Metrics
     from core.ports.queue import TaskQueue
     from core.ports.schema import SchemaMigrator
+    from core.ports.upload_links import UploadLinkRepository
     from core.ports.uploads import PartialUploadStore, UploadRepository
     from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.notification import Notifications
     from core.services.retention import Retention
     from core.services.sweeper import Sweeper
+    from core.services.upload_links import UploadLinks
     from core.services.uploads import ResumableUploads
     from core.services.users import UserService
     from core.services.webhooks import Webhooks
@@ -563,6 +565,29 @@ class Container:
             s.max_upload_bytes,
             s.upload_expires_seconds,
             keys=self.idempotency_keys,
+        )
+
+    # --- one-time upload links --------------------------------------------------------------
+
+    @cached_property
+    def upload_link_repo(self) -> UploadLinkRepository:
+        from core.adapters.mysql.upload_links import MySQLUploadLinkRepository
+
+        return MySQLUploadLinkRepository(self.db)
+
+    @cached_property
+    def upload_links(self) -> UploadLinks:
+        from core.services.upload_links import UploadLinks
+
+        s = self.settings
+        return UploadLinks(
+            self.upload_link_repo,
+            self.user_repo,
+            self.intake,
+            self.jobs,
+            s.base_url,
+            s.max_upload_bytes,
+            claim_seconds=s.api_timeout,
         )
 
     # --- observability -----------------------------------------------------------------
