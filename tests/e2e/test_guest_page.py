@@ -1,0 +1,87 @@
+"""The page an upload link opens, in Debian's Chromium against the real stack and workers."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support import media
+from tests.support.browser import PHONE, Trouble, chromium, screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.stores("directory")]
+expect.set_options(timeout=20_000)
+CONVERSION_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def guest_page(browser, stack):
+    """A fresh page with no account; afterwards it may not have broken the CSP, thrown, or
+    gone to another origin."""
+    context = browser.new_context(viewport=PHONE, accept_downloads=True)
+    page = context.new_page()
+    trouble = Trouble(stack.base_url)
+    trouble.watch(page)
+    yield page
+    context.close()
+    assert trouble.csp_violations == [] and trouble.page_errors == []
+    assert trouble.foreign_requests == []
+
+
+def make_link(client, **fields) -> str:
+    made = client.post("/upload-links", json=fields)
+    assert made.status_code == 201, made.text
+    return urlsplit(made.json()["url"]).path
+
+
+def test_a_guest_drops_a_file_sees_it_convert_and_downloads_it(
+    stack, new_user, guest_page, clip, tmp_path
+):
+    owner, _ = new_user()
+    path = make_link(owner, options={"bitrate": "128k"}, allow_download=True)
+    page = guest_page
+    response = page.goto(stack.url(path))
+    assert response.headers["referrer-policy"] == "no-referrer"
+    expect(page.locator("#guest-terms")).to_contain_text("One video or audio file")
+    expect(page.locator("#guest-terms")).to_contain_text("download the MP3")
+    page.get_by_label("Drop one video here").set_input_files(clip)
+    expect(page.locator("#guest-status")).to_have_text("done", timeout=CONVERSION_TIMEOUT_MS)
+    screenshot(page, "guest-done", tmp_path)
+    with page.expect_download() as info:
+        page.get_by_text("Download MP3").click()
+    saved = tmp_path / "guest.mp3"
+    info.value.save_as(saved)
+    assert media.is_mpeg_audio(saved)
+    assert abs(media.mp3_duration(saved) - 3.0) <= 0.2
+    jobs = owner.get("/jobs").json()
+    assert jobs["total"] == 1 and jobs["items"][0]["options"]["bitrate"] == "128k"
+
+    page.reload()  # the link took its one file
+    expect(page.locator("#notice")).to_have_text("This link was used already: it takes one file.")
+    expect(page.locator("#guest-view")).to_be_hidden()
+
+
+def test_a_deleted_link_shows_why_and_a_refused_file_leaves_it_open(
+    stack, new_user, guest_page, media_dir
+):
+    owner, _ = new_user()
+    path = make_link(owner, max_mb=1)
+    page = guest_page
+    page.goto(stack.url(path))
+    notes = media.make_text_as_mp4(media_dir)
+    page.get_by_label("Drop one video here").set_input_files(notes)
+    expect(page.locator("#notice")).to_contain_text("not a video or audio file")
+    expect(page.locator("#guest-view")).to_be_visible()  # the guest may try again
+
+    link_id = owner.get("/upload-links").json()[0]["id"]
+    assert owner.delete(f"/upload-links/{link_id}").status_code == 204
+    page.reload()
+    expect(page.locator("#notice")).to_have_text("this upload link was deleted by its owner")
+    expect(page.locator("#guest-view")).to_be_hidden()
