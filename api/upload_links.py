@@ -133,9 +133,6 @@ def guest_upload(token):
     apply). Exactly one of two uploads at the same instant wins; the other gets 409, and 410
     once the first succeeded. A failed upload leaves the link open."""
     services = container()
-    if request.mimetype != "multipart/form-data" or "boundary" not in request.mimetype_params:
-        _discard_body(DRAIN_LIMIT)
-        raise UnsupportedMedia("send multipart/form-data with the video in field 'file'")
     try:
         link, owner = services.upload_links.claim(token)
     except Exception:
@@ -144,6 +141,13 @@ def guest_upload(token):
     try:
         with upload_slot(owner) as body:
             try:
+                if (
+                    request.mimetype != "multipart/form-data"
+                    or "boundary" not in request.mimetype_params
+                ):
+                    raise UnsupportedMedia(
+                        "send multipart/form-data with the video in field 'file'"
+                    )
                 request.max_content_length = link.max_bytes + MULTIPART_OVERHEAD
                 form = MultipartUpload(body, request.mimetype_params["boundary"].encode())
                 job = services.upload_links.receive(link, owner, form, request.content_length)

@@ -131,7 +131,7 @@ class UploadLinks:
 
     def find(self, token: str) -> UploadLink:
         """The link of a token; NotFound for a token no link has, Gone once deleted."""
-        link = self.repo.find(token_hash(token)) if 20 <= len(token) <= 100 else None
+        link = self.repo.find(token_hash(token)) if len(token) <= 200 else None
         if link is None:
             raise NotFound("no such upload link")
         if link.deleted_at is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -59,7 +60,7 @@ def slow_app(settings, container):
 
 
 def _content_type(path: str, method: str) -> dict[str, str]:
-    if path == "/upload":
+    if path in ("/upload", "/guest/{token}/upload"):
         return {"Content-Type": "multipart/form-data; boundary=x"}
     if path.startswith("/uploads/"):
         return {"Content-Type": "application/offset+octet-stream", "Upload-Length": "100000"}
@@ -79,6 +80,9 @@ def test_a_trickling_body_is_cut_off_on_every_route_that_takes_one(slow_app, pat
         )
         url = "/" + created.headers["Location"].split("/", 3)[3]
         extra = {"Upload-Offset": "0"}
+    if path == "/guest/{token}/upload":
+        made = client.post("/upload-links", json={}, headers=headers)
+        url = urlsplit(made.get_json()["url"]).path + "/upload"
     started = time.monotonic()
     response = client.open(
         url,
