@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from tests.support import media
 from tests.support.browser import PHONE, Trouble, chromium, screenshot
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stores("directory")]
 expect.set_options(timeout=20_000)
@@ -66,6 +68,19 @@ def test_a_guest_drops_a_file_sees_it_convert_and_downloads_it(
     page.reload()  # the link took its one file
     expect(page.locator("#notice")).to_have_text("This link was used already: it takes one file.")
     expect(page.locator("#guest-view")).to_be_hidden()
+
+    # Neither the link's token nor a download link's reaches gunicorn's access log.
+    download = owner.post(f"/jobs/{jobs['items'][0]['id']}/links", json={"expires_in": 600})
+    download_path = urlsplit(download.json()["url"]).path
+    assert requests.get(stack.url(download_path), timeout=10).status_code == 200
+    token, download_token = path.rsplit("/", 1)[1], download_path.rsplit("/", 1)[1]
+    logged = wait_for(
+        lambda: "GET /links/[redacted]" in stack.log("api") and stack.log("api"),
+        timeout=10,
+        what="the download's access line",
+    )
+    assert "POST /guest/[redacted]/upload" in logged and "GET /guest/[redacted]/job" in logged
+    assert token not in logged and download_token not in logged
 
 
 def test_a_deleted_link_shows_why_and_a_refused_file_leaves_it_open(

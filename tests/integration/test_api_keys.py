@@ -333,6 +333,7 @@ def test_admins_list_and_revoke_anyones_keys_and_users_do_not(client, auth):
     made = make_key(client, alice_headers, ["items"])
     assert client.get(f"/api-keys?user_id={alice['id']}", headers=bob_headers).status_code == 403
     assert client.delete(f"/api-keys/{made['id']}", headers=bob_headers).status_code == 404
+    assert client.get("/api-keys?user_id=alice", headers=auth.admin()).status_code == 422
     listed = client.get(f"/api-keys?user_id={alice['id']}", headers=auth.admin())
     assert [k["id"] for k in listed.get_json()] == [made["id"]]
     assert client.delete(f"/api-keys/{made['id']}", headers=auth.admin()).status_code == 204
