@@ -153,6 +153,8 @@ JSON_EXEMPT = {
     "tus.create",
     "tus.patch",
     "upload_links.guest_upload",
+    "upload_links.guest_tus_create",
+    "upload_links.guest_tus_patch",
 }
 
 

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import request
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
+from werkzeug.http import http_date
 
+from api import tus
 from api.deps import container, login_required, upload_slot
 from api.jobs import DRAIN_LIMIT, MULTIPART_OVERHEAD, _discard_body, stream_download
-from api.openapi import BEARER
+from api.openapi import BEARER, BODY_TIMEOUT_ERROR
 from api.schemas import (
     GuestJobSchema,
     GuestLinkSchema,
@@ -22,7 +24,7 @@ from api.schemas import (
 )
 from api.uploads import MultipartUpload
 from core.domain.api_keys import Scope
-from core.domain.errors import UnsupportedMedia
+from core.domain.errors import BadRequest, DomainError, UnsupportedMedia
 from core.domain.jobs import JobStatus
 from core.domain.upload_links import UploadLink
 
@@ -192,3 +194,131 @@ def guest_job(token):
 def guest_mp3(token):
     """Download the MP3, when the link's owner allowed it (`allow_download`)."""
     return stream_download(container().upload_links.download(token))
+
+
+# --- the guest's file over tus: the link's one resumable upload ------------------------------
+
+TUS_412 = {"412": {"description": "Tus-Resumable missing, or not 1.0.0"}}
+
+
+@blp.after_request
+def _tus_headers(response: Response) -> Response:
+    if "/uploads/" in request.path:
+        tus._tus_headers(response)
+    return response
+
+
+def _guest_progress(token: str, upload) -> dict[str, str]:
+    headers = {"Upload-Offset": str(upload.offset)}
+    if upload.job_id:
+        headers["Vid2mp3-Job-Id"] = upload.job_id
+        headers["Vid2mp3-Job-Location"] = f"/guest/{token}/job"
+    else:
+        headers["Upload-Expires"] = http_date(upload.expires_at)
+    return headers
+
+
+@blp.route("/guest/<token>/uploads/", methods=["POST"])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": "Upload-Metadata",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "`filename base64(name)`; the link's options apply",
+        }
+    ],
+    responses={
+        **TUS_412,
+        "201": {"description": "created; Location names the upload (under this link)"},
+        "400": {"description": "Upload-Length missing or not plain ASCII digits, or a body"},
+        "404": {"description": "no such link"},
+        "409": {"description": "another upload through this link is under way"},
+        "410": {"description": "the link was used already, has expired or was deleted"},
+        "413": {"description": "Upload-Length over the link's max_mb"},
+        "429": {"description": "over the link owner's upload rate or quotas (Retry-After)"},
+    },
+)
+def guest_tus_create(token):
+    """Start the link's one file over tus (`Upload-Length`; no body with the creation); resume
+    it with HEAD and PATCH at the Location. Claims the link like a multipart upload does."""
+    tus._check_version()
+    services = container()
+    services.upload_links.find(token)  # a wrong token is a 404 whatever the headers
+    if request.content_length or "Transfer-Encoding" in request.headers:
+        tus._discard_body()
+        raise BadRequest("create the upload without a body, then PATCH its bytes")
+    length = tus._int_header("Upload-Length")
+    metadata = tus.parse_metadata(request.headers.get("Upload-Metadata", ""))
+    filename = metadata.get("filename") or metadata.get("name")
+    upload = services.upload_links.start_resumable(token, length, filename)
+    headers = {
+        "Location": url_for(
+            "upload_links.guest_tus_head", token=token, upload_id=upload.id, _external=True
+        ),
+        **_guest_progress(token, upload),
+    }
+    return Response(status=201, headers=headers)
+
+
+@blp.route("/guest/<token>/uploads/<upload_id>", methods=["HEAD"])
+@blp.doc(
+    responses={
+        **TUS_412,
+        "200": {"description": "Upload-Offset says how many bytes are stored"},
+        "404": {"description": "no such link, or not its upload"},
+        "410": {"description": "the link was deleted, or the upload expired"},
+    }
+)
+def guest_tus_head(token, upload_id):
+    """How far the link's upload got: resume from `Upload-Offset`."""
+    tus._check_version()
+    services = container()
+    _, owner = services.upload_links.resumable_of(token, upload_id)
+    upload = services.uploads.get(owner, upload_id)
+    headers = {**_guest_progress(token, upload), "Upload-Length": str(upload.length)}
+    return Response(status=200, headers=headers)
+
+
+@blp.route("/guest/<token>/uploads/<upload_id>", methods=["PATCH"])
+@blp.doc(
+    responses={
+        **TUS_412,
+        "204": {"description": "stored; the last byte adds Vid2mp3-Job-Id"},
+        "400": {"description": "Upload-Offset missing or not plain ASCII digits"},
+        "404": {"description": "no such link, or not its upload"},
+        "409": {"description": "Upload-Offset does not match, or another PATCH is writing"},
+        "410": {"description": "the link was deleted, or the upload expired"},
+        "408": {"description": BODY_TIMEOUT_ERROR},
+        "413": {"description": "past Upload-Length"},
+        "415": {"description": "not application/offset+octet-stream, or not a video at the end"},
+        "422": {"description": "a malformed Upload-Checksum"},
+        "460": {"description": "the body does not match Upload-Checksum; nothing was kept"},
+        "429": {
+            "description": "the owner's QUOTA_ACTIVE_JOBS is reached as the last byte arrives "
+            "(the upload is discarded; the link takes a file again)"
+        },
+    },
+)
+def guest_tus_patch(token, upload_id):
+    """Append the body at `Upload-Offset`; the last byte makes the creator's job and uses the
+    link."""
+    tus._check_version()
+    services = container()
+    try:
+        link, owner = services.upload_links.resumable_of(token, upload_id)
+        if request.mimetype != tus.OFFSET_TYPE:
+            raise UnsupportedMedia(f"send Content-Type: {tus.OFFSET_TYPE}")
+        offset = tus._int_header("Upload-Offset")
+    except DomainError:
+        tus._discard_body()
+        raise
+    try:
+        with upload_slot(owner) as body:
+            result = tus._append(owner, upload_id, offset, body)
+    except DomainError:
+        services.upload_links.resumable_failed(link, upload_id)
+        raise
+    services.upload_links.appended(link, result.upload)
+    return Response(status=204, headers=_guest_progress(token, result.upload))

@@ -588,6 +588,8 @@ class Container:
             s.base_url,
             s.max_upload_bytes,
             claim_seconds=s.api_timeout,
+            resumable=self.uploads,
+            resumable_seconds=s.upload_expires_seconds,
         )
 
     # --- observability -----------------------------------------------------------------

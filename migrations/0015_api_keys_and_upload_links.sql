@@ -26,6 +26,7 @@ CREATE TABLE upload_links (
     expires_at DATETIME(6) NOT NULL,
     used_at DATETIME(6) NULL,
     job_id CHAR(32) NULL,
+    upload_id CHAR(32) NULL,
     deleted_at DATETIME(6) NULL,
     created_at DATETIME(6) NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     UNIQUE KEY uq_upload_links_token (token_hash),

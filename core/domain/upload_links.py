@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 
 @dataclass
@@ -14,10 +13,11 @@ class UploadLink:
     token_hash: bytes
     max_bytes: int
     expires_at: datetime
-    options: dict[str, Any] = field(default_factory=dict)  # AudioOptions.to_dict()
+    options: dict[str, str] = field(default_factory=dict)  # as given, validated
     allow_download: bool = False
     used_at: datetime | None = None  # when an upload through it started (a claim) ...
     job_id: str | None = None  # ... and the job it made, once it succeeded
+    upload_id: str | None = None  # the resumable (tus) upload under way through it
     deleted_at: datetime | None = None
     created_at: datetime | None = None
 

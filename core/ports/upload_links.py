@@ -32,9 +32,16 @@ class UploadLinkRepository(abc.ABC):
         """Mark deleted (its token then answers 410); False when it was already."""
 
     @abc.abstractmethod
-    def claim(self, link_id: str, now: datetime, stale_before: datetime) -> bool:
+    def claim(
+        self, link_id: str, now: datetime, stale_before: datetime, resumable_stale_before: datetime
+    ) -> bool:
         """Take the link for one upload: True for exactly one caller while it is open, unused,
-        not deleted and not claimed since stale_before."""
+        not deleted and not claimed since stale_before (resumable_stale_before when the claim
+        holds a resumable upload). Forgets the resumable upload of an earlier claim."""
+
+    @abc.abstractmethod
+    def attach(self, link_id: str, upload_id: str, now: datetime) -> None:
+        """The claim holds this resumable upload (and was renewed now)."""
 
     @abc.abstractmethod
     def complete(self, link_id: str, job_id: str) -> None:

@@ -17,13 +17,14 @@ from typing import Any, Callable, Iterator, Mapping
 from core.domain.accounts import Principal, Role
 from core.domain.api_keys import Scope
 from core.domain.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooLarge
-from core.domain.jobs import Job
+from core.domain.jobs import Job, Upload
 from core.domain.options import AudioOptions
 from core.domain.upload_links import UploadLink
 from core.ports.accounts import UserRepository
 from core.ports.upload_links import UploadLinkRepository
 from core.services.intake import Intake, UploadBody
 from core.services.jobs import Download, JobService
+from core.services.uploads import ResumableUploads
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class UploadLinks:
         base_url: str,
         max_upload_bytes: int,
         claim_seconds: int,
+        resumable: ResumableUploads | None = None,
+        resumable_seconds: int = 86400,
         clock: Callable[[], datetime] = _now,
     ):
         self.repo = repo
@@ -65,6 +68,8 @@ class UploadLinks:
         self.base_url = base_url.rstrip("/")
         self.max_upload_bytes = max_upload_bytes
         self.claim_seconds = claim_seconds  # an upload claiming a link for longer has died
+        self.resumable = resumable
+        self.resumable_seconds = resumable_seconds  # ... a resumable one: untouched this long
         self.clock = clock
 
     # --- for their creator -----------------------------------------------------------------
@@ -78,9 +83,12 @@ class UploadLinks:
         allow_download: bool = False,
     ) -> tuple[UploadLink, str]:
         """A new link and its URL, which is shown only now."""
-        chosen = AudioOptions.parse(
-            {name: None if value is None else str(value) for name, value in (options or {}).items()}
-        )
+        given = {
+            name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in (options or {}).items()
+            if value is not None
+        }
+        AudioOptions.parse(given)
         unknown = sorted(set(options or {}) - set(AudioOptions.NAMES))
         if unknown:
             raise InvalidInput(
@@ -109,7 +117,7 @@ class UploadLinks:
                 token_hash=token_hash(token),
                 max_bytes=(max_mb or limit_mb) * 2**20,
                 expires_at=now + timedelta(seconds=lifetime),
-                options=chosen.to_dict(),
+                options=given,
                 allow_download=allow_download,
             )
         )
@@ -150,7 +158,8 @@ class UploadLinks:
         if owner is None:
             raise NotFound("no such upload link")
         stale = now - timedelta(seconds=self.claim_seconds)
-        if not self.repo.claim(link.id, now, stale):
+        resumable_stale = now - timedelta(seconds=self.resumable_seconds)
+        if not self.repo.claim(link.id, now, stale, resumable_stale):
             again = self.repo.get(link.id)
             if again is not None and again.state(now) != "open":
                 raise Gone(GONE[again.state(now)])
@@ -169,7 +178,7 @@ class UploadLinks:
             received = self.intake.receive(
                 owner,
                 _Capped(body, link.max_bytes, self._too_large(link)),
-                lambda: AudioOptions.from_dict(link.options),
+                lambda: AudioOptions.parse(link.options),
                 declared_bytes=declared_bytes,
             )
         except BaseException:
@@ -182,6 +191,46 @@ class UploadLinks:
     def release(self, link: UploadLink) -> None:
         """A claimed upload that made no job: the link takes a file again."""
         self.repo.release(link.id)
+
+    # --- over tus: one resumable upload per link --------------------------------------------
+
+    def start_resumable(self, token: str, length: int, filename: str | None) -> Upload:
+        """Claim the link and create its one resumable upload, of the creator's, with the link's
+        options (the guest's metadata gives only the file name)."""
+        assert self.resumable is not None, "UploadLinks built without ResumableUploads"
+        link, owner = self.claim(token)
+        try:
+            if length > link.max_bytes:
+                raise self._too_large(link)
+            metadata = {**link.options, "filename": filename or "upload"}
+            upload = self.resumable.create(owner, length, metadata).upload
+            self.repo.attach(link.id, upload.id, self.clock())
+        except BaseException:
+            self.release(link)
+            raise
+        return upload
+
+    def resumable_of(self, token: str, upload_id: str) -> tuple[UploadLink, Principal]:
+        """The link's resumable upload and the creator to act as; NotFound for another id."""
+        link = self.find(token)
+        if link.upload_id is None or link.upload_id != upload_id:
+            raise NotFound("upload not found")
+        return link, Principal(link.owner_id, Role.USER, scopes=frozenset({"jobs:write"}))
+
+    def appended(self, link: UploadLink, upload: Upload) -> None:
+        """After a PATCH: the link is used once the upload made its job; else the claim is
+        renewed (a guest resuming keeps the link)."""
+        if upload.job_id is not None:
+            self.repo.complete(link.id, upload.job_id)
+        else:
+            self.repo.attach(link.id, upload.id, self.clock())
+
+    def resumable_failed(self, link: UploadLink, upload_id: str) -> None:
+        """After a failed PATCH: when the upload is gone with it (not a video at the end, over a
+        quota), the link takes a file again."""
+        assert self.resumable is not None
+        if self.resumable.repo.get(upload_id) is None:
+            self.release(link)
 
     @staticmethod
     def _too_large(link: UploadLink) -> TooLarge:

@@ -174,7 +174,7 @@ def test_an_upload_under_way_answers_409_to_another(client, auth, clip, containe
     _, headers = auth.new_user()
     link, path = make_link(client, headers)
     now = datetime.now(timezone.utc)
-    assert container.upload_link_repo.claim(link["id"], now, now)  # as an upload under way
+    assert container.upload_link_repo.claim(link["id"], now, now, now)  # an upload under way
     busy = guest_upload(client, path, clip)
     assert busy.status_code == 409 and "being uploaded" in busy.get_json()["message"]
 
@@ -264,3 +264,140 @@ def test_the_token_is_stored_only_as_a_hash(client, auth, container):
         cur.execute("SELECT * FROM upload_links WHERE id = %s", (link["id"],))
         row = cur.fetchone()
     assert token not in repr(row) and uuid.UUID(link["id"])
+
+
+# --- the one file over tus ---------------------------------------------------------------------
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def tus_create(client, path: str, length: int, name: str = "long.mp4"):
+    metadata = "filename " + b64encode(name)
+    return client.post(
+        f"{path}/uploads/",
+        headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata},
+    )
+
+
+def tus_patch(client, location: str, offset: int, data: bytes, **headers):
+    return client.patch(
+        location,
+        data=data,
+        headers={
+            **TUS,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            **headers,
+        },
+    )
+
+
+def test_a_guest_sends_the_file_over_tus_in_pieces(client, auth, clip):
+    _, headers = auth.new_user()
+    link, path = make_link(client, headers, options={"bitrate": "192k"}, max_mb=5)
+    created = tus_create(client, path, len(clip))
+    assert created.status_code == 201, created.get_json()
+    location = urlsplit(created.headers["Location"]).path
+    assert location.startswith(f"{path}/uploads/") and created.headers["Upload-Offset"] == "0"
+    assert created.headers["Tus-Resumable"] == "1.0.0"
+    assert tus_create(client, path, len(clip)).status_code == 409  # the link's one upload
+    half = len(clip) // 2
+    assert tus_patch(client, location, 0, clip[:half]).status_code == 204
+    assert tus_patch(client, location, 0, clip[half:]).status_code == 409  # wrong offset
+    head = client.head(location, headers=TUS)
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == str(half)
+    assert head.headers["Upload-Length"] == str(len(clip))
+    last = tus_patch(client, location, half, clip[half:])
+    assert last.status_code == 204, last.get_json()
+    job_id = last.headers["Vid2mp3-Job-Id"]
+    assert last.headers["Vid2mp3-Job-Location"] == f"{path}/job"
+    job = client.get(f"/jobs/{job_id}", headers=headers).get_json()
+    assert job["options"]["bitrate"] == "192k" and job["filename"] == "long.mp4"
+    assert client.get(f"{path}/job").get_json()["id"] == job_id
+    listed = client.get("/upload-links", headers=headers).get_json()
+    assert (listed[0]["state"], listed[0]["job_id"]) == ("used", job_id)
+    again = tus_create(client, path, len(clip))
+    assert again.status_code == 410 and "used already" in again.get_json()["message"]
+
+
+def test_guest_tus_refusals(client, auth, clip):
+    _, headers = auth.new_user()
+    link, path = make_link(client, headers, max_mb=1)
+    assert tus_create(client, "/guest/" + "B" * 43, 100).status_code == 404
+    over = tus_create(client, path, 2 * 2**20)
+    assert over.status_code == 413 and "up to 1 MiB" in over.get_json()["message"]
+    no_version = client.post(f"{path}/uploads/", headers={"Upload-Length": "10"})
+    assert no_version.status_code == 412
+    no_length = client.post(f"{path}/uploads/", headers=TUS)
+    assert no_length.status_code == 400
+    with_body = client.post(
+        f"{path}/uploads/",
+        data=b"x" * 10,
+        headers={**TUS, "Upload-Length": "10", "Content-Type": "application/offset+octet-stream"},
+    )
+    assert with_body.status_code == 400
+    created = tus_create(client, path, len(clip))  # the refusals left the link open
+    assert created.status_code == 201, created.get_json()
+    location = urlsplit(created.headers["Location"]).path
+    other = f"{path}/uploads/{'0' * 32}"
+    assert client.head(other, headers=TUS).status_code == 404
+    assert tus_patch(client, other, 0, b"x").status_code == 404
+    assert tus_patch(client, location, 0, clip, **{"Content-Type": "text/plain"}).status_code == 415
+    no_offset = client.patch(
+        location, data=b"x", headers={**TUS, "Content-Type": "application/offset+octet-stream"}
+    )
+    assert no_offset.status_code == 400
+    too_long = tus_patch(client, location, 0, clip + b"extra")
+    assert too_long.status_code == 413
+    bad_sum = tus_patch(client, location, 0, clip, **{"Upload-Checksum": "sha1 ###"})
+    assert bad_sum.status_code == 422
+    wrong_sum = tus_patch(
+        client, location, 0, clip, **{"Upload-Checksum": "sha1 " + b64encode("x" * 20)}
+    )
+    assert wrong_sum.status_code == 460
+    text = b"not a video at all" * 10
+    _, text_path = make_link(client, headers)
+    made = tus_create(client, text_path, len(text))
+    text_location = urlsplit(made.headers["Location"]).path
+    refused = tus_patch(client, text_location, 0, text)
+    assert refused.status_code == 415
+    assert client.get(f"{text_path}/link").get_json()["state"] == "open"  # may try again
+    assert tus_create(client, text_path, len(clip)).status_code == 201
+
+    assert client.delete(f"/upload-links/{link['id']}", headers=headers).status_code == 204
+    assert client.head(location, headers=TUS).status_code == 410
+    assert tus_patch(client, location, 0, clip).status_code == 410
+    assert tus_create(client, path, 10).status_code == 410
+
+
+def test_a_guest_tus_upload_counts_against_the_creators_quota(
+    settings, container, auth, clip, tmp_path
+):
+    tight = settings.with_overrides(
+        redis_prefix=settings.redis_prefix + f"t{os.urandom(3).hex()}:",
+        data_dir=str(tmp_path),
+        quota_active_jobs=1,
+    )
+    client = create_app(container=Container(tight, passwords=container.passwords)).test_client()
+    user, _ = auth.new_user()
+    token = client.post(
+        "/login", headers={"Authorization": "Basic " + b64encode(f"{user['email']}:password-1")}
+    ).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    _, path = make_link(client, headers)
+    created = tus_create(client, path, len(clip))
+    assert created.status_code == 201
+    location = urlsplit(created.headers["Location"]).path
+    mine = client.post(
+        "/upload",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(clip), "mine.mp4")},
+    )
+    assert mine.status_code == 202
+    refused = tus_patch(client, location, 0, clip)
+    assert refused.status_code == 429
+    assert refused.get_json()["errors"]["quota"]["limit"] == "QUOTA_ACTIVE_JOBS"
+    assert client.get(f"{path}/link").get_json()["state"] == "open"
+    _, second = make_link(client, headers)
+    assert tus_create(client, second, len(clip)).status_code == 429  # no room: refused at once

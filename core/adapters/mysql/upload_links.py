@@ -13,7 +13,7 @@ from core.ports.upload_links import UploadLinkRepository
 
 COLUMNS = (
     "id, owner_id, token_hash, options, max_bytes, allow_download, expires_at, used_at, job_id, "
-    "deleted_at, created_at"
+    "upload_id, deleted_at, created_at"
 )
 
 
@@ -92,14 +92,32 @@ class MySQLUploadLinkRepository(UploadLinkRepository):
             )
             return bool(cur.rowcount)
 
-    def claim(self, link_id: str, now: datetime, stale_before: datetime) -> bool:
+    def claim(
+        self, link_id: str, now: datetime, stale_before: datetime, resumable_stale_before: datetime
+    ) -> bool:
         with self.db.cursor() as cur:
             cur.execute(
-                "UPDATE upload_links SET used_at = %s WHERE id = %s AND deleted_at IS NULL "
-                "AND job_id IS NULL AND expires_at > %s AND (used_at IS NULL OR used_at < %s)",
-                (_naive(now), link_id, _naive(now), _naive(stale_before)),
+                "UPDATE upload_links SET used_at = %s, upload_id = NULL WHERE id = %s "
+                "AND deleted_at IS NULL AND job_id IS NULL AND expires_at > %s AND ("
+                "used_at IS NULL OR (upload_id IS NULL AND used_at < %s) "
+                "OR (upload_id IS NOT NULL AND used_at < %s))",
+                (
+                    _naive(now),
+                    link_id,
+                    _naive(now),
+                    _naive(stale_before),
+                    _naive(resumable_stale_before),
+                ),
             )
             return bool(cur.rowcount == 1)
+
+    def attach(self, link_id: str, upload_id: str, now: datetime) -> None:
+        with self.db.cursor() as cur:
+            cur.execute(
+                "UPDATE upload_links SET upload_id = %s, used_at = %s WHERE id = %s "
+                "AND job_id IS NULL",
+                (upload_id, _naive(now), link_id),
+            )
 
     def complete(self, link_id: str, job_id: str) -> None:
         with self.db.cursor() as cur:
@@ -108,6 +126,7 @@ class MySQLUploadLinkRepository(UploadLinkRepository):
     def release(self, link_id: str) -> None:
         with self.db.cursor() as cur:
             cur.execute(
-                "UPDATE upload_links SET used_at = NULL WHERE id = %s AND job_id IS NULL",
+                "UPDATE upload_links SET used_at = NULL, upload_id = NULL WHERE id = %s "
+                "AND job_id IS NULL",
                 (link_id,),
             )
