@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from playwright.sync_api import expect
+from tusclient.client import TusClient
 
 from tests.support import media
 from tests.support.browser import PHONE, Trouble, chromium, screenshot
@@ -100,3 +102,26 @@ def test_a_deleted_link_shows_why_and_a_refused_file_leaves_it_open(
     page.reload()
     expect(page.locator("#notice")).to_have_text("this upload link was deleted by its owner")
     expect(page.locator("#guest-view")).to_be_hidden()
+
+
+def test_tuspy_sends_a_guests_file_through_a_link_in_pieces(stack, new_user, clip):
+    """tuspy (the protocol's reference client for Python) against the link's tus routes, with
+    checksums, no credential at all; the MP3 comes out with the clip's duration."""
+    owner, _ = new_user()
+    path = make_link(owner, allow_download=True)
+    size = Path(clip).stat().st_size
+    uploader = TusClient(stack.url(f"{path}/uploads/")).uploader(
+        clip, chunk_size=size // 3 + 1, upload_checksum=True, metadata={"filename": "guest.mp4"}
+    )
+    uploader.upload()
+    job_id = uploader.request.response_headers["vid2mp3-job-id"]
+
+    def done():
+        job = requests.get(stack.url(f"{path}/job"), timeout=10).json()
+        return job if job["status"] in ("done", "failed") else None
+
+    job = wait_for(done, timeout=90, what="the guest's job")
+    assert job["id"] == job_id and job["status"] == "done"
+    mp3 = requests.get(stack.url(job["download_url"]), timeout=30)
+    assert mp3.status_code == 200 and mp3.headers["Content-Type"] == "audio/mpeg"
+    assert owner.get(f"/jobs/{job_id}").json()["filename"] == "guest.mp4"
