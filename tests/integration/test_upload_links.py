@@ -340,6 +340,8 @@ def test_guest_tus_refusals(client, auth, clip):
     assert created.status_code == 201, created.get_json()
     location = urlsplit(created.headers["Location"]).path
     other = f"{path}/uploads/{'0' * 32}"
+    assert client.head(location).status_code == 412  # no Tus-Resumable
+    assert client.patch(location, data=b"x").status_code == 412
     assert client.head(other, headers=TUS).status_code == 404
     assert tus_patch(client, other, 0, b"x").status_code == 404
     assert tus_patch(client, location, 0, clip, **{"Content-Type": "text/plain"}).status_code == 415
