@@ -208,6 +208,7 @@ def test_the_guest_upload_counts_against_the_creators_quota(
     assert refused.status_code == 429
     assert refused.get_json()["errors"]["quota"]["limit"] == "QUOTA_ACTIVE_JOBS"
     assert client.get(f"{path}/link").get_json()["state"] == "open"
+    assert guest_upload(client, path, clip).status_code == 429  # not 409: the claim was freed
 
 
 def finish(container, job_id: str, data: bytes = b"ID3" + b"\x00" * 997) -> None:
@@ -401,5 +402,6 @@ def test_a_guest_tus_upload_counts_against_the_creators_quota(
     assert refused.status_code == 429
     assert refused.get_json()["errors"]["quota"]["limit"] == "QUOTA_ACTIVE_JOBS"
     assert client.get(f"{path}/link").get_json()["state"] == "open"
+    assert tus_create(client, path, len(clip)).status_code == 429  # not 409: the claim was freed
     _, second = make_link(client, headers)
     assert tus_create(client, second, len(clip)).status_code == 429  # no room: refused at once
