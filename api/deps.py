@@ -62,7 +62,7 @@ KEY_IN_URL = (
 
 def _refuse_key_in_url() -> None:
     """A key in the query string is refused even when the header holds a good one."""
-    if any(looks_like_key(value) for value in request.args.values()):
+    if any(looks_like_key(value) for _, values in request.args.lists() for value in values):
         raise Unauthorized(KEY_IN_URL)
 
 
