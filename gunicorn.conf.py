@@ -26,6 +26,8 @@ errorlog = "-"
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" request_id=%({x-request-id}o)s'
 )
+# Tokens in paths (/links/<token>, /guest/<token>) and API keys never reach the access log.
+logger_class = "api.gunicorn_logging.RedactingLogger"
 if settings.log_format == "json":
     logger_class = "api.gunicorn_logging.JsonLogger"
 loglevel = settings.log_level.lower()

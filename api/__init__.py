@@ -32,6 +32,7 @@ def create_app(
     app.extensions["vid2mp3"] = container or Container(settings)
 
     from api import (
+        api_keys,
         auth,
         cors,
         errors,
@@ -43,13 +44,26 @@ def create_app(
         observability,
         openapi,
         tus,
+        upload_links,
         users,
         webhooks,
     )
 
     app.json = errors.SafeJSONProvider(app)
     api = openapi.create_api(app)
-    for module in (meta, auth, users, items, jobs, events, tus, webhooks, metrics):
+    for module in (
+        meta,
+        auth,
+        api_keys,
+        users,
+        items,
+        jobs,
+        events,
+        tus,
+        upload_links,
+        webhooks,
+        metrics,
+    ):
         api.register_blueprint(module.blp)
     observability.install(app)
     errors.register(app)

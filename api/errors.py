@@ -147,7 +147,16 @@ def _require_json_bodies() -> Response | None:
     return None
 
 
-JSON_EXEMPT = {"auth.login", "auth.validate", "jobs.upload", "tus.create", "tus.patch"}
+JSON_EXEMPT = {
+    "auth.login",
+    "auth.validate",
+    "jobs.upload",
+    "tus.create",
+    "tus.patch",
+    "upload_links.guest_upload",
+    "upload_links.guest_tus_create",
+    "upload_links.guest_tus_patch",
+}
 
 
 def register(app: Flask) -> None:

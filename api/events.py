@@ -10,10 +10,11 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from api.deps import bearer_token, container, login_required
+from api.deps import authorized, bearer_token, container, login_required, scoped
 from api.openapi import BEARER
 from api.schemas import EventStreamLinkSchema
 from core.domain.accounts import Principal, Role
+from core.domain.api_keys import Scope
 from core.domain.errors import Unauthorized
 
 blp = Blueprint("events", __name__, description="Live job events")
@@ -47,7 +48,7 @@ def _ticket_principal(ticket: str, job_id: str) -> Principal:
 
 
 @blp.route("/jobs/<job_id>/events/ticket", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.response(200, EventStreamLinkSchema)
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(security=BEARER)
@@ -63,6 +64,7 @@ def event_ticket(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
+@scoped(Scope.JOBS_READ)
 @blp.response(200, description=_EVENTS_DOC, content_type="text/event-stream")
 @blp.alt_response(401, description="no valid token, or no valid ticket for this job")
 @blp.alt_response(404, description="no such job, or not yours")
@@ -96,9 +98,7 @@ def job_events(job_id):
     if ticket and bearer_token() is None:
         actor = _ticket_principal(ticket, job_id)
     else:
-        from api.deps import current_principal
-
-        actor = current_principal(True)
+        actor = authorized(Scope.JOBS_READ)
     services = container()
     stream = services.job_streams.open(actor, job_id)
     _bound_sends(services.settings.events_send_timeout_seconds)

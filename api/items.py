@@ -9,6 +9,7 @@ from api.deps import container, login_required
 from api.errors import error_response
 from api.openapi import BEARER
 from api.schemas import ItemQuerySchema, ItemSchema
+from core.domain.api_keys import Scope
 
 blp = Blueprint("items", __name__, description="TTL items (Redis)")
 
@@ -19,7 +20,7 @@ OBJECT_BODY = {
 
 
 @blp.route("/items/<path:key>", methods=["PUT"])
-@login_required
+@login_required(Scope.ITEMS)
 @blp.arguments(ItemQuerySchema, location="query", as_kwargs=True)
 @blp.alt_response(200, schema=ItemSchema, description="replaced")
 @blp.alt_response(201, schema=ItemSchema, description="created")
@@ -39,7 +40,7 @@ def put_item(actor, key, ttl=None):
 
 
 @blp.route("/items/<path:key>", methods=["GET"])
-@login_required
+@login_required(Scope.ITEMS)
 @blp.alt_response(200, schema=ItemSchema, description="the object")
 @blp.alt_response(404, description="missing or expired")
 @blp.doc(security=BEARER)
@@ -49,7 +50,7 @@ def get_item(actor, key):
 
 
 @blp.route("/items/<path:key>", methods=["DELETE"])
-@login_required
+@login_required(Scope.ITEMS)
 @blp.response(204)
 @blp.alt_response(404, description="missing or expired")
 @blp.doc(security=BEARER)

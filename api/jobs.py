@@ -32,6 +32,7 @@ from api.schemas import (
     WebhookDeliverySchema,
 )
 from api.uploads import MultipartUpload
+from core.domain.api_keys import Scope
 from core.domain.errors import Busy, InvalidInput, TooLarge, UnsupportedMedia
 from core.domain.jobs import LABELS, JobLabels, JobStatus
 from core.domain.options import AUDIO_FORMATS, AudioOptions
@@ -53,7 +54,7 @@ IDEMPOTENCY_KEY = {
 
 
 @blp.route("/upload", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(202, UploadAcceptedSchema)
 @blp.alt_response(400, description="a malformed Idempotency-Key or Content-Length")
 @blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
@@ -190,7 +191,7 @@ IMPORT_BODY_LIMIT = 64 * 1024
 
 
 @blp.route("/jobs", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(202, UploadAcceptedSchema)
 @blp.alt_response(400, description="a malformed Idempotency-Key")
 @blp.alt_response(404, description="the job made with this Idempotency-Key was deleted")
@@ -266,7 +267,7 @@ def _option_text(value: object) -> str:
 
 
 @blp.route("/jobs", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.arguments(JobListQuerySchema, location="query")
 @blp.response(200, JobPageSchema)
 @blp.doc(security=BEARER)
@@ -350,7 +351,7 @@ def _long_poll(view: Callable[..., Response], actor: Any, job_id: str, wait: int
 
 
 @blp.route("/jobs/<job_id>", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @conditional
 @blp.response(
     200,
@@ -400,7 +401,7 @@ def get_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/deliveries", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.response(200, WebhookDeliverySchema(many=True))
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(security=BEARER)
@@ -412,7 +413,7 @@ def job_deliveries(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>", methods=["DELETE"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(204)
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.doc(security=BEARER)
@@ -422,7 +423,7 @@ def delete_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/cancel", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.response(200, JobSchema)
 @blp.alt_response(404, description="no such job, or not yours")
 @blp.alt_response(409, description="the job is done, failed or cancelled already")
@@ -436,7 +437,7 @@ def cancel_job(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/links", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.arguments(LinkRequestSchema, required=False)
 @blp.response(201, LinkSchema)
 @blp.alt_response(404, description="no such job, or not yours")
@@ -477,7 +478,7 @@ def link_download(token):
 
 
 @blp.route("/jobs/<job_id>/mp3", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
@@ -497,7 +498,7 @@ def job_mp3(actor, job_id):
 
 
 @blp.route("/jobs/<job_id>/audio", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
@@ -511,7 +512,7 @@ def job_audio(actor, job_id):
 
 
 @blp.route("/download", methods=["GET"])
-@login_required
+@login_required(Scope.JOBS_READ)
 @blp.arguments(DownloadQuerySchema, location="query")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")

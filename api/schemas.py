@@ -6,9 +6,11 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
+from core.domain.api_keys import SCOPES
 from core.domain.jobs import JobStatus
 from core.domain.values import ascii_int
 from core.domain.webhooks import WEBHOOK_EVENTS
+from core.services.api_keys import MAX_EXPIRES_IN
 from core.services.job_json import JobSchema
 
 
@@ -44,8 +46,9 @@ class ClaimsSchema(Schema):
     sub = fields.String(required=True, metadata={"description": "user id"})
     role = fields.String(required=True)
     ver = fields.Integer()
-    iat = fields.Integer(required=True)
-    exp = fields.Integer(required=True)
+    iat = fields.Integer(metadata={"description": "a token's; an API key has none"})
+    exp = fields.Integer(metadata={"description": "a token's; an API key has none"})
+    scopes = fields.List(fields.String(), metadata={"description": "an API key's scopes"})
 
 
 class UserCreateSchema(StrictSchema):
@@ -266,4 +269,105 @@ class EventStreamLinkSchema(Schema):
     )
     expires_in = fields.Integer(
         required=True, metadata={"description": "seconds the ticket lets a stream open"}
+    )
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf(SCOPES)),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "what the key may do: " + ", ".join(SCOPES)},
+    )
+    expires_in = fields.Integer(
+        validate=validate.Range(min=60, max=MAX_EXPIRES_IN),
+        metadata={"description": "seconds until the key stops working; default: never"},
+    )
+
+
+class ApiKeyQuerySchema(StrictSchema):
+    user_id = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "another user's keys (admins)"},
+    )
+
+
+class ApiKeySchema(Schema):
+    id = fields.String(required=True)
+    owner_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    scopes = fields.Method("_scopes", metadata={"type": "array", "items": {"type": "string"}})
+    prefix = fields.String(required=True, metadata={"description": "the key's public part"})
+    created_at = fields.DateTime(format="iso")
+    expires_at = fields.DateTime(format="iso", allow_none=True)
+    last_used_at = fields.DateTime(
+        format="iso", allow_none=True, metadata={"description": "to the minute"}
+    )
+
+    def _scopes(self, key: Any) -> list[str]:
+        return sorted(key.scopes)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = fields.String(
+        required=True,
+        metadata={"description": "v2m_<prefix>_<secret>: shown only in this answer"},
+    )
+
+
+class UploadLinkCreateSchema(StrictSchema):
+    options = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "audio options (as POST /upload takes them) for the file"},
+    )
+    max_mb = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "the largest file it takes, MiB; default MAX_UPLOAD_MB"},
+    )
+    expires_in = fields.Integer(
+        validate=validate.Range(min=60, max=30 * 86400),
+        metadata={"description": "seconds until it stops taking a file; default 86400"},
+    )
+    allow_download = fields.Boolean(
+        metadata={"description": "the uploader may download the MP3; default false"}
+    )
+
+
+class UploadLinkSchema(Schema):
+    id = fields.String(required=True)
+    state = fields.String(
+        required=True, metadata={"description": "open, used or expired (listing)"}
+    )
+    options = fields.Dict(keys=fields.String())
+    max_mb = fields.Function(lambda link: link.max_bytes // 2**20)
+    allow_download = fields.Boolean()
+    job_id = fields.String(allow_none=True, metadata={"description": "the job its file made"})
+    expires_at = fields.DateTime(format="iso")
+    created_at = fields.DateTime(format="iso")
+
+
+class UploadLinkCreatedSchema(UploadLinkSchema):
+    url = fields.String(
+        required=True, metadata={"description": "the link to hand out; shown only here"}
+    )
+
+
+class GuestLinkSchema(Schema):
+    state = fields.String(required=True, metadata={"description": "open, used or expired"})
+    expires_at = fields.DateTime(format="iso")
+    max_mb = fields.Integer()
+    allow_download = fields.Boolean()
+    options = fields.Dict(keys=fields.String())
+
+
+class GuestJobSchema(Schema):
+    id = fields.String(required=True)
+    status = fields.String(required=True)
+    progress = fields.Float(required=True)
+    error = fields.String(allow_none=True)
+    filename = fields.String(attribute="video_filename")
+    duration_s = fields.Float(allow_none=True)
+    download_url = fields.String(
+        allow_none=True, metadata={"description": "when done, and the owner allowed downloads"}
     )

@@ -22,6 +22,7 @@ from api.body_deadline import BodyTimeout
 from api.deps import container, login_required, upload_slot
 from api.openapi import BEARER, BODY_TIMEOUT_ERROR
 from api.option_schemas import metadata_parameter
+from core.domain.api_keys import Scope
 from core.domain.errors import (
     BadRequest,
     DomainError,
@@ -89,7 +90,7 @@ def options():
 
 
 @blp.route("/uploads/", methods=["POST"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.doc(
     security=BEARER,
     parameters=[metadata_parameter()],
@@ -149,7 +150,7 @@ def _create(actor, body: IO[bytes] | None) -> Response:
 
 
 @blp.route("/uploads/<upload_id>", methods=["HEAD"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.doc(
     security=BEARER,
     responses={
@@ -168,7 +169,7 @@ def head(actor, upload_id):
 
 
 @blp.route("/uploads/<upload_id>", methods=["PATCH"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.doc(
     security=BEARER,
     responses={
@@ -207,7 +208,7 @@ def patch(actor, upload_id):
 
 
 @blp.route("/uploads/<upload_id>", methods=["DELETE"])
-@login_required
+@login_required(Scope.JOBS_WRITE)
 @blp.doc(
     security=BEARER,
     responses={

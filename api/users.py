@@ -21,12 +21,13 @@ from api.schemas import (
     UserUpdateSchema,
 )
 from core.domain.accounts import User
+from core.domain.api_keys import Scope
 
 blp = Blueprint("users", __name__, description="User accounts (MySQL)")
 
 
 @blp.route("/users", methods=["POST"])
-@login_optional
+@login_optional(Scope.ACCOUNT)
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema)
 @blp.alt_response(401, description="sign-up is closed and no token was sent")
@@ -42,7 +43,7 @@ def create_user(actor, data):
 
 
 @blp.route("/users", methods=["GET"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.arguments(PageQuerySchema, location="query")
 @blp.response(200, UserPageSchema)
 @blp.alt_response(401, description="no valid token")
@@ -54,7 +55,7 @@ def list_users(actor, query):
 
 
 @blp.route("/users/<int:user_id>", methods=["GET"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.response(200, UserSchema)
 @blp.alt_response(404, description="no such user, or not yours")
 @blp.doc(security=BEARER)
@@ -75,7 +76,7 @@ class _Updated:
 
 
 @blp.route("/users/<int:user_id>", methods=["PATCH"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserUpdatedSchema)
 @blp.alt_response(403, description="only admins change roles; current_password is not yours")
@@ -96,7 +97,7 @@ def update_user(actor, data, user_id):
 
 
 @blp.route("/users/confirm-email", methods=["POST"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.arguments(EmailConfirmationSchema)
 @blp.response(200, UserSchema)
 @blp.alt_response(404, description="no such confirmation, or not for your account")
@@ -110,7 +111,7 @@ def confirm_email(actor, data):
 
 
 @blp.route("/users/<int:user_id>", methods=["DELETE"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.response(204)
 @blp.alt_response(404, description="no such user, or not yours")
 @blp.doc(security=BEARER)
@@ -120,7 +121,7 @@ def delete_user(actor, user_id):
 
 
 @blp.route("/user/<path:name>", methods=["GET"])
-@login_required
+@login_required(Scope.ACCOUNT)
 @blp.response(200, PublicUserSchema)
 @blp.alt_response(404, description="no user with that name")
 @blp.doc(security=BEARER)

@@ -13,12 +13,13 @@ from api.schemas import (
     WebhookDeliverySchema,
     WebhookSchema,
 )
+from core.domain.api_keys import Scope
 
 blp = Blueprint("webhooks", __name__, description="Signed webhooks for job outcomes")
 
 
 @blp.route("/webhooks", methods=["POST"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.arguments(WebhookCreateSchema)
 @blp.response(201, WebhookCreatedSchema)
 @blp.alt_response(
@@ -34,7 +35,7 @@ def create_webhook(actor, body):
 
 
 @blp.route("/webhooks", methods=["GET"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(200, WebhookSchema(many=True))
 @blp.doc(security=BEARER)
 def list_webhooks(actor):
@@ -43,7 +44,7 @@ def list_webhooks(actor):
 
 
 @blp.route("/webhooks/<endpoint_id>", methods=["DELETE"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(204)
 @blp.alt_response(404, description="no such webhook, or not yours")
 @blp.doc(security=BEARER)
@@ -53,7 +54,7 @@ def delete_webhook(actor, endpoint_id):
 
 
 @blp.route("/webhooks/<endpoint_id>/deliveries", methods=["GET"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(200, WebhookDeliverySchema(many=True))
 @blp.alt_response(404, description="no such webhook, or not yours")
 @blp.doc(security=BEARER)
@@ -63,7 +64,7 @@ def list_deliveries(actor, endpoint_id):
 
 
 @blp.route("/webhooks/<endpoint_id>/deliveries/<delivery_id>/redeliver", methods=["POST"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(202, WebhookDeliverySchema)
 @blp.alt_response(404, description="no such webhook or delivery, or not yours")
 @blp.alt_response(429, description="over WEBHOOK_REDELIVER_RATE_LIMIT (Retry-After)")
@@ -75,7 +76,7 @@ def redeliver(actor, endpoint_id, delivery_id):
 
 
 @blp.route("/webhooks/secret", methods=["GET"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(200, SigningSecretSchema)
 @blp.doc(security=BEARER)
 def signing_secret(actor):
@@ -85,7 +86,7 @@ def signing_secret(actor):
 
 
 @blp.route("/webhooks/secret/rotate", methods=["POST"])
-@login_required
+@login_required(Scope.WEBHOOKS)
 @blp.response(200, SigningSecretSchema)
 @blp.doc(security=BEARER)
 def rotate_signing_secret(actor):

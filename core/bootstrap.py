@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.domain.jobs import Job
     from core.domain.media import MediaLimits
     from core.ports.accounts import KnownAddresses, TokenStates, UserRepository
+    from core.ports.api_keys import ApiKeyRepository
     from core.ports.files import BlobStore, ScratchSpace
     from core.ports.imports import Fetcher
     from core.ports.items import ItemStore
@@ -43,9 +44,11 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.ports.metrics import Metrics
     from core.ports.queue import TaskQueue
     from core.ports.schema import SchemaMigrator
+    from core.ports.upload_links import UploadLinkRepository
     from core.ports.uploads import PartialUploadStore, UploadRepository
     from core.ports.webhooks import WebhookRepository, WebhookSender
     from core.services.account_mail import AccountMail
+    from core.services.api_keys import ApiKeys
     from core.services.auth import AuthService, LoginThrottle, Passwords
     from core.services.confirmations import EmailConfirmations
     from core.services.conversion import Conversion
@@ -59,6 +62,7 @@ if TYPE_CHECKING:  # the adapters are imported on first use, in the process that
     from core.services.notification import Notifications
     from core.services.retention import Retention
     from core.services.sweeper import Sweeper
+    from core.services.upload_links import UploadLinks
     from core.services.uploads import ResumableUploads
     from core.services.users import UserService
     from core.services.webhooks import Webhooks
@@ -279,6 +283,18 @@ class Container:
             self.login_throttle,
             self.token_states,
         )
+
+    @cached_property
+    def api_key_repo(self) -> ApiKeyRepository:
+        from core.adapters.mysql.api_keys import MySQLApiKeyRepository
+
+        return MySQLApiKeyRepository(self.db)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        from core.services.api_keys import ApiKeys
+
+        return ApiKeys(self.api_key_repo, self.login_throttle)
 
     @cached_property
     def token_states(self) -> TokenStates:
@@ -649,6 +665,31 @@ class Container:
             s.upload_expires_seconds,
             clock=self.clock,
             keys=self.idempotency_keys,
+        )
+
+    # --- one-time upload links --------------------------------------------------------------
+
+    @cached_property
+    def upload_link_repo(self) -> UploadLinkRepository:
+        from core.adapters.mysql.upload_links import MySQLUploadLinkRepository
+
+        return MySQLUploadLinkRepository(self.db)
+
+    @cached_property
+    def upload_links(self) -> UploadLinks:
+        from core.services.upload_links import UploadLinks
+
+        s = self.settings
+        return UploadLinks(
+            self.upload_link_repo,
+            self.user_repo,
+            self.intake,
+            self.jobs,
+            s.base_url,
+            s.max_upload_bytes,
+            claim_seconds=s.api_timeout,
+            resumable=self.uploads,
+            resumable_seconds=s.upload_expires_seconds,
         )
 
     # --- observability -----------------------------------------------------------------

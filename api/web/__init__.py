@@ -28,6 +28,7 @@ SECURITY_HEADERS = {
 
 page = Blueprint("web", __name__, url_prefix="/app", static_folder="static", static_url_path="")
 docs = Blueprint("docs", __name__)
+guest = Blueprint("guest", __name__)
 
 # The files of Swagger UI that /docs loads; the bundle's source maps and demo pages stay out.
 SWAGGER_UI_FILES = {
@@ -49,6 +50,7 @@ def _secure(response: Response) -> Response:
 
 page.after_request(_secure)
 docs.after_request(_secure)
+guest.after_request(_secure)
 
 
 @page.route("", strict_slashes=False)
@@ -60,6 +62,15 @@ def app_root():
 @page.route("/")
 def index():
     return send_from_directory(STATIC, "index.html")
+
+
+@guest.route("/guest/<token>")
+def guest_page(token: str):
+    """The page an upload link opens; guest.js reads the token from the address (never
+    stored, never sent as a Referer: Referrer-Policy no-referrer)."""
+    response = send_from_directory(STATIC, "guest.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @docs.route("/docs")
@@ -98,3 +109,4 @@ def _swagger_ui_dir() -> Path:
 def register(app: Flask) -> None:
     app.register_blueprint(page)
     app.register_blueprint(docs)
+    app.register_blueprint(guest)

@@ -25,7 +25,9 @@ TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 EVENTS_TIMEOUT = httpx.Timeout(45.0, connect=10.0)
 CHUNK = 256 * 1024
 REFRESH_MARGIN_S = 60
-NOT_LOGGED_IN = "not logged in: run `vid2mp3 login`, or set VID2MP3_EMAIL and VID2MP3_PASSWORD"
+NOT_LOGGED_IN = (
+    "not logged in: run `vid2mp3 login` (or `vid2mp3 login --api-key`), or set VID2MP3_API_KEY"
+)
 
 Progress = Callable[[int], None]
 
@@ -40,6 +42,8 @@ class Api:
         self._config = config
         self._store = store
         self._from_env = bool(config.email and config.password)
+        self._key_from_env = bool(config.api_key)
+        self._stored_key = False
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
@@ -70,9 +74,20 @@ class Api:
             raise ClientError(f"{self.url}/login did not return a token")
         return body
 
+    def validate_key(self, key: str) -> dict[str, Any]:
+        """POST /validate with an API key: {"sub", "role", "scopes"}."""
+        response = self._send("POST", "/validate", headers={"Authorization": f"Bearer {key}"})
+        body = self._json(response)
+        if not isinstance(body.get("scopes"), list):
+            raise ClientError("that is not an API key (they look like v2m_<prefix>_<secret>)")
+        return body
+
     def authenticate(self) -> str:
-        """A Bearer token: logs in with VID2MP3_EMAIL/PASSWORD, or reads the saved one."""
+        """What to send as Bearer: VID2MP3_API_KEY; else a token from logging in with
+        VID2MP3_EMAIL/PASSWORD; else the key or token `vid2mp3 login` saved."""
         with self._lock:
+            if self._config.api_key:
+                return self._config.api_key
             if self._token and time.time() < self._expires_at - REFRESH_MARGIN_S:
                 return self._token
             if self._from_env:
@@ -95,6 +110,11 @@ class Api:
                 raise ClientError(
                     f"you are logged in to {record.get('url')}, not {self.url}: run `vid2mp3 login`"
                 )
+            if record.get("api_key"):
+                self._stored_key = True
+                self._token = str(record["api_key"])
+                self._expires_at = float("inf")
+                return self._token
             if time.time() >= float(record.get("expires_at") or 0):
                 raise ClientError("your login has expired: run `vid2mp3 login`")
             self._token = record["access_token"]
@@ -142,11 +162,14 @@ class Api:
     def _check_unauthorized(self, response: httpx.Response) -> None:
         if response.status_code == 401:
             error = self._error(response)
-            hint = (
-                "check VID2MP3_EMAIL and VID2MP3_PASSWORD"
-                if self._from_env
-                else "run `vid2mp3 login`"
-            )
+            if self._key_from_env:
+                hint = "check VID2MP3_API_KEY"
+            elif self._from_env:
+                hint = "check VID2MP3_EMAIL and VID2MP3_PASSWORD"
+            elif self._stored_key:
+                hint = "the saved API key no longer works: run `vid2mp3 login --api-key`"
+            else:
+                hint = "run `vid2mp3 login`"
             raise ApiError(401, f"{_message(response) or 'unauthorized'}: {hint}", error.code)
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:

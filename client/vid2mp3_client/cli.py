@@ -74,6 +74,8 @@ def one_line(text: str) -> str:
 
 def cmd_login(ctx: Context) -> int:
     url = ctx.config.checked_url()
+    if ctx.args.api_key:
+        return _login_with_key(ctx, url)
     email = ctx.args.email or ctx.config.email or _prompt(ctx, "Email: ")
     password = ctx.config.password if email == ctx.config.email else None
     if password is None:
@@ -94,6 +96,26 @@ def cmd_login(ctx: Context) -> int:
         )
     else:
         ctx.say(f"logged in to {url} as {email}; the token is in {path}")
+    return EXIT_OK
+
+
+def _login_with_key(ctx: Context, url: str) -> int:
+    """Check an API key (VID2MP3_API_KEY, else a hidden prompt) and keep it, mode 0600."""
+    key = ctx.config.api_key or _prompt(ctx, "API key: ", secret=True)
+    if not key:
+        raise ClientError("an API key is needed: make one with POST /api-keys")
+    with ctx.api() as api:
+        claims = api.validate_key(key)
+    scopes = [str(scope) for scope in claims["scopes"]]
+    path = ctx.store.save_key(url, key, str(claims.get("sub")), scopes)
+    if ctx.args.json:
+        ctx.emit_json(
+            {"url": url, "user": claims.get("sub"), "scopes": scopes, "key_file": str(path)}
+        )
+    else:
+        ctx.say(
+            f"API key for user {claims.get('sub')} ({', '.join(scopes)}) on {url} saved in {path}"
+        )
     return EXIT_OK
 
 
@@ -277,8 +299,9 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
     parser = argparse.ArgumentParser(
         prog="vid2mp3",
         description="Convert videos to MP3 with a vid2mp3 server.",
-        epilog="Configuration: VID2MP3_URL, VID2MP3_EMAIL and VID2MP3_PASSWORD, or "
-        "`vid2mp3 login` (token kept in $XDG_CONFIG_HOME/vid2mp3/, mode 0600). "
+        epilog="Configuration: VID2MP3_URL; for scripts VID2MP3_API_KEY or `vid2mp3 login "
+        "--api-key`; for people `vid2mp3 login` (key or token kept in "
+        "$XDG_CONFIG_HOME/vid2mp3/, mode 0600). VID2MP3_EMAIL and VID2MP3_PASSWORD still work. "
         "Exit status: 0 done, 1 failed, 2 usage error, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"vid2mp3 {__version__}")
@@ -291,6 +314,12 @@ def build_parser(options: tuple[UploadOption, ...] = UPLOAD_OPTIONS) -> argparse
 
     login = command("login", cmd_login, "log in (prompts for the password) and keep the token")
     login.add_argument("--email", help="default: $VID2MP3_EMAIL, else a prompt")
+    login.add_argument(
+        "--api-key",
+        action="store_true",
+        help="keep an API key instead (from $VID2MP3_API_KEY, else a hidden prompt): "
+        "the way for scripts",
+    )
     command("logout", cmd_logout, "forget the saved token")
 
     convert = command(

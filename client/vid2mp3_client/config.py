@@ -26,6 +26,7 @@ class Config:
     email: str | None
     password: str | None
     config_dir: Path
+    api_key: str | None = None  # VID2MP3_API_KEY: the way for scripts
     tus_min_bytes: int = 16 * 2**20  # files this large go over tus, in chunks
     tus_chunk_bytes: int = 8 * 2**20
 
@@ -36,6 +37,7 @@ class Config:
             url=url or environ.get("VID2MP3_URL") or DEFAULT_URL,
             email=environ.get("VID2MP3_EMAIL") or None,
             password=environ.get("VID2MP3_PASSWORD") or None,
+            api_key=(environ.get("VID2MP3_API_KEY") or "").strip() or None,
             config_dir=Path(base) / "vid2mp3",
             tus_min_bytes=_bytes(environ, "VID2MP3_TUS_MIN_BYTES", 16 * 2**20),
             tus_chunk_bytes=_bytes(environ, "VID2MP3_TUS_CHUNK_BYTES", 8 * 2**20),
@@ -66,19 +68,27 @@ def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
 
 
 class TokenStore:
-    """One token, for one server, in a file only its owner can read (mode 0600)."""
+    """One token or API key, for one server, in a file only its owner can read (mode 0600)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.path = directory / TOKEN_FILE
 
     def save(self, url: str, email: str, token: str, expires_in: int) -> Path:
-        record = {
-            "url": url,
-            "email": email,
-            "access_token": token,
-            "expires_at": int(time.time()) + int(expires_in),
-        }
+        return self._write(
+            {
+                "url": url,
+                "email": email,
+                "access_token": token,
+                "expires_at": int(time.time()) + int(expires_in),
+            }
+        )
+
+    def save_key(self, url: str, key: str, user: str, scopes: list[str]) -> Path:
+        """An API key, which lasts until it is revoked (or its own expiry)."""
+        return self._write({"url": url, "user": user, "scopes": scopes, "api_key": key})
+
+    def _write(self, record: dict[str, Any]) -> Path:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A new file created 0600 (never a wider mode, never through a symlink), then renamed
         # over the old one, so the token is never readable by others, not even for a moment.
@@ -105,7 +115,9 @@ class TokenStore:
                 record = json.load(src)
             except ValueError:
                 return None
-        return record if isinstance(record, dict) and record.get("access_token") else None
+        if not isinstance(record, dict):
+            return None
+        return record if record.get("access_token") or record.get("api_key") else None
 
     def remove(self) -> bool:
         try:

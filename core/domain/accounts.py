@@ -53,10 +53,17 @@ class AccountEmail(str, enum.Enum):
 
 @dataclass
 class Principal:
-    """The authenticated caller of a request, as read from a valid token."""
+    """The authenticated caller of a request, as read from a valid token or API key."""
 
     user_id: int
     role: Role
+    # The scopes of the API key the request came with; None for a signed-in session (a JWT),
+    # which may do whatever the role allows.
+    scopes: frozenset[str] | None = None
+    key_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
 
     @property
     def is_admin(self) -> bool:

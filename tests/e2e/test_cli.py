@@ -301,3 +301,39 @@ def test_a_large_file_goes_over_tus_and_survives_a_cut_connection(user, stack, c
     assert requests_seen.count('"POST /uploads/ ') == 1
     assert '"HEAD /uploads/' in requests_seen  # it asked where to resume
     assert '"POST /upload ' not in requests_seen
+
+
+@directory_stack
+def test_scripts_use_an_api_key_kept_private_or_from_the_environment(
+    stack, new_user, short_clip, tmp_path
+):
+    client, _ = new_user()
+    made = client.post("/api-keys", json={"name": "cli", "scopes": ["jobs:read", "jobs:write"]})
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    env = cli_env(tmp_path, stack.base_url)  # no email, no password
+
+    saved = vid2mp3(env, "login", "--api-key", stdin=key + "\n")
+    assert saved.returncode == 0, saved.stderr
+    assert "jobs:read, jobs:write" in saved.stdout and key not in saved.stdout + saved.stderr
+    key_file = tmp_path / "config" / "vid2mp3" / "token.json"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    out = tmp_path / "out"
+    done = vid2mp3(env, "convert", short_clip, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (out / (Path(short_clip).stem + ".mp3")).stat().st_size > 0
+
+    assert vid2mp3(env, "logout").returncode == 0
+    scripted = {**env, "VID2MP3_API_KEY": key}
+    listed = vid2mp3(scripted, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["total"] == 1
+    assert not key_file.exists()  # the environment's key is never written down
+
+    assert client.delete(f"/api-keys/{made.json()['id']}").status_code == 204
+    revoked = vid2mp3(scripted, "jobs")
+    assert revoked.returncode == 1
+    assert "invalid API key" in revoked.stderr and "VID2MP3_API_KEY" in revoked.stderr
+    assert key not in revoked.stderr
+    wrong = vid2mp3(env, "login", "--api-key", stdin="not-a-key\n")
+    assert wrong.returncode == 1 and "(HTTP 401)" in wrong.stderr

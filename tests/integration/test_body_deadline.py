@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -59,9 +60,9 @@ def slow_app(settings, container):
 
 
 def _content_type(path: str, method: str) -> dict[str, str]:
-    if path == "/upload":
+    if path in ("/upload", "/guest/{token}/upload"):
         return {"Content-Type": "multipart/form-data; boundary=x"}
-    if path.startswith("/uploads/"):
+    if path.startswith("/uploads/") or path.startswith("/guest/{token}/uploads/"):
         return {"Content-Type": "application/offset+octet-stream", "Upload-Length": "100000"}
     return {"Content-Type": "application/json"}
 
@@ -78,6 +79,16 @@ def test_a_trickling_body_is_cut_off_on_every_route_that_takes_one(slow_app, pat
             "/uploads/", headers={**headers, **PROTOCOL_HEADERS, "Upload-Length": "100000"}
         )
         url = "/" + created.headers["Location"].split("/", 3)[3]
+        extra = {"Upload-Offset": "0"}
+    if path.startswith("/guest/{token}/"):
+        made = client.post("/upload-links", json={}, headers=headers)
+        url = urlsplit(made.get_json()["url"]).path + "/upload"
+    if path == "/guest/{token}/uploads/{upload_id}":
+        link = url.removesuffix("/upload")
+        created = client.post(
+            f"{link}/uploads/", headers={**PROTOCOL_HEADERS, "Upload-Length": "100000"}
+        )
+        url = urlsplit(created.headers["Location"]).path
         extra = {"Upload-Offset": "0"}
     started = time.monotonic()
     response = client.open(

@@ -10,16 +10,19 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from core.domain.accounts import NewUser, User
+from core.domain.api_keys import ApiKey, KeyHolder
 from core.domain.errors import Conflict, MediaError, NotFound, Stopped, Unavailable
 from core.domain.files import Blob
 from core.domain.jobs import Job, JobStatus, Upload
 from core.domain.media import Encoded, MediaInfo
+from core.domain.upload_links import UploadLink
 from core.domain.values import Email
 from core.ports.accounts import USER_FIELDS_UPDATABLE, KnownAddresses, TokenStates, UserRepository
+from core.ports.api_keys import ApiKeyRepository
 from core.ports.events import JobEventFeed, JobEventSink
 from core.ports.files import BlobStore, ScratchSpace
 from core.ports.items import ItemPut, ItemStore
@@ -38,6 +41,7 @@ from core.ports.mail import Mailer, MailError
 from core.ports.media import Sniffer, Transcoder
 from core.ports.metrics import NullMetrics
 from core.ports.queue import TaskQueue
+from core.ports.upload_links import UploadLinkRepository
 from core.ports.uploads import PartialUploadStore, UploadRepository
 from core.ports.webhooks import WebhookRepository
 
@@ -835,6 +839,95 @@ class FakeJobEvents(JobEventSink, JobEventFeed):
         pass
 
 
+# when the fakes below say a row was made (tests compare with it)
+FAKE_START = datetime(2026, 12, 5, 6, 0, tzinfo=timezone.utc)
+
+
+class FakeApiKeys(ApiKeyRepository):
+    def __init__(self) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        self.roles: dict[int, str] = {}
+        self.touches = 0
+        self.finds = 0
+
+    def add(self, key: ApiKey) -> ApiKey:
+        key.created_at = FAKE_START
+        self.keys[key.id] = key
+        return key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self.keys.get(key_id)
+
+    def find(self, prefix: str) -> KeyHolder | None:
+        self.finds += 1
+        for key in self.keys.values():
+            if key.prefix == prefix and key.owner_id in self.roles:
+                return KeyHolder(key, self.roles[key.owner_id])
+        return None
+
+    def list(self, owner_id: int) -> list[ApiKey]:
+        return [k for k in self.keys.values() if k.owner_id == owner_id]
+
+    def count(self, owner_id: int) -> int:
+        return len(self.list(owner_id))
+
+    def delete(self, key_id: str) -> bool:
+        return self.keys.pop(key_id, None) is not None
+
+    def touch(self, key_id: str, now: datetime, every_seconds: int) -> None:
+        key = self.keys[key_id]
+        if key.last_used_at is None or now - key.last_used_at >= timedelta(seconds=every_seconds):
+            key.last_used_at = now
+            self.touches += 1
+
+
+class FakeUploadLinks(UploadLinkRepository):
+    def __init__(self) -> None:
+        self.rows: dict[str, UploadLink] = {}
+
+    def add(self, link: UploadLink) -> UploadLink:
+        self.rows[link.id] = replace(link, created_at=FAKE_START)
+        return self.rows[link.id]
+
+    def get(self, link_id: str) -> UploadLink | None:
+        row = self.rows.get(link_id)
+        return replace(row) if row else None
+
+    def find(self, token_hash: bytes) -> UploadLink | None:
+        return next((replace(r) for r in self.rows.values() if r.token_hash == token_hash), None)
+
+    def list(self, owner_id: int) -> list[UploadLink]:
+        return [r for r in self.rows.values() if r.owner_id == owner_id and not r.deleted_at]
+
+    def count_open(self, owner_id: int, now: datetime) -> int:
+        return sum(r.state(now) == "open" for r in self.list(owner_id))
+
+    def delete(self, link_id: str, now: datetime) -> bool:
+        row = self.rows[link_id]
+        if row.deleted_at:
+            return False
+        row.deleted_at = now
+        return True
+
+    def claim(self, link_id, now, stale_before, resumable_stale_before) -> bool:
+        row = self.rows[link_id]
+        stale = resumable_stale_before if row.upload_id else stale_before
+        if row.state(now) != "open" or (row.used_at is not None and row.used_at >= stale):
+            return False
+        row.used_at, row.upload_id = now, None
+        return True
+
+    def attach(self, link_id: str, upload_id: str, now: datetime) -> None:
+        self.rows[link_id].upload_id, self.rows[link_id].used_at = upload_id, now
+
+    def complete(self, link_id: str, job_id: str) -> None:
+        self.rows[link_id].job_id = job_id
+
+    def release(self, link_id: str) -> None:
+        if self.rows[link_id].job_id is None:
+            self.rows[link_id].used_at = self.rows[link_id].upload_id = None
+
+
 def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
     """Every adapter of core.bootstrap.Container, in memory, by component name: what the unit
     tier passes to the Container production builds. MySQL, Redis and Celery are unplugged."""
@@ -853,6 +946,8 @@ def fake_adapters(scratch_dir, clock: Clock) -> dict[str, Any]:
         "fetch_leases": Unplugged("MySQL (fetch leases)"),
         "fetcher": Unplugged("the network (imports by URL)"),
         "job_events": FakeJobEvents(),
+        "api_key_repo": FakeApiKeys(),
+        "upload_link_repo": FakeUploadLinks(),
         "email_claims": jobs,
         "job_sweeps": jobs,
         "quota_holds": jobs,

@@ -21,6 +21,7 @@ DOC_ROUTES = frozenset(
         "/app",
         "/app/",
         "/app/<path:filename>",
+        "/guest/<token>",
     }
 )
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -91,6 +92,8 @@ def example_url(path: str) -> str:
         "upload_id": "0" * 32,
         "endpoint_id": "0" * 32,
         "delivery_id": "0" * 32,
+        "key_id": "0" * 32,
+        "link_id": "0" * 32,
         "token": "not-a-token",
     }
     url = re.sub(r"{([^}]+)}", lambda match: values[match.group(1)], path)

@@ -457,3 +457,39 @@ def test_convert_polls_when_the_stream_is_refused_or_breaks_off(tmp_path, refusa
     job = _converter(_api(tmp_path, handler))._wait("j1", _Row())
     assert job["status"] == "done"
     assert calls == ["/jobs/j1/events", "/jobs/j1"]
+
+
+def test_an_api_key_from_the_environment_is_sent_as_is_without_a_login(tmp_path):
+    seen = []
+
+    def handler(request):
+        seen.append((request.url.path, request.headers.get("Authorization")))
+        if request.headers.get("Authorization") == "Bearer v2m_revoked":
+            return httpx.Response(401, json={"message": "invalid API key: unknown or revoked"})
+        return httpx.Response(200, json={"items": [], "total": 0})
+
+    config = Config("http://api.test", "a@b", "pw", tmp_path, api_key="v2m_k")
+    api = Api(config, TokenStore(tmp_path), transport=httpx.MockTransport(handler))
+    api.jobs()
+    assert seen == [("/jobs", "Bearer v2m_k")]  # the key wins over the email and password
+    config = Config("http://api.test", None, None, tmp_path, api_key="v2m_revoked")
+    api = Api(config, TokenStore(tmp_path), transport=httpx.MockTransport(handler))
+    with pytest.raises(ApiError, match="invalid API key.*check VID2MP3_API_KEY"):
+        api.jobs()
+    assert Config.from_env({"VID2MP3_API_KEY": " v2m_x \n"}).api_key == "v2m_x"
+
+
+def test_a_saved_api_key_is_private_and_never_expires(tmp_path):
+    store = TokenStore(tmp_path / "vid2mp3")
+    store.save_key("http://api.test", "v2m_saved", "7", ["jobs:read"])
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("Authorization"))
+        return httpx.Response(200, json={"items": [], "total": 0})
+
+    config = Config("http://api.test", None, None, tmp_path / "vid2mp3")
+    api = Api(config, store, transport=httpx.MockTransport(handler))
+    api.jobs()
+    assert seen == ["Bearer v2m_saved"]
