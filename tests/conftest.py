@@ -11,7 +11,7 @@ import pytest
 from core.settings import Settings
 from tests.support.config import drop_database, service_env
 
-pytest_plugins = ["tests.support.api_statuses"]
+pytest_plugins = ["tests.support.api_statuses", "tests.support.s3"]
 
 _counter = itertools.count(1)
 
