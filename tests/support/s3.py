@@ -115,6 +115,8 @@ class S3Server:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={self.config_path}",
+            # As AWS does: a write to a missing bucket fails (mini would create it).
+            "-s3.autoCreateBucket=false",
             "-webdav=false",
             "-admin.ui=false",
         ]
@@ -163,14 +165,16 @@ class S3Server:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def client(self, secret_key: str | None = None, **config: Any) -> Any:
-        """A boto3 S3 client for this server (SigV4, path-style)."""
+    def client(
+        self, secret_key: str | None = None, endpoint_url: str | None = None, **config: Any
+    ) -> Any:
+        """A boto3 S3 client for this server (SigV4, path-style), or for another endpoint."""
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             "s3",
-            endpoint_url=self.endpoint_url,
+            endpoint_url=endpoint_url or self.endpoint_url,
             region_name=self.region,
             aws_access_key_id=self.credentials.access_key,
             aws_secret_access_key=secret_key or self.credentials.secret_key,
