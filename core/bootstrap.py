@@ -306,6 +306,9 @@ class Container:
             self.links,
             keep_source=self.settings.keep_source,
             on_cancel=lambda job_id: self.queue.enqueue_event(job_id, "job.cancelled"),
+            presign_seconds=(
+                self.settings.s3_presign_seconds if self.settings.s3_presigned_downloads else None
+            ),
         )
 
     @cached_property

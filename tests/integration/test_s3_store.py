@@ -131,7 +131,7 @@ def test_a_presigned_get_serves_the_bytes_with_our_headers_and_expires(s3_server
     store = store_for(s3_server, s3_bucket)
     with store.writer("mp3s", "song.mp3", "audio/mpeg") as writer:
         writer.write(b"ID3" + bytes(range(256)) * 10)
-    url = store.presigned_get("mp3s", writer.fid, 60, "song.mp3", 'attachment; filename="a b.mp3"')
+    url = store.download_url("mp3s", writer.fid, 60, 'attachment; filename="a b.mp3"')
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
     request = urllib.request.Request(url, headers={"Range": "bytes=3-9"})
     with urllib.request.urlopen(request, timeout=10) as answer:

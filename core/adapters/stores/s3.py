@@ -393,9 +393,7 @@ class S3BlobStore(BlobStore):
             self.client().delete_object(Bucket=self.location.bucket, Key=self.key(bucket, fid))
         return True
 
-    def presigned_get(
-        self, bucket: str, fid: str, seconds: int, filename: str, content_disposition: str
-    ) -> str:
+    def download_url(self, bucket: str, fid: str, seconds: int, content_disposition: str) -> str:
         """A SigV4 GET URL for the object, valid for seconds, that answers with the given
         Content-Disposition and audio/mpeg (signing is local: no request is made)."""
         self._check_bucket(bucket)
