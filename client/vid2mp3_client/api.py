@@ -263,7 +263,11 @@ class Api:
         stop: threading.Event,
     ) -> Path:
         """GET /jobs/<id>/mp3 into directory/name (the server's file name when None)."""
-        with self._stream("GET", f"/jobs/{_segment(job_id)}/mp3") as response:
+        # A server with S3_PRESIGNED_DOWNLOADS answers 302 to the bucket; httpx drops the
+        # Authorization header when the redirect leaves the server's origin.
+        with self._stream(
+            "GET", f"/jobs/{_segment(job_id)}/mp3", follow_redirects=True
+        ) as response:
             if response.is_error:
                 raise self._error(response)
             target = directory / (name or _attachment_name(response, job_id))
