@@ -161,6 +161,14 @@ class S3Server:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-answer (a stop lets answers in flight finish)."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

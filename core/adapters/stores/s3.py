@@ -162,7 +162,9 @@ class MultipartSink:
         key: str,
         extra: dict[str, Any],
         part_size: int = PART_SIZE,
+        on_abort_failed: Callable[[str, str], None] | None = None,
     ):
+        self._on_abort_failed = on_abort_failed
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -211,11 +213,9 @@ class MultipartSink:
                 Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
         except Exception as exc:  # noqa: BLE001  the caller's error matters more
-            log.warning(
-                "could not abort multipart upload %s (a lifecycle rule removes it): %s",
-                self._upload_id,
-                exc,
-            )
+            log.warning("could not abort multipart upload %s now: %s", self._upload_id, exc)
+            if self._on_abort_failed is not None:
+                self._on_abort_failed(self._key, self._upload_id)
 
     def _upload_part(self, piece: bytes) -> None:
         with translate_errors():
@@ -311,6 +311,9 @@ class S3BlobStore(BlobStore):
         self._client: Any = None
         self._client_pid: int | None = None
         self._lock = threading.Lock()
+        # Multipart uploads whose abort failed (S3 was down): aborted again at the next write,
+        # so a retried conversion leaves none behind; a lifecycle rule catches the rest.
+        self._unaborted: list[tuple[str, str]] = []
 
     @property
     def s3_bucket(self) -> str:
@@ -341,7 +344,31 @@ class S3BlobStore(BlobStore):
             raise
 
     def sink(self, key: str, extra: dict[str, Any] | None = None) -> MultipartSink:
-        return MultipartSink(self.client, self.location.bucket, key, extra or {})
+        self.abort_leftovers()
+        return MultipartSink(
+            self.client, self.location.bucket, key, extra or {}, on_abort_failed=self._remember
+        )
+
+    def abort_leftovers(self) -> None:
+        """Abort the multipart uploads whose abort failed earlier in this process."""
+        with self._lock:
+            leftovers, self._unaborted = self._unaborted, []
+        for number, (key, upload_id) in enumerate(leftovers):
+            try:
+                self.client().abort_multipart_upload(
+                    Bucket=self.location.bucket, Key=key, UploadId=upload_id
+                )
+            except Exception as exc:  # noqa: BLE001  still down: keep them for the next time
+                if _status(exc) == 404 or _code(exc) == "NoSuchUpload":
+                    continue
+                with self._lock:
+                    self._unaborted.extend(leftovers[number:])
+                return
+
+    def _remember(self, key: str, upload_id: str) -> None:
+        with self._lock:
+            if len(self._unaborted) < 1000:  # bounded: the lifecycle rule takes the rest
+                self._unaborted.append((key, upload_id))
 
     def stat(self, bucket: str, fid: str) -> Blob | None:
         """The object's size and metadata (one HEAD), or None when there is no such file."""
