@@ -50,7 +50,8 @@ def test_a_write_cut_by_an_outage_leaves_no_multipart_upload_once_s3_is_back(ser
             assert pending(server, store) != []
             server.stop()
             writer.write(os.urandom(PART_SIZE))  # the next part finds nobody
-    assert caught.value.cause == "S3 cannot be reached"
+    # the part in flight when the server went down: refused, or a 500 while it shut down
+    assert caught.value.cause in ("S3 cannot be reached", "S3 answered 500")
     with pytest.raises(Unavailable):
         store.stat(VIDEOS, writer.fid)
     server.start()

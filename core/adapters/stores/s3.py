@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -31,7 +32,7 @@ from core.ports.files import BlobStore
 log = logging.getLogger(__name__)
 
 SERVICE = "blob store"
-PART_SIZE = 8 << 20  # bytes held in memory per upload; S3's smallest part is 5 MiB
+PART_SIZE = 5 << 20  # S3's smallest part: about 4 parts are held per upload at the peak
 MAX_PARTS = 10_000  # S3's limit: parts grow past PART_SIZE for a file this would not fit
 COPY_CHUNK = 1 << 20
 READ_BUFFER = 1 << 20
@@ -153,7 +154,11 @@ def decode_record(text: str | None) -> tuple[str | None, dict[str, Any]]:
 
 class MultipartSink:
     """Bytes streamed into one object: a single PUT when they fit one part, else a multipart
-    upload fed part by part. Nothing is visible until close(); abort() leaves nothing."""
+    upload fed part by part. Nothing is visible until close(); abort() leaves nothing.
+
+    One part is sent in the background while the next one fills, so receiving and sending
+    overlap (the upload runs at the slower of the two, not their sum); at most two parts are
+    ever held, and a failed part surfaces at the next write, close or abort."""
 
     def __init__(
         self,
@@ -173,39 +178,47 @@ class MultipartSink:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._written = 0
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future[dict[str, Any]] | None = None
 
     def write(self, data: bytes) -> None:
         self._buffer += data
-        self._written += len(data)
         while len(self._buffer) >= self._part_size:
-            piece = bytes(self._buffer[: self._part_size])
+            with memoryview(self._buffer) as view:
+                piece = bytes(view[: self._part_size])
             del self._buffer[: self._part_size]
-            self._upload_part(piece)
+            self._send(piece)
             if len(self._parts) * 2 >= MAX_PARTS:  # a huge file: larger parts from now on
                 self._part_size *= 2
 
     def close(self) -> None:
         """Publish the object."""
-        with translate_errors():
-            if self._upload_id is None:
-                self._client().put_object(
-                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self._extra
-                )
-            else:
-                if self._buffer or not self._parts:
-                    self._upload_part(bytes(self._buffer))
-                self._client().complete_multipart_upload(
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": self._parts},
-                )
-        self._buffer = bytearray()
+        try:
+            with translate_errors():
+                if self._upload_id is None:
+                    self._client().put_object(
+                        Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), **self._extra
+                    )
+                else:
+                    if self._buffer or not (self._parts or self._in_flight):
+                        self._send(bytes(self._buffer))
+                    self._settle()
+                    self._client().complete_multipart_upload(
+                        Bucket=self._bucket,
+                        Key=self._key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": self._parts},
+                    )
+        finally:
+            self._buffer = bytearray()
+            self._stop_sender()
 
     def abort(self) -> None:
         """Drop the unfinished upload; a failure here is logged, never raised over the cause."""
         self._buffer = bytearray()
+        with suppress(Exception):
+            self._settle()  # the part in flight ends (or fails) before the upload goes
+        self._stop_sender()
         if self._upload_id is None:
             return
         try:
@@ -217,14 +230,28 @@ class MultipartSink:
             if self._on_abort_failed is not None:
                 self._on_abort_failed(self._key, self._upload_id)
 
-    def _upload_part(self, piece: bytes) -> None:
+    def _send(self, piece: bytes) -> None:
+        """Start sending a part once the one before it has gone."""
+        self._settle()
         with translate_errors():
             if self._upload_id is None:
                 created = self._client().create_multipart_upload(
                     Bucket=self._bucket, Key=self._key, **self._extra
                 )
                 self._upload_id = created["UploadId"]
-            number = len(self._parts) + 1
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="s3-part")
+        number = len(self._parts) + 1
+        self._in_flight = self._sender.submit(self._upload_part, number, piece)
+
+    def _settle(self) -> None:
+        """Wait for the part in flight; its failure is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            self._parts.append(in_flight.result())
+
+    def _upload_part(self, number: int, piece: bytes) -> dict[str, Any]:
+        with translate_errors():
             answer = self._client().upload_part(
                 Bucket=self._bucket,
                 Key=self._key,
@@ -232,7 +259,12 @@ class MultipartSink:
                 PartNumber=number,
                 Body=piece,
             )
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _stop_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.shutdown(wait=True)
 
 
 class S3Reader(io.RawIOBase):
@@ -311,6 +343,7 @@ class S3BlobStore(BlobStore):
         self._client: Any = None
         self._client_pid: int | None = None
         self._lock = threading.Lock()
+        self.part_size = PART_SIZE
         # Multipart uploads whose abort failed (S3 was down): aborted again at the next write,
         # so a retried conversion leaves none behind; a lifecycle rule catches the rest.
         self._unaborted: list[tuple[str, str]] = []
@@ -346,7 +379,12 @@ class S3BlobStore(BlobStore):
     def sink(self, key: str, extra: dict[str, Any] | None = None) -> MultipartSink:
         self.abort_leftovers()
         return MultipartSink(
-            self.client, self.location.bucket, key, extra or {}, on_abort_failed=self._remember
+            self.client,
+            self.location.bucket,
+            key,
+            extra or {},
+            part_size=self.part_size,
+            on_abort_failed=self._remember,
         )
 
     def abort_leftovers(self) -> None:
