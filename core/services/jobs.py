@@ -74,8 +74,8 @@ class JobService:
         if self.presign_seconds is not None:
             # Redirected to the store, which answers for the object itself: no request to it
             # here (a redirect costs about what a small request does).
-            blob = Blob(fid=job.mp3_fid, size=job.mp3_size or 0, content_type="audio/mpeg")
-            return Download(job, blob, mp3_name(job.video_filename))
+            known = Blob(fid=job.mp3_fid, size=job.mp3_size or 0, content_type="audio/mpeg")
+            return Download(job, known, mp3_name(job.video_filename))
         blob = self.blobs.stat(MP3S, job.mp3_fid)
         if blob is None:
             raise NotFound("the MP3 is gone")
