@@ -179,7 +179,10 @@ def test_s3_down_mid_conversion_is_retried_and_leaves_one_mp3(s3, bucket, user, 
     assert f"faults/mp3s/{job['mp3_fid']}" in mp3s
     jobs = user.get("/jobs", params={"per_page": 100}).json()["items"]
     assert len(mp3s) == len([j for j in jobs if j.get("mp3_fid")])  # nothing half-written
-    assert pending == []  # no orphaned multipart upload after the retry succeeded
+    # No orphaned multipart upload of an MP3 after the retry succeeded. (An upload cut by the
+    # earlier test may still be pending: its API process aborts it at its next write, or the
+    # bucket's lifecycle rule does.)
+    assert [key for key in pending if "/mp3s/" in key] == []
 
 
 def test_a_missing_bucket_is_named_by_readyz_and_uploads_are_503(s3, bucket, user, s3_stack, clip):
