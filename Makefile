@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONVERT_WORKERS ?= 1
+STORE ?= settings
 PYTEST_ARGS ?=
 
 SQLGRAMMAR := tests/sqlgrammar
@@ -27,8 +28,9 @@ $(SQLGRAMMAR)/node_modules/.package-lock.json: $(SQLGRAMMAR)/package.json $(SQLG
 sqlgrammar: $(SQLGRAMMAR)/node_modules/.package-lock.json
 
 ## Run API, workers (CONVERT_WORKERS=N convert workers), sweeper and Flower; Ctrl-C stops all.
+## STORE=s3: also run SeaweedFS and keep videos and MP3s in its bucket (default: as .env says).
 up: install
-	$(BIN)/python scripts/devstack.py --convert-workers $(CONVERT_WORKERS)
+	$(BIN)/python scripts/devstack.py --convert-workers $(CONVERT_WORKERS) --store $(STORE)
 
 ## Apply the pending schema migrations (migrations/*.sql) with the settings `make up` uses
 ## (.env and the environment) and create the admin account; `make up` runs it first.

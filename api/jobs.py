@@ -467,6 +467,7 @@ def _audio_responses() -> dict[str, Any]:
 
 
 @blp.route("/links/<token>", methods=["GET"])
+@blp.alt_response(302, description="S3_PRESIGNED_DOWNLOADS: a presigned URL of the output in S3")
 @blp.alt_response(404, description="tampered or unknown link, or its job was deleted")
 @blp.alt_response(410, description="the link or the output has expired")
 @blp.alt_response(416, description="range not satisfiable")
@@ -481,6 +482,7 @@ def link_download(token):
 @login_required(Scope.JOBS_READ)
 @blp.alt_response(200, description="the MP3", content_type="audio/mpeg")
 @blp.alt_response(206, description="a byte range of the MP3", content_type="audio/mpeg")
+@blp.alt_response(302, description="S3_PRESIGNED_DOWNLOADS: a presigned URL of the MP3 in S3")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
@@ -499,6 +501,7 @@ def job_mp3(actor, job_id):
 
 @blp.route("/jobs/<job_id>/audio", methods=["GET"])
 @login_required(Scope.JOBS_READ)
+@blp.alt_response(302, description="S3_PRESIGNED_DOWNLOADS: a presigned URL of the output in S3")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such job, not yours, or not done")
@@ -514,6 +517,7 @@ def job_audio(actor, job_id):
 @blp.route("/download", methods=["GET"])
 @login_required(Scope.JOBS_READ)
 @blp.arguments(DownloadQuerySchema, location="query")
+@blp.alt_response(302, description="S3_PRESIGNED_DOWNLOADS: a presigned URL of the output in S3")
 @blp.alt_response(304, description="unchanged since the ETag sent in If-None-Match")
 @blp.alt_response(412, description="If-Match names another ETag")
 @blp.alt_response(404, description="no such file, or not yours")
@@ -533,6 +537,12 @@ def content_disposition(filename: str) -> str:
 def stream_download(item: Download) -> Response:
     """The MP3 with werkzeug's conditional and partial responses: ETag/304, Range/206, If-Range
     and 416; the store's reader is released on every path, HEAD, 304 and 416 included."""
+    disposition = content_disposition(item.filename)
+    direct = container().jobs.direct_url(item, disposition)
+    if direct is not None:  # S3_PRESIGNED_DOWNLOADS: the store serves the bytes (and Range)
+        moved = Response(status=302, headers={"Location": direct})
+        moved.headers["Cache-Control"] = "private, no-store"  # the URL expires
+        return moved
     size = item.blob.size
     environ = _single_range_environ(request.environ)
     reader = _Reader(container().jobs.open(item))  # opened before the headers: errors stay JSON
@@ -544,7 +554,7 @@ def stream_download(item: Download) -> Response:
         )
         response.content_length = size
         response.set_etag(f"{item.blob.fid}-{size}")
-        response.headers["Content-Disposition"] = content_disposition(item.filename)
+        response.headers["Content-Disposition"] = disposition
         response.headers["Cache-Control"] = "private, max-age=0"
         try:
             response.make_conditional(environ, accept_ranges=True, complete_length=size)

@@ -33,7 +33,11 @@ def readyz():
     needs; 503 names what is down (or says how far behind the schema is)."""
     checks = container().readiness()
     down = [
-        name if state == "unavailable" else state
+        name
+        if state == "unavailable"
+        else f"{name} ({state.split(': ', 1)[1]})"
+        if state.startswith("unavailable: ")
+        else state
         for name, state in checks.items()
         if state != "ok" and not (name == "schema" and checks["mysql"] != "ok")
     ]

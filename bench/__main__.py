@@ -23,6 +23,7 @@ from bench import (
     overhead,
     procs,
     report,
+    s3store,
     scaleout,
     streaming,
     sustained,
@@ -44,6 +45,7 @@ MEASUREMENTS = (
     "tus",
     "load",
     "chaos",
+    "s3",
 )
 
 
@@ -150,6 +152,7 @@ def main(argv: list[str]) -> int:
             "tus": lambda: tus.measure(st, 1 if quick else reps),
             "load": lambda: sustained.measure_load(st, quick, args.clients, args.profile),
             "chaos": lambda: sustained.measure_chaos(st, quick, args.clients),
+            "s3": lambda: s3store.measure(st, Path(tmp), 1 if quick else reps),
         }
         for name in MEASUREMENTS:
             if name not in args.only:

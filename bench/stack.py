@@ -146,13 +146,14 @@ def cleanup(container: Container) -> None:
 
 
 @contextmanager
-def running(tmp: Path) -> Iterator[BenchStack]:
-    """API (production gunicorn.conf.py) + one convert + one notify worker; all removed after."""
+def running(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
+    """API (production gunicorn.conf.py) + one convert + one notify worker; all removed after.
+    `extra_env` changes settings (another blob store)."""
     run = uuid.uuid4().hex[:8]
     port = free_port()
     log_dir = tmp / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = bench_env(run, port, tmp / "data")
+    env = {**bench_env(run, port, tmp / "data"), **(extra_env or {})}
     # Production defaults whatever the developer's shell sets for `make up`.
     processes = Processes(env, log_dir, drop=("WEB_CONCURRENCY", "API_THREADS"))
     container = Container(Settings.from_env(env, dotenv_path=None))

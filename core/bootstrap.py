@@ -188,6 +188,17 @@ class Container:
     @cached_property
     def blob_store(self) -> BlobStore:
         s = self.settings
+        if s.s3_bucket:
+            from core.adapters.stores.s3 import S3BlobStore, S3Location, s3_client_factory
+
+            location = S3Location(
+                bucket=s.s3_bucket,
+                prefix=s.s3_prefix,
+                endpoint_url=s.s3_endpoint_url or None,
+                region=s.s3_region or None,
+                addressing_style=s.s3_addressing_style,
+            )
+            return S3BlobStore(s3_client_factory(location), location)
         if s.mongo_uri:
             from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 
@@ -375,6 +386,9 @@ class Container:
             self.links,
             keep_source=self.settings.keep_source,
             on_cancel=lambda job_id: self.queue.enqueue_event(job_id, "job.cancelled"),
+            presign_seconds=(
+                self.settings.s3_presign_seconds if self.settings.s3_presigned_downloads else None
+            ),
         )
 
     @cached_property
@@ -611,9 +625,11 @@ class Container:
             try:
                 check()
                 report[name] = "ok"
-            except Exception:  # a readiness probe reports, it never raises
+            except Exception as exc:  # a readiness probe reports, it never raises
                 log.warning("readiness check %s failed", name, exc_info=True)
-                report[name] = "unavailable"
+                # A cause in words that name no host or credential (the S3 store's) is shown.
+                cause = getattr(exc, "cause", None)
+                report[name] = f"unavailable: {cause}" if cause else "unavailable"
         report["schema"] = "unavailable"
         if report["mysql"] == "ok":
             try:
@@ -639,13 +655,18 @@ class Container:
 
     @cached_property
     def partial_uploads(self) -> PartialUploadStore:
-        """Unfinished uploads, in the same store (directory or GridFS) as the videos."""
+        """Unfinished uploads, in the same store (directory, S3 or GridFS) as the videos."""
         from core.adapters.stores.directory import DirectoryBlobStore
+        from core.adapters.stores.s3 import S3BlobStore
 
         if isinstance(self.blob_store, DirectoryBlobStore):
             from core.adapters.stores.directory_partial import DirectoryPartialUploads
 
             return DirectoryPartialUploads(self.blob_store)
+        if isinstance(self.blob_store, S3BlobStore):
+            from core.adapters.stores.s3_partial import S3PartialUploads
+
+            return S3PartialUploads(self.blob_store)
         from core.adapters.stores.gridfs import GridFSBlobStore
         from core.adapters.stores.gridfs_partial import GridFSPartialUploads
 

@@ -278,6 +278,48 @@ class Settings:
         minimum=1,
         maximum=600,
     )
+    s3_bucket: str = _opt(
+        "S3_BUCKET",
+        "",
+        doc="set: videos and MP3s in this S3 bucket (not with MONGO_URI); credentials from "
+        "the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role)",
+        pattern=r"|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        message="must be an S3 bucket name: 3 to 63 lowercase letters, digits, dots or hyphens",
+    )
+    s3_endpoint_url: str = _opt(
+        "S3_ENDPOINT_URL",
+        "",
+        doc="the S3 server (SeaweedFS, MinIO, R2...); empty: AWS",
+        pattern=r"|https?://[^\s/?#]+(/[^\s?#]*)?",
+        message="must be an http:// or https:// URL",
+    )
+    s3_region: str = _opt("S3_REGION", "us-east-1", doc="region signed into requests")
+    s3_addressing_style: str = _opt(
+        "S3_ADDRESSING_STYLE",
+        "path",
+        doc="path (https://host/bucket/key) or virtual (https://bucket.host/key)",
+        choices=("path", "virtual"),
+    )
+    s3_prefix: str = _opt(
+        "S3_PREFIX",
+        "vid2mp3/",
+        doc="start of every object key, so one bucket can serve several deployments",
+        pattern=r"|[A-Za-z0-9!_.*'()/-]{0,200}/",
+        message="must end with / and use only letters, digits and !_.*'()- (S3's safe characters)",
+    )
+    s3_presigned_downloads: bool = _opt(
+        "S3_PRESIGNED_DOWNLOADS",
+        False,
+        doc="with S3_BUCKET: downloads (any format) answer 302 to a presigned S3 URL instead of "
+        "streaming through the API",
+    )
+    s3_presign_seconds: int = _opt(
+        "S3_PRESIGN_SECONDS",
+        300,
+        doc="lifetime of a presigned download URL",
+        minimum=1,
+        maximum=604800,
+    )
     celery_broker_url: str = _opt(
         "CELERY_BROKER_URL",
         "redis://127.0.0.1:6379/1",
@@ -636,6 +678,12 @@ class Settings:
             raise ConfigError(
                 "MYSQL_PASSWORD is empty; only a MySQL on loopback may go without one"
             )
+        if self.s3_bucket and self.mongo_uri:
+            raise ConfigError(
+                "S3_BUCKET and MONGO_URI are both set: choose one blob store (unset the other)"
+            )
+        if self.s3_presigned_downloads and not self.s3_bucket:
+            raise ConfigError("S3_PRESIGNED_DOWNLOADS needs S3_BUCKET: only S3 can presign")
         if self.convert_time_limit <= self.convert_soft_time_limit:
             raise ConfigError("CONVERT_TIME_LIMIT must be greater than CONVERT_SOFT_TIME_LIMIT")
         if self.trusted_proxies and self.proxy_networks is not None and not self.proxy_networks:

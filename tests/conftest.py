@@ -9,7 +9,7 @@ from core.settings import Settings
 from tests.support.auth import Auth
 from tests.support.config import cleanup, migrate, service_env
 
-pytest_plugins = ["tests.support.api_statuses"]
+pytest_plugins = ["tests.support.api_statuses", "tests.support.s3"]
 
 
 @pytest.fixture(scope="session")

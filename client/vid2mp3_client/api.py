@@ -345,12 +345,15 @@ class Api:
 
     @contextmanager
     def _output(self, job_id: str) -> Iterator[httpx.Response]:
-        """The job's output: /audio, else (404 from a server without it) /mp3."""
-        with self._stream("GET", f"/jobs/{_segment(job_id)}/audio") as response:
+        """The job's output: /audio, else (404 from a server without it) /mp3. A server with
+        S3_PRESIGNED_DOWNLOADS answers 302 to the bucket: followed (httpx drops the
+        Authorization header when the redirect leaves the server's origin)."""
+        path = f"/jobs/{_segment(job_id)}"
+        with self._stream("GET", f"{path}/audio", follow_redirects=True) as response:
             if response.status_code != 404:
                 yield response
                 return
-        with self._stream("GET", f"/jobs/{_segment(job_id)}/mp3") as response:
+        with self._stream("GET", f"{path}/mp3", follow_redirects=True) as response:
             yield response
 
 

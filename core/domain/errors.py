@@ -75,9 +75,10 @@ class Unavailable(DomainError):
     status = 503
     code = "unavailable"
 
-    def __init__(self, service: str, message: str | None = None):
+    def __init__(self, service: str, message: str | None = None, cause: str | None = None):
         super().__init__(message or f"{service} is unavailable", {"service": service})
         self.service = service
+        self.cause = cause  # words safe to show (readiness): no host, key or credential
 
 
 class Busy(DomainError):

@@ -48,6 +48,19 @@ class BlobStore(abc.ABC):
     def ping(self) -> None:
         """Raise Unavailable when the store cannot be reached."""
 
+    def download_url(
+        self,
+        bucket: str,
+        fid: str,
+        seconds: int,
+        content_disposition: str,
+        content_type: str = "audio/mpeg",
+    ) -> str | None:
+        """A URL serving the file itself for `seconds` (with this Content-Disposition and
+        Content-Type), so clients fetch it from the store directly; None when the store cannot
+        hand one out."""
+        return None
+
 
 class ScratchSpace(abc.ABC):
     """Private working directories, one per conversion attempt."""

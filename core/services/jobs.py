@@ -47,12 +47,14 @@ class JobService:
         links: LinkSigner | None = None,
         keep_source: bool = True,
         on_cancel: Callable[[str], None] | None = None,
+        presign_seconds: int | None = None,
     ):
         self.jobs = jobs
         self.blobs = blobs
         self.links = links
         self.keep_source = keep_source
         self.on_cancel = on_cancel
+        self.presign_seconds = presign_seconds  # None: downloads stream through the API
 
     def get(self, actor: Principal, job_id: str) -> Job:
         job = self.jobs.get(job_id) if is_job_id(job_id) else None
@@ -89,6 +91,10 @@ class JobService:
             raise Gone(f"the {noun} has expired and was deleted")
         if job.status is not JobStatus.DONE or not job.mp3_fid:
             raise NotFound(f"the {noun} is not ready")
+        if self.presign_seconds is not None:
+            # Redirected to the store, which answers for the object itself: no request to it
+            # here (a redirect costs about what a small request does).
+            return _download_of(job, Blob(fid=job.mp3_fid, size=job.mp3_size or 0))
         blob = self.blobs.stat(MP3S, job.mp3_fid)
         if blob is None:
             raise NotFound(f"the {noun} is gone")
@@ -110,6 +116,19 @@ class JobService:
 
     def open(self, download: Download) -> Any:
         return self.blobs.open(MP3S, download.blob.fid)
+
+    def direct_url(self, download: Download, content_disposition: str) -> str | None:
+        """Where the client may fetch an MP3 it was allowed (every check of the download is
+        done by now) straight from the store, or None to stream it through the API."""
+        if self.presign_seconds is None:
+            return None
+        return self.blobs.download_url(
+            MP3S,
+            download.blob.fid,
+            self.presign_seconds,
+            content_disposition,
+            download.content_type,
+        )
 
     def delete(self, actor: Principal, job_id: str) -> None:
         self._remove(self.get(actor, job_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.support.mongo import running_mongo
 from tests.support.smtp import smtp_server
 from tests.support.stack import running_stack
 
-STORES = ("directory", "gridfs")
+STORES = ("directory", "gridfs", "s3")
 
 
 def pytest_configure(config):
@@ -59,10 +60,21 @@ def stack(request, tmp_path_factory, smtp):
     if request.param == "gridfs":
         extra["MONGO_URI"] = request.getfixturevalue("mongo_uri")
         extra["MONGO_DATABASE"] = f"vid2mp3_e2e_{tmp_path_factory.mktemp('x').name}"
-    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with running_stack(tmp, extra, flower=request.param == "directory") as running:
-        running.blob_store = request.param
-        yield running
+    with ExitStack() as cleanups:
+        if request.param == "s3":
+            server = request.getfixturevalue("s3_server")
+            bucket = server.new_bucket("e2e")
+            cleanups.callback(server.drop_bucket, bucket)
+            # Downloads by presigned redirect: the clients of the tests follow them.
+            extra.update(server.env(bucket, prefix="e2e/"), S3_PRESIGNED_DOWNLOADS="true")
+            # The tests' own container (stack.container) takes credentials from the AWS chain.
+            patch = cleanups.enter_context(pytest.MonkeyPatch.context())
+            patch.setenv("AWS_ACCESS_KEY_ID", extra["AWS_ACCESS_KEY_ID"])
+            patch.setenv("AWS_SECRET_ACCESS_KEY", extra["AWS_SECRET_ACCESS_KEY"])
+        tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+        with running_stack(tmp, extra, flower=request.param == "directory") as running:
+            running.blob_store = request.param
+            yield running
 
 
 @pytest.fixture(scope="session")
@@ -109,10 +121,14 @@ def new_user(stack, admin):
 @pytest.fixture
 def stored_videos(stack):
     """The uploads the stack's blob store physically holds, read past the API: file names in
-    the directory store, or ids in GridFS."""
+    the directory store, ids in GridFS, or object keys in S3."""
 
     def names():
         settings = stack.settings
+        if settings.s3_bucket:
+            s3 = stack.container.blob_store.client()
+            where = {"Bucket": settings.s3_bucket, "Prefix": f"{settings.s3_prefix}videos/"}
+            return sorted(o["Key"] for o in s3.list_objects_v2(**where).get("Contents", []))
         if not settings.mongo_uri:
             directory = os.path.join(settings.data_dir, "blobs", "videos")
             return sorted(os.listdir(directory)) if os.path.isdir(directory) else []

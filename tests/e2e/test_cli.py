@@ -222,6 +222,8 @@ def test_job_commands(user, clip, tmp_path):
     assert fetched.returncode == 0, fetched.stderr
     path = Path(json.loads(fetched.stdout)["output"])
     assert path.parent == tmp_path / "b" and path.name == Path(clip).stem + ".mp3"
+    # the MP3 itself, also where the server answers by redirect to S3 (not a 302's empty body)
+    assert path.stat().st_size == client.get(f"/jobs/{job_id}").json()["mp3_size"] > 0
     assert path.read_bytes() == (tmp_path / "a" / path.name).read_bytes()
     again = vid2mp3(env, "download", job_id, "-o", str(tmp_path / "b"))
     assert again.returncode == 1 and "exists (use --force" in again.stderr

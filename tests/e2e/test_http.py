@@ -11,7 +11,9 @@ from tests.support import media
 from tests.support.client import login
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.e2e
+# The API's own conditional and partial responses: the S3 stack answers downloads by presigned
+# redirect, and S3 serves their Range (tests/integration/test_presigned_downloads.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.stores("directory", "gridfs")]
 
 
 def upload(client, path):

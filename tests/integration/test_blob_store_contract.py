@@ -1,4 +1,5 @@
-"""One contract for every BlobStore adapter, run against a directory and a real GridFS server."""
+"""One contract for every BlobStore adapter, run against a directory, a real GridFS server and a
+real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pymongo import MongoClient
 
 from core.adapters.stores.directory import DirectoryBlobStore
 from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
+from core.adapters.stores.s3 import S3BlobStore, S3Location
 from core.domain.errors import NotFound, Unavailable
 from core.ports.files import BlobStore
 from devtools.processes import free_port
 from tests.support.mongo import running_mongo
+from tests.support.s3 import S3Server
 from tests.support.wait import wait_for
 
 MiB = 1 << 20
@@ -24,6 +27,7 @@ VIDEOS, MP3S = "videos", "mp3s"
 UNKNOWN_IDS = {
     "directory": uuid.uuid4().hex,
     "gridfs": "0123456789abcdef01234567",
+    "s3": uuid.uuid4().hex,
 }
 MALFORMED_IDS = [
     "",
@@ -49,10 +53,20 @@ def mongo_uri() -> Iterator[str]:
         yield uri
 
 
-@pytest.fixture(params=["directory", "gridfs"])
+def s3_store(server: S3Server, bucket: str, prefix: str = "run/") -> S3BlobStore:
+    location = S3Location(
+        bucket=bucket, prefix=prefix, endpoint_url=server.endpoint_url, region=server.region
+    )
+    return S3BlobStore(server.client, location)
+
+
+@pytest.fixture(params=["directory", "gridfs", "s3"])
 def blob_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[BlobStore]:
     if request.param == "directory":
         yield DirectoryBlobStore(str(tmp_path / "blobs"))
+        return
+    if request.param == "s3":
+        yield s3_store(request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket"))
         return
     uri = request.getfixturevalue("mongo_uri")
     store = GridFSBlobStore(mongo_client_factory(uri), f"vid2mp3_test_{uuid.uuid4().hex}")
@@ -68,9 +82,16 @@ def blob_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[BlobStore]:
 def stored_names(
     blob_store: BlobStore, request: pytest.FixtureRequest
 ) -> Callable[[str], list[str]]:
-    """Everything a bucket physically holds: file names on disk, or GridFS file ids."""
+    """Everything a bucket physically holds: file names on disk, GridFS file ids, or S3 keys
+    and unfinished multipart uploads."""
 
     def names(bucket: str) -> list[str]:
+        if isinstance(blob_store, S3BlobStore):
+            s3 = request.getfixturevalue("s3_server").client()
+            where = {"Bucket": blob_store.s3_bucket, "Prefix": blob_store.key(bucket, "")}
+            keys = [o["Key"] for o in s3.list_objects_v2(**where).get("Contents", [])]
+            pending = [u["Key"] for u in s3.list_multipart_uploads(**where).get("Uploads", [])]
+            return sorted(keys + [f"unfinished:{key}" for key in pending])
         if isinstance(blob_store, DirectoryBlobStore):
             directory = os.path.join(blob_store.root, bucket)
             return sorted(os.listdir(directory)) if os.path.isdir(directory) else []

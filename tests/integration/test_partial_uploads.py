@@ -19,6 +19,8 @@ from core.adapters.stores.directory import DirectoryBlobStore
 from core.adapters.stores.directory_partial import DirectoryPartialUploads
 from core.adapters.stores.gridfs import GridFSBlobStore, mongo_client_factory
 from core.adapters.stores.gridfs_partial import GridFSPartialUploads
+from core.adapters.stores.s3 import S3BlobStore, S3Location
+from core.adapters.stores.s3_partial import S3PartialUploads
 from core.domain.errors import NotFound
 from core.domain.jobs import Upload
 from core.ports.files import BlobStore
@@ -39,11 +41,22 @@ def mongo_uri() -> Iterator[str]:
         yield uri
 
 
-@pytest.fixture(params=["directory", "gridfs"])
+@pytest.fixture(params=["directory", "gridfs", "s3"])
 def stores(request, tmp_path) -> Iterator[tuple[PartialUploadStore, BlobStore]]:
     if request.param == "directory":
         blobs = DirectoryBlobStore(str(tmp_path / "blobs"))
         yield DirectoryPartialUploads(blobs), blobs
+        return
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        location = S3Location(
+            bucket=request.getfixturevalue("s3_bucket"),
+            prefix="run/",
+            endpoint_url=server.endpoint_url,
+            region=server.region,
+        )
+        s3_blobs = S3BlobStore(server.client, location)
+        yield S3PartialUploads(s3_blobs), s3_blobs
         return
     uri = request.getfixturevalue("mongo_uri")
     blobs = GridFSBlobStore(mongo_client_factory(uri), f"vid2mp3_test_{uuid.uuid4().hex}")

@@ -94,6 +94,17 @@ def test_every_variable_is_documented():
         ({"ADMIN_EMAIL": "admin"}, "ADMIN_EMAIL must be an email address"),
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters when set"),
         ({"UPLOAD_EXPIRES_SECONDS": "0"}, "UPLOAD_EXPIRES_SECONDS must be positive"),
+        # the S3 store: one blob store at a time, and names S3 accepts
+        (
+            {"S3_BUCKET": "media", "MONGO_URI": "mongodb://127.0.0.1:27017/"},
+            "S3_BUCKET and MONGO_URI are both set",
+        ),
+        ({"S3_BUCKET": "My_Bucket"}, "S3_BUCKET must be an S3 bucket name"),
+        ({"S3_PREFIX": "../x"}, "S3_PREFIX must end with /"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE must be path or virtual"),
+        ({"S3_ENDPOINT_URL": "seaweed:8333"}, "S3_ENDPOINT_URL must be an http:// or https://"),
+        ({"S3_PRESIGNED_DOWNLOADS": "true"}, "S3_PRESIGNED_DOWNLOADS needs S3_BUCKET"),
+        ({"S3_PRESIGN_SECONDS": "0"}, "S3_PRESIGN_SECONDS must be between 1 and 604800"),
     ],
 )
 def test_secrets_and_ceilings_refuse_unsafe_values(env, match):

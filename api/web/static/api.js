@@ -150,9 +150,10 @@ export class Session extends EventTarget {
   }
 
   /** A request with the token; a 401 signs out (the token expired or was revoked). */
-  async fetch(method, path, { headers = {}, body = null, okStatuses = null } = {}) {
+  async fetch(method, path, { headers = {}, body = null, okStatuses = null, redirect = "error" } = {}) {
     if (!this.signedIn) throw new ApiError(401, "not signed in");
-    const response = await send(method, path, { ...this.authorization(), ...headers }, body);
+    const response = await send(method, path, { ...this.authorization(), ...headers }, body, redirect);
+    if (response.type === "opaqueredirect") return response; // asked for with redirect: "manual"
     if (response.status === 401) {
       this.signOut("expired");
       throw await errorOf(response);
@@ -173,10 +174,10 @@ export class Session extends EventTarget {
   }
 }
 
-async function send(method, path, headers, body = null) {
+async function send(method, path, headers, body = null, redirect = "error") {
   try {
     return await fetch(path, {
-      method, headers, body, credentials: "omit", cache: "no-store", redirect: "error",
+      method, headers, body, credentials: "omit", cache: "no-store", redirect,
     });
   } catch (error) {
     throw new ApiError(0, "");

@@ -235,7 +235,25 @@ export class JobList {
     this.say(row, "Downloading…");
     // The token goes in a header, never in a URL: fetch into a Blob, then save that.
     const links = row.job.links || {};
-    const response = await this.session.fetch("GET", links.audio || links.mp3 || `/jobs/${row.job.id}/mp3`);
+    const response = await this.session.fetch(
+      "GET", links.audio || links.mp3 || `/jobs/${row.job.id}/mp3`, { redirect: "manual" });
+    if (response.type === "opaqueredirect") {
+      // S3_PRESIGNED_DOWNLOADS: the output is fetched from the bucket. A one-minute link of
+      // this job leads the browser there (its redirect carries no token); the bucket's answer
+      // names the file and asks to save it.
+      const link = await this.session.json("POST", `/jobs/${row.job.id}/links`, {
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ expires_in: 60 }),
+      });
+      const anchor = document.createElement("a");
+      anchor.href = new URL(link.url, window.location.origin).href;
+      anchor.hidden = true;
+      document.body.append(anchor);
+      anchor.click();
+      anchor.remove();
+      this.say(row, "Downloading from storage…");
+      return;
+    }
     const blob = await response.blob();
     const name = attachmentName(response.headers.get("Content-Disposition"))
       || audioName(row.job.filename, row.job.format);
