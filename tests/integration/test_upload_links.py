@@ -250,7 +250,8 @@ def test_a_bad_link_request_names_the_field(client, auth):
         ({"max_mb": 10**6}, "max_mb"),
         ({"expires_in": 5}, "expires_in"),
         ({"allow_download": "maybe"}, "allow_download"),
-        ({"tag": "x"}, "tag"),
+        ({"passthrough": "x"}, "passthrough"),  # an unknown field
+        ({"tag": 7}, "tag"),
     ):
         response = client.post("/upload-links", json=body, headers=headers)
         assert response.status_code == 422, body
@@ -405,3 +406,53 @@ def test_a_guest_tus_upload_counts_against_the_creators_quota(
     assert tus_create(client, path, len(clip)).status_code == 429  # not 409: the claim was freed
     _, second = make_link(client, headers)
     assert tus_create(client, second, len(clip)).status_code == 429  # no room: refused at once
+
+
+# --- the job's tag and webhook_url, given with the link --------------------------------------
+
+
+def test_the_links_tag_and_webhook_url_go_to_the_guests_job(settings, container, auth, clip):
+    """Multipart and tus alike: GET /jobs?tag= finds the guest's job, which shows the link's
+    webhook_url (a receiver on loopback: WEBHOOK_ALLOW_PRIVATE on for this app only)."""
+    local = settings.with_overrides(webhook_allow_private=True)
+    client = create_app(container=Container(local, passwords=container.passwords)).test_client()
+    _, headers = auth.new_user()
+    hook = "http://127.0.0.1:9/hook"
+    link, path = make_link(client, headers, tag="order-42", webhook_url=hook)
+    assert (link["tag"], link["webhook_url"]) == ("order-42", hook)
+    by_tus, tus_path = make_link(client, headers, tag="order-43")
+    assert (by_tus["tag"], by_tus["webhook_url"]) == ("order-43", None)
+    listed = client.get("/upload-links", headers=headers).get_json()
+    assert {(k["tag"], k["webhook_url"]) for k in listed} == {
+        ("order-42", hook),
+        ("order-43", None),
+    }
+
+    accepted = guest_upload(client, path, clip)
+    assert accepted.status_code == 202, accepted.get_json()
+    location = urlsplit(tus_create(client, tus_path, len(clip)).headers["Location"]).path
+    last = tus_patch(client, location, 0, clip)
+    assert last.status_code == 204, last.get_json()
+
+    found = client.get("/jobs?tag=order-42", headers=headers).get_json()["items"]
+    assert [(j["id"], j["tag"], j["webhook_url"]) for j in found] == [
+        (accepted.get_json()["job_id"], "order-42", hook)
+    ]
+    found = client.get("/jobs?tag=order-43", headers=headers).get_json()["items"]
+    assert [(j["id"], j["tag"]) for j in found] == [(last.headers["Vid2mp3-Job-Id"], "order-43")]
+
+
+def test_a_bad_tag_or_a_private_webhook_url_is_refused(client, auth):
+    """The session's API (WEBHOOK_ALLOW_PRIVATE off) refuses a receiver on a private address,
+    as POST /upload does; no link is made."""
+    _, headers = auth.new_user()
+    for fields, name in (
+        ({"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_url"),
+        ({"webhook_url": "http://169.254.169.254/latest"}, "webhook_url"),
+        ({"webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"tag": "t" * 256}, "tag"),
+    ):
+        refused = client.post("/upload-links", json=fields, headers=headers)
+        assert refused.status_code == 422, (fields, refused.get_json())
+        assert name in str(refused.get_json()), refused.get_json()
+    assert client.get("/upload-links", headers=headers).get_json() == []
