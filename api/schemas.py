@@ -317,9 +317,10 @@ class ApiKeyCreatedSchema(ApiKeySchema):
     )
 
 
-def _label(name: str, lead: str) -> dict[str, Any]:
+def _label(name: str) -> dict[str, Any]:
     """A job label's OpenAPI description (LABEL_SCHEMAS), for the job a link's file makes."""
     schema = LABEL_SCHEMAS[name]
+    lead = "for the job the link's file makes, as on POST /upload: "
     return {"maxLength": schema["maxLength"], "description": lead + schema["description"]}
 
 
@@ -340,8 +341,8 @@ class UploadLinkCreateSchema(StrictSchema):
         metadata={"description": "the uploader may download the MP3; default false"}
     )
     # checked by JobLabels.parse and the webhook guard, as on POST /upload
-    tag = fields.String(allow_none=True, metadata=_label("tag", "the job's tag: "))
-    webhook_url = fields.String(allow_none=True, metadata=_label("webhook_url", "the job's: "))
+    tag = fields.String(allow_none=True, metadata=_label("tag"))
+    webhook_url = fields.String(allow_none=True, metadata=_label("webhook_url"))
 
 
 class UploadLinkSchema(Schema):
@@ -352,9 +353,9 @@ class UploadLinkSchema(Schema):
     options = fields.Dict(keys=fields.String())
     max_mb = fields.Function(lambda link: link.max_bytes // 2**20)
     allow_download = fields.Boolean()
-    tag = fields.String(allow_none=True, metadata={"description": "the job's tag"})
+    tag = fields.String(allow_none=True, metadata={"description": "the tag its job gets"})
     webhook_url = fields.String(
-        allow_none=True, metadata={"description": "the job's own webhook_url"}
+        allow_none=True, metadata={"description": "the webhook_url its job gets"}
     )
     job_id = fields.String(allow_none=True, metadata={"description": "the job its file made"})
     expires_at = fields.DateTime(format="iso")
