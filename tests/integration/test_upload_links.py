@@ -11,12 +11,14 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from api import create_app
 from core.bootstrap import Container
 from core.domain.files import MP3S
 from core.domain.jobs import JobStatus
 from tests.support.media import make_video
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -411,13 +413,25 @@ def test_a_guest_tus_upload_counts_against_the_creators_quota(
 # --- the job's tag and webhook_url, given with the link --------------------------------------
 
 
-def test_the_links_tag_and_webhook_url_go_to_the_guests_job(settings, container, auth, clip):
+@pytest.fixture
+def receiver():
+    hook = Receiver(status=204)
+    yield hook
+    hook.close()
+
+
+def test_the_links_tag_and_webhook_url_go_to_the_guests_job(
+    settings, container, auth, clip, receiver
+):
     """Multipart and tus alike: GET /jobs?tag= finds the guest's job, which shows the link's
-    webhook_url (a receiver on loopback: WEBHOOK_ALLOW_PRIVATE on for this app only)."""
-    local = settings.with_overrides(webhook_allow_private=True)
-    client = create_app(container=Container(local, passwords=container.passwords)).test_client()
+    webhook_url; its events go there signed with the creator's secret (a receiver on loopback:
+    WEBHOOK_ALLOW_PRIVATE on for this app only)."""
+    local = Container(
+        settings.with_overrides(webhook_allow_private=True), passwords=container.passwords
+    )
+    client = create_app(container=local).test_client()
     _, headers = auth.new_user()
-    hook = "http://127.0.0.1:9/hook"
+    hook = receiver.url
     link, path = make_link(client, headers, tag="order-42", webhook_url=hook)
     assert (link["tag"], link["webhook_url"]) == ("order-42", hook)
     by_tus, tus_path = make_link(client, headers, tag="order-43")
@@ -430,16 +444,23 @@ def test_the_links_tag_and_webhook_url_go_to_the_guests_job(settings, container,
 
     accepted = guest_upload(client, path, clip)
     assert accepted.status_code == 202, accepted.get_json()
+    job_id = accepted.get_json()["job_id"]
     location = urlsplit(tus_create(client, tus_path, len(clip)).headers["Location"]).path
     last = tus_patch(client, location, 0, clip)
     assert last.status_code == 204, last.get_json()
 
     found = client.get("/jobs?tag=order-42", headers=headers).get_json()["items"]
-    assert [(j["id"], j["tag"], j["webhook_url"]) for j in found] == [
-        (accepted.get_json()["job_id"], "order-42", hook)
-    ]
+    assert [(j["id"], j["tag"], j["webhook_url"]) for j in found] == [(job_id, "order-42", hook)]
     found = client.get("/jobs?tag=order-43", headers=headers).get_json()["items"]
     assert [(j["id"], j["tag"]) for j in found] == [(last.headers["Vid2mp3-Job-Id"], "order-43")]
+
+    assert client.post(f"/jobs/{job_id}/cancel", headers=headers).status_code == 200
+    for delivery_id in local.webhooks.emit(job_id, "job.cancelled"):  # as the webhooks worker
+        assert local.webhooks.deliver(delivery_id) == "delivered"
+    secret = client.get("/webhooks/secret", headers=headers).get_json()["secret"]
+    [(received_headers, body)] = receiver.received
+    message = Webhook(secret).verify(body, received_headers)  # raises unless signed with it
+    assert message["type"] == "job.cancelled" and message["data"]["tag"] == "order-42"
 
 
 def test_a_bad_tag_or_a_private_webhook_url_is_refused(client, auth):
