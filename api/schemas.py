@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, post_dump, validate
 
+from api.option_schemas import LABEL_SCHEMAS
 from core.domain.api_keys import SCOPES
 from core.domain.jobs import JobStatus
 from core.domain.values import ascii_int
@@ -316,6 +317,13 @@ class ApiKeyCreatedSchema(ApiKeySchema):
     )
 
 
+def _label(name: str) -> dict[str, Any]:
+    """A job label's OpenAPI description (LABEL_SCHEMAS), for the job a link's file makes."""
+    schema = LABEL_SCHEMAS[name]
+    lead = "for the job the link's file makes, as on POST /upload: "
+    return {"maxLength": schema["maxLength"], "description": lead + schema["description"]}
+
+
 class UploadLinkCreateSchema(StrictSchema):
     options = fields.Dict(
         keys=fields.String(),
@@ -332,6 +340,9 @@ class UploadLinkCreateSchema(StrictSchema):
     allow_download = fields.Boolean(
         metadata={"description": "the uploader may download the MP3; default false"}
     )
+    # checked by JobLabels.parse and the webhook guard, as on POST /upload
+    tag = fields.String(allow_none=True, metadata=_label("tag"))
+    webhook_url = fields.String(allow_none=True, metadata=_label("webhook_url"))
 
 
 class UploadLinkSchema(Schema):
@@ -342,6 +353,10 @@ class UploadLinkSchema(Schema):
     options = fields.Dict(keys=fields.String())
     max_mb = fields.Function(lambda link: link.max_bytes // 2**20)
     allow_download = fields.Boolean()
+    tag = fields.String(allow_none=True, metadata={"description": "the tag its job gets"})
+    webhook_url = fields.String(
+        allow_none=True, metadata={"description": "the webhook_url its job gets"}
+    )
     job_id = fields.String(allow_none=True, metadata={"description": "the job its file made"})
     expires_at = fields.DateTime(format="iso")
     created_at = fields.DateTime(format="iso")

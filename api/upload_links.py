@@ -25,7 +25,7 @@ from api.schemas import (
 from api.uploads import MultipartUpload
 from core.domain.api_keys import Scope
 from core.domain.errors import BadRequest, DomainError, UnsupportedMedia
-from core.domain.jobs import JobStatus
+from core.domain.jobs import JobLabels, JobStatus
 from core.domain.upload_links import UploadLink
 
 blp = Blueprint("upload_links", __name__, description="One-time upload links for guests")
@@ -50,18 +50,24 @@ def _now() -> datetime:
 @blp.arguments(UploadLinkCreateSchema)
 @blp.response(201, UploadLinkCreatedSchema)
 @blp.alt_response(
-    422, description="an unknown or invalid option, max_mb over MAX_UPLOAD_MB, or too many links"
+    422,
+    description="an unknown or invalid option, max_mb over MAX_UPLOAD_MB, `tag` over 255 "
+    "characters, a `webhook_url` that is not http(s) or not public, or too many links",
 )
 @blp.doc(security=BEARER)
 def create_link(actor, body):
     """A URL that takes one file from anyone holding it, into a job of yours (your quotas, the
-    link's options); its token is shown only in this answer."""
-    link, url = container().upload_links.create(
+    link's options, `tag` and `webhook_url`); its token is shown only in this answer."""
+    services = container()
+    labels = JobLabels.parse(body)
+    services.webhooks.check_job_url(labels.webhook_url)
+    link, url = services.upload_links.create(
         actor,
         body.get("options"),
         body.get("max_mb"),
         body.get("expires_in"),
         bool(body.get("allow_download", False)),
+        labels.to_dict(),
     )
     return _Listed(link, link.state(_now()), url)
 

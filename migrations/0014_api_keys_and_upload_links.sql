@@ -23,6 +23,8 @@ CREATE TABLE upload_links (
     options VARCHAR(2000) NOT NULL,
     max_bytes BIGINT UNSIGNED NOT NULL,
     allow_download TINYINT(1) NOT NULL DEFAULT 0,
+    tag VARCHAR(255) NULL,
+    webhook_url VARCHAR(2000) NULL,
     expires_at DATETIME(6) NOT NULL,
     used_at DATETIME(6) NULL,
     job_id CHAR(32) NULL,

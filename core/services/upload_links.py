@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from core.domain.accounts import Principal, Role
 from core.domain.api_keys import Scope
 from core.domain.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooLarge
-from core.domain.jobs import Job, Upload
+from core.domain.jobs import Job, JobLabels, Upload
 from core.domain.options import AudioOptions
 from core.domain.upload_links import UploadLink
 from core.ports.accounts import UserRepository
@@ -81,8 +81,10 @@ class UploadLinks:
         max_mb: int | None = None,
         expires_in: int | None = None,
         allow_download: bool = False,
+        labels: Mapping[str, Any] | None = None,
     ) -> tuple[UploadLink, str]:
-        """A new link and its URL, which is shown only now."""
+        """A new link and its URL, which is shown only now. `labels` (`tag`, `webhook_url`)
+        go to the job its file makes; the entrypoint checks the webhook URL's addresses."""
         given = {
             name: str(value).lower() if isinstance(value, bool) else str(value)
             for name, value in (options or {}).items()
@@ -95,6 +97,7 @@ class UploadLinks:
                 "unknown options: " + ", ".join(unknown),
                 {"fields": {"options": [f"unknown: {', '.join(unknown)}"]}},
             )
+        checked = JobLabels.parse(labels or {})
         limit_mb = self.max_upload_bytes // 2**20
         if max_mb is not None and not 1 <= max_mb <= limit_mb:
             raise InvalidInput(
@@ -119,6 +122,8 @@ class UploadLinks:
                 expires_at=now + timedelta(seconds=lifetime),
                 options=given,
                 allow_download=allow_download,
+                tag=checked.tag,
+                webhook_url=checked.webhook_url,
             )
         )
         return link, self.url(token)
@@ -180,6 +185,7 @@ class UploadLinks:
                 _Capped(body, link.max_bytes, self._too_large(link)),
                 lambda: AudioOptions.parse(link.options),
                 declared_bytes=declared_bytes,
+                labels=lambda: link.labels,
             )
         except BaseException:
             self.release(link)
@@ -196,13 +202,13 @@ class UploadLinks:
 
     def start_resumable(self, token: str, length: int, filename: str | None) -> Upload:
         """Claim the link and create its one resumable upload, of the creator's, with the link's
-        options (the guest's metadata gives only the file name)."""
+        options and labels (the guest's metadata gives only the file name)."""
         assert self.resumable is not None, "UploadLinks built without ResumableUploads"
         link, owner = self.claim(token)
         try:
             if length > link.max_bytes:
                 raise self._too_large(link)
-            metadata = {**link.options, "filename": filename or "upload"}
+            metadata = {**link.options, **link.labels.to_dict(), "filename": filename or "upload"}
             upload = self.resumable.create(owner, length, metadata).upload
             self.repo.attach(link.id, upload.id, self.clock())
         except BaseException:

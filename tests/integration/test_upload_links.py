@@ -11,12 +11,14 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from api import create_app
 from core.bootstrap import Container
 from core.domain.files import MP3S
 from core.domain.jobs import JobStatus
 from tests.support.media import make_video
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -250,7 +252,8 @@ def test_a_bad_link_request_names_the_field(client, auth):
         ({"max_mb": 10**6}, "max_mb"),
         ({"expires_in": 5}, "expires_in"),
         ({"allow_download": "maybe"}, "allow_download"),
-        ({"tag": "x"}, "tag"),
+        ({"passthrough": "x"}, "passthrough"),  # an unknown field
+        ({"tag": 7}, "tag"),
     ):
         response = client.post("/upload-links", json=body, headers=headers)
         assert response.status_code == 422, body
@@ -405,3 +408,72 @@ def test_a_guest_tus_upload_counts_against_the_creators_quota(
     assert tus_create(client, path, len(clip)).status_code == 429  # not 409: the claim was freed
     _, second = make_link(client, headers)
     assert tus_create(client, second, len(clip)).status_code == 429  # no room: refused at once
+
+
+# --- the job's tag and webhook_url, given with the link --------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    hook = Receiver(status=204)
+    yield hook
+    hook.close()
+
+
+def test_the_links_tag_and_webhook_url_go_to_the_guests_job(
+    settings, container, auth, clip, receiver
+):
+    """Multipart and tus alike: GET /jobs?tag= finds the guest's job, which shows the link's
+    webhook_url; its events go there signed with the creator's secret (a receiver on loopback:
+    WEBHOOK_ALLOW_PRIVATE on for this app only)."""
+    local = Container(
+        settings.with_overrides(webhook_allow_private=True), passwords=container.passwords
+    )
+    client = create_app(container=local).test_client()
+    _, headers = auth.new_user()
+    hook = receiver.url
+    link, path = make_link(client, headers, tag="order-42", webhook_url=hook)
+    assert (link["tag"], link["webhook_url"]) == ("order-42", hook)
+    by_tus, tus_path = make_link(client, headers, tag="order-43")
+    assert (by_tus["tag"], by_tus["webhook_url"]) == ("order-43", None)
+    listed = client.get("/upload-links", headers=headers).get_json()
+    assert {(k["tag"], k["webhook_url"]) for k in listed} == {
+        ("order-42", hook),
+        ("order-43", None),
+    }
+
+    accepted = guest_upload(client, path, clip)
+    assert accepted.status_code == 202, accepted.get_json()
+    job_id = accepted.get_json()["job_id"]
+    location = urlsplit(tus_create(client, tus_path, len(clip)).headers["Location"]).path
+    last = tus_patch(client, location, 0, clip)
+    assert last.status_code == 204, last.get_json()
+
+    found = client.get("/jobs?tag=order-42", headers=headers).get_json()["items"]
+    assert [(j["id"], j["tag"], j["webhook_url"]) for j in found] == [(job_id, "order-42", hook)]
+    found = client.get("/jobs?tag=order-43", headers=headers).get_json()["items"]
+    assert [(j["id"], j["tag"]) for j in found] == [(last.headers["Vid2mp3-Job-Id"], "order-43")]
+
+    assert client.post(f"/jobs/{job_id}/cancel", headers=headers).status_code == 200
+    for delivery_id in local.webhooks.emit(job_id, "job.cancelled"):  # as the webhooks worker
+        assert local.webhooks.deliver(delivery_id) == "delivered"
+    secret = client.get("/webhooks/secret", headers=headers).get_json()["secret"]
+    [(received_headers, body)] = receiver.received
+    message = Webhook(secret).verify(body, received_headers)  # raises unless signed with it
+    assert message["type"] == "job.cancelled" and message["data"]["tag"] == "order-42"
+
+
+def test_a_bad_tag_or_a_private_webhook_url_is_refused(client, auth):
+    """The session's API (WEBHOOK_ALLOW_PRIVATE off) refuses a receiver on a private address,
+    as POST /upload does; no link is made."""
+    _, headers = auth.new_user()
+    for fields, name in (
+        ({"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_url"),
+        ({"webhook_url": "http://169.254.169.254/latest"}, "webhook_url"),
+        ({"webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"tag": "t" * 256}, "tag"),
+    ):
+        refused = client.post("/upload-links", json=fields, headers=headers)
+        assert refused.status_code == 422, (fields, refused.get_json())
+        assert name in str(refused.get_json()), refused.get_json()
+    assert client.get("/upload-links", headers=headers).get_json() == []

@@ -133,3 +133,41 @@ def test_a_bad_link_is_refused(world, fields):
     links, owner, _, _ = world
     with pytest.raises(InvalidInput):
         links.create(owner, **fields)
+
+
+def test_the_links_tag_and_webhook_url_reach_the_job(world):
+    links, owner, _, pipeline = world
+    labels = {"tag": "order-42", "webhook_url": "https://hooks.example.com/v2m"}
+    link, url = links.create(owner, labels=labels)
+    assert (link.tag, link.webhook_url) == ("order-42", "https://hooks.example.com/v2m")
+    claimed, acting = links.claim(token_of(url))
+    job = links.receive(claimed, acting, Body(MP4), len(MP4))
+    stored = pipeline.jobs.rows[job.id]
+    assert (stored.tag, stored.webhook_url) == ("order-42", "https://hooks.example.com/v2m")
+
+
+def test_a_guests_resumable_upload_carries_the_links_labels(pipeline, users, user_repo):
+    owner = users.ensure_admin("owner@example.com", "owner-password")
+    user_repo.update(owner.id, {"role": Role.USER})
+    links = pipeline.upload_links  # the container's, with its resumable uploads
+    _, url = links.create(Principal(owner.id, Role.USER), labels={"tag": "by-tus"})
+    token = url.rsplit("/", 1)[1]
+    upload = links.start_resumable(token, len(MP4), "long.mp4")
+    _, acting = links.resumable_of(token, upload.id)
+    done = pipeline.uploads.append(acting, upload.id, 0, [MP4]).upload
+    assert done.job_id is not None
+    stored = pipeline.jobs.rows[done.job_id]
+    assert (stored.tag, stored.webhook_url) == ("by-tus", None)
+
+
+@pytest.mark.parametrize(
+    "labels, field",
+    [({"tag": "t" * 256}, "tag"), ({"tag": "a\nb"}, "tag"), ({"webhook_url": 7}, "webhook_url")],
+)
+def test_a_bad_tag_or_webhook_url_is_refused_before_a_link_exists(world, labels, field):
+    links, owner, _, _ = world
+    with pytest.raises(InvalidInput) as refused:
+        links.create(owner, labels=labels)
+    assert refused.value.status == 422 and field in refused.value.details["fields"]
+    assert links.list(owner) == []
+    links.create(owner, labels={"tag": "t" * 255})  # 255 characters is the limit, not over it

@@ -12,8 +12,8 @@ from core.domain.upload_links import UploadLink
 from core.ports.upload_links import UploadLinkRepository
 
 COLUMNS = (
-    "id, owner_id, token_hash, options, max_bytes, allow_download, expires_at, used_at, job_id, "
-    "upload_id, deleted_at, created_at"
+    "id, owner_id, token_hash, options, max_bytes, allow_download, tag, webhook_url, expires_at, "
+    "used_at, job_id, upload_id, deleted_at, created_at"
 )
 
 
@@ -41,7 +41,8 @@ class MySQLUploadLinkRepository(UploadLinkRepository):
         with self.db.cursor() as cur:
             cur.execute(
                 "INSERT INTO upload_links (id, owner_id, token_hash, options, max_bytes, "
-                "allow_download, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "allow_download, tag, webhook_url, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     link.id,
                     link.owner_id,
@@ -49,6 +50,8 @@ class MySQLUploadLinkRepository(UploadLinkRepository):
                     json.dumps(link.options),
                     link.max_bytes,
                     link.allow_download,
+                    link.tag,
+                    link.webhook_url,
                     _naive(link.expires_at),
                 ),
             )
