@@ -16,7 +16,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Iterator
 
-import mysql.connector
+import MySQLdb
 import redis as redis_lib
 import requests
 
@@ -128,9 +128,9 @@ def _install_mariadb(datadir: Path, log: Path) -> None:
 
 def _mysql_up(host: str) -> bool:
     try:
-        mysql.connector.connect(host=host, port=3306, user="root", connection_timeout=1).close()
+        MySQLdb.connect(host=host, port=3306, user="root", connect_timeout=1).close()
         return True
-    except mysql.connector.Error:
+    except MySQLdb.Error:
         return False
 
 
