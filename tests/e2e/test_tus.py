@@ -141,6 +141,9 @@ def test_a_second_patch_while_one_streams_gets_409(stack, new_user, video):
         timeout=30,
         what="the first PATCH's half to be kept",
     )
+    # The half is recorded a moment before the first PATCH lets go of the upload (a resume
+    # sent in between is refused with 409, as it should be): wait for the lock to go.
+    wait_for(lambda: not _lock_held(stack, url), timeout=30, what="the first PATCH to end")
     resumed = tus_client(stack, user).uploader(video, url=url, chunk_size=len(data))
     resumed.upload()
     assert wait_job(user, resumed.request.response_headers["vid2mp3-job-id"])["status"] == "done"
