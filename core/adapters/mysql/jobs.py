@@ -185,11 +185,41 @@ class MySQLJobRepository(JobRepository):
             return bool(cur.rowcount > 0)
 
 
-class MySQLJobLeases(JobLeases):
-    """The lease columns of the jobs table."""
+class _HeldLeases(JobLeases):
+    """What a lease on the jobs table does the same in every phase: renewing it and writing
+    under it, both only while the job is still in `_HELD` (its phase's status)."""
+
+    _HELD: str
 
     def __init__(self, db: MySQLDatabase):
         self.db = db
+
+    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
+        with self.db.cursor() as cur:
+            # updated_at is left alone: a heartbeat is not a change a polling client sees.
+            cur.execute(
+                "UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
+                "AND status = %s",
+                (expires_at, job_id, lease_id, self._HELD),
+            )
+            if cur.rowcount > 0:
+                return True
+            cur.execute(
+                "SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s AND status = %s",
+                (job_id, lease_id, self._HELD),
+            )
+            return cur.fetchone() is not None  # same expiry twice in one microsecond
+
+    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
+        return _update_job(
+            self.db, job_id, changes, " AND lease_id = %s AND status = %s", [lease_id, self._HELD]
+        )
+
+
+class MySQLJobLeases(_HeldLeases):
+    """The lease columns of the jobs table, for a conversion (status 'converting')."""
+
+    _HELD = "converting"
 
     _CLAIM = (
         "UPDATE jobs SET status = 'converting', lease_id = %s, lease_expires_at = %s, "
@@ -227,27 +257,6 @@ class MySQLJobLeases(JobLeases):
                 (lease_id, expires_at, holder, job_id, dead_lease_id),
             )
             return bool(cur.rowcount > 0)
-
-    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
-        with self.db.cursor() as cur:
-            # updated_at is left alone: a heartbeat is not a change a polling client sees.
-            cur.execute(
-                "UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
-                "AND status = 'converting'",
-                (expires_at, job_id, lease_id),
-            )
-            if cur.rowcount > 0:
-                return True
-            cur.execute(
-                "SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s AND status = 'converting'",
-                (job_id, lease_id),
-            )
-            return cur.fetchone() is not None  # same expiry twice in one microsecond
-
-    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
-        return _update_job(
-            self.db, job_id, changes, " AND lease_id = %s AND status = 'converting'", [lease_id]
-        )
 
 
 class MySQLEmailClaims(EmailClaims):
@@ -322,12 +331,11 @@ class MySQLJobSweeps(JobSweeps):
             return [j for j in (_job(row) for row in cur.fetchall()) if j]
 
 
-class MySQLFetchLeases(JobLeases):
+class MySQLFetchLeases(_HeldLeases):
     """The lease columns of the jobs table for a fetch: the same lease as a conversion's,
     held on a job in status 'fetching' (a fetch ends by moving the job to 'queued')."""
 
-    def __init__(self, db: MySQLDatabase):
-        self.db = db
+    _HELD = "fetching"
 
     _CLAIM = (
         "UPDATE jobs SET lease_id = %s, lease_expires_at = %s, lease_holder = %s, "
@@ -365,23 +373,3 @@ class MySQLFetchLeases(JobLeases):
                 (lease_id, expires_at, holder, job_id, dead_lease_id),
             )
             return bool(cur.rowcount > 0)
-
-    def renew(self, job_id: str, lease_id: str, expires_at: datetime) -> bool:
-        with self.db.cursor() as cur:
-            cur.execute(
-                "UPDATE jobs SET lease_expires_at = %s WHERE id = %s AND lease_id = %s "
-                "AND status = 'fetching'",
-                (expires_at, job_id, lease_id),
-            )
-            if cur.rowcount > 0:
-                return True
-            cur.execute(
-                "SELECT 1 FROM jobs WHERE id = %s AND lease_id = %s AND status = 'fetching'",
-                (job_id, lease_id),
-            )
-            return cur.fetchone() is not None
-
-    def update_leased(self, job_id: str, lease_id: str, changes: dict[str, Any]) -> bool:
-        return _update_job(
-            self.db, job_id, changes, " AND lease_id = %s AND status = 'fetching'", [lease_id]
-        )
