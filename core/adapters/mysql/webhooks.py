@@ -64,9 +64,14 @@ class MySQLWebhookRepository(WebhookRepository):
         self.db = db
 
     def add_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        return self._insert_endpoint("INSERT INTO", endpoint)
+
+    def _insert_endpoint(self, verb: str, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        """Write the endpoint (`INSERT INTO`, or `INSERT IGNORE INTO` to keep one already
+        there) and read it back."""
         with self.db.cursor() as cur:
             cur.execute(
-                "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret, job_id) "
+                f"{verb} webhook_endpoints (id, owner_id, url, events, secret, job_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
                 (
                     endpoint.id,
@@ -103,22 +108,7 @@ class MySQLWebhookRepository(WebhookRepository):
         ]
 
     def job_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-        with self.db.cursor() as cur:
-            cur.execute(
-                "INSERT IGNORE INTO webhook_endpoints (id, owner_id, url, events, secret, job_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    endpoint.id,
-                    endpoint.owner_id,
-                    endpoint.url,
-                    ",".join(endpoint.events),
-                    endpoint.secret,
-                    endpoint.job_id,
-                ),
-            )
-        added = self.get_endpoint(endpoint.id)
-        assert added is not None
-        return added
+        return self._insert_endpoint("INSERT IGNORE INTO", endpoint)
 
     def endpoint_of_job(self, job_id: str) -> WebhookEndpoint | None:
         with self.db.cursor() as cur:
