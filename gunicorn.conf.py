@@ -3,12 +3,17 @@ environment over .env): a bad value stops gunicorn with one line naming the vari
 
 import sys
 
+from core.malloc import keep_large_buffers
 from core.settings import ConfigError, Settings
 
 try:
     settings = Settings.from_env()
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
+
+# Upload and download buffers reuse memory instead of faulting in new pages (core/malloc.py);
+# set in the master, inherited by every worker it forks.
+keep_large_buffers()
 
 bind = f"{settings.api_host}:{settings.api_port}"
 workers = settings.web_concurrency

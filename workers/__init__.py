@@ -53,6 +53,7 @@ def start_up(app: Celery) -> None:
 
 def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None = None) -> None:
     """Start a worker that consumes only `queue`, named `<queue>@<host>`."""
+    from core.malloc import keep_large_buffers
     from tasks import container
 
     check_metrics_port()
@@ -72,6 +73,7 @@ def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None
     if container().settings.log_format == "json":
         args.insert(0, "--quiet")  # no start-up banner: every line of the log is JSON
     serve_metrics(queue, concurrency)
+    keep_large_buffers()  # core/malloc.py; the pool processes forked next inherit it
     app.worker_main(args + list(sys.argv[1:] if argv is None else argv))
     # Celery's worker_main drops the worker's exit code; keep ours when we stopped it.
     if _stopped_with is not None:
