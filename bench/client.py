@@ -13,6 +13,8 @@ from typing import Any, Iterable, Iterator
 UPLOAD_CHUNK = 1 << 20
 # gunicorn closes a keep-alive connection idle for `keepalive` (5 s); reconnect well before.
 MAX_IDLE_S = 2.0
+EVENT_STREAM = "text/event-stream"
+TERMINAL = ("done", "failed", "cancelled", "expired")
 
 
 class ApiError(RuntimeError):
@@ -91,7 +93,7 @@ class ApiClient:
     # --- uploads ---------------------------------------------------------------------------
 
     def upload(
-        self, chunks: Iterable[bytes], size: int, filename: str, bitrate: str = "192k"
+        self, chunks: Iterable[bytes | memoryview], size: int, filename: str, bitrate: str = "192k"
     ) -> dict[str, Any]:
         """POST /upload as multipart with a Content-Length, streaming `chunks` (never all held)."""
         boundary = uuid.uuid4().hex
@@ -149,6 +151,35 @@ class ApiClient:
             time.sleep(interval)
         raise TimeoutError(f"job {job_id} not finished after {timeout} s")
 
+    def follow(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        """Follow GET /jobs/<id>/events (Server-Sent Events) as the CLI does, until the job
+        ends; its last state, or None when the server refuses the stream (the caller polls)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(
+                "GET", f"/jobs/{job_id}/events", headers=self._headers({"Accept": EVENT_STREAM})
+            )
+            response = conn.getresponse()
+            if response.status != 200:
+                response.read()
+                return None
+            last: dict[str, Any] | None = None
+            data: list[str] = []
+            while line := response.readline():
+                text = line.decode().rstrip("\r\n")
+                if text.startswith("data:"):
+                    data.append(text[5:].lstrip())
+                elif not text and data:  # the end of one event
+                    last = json.loads("\n".join(data))
+                    data = []
+                    if last.get("status") in TERMINAL:
+                        return last
+            if last is None:
+                raise ApiError(f"GET /jobs/{job_id}/events ended before any event")
+            return last
+        finally:
+            conn.close()
+
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{job_id}")
 
@@ -172,7 +203,11 @@ class ApiClient:
         return total, time.perf_counter() - started
 
 
-def _read_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+def _read_chunks(path: str | os.PathLike[str]) -> Iterator[memoryview]:
+    """The file in pieces read into one buffer: each piece is valid until the next is asked
+    for (the load client spends its CPU on sending, not on allocating)."""
+    buffer = bytearray(UPLOAD_CHUNK)
+    view = memoryview(buffer)
     with open(path, "rb") as fh:
-        while chunk := fh.read(UPLOAD_CHUNK):
-            yield chunk
+        while n := fh.readinto(buffer):
+            yield view[:n]
