@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 CONVERT_WORKERS ?= 1
 STORE ?= settings
 PYTEST_ARGS ?=
+# `make test` runs the suite on this many pytest-xdist workers, each test file whole on one
+# (most of the suite waits on processes, servers and ffmpeg; 0 runs it in one process)
+TEST_WORKERS ?= 3
 
 SQLGRAMMAR := tests/sqlgrammar
 
@@ -39,7 +42,7 @@ migrate: install
 
 ## The whole suite: lint and types, then unit, integration, end-to-end, faults and deployment.
 test: install sqlgrammar lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## ruff (lint and format), mypy (strict on core/) and the layer contracts (import-linter,
 ## [tool.importlinter] in pyproject.toml); `make test` runs this first.

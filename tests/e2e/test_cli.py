@@ -147,6 +147,7 @@ def test_existing_output_is_kept_without_force(user, clip, tmp_path):
         ("http://no-such-host.invalid", "cannot reach the vid2mp3 server at http://no-such-host"),
         ("127.0.0.1:8080", "is not an http:// or https:// URL"),
     ],
+    ids=["closed-port", "unknown-host", "no-scheme"],  # the same in every process (xdist)
 )
 def test_bad_url_is_one_clear_line(tmp_path, clip, url, message):
     env = cli_env(tmp_path, url, "someone@example.com")

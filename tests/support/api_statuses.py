@@ -8,6 +8,8 @@ signal, for any app built in this process) and from the HTTP client of the e2e a
 - **documented => reached**, per run: when the whole integration, e2e and faults tiers ran
   unfiltered and passed, every documented status of 300 and over must have been received by
   some test, or the run fails with the list. A partial run says that it skipped this check.
+  Under pytest-xdist (`make test` runs the suite on several workers) each worker sends what
+  its tests received to the controller, which checks the union.
 Responses to paths no route answers (404 for an unknown URL, 405) belong to no operation.
 """
 
@@ -29,6 +31,7 @@ FULL_RUN_TIERS = ("integration", "e2e", "faults")
 _pending: list[tuple[str, str, int]] = []  # (method, path, status) since the last check
 _reached: dict[tuple[str, str], set[int]] = defaultdict(set)
 _state: dict[str, Any] = {"complete": False}
+WORKER_KEY = "vid2mp3_api_statuses"  # what an xdist worker sends its controller
 
 
 def record_http(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -127,7 +130,33 @@ def _unreached() -> list[str]:
     return missing
 
 
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workeroutput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: a worker's statuses join the run's (each worker collected
+    every test, so each knows whether the run is complete)."""
+    report = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if report is None:
+        _state["worker_missing"] = True
+        return
+    _state.setdefault("worker_complete", []).append(report["complete"])
+    for operation, statuses in report["reached"]:
+        _reached[tuple(operation)].update(statuses)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_xdist_worker(session.config):
+        session.config.workeroutput[WORKER_KEY] = {  # type: ignore[attr-defined]
+            "complete": _state["complete"],
+            "reached": [[list(op), sorted(st)] for op, st in _reached.items()],
+        }
+        return
+    if "worker_complete" in _state:  # the controller of an xdist run
+        reports = _state["worker_complete"]
+        _state["complete"] = all(reports) and not _state.get("worker_missing")
     _state["unreached"] = _unreached() if _state["complete"] else None
     _state["passed"] = exitstatus == 0 and session.testsfailed == 0
     if _state["unreached"] and _state["passed"]:
@@ -135,6 +164,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _is_xdist_worker(terminalreporter.config):
+        return
     unreached = _state.get("unreached")
     if unreached:
         verdict = "the run fails" if _state["passed"] else "not enforced: tests failed"
