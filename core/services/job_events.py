@@ -18,18 +18,12 @@ from core.domain.jobs import Job, JobStatus
 from core.ports.events import EventSubscription, JobEvent, JobEventFeed, JobEventSink
 from core.ports.jobs import JobLeases, JobRepository
 from core.ports.limits import Slots
-from core.services.job_json import JobSchema
+from core.services.job_json import job_json
 from core.services.jobs import is_job_id
 
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"done", "failed", "cancelled", "expired"})
-_SCHEMA = JobSchema()
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    """The job as GET /jobs/<id> answers it."""
-    return dict(_SCHEMA.dump(job))
 
 
 def event_id(job: dict[str, Any]) -> int:

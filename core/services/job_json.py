@@ -135,6 +135,9 @@ class JobSchema(Schema):
         }
 
 
+_SCHEMA = JobSchema()  # built once: a schema's construction copies every field (~150 us)
+
+
 def job_json(job: Job) -> dict[str, Any]:
     """The job's public JSON, as a dict."""
-    return dict(JobSchema().dump(job))
+    return dict(_SCHEMA.dump(job))

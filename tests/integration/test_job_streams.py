@@ -12,7 +12,8 @@ import pytest
 from core.domain.accounts import NewUser, Principal, Role
 from core.domain.errors import Busy, NotFound
 from core.domain.jobs import Job, JobStatus
-from core.services.job_events import JobStreams, StreamLimits, job_json
+from core.services.job_events import JobStreams, StreamLimits
+from core.services.job_json import job_json
 from tests.support.wait import wait_for
 
 

@@ -36,6 +36,10 @@ STDERR_TAIL_BYTES = 4096
 MAX_COVER_BYTES = 4 * 2**20  # a 600 px wide JPEG still is far smaller
 
 
+# How often a conversion's progress is written, as often as the event streams send it on.
+PROGRESS_SECONDS = 0.5
+
+
 class _ProgressReporter:
     """Turns ffmpeg `-progress` lines into throttled percentages of the input duration."""
 
@@ -43,7 +47,7 @@ class _ProgressReporter:
         self.duration = duration
         self.callback = callback
         self.last_percent = -1.0
-        self.last_time = 0.0
+        self.last_time = time.monotonic()
         self.percent = 0.0
         self.out_seconds = 0.0
         self.frames = 0  # video frames written: the cover
@@ -62,11 +66,13 @@ class _ProgressReporter:
             self._emit(final=value == "end")
 
     def _emit(self, final: bool) -> None:
-        if self.callback is None or self.duration is None:
+        """At most one percentage every PROGRESS_SECONDS, the first one PROGRESS_SECONDS
+        after the start: each is a job write, a read-back and an event. The end is not
+        reported: the job's next write (done, or the next step) follows at once."""
+        if self.callback is None or self.duration is None or final:
             return
         now = time.monotonic()
-        step = self.percent - self.last_percent
-        if (final and step > 0) or step >= 1.0 or (step > 0 and now - self.last_time >= 1.0):
+        if self.percent > self.last_percent and now - self.last_time >= PROGRESS_SECONDS:
             self.last_percent, self.last_time = self.percent, now
             self.callback(self.percent)
 
