@@ -320,6 +320,26 @@ def run_load(
     return LoadRun(outcomes, wall, _delta(before, after), statuses, kills, refused[0])
 
 
+def warm_up(st: BenchStack, pool_processes: int, rounds: int = 5) -> None:
+    """Small jobs until `pool_processes` distinct pool processes have converted one: a pool
+    process's first job pays its one-off imports, which a running service paid long ago."""
+    holders: set[str] = set()
+    client = st.client()
+    try:
+        for _ in range(rounds):
+            ids = [
+                client.upload_file(ensure(inputs_for(True)))["job_id"]
+                for _ in range(2 * pool_processes)
+            ]
+            for job_id in ids:
+                holders.add(st.wait_job(job_id, 120).lease_holder or "")
+            if len(holders - {""}) >= pool_processes:
+                return
+    finally:
+        client.close()
+    raise RuntimeError(f"warm-up: only {len(holders - {''})} pool processes took a job")
+
+
 @dataclass
 class BareRun:
     jobs_per_min: float
@@ -413,6 +433,7 @@ def measure_load(
     section = Section("Sustained load (issue 15)")
     st.start_convert_worker(2)
     try:
+        warm_up(st, 2)
         bare = run_bare(src, jobs)
         with profiled(st, profile_dir, section):
             load = run_load(st, src, expected, clients, jobs)
@@ -486,6 +507,7 @@ def profiled(st: BenchStack, out_dir: Path | None, section: Section) -> Iterator
                 "--rate",
                 "100",
                 "--nonblocking",
+                "--gil",  # only the thread holding the GIL: Python at work, not waiting
                 "--format",
                 "raw",
                 "--output",
@@ -514,7 +536,8 @@ def profiled(st: BenchStack, out_dir: Path | None, section: Section) -> Iterator
         total, leaves, ours = top_frames([p for p in paths if p.exists()])
         if total:
             section.details.append(
-                f"- py-spy, {role} ({total} samples at 100 Hz of its Python processes; ffmpeg "
+                f"- py-spy, {role} ({total} samples at 100 Hz of its Python processes, only while "
+                f"holding the GIL; ffmpeg "
                 f"is not Python): self time "
                 + "; ".join(f"{share:.0%} {frame}" for frame, share in leaves)
                 + ". Project code on the stack: "
