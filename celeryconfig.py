@@ -105,8 +105,12 @@ def celery_config(settings: "Settings") -> dict[str, Any]:
         "task_annotations": {
             FETCH_TASK: {"soft_time_limit": fetch_soft_limit, "time_limit": fetch_hard_limit}
         },
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events (received, started, succeeded, ...) only while a monitor asks for them:
+        # Flower turns them on in every worker it sees (its enable_events, every 5 s) and
+        # they go off again after. Sent to nobody they cost each job about 9 ms of CPU in
+        # the workers and Redis (bench/results/latest-load.md).
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,

@@ -68,7 +68,6 @@ def run_worker(app: Celery, queue: str, concurrency: int, argv: list[str] | None
         str(concurrency),
         "--loglevel",
         "INFO",
-        "-E",
     ]
     if container().settings.log_format == "json":
         args.insert(0, "--quiet")  # no start-up banner: every line of the log is JSON

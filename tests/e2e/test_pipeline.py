@@ -6,7 +6,7 @@ import pytest
 
 from core.domain.errors import MediaError
 from tests.support import media
-from tests.support.jobs import upload, wait_job
+from tests.support.jobs import start_job, upload, wait_job
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -160,6 +160,31 @@ def test_flower_lists_both_workers_behind_auth(stack):
     )
     names = " ".join(workers)
     assert "convert@" in names and "notify@" in names
+
+
+@pytest.mark.stores("directory")  # Flower runs with the directory stack
+def test_flower_turns_the_workers_task_events_on_and_lists_a_conversion(stack, new_user, clip):
+    """Workers send task events only while a monitor asks for them (no -E: they cost CPU on
+    every task); Flower asks, so its task list shows the conversions."""
+    import requests
+
+    url = f"http://127.0.0.1:{stack.env['FLOWER_PORT']}"
+    wait_for(lambda: _flower_up(url), timeout=30, what="Flower")
+    auth = tuple(stack.env["FLOWER_BASIC_AUTH"].split(":"))
+    user, _ = new_user()
+    converted: list[str] = []
+
+    def listed() -> bool:
+        tasks = requests.get(f"{url}/api/tasks", auth=auth, timeout=10).json()
+        seen = " ".join(f"{t.get('name')} {t.get('args')}" for t in tasks.values())
+        if any(job_id in seen for job_id in converted):
+            return "convert" in seen
+        # events reach Flower once its enable_events reached the worker: convert another
+        converted.append(start_job(user, clip))
+        assert wait_job(user, converted[-1])["status"] == "done"
+        return False
+
+    wait_for(listed, timeout=90, interval=1, what="a conversion in Flower's task list")
 
 
 def _flower_up(url):
