@@ -71,6 +71,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--clients", type=int, default=8, help="concurrent clients of the load and chaos scenarios"
     )
     parser.add_argument(
+        "--load-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs of the load scenario (default 108, 12 with --quick; issue 15 used 36)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -150,7 +157,9 @@ def main(argv: list[str]) -> int:
             "streaming": lambda: streaming.measure(st, 1 if quick else reps),
             "api": lambda: api_load.measure(st, reps, 4.0 if quick else 10.0),
             "tus": lambda: tus.measure(st, 1 if quick else reps),
-            "load": lambda: sustained.measure_load(st, quick, args.clients, args.profile),
+            "load": lambda: sustained.measure_load(
+                st, quick, args.clients, args.profile, args.load_jobs
+            ),
             "chaos": lambda: sustained.measure_chaos(st, quick, args.clients),
             "s3": lambda: s3store.measure(st, Path(tmp), 1 if quick else reps),
         }

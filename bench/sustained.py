@@ -35,7 +35,8 @@ from bench.stack import BenchStack
 from core.adapters.ffmpeg.transcoder import FFmpegTranscoder
 from core.domain.media import MediaInfo, MediaLimits
 
-RATIO_TARGET = 0.85
+RATIO_TARGET = 0.95  # issue 23 (issue 15 asked 0.85x); the median of 3 runs counts
+LOAD_JOBS = 108
 POLL_S = 0.25  # how often a client polls its job when the event stream is refused
 DURATION_TOLERANCE_S = 0.3
 JOB_DEADLINE_S = 300  # a job not done by then counts as lost
@@ -423,13 +424,19 @@ def _cpu_line(run: LoadRun) -> str:
 
 
 def measure_load(
-    st: BenchStack, quick: bool, clients: int = 8, profile_dir: Path | None = None
+    st: BenchStack,
+    quick: bool,
+    clients: int = 8,
+    profile_dir: Path | None = None,
+    jobs: int | None = None,
 ) -> Section:
-    """The no-fault scenario: the service's jobs/min against bare ffmpeg's, in the same run."""
+    """The no-fault scenario: the service's jobs/min against bare ffmpeg's, in the same run.
+    108 jobs by default (about 38 s of load): issue 15's 36 jobs took 12 s, and a few jobs
+    more or less in a run's first or last second moved its ratio by several percent."""
     clip = inputs_for(quick)
     src = ensure(clip)
     expected = probe(str(src)).duration or float(clip.seconds)
-    jobs = 12 if quick else 36
+    jobs = jobs or (12 if quick else LOAD_JOBS)
     section = Section("Sustained load (issue 15)")
     st.start_convert_worker(2)
     try:

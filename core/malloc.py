@@ -5,9 +5,10 @@ time, and the multipart parser and the store copy what it read. With glibc's def
 buffer that size is either mmapped (above the mmap threshold, 128 KiB at first) or, once the
 threshold has risen, taken from a thread's arena, whose top is handed back to the kernel
 (madvise) as soon as 2 MiB are free there. Either way the next buffer's pages are new to the
-process and every 4 KiB page costs a page fault: measured on the 13 MiB upload of the load
-benchmark, 61 ms of API CPU per upload with the defaults against 25 ms with these settings,
-most of the difference system time (`bench/results/latest-load.md`).
+process and every 4 KiB page costs a page fault. Measured (2026-12-05, the 2-core VM, 3 x 15
+uploads each way of the load benchmark's 13 MiB clip to gunicorn): 45-61 ms of API CPU per
+upload with the defaults, 23-29 ms with these settings; a 32 MiB upload made 28,000 page
+faults in the API worker, now 4 (`tests/e2e/test_upload_memory.py`).
 
 With them, allocations under MMAP_THRESHOLD come from the arenas, and an arena keeps up to
 TRIM_THRESHOLD of free memory at its top for the next request instead of returning it. The
