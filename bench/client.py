@@ -154,7 +154,10 @@ class ApiClient:
     def follow(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         """Follow GET /jobs/<id>/events (Server-Sent Events) as the CLI does, until the job
         ends; its last state, or None when the server refuses the stream (the caller polls)."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self.conn  # the keep-alive connection, as the CLI's pool reuses its own
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
         try:
             conn.request(
                 "GET", f"/jobs/{job_id}/events", headers=self._headers({"Accept": EVENT_STREAM})
@@ -173,12 +176,15 @@ class ApiClient:
                     last = json.loads("\n".join(data))
                     data = []
                     if last.get("status") in TERMINAL:
-                        return last
+                        break
+            response.read()  # the stream's end: the connection serves the next request
+            self._last_used = time.monotonic()
             if last is None:
                 raise ApiError(f"GET /jobs/{job_id}/events ended before any event")
             return last
-        finally:
-            conn.close()
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            raise
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{job_id}")
