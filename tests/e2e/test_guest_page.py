@@ -12,11 +12,11 @@ from tusclient.client import TusClient
 
 from tests.support import media
 from tests.support.browser import PHONE, Trouble, chromium, screenshot
-from tests.support.wait import wait_for
+from tests.support.wait import scaled, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stores("directory")]
-expect.set_options(timeout=20_000)
-CONVERSION_TIMEOUT_MS = 90_000
+expect.set_options(timeout=scaled(20_000))
+CONVERSION_TIMEOUT_MS = scaled(90_000)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,8 @@ def test_a_deleted_link_shows_why_and_a_refused_file_leaves_it_open(
     page = guest_page
     page.goto(stack.url(path))
     notes = media.make_text_as_mp4(media_dir)
+    # the drop zone shows (and takes a file) once the link's terms have come back
+    expect(page.locator("#guest-terms")).to_contain_text("One video or audio file")
     page.get_by_label("Drop one video here").set_input_files(notes)
     expect(page.locator("#notice")).to_contain_text("not a video or audio file")
     expect(page.locator("#guest-view")).to_be_visible()  # the guest may try again

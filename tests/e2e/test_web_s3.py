@@ -8,10 +8,11 @@ from playwright.sync_api import expect
 
 from tests.support import media
 from tests.support.browser import DESKTOP, chromium
+from tests.support.wait import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stores("s3")]
 
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=scaled(20_000))
 PASSWORD = "password-1"
 
 
