@@ -111,6 +111,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
+    other_work = report.OtherWork(sustained.shared_server_pids())
     signal.signal(signal.SIGTERM, _terminate)
     quick = args.quick
     if quick:
@@ -178,6 +179,7 @@ def main(argv: list[str]) -> int:
             sections.append(section)
             print(report.table(section.rows), f"\n({time.monotonic() - began:.0f} s)", flush=True)
     command = f"python -m bench {' '.join(argv)}" if argv else "make bench"
+    extra.append(other_work.line())
     text = report.render(sections, command, quick, started_at, time.monotonic() - started, extra)
     path = report.write(text, args.output)
     print("\n" + report.table([row for s in sections for row in s.rows]))

@@ -178,6 +178,11 @@ def _service_pids() -> dict[str, list[int]]:
     return found
 
 
+def shared_server_pids() -> list[int]:
+    """MySQL's and Redis's processes: the runs use them, so their CPU is not other work."""
+    return [pid for pids in _service_pids().values() for pid in pids]
+
+
 def _cpu_by_role(st: BenchStack) -> dict[str, float]:
     """Cumulative CPU seconds by role: api, convert (python), ffmpeg, notify, mysql, redis,
     load client (this process: its client threads and their ffmpeg probes)."""
