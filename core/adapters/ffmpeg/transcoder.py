@@ -63,13 +63,13 @@ class _ProgressReporter:
                 if self.duration:
                     self.percent = min(100.0, self.out_seconds / self.duration * 100)
         elif key == "progress":
-            self._emit(final=value == "end")
+            if value != "end":  # the job's next write (done, or the next step) follows
+                self._emit()
 
-    def _emit(self, final: bool) -> None:
+    def _emit(self) -> None:
         """At most one percentage every PROGRESS_SECONDS, the first one PROGRESS_SECONDS
-        after the start: each is a job write, a read-back and an event. The end is not
-        reported: the job's next write (done, or the next step) follows at once."""
-        if self.callback is None or self.duration is None or final:
+        after the start: each is a job write, a read-back and an event."""
+        if self.callback is None or self.duration is None:
             return
         now = time.monotonic()
         if self.percent > self.last_percent and now - self.last_time >= PROGRESS_SECONDS:
