@@ -119,15 +119,15 @@ class OtherWork:
     bare ffmpeg, the bare reference losing more to the contention than the service."""
 
     def __init__(self, servers: Sequence[int] = ()):
-        import psutil
-
-        self._psutil = psutil
-        self._servers = [pid for pid in servers if psutil.pid_exists(pid)]
+        self._roots = [os.getpid(), *servers]
         self._started = time.monotonic()
         self._busy, self._ours = self._busy_now(), self._ours_now()
 
-    def _busy_now(self) -> float:
-        t = self._psutil.cpu_times()
+    @staticmethod
+    def _busy_now() -> float:
+        import psutil
+
+        t = psutil.cpu_times()
         return (
             sum(t)
             - t.idle
@@ -137,14 +137,11 @@ class OtherWork:
         )
 
     def _ours_now(self) -> float:
-        me = self._psutil.Process()
-        total = sum(me.cpu_times()[:4])  # user, system and the reaped children's
-        for pid in [proc.pid for proc in me.children(recursive=True)] + self._servers:
-            try:  # its own time and its reaped children's (the ffmpeg runs of a pool)
-                total += sum(self._psutil.Process(pid).cpu_times()[:4])
-            except self._psutil.NoSuchProcess:
-                pass
-        return total
+        """This process's tree and the servers', each with its reaped children's time (the
+        ffmpeg runs of a pool)."""
+        from bench import procs
+
+        return procs.cpu_snapshot(self._roots).total
 
     def line(self) -> str:
         """'other work: 0.03 cores on average', with a warning above a quarter of a core."""

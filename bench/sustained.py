@@ -156,14 +156,7 @@ def _follow(client: _Client, job_id: str) -> dict:
         return job
     with client.lock:
         client.refused_streams += 1
-    deadline = time.monotonic() + JOB_DEADLINE_S
-    while True:
-        job = client.job(job_id)
-        if job["status"] in ("done", "failed"):
-            return job
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} not done after {JOB_DEADLINE_S} s")
-        time.sleep(POLL_S)
+    return client.wait_job(job_id, JOB_DEADLINE_S, POLL_S)
 
 
 def _service_pids() -> dict[str, list[int]]:
