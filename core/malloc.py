@@ -12,10 +12,10 @@ faults in the API worker, now 4 (`tests/e2e/test_upload_memory.py`).
 
 With them, allocations under MMAP_THRESHOLD come from the arenas, and an arena keeps up to
 TRIM_THRESHOLD of free memory at its top for the next request instead of returning it. The
-memory kept is what a process's requests used at their peak, never more: docs/operations.md
-says how this shows in RSS. Setting them with mallopt() (not GLIBC_TUNABLES in each image,
-compose file and manifest) keeps one place for them; the forked gunicorn and Celery pool
-processes inherit them.
+memory kept is what a process's requests used at their peak, never more
+(docs/architecture.md, "Memory for large bodies"). Setting them with mallopt() (not
+GLIBC_TUNABLES in each image, compose file and manifest) keeps one place for them; the forked
+gunicorn and Celery pool processes inherit them.
 """
 
 from __future__ import annotations

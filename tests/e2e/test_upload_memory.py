@@ -1,7 +1,7 @@
 """Large uploads reuse the API's memory (core/malloc.py): with glibc's default settings each
 MiB of an upload went through buffers whose pages were new to the process, a page fault
-for every 4 KiB (more than 8,000 faults for a 32 MiB body, measured at about 17 ms of the
-API's CPU per 13 MiB upload). The real gunicorn's workers are watched through /proc."""
+for every 4 KiB (28,000 faults for a 32 MiB body; 45-61 ms of the API's CPU per 13 MiB
+upload, 23-29 ms with core/malloc.py). The real gunicorn's workers are watched through /proc."""
 
 from __future__ import annotations
 
