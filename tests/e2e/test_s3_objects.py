@@ -50,10 +50,20 @@ def converted(user, clip) -> dict:
 
 
 def keys_of(stack, job_id: str) -> set[str]:
-    job = stack.container.job_repo.get(job_id)
+    """The objects a done job holds. Without KEEP_SOURCE the worker deletes the video right
+    after recording done, then clears video_fid: read the row once it is cleared, not between
+    the two steps (where it names a video already gone)."""
+    keep_source = stack.settings.keep_source
+    job = wait_for(
+        lambda: (lambda j: j if keep_source or j.video_fid is None else None)(
+            stack.container.job_repo.get(job_id)
+        ),
+        timeout=30,
+        what=f"job {job_id} without its video",
+    )
     prefix = stack.settings.s3_prefix
     kept = {f"{prefix}mp3s/{job.mp3_fid}"}
-    if job.video_fid:  # KEEP_SOURCE=false: the video went when the MP3 was stored
+    if job.video_fid:
         kept.add(f"{prefix}videos/{job.video_fid}")
     return kept
 
